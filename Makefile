@@ -1,0 +1,41 @@
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DB_URL ?= sqlite:///$(CURDIR)/data/feedback.db
+PORT ?= 8501
+
+.PHONY: run test lint bench clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@
+
+## run: install, build the demo database if there is none, start the dashboard
+run: $(VENV)/.installed
+	FEEDBACK_DB_URL="$${FEEDBACK_DB_URL:-$(DB_URL)}" $(BIN)/feedback-core init
+	FEEDBACK_DB_URL="$${FEEDBACK_DB_URL:-$(DB_URL)}" $(BIN)/feedback-core demo --if-empty
+	FEEDBACK_DB_URL="$${FEEDBACK_DB_URL:-$(DB_URL)}" $(BIN)/streamlit run dashboard/app.py --server.port $(PORT)
+
+## test: install the test requirements and run the whole suite
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check feedback_core dashboard tests bench
+	$(BIN)/ruff format --check feedback_core dashboard tests bench
+
+## bench: run every benchmark in bench/
+bench: $(VENV)/.installed-test
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

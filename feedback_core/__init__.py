@@ -1,0 +1,123 @@
+"""Recommendation feedback system: record dislikes, learn from them, show whether it worked.
+
+``FeedbackSystem`` is the explicit way in. The module-level functions below carry the
+specification's names and act on a default system configured from ``FEEDBACK_DB_URL``
+(built on first use, never at import).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from feedback_core.errors import (
+    AuthenticationError,
+    ConflictError,
+    DatabaseUnavailableError,
+    FeedbackError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
+from feedback_core.reinforcement import calculate_feature_adjustment_from_dislike
+from feedback_core.settings import REASONS, ReasonPolicy, Settings
+from feedback_core.system import FeedbackSystem
+
+_default: FeedbackSystem | None = None
+_default_lock = threading.Lock()
+
+_DEFAULTS = Settings.__dataclass_fields__
+DISLIKE_WEIGHT_MULTIPLIER = _DEFAULTS["DISLIKE_WEIGHT_MULTIPLIER"].default
+FEEDBACK_ACCUMULATION_THRESHOLD = _DEFAULTS["FEEDBACK_ACCUMULATION_THRESHOLD"].default
+GENRE_DEEMPHASIS_FACTOR = _DEFAULTS["GENRE_DEEMPHASIS_FACTOR"].default
+CAST_DEEMPHASIS_FACTOR = _DEFAULTS["CAST_DEEMPHASIS_FACTOR"].default
+FRANCHISE_DEEMPHASIS_FACTOR = _DEFAULTS["FRANCHISE_DEEMPHASIS_FACTOR"].default
+
+
+def get_default_system() -> FeedbackSystem:
+    """Return the process-wide system built from the environment (created on first call)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = FeedbackSystem.from_env()
+        return _default
+
+
+def set_default_system(system: FeedbackSystem | None) -> None:
+    """Replace the process-wide system (None: rebuild from the environment on next use)."""
+    global _default
+    with _default_lock:
+        if _default is not None and _default is not system:
+            _default.close()
+        _default = system
+
+
+def _delegate(name: str):
+    method = getattr(FeedbackSystem, name)
+
+    def call(*args: Any, **kwargs: Any):
+        return getattr(get_default_system(), name)(*args, **kwargs)
+
+    call.__name__ = name
+    call.__qualname__ = name
+    call.__doc__ = method.__doc__
+    return call
+
+
+_OPERATIONS = (
+    # the specification's names
+    "init_feedback_tables",
+    "save_dislike",
+    "get_user_dislikes",
+    "get_user_disliked_movies",
+    "calculate_dislike_weight",
+    "get_dislike_pattern_analysis",
+    "record_feedback_impact",
+    "get_model_feedback_metrics",
+    "apply_dislike_to_training_data",
+    "get_untrained_negative_feedback_count",
+    "should_retrain_from_feedback",
+    "get_negative_training_batch",
+    "mark_negative_examples_as_used",
+    "apply_feature_adjustments",
+    "get_feedback_improvement_metrics",
+    # the rest of the loop
+    "record_dislike",
+    "retract_dislike",
+    "record_recommendation_set",
+    "get_recommendation_set",
+    "list_adjustments",
+    "get_adjustment",
+    "approve_adjustment",
+    "reject_adjustment",
+    "approve_adjustments",
+    "reject_adjustments",
+    "revert_adjustment",
+    "get_effective_weights",
+)
+
+for _name in _OPERATIONS:
+    globals()[_name] = _delegate(_name)
+
+__all__ = [
+    "AuthenticationError",
+    "CAST_DEEMPHASIS_FACTOR",
+    "ConflictError",
+    "DISLIKE_WEIGHT_MULTIPLIER",
+    "DatabaseUnavailableError",
+    "FEEDBACK_ACCUMULATION_THRESHOLD",
+    "FRANCHISE_DEEMPHASIS_FACTOR",
+    "FeedbackError",
+    "FeedbackSystem",
+    "GENRE_DEEMPHASIS_FACTOR",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "REASONS",
+    "ReasonPolicy",
+    "Settings",
+    "ValidationError",
+    "calculate_feature_adjustment_from_dislike",
+    "get_default_system",
+    "set_default_system",
+    *_OPERATIONS,
+]

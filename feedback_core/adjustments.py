@@ -1,0 +1,289 @@
+"""Feature adjustments: the approval inbox, decisions, effective per-user weights."""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime
+from typing import Any, Sequence
+
+from sqlalchemy import Connection, insert, select, update
+
+from feedback_core import policy
+from feedback_core.aggregates import upsert_add
+from feedback_core.db import format_ts, read_connection, write_transaction
+from feedback_core.errors import ConflictError, NotFoundError, ValidationError
+from feedback_core.recording import write_audit
+from feedback_core.schema import (
+    dislike_feedback_impact,
+    feature_adjustments,
+    model_versions,
+    user_dislikes,
+    user_feature_weights,
+)
+from feedback_core.settings import REASONS
+from feedback_core.validation import check_id, check_limit, check_text
+
+log = logging.getLogger("feedback_core")
+
+STATUSES = ("proposed", "approved", "rejected", "applied", "reverted")
+
+
+def _adjustment_dict(row) -> dict:
+    return {
+        "adjustment_id": row.adjustment_id,
+        "dislike_id": row.dislike_id,
+        "user_id": row.user_id,
+        "feature_type": row.feature_type,
+        "feature_value": row.feature_value,
+        "proposed_magnitude": row.proposed_magnitude,
+        "magnitude": row.magnitude,
+        "reason": row.reason,
+        "status": row.status,
+        "created_at": format_ts(row.created_at),
+        "decided_by": row.decided_by,
+        "decided_at": format_ts(row.decided_at),
+        "note": row.note,
+    }
+
+
+def load_user_weights(conn: Connection, user_id: int) -> dict[tuple[str, str], float]:
+    """Return ``{(feature_type, value): adjustment_sum}`` of a user's applied adjustments."""
+    rows = conn.execute(
+        select(
+            user_feature_weights.c.feature_type,
+            user_feature_weights.c.feature_value,
+            user_feature_weights.c.adjustment_sum,
+        ).where(user_feature_weights.c.user_id == user_id)
+    ).all()
+    return {(t, v): s for t, v, s in rows if abs(s) > 1e-12}
+
+
+def _check_magnitude(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(f"magnitude must be a number between -1 and 1, got {value!r}", "magnitude")
+    if not -1.0 <= value <= 1.0:
+        raise ValidationError(f"magnitude must be a number between -1 and 1, got {value!r}", "magnitude")
+    return float(value)
+
+
+class Adjustments:
+    """Adjustment operations of ``FeedbackSystem``."""
+
+    def list_adjustments(
+        self,
+        status: str | None = "proposed",
+        user_id: int | None = None,
+        feature: str | None = None,
+        reason: str | None = None,
+        limit: int = 200,
+    ) -> list[dict]:
+        """List adjustments, newest first, filtered by status, user, feature type/value and reason."""
+        query = select(feature_adjustments)
+        if status is not None:
+            if status not in STATUSES:
+                raise ValidationError(f"status must be one of {', '.join(STATUSES)}, got {status!r}", "status")
+            query = query.where(feature_adjustments.c.status == status)
+        if user_id is not None:
+            query = query.where(feature_adjustments.c.user_id == check_id(user_id, "user_id"))
+        if feature:
+            if feature in policy.FEATURE_TYPES:
+                query = query.where(feature_adjustments.c.feature_type == feature)
+            else:
+                query = query.where(feature_adjustments.c.feature_value == feature)
+        if reason is not None:
+            if reason not in REASONS:
+                raise ValidationError(f"reason must be one of {', '.join(REASONS)}, got {reason!r}", "reason")
+            query = query.where(feature_adjustments.c.reason == reason)
+        limit = check_limit(limit, "limit", 1, 10_000)
+        query = query.order_by(
+            feature_adjustments.c.created_at.desc(), feature_adjustments.c.adjustment_id.desc()
+        ).limit(limit)
+        with read_connection(self.engine) as conn:
+            return [_adjustment_dict(r) for r in conn.execute(query)]
+
+    def get_adjustment(self, adjustment_id: int) -> dict:
+        """Return one adjustment."""
+        adjustment_id = check_id(adjustment_id, "adjustment_id")
+        with read_connection(self.engine) as conn:
+            row = conn.execute(
+                select(feature_adjustments).where(feature_adjustments.c.adjustment_id == adjustment_id)
+            ).first()
+        if row is None:
+            raise NotFoundError(f"adjustment {adjustment_id} not found", "adjustment_id")
+        return _adjustment_dict(row)
+
+    def approve_adjustment(self, adjustment_id: int, actor: str, magnitude: float | None = None) -> dict:
+        """Approve a proposal (optionally with an edited magnitude) and apply it at once."""
+        adjustment_id = check_id(adjustment_id, "adjustment_id")
+        actor = check_text(actor, "actor", 120, allow_empty=False)
+        if magnitude is not None:
+            magnitude = _check_magnitude(magnitude)
+        with write_transaction(self.engine) as conn:
+            result = self._apply_adjustment(conn, adjustment_id, actor, magnitude, self.now())
+        log.info("[FEEDBACK] Feature adjustments applied: %s by %s", result, actor)
+        return result
+
+    def reject_adjustment(self, adjustment_id: int, actor: str, note: str = "") -> dict:
+        """Reject a proposal with a note."""
+        adjustment_id = check_id(adjustment_id, "adjustment_id")
+        actor = check_text(actor, "actor", 120, allow_empty=False)
+        note = check_text(note, "note", 2000)
+        now = self.now()
+        with write_transaction(self.engine) as conn:
+            row = self._lock_adjustment(conn, adjustment_id)
+            self._require_status(row, "proposed")
+            conn.execute(
+                update(feature_adjustments)
+                .where(feature_adjustments.c.adjustment_id == adjustment_id)
+                .values(status="rejected", decided_by=actor, decided_at=now, note=note)
+            )
+            write_audit(
+                conn, at=now, actor=actor, action="adjustment.rejected", entity_type="adjustment",
+                entity_id=adjustment_id,
+                details={"user_id": row.user_id, "feature": f"{row.feature_type}:{row.feature_value}",
+                         "status_before": row.status, "status_after": "rejected", "note": note},
+            )
+            return _adjustment_dict(self._lock_adjustment(conn, adjustment_id))
+
+    def approve_adjustments(self, adjustment_ids: Sequence[int], actor: str) -> dict:
+        """Approve many proposals; report which were applied and which were already decided."""
+        return self._bulk(adjustment_ids, lambda i: self.approve_adjustment(i, actor))
+
+    def reject_adjustments(self, adjustment_ids: Sequence[int], actor: str, note: str = "") -> dict:
+        """Reject many proposals; report which were rejected and which were already decided."""
+        return self._bulk(adjustment_ids, lambda i: self.reject_adjustment(i, actor, note))
+
+    def _bulk(self, ids: Sequence[int], decide) -> dict:
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+            raise ValidationError("adjustment_ids must be a list of ids", "adjustment_ids")
+        done, skipped = [], []
+        for i in ids:
+            try:
+                done.append(decide(i)["adjustment_id"])
+            except (ConflictError, NotFoundError) as exc:  # one stale id must not stop the rest
+                skipped.append({"adjustment_id": i, "error": exc.message})
+        return {"decided": done, "skipped": skipped}
+
+    def revert_adjustment(self, adjustment_id: int, actor: str) -> dict:
+        """Undo an applied adjustment: its magnitude leaves the user's weight now."""
+        adjustment_id = check_id(adjustment_id, "adjustment_id")
+        actor = check_text(actor, "actor", 120, allow_empty=False)
+        now = self.now()
+        with write_transaction(self.engine) as conn:
+            row = self._lock_adjustment(conn, adjustment_id)
+            self._require_status(row, "applied")
+            before, after = self._add_to_weight(conn, row.user_id, row.feature_type, row.feature_value,
+                                                -row.magnitude, now)
+            conn.execute(
+                update(feature_adjustments)
+                .where(feature_adjustments.c.adjustment_id == adjustment_id)
+                .values(status="reverted", reverted_at=now)
+            )
+            self._impact(conn, row, -row.magnitude, before, after, actor, "reverted", now)
+            write_audit(
+                conn, at=now, actor=actor, action="adjustment.reverted", entity_type="adjustment",
+                entity_id=adjustment_id,
+                details={"user_id": row.user_id, "feature": f"{row.feature_type}:{row.feature_value}",
+                         "weight_before": before, "weight_after": after,
+                         "status_before": "applied", "status_after": "reverted"},
+            )
+            return _adjustment_dict(self._lock_adjustment(conn, adjustment_id))
+
+    def get_effective_weights(self, user_id: int) -> dict[str, dict[str, float]]:
+        """Return a user's effective feature weights (only those changed from 1.0)."""
+        user_id = check_id(user_id, "user_id")
+        with read_connection(self.engine) as conn:
+            sums = load_user_weights(conn, user_id)
+        out: dict[str, dict[str, float]] = {}
+        for (kind, value), total in sorted(sums.items()):
+            out.setdefault(kind, {})[value] = policy.effective_weight(
+                total, self.settings.weight_min, self.settings.weight_max
+            )
+        return out
+
+    # ------------------------------------------------------------ inside a transaction
+
+    def _lock_adjustment(self, conn: Connection, adjustment_id: int):
+        row = conn.execute(
+            select(feature_adjustments)
+            .where(feature_adjustments.c.adjustment_id == adjustment_id)
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise NotFoundError(f"adjustment {adjustment_id} not found", "adjustment_id")
+        return row
+
+    @staticmethod
+    def _require_status(row, wanted: str) -> None:
+        if row.status != wanted:
+            who = f" by {row.decided_by}" if row.decided_by else ""
+            when = f" at {format_ts(row.decided_at)}" if row.decided_at else ""
+            raise ConflictError(
+                f"adjustment {row.adjustment_id} is already {row.status}{who}{when}; only "
+                f"{wanted} adjustments can take this decision",
+                "adjustment_id",
+            )
+
+    def _add_to_weight(self, conn, user_id, kind, value, delta, now) -> tuple[float, float]:
+        current = conn.execute(
+            select(user_feature_weights.c.adjustment_sum).where(
+                user_feature_weights.c.user_id == user_id,
+                user_feature_weights.c.feature_type == kind,
+                user_feature_weights.c.feature_value == value,
+            )
+        ).scalar() or 0.0
+        low, high = self.settings.weight_min, self.settings.weight_max
+        upsert_add(
+            conn,
+            user_feature_weights,
+            ("user_id", "feature_type", "feature_value"),
+            [{"user_id": user_id, "feature_type": kind, "feature_value": value,
+              "adjustment_sum": delta, "updated_at": now}],
+            add=("adjustment_sum",),
+            latest=("updated_at",),
+        )
+        return policy.effective_weight(current, low, high), policy.effective_weight(current + delta, low, high)
+
+    def _impact(self, conn, row, delta, before, after, actor, action, now: datetime) -> None:
+        active = conn.execute(
+            select(model_versions.c.version_id).where(model_versions.c.active_slot == 1)
+        ).scalar()
+        conn.execute(
+            insert(dislike_feedback_impact).values(
+                dislike_id=row.dislike_id, adjustment_id=row.adjustment_id, user_id=row.user_id,
+                feature_type=row.feature_type, feature_value=row.feature_value, adjustment=delta,
+                weight_before=before, weight_after=after, model_version_id=active, action=action,
+                actor=actor, created_at=now,
+            )
+        )
+
+    def _apply_adjustment(self, conn, adjustment_id: int, actor: str, magnitude: float | None, now) -> dict:
+        row = self._lock_adjustment(conn, adjustment_id)
+        self._require_status(row, "proposed")
+        retracted = conn.execute(
+            select(user_dislikes.c.retracted_at).where(user_dislikes.c.dislike_id == row.dislike_id)
+        ).scalar()
+        if retracted is not None:
+            raise ConflictError(f"adjustment {adjustment_id} belongs to a retracted dislike", "adjustment_id")
+        value = row.proposed_magnitude if magnitude is None else magnitude
+        before, after = self._add_to_weight(conn, row.user_id, row.feature_type, row.feature_value, value, now)
+        conn.execute(
+            update(feature_adjustments)
+            .where(feature_adjustments.c.adjustment_id == adjustment_id)
+            .values(status="applied", magnitude=value, decided_by=actor, decided_at=now, applied_at=now)
+        )
+        self._impact(conn, row, value, before, after, actor, "applied", now)
+        details = {
+            "user_id": row.user_id,
+            "feature": f"{row.feature_type}:{row.feature_value}",
+            "proposed_magnitude": row.proposed_magnitude,
+            "magnitude": value,
+            "weight_before": before,
+            "weight_after": after,
+            "status_before": row.status,
+            "status_after": "applied",
+        }
+        write_audit(conn, at=now, actor=actor, action="adjustment.approved", entity_type="adjustment",
+                    entity_id=adjustment_id, details=details)
+        return {"adjustment_id": adjustment_id, "status": "applied", **details}

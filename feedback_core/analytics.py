@@ -1,0 +1,265 @@
+"""Reads: dislike history, weights, patterns, system metrics. Served from indexes and aggregates."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from feedback_core import policy
+from feedback_core.db import format_ts, read_connection
+from feedback_core.schema import (
+    daily_dislikes,
+    daily_impressions,
+    dislike_patterns,
+    model_versions,
+    negative_examples,
+    user_dislikes,
+)
+from feedback_core.stats import rate_with_interval
+from feedback_core.validation import check_id, check_limit
+
+TOP_N = 5
+
+
+def _dislike_dict(row) -> dict:
+    return {
+        "dislike_id": row.dislike_id,
+        "movie_id": row.movie_id,
+        "movie_title": row.movie_title,
+        "recommendation_set_id": row.recommendation_set_id,
+        "predicted_score": row.predicted_score,
+        "reason": row.reason,
+        "feedback_text": row.feedback_text,
+        "genres": list(row.genres or []),
+        "cast": list(row.cast or []),
+        "franchise": row.franchise,
+        "created_at": format_ts(row.created_at),
+    }
+
+
+def active_version_summary(conn) -> dict | None:
+    """Return ``{version_id, created_at, accuracy}`` of the active model version, or None."""
+    row = conn.execute(
+        select(model_versions.c.version_id, model_versions.c.created_at, model_versions.c.accuracy)
+        .where(model_versions.c.active_slot == 1)
+    ).first()
+    if row is None:
+        return None
+    return {"version_id": row.version_id, "created_at": format_ts(row.created_at), "accuracy": row.accuracy}
+
+
+class Analytics:
+    """Read operations of ``FeedbackSystem``."""
+
+    def get_user_dislikes(self, user_id: int, limit: int = 50) -> list[dict]:
+        """Return a user's dislikes, newest first (ties broken by id)."""
+        user_id = check_id(user_id, "user_id")
+        limit = check_limit(limit)
+        with read_connection(self.engine) as conn:
+            rows = conn.execute(
+                select(user_dislikes)
+                .where(user_dislikes.c.user_id == user_id, user_dislikes.c.retracted_at.is_(None))
+                .order_by(user_dislikes.c.created_at.desc(), user_dislikes.c.dislike_id.desc())
+                .limit(limit)
+            ).all()
+        return [_dislike_dict(r) for r in rows]
+
+    def get_user_disliked_movies(self, user_id: int) -> list[int]:
+        """Return the ids of movies the user disliked (not retracted), most recent first."""
+        user_id = check_id(user_id, "user_id")
+        with read_connection(self.engine) as conn:
+            rows = conn.execute(
+                select(user_dislikes.c.movie_id, func.max(user_dislikes.c.created_at).label("latest"))
+                .where(user_dislikes.c.user_id == user_id, user_dislikes.c.retracted_at.is_(None))
+                .group_by(user_dislikes.c.movie_id)
+                .order_by(func.max(user_dislikes.c.created_at).desc(), user_dislikes.c.movie_id)
+            ).all()
+        return [r.movie_id for r in rows]
+
+    def calculate_dislike_weight(self, user_id: int, movie_id: int) -> float:
+        """Return ``min(count / 3, 1) * decay`` for the user's dislikes of a movie (0 if none)."""
+        user_id = check_id(user_id, "user_id")
+        movie_id = check_id(movie_id, "movie_id")
+        with read_connection(self.engine) as conn:
+            count, latest = conn.execute(
+                select(func.count(), func.max(user_dislikes.c.created_at)).where(
+                    user_dislikes.c.user_id == user_id,
+                    user_dislikes.c.movie_id == movie_id,
+                    user_dislikes.c.retracted_at.is_(None),
+                )
+            ).one()
+        if isinstance(latest, str):  # SQLite returns max() of a DateTime column as text
+            from datetime import datetime
+
+            latest = datetime.fromisoformat(latest)
+        return policy.dislike_weight(count, latest, self.now())
+
+    def get_dislike_pattern_analysis(self, user_id: int) -> dict:
+        """Return a user's reason distribution, 30-day trend, total and most-disliked features."""
+        user_id = check_id(user_id, "user_id")
+        since = self.now() - timedelta(days=30)
+        with read_connection(self.engine) as conn:
+            rows = conn.execute(
+                select(dislike_patterns).where(
+                    dislike_patterns.c.user_id == user_id, dislike_patterns.c.dislike_count > 0
+                )
+            ).all()
+            recent_count, recent_avg = conn.execute(
+                select(func.count(), func.avg(user_dislikes.c.predicted_score)).where(
+                    user_dislikes.c.user_id == user_id,
+                    user_dislikes.c.created_at >= since,
+                    user_dislikes.c.retracted_at.is_(None),
+                )
+            ).one()
+        grouped: dict[str, list] = defaultdict(list)
+        total = 0
+        for r in rows:
+            if r.pattern_type == "total":
+                total = r.dislike_count
+            else:
+                grouped[r.pattern_type].append(r)
+
+        def top(kind: str) -> list[dict]:
+            ranked = sorted(grouped[kind], key=lambda r: (-r.dislike_count, r.pattern_value))
+            return [{"name": r.pattern_value, "count": r.dislike_count} for r in ranked[:TOP_N]]
+
+        reasons = sorted(grouped["reason"], key=lambda r: (-r.dislike_count, r.pattern_value))
+        return {
+            "reason_distribution": {r.pattern_value: r.dislike_count for r in reasons},
+            "recent_trend": {
+                "days": 30,
+                "total_dislikes": recent_count,
+                "avg_predicted_score": None if recent_avg is None else round(float(recent_avg), 4),
+            },
+            "total_dislikes": total,
+            "top_genres": top("genre"),
+            "top_cast": top("cast"),
+            "top_franchises": top("franchise"),
+        }
+
+    def get_model_feedback_metrics(self) -> dict:
+        """Return system-wide negative-example metrics and the active model version."""
+        with read_connection(self.engine) as conn:
+            count, total_error = conn.execute(
+                select(
+                    func.coalesce(func.sum(daily_dislikes.c.dislikes), 0),
+                    func.coalesce(func.sum(daily_dislikes.c.score_sum), 0.0),
+                )
+            ).one()
+            # Both extremes come from the index on error: no scan at any size.
+            max_error = conn.execute(select(func.max(negative_examples.c.error))).scalar()
+            min_error = conn.execute(select(func.min(negative_examples.c.error))).scalar()
+            examples = conn.execute(select(func.count()).select_from(negative_examples)).scalar_one()
+            pending = conn.execute(
+                select(func.count()).where(negative_examples.c.status == "pending")
+            ).scalar_one()
+            impressions = conn.execute(
+                select(func.coalesce(func.sum(daily_impressions.c.impressions), 0))
+            ).scalar_one()
+            attributed = conn.execute(
+                select(func.coalesce(func.sum(daily_dislikes.c.dislikes), 0)).where(
+                    daily_dislikes.c.attributed == 1
+                )
+            ).scalar_one()
+            active = active_version_summary(conn)
+        count = int(count)
+        rate = rate_with_interval(int(attributed), int(impressions)) if impressions else None
+        return {
+            "metrics": {
+                "total_negative_examples": examples,
+                "total_dislikes": count,
+                "untrained_negative_examples": pending,
+                "retrain_threshold": self.settings.FEEDBACK_ACCUMULATION_THRESHOLD,
+                "avg_prediction_error": round(total_error / count, 4) if count else None,
+                "max_error": max_error,
+                "min_error": min_error,
+                "total_impressions": int(impressions),
+                "dislike_rate": rate.as_dict() if rate else None,
+            },
+            "active_model_version": active,
+        }
+
+    def get_feedback_improvement_metrics(self) -> dict:
+        """Return the dislike rate per model version and per week, with relative changes."""
+        with read_connection(self.engine) as conn:
+            dis = conn.execute(
+                select(
+                    daily_dislikes.c.day,
+                    daily_dislikes.c.model_version_id,
+                    func.sum(daily_dislikes.c.dislikes),
+                    func.sum(daily_dislikes.c.score_sum),
+                )
+                .where(daily_dislikes.c.attributed == 1)
+                .group_by(daily_dislikes.c.day, daily_dislikes.c.model_version_id)
+            ).all()
+            imp = conn.execute(
+                select(daily_impressions.c.day, daily_impressions.c.model_version_id, daily_impressions.c.impressions)
+            ).all()
+        by_version: dict[int, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+        by_week: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+        for day, version, n, score_sum in dis:
+            week = _week_start(day)
+            by_version[version][0] += int(n)
+            by_version[version][2] += float(score_sum)
+            by_week[week][0] += int(n)
+            by_week[week][2] += float(score_sum)
+        for day, version, n in imp:
+            by_version[version][1] += int(n)
+            by_week[_week_start(day)][1] += int(n)
+
+        def rows(groups: dict, key_name: str, skip_unversioned: bool) -> list[dict]:
+            out = []
+            for key in sorted(groups):
+                if skip_unversioned and key == 0:
+                    continue
+                dislikes, shown, score_sum = groups[key]
+                rate = rate_with_interval(dislikes, shown)
+                out.append(
+                    {
+                        key_name: key,
+                        "dislikes": dislikes,
+                        "impressions": shown,
+                        "dislike_rate": rate.rate,
+                        "ci_low": rate.low,
+                        "ci_high": rate.high,
+                        "mean_prediction_error": round(score_sum / dislikes, 4) if dislikes else None,
+                    }
+                )
+            _relative_changes(out)
+            return out
+
+        return {
+            "per_version": rows(by_version, "model_version_id", skip_unversioned=True),
+            "per_week": rows(by_week, "week_start", skip_unversioned=False),
+        }
+
+    def count_rows(self) -> dict[str, int]:
+        """Return the row count of every table (for ``feedback-core info`` and the dashboard)."""
+        from feedback_core.schema import metadata
+
+        with read_connection(self.engine) as conn:
+            return {
+                name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+                for name, table in sorted(metadata.tables.items())
+            }
+
+
+def _week_start(day) -> str:
+    if isinstance(day, str):
+        from datetime import date
+
+        day = date.fromisoformat(day)
+    return (day - timedelta(days=day.weekday())).isoformat()
+
+
+def _relative_changes(rows: list[dict]) -> None:
+    first = next((r["dislike_rate"] for r in rows if r["dislike_rate"]), None)
+    previous = None
+    for r in rows:
+        rate = r["dislike_rate"]
+        r["change_vs_first"] = None if rate is None or not first else round(rate / first - 1, 4)
+        r["change_vs_previous"] = None if rate is None or not previous else round(rate / previous - 1, 4)
+        if rate is not None:
+            previous = rate

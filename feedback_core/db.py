@@ -1,0 +1,184 @@
+"""Engines, transactions and schema migrations. No engine exists until someone builds one."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from feedback_core.errors import ConfigError, DatabaseUnavailableError
+from feedback_core.settings import Settings, mask_url
+
+log = logging.getLogger("feedback_core")
+
+# Some connection errors mean "the server is gone", not "the query is wrong".
+_UNAVAILABLE_SQLSTATES = {"08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03"}
+
+
+def utcnow() -> datetime:
+    """Return the current time as a naive UTC datetime (the storage format)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def to_naive_utc(moment: datetime) -> datetime:
+    """Convert an aware datetime to naive UTC; a naive one is taken to be UTC already."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def format_ts(moment: datetime | None) -> str | None:
+    """Format a stored timestamp the one way the system shows time: ``YYYY-MM-DD HH:MM:SS`` UTC."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return to_naive_utc(moment).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def make_engine(settings: Settings) -> Engine:
+    """Build the engine for ``settings.database_url``, configured for concurrent use."""
+    url = make_url(settings.database_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(settings, url)
+    if backend == "postgresql":
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    raise ConfigError(
+        f"unsupported database {mask_url(settings.database_url)!r}: use sqlite:/// or postgresql://"
+    )
+
+
+def _sqlite_engine(settings: Settings, url) -> Engine:
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        # Every connection is a real file handle; a pool avoids re-running the pragmas.
+        connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
+        poolclass=NullPool if database in (None, "", ":memory:") else None,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy emit BEGIN itself (below) instead of pysqlite's implicit handling.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous.upper()}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # Writers take the write lock up front so that check-then-insert sequences cannot
+        # interleave; readers use a deferred BEGIN and never block in WAL mode.
+        if conn.get_execution_options().get("feedback_write", False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """Open one write transaction: commit on success, roll back on any error."""
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(feedback_write=True)
+            with conn.begin():
+                yield conn
+    except (OperationalError, DBAPIError) as exc:
+        raise _translate(exc) from exc
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """Open a connection for reads (a consistent snapshot inside one transaction)."""
+    try:
+        with engine.connect() as conn:
+            with conn.begin():
+                yield conn
+    except (OperationalError, DBAPIError) as exc:
+        raise _translate(exc) from exc
+
+
+def _translate(exc: DBAPIError) -> Exception:
+    """Turn "the database is unreachable" into DatabaseUnavailableError; keep the rest."""
+    if exc.connection_invalidated:
+        return DatabaseUnavailableError("the database connection was lost; retry shortly")
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in _UNAVAILABLE_SQLSTATES:
+        return DatabaseUnavailableError("the database is unavailable; retry shortly")
+    message = str(exc.orig).lower() if exc.orig is not None else ""
+    if any(
+        hint in message
+        for hint in ("connection refused", "could not connect", "server closed", "unable to open")
+    ):
+        return DatabaseUnavailableError("the database is unavailable; retry shortly")
+    return exc
+
+
+_migrate_lock = threading.Lock()
+
+
+def _alembic_config(connection: Connection):
+    from alembic.config import Config
+
+    config = Config()
+    location = resources.files("feedback_core") / "migrations"
+    config.set_main_option("script_location", str(location))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade_database(engine: Engine) -> str:
+    """Bring the database to the latest schema (harmless to repeat); return the revision."""
+    from alembic import command
+
+    with _migrate_lock:
+        with engine.connect() as conn:
+            conn.execution_options(feedback_write=True)
+            with conn.begin():
+                if engine.dialect.name == "postgresql":
+                    # Two processes migrating at once would race on CREATE TABLE.
+                    conn.execute(text("SELECT pg_advisory_xact_lock(7216354)"))
+                command.upgrade(_alembic_config(conn), "head")
+        return current_revision(engine) or ""
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the schema revision the database is at, or None for an empty database."""
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (OperationalError, DBAPIError) as exc:
+        raise _translate(exc) from exc
+
+
+def head_revision() -> str:
+    """Return the newest revision the code knows."""
+    from alembic.script import ScriptDirectory
+
+    location = resources.files("feedback_core") / "migrations"
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(location))
+    return ScriptDirectory.from_config(config).get_current_head() or ""

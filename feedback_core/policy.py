@@ -1,0 +1,113 @@
+"""Pure rules: dislike weights, proposed adjustments, effective weights, retrain decisions.
+
+Nothing here touches storage; time and settings come in as arguments.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Mapping, Sequence
+
+from feedback_core.settings import ReasonPolicy
+
+FEATURE_TYPES = ("genre", "cast", "franchise")
+
+
+@dataclass(frozen=True)
+class ProposedAdjustment:
+    """One signed change to one user's weight for one feature value."""
+
+    feature_type: str
+    feature_value: str
+    magnitude: float
+
+
+def decay_factor(days_since_latest: float) -> float:
+    """Return ``max(0.5, 1 - days / 180)``: recent dislikes count fully, old ones half."""
+    return max(0.5, 1.0 - max(days_since_latest, 0.0) / 180.0)
+
+
+def dislike_weight(count: int, latest: datetime | None, now: datetime) -> float:
+    """Return how strongly a user dislikes a movie: ``min(count / 3, 1) * decay`` (0 if none)."""
+    if count <= 0 or latest is None:
+        return 0.0
+    days = (now - latest).total_seconds() / 86400.0
+    return min(count / 3.0, 1.0) * decay_factor(days)
+
+
+def propose_adjustments(
+    rule: ReasonPolicy,
+    genres: Sequence[str] = (),
+    cast: Sequence[str] = (),
+    franchise: str | None = None,
+) -> list[ProposedAdjustment]:
+    """Return the adjustments one dislike proposes under one reason's rule."""
+    proposals: list[ProposedAdjustment] = []
+    if rule.genre:
+        proposals += [ProposedAdjustment("genre", g, rule.genre) for g in _unique(genres)]
+    if rule.cast:
+        top = _unique(cast)[: rule.cast_limit]
+        proposals += [ProposedAdjustment("cast", c, rule.cast) for c in top]
+    if rule.franchise and franchise:
+        proposals.append(ProposedAdjustment("franchise", franchise, rule.franchise))
+    return proposals
+
+
+def adjustments_as_dict(reason: str, proposals: Iterable[ProposedAdjustment]) -> dict:
+    """Shape proposals like the specification's ``feature_adjustments`` object."""
+    shaped: dict = {
+        "genre_adjustments": {},
+        "cast_adjustments": {},
+        "franchise_adjustments": {},
+        "reason": reason,
+    }
+    for p in proposals:
+        shaped[f"{p.feature_type}_adjustments"][p.feature_value] = round(p.magnitude, 6)
+    return shaped
+
+
+def clamp_weight(value: float, low: float = 0.1, high: float = 2.0) -> float:
+    """Clamp an effective weight into ``[low, high]``."""
+    return min(max(value, low), high)
+
+
+def effective_weight(adjustment_sum: float, low: float = 0.1, high: float = 2.0) -> float:
+    """Return ``clamp(1.0 + sum of applied adjustments)``."""
+    return clamp_weight(1.0 + adjustment_sum, low, high)
+
+
+def apply_feature_adjustments(
+    current_weights: Mapping[str, Mapping[str, float]] | None,
+    adjustments: Mapping,
+    low: float = 0.1,
+    high: float = 2.0,
+) -> dict[str, dict[str, float]]:
+    """Return new weights with ``adjustments`` added and clamped; the input is never mutated.
+
+    ``current_weights`` maps a feature kind (``genre``/``cast``/``franchise``) to
+    ``{value: weight}``; a value not present starts at 1.0. ``adjustments`` is the
+    specification's shape (``genre_adjustments``, ``cast_adjustments``, ...).
+    """
+    result = {kind: dict(values) for kind, values in (current_weights or {}).items()}
+    for kind in FEATURE_TYPES:
+        for value, delta in (adjustments.get(f"{kind}_adjustments") or {}).items():
+            if not isinstance(delta, (int, float)) or not math.isfinite(delta):
+                raise ValueError(f"{kind}_adjustments[{value!r}] must be a finite number")
+            bucket = result.setdefault(kind, {})
+            bucket[value] = clamp_weight(bucket.get(value, 1.0) + delta, low, high)
+    return result
+
+
+def should_retrain(untrained_count: int, threshold: int, job_active: bool) -> bool:
+    """Decide whether to queue a retrain: enough unused examples and none under way."""
+    return untrained_count >= threshold and not job_active
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for v in values:
+        if v not in seen:
+            seen[v] = None
+    return list(seen)

@@ -1,0 +1,528 @@
+"""Recording: dislikes, their training examples and proposals, shown lists, the audit log.
+
+Storage functions take a connection and never commit; ``Recording`` (mixed into
+``FeedbackSystem``) opens one transaction per logical operation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+from sqlalchemy import Connection, func, insert, select, text, update
+
+from feedback_core import aggregates
+from feedback_core.db import format_ts, read_connection, write_transaction
+from feedback_core.errors import ConflictError, NotFoundError, ValidationError
+from feedback_core.policy import adjustments_as_dict, propose_adjustments
+from feedback_core.schema import (
+    audit_log,
+    feature_adjustments,
+    impressions,
+    model_versions,
+    movie_exclusions,
+    movies,
+    negative_examples,
+    recommendation_sets,
+    retrain_jobs,
+    user_dislikes,
+)
+from feedback_core.validation import DislikeIn, check_id, validate_dislike, validate_items
+
+log = logging.getLogger("feedback_core")
+
+
+# ---------------------------------------------------------------- storage functions
+
+
+def write_audit(
+    conn: Connection,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: Any = None,
+    details: dict | None = None,
+    outcome: str = "ok",
+) -> None:
+    """Append one audit record."""
+    conn.execute(
+        insert(audit_log).values(
+            at=at,
+            actor=actor,
+            action=action,
+            entity_type=entity_type,
+            entity_id=None if entity_id is None else str(entity_id),
+            outcome=outcome,
+            details=details or {},
+        )
+    )
+
+
+def get_movie(conn: Connection, movie_id: int):
+    """Return the catalogue row of a movie, or None."""
+    return conn.execute(select(movies).where(movies.c.movie_id == movie_id)).first()
+
+
+def find_existing_dislike(conn: Connection, d: DislikeIn, now: datetime, window_s: float) -> int | None:
+    """Return the id of an earlier copy of this dislike (same key, or a double click)."""
+    if d.idempotency_key is not None:
+        found = conn.execute(
+            select(user_dislikes.c.dislike_id).where(
+                user_dislikes.c.user_id == d.user_id,
+                user_dislikes.c.idempotency_key == d.idempotency_key,
+            )
+        ).scalar()
+        if found is not None:
+            return found
+    # One impression can be disliked once: the same movie of the same shown list is always the
+    # same dislike. Without a list, only a repeat within the double-click window is.
+    if d.recommendation_set_id is None:
+        match = [
+            user_dislikes.c.recommendation_set_id.is_(None),
+            user_dislikes.c.created_at >= now - timedelta(seconds=window_s),
+        ]
+    else:
+        match = [user_dislikes.c.recommendation_set_id == d.recommendation_set_id]
+    return conn.execute(
+        select(user_dislikes.c.dislike_id)
+        .where(
+            user_dislikes.c.user_id == d.user_id,
+            user_dislikes.c.movie_id == d.movie_id,
+            user_dislikes.c.retracted_at.is_(None),
+            *match,
+        )
+        .order_by(user_dislikes.c.created_at)
+        .limit(1)
+    ).scalar()
+
+
+def lock_user(conn: Connection, user_id: int) -> None:
+    """Serialise writes of one user on PostgreSQL (SQLite's BEGIN IMMEDIATE already does)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": 1_000_000_007 + user_id})
+
+
+def count_pending_examples(conn: Connection, cap: int | None = None) -> int:
+    """Count unused negative examples; with ``cap``, stop counting there (cheap at any size)."""
+    inner = select(negative_examples.c.example_id).where(negative_examples.c.status == "pending")
+    if cap is not None:
+        inner = inner.limit(cap)
+    return conn.execute(select(func.count()).select_from(inner.subquery())).scalar_one()
+
+
+def queue_retrain_job(conn: Connection, *, at: datetime, trigger: str, actor: str) -> int | None:
+    """Queue a retrain job unless one is queued or running; return its id or None."""
+    # The unique active_slot makes a second queued/running job impossible; a savepoint keeps a
+    # losing racer's transaction usable.
+    existing = conn.execute(
+        select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1)
+    ).scalar()
+    if existing is not None:
+        return None
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with conn.begin_nested():
+            job_id = conn.execute(
+                insert(retrain_jobs)
+                .values(
+                    status="queued",
+                    active_slot=1,
+                    trigger=trigger,
+                    requested_by=actor,
+                    created_at=at,
+                    progress=0,
+                    stage="queued",
+                    examples_claimed=0,
+                )
+                .returning(retrain_jobs.c.job_id)
+            ).scalar_one()
+    except IntegrityError:
+        return None
+    write_audit(
+        conn, at=at, actor=actor, action="retrain.queued", entity_type="retrain_job",
+        entity_id=job_id, details={"trigger": trigger},
+    )
+    log.info("[FEEDBACK] Feedback threshold reached: retrain job %s queued (%s)", job_id, trigger)
+    return job_id
+
+
+# ---------------------------------------------------------------- the service
+
+
+class Recording:
+    """Recording operations of ``FeedbackSystem``."""
+
+    def save_dislike(
+        self,
+        user_id: int,
+        movie_id: int,
+        movie_title: str = "",
+        recommendation_set_id: int | None = None,
+        predicted_score: float = 0.0,
+        reason: str = "not_interested",
+        feedback_text: str = "",
+        genres: Sequence[str] | str | None = None,
+        cast: Sequence[str] | str | None = None,
+        franchise: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Record a dislike with its example, proposals and aggregates; return its id."""
+        return self.record_dislike(
+            user_id=user_id, movie_id=movie_id, movie_title=movie_title,
+            recommendation_set_id=recommendation_set_id, predicted_score=predicted_score,
+            reason=reason, feedback_text=feedback_text, genres=genres, cast=cast,
+            franchise=franchise, idempotency_key=idempotency_key,
+        )["dislike_id"]
+
+    def record_dislike(self, created_at: datetime | None = None, **fields: Any) -> dict:
+        """Record a dislike and return what happened (id, duplicate flag, impact, proposals)."""
+        d = validate_dislike(self.settings, **fields)
+        now = created_at or self.now()
+        with write_transaction(self.engine) as conn:
+            lock_user(conn, d.user_id)
+            existing = find_existing_dislike(conn, d, now, self.settings.duplicate_window_seconds)
+            if existing is not None:
+                return self._dislike_outcome(conn, existing, duplicate=True)
+            movie = self._resolve_movie(conn, d, now)
+            genres = list(d.genres) if d.genres is not None else list(movie.genres or [])
+            cast = list(d.cast) if d.cast is not None else list(movie.cast or [])
+            franchise = d.franchise if d.franchise is not None else movie.franchise
+            version_id = self._set_version(conn, d)
+            dislike_id = conn.execute(
+                insert(user_dislikes)
+                .values(
+                    user_id=d.user_id,
+                    movie_id=d.movie_id,
+                    movie_title=d.movie_title or movie.title,
+                    recommendation_set_id=d.recommendation_set_id,
+                    model_version_id=version_id,
+                    predicted_score=d.predicted_score,
+                    reason=d.reason,
+                    feedback_text=d.feedback_text,
+                    genres=genres,
+                    cast=cast,
+                    franchise=franchise,
+                    idempotency_key=d.idempotency_key,
+                    created_at=now,
+                )
+                .returning(user_dislikes.c.dislike_id)
+            ).scalar_one()
+            weight = self.settings.DISLIKE_WEIGHT_MULTIPLIER
+            conn.execute(
+                insert(negative_examples).values(
+                    dislike_id=dislike_id,
+                    user_id=d.user_id,
+                    movie_id=d.movie_id,
+                    weight=weight,
+                    error=d.predicted_score,
+                    created_at=now,
+                    status="pending",
+                )
+            )
+            rule = self.settings.reason_policy[d.reason]
+            proposals = propose_adjustments(rule, genres, cast, franchise)
+            self._store_proposals(conn, dislike_id, d, proposals, now)
+            if rule.exclude_movie:
+                self._exclude_movie(conn, d.user_id, d.movie_id, dislike_id, now)
+            aggregates.add_dislike(
+                conn,
+                user_id=d.user_id,
+                movie_id=d.movie_id,
+                reason=d.reason,
+                score=d.predicted_score,
+                genres=genres,
+                cast=cast,
+                franchise=franchise,
+                version_key=version_id or 0,
+                attributed=d.recommendation_set_id is not None,
+                at=now,
+            )
+            threshold = self.settings.FEEDBACK_ACCUMULATION_THRESHOLD
+            if count_pending_examples(conn, cap=threshold) >= threshold:
+                queue_retrain_job(conn, at=now, trigger="threshold", actor="system")
+            outcome = {
+                "dislike_id": dislike_id,
+                "duplicate": False,
+                "training_impact": {"error_recorded": d.predicted_score, "weight": weight},
+                "feature_adjustments": {
+                    **adjustments_as_dict(d.reason, proposals),
+                    "exclude_movie": rule.exclude_movie,
+                },
+            }
+        log.info(
+            "[FEEDBACK] Dislike %s recorded: user %s movie %s reason %s score %.3f",
+            dislike_id, d.user_id, d.movie_id, d.reason, d.predicted_score,
+        )
+        if proposals:
+            log.info("[FEEDBACK] Feature adjustments proposed for dislike %s: %s", dislike_id,
+                     {f"{p.feature_type}:{p.feature_value}": p.magnitude for p in proposals})
+        return outcome
+
+    def _resolve_movie(self, conn: Connection, d: DislikeIn, now: datetime):
+        movie = get_movie(conn, d.movie_id)
+        if movie is not None:
+            return movie
+        if not d.movie_title:
+            raise ValidationError(
+                f"movie_id {d.movie_id} is not in the catalogue; give movie_title (and genres, "
+                "cast) so it can be added",
+                "movie_title",
+            )
+        conn.execute(
+            insert(movies).values(
+                movie_id=d.movie_id,
+                title=d.movie_title,
+                genres=list(d.genres or []),
+                cast=list(d.cast or []),
+                franchise=d.franchise,
+                rating_count=0,
+                rating_sum=0.0,
+                like_count=0,
+                created_at=now,
+            )
+        )
+        return get_movie(conn, d.movie_id)
+
+    def _set_version(self, conn: Connection, d: DislikeIn) -> int | None:
+        if d.recommendation_set_id is None:
+            return None
+        row = conn.execute(
+            select(recommendation_sets.c.user_id, recommendation_sets.c.model_version_id).where(
+                recommendation_sets.c.recommendation_set_id == d.recommendation_set_id
+            )
+        ).first()
+        if row is None:
+            raise ValidationError(
+                f"recommendation_set_id {d.recommendation_set_id} does not exist",
+                "recommendation_set_id",
+            )
+        if row.user_id != d.user_id:
+            raise ValidationError(
+                f"recommendation_set_id {d.recommendation_set_id} was not shown to user {d.user_id}",
+                "recommendation_set_id",
+            )
+        shown = conn.execute(
+            select(impressions.c.impression_id).where(
+                impressions.c.recommendation_set_id == d.recommendation_set_id,
+                impressions.c.movie_id == d.movie_id,
+            )
+        ).first()
+        if shown is None:
+            raise ValidationError(
+                f"movie_id {d.movie_id} was not in recommendation_set_id {d.recommendation_set_id}",
+                "recommendation_set_id",
+            )
+        return row.model_version_id
+
+    def _store_proposals(self, conn: Connection, dislike_id: int, d: DislikeIn, proposals, now) -> None:
+        if not proposals:
+            return
+        status = "applied" if self.settings.auto_approve else "proposed"
+        rows = [
+            {
+                "dislike_id": dislike_id,
+                "user_id": d.user_id,
+                "feature_type": p.feature_type,
+                "feature_value": p.feature_value,
+                "proposed_magnitude": p.magnitude,
+                "magnitude": p.magnitude,
+                "reason": d.reason,
+                "status": "proposed",
+                "created_at": now,
+            }
+            for p in proposals
+        ]
+        conn.execute(insert(feature_adjustments), rows)
+        if status == "applied":
+            ids = conn.execute(
+                select(feature_adjustments.c.adjustment_id).where(
+                    feature_adjustments.c.dislike_id == dislike_id
+                )
+            ).scalars().all()
+            for adjustment_id in ids:
+                self._apply_adjustment(conn, adjustment_id, actor="auto-approve", magnitude=None, now=now)
+
+    def _exclude_movie(self, conn: Connection, user_id: int, movie_id: int, dislike_id: int, now) -> None:
+        exists = conn.execute(
+            select(movie_exclusions.c.movie_id).where(
+                movie_exclusions.c.user_id == user_id, movie_exclusions.c.movie_id == movie_id
+            )
+        ).first()
+        if exists is None:
+            conn.execute(
+                insert(movie_exclusions).values(
+                    user_id=user_id, movie_id=movie_id, dislike_id=dislike_id, created_at=now
+                )
+            )
+
+    def _dislike_outcome(self, conn: Connection, dislike_id: int, duplicate: bool) -> dict:
+        row = conn.execute(select(user_dislikes).where(user_dislikes.c.dislike_id == dislike_id)).one()
+        example = conn.execute(
+            select(negative_examples.c.weight).where(negative_examples.c.dislike_id == dislike_id)
+        ).scalar()
+        props = conn.execute(
+            select(
+                feature_adjustments.c.feature_type,
+                feature_adjustments.c.feature_value,
+                feature_adjustments.c.proposed_magnitude,
+            ).where(feature_adjustments.c.dislike_id == dislike_id)
+        ).all()
+        shaped = {"genre_adjustments": {}, "cast_adjustments": {}, "franchise_adjustments": {}}
+        for kind, value, magnitude in props:
+            shaped[f"{kind}_adjustments"][value] = magnitude
+        rule = self.settings.reason_policy[row.reason]
+        return {
+            "dislike_id": dislike_id,
+            "duplicate": duplicate,
+            "training_impact": {
+                "error_recorded": row.predicted_score,
+                "weight": example if example is not None else self.settings.DISLIKE_WEIGHT_MULTIPLIER,
+            },
+            "feature_adjustments": {**shaped, "reason": row.reason, "exclude_movie": rule.exclude_movie},
+        }
+
+    def retract_dislike(self, dislike_id: int, user_id: int, actor: str | None = None) -> dict:
+        """Undo a dislike: drop its unused example and pending proposals, keep an audit record."""
+        dislike_id = check_id(dislike_id, "dislike_id")
+        user_id = check_id(user_id, "user_id")
+        now = self.now()
+        with write_transaction(self.engine) as conn:
+            lock_user(conn, user_id)
+            row = conn.execute(
+                select(user_dislikes).where(user_dislikes.c.dislike_id == dislike_id)
+            ).first()
+            # Someone else's dislike is reported as missing: its existence is not theirs to learn.
+            if row is None or row.user_id != user_id:
+                raise NotFoundError(f"dislike {dislike_id} not found for user {user_id}", "dislike_id")
+            if row.retracted_at is not None:
+                raise ConflictError(f"dislike {dislike_id} was already retracted", "dislike_id")
+            conn.execute(
+                update(user_dislikes)
+                .where(user_dislikes.c.dislike_id == dislike_id)
+                .values(retracted_at=now)
+            )
+            removed_example = conn.execute(
+                negative_examples.delete().where(
+                    negative_examples.c.dislike_id == dislike_id,
+                    negative_examples.c.status == "pending",
+                )
+            ).rowcount
+            withdrawn = conn.execute(
+                update(feature_adjustments)
+                .where(
+                    feature_adjustments.c.dislike_id == dislike_id,
+                    feature_adjustments.c.status == "proposed",
+                )
+                .values(status="rejected", decided_by=actor or f"user:{user_id}", decided_at=now,
+                        note="dislike retracted")
+            ).rowcount
+            conn.execute(
+                movie_exclusions.delete().where(movie_exclusions.c.dislike_id == dislike_id)
+            )
+            aggregates.add_dislike(
+                conn,
+                user_id=row.user_id,
+                movie_id=row.movie_id,
+                reason=row.reason,
+                score=row.predicted_score,
+                genres=row.genres or [],
+                cast=row.cast or [],
+                franchise=row.franchise,
+                version_key=row.model_version_id or 0,
+                attributed=row.recommendation_set_id is not None,
+                at=row.created_at,
+                sign=-1,
+            )
+            details = {"example_removed": bool(removed_example), "proposals_withdrawn": withdrawn}
+            write_audit(
+                conn, at=now, actor=actor or f"user:{user_id}", action="dislike.retracted",
+                entity_type="dislike", entity_id=dislike_id, details=details,
+            )
+        log.info("[FEEDBACK] Dislike %s retracted by user %s", dislike_id, user_id)
+        return {"dislike_id": dislike_id, "retracted": True, **details}
+
+    def record_recommendation_set(
+        self,
+        user_id: int,
+        items: Sequence[Any],
+        model_version_id: int | None = None,
+        source: str = "api",
+        shown_at: datetime | None = None,
+    ) -> int:
+        """Store one list shown to a user (its impressions) and return the set id."""
+        user_id = check_id(user_id, "user_id")
+        model_version_id = check_id(model_version_id, "model_version_id", optional=True)
+        clean = validate_items(items, self.settings)
+        now = shown_at or self.now()
+        with write_transaction(self.engine) as conn:
+            set_id = self._insert_set(conn, user_id, clean, model_version_id, source, now)
+        return set_id
+
+    def _insert_set(self, conn: Connection, user_id, clean, model_version_id, source, now) -> int:
+        if model_version_id is not None:
+            known = conn.execute(
+                select(model_versions.c.version_id).where(model_versions.c.version_id == model_version_id)
+            ).first()
+            if known is None:
+                raise ValidationError(f"model_version_id {model_version_id} does not exist", "model_version_id")
+        ids = [item.movie_id for item in clean]
+        found = set(conn.execute(select(movies.c.movie_id).where(movies.c.movie_id.in_(ids))).scalars())
+        missing = [m for m in ids if m not in found]
+        if missing:
+            raise ValidationError(
+                f"movies not in the catalogue: {', '.join(map(str, missing[:10]))}; add them first",
+                "items",
+            )
+        set_id = conn.execute(
+            insert(recommendation_sets)
+            .values(user_id=user_id, model_version_id=model_version_id, source=source, created_at=now)
+            .returning(recommendation_sets.c.recommendation_set_id)
+        ).scalar_one()
+        conn.execute(
+            insert(impressions),
+            [
+                {
+                    "recommendation_set_id": set_id,
+                    "user_id": user_id,
+                    "movie_id": item.movie_id,
+                    "rank": item.rank,
+                    "predicted_score": item.predicted_score,
+                    "model_version_id": model_version_id,
+                    "shown_at": now,
+                }
+                for item in clean
+            ],
+        )
+        aggregates.add_impressions(conn, Counter({(now.date(), model_version_id or 0): len(clean)}))
+        return set_id
+
+    def get_recommendation_set(self, recommendation_set_id: int) -> dict:
+        """Return one shown list with its items in rank order."""
+        set_id = check_id(recommendation_set_id, "recommendation_set_id")
+        with read_connection(self.engine) as conn:
+            head = conn.execute(
+                select(recommendation_sets).where(recommendation_sets.c.recommendation_set_id == set_id)
+            ).first()
+            if head is None:
+                raise NotFoundError(f"recommendation set {set_id} not found", "recommendation_set_id")
+            rows = conn.execute(
+                select(impressions.c.movie_id, impressions.c.rank, impressions.c.predicted_score, movies.c.title)
+                .join(movies, movies.c.movie_id == impressions.c.movie_id)
+                .where(impressions.c.recommendation_set_id == set_id)
+                .order_by(impressions.c.rank)
+            ).all()
+        return {
+            "recommendation_set_id": set_id,
+            "user_id": head.user_id,
+            "model_version_id": head.model_version_id,
+            "created_at": format_ts(head.created_at),
+            "items": [
+                {"movie_id": r.movie_id, "rank": r.rank, "predicted_score": r.predicted_score, "title": r.title}
+                for r in rows
+            ],
+        }

@@ -1,0 +1,359 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations create them; this is the reference.
+
+All timestamps are naive UTC ``DateTime`` columns; days are ``Date`` columns in UTC.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BigInteger primary keys autoincrement on PostgreSQL, Integer is SQLite's rowid alias.
+Id = BigInteger().with_variant(Integer, "sqlite")
+
+movies = Table(
+    "movies",
+    metadata,
+    Column("movie_id", Id, primary_key=True, autoincrement=False),
+    Column("title", String(300), nullable=False),
+    Column("genres", JSON, nullable=False, default=list),
+    Column("cast", JSON, nullable=False, default=list),
+    Column("franchise", String(200)),
+    Column("year", Integer),
+    Column("rating_count", Integer, nullable=False, default=0),
+    Column("rating_sum", Float, nullable=False, default=0.0),
+    Column("like_count", Integer, nullable=False, default=0),
+    Column("created_at", DateTime, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("version_id", Id, primary_key=True),
+    Column("parent_id", Id, ForeignKey("model_versions.version_id")),
+    Column("status", String(16), nullable=False),  # candidate / active / retired
+    # 1 while active, NULL otherwise: the unique index makes "exactly one active" a DB fact.
+    Column("active_slot", Integer, unique=True),
+    Column("trigger", String(16), nullable=False),  # initial / threshold / manual / adjustments
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(120), nullable=False),
+    Column("activated_at", DateTime),
+    Column("settings", JSON, nullable=False, default=dict),
+    Column("weights", JSON, nullable=False, default=dict),
+    Column("metrics", JSON, nullable=False, default=dict),
+    Column("examples", JSON, nullable=False, default=dict),
+    Column("accuracy", Float),
+    Column("note", Text),
+    CheckConstraint("status IN ('candidate','active','retired')", name="status"),
+)
+
+recommendation_sets = Table(
+    "recommendation_sets",
+    metadata,
+    Column("recommendation_set_id", Id, primary_key=True),
+    Column("user_id", Id, nullable=False),
+    Column("model_version_id", Id, ForeignKey("model_versions.version_id")),
+    Column("source", String(16), nullable=False),  # api / recommend / import / demo
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_recommendation_sets_user_created", "user_id", "created_at"),
+)
+
+impressions = Table(
+    "impressions",
+    metadata,
+    Column("impression_id", Id, primary_key=True),
+    Column(
+        "recommendation_set_id",
+        Id,
+        ForeignKey("recommendation_sets.recommendation_set_id"),
+        nullable=False,
+    ),
+    Column("user_id", Id, nullable=False),
+    Column("movie_id", Id, ForeignKey("movies.movie_id"), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("predicted_score", Float, nullable=False),
+    Column("model_version_id", Id, ForeignKey("model_versions.version_id")),
+    Column("shown_at", DateTime, nullable=False),
+    UniqueConstraint("recommendation_set_id", "movie_id", name="uq_impressions_set_movie"),
+    Index("ix_impressions_user_shown", "user_id", "shown_at"),
+)
+
+user_dislikes = Table(
+    "user_dislikes",
+    metadata,
+    Column("dislike_id", Id, primary_key=True),
+    Column("user_id", Id, nullable=False),
+    Column("movie_id", Id, ForeignKey("movies.movie_id"), nullable=False),
+    Column("movie_title", String(300), nullable=False),
+    Column(
+        "recommendation_set_id", Id, ForeignKey("recommendation_sets.recommendation_set_id")
+    ),
+    Column("model_version_id", Id, ForeignKey("model_versions.version_id")),
+    Column("predicted_score", Float, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("feedback_text", Text, nullable=False, default=""),
+    Column("genres", JSON, nullable=False, default=list),
+    Column("cast", JSON, nullable=False, default=list),
+    Column("franchise", String(200)),
+    Column("idempotency_key", String(200)),
+    Column("created_at", DateTime, nullable=False),
+    Column("retracted_at", DateTime),
+    UniqueConstraint("user_id", "idempotency_key", name="uq_user_dislikes_idempotency"),
+    Index("ix_user_dislikes_user_created", "user_id", "created_at", "dislike_id"),
+    Index("ix_user_dislikes_user_movie", "user_id", "movie_id", "created_at"),
+    Index("ix_user_dislikes_set", "recommendation_set_id"),
+    Index("ix_user_dislikes_created", "created_at"),
+    Index("ix_user_dislikes_version", "model_version_id"),
+)
+
+retrain_jobs = Table(
+    "retrain_jobs",
+    metadata,
+    Column("job_id", Id, primary_key=True),
+    Column("status", String(16), nullable=False),  # queued / running / succeeded / failed
+    # 1 while queued or running, NULL otherwise: at most one such job, enforced by the index.
+    Column("active_slot", Integer, unique=True),
+    Column("trigger", String(16), nullable=False),
+    Column("requested_by", String(120), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("started_at", DateTime),
+    Column("finished_at", DateTime),
+    Column("heartbeat_at", DateTime),
+    Column("worker_id", String(120)),
+    Column("progress", Integer, nullable=False, default=0),
+    Column("stage", String(120), nullable=False, default="queued"),
+    Column("error", Text),
+    Column("result_version_id", Id, ForeignKey("model_versions.version_id")),
+    Column("examples_claimed", Integer, nullable=False, default=0),
+    CheckConstraint("status IN ('queued','running','succeeded','failed')", name="status"),
+    Index("ix_retrain_jobs_status", "status", "job_id"),
+)
+
+negative_examples = Table(
+    "negative_examples",
+    metadata,
+    Column("example_id", Id, primary_key=True),
+    Column(
+        "dislike_id", Id, ForeignKey("user_dislikes.dislike_id"), nullable=False, unique=True
+    ),
+    Column("user_id", Id, nullable=False),
+    Column("movie_id", Id, nullable=False),
+    Column("weight", Float, nullable=False),
+    Column("error", Float, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    # pending -> claimed (by a job) -> used (by a successful training); claimed -> pending on failure
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("job_id", Id, ForeignKey("retrain_jobs.job_id")),
+    Column("used_in_version_id", Id, ForeignKey("model_versions.version_id")),
+    Column("used_at", DateTime),
+    CheckConstraint("status IN ('pending','claimed','used')", name="status"),
+    Index("ix_negative_examples_status", "status", "example_id"),
+    Index("ix_negative_examples_error", "error"),
+    Index("ix_negative_examples_job", "job_id"),
+)
+
+feature_adjustments = Table(
+    "feature_adjustments",
+    metadata,
+    Column("adjustment_id", Id, primary_key=True),
+    Column("dislike_id", Id, ForeignKey("user_dislikes.dislike_id"), nullable=False),
+    Column("user_id", Id, nullable=False),
+    Column("feature_type", String(16), nullable=False),  # genre / cast / franchise
+    Column("feature_value", String(200), nullable=False),
+    Column("proposed_magnitude", Float, nullable=False),
+    Column("magnitude", Float, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("status", String(16), nullable=False, default="proposed"),
+    Column("created_at", DateTime, nullable=False),
+    Column("decided_by", String(120)),
+    Column("decided_at", DateTime),
+    Column("note", Text),
+    Column("applied_at", DateTime),
+    Column("reverted_at", DateTime),
+    CheckConstraint(
+        "status IN ('proposed','approved','rejected','applied','reverted')", name="status"
+    ),
+    CheckConstraint("feature_type IN ('genre','cast','franchise')", name="feature_type"),
+    Index("ix_feature_adjustments_status", "status", "created_at"),
+    Index("ix_feature_adjustments_user", "user_id", "status"),
+    Index("ix_feature_adjustments_dislike", "dislike_id"),
+)
+
+user_feature_weights = Table(
+    "user_feature_weights",
+    metadata,
+    Column("user_id", Id, primary_key=True, autoincrement=False),
+    Column("feature_type", String(16), primary_key=True),
+    Column("feature_value", String(200), primary_key=True),
+    Column("adjustment_sum", Float, nullable=False, default=0.0),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+movie_exclusions = Table(
+    "movie_exclusions",
+    metadata,
+    Column("user_id", Id, primary_key=True, autoincrement=False),
+    Column("movie_id", Id, ForeignKey("movies.movie_id"), primary_key=True, autoincrement=False),
+    Column("dislike_id", Id, ForeignKey("user_dislikes.dislike_id")),
+    Column("created_at", DateTime, nullable=False),
+)
+
+ratings = Table(
+    "ratings",
+    metadata,
+    Column("user_id", Id, primary_key=True, autoincrement=False),
+    Column("movie_id", Id, ForeignKey("movies.movie_id"), primary_key=True, autoincrement=False),
+    Column("rating", Float, nullable=False),
+    Column("rated_at", DateTime, nullable=False),
+    Index("ix_ratings_rated_at", "rated_at"),
+    Index("ix_ratings_movie", "movie_id"),
+)
+
+dislike_feedback_impact = Table(
+    "dislike_feedback_impact",
+    metadata,
+    Column("impact_id", Id, primary_key=True),
+    Column("dislike_id", Id, ForeignKey("user_dislikes.dislike_id")),
+    Column("adjustment_id", Id, ForeignKey("feature_adjustments.adjustment_id")),
+    Column("user_id", Id, nullable=False),
+    Column("feature_type", String(16), nullable=False),
+    Column("feature_value", String(200), nullable=False),
+    Column("adjustment", Float, nullable=False),
+    Column("weight_before", Float),
+    Column("weight_after", Float),
+    Column("model_version_id", Id, ForeignKey("model_versions.version_id")),
+    Column("action", String(16), nullable=False, default="applied"),  # applied / reverted
+    Column("actor", String(120), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_dislike_feedback_impact_user", "user_id", "created_at"),
+    Index("ix_dislike_feedback_impact_dislike", "dislike_id"),
+)
+
+# Per-user aggregates, one row per (user, kind, value); kind is total/reason/genre/cast/franchise.
+dislike_patterns = Table(
+    "dislike_patterns",
+    metadata,
+    Column("user_id", Id, primary_key=True, autoincrement=False),
+    Column("pattern_type", String(16), primary_key=True),
+    Column("pattern_value", String(200), primary_key=True),
+    Column("dislike_count", Integer, nullable=False, default=0),
+    Column("score_sum", Float, nullable=False, default=0.0),
+    Column("last_disliked_at", DateTime),
+)
+
+# Daily aggregates the dashboard reads. model_version_id 0 means "not attributed to a version".
+daily_impressions = Table(
+    "daily_impressions",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("model_version_id", Id, primary_key=True, autoincrement=False),
+    Column("impressions", BigInteger, nullable=False, default=0),
+)
+
+daily_dislikes = Table(
+    "daily_dislikes",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("model_version_id", Id, primary_key=True, autoincrement=False),
+    Column("reason", String(32), primary_key=True),
+    # 1 for dislikes of a recorded impression (the numerator of a dislike rate), 0 otherwise.
+    Column("attributed", Integer, primary_key=True, autoincrement=False),
+    Column("dislikes", BigInteger, nullable=False, default=0),
+    Column("score_sum", Float, nullable=False, default=0.0),
+)
+
+daily_reason_genre = Table(
+    "daily_reason_genre",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("reason", String(32), primary_key=True),
+    Column("genre", String(200), primary_key=True),
+    Column("dislikes", BigInteger, nullable=False, default=0),
+)
+
+# Histogram of predicted scores of dislikes: bucket b holds scores in [b/10, (b+1)/10).
+daily_score_histogram = Table(
+    "daily_score_histogram",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("model_version_id", Id, primary_key=True, autoincrement=False),
+    Column("bucket", Integer, primary_key=True, autoincrement=False),
+    Column("dislikes", BigInteger, nullable=False, default=0),
+)
+
+movie_dislike_stats = Table(
+    "movie_dislike_stats",
+    metadata,
+    Column("movie_id", Id, primary_key=True, autoincrement=False),
+    Column("dislikes", BigInteger, nullable=False, default=0),
+    Column("high_score_dislikes", BigInteger, nullable=False, default=0),
+    Column("score_sum", Float, nullable=False, default=0.0),
+    Column("last_disliked_at", DateTime),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("audit_id", Id, primary_key=True),
+    Column("at", DateTime, nullable=False),
+    Column("actor", String(120), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("entity_type", String(32), nullable=False),
+    Column("entity_id", String(64)),
+    Column("outcome", String(16), nullable=False, default="ok"),  # ok / denied
+    Column("details", JSON, nullable=False, default=dict),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_actor", "actor", "at"),
+    Index("ix_audit_log_action", "action", "at"),
+    Index("ix_audit_log_entity", "entity_type", "entity_id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", Id, primary_key=True),
+    Column("name", String(120), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(128), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime),
+    Column("last_used_at", DateTime),
+    CheckConstraint("role IN ('service','admin')", name="role"),
+)
+
+# Responses of HTTP requests sent with an Idempotency-Key, replayed on retry.
+idempotent_requests = Table(
+    "idempotent_requests",
+    metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("status_code", Integer, nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)

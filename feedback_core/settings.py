@@ -1,0 +1,186 @@
+"""Settings: one object, read once from the environment, handed to whoever needs it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from feedback_core.errors import ConfigError
+
+REASONS = (
+    "wrong_genre",
+    "poor_quality",
+    "already_watched",
+    "not_interested",
+    "irrelevant",
+    "other",
+)
+
+
+@dataclass(frozen=True)
+class ReasonPolicy:
+    """What one dislike reason proposes: signed deltas per feature kind, and exclusion."""
+
+    genre: float = 0.0
+    cast: float = 0.0
+    franchise: float = 0.0
+    exclude_movie: bool = False
+    cast_limit: int = 5
+
+
+def default_reason_policy(
+    genre_factor: float = 0.15, cast_factor: float = 0.10, franchise_factor: float = 0.12
+) -> Mapping[str, ReasonPolicy]:
+    """Build the PRODUCT.md default policy from the three de-emphasis factors."""
+    return MappingProxyType(
+        {
+            "wrong_genre": ReasonPolicy(genre=-genre_factor),
+            "poor_quality": ReasonPolicy(cast=-cast_factor, franchise=-franchise_factor),
+            "already_watched": ReasonPolicy(exclude_movie=True),
+            "not_interested": ReasonPolicy(genre=-genre_factor / 2, franchise=-franchise_factor / 2),
+            "irrelevant": ReasonPolicy(genre=-genre_factor / 3),
+            "other": ReasonPolicy(),
+        }
+    )
+
+
+def default_database_url() -> str:
+    """Return the embedded SQLite file under ``data/`` of the current working directory."""
+    return f"sqlite:///{Path.cwd() / 'data' / 'feedback.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the system. Build with ``Settings.from_env()`` or directly in tests."""
+
+    database_url: str = field(default_factory=default_database_url)
+    DISLIKE_WEIGHT_MULTIPLIER: float = 0.8
+    FEEDBACK_ACCUMULATION_THRESHOLD: int = 20
+    GENRE_DEEMPHASIS_FACTOR: float = 0.15
+    CAST_DEEMPHASIS_FACTOR: float = 0.10
+    FRANCHISE_DEEMPHASIS_FACTOR: float = 0.12
+    # None means "derive from the three factors above"; a mapping overrides it reason by reason.
+    reason_policy: Mapping[str, ReasonPolicy] | None = None
+    duplicate_window_seconds: float = 10.0
+    weight_min: float = 0.1
+    weight_max: float = 2.0
+    auto_approve: bool = False
+    promotion_margin: float = 0.005
+    min_impressions_for_rate: int = 30
+    sqlite_busy_timeout_ms: int = 30_000
+    sqlite_synchronous: str = "NORMAL"
+    max_title_length: int = 300
+    max_feedback_text_length: int = 2000
+    max_list_items: int = 50
+
+    def __post_init__(self) -> None:
+        if self.reason_policy is None:
+            policy = default_reason_policy(
+                self.GENRE_DEEMPHASIS_FACTOR,
+                self.CAST_DEEMPHASIS_FACTOR,
+                self.FRANCHISE_DEEMPHASIS_FACTOR,
+            )
+            object.__setattr__(self, "reason_policy", policy)
+        else:
+            merged = dict(
+                default_reason_policy(
+                    self.GENRE_DEEMPHASIS_FACTOR,
+                    self.CAST_DEEMPHASIS_FACTOR,
+                    self.FRANCHISE_DEEMPHASIS_FACTOR,
+                )
+            )
+            for reason, rule in self.reason_policy.items():
+                if reason not in REASONS:
+                    raise ConfigError(
+                        f"reason policy names unknown reason {reason!r}; allowed: {', '.join(REASONS)}"
+                    )
+                merged[reason] = rule if isinstance(rule, ReasonPolicy) else ReasonPolicy(**rule)
+            object.__setattr__(self, "reason_policy", MappingProxyType(merged))
+        self._check()
+
+    def _check(self) -> None:
+        if not 0 < self.DISLIKE_WEIGHT_MULTIPLIER <= 10:
+            raise ConfigError("DISLIKE_WEIGHT_MULTIPLIER must be in (0, 10]")
+        if self.FEEDBACK_ACCUMULATION_THRESHOLD < 1:
+            raise ConfigError("FEEDBACK_ACCUMULATION_THRESHOLD must be a positive integer")
+        for name in ("GENRE_DEEMPHASIS_FACTOR", "CAST_DEEMPHASIS_FACTOR", "FRANCHISE_DEEMPHASIS_FACTOR"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 <= value <= 1):
+                raise ConfigError(f"{name} must be a number between 0 and 1, got {value!r}")
+        if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ConfigError("FEEDBACK_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
+
+    def with_(self, **changes: Any) -> "Settings":
+        """Return a copy with some settings changed."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Read settings from ``FEEDBACK_*`` variables (and the specification's constant names)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "reason_policy":
+                continue
+            for var in _env_names(f.name):
+                if var in env and env[var] != "":
+                    values[f.name] = _parse(var, env[var], f.type)
+                    break
+        policy = env.get("FEEDBACK_REASON_POLICY")
+        if policy:
+            try:
+                values["reason_policy"] = json.loads(policy)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"FEEDBACK_REASON_POLICY is not valid JSON: {exc.msg}") from None
+            if not isinstance(values["reason_policy"], dict):
+                raise ConfigError("FEEDBACK_REASON_POLICY must be a JSON object keyed by reason")
+        values.update(overrides)
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"invalid settings: {exc}") from None
+
+
+def _env_names(field_name: str) -> tuple[str, ...]:
+    if field_name == "database_url":
+        return ("FEEDBACK_DB_URL",)
+    if field_name.isupper():
+        return (f"FEEDBACK_{field_name}", field_name)
+    return (f"FEEDBACK_{field_name.upper()}",)
+
+
+def _parse(var: str, raw: str, type_name: Any) -> Any:
+    kind = str(type_name)
+    try:
+        if kind == "float":
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError
+            return value
+        if kind == "int":
+            return int(raw)
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"{var} must be a {kind}, got {raw!r}") from None
+    return raw
+
+
+def mask_url(url: str) -> str:
+    """Return a database URL with any password replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL must never leak: show only its scheme
+        return url.split(":", 1)[0] + "://***"

@@ -1,0 +1,194 @@
+"""Pure input validation: every rule names the field, what was wrong and what is allowed."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from feedback_core.errors import ValidationError
+from feedback_core.settings import REASONS, Settings
+
+MAX_ID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class DislikeIn:
+    """A validated dislike, ready to store."""
+
+    user_id: int
+    movie_id: int
+    movie_title: str
+    recommendation_set_id: int | None
+    predicted_score: float
+    reason: str
+    feedback_text: str
+    genres: tuple[str, ...] | None
+    cast: tuple[str, ...] | None
+    franchise: str | None
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True)
+class ItemIn:
+    """One movie of a recommendation set as shown."""
+
+    movie_id: int
+    rank: int
+    predicted_score: float
+
+
+def check_id(value: Any, field: str, optional: bool = False) -> int | None:
+    """Return ``value`` as a positive integer id, or raise naming ``field``."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ValidationError(f"{field} must be a positive integer, got {_show(value)}", field)
+    if not 0 < value <= MAX_ID:
+        raise ValidationError(f"{field} must be a positive integer, got {value}", field)
+    return value
+
+
+def check_score(value: Any, field: str = "predicted_score") -> float:
+    """Return ``value`` as a finite float in [0, 1], or raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(f"{field} must be a number between 0 and 1, got {_show(value)}", field)
+    value = float(value)
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ValidationError(f"{field} must be a number between 0 and 1, got {value!r}", field)
+    return value
+
+
+def check_reason(value: Any, field: str = "reason") -> str:
+    """Return ``value`` if it is one of the six reasons, or raise listing them."""
+    if not isinstance(value, str) or value not in REASONS:
+        raise ValidationError(
+            f"{field} must be one of {', '.join(REASONS)}, got {_show(value)}", field
+        )
+    return value
+
+
+def check_text(value: Any, field: str, max_length: int, allow_empty: bool = True) -> str:
+    """Return ``value`` as a stripped string within ``max_length`` characters, or raise."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be a string, got {_show(value)}", field)
+    if "\x00" in value:
+        raise ValidationError(f"{field} must not contain NUL characters", field)
+    value = value.strip()
+    if not allow_empty and not value:
+        raise ValidationError(f"{field} must not be empty", field)
+    if len(value) > max_length:
+        raise ValidationError(
+            f"{field} must be at most {max_length} characters, got {len(value)}", field
+        )
+    return value
+
+
+def check_names(value: Any, field: str, max_items: int, max_length: int = 200) -> tuple[str, ...] | None:
+    """Return a list of names; a single string is one name, not a sequence of characters."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise ValidationError(f"{field} must be a list of strings, got {_show(value)}", field)
+    if len(value) > max_items:
+        raise ValidationError(f"{field} must have at most {max_items} items, got {len(value)}", field)
+    names: list[str] = []
+    for i, item in enumerate(value):
+        name = check_text(item, f"{field}[{i}]", max_length, allow_empty=False)
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def check_limit(value: Any, field: str = "limit", low: int = 1, high: int = 1000) -> int:
+    """Return ``value`` as an integer in ``[low, high]``, or raise."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(
+            f"{field} must be an integer between {low} and {high}, got {_show(value)}", field
+        )
+    return value
+
+
+def validate_dislike(
+    settings: Settings,
+    *,
+    user_id: Any,
+    movie_id: Any,
+    movie_title: Any,
+    recommendation_set_id: Any = None,
+    predicted_score: Any = 0.0,
+    reason: Any = "not_interested",
+    feedback_text: Any = "",
+    genres: Any = None,
+    cast: Any = None,
+    franchise: Any = None,
+    idempotency_key: Any = None,
+) -> DislikeIn:
+    """Validate the arguments of ``save_dislike``; raise ``ValidationError`` on the first fault."""
+    franchise_clean = check_text(franchise, "franchise", 200) or None
+    key = None
+    if idempotency_key is not None:
+        key = check_text(idempotency_key, "idempotency_key", 200, allow_empty=False)
+    return DislikeIn(
+        user_id=check_id(user_id, "user_id"),
+        movie_id=check_id(movie_id, "movie_id"),
+        movie_title=check_text(movie_title, "movie_title", settings.max_title_length),
+        recommendation_set_id=check_id(recommendation_set_id, "recommendation_set_id", optional=True),
+        predicted_score=check_score(predicted_score),
+        reason=check_reason(reason),
+        feedback_text=check_text(feedback_text, "feedback_text", settings.max_feedback_text_length),
+        genres=check_names(genres, "genres", settings.max_list_items),
+        cast=check_names(cast, "cast", settings.max_list_items),
+        franchise=franchise_clean,
+        idempotency_key=key,
+    )
+
+
+def validate_items(items: Any, settings: Settings, max_items: int = 500) -> list[ItemIn]:
+    """Validate a shown list: movie ids with rank and predicted score (rank defaults to order)."""
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ValidationError("items must be a non-empty list of movies shown", "items")
+    if len(items) > max_items:
+        raise ValidationError(f"items must have at most {max_items} entries, got {len(items)}", "items")
+    clean: list[ItemIn] = []
+    seen: set[int] = set()
+    for i, item in enumerate(items):
+        where = f"items[{i}]"
+        if isinstance(item, dict):
+            movie_id = check_id(item.get("movie_id"), f"{where}.movie_id")
+            rank = item.get("rank", i + 1)
+            if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= 100_000:
+                raise ValidationError(
+                    f"{where}.rank must be an integer between 1 and 100000, got {_show(rank)}",
+                    f"{where}.rank",
+                )
+            score = check_score(item.get("predicted_score", 0.0), f"{where}.predicted_score")
+        else:
+            movie_id = check_id(item, f"{where}.movie_id")
+            rank, score = i + 1, 0.0
+        if movie_id in seen:
+            raise ValidationError(f"{where}.movie_id {movie_id} appears twice in one list", f"{where}.movie_id")
+        seen.add(movie_id)
+        clean.append(ItemIn(movie_id, rank, score))
+    return clean
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def as_sequence(value: Sequence[str] | None) -> list[str]:
+    """Return a list for a possibly-missing sequence of names."""
+    return list(value) if value else []

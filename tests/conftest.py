@@ -1,0 +1,107 @@
+"""Fixtures: a fresh database per test, on SQLite and (when a URL is set) on PostgreSQL.
+
+Set ``FEEDBACK_TEST_PG_URL`` (``.ci/run`` does) to run every storage test on PostgreSQL too.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from feedback_core import FeedbackSystem, Settings
+from feedback_core.db import make_engine, upgrade_database
+from feedback_core.schema import metadata
+
+PG_URL = os.environ.get("FEEDBACK_TEST_PG_URL")
+PG_SKIP = "FEEDBACK_TEST_PG_URL is not set: PostgreSQL tests need a server (.ci/run starts one)"
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.skipif(not PG_URL, reason=PG_SKIP)),
+]
+
+
+class Clock:
+    """A settable clock for the system under test."""
+
+    def __init__(self, start: datetime) -> None:
+        self.moment = start
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, **delta) -> datetime:
+        self.moment += timedelta(**delta)
+        return self.moment
+
+
+_pg_migrated = False
+
+
+def _fresh_pg(settings: Settings):
+    global _pg_migrated
+    engine = make_engine(settings)
+    if not _pg_migrated:
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        upgrade_database(engine)
+        _pg_migrated = True
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    return engine
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 11, 1, 12, 0, 0))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_url(backend, tmp_path) -> str:
+    return PG_URL if backend == "postgresql" else f"sqlite:///{tmp_path / 'feedback.db'}"
+
+
+@pytest.fixture
+def make_system(db_url, backend, clock):
+    """Build systems on the test's fresh database, with optional setting overrides."""
+    built: list[FeedbackSystem] = []
+    prepared = False
+
+    def make(**overrides) -> FeedbackSystem:
+        nonlocal prepared
+        settings = Settings(database_url=db_url, **overrides)
+        if not prepared:
+            if backend == "postgresql":
+                _fresh_pg(settings).dispose()
+            else:
+                engine = make_engine(settings)
+                upgrade_database(engine)
+                engine.dispose()
+            prepared = True
+        system = FeedbackSystem.from_settings(settings, clock=clock)
+        built.append(system)
+        return system
+
+    yield make
+    for system in built:
+        system.close()
+
+
+@pytest.fixture
+def system(make_system) -> FeedbackSystem:
+    return make_system()
+
+
+def row_counts(system: FeedbackSystem) -> dict[str, int]:
+    """Count the rows of every table: tests compare before and after a rejected call."""
+    return system.count_rows()
