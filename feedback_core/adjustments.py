@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -82,7 +83,9 @@ class Adjustments:
         query = select(feature_adjustments)
         if status is not None:
             if status not in STATUSES:
-                raise ValidationError(f"status must be one of {', '.join(STATUSES)}, got {status!r}", "status")
+                raise ValidationError(
+                    f"status must be one of {', '.join(STATUSES)}, got {status!r}", "status"
+                )
             query = query.where(feature_adjustments.c.status == status)
         if user_id is not None:
             query = query.where(feature_adjustments.c.user_id == check_id(user_id, "user_id"))
@@ -139,10 +142,19 @@ class Adjustments:
                 .values(status="rejected", decided_by=actor, decided_at=now, note=note)
             )
             write_audit(
-                conn, at=now, actor=actor, action="adjustment.rejected", entity_type="adjustment",
+                conn,
+                at=now,
+                actor=actor,
+                action="adjustment.rejected",
+                entity_type="adjustment",
                 entity_id=adjustment_id,
-                details={"user_id": row.user_id, "feature": f"{row.feature_type}:{row.feature_value}",
-                         "status_before": row.status, "status_after": "rejected", "note": note},
+                details={
+                    "user_id": row.user_id,
+                    "feature": f"{row.feature_type}:{row.feature_value}",
+                    "status_before": row.status,
+                    "status_after": "rejected",
+                    "note": note,
+                },
             )
             return _adjustment_dict(self._lock_adjustment(conn, adjustment_id))
 
@@ -173,8 +185,9 @@ class Adjustments:
         with write_transaction(self.engine) as conn:
             row = self._lock_adjustment(conn, adjustment_id)
             self._require_status(row, "applied")
-            before, after = self._add_to_weight(conn, row.user_id, row.feature_type, row.feature_value,
-                                                -row.magnitude, now)
+            before, after = self._add_to_weight(
+                conn, row.user_id, row.feature_type, row.feature_value, -row.magnitude, now
+            )
             conn.execute(
                 update(feature_adjustments)
                 .where(feature_adjustments.c.adjustment_id == adjustment_id)
@@ -182,11 +195,20 @@ class Adjustments:
             )
             self._impact(conn, row, -row.magnitude, before, after, actor, "reverted", now)
             write_audit(
-                conn, at=now, actor=actor, action="adjustment.reverted", entity_type="adjustment",
+                conn,
+                at=now,
+                actor=actor,
+                action="adjustment.reverted",
+                entity_type="adjustment",
                 entity_id=adjustment_id,
-                details={"user_id": row.user_id, "feature": f"{row.feature_type}:{row.feature_value}",
-                         "weight_before": before, "weight_after": after,
-                         "status_before": "applied", "status_after": "reverted"},
+                details={
+                    "user_id": row.user_id,
+                    "feature": f"{row.feature_type}:{row.feature_value}",
+                    "weight_before": before,
+                    "weight_after": after,
+                    "status_before": "applied",
+                    "status_after": "reverted",
+                },
             )
             return _adjustment_dict(self._lock_adjustment(conn, adjustment_id))
 
@@ -226,24 +248,36 @@ class Adjustments:
             )
 
     def _add_to_weight(self, conn, user_id, kind, value, delta, now) -> tuple[float, float]:
-        current = conn.execute(
-            select(user_feature_weights.c.adjustment_sum).where(
-                user_feature_weights.c.user_id == user_id,
-                user_feature_weights.c.feature_type == kind,
-                user_feature_weights.c.feature_value == value,
-            )
-        ).scalar() or 0.0
+        current = (
+            conn.execute(
+                select(user_feature_weights.c.adjustment_sum).where(
+                    user_feature_weights.c.user_id == user_id,
+                    user_feature_weights.c.feature_type == kind,
+                    user_feature_weights.c.feature_value == value,
+                )
+            ).scalar()
+            or 0.0
+        )
         low, high = self.settings.weight_min, self.settings.weight_max
         upsert_add(
             conn,
             user_feature_weights,
             ("user_id", "feature_type", "feature_value"),
-            [{"user_id": user_id, "feature_type": kind, "feature_value": value,
-              "adjustment_sum": delta, "updated_at": now}],
+            [
+                {
+                    "user_id": user_id,
+                    "feature_type": kind,
+                    "feature_value": value,
+                    "adjustment_sum": delta,
+                    "updated_at": now,
+                }
+            ],
             add=("adjustment_sum",),
             latest=("updated_at",),
         )
-        return policy.effective_weight(current, low, high), policy.effective_weight(current + delta, low, high)
+        return policy.effective_weight(current, low, high), policy.effective_weight(
+            current + delta, low, high
+        )
 
     def _impact(self, conn, row, delta, before, after, actor, action, now: datetime) -> None:
         active = conn.execute(
@@ -251,10 +285,18 @@ class Adjustments:
         ).scalar()
         conn.execute(
             insert(dislike_feedback_impact).values(
-                dislike_id=row.dislike_id, adjustment_id=row.adjustment_id, user_id=row.user_id,
-                feature_type=row.feature_type, feature_value=row.feature_value, adjustment=delta,
-                weight_before=before, weight_after=after, model_version_id=active, action=action,
-                actor=actor, created_at=now,
+                dislike_id=row.dislike_id,
+                adjustment_id=row.adjustment_id,
+                user_id=row.user_id,
+                feature_type=row.feature_type,
+                feature_value=row.feature_value,
+                adjustment=delta,
+                weight_before=before,
+                weight_after=after,
+                model_version_id=active,
+                action=action,
+                actor=actor,
+                created_at=now,
             )
         )
 
@@ -267,7 +309,9 @@ class Adjustments:
         if retracted is not None:
             raise ConflictError(f"adjustment {adjustment_id} belongs to a retracted dislike", "adjustment_id")
         value = row.proposed_magnitude if magnitude is None else magnitude
-        before, after = self._add_to_weight(conn, row.user_id, row.feature_type, row.feature_value, value, now)
+        before, after = self._add_to_weight(
+            conn, row.user_id, row.feature_type, row.feature_value, value, now
+        )
         conn.execute(
             update(feature_adjustments)
             .where(feature_adjustments.c.adjustment_id == adjustment_id)
@@ -284,6 +328,13 @@ class Adjustments:
             "status_before": row.status,
             "status_after": "applied",
         }
-        write_audit(conn, at=now, actor=actor, action="adjustment.approved", entity_type="adjustment",
-                    entity_id=adjustment_id, details=details)
+        write_audit(
+            conn,
+            at=now,
+            actor=actor,
+            action="adjustment.approved",
+            entity_type="adjustment",
+            entity_id=adjustment_id,
+            details=details,
+        )
         return {"adjustment_id": adjustment_id, "status": "applied", **details}

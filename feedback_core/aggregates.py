@@ -6,8 +6,8 @@ are upserted in sorted key order so concurrent transactions lock them in the sam
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, Table, case
 from sqlalchemy.dialects import postgresql, sqlite

@@ -42,8 +42,9 @@ def _dislike_dict(row) -> dict:
 def active_version_summary(conn) -> dict | None:
     """Return ``{version_id, created_at, accuracy}`` of the active model version, or None."""
     row = conn.execute(
-        select(model_versions.c.version_id, model_versions.c.created_at, model_versions.c.accuracy)
-        .where(model_versions.c.active_slot == 1)
+        select(model_versions.c.version_id, model_versions.c.created_at, model_versions.c.accuracy).where(
+            model_versions.c.active_slot == 1
+        )
     ).first()
     if row is None:
         return None
@@ -195,7 +196,11 @@ class Analytics:
                 .group_by(daily_dislikes.c.day, daily_dislikes.c.model_version_id)
             ).all()
             imp = conn.execute(
-                select(daily_impressions.c.day, daily_impressions.c.model_version_id, daily_impressions.c.impressions)
+                select(
+                    daily_impressions.c.day,
+                    daily_impressions.c.model_version_id,
+                    daily_impressions.c.impressions,
+                )
             ).all()
         by_version: dict[int, list[float]] = defaultdict(lambda: [0, 0, 0.0])
         by_week: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])

@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from feedback_core.errors import FeedbackError
 from feedback_core.settings import Settings, mask_url
@@ -44,7 +44,9 @@ def _info_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-@command("info", "show the schema version, row counts and the database URL (password masked)", _info_arguments)
+@command(
+    "info", "show the schema version, row counts and the database URL (password masked)", _info_arguments
+)
 def cmd_info(args: argparse.Namespace) -> int:
     from feedback_core.db import current_revision, head_revision
 
@@ -60,8 +62,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     print(f"database:        {info['database_url']}")
-    print(f"schema revision: {revision or '(empty database: run feedback-core init)'}"
-          f" (latest {info['latest_revision']})")
+    print(
+        f"schema revision: {revision or '(empty database: run feedback-core init)'}"
+        f" (latest {info['latest_revision']})"
+    )
     for table, count in info["row_counts"].items():
         print(f"  {table:<26} {count:>12,}")
     return 0

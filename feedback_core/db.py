@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
@@ -26,13 +26,13 @@ _UNAVAILABLE_SQLSTATES = {"08000", "08001", "08003", "08004", "08006", "57P01", 
 
 def utcnow() -> datetime:
     """Return the current time as a naive UTC datetime (the storage format)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def to_naive_utc(moment: datetime) -> datetime:
     """Convert an aware datetime to naive UTC; a naive one is taken to be UTC already."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
 
 

@@ -6,9 +6,9 @@ Nothing here touches storage; time and settings come in as arguments.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Mapping, Sequence
 
 from feedback_core.settings import ReasonPolicy
 

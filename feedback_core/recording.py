@@ -7,21 +7,20 @@ Storage functions take a connection and never commit; ``Recording`` (mixed into
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text, update
 
 from feedback_core import aggregates
-from feedback_core.db import format_ts, read_connection, write_transaction
+from feedback_core.db import write_transaction
 from feedback_core.errors import ConflictError, NotFoundError, ValidationError
 from feedback_core.policy import adjustments_as_dict, propose_adjustments
 from feedback_core.schema import (
     audit_log,
     feature_adjustments,
     impressions,
-    model_versions,
     movie_exclusions,
     movies,
     negative_examples,
@@ -29,7 +28,7 @@ from feedback_core.schema import (
     retrain_jobs,
     user_dislikes,
 )
-from feedback_core.validation import DislikeIn, check_id, validate_dislike, validate_items
+from feedback_core.validation import DislikeIn, check_id, validate_dislike
 
 log = logging.getLogger("feedback_core")
 
@@ -118,9 +117,7 @@ def queue_retrain_job(conn: Connection, *, at: datetime, trigger: str, actor: st
     """Queue a retrain job unless one is queued or running; return its id or None."""
     # The unique active_slot makes a second queued/running job impossible; a savepoint keeps a
     # losing racer's transaction usable.
-    existing = conn.execute(
-        select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1)
-    ).scalar()
+    existing = conn.execute(select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1)).scalar()
     if existing is not None:
         return None
     from sqlalchemy.exc import IntegrityError
@@ -144,8 +141,13 @@ def queue_retrain_job(conn: Connection, *, at: datetime, trigger: str, actor: st
     except IntegrityError:
         return None
     write_audit(
-        conn, at=at, actor=actor, action="retrain.queued", entity_type="retrain_job",
-        entity_id=job_id, details={"trigger": trigger},
+        conn,
+        at=at,
+        actor=actor,
+        action="retrain.queued",
+        entity_type="retrain_job",
+        entity_id=job_id,
+        details={"trigger": trigger},
     )
     log.info("[FEEDBACK] Feedback threshold reached: retrain job %s queued (%s)", job_id, trigger)
     return job_id
@@ -173,10 +175,17 @@ class Recording:
     ) -> int:
         """Record a dislike with its example, proposals and aggregates; return its id."""
         return self.record_dislike(
-            user_id=user_id, movie_id=movie_id, movie_title=movie_title,
-            recommendation_set_id=recommendation_set_id, predicted_score=predicted_score,
-            reason=reason, feedback_text=feedback_text, genres=genres, cast=cast,
-            franchise=franchise, idempotency_key=idempotency_key,
+            user_id=user_id,
+            movie_id=movie_id,
+            movie_title=movie_title,
+            recommendation_set_id=recommendation_set_id,
+            predicted_score=predicted_score,
+            reason=reason,
+            feedback_text=feedback_text,
+            genres=genres,
+            cast=cast,
+            franchise=franchise,
+            idempotency_key=idempotency_key,
         )["dislike_id"]
 
     def record_dislike(self, created_at: datetime | None = None, **fields: Any) -> dict:
@@ -256,11 +265,18 @@ class Recording:
             }
         log.info(
             "[FEEDBACK] Dislike %s recorded: user %s movie %s reason %s score %.3f",
-            dislike_id, d.user_id, d.movie_id, d.reason, d.predicted_score,
+            dislike_id,
+            d.user_id,
+            d.movie_id,
+            d.reason,
+            d.predicted_score,
         )
         if proposals:
-            log.info("[FEEDBACK] Feature adjustments proposed for dislike %s: %s", dislike_id,
-                     {f"{p.feature_type}:{p.feature_value}": p.magnitude for p in proposals})
+            log.info(
+                "[FEEDBACK] Feature adjustments proposed for dislike %s: %s",
+                dislike_id,
+                {f"{p.feature_type}:{p.feature_value}": p.magnitude for p in proposals},
+            )
         return outcome
 
     def _resolve_movie(self, conn: Connection, d: DislikeIn, now: datetime):
@@ -339,11 +355,15 @@ class Recording:
         ]
         conn.execute(insert(feature_adjustments), rows)
         if status == "applied":
-            ids = conn.execute(
-                select(feature_adjustments.c.adjustment_id).where(
-                    feature_adjustments.c.dislike_id == dislike_id
+            ids = (
+                conn.execute(
+                    select(feature_adjustments.c.adjustment_id).where(
+                        feature_adjustments.c.dislike_id == dislike_id
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             for adjustment_id in ids:
                 self._apply_adjustment(conn, adjustment_id, actor="auto-approve", magnitude=None, now=now)
 
@@ -393,18 +413,14 @@ class Recording:
         now = self.now()
         with write_transaction(self.engine) as conn:
             lock_user(conn, user_id)
-            row = conn.execute(
-                select(user_dislikes).where(user_dislikes.c.dislike_id == dislike_id)
-            ).first()
+            row = conn.execute(select(user_dislikes).where(user_dislikes.c.dislike_id == dislike_id)).first()
             # Someone else's dislike is reported as missing: its existence is not theirs to learn.
             if row is None or row.user_id != user_id:
                 raise NotFoundError(f"dislike {dislike_id} not found for user {user_id}", "dislike_id")
             if row.retracted_at is not None:
                 raise ConflictError(f"dislike {dislike_id} was already retracted", "dislike_id")
             conn.execute(
-                update(user_dislikes)
-                .where(user_dislikes.c.dislike_id == dislike_id)
-                .values(retracted_at=now)
+                update(user_dislikes).where(user_dislikes.c.dislike_id == dislike_id).values(retracted_at=now)
             )
             removed_example = conn.execute(
                 negative_examples.delete().where(
@@ -418,12 +434,14 @@ class Recording:
                     feature_adjustments.c.dislike_id == dislike_id,
                     feature_adjustments.c.status == "proposed",
                 )
-                .values(status="rejected", decided_by=actor or f"user:{user_id}", decided_at=now,
-                        note="dislike retracted")
+                .values(
+                    status="rejected",
+                    decided_by=actor or f"user:{user_id}",
+                    decided_at=now,
+                    note="dislike retracted",
+                )
             ).rowcount
-            conn.execute(
-                movie_exclusions.delete().where(movie_exclusions.c.dislike_id == dislike_id)
-            )
+            conn.execute(movie_exclusions.delete().where(movie_exclusions.c.dislike_id == dislike_id))
             aggregates.add_dislike(
                 conn,
                 user_id=row.user_id,
@@ -440,89 +458,13 @@ class Recording:
             )
             details = {"example_removed": bool(removed_example), "proposals_withdrawn": withdrawn}
             write_audit(
-                conn, at=now, actor=actor or f"user:{user_id}", action="dislike.retracted",
-                entity_type="dislike", entity_id=dislike_id, details=details,
+                conn,
+                at=now,
+                actor=actor or f"user:{user_id}",
+                action="dislike.retracted",
+                entity_type="dislike",
+                entity_id=dislike_id,
+                details=details,
             )
         log.info("[FEEDBACK] Dislike %s retracted by user %s", dislike_id, user_id)
         return {"dislike_id": dislike_id, "retracted": True, **details}
-
-    def record_recommendation_set(
-        self,
-        user_id: int,
-        items: Sequence[Any],
-        model_version_id: int | None = None,
-        source: str = "api",
-        shown_at: datetime | None = None,
-    ) -> int:
-        """Store one list shown to a user (its impressions) and return the set id."""
-        user_id = check_id(user_id, "user_id")
-        model_version_id = check_id(model_version_id, "model_version_id", optional=True)
-        clean = validate_items(items, self.settings)
-        now = shown_at or self.now()
-        with write_transaction(self.engine) as conn:
-            set_id = self._insert_set(conn, user_id, clean, model_version_id, source, now)
-        return set_id
-
-    def _insert_set(self, conn: Connection, user_id, clean, model_version_id, source, now) -> int:
-        if model_version_id is not None:
-            known = conn.execute(
-                select(model_versions.c.version_id).where(model_versions.c.version_id == model_version_id)
-            ).first()
-            if known is None:
-                raise ValidationError(f"model_version_id {model_version_id} does not exist", "model_version_id")
-        ids = [item.movie_id for item in clean]
-        found = set(conn.execute(select(movies.c.movie_id).where(movies.c.movie_id.in_(ids))).scalars())
-        missing = [m for m in ids if m not in found]
-        if missing:
-            raise ValidationError(
-                f"movies not in the catalogue: {', '.join(map(str, missing[:10]))}; add them first",
-                "items",
-            )
-        set_id = conn.execute(
-            insert(recommendation_sets)
-            .values(user_id=user_id, model_version_id=model_version_id, source=source, created_at=now)
-            .returning(recommendation_sets.c.recommendation_set_id)
-        ).scalar_one()
-        conn.execute(
-            insert(impressions),
-            [
-                {
-                    "recommendation_set_id": set_id,
-                    "user_id": user_id,
-                    "movie_id": item.movie_id,
-                    "rank": item.rank,
-                    "predicted_score": item.predicted_score,
-                    "model_version_id": model_version_id,
-                    "shown_at": now,
-                }
-                for item in clean
-            ],
-        )
-        aggregates.add_impressions(conn, Counter({(now.date(), model_version_id or 0): len(clean)}))
-        return set_id
-
-    def get_recommendation_set(self, recommendation_set_id: int) -> dict:
-        """Return one shown list with its items in rank order."""
-        set_id = check_id(recommendation_set_id, "recommendation_set_id")
-        with read_connection(self.engine) as conn:
-            head = conn.execute(
-                select(recommendation_sets).where(recommendation_sets.c.recommendation_set_id == set_id)
-            ).first()
-            if head is None:
-                raise NotFoundError(f"recommendation set {set_id} not found", "recommendation_set_id")
-            rows = conn.execute(
-                select(impressions.c.movie_id, impressions.c.rank, impressions.c.predicted_score, movies.c.title)
-                .join(movies, movies.c.movie_id == impressions.c.movie_id)
-                .where(impressions.c.recommendation_set_id == set_id)
-                .order_by(impressions.c.rank)
-            ).all()
-        return {
-            "recommendation_set_id": set_id,
-            "user_id": head.user_id,
-            "model_version_id": head.model_version_id,
-            "created_at": format_ts(head.created_at),
-            "items": [
-                {"movie_id": r.movie_id, "rank": r.rank, "predicted_score": r.predicted_score, "title": r.title}
-                for r in rows
-            ],
-        }

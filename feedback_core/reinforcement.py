@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import insert, select, update
 
@@ -107,9 +108,10 @@ class Reinforcement:
         threshold = self.settings.FEEDBACK_ACCUMULATION_THRESHOLD
         with write_transaction(self.engine) as conn:
             pending = count_pending_examples(conn, cap=threshold)
-            active = conn.execute(
-                select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1)
-            ).first() is not None
+            active = (
+                conn.execute(select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1)).first()
+                is not None
+            )
             decision = policy.should_retrain(pending, threshold, active)
             if decision and queue:
                 queue_retrain_job(conn, at=self.now(), trigger="threshold", actor=actor)
@@ -137,9 +139,13 @@ class Reinforcement:
         version = check_id(model_version_id, "model_version_id", optional=True)
         now = self.now()
         with write_transaction(self.engine) as conn:
-            if version is not None and conn.execute(
-                select(model_versions.c.version_id).where(model_versions.c.version_id == version)
-            ).first() is None:
+            if (
+                version is not None
+                and conn.execute(
+                    select(model_versions.c.version_id).where(model_versions.c.version_id == version)
+                ).first()
+                is None
+            ):
                 raise ValidationError(f"model_version_id {version} does not exist", "model_version_id")
             changed = 0
             for start in range(0, len(ids), 500):
@@ -176,8 +182,14 @@ class Reinforcement:
                 "feature_type",
             )
         feature_value = check_text(feature_value, "feature_value", 200, allow_empty=False)
-        if isinstance(adjustment, bool) or not isinstance(adjustment, (int, float)) or not -2 <= adjustment <= 2:
-            raise ValidationError(f"adjustment must be a number between -2 and 2, got {adjustment!r}", "adjustment")
+        if (
+            isinstance(adjustment, bool)
+            or not isinstance(adjustment, (int, float))
+            or not -2 <= adjustment <= 2
+        ):
+            raise ValidationError(
+                f"adjustment must be a number between -2 and 2, got {adjustment!r}", "adjustment"
+            )
         model_version_id = check_id(model_version_id, "model_version_id", optional=True)
         if action not in ("applied", "reverted"):
             raise ValidationError(f"action must be applied or reverted, got {action!r}", "action")

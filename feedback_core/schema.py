@@ -110,9 +110,7 @@ user_dislikes = Table(
     Column("user_id", Id, nullable=False),
     Column("movie_id", Id, ForeignKey("movies.movie_id"), nullable=False),
     Column("movie_title", String(300), nullable=False),
-    Column(
-        "recommendation_set_id", Id, ForeignKey("recommendation_sets.recommendation_set_id")
-    ),
+    Column("recommendation_set_id", Id, ForeignKey("recommendation_sets.recommendation_set_id")),
     Column("model_version_id", Id, ForeignKey("model_versions.version_id")),
     Column("predicted_score", Float, nullable=False),
     Column("reason", String(32), nullable=False),
@@ -158,9 +156,7 @@ negative_examples = Table(
     "negative_examples",
     metadata,
     Column("example_id", Id, primary_key=True),
-    Column(
-        "dislike_id", Id, ForeignKey("user_dislikes.dislike_id"), nullable=False, unique=True
-    ),
+    Column("dislike_id", Id, ForeignKey("user_dislikes.dislike_id"), nullable=False, unique=True),
     Column("user_id", Id, nullable=False),
     Column("movie_id", Id, nullable=False),
     Column("weight", Float, nullable=False),
@@ -195,9 +191,7 @@ feature_adjustments = Table(
     Column("note", Text),
     Column("applied_at", DateTime),
     Column("reverted_at", DateTime),
-    CheckConstraint(
-        "status IN ('proposed','approved','rejected','applied','reverted')", name="status"
-    ),
+    CheckConstraint("status IN ('proposed','approved','rejected','applied','reverted')", name="status"),
     CheckConstraint("feature_type IN ('genre','cast','franchise')", name="feature_type"),
     Index("ix_feature_adjustments_status", "status", "created_at"),
     Index("ix_feature_adjustments_user", "user_id", "status"),

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from sqlalchemy import Engine
 
 from feedback_core.adjustments import Adjustments
 from feedback_core.analytics import Analytics
 from feedback_core.db import make_engine, to_naive_utc, upgrade_database, utcnow
+from feedback_core.impressions import Impressions
 from feedback_core.recording import Recording
 from feedback_core.reinforcement import Reinforcement
 from feedback_core.settings import Settings
 
 
-class FeedbackSystem(Recording, Reinforcement, Adjustments, Analytics):
+class FeedbackSystem(Recording, Impressions, Reinforcement, Adjustments, Analytics):
     """Every operation of the feedback system over one database.
 
     Build it with ``FeedbackSystem.from_url(url)``, ``FeedbackSystem.from_env()`` or
@@ -34,7 +35,9 @@ class FeedbackSystem(Recording, Reinforcement, Adjustments, Analytics):
         self._clock = clock or utcnow
 
     @classmethod
-    def from_settings(cls, settings: Settings, clock: Callable[[], datetime] | None = None) -> "FeedbackSystem":
+    def from_settings(
+        cls, settings: Settings, clock: Callable[[], datetime] | None = None
+    ) -> "FeedbackSystem":
         """Build a system (and its engine) from settings."""
         return cls(make_engine(settings), settings, clock)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from feedback_core.errors import ValidationError
 from feedback_core.settings import REASONS, Settings
@@ -67,9 +68,7 @@ def check_score(value: Any, field: str = "predicted_score") -> float:
 def check_reason(value: Any, field: str = "reason") -> str:
     """Return ``value`` if it is one of the six reasons, or raise listing them."""
     if not isinstance(value, str) or value not in REASONS:
-        raise ValidationError(
-            f"{field} must be one of {', '.join(REASONS)}, got {_show(value)}", field
-        )
+        raise ValidationError(f"{field} must be one of {', '.join(REASONS)}, got {_show(value)}", field)
     return value
 
 
@@ -85,9 +84,7 @@ def check_text(value: Any, field: str, max_length: int, allow_empty: bool = True
     if not allow_empty and not value:
         raise ValidationError(f"{field} must not be empty", field)
     if len(value) > max_length:
-        raise ValidationError(
-            f"{field} must be at most {max_length} characters, got {len(value)}", field
-        )
+        raise ValidationError(f"{field} must be at most {max_length} characters, got {len(value)}", field)
     return value
 
 
@@ -178,7 +175,9 @@ def validate_items(items: Any, settings: Settings, max_items: int = 500) -> list
             movie_id = check_id(item, f"{where}.movie_id")
             rank, score = i + 1, 0.0
         if movie_id in seen:
-            raise ValidationError(f"{where}.movie_id {movie_id} appears twice in one list", f"{where}.movie_id")
+            raise ValidationError(
+                f"{where}.movie_id {movie_id} appears twice in one list", f"{where}.movie_id"
+            )
         seen.add(movie_id)
         clean.append(ItemIn(movie_id, rank, score))
     return clean

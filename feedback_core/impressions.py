@@ -1,0 +1,110 @@
+"""Shown lists (recommendation sets and their impressions): the denominator of every rate."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from feedback_core import aggregates
+from feedback_core.db import format_ts, read_connection, write_transaction
+from feedback_core.errors import NotFoundError, ValidationError
+from feedback_core.schema import impressions, model_versions, movies, recommendation_sets
+from feedback_core.validation import check_id, validate_items
+
+
+class Impressions:
+    """Recommendation-set operations of ``FeedbackSystem``."""
+
+    def record_recommendation_set(
+        self,
+        user_id: int,
+        items: Sequence[Any],
+        model_version_id: int | None = None,
+        source: str = "api",
+        shown_at: datetime | None = None,
+    ) -> int:
+        """Store one list shown to a user (its impressions) and return the set id."""
+        user_id = check_id(user_id, "user_id")
+        model_version_id = check_id(model_version_id, "model_version_id", optional=True)
+        clean = validate_items(items, self.settings)
+        now = shown_at or self.now()
+        with write_transaction(self.engine) as conn:
+            set_id = self._insert_set(conn, user_id, clean, model_version_id, source, now)
+        return set_id
+
+    def _insert_set(self, conn: Connection, user_id, clean, model_version_id, source, now) -> int:
+        if model_version_id is not None:
+            known = conn.execute(
+                select(model_versions.c.version_id).where(model_versions.c.version_id == model_version_id)
+            ).first()
+            if known is None:
+                raise ValidationError(
+                    f"model_version_id {model_version_id} does not exist", "model_version_id"
+                )
+        ids = [item.movie_id for item in clean]
+        found = set(conn.execute(select(movies.c.movie_id).where(movies.c.movie_id.in_(ids))).scalars())
+        missing = [m for m in ids if m not in found]
+        if missing:
+            raise ValidationError(
+                f"movies not in the catalogue: {', '.join(map(str, missing[:10]))}; add them first",
+                "items",
+            )
+        set_id = conn.execute(
+            insert(recommendation_sets)
+            .values(user_id=user_id, model_version_id=model_version_id, source=source, created_at=now)
+            .returning(recommendation_sets.c.recommendation_set_id)
+        ).scalar_one()
+        conn.execute(
+            insert(impressions),
+            [
+                {
+                    "recommendation_set_id": set_id,
+                    "user_id": user_id,
+                    "movie_id": item.movie_id,
+                    "rank": item.rank,
+                    "predicted_score": item.predicted_score,
+                    "model_version_id": model_version_id,
+                    "shown_at": now,
+                }
+                for item in clean
+            ],
+        )
+        aggregates.add_impressions(conn, Counter({(now.date(), model_version_id or 0): len(clean)}))
+        return set_id
+
+    def get_recommendation_set(self, recommendation_set_id: int) -> dict:
+        """Return one shown list with its items in rank order."""
+        set_id = check_id(recommendation_set_id, "recommendation_set_id")
+        with read_connection(self.engine) as conn:
+            head = conn.execute(
+                select(recommendation_sets).where(recommendation_sets.c.recommendation_set_id == set_id)
+            ).first()
+            if head is None:
+                raise NotFoundError(f"recommendation set {set_id} not found", "recommendation_set_id")
+            rows = conn.execute(
+                select(
+                    impressions.c.movie_id, impressions.c.rank, impressions.c.predicted_score, movies.c.title
+                )
+                .join(movies, movies.c.movie_id == impressions.c.movie_id)
+                .where(impressions.c.recommendation_set_id == set_id)
+                .order_by(impressions.c.rank)
+            ).all()
+        return {
+            "recommendation_set_id": set_id,
+            "user_id": head.user_id,
+            "model_version_id": head.model_version_id,
+            "created_at": format_ts(head.created_at),
+            "items": [
+                {
+                    "movie_id": r.movie_id,
+                    "rank": r.rank,
+                    "predicted_score": r.predicted_score,
+                    "title": r.title,
+                }
+                for r in rows
+            ],
+        }
