@@ -89,7 +89,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def _load_commands() -> None:
     # Later modules register their own commands; importing them here keeps start-up lazy.
-    for module in ("feedback_core.cli_loop",):
+    for module in ("feedback_core.cli_loop", "feedback_core.cli_api"):
         try:
             __import__(module)
         except ModuleNotFoundError as exc:
