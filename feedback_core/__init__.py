@@ -94,6 +94,22 @@ _OPERATIONS = (
     "reject_adjustments",
     "revert_adjustment",
     "get_effective_weights",
+    # the learning loop
+    "add_movies",
+    "record_rating",
+    "record_ratings",
+    "recommend",
+    "score_movies",
+    "list_model_versions",
+    "get_model_version",
+    "get_active_model_version",
+    "activate_model_version",
+    "compare_model_versions",
+    "request_retrain",
+    "get_retrain_job",
+    "list_retrain_jobs",
+    "run_worker",
+    "retrain",
 )
 
 for _name in _OPERATIONS:

@@ -12,13 +12,17 @@ from sqlalchemy import Connection, insert, select, update
 
 from feedback_core import policy
 from feedback_core.aggregates import upsert_add
+from feedback_core.catalog import LIKED_RATING
 from feedback_core.db import format_ts, read_connection, write_transaction
 from feedback_core.errors import ConflictError, NotFoundError, ValidationError
 from feedback_core.recording import write_audit
 from feedback_core.schema import (
     dislike_feedback_impact,
+    dislike_patterns,
     feature_adjustments,
     model_versions,
+    movies,
+    ratings,
     user_dislikes,
     user_feature_weights,
 )
@@ -211,6 +215,39 @@ class Adjustments:
                 },
             )
             return _adjustment_dict(self._lock_adjustment(conn, adjustment_id))
+
+    def get_feature_evidence(self, user_id: int) -> dict[tuple[str, str], dict]:
+        """Return, per (feature type, value), the user's dislikes, latest dislike and liked films."""
+        user_id = check_id(user_id, "user_id")
+        with read_connection(self.engine) as conn:
+            patterns = conn.execute(
+                select(
+                    dislike_patterns.c.pattern_type,
+                    dislike_patterns.c.pattern_value,
+                    dislike_patterns.c.dislike_count,
+                    dislike_patterns.c.last_disliked_at,
+                ).where(
+                    dislike_patterns.c.user_id == user_id,
+                    dislike_patterns.c.pattern_type.in_(policy.FEATURE_TYPES),
+                    dislike_patterns.c.dislike_count > 0,
+                )
+            ).all()
+            liked = conn.execute(
+                select(movies.c.genres, movies.c.cast, movies.c.franchise)
+                .join(ratings, ratings.c.movie_id == movies.c.movie_id)
+                .where(ratings.c.user_id == user_id, ratings.c.rating >= LIKED_RATING)
+            ).all()
+        evidence: dict[tuple[str, str], dict] = {}
+        for kind, value, count, last in patterns:
+            evidence[(kind, value)] = {"dislikes": count, "last_disliked_at": format_ts(last), "likes": 0}
+        for genres, cast, franchise in liked:
+            values = [("genre", g) for g in genres or []] + [("cast", c) for c in (cast or [])[:5]]
+            if franchise:
+                values.append(("franchise", franchise))
+            for key in values:
+                entry = evidence.setdefault(key, {"dislikes": 0, "last_disliked_at": None, "likes": 0})
+                entry["likes"] += 1
+        return evidence
 
     def get_effective_weights(self, user_id: int) -> dict[str, dict[str, float]]:
         """Return a user's effective feature weights (only those changed from 1.0)."""

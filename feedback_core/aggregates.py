@@ -6,12 +6,14 @@ are upserted in sorted key order so concurrent transactions lock them in the sam
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, Table, case
 from sqlalchemy.dialects import postgresql, sqlite
 
+from feedback_core.db import Prepared
 from feedback_core.schema import (
     daily_dislikes,
     daily_impressions,
@@ -36,15 +38,21 @@ def upsert_add(
     rows = sorted(rows, key=lambda r: tuple(r[k] for k in keys))
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = _upsert_statement(conn.dialect.name, table, tuple(keys), tuple(add), tuple(latest))
+    stmt.execute(conn, rows).close()
+
+
+@functools.cache
+def _upsert_statement(dialect_name: str, table: Table, keys: tuple, add: tuple, latest: tuple) -> Prepared:
+    # Built once per shape: constructing the statement cost more than running it.
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     stmt = dialect.insert(table)
     changes = {col: table.c[col] + stmt.excluded[col] for col in add}
     for col in latest:
         # NULL-safe "greatest" that both backends understand.
         current, new = table.c[col], stmt.excluded[col]
         changes[col] = case((current.is_(None), new), (new > current, new), else_=current)
-    stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=changes)
-    conn.execute(stmt, rows)
+    return Prepared(stmt.on_conflict_do_update(index_elements=list(keys), set_=changes))
 
 
 def bucket_of(score: float) -> int:

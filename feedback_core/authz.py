@@ -7,8 +7,9 @@ available to trusted code (scripts, tests, the worker). A refusal raises
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from feedback_core.db import write_transaction
 from feedback_core.errors import PermissionDeniedError

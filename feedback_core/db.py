@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, Executable, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
@@ -87,9 +88,9 @@ def _sqlite_engine(settings: Settings, url) -> Engine:
         # Writers take the write lock up front so that check-then-insert sequences cannot
         # interleave; readers use a deferred BEGIN and never block in WAL mode.
         if conn.get_execution_options().get("feedback_write", False):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _BEGIN_IMMEDIATE.execute(conn, {}).close()
         else:
-            conn.exec_driver_sql("BEGIN")
+            _BEGIN.execute(conn, {}).close()
 
     return engine
 
@@ -115,6 +116,115 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
                 yield conn
     except (OperationalError, DBAPIError) as exc:
         raise _translate(exc) from exc
+
+
+class Prepared:
+    """A Core statement compiled once per dialect and run straight on the driver's cursor.
+
+    SQLAlchemy's execution layer costs several times what SQLite takes to run a small
+    statement, and recording a dislike runs a dozen of them in one transaction. Statements
+    on that path are compiled once, their parameters bound through the same type processors
+    SQLAlchemy uses (so stored values are identical), and driver errors are raised as
+    SQLAlchemy's exceptions. They run in the caller's transaction but bypass SQLAlchemy's
+    execution events (and ``echo`` logging). Rows come back as plain tuples, their values
+    converted by the column types as SQLAlchemy would.
+    """
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def execute(self, conn: Connection, params: Mapping | Sequence[Mapping]):
+        """Run with one parameter set, or many (executemany); return the driver cursor."""
+        many = not isinstance(params, Mapping)
+        sql, bind, _ = self._compile(conn.dialect, tuple(params[0] if many else params))
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            if many:
+                cursor.executemany(sql, [bind(p) for p in params])
+            else:
+                cursor.execute(sql, bind(params))
+        except conn.dialect.loaded_dbapi.Error as exc:
+            cursor.close()
+            raise DBAPIError.instance(
+                sql, params, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+            ) from exc
+        return cursor
+
+    def first(self, conn: Connection, params: Mapping) -> tuple | None:
+        """Run and return the first row as a tuple, or None."""
+        cursor = self.execute(conn, params)
+        try:
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            converters = self._compile(conn.dialect, tuple(params))[2]
+            if not converters:
+                # Known only now: a result processor may depend on the driver's column type.
+                columns = list(getattr(self.statement, "exported_columns", ()))
+                found = [None] * len(cursor.description)
+                if len(columns) == len(found):  # a text() statement has no typed columns
+                    found = [
+                        col.type.dialect_impl(conn.dialect).result_processor(conn.dialect, desc[1])
+                        for col, desc in zip(columns, cursor.description, strict=True)
+                    ]
+                converters[:] = found
+        finally:
+            cursor.close()
+        return tuple(v if f is None else f(v) for f, v in zip(converters, row, strict=True))
+
+    def scalar(self, conn: Connection, params: Mapping):
+        """Run and return the first column of the first row, or None."""
+        row = self.first(conn, params)
+        return None if row is None else row[0]
+
+    def _compile(self, dialect, keys: tuple):
+        per_dialect = self._compiled.get(dialect)
+        if per_dialect is None:
+            per_dialect = self._compiled[dialect] = {}
+        found = per_dialect.get(keys)
+        if found is None:
+            found = per_dialect[keys] = _binder(self.statement, dialect, keys)
+        return found
+
+
+def _binder(statement: Executable, dialect, keys: tuple):
+    """Compile ``statement`` for parameter sets with ``keys``; return its SQL and a binder.
+
+    The binder does what ``construct_params`` and the type processors do at execution, with
+    every decision (which value feeds which placeholder, which processor) taken here, once.
+    """
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    if compiled.insert_prefetch or compiled.update_prefetch:
+        # Python-side column defaults are applied by SQLAlchemy's execution context.
+        raise ValueError(f"a Prepared statement must be given every defaulted column: {compiled}")
+    if compiled.escaped_bind_names or "__[POSTCOMPILE" in compiled.string:
+        raise ValueError(f"a Prepared statement cannot have escaped or expanding parameters: {compiled}")
+    names = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
+    slots = []  # (key in the parameters or None, fixed value, processor)
+    for name in names:
+        param = compiled.binds[name]
+        processor = param.type.dialect_impl(dialect).bind_processor(dialect)
+        key = param.key if param.key in keys else name if name in keys else None
+        if key is not None:
+            slots.append((key, None, processor))
+            continue
+        if param.required or param.callable:
+            raise ValueError(f"a Prepared statement needs a value for {param.key!r}: {compiled}")
+        slots.append((None, param.value if processor is None else processor(param.value), None))
+
+    def bind(params: Mapping):
+        values = [
+            fixed if key is None else params[key] if processor is None else processor(params[key])
+            for key, fixed, processor in slots
+        ]
+        return tuple(values) if compiled.positional else dict(zip(names, values))
+
+    return compiled.string, bind, []  # the result converters, filled by the first row
+
+
+_BEGIN = Prepared(text("BEGIN"))
+_BEGIN_IMMEDIATE = Prepared(text("BEGIN IMMEDIATE"))
 
 
 def _translate(exc: DBAPIError) -> Exception:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from feedback_core.errors import ValidationError
 from feedback_core.settings import ReasonPolicy
 
 FEATURE_TYPES = ("genre", "cast", "franchise")
@@ -93,8 +94,12 @@ def apply_feature_adjustments(
     result = {kind: dict(values) for kind, values in (current_weights or {}).items()}
     for kind in FEATURE_TYPES:
         for value, delta in (adjustments.get(f"{kind}_adjustments") or {}).items():
-            if not isinstance(delta, (int, float)) or not math.isfinite(delta):
-                raise ValueError(f"{kind}_adjustments[{value!r}] must be a finite number")
+            if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not math.isfinite(delta):
+                # ValidationError (a ValueError) so the API answers 400, not 500.
+                raise ValidationError(
+                    f"{kind}_adjustments[{value!r}] must be a finite number, got {delta!r}",
+                    f"{kind}_adjustments",
+                )
             bucket = result.setdefault(kind, {})
             bucket[value] = clamp_weight(bucket.get(value, 1.0) + delta, low, high)
     return result

@@ -6,15 +6,17 @@ Storage functions take a connection and never commit; ``Recording`` (mixed into
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, exists, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from feedback_core import aggregates
-from feedback_core.db import write_transaction
+from feedback_core.db import Prepared, write_transaction
 from feedback_core.errors import ConflictError, NotFoundError, ValidationError
 from feedback_core.policy import adjustments_as_dict, propose_adjustments
 from feedback_core.schema import (
@@ -31,6 +33,56 @@ from feedback_core.schema import (
 from feedback_core.validation import DislikeIn, check_id, validate_dislike
 
 log = logging.getLogger("feedback_core")
+
+# The statements of the recording path, built once: building a statement costs more than
+# running it, and save_dislike must stay well under a millisecond (bench/record.py).
+_MOVIE_BY_ID = select(movies).where(movies.c.movie_id == bindparam("movie_id"))
+_MOVIE_FACTS = Prepared(
+    select(movies.c.title, movies.c.genres, movies.c.cast, movies.c.franchise).where(
+        movies.c.movie_id == bindparam("movie_id")
+    )
+)
+_DISLIKE_BY_KEY = Prepared(
+    select(user_dislikes.c.dislike_id).where(
+        user_dislikes.c.user_id == bindparam("user_id"),
+        user_dislikes.c.idempotency_key == bindparam("idempotency_key"),
+    )
+)
+_LIVE_DISLIKE = (
+    select(user_dislikes.c.dislike_id)
+    .where(
+        user_dislikes.c.user_id == bindparam("user_id"),
+        user_dislikes.c.movie_id == bindparam("movie_id"),
+        user_dislikes.c.retracted_at.is_(None),
+    )
+    .order_by(user_dislikes.c.created_at)
+    .limit(1)
+)
+_REPEAT_IN_SET = Prepared(_LIVE_DISLIKE.where(user_dislikes.c.recommendation_set_id == bindparam("set_id")))
+_REPEAT_WITHOUT_SET = Prepared(
+    _LIVE_DISLIKE.where(
+        user_dislikes.c.recommendation_set_id.is_(None),
+        user_dislikes.c.created_at >= bindparam("since"),
+    )
+)
+# The set's owner and version, and whether the movie was in it: (user_id, model_version_id, shown).
+_SET_CHECK = Prepared(
+    select(
+        recommendation_sets.c.user_id,
+        recommendation_sets.c.model_version_id,
+        exists()
+        .where(
+            impressions.c.recommendation_set_id == bindparam("set_id"),
+            impressions.c.movie_id == bindparam("movie_id"),
+        )
+        .label("shown"),
+    ).where(recommendation_sets.c.recommendation_set_id == bindparam("set_id"))
+)
+_INSERT_DISLIKE = Prepared(insert(user_dislikes).returning(user_dislikes.c.dislike_id))
+_INSERT_EXAMPLE = Prepared(insert(negative_examples))
+_INSERT_PROPOSALS = Prepared(insert(feature_adjustments))
+_ACTIVE_JOB = Prepared(select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1))
+_LOCK_USER = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
 
 
 # ---------------------------------------------------------------- storage functions
@@ -63,61 +115,50 @@ def write_audit(
 
 def get_movie(conn: Connection, movie_id: int):
     """Return the catalogue row of a movie, or None."""
-    return conn.execute(select(movies).where(movies.c.movie_id == movie_id)).first()
+    return conn.execute(_MOVIE_BY_ID, {"movie_id": movie_id}).first()
 
 
 def find_existing_dislike(conn: Connection, d: DislikeIn, now: datetime, window_s: float) -> int | None:
     """Return the id of an earlier copy of this dislike (same key, or a double click)."""
     if d.idempotency_key is not None:
-        found = conn.execute(
-            select(user_dislikes.c.dislike_id).where(
-                user_dislikes.c.user_id == d.user_id,
-                user_dislikes.c.idempotency_key == d.idempotency_key,
-            )
-        ).scalar()
+        found = _DISLIKE_BY_KEY.scalar(conn, {"user_id": d.user_id, "idempotency_key": d.idempotency_key})
         if found is not None:
             return found
     # One impression can be disliked once: the same movie of the same shown list is always the
     # same dislike. Without a list, only a repeat within the double-click window is.
     if d.recommendation_set_id is None:
-        match = [
-            user_dislikes.c.recommendation_set_id.is_(None),
-            user_dislikes.c.created_at >= now - timedelta(seconds=window_s),
-        ]
+        stmt = _REPEAT_WITHOUT_SET
+        params = {"since": now - timedelta(seconds=window_s)}
     else:
-        match = [user_dislikes.c.recommendation_set_id == d.recommendation_set_id]
-    return conn.execute(
-        select(user_dislikes.c.dislike_id)
-        .where(
-            user_dislikes.c.user_id == d.user_id,
-            user_dislikes.c.movie_id == d.movie_id,
-            user_dislikes.c.retracted_at.is_(None),
-            *match,
-        )
-        .order_by(user_dislikes.c.created_at)
-        .limit(1)
-    ).scalar()
+        stmt = _REPEAT_IN_SET
+        params = {"set_id": d.recommendation_set_id}
+    return stmt.scalar(conn, {"user_id": d.user_id, "movie_id": d.movie_id, **params})
 
 
 def lock_user(conn: Connection, user_id: int) -> None:
     """Serialise writes of one user on PostgreSQL (SQLite's BEGIN IMMEDIATE already does)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": 1_000_000_007 + user_id})
+        _LOCK_USER.first(conn, {"k": 1_000_000_007 + user_id})
 
 
 def count_pending_examples(conn: Connection, cap: int | None = None) -> int:
     """Count unused negative examples; with ``cap``, stop counting there (cheap at any size)."""
+    return _count_pending_statement(cap).scalar(conn, {})
+
+
+@functools.lru_cache(maxsize=16)
+def _count_pending_statement(cap: int | None) -> Prepared:
     inner = select(negative_examples.c.example_id).where(negative_examples.c.status == "pending")
     if cap is not None:
         inner = inner.limit(cap)
-    return conn.execute(select(func.count()).select_from(inner.subquery())).scalar_one()
+    return Prepared(select(func.count()).select_from(inner.subquery()))
 
 
 def queue_retrain_job(conn: Connection, *, at: datetime, trigger: str, actor: str) -> int | None:
     """Queue a retrain job unless one is queued or running; return its id or None."""
     # The unique active_slot makes a second queued/running job impossible; a savepoint keeps a
     # losing racer's transaction usable.
-    existing = conn.execute(select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1)).scalar()
+    existing = _ACTIVE_JOB.scalar(conn, {})
     if existing is not None:
         return None
     from sqlalchemy.exc import IntegrityError
@@ -197,42 +238,42 @@ class Recording:
             existing = find_existing_dislike(conn, d, now, self.settings.duplicate_window_seconds)
             if existing is not None:
                 return self._dislike_outcome(conn, existing, duplicate=True)
-            movie = self._resolve_movie(conn, d, now)
-            genres = list(d.genres) if d.genres is not None else list(movie.genres or [])
-            cast = list(d.cast) if d.cast is not None else list(movie.cast or [])
-            franchise = d.franchise if d.franchise is not None else movie.franchise
+            title, movie_genres, movie_cast, movie_franchise = self._resolve_movie(conn, d, now)
+            genres = list(d.genres) if d.genres is not None else list(movie_genres or [])
+            cast = list(d.cast) if d.cast is not None else list(movie_cast or [])
+            franchise = d.franchise if d.franchise is not None else movie_franchise
             version_id = self._set_version(conn, d)
-            dislike_id = conn.execute(
-                insert(user_dislikes)
-                .values(
-                    user_id=d.user_id,
-                    movie_id=d.movie_id,
-                    movie_title=d.movie_title or movie.title,
-                    recommendation_set_id=d.recommendation_set_id,
-                    model_version_id=version_id,
-                    predicted_score=d.predicted_score,
-                    reason=d.reason,
-                    feedback_text=d.feedback_text,
-                    genres=genres,
-                    cast=cast,
-                    franchise=franchise,
-                    idempotency_key=d.idempotency_key,
-                    created_at=now,
-                )
-                .returning(user_dislikes.c.dislike_id)
-            ).scalar_one()
-            weight = self.settings.DISLIKE_WEIGHT_MULTIPLIER
-            conn.execute(
-                insert(negative_examples).values(
-                    dislike_id=dislike_id,
-                    user_id=d.user_id,
-                    movie_id=d.movie_id,
-                    weight=weight,
-                    error=d.predicted_score,
-                    created_at=now,
-                    status="pending",
-                )
+            dislike_id = _INSERT_DISLIKE.scalar(
+                conn,
+                {
+                    "user_id": d.user_id,
+                    "movie_id": d.movie_id,
+                    "movie_title": d.movie_title or title,
+                    "recommendation_set_id": d.recommendation_set_id,
+                    "model_version_id": version_id,
+                    "predicted_score": d.predicted_score,
+                    "reason": d.reason,
+                    "feedback_text": d.feedback_text,
+                    "genres": genres,
+                    "cast": cast,
+                    "franchise": franchise,
+                    "idempotency_key": d.idempotency_key,
+                    "created_at": now,
+                },
             )
+            weight = self.settings.DISLIKE_WEIGHT_MULTIPLIER
+            _INSERT_EXAMPLE.execute(
+                conn,
+                {
+                    "dislike_id": dislike_id,
+                    "user_id": d.user_id,
+                    "movie_id": d.movie_id,
+                    "weight": weight,
+                    "error": d.predicted_score,
+                    "created_at": now,
+                    "status": "pending",
+                },
+            ).close()
             rule = self.settings.reason_policy[d.reason]
             proposals = propose_adjustments(rule, genres, cast, franchise)
             self._store_proposals(conn, dislike_id, d, proposals, now)
@@ -279,8 +320,9 @@ class Recording:
             )
         return outcome
 
-    def _resolve_movie(self, conn: Connection, d: DislikeIn, now: datetime):
-        movie = get_movie(conn, d.movie_id)
+    def _resolve_movie(self, conn: Connection, d: DislikeIn, now: datetime) -> tuple:
+        """Return the movie's (title, genres, cast, franchise), adding it to the catalogue if new."""
+        movie = _MOVIE_FACTS.first(conn, {"movie_id": d.movie_id})
         if movie is not None:
             return movie
         if not d.movie_title:
@@ -302,38 +344,29 @@ class Recording:
                 created_at=now,
             )
         )
-        return get_movie(conn, d.movie_id)
+        return _MOVIE_FACTS.first(conn, {"movie_id": d.movie_id})
 
     def _set_version(self, conn: Connection, d: DislikeIn) -> int | None:
         if d.recommendation_set_id is None:
             return None
-        row = conn.execute(
-            select(recommendation_sets.c.user_id, recommendation_sets.c.model_version_id).where(
-                recommendation_sets.c.recommendation_set_id == d.recommendation_set_id
-            )
-        ).first()
+        row = _SET_CHECK.first(conn, {"set_id": d.recommendation_set_id, "movie_id": d.movie_id})
         if row is None:
             raise ValidationError(
                 f"recommendation_set_id {d.recommendation_set_id} does not exist",
                 "recommendation_set_id",
             )
-        if row.user_id != d.user_id:
+        owner, version_id, shown = row
+        if owner != d.user_id:
             raise ValidationError(
                 f"recommendation_set_id {d.recommendation_set_id} was not shown to user {d.user_id}",
                 "recommendation_set_id",
             )
-        shown = conn.execute(
-            select(impressions.c.impression_id).where(
-                impressions.c.recommendation_set_id == d.recommendation_set_id,
-                impressions.c.movie_id == d.movie_id,
-            )
-        ).first()
-        if shown is None:
+        if not shown:
             raise ValidationError(
                 f"movie_id {d.movie_id} was not in recommendation_set_id {d.recommendation_set_id}",
                 "recommendation_set_id",
             )
-        return row.model_version_id
+        return version_id
 
     def _store_proposals(self, conn: Connection, dislike_id: int, d: DislikeIn, proposals, now) -> None:
         if not proposals:
@@ -353,7 +386,7 @@ class Recording:
             }
             for p in proposals
         ]
-        conn.execute(insert(feature_adjustments), rows)
+        _INSERT_PROPOSALS.execute(conn, rows).close()
         if status == "applied":
             ids = (
                 conn.execute(
@@ -368,17 +401,10 @@ class Recording:
                 self._apply_adjustment(conn, adjustment_id, actor="auto-approve", magnitude=None, now=now)
 
     def _exclude_movie(self, conn: Connection, user_id: int, movie_id: int, dislike_id: int, now) -> None:
-        exists = conn.execute(
-            select(movie_exclusions.c.movie_id).where(
-                movie_exclusions.c.user_id == user_id, movie_exclusions.c.movie_id == movie_id
-            )
-        ).first()
-        if exists is None:
-            conn.execute(
-                insert(movie_exclusions).values(
-                    user_id=user_id, movie_id=movie_id, dislike_id=dislike_id, created_at=now
-                )
-            )
+        # An earlier exclusion of the same movie stands (and keeps its dislike).
+        _insert_exclusion(conn.dialect.name).execute(
+            conn, {"user_id": user_id, "movie_id": movie_id, "dislike_id": dislike_id, "created_at": now}
+        ).close()
 
     def _dislike_outcome(self, conn: Connection, dislike_id: int, duplicate: bool) -> dict:
         row = conn.execute(select(user_dislikes).where(user_dislikes.c.dislike_id == dislike_id)).one()
@@ -468,3 +494,11 @@ class Recording:
             )
         log.info("[FEEDBACK] Dislike %s retracted by user %s", dislike_id, user_id)
         return {"dislike_id": dislike_id, "retracted": True, **details}
+
+
+@functools.cache
+def _insert_exclusion(dialect_name: str) -> Prepared:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return Prepared(
+        dialect.insert(movie_exclusions).on_conflict_do_nothing(index_elements=["user_id", "movie_id"])
+    )

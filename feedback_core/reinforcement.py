@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -193,7 +194,30 @@ class Reinforcement:
         model_version_id = check_id(model_version_id, "model_version_id", optional=True)
         if action not in ("applied", "reverted"):
             raise ValidationError(f"action must be applied or reverted, got {action!r}", "action")
+        weight_before = _optional_weight(weight_before, "weight_before")
+        weight_after = _optional_weight(weight_after, "weight_after")
+        actor = check_text(actor, "actor", 120, allow_empty=False)
         with write_transaction(self.engine) as conn:
+            # Checked here rather than left to the foreign keys, so the caller gets a 400 naming
+            # the field instead of an IntegrityError.
+            if dislike_id is not None:
+                owner = conn.execute(
+                    select(user_dislikes.c.user_id).where(user_dislikes.c.dislike_id == dislike_id)
+                ).scalar()
+                if owner != user_id:
+                    raise ValidationError(
+                        f"dislike_id {dislike_id} is not a dislike of user {user_id}", "dislike_id"
+                    )
+            if (
+                model_version_id is not None
+                and conn.execute(
+                    select(model_versions.c.version_id).where(model_versions.c.version_id == model_version_id)
+                ).first()
+                is None
+            ):
+                raise ValidationError(
+                    f"model_version_id {model_version_id} does not exist", "model_version_id"
+                )
             return conn.execute(
                 insert(dislike_feedback_impact)
                 .values(
@@ -219,6 +243,22 @@ class Reinforcement:
         return policy.apply_feature_adjustments(
             current_weights, adjustments, self.settings.weight_min, self.settings.weight_max
         )
+
+
+def _optional_weight(value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(f"{field} must be a finite number or None, got {value!r}", field)
+    return float(value)
+
+
+def _optional_weight(value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(f"{field} must be a finite number or None, got {value!r}", field)
+    return float(value)
 
 
 def calculate_feature_adjustment_from_dislike(

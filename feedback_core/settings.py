@@ -72,6 +72,7 @@ class Settings:
     weight_max: float = 2.0
     auto_approve: bool = False
     promotion_margin: float = 0.005
+    adjustment_strength: float = 3.0
     min_impressions_for_rate: int = 30
     sqlite_busy_timeout_ms: int = 30_000
     sqlite_synchronous: str = "NORMAL"
@@ -100,7 +101,7 @@ class Settings:
                     raise ConfigError(
                         f"reason policy names unknown reason {reason!r}; allowed: {', '.join(REASONS)}"
                     )
-                merged[reason] = rule if isinstance(rule, ReasonPolicy) else ReasonPolicy(**rule)
+                merged[reason] = _reason_rule(reason, rule)
             object.__setattr__(self, "reason_policy", MappingProxyType(merged))
         self._check()
 
@@ -115,6 +116,28 @@ class Settings:
                 raise ConfigError(f"{name} must be a number between 0 and 1, got {value!r}")
         if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigError("FEEDBACK_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
+        if not (math.isfinite(self.duplicate_window_seconds) and self.duplicate_window_seconds >= 0):
+            raise ConfigError(
+                f"FEEDBACK_DUPLICATE_WINDOW_SECONDS must be 0 or more, got {self.duplicate_window_seconds!r}"
+            )
+        # Every effective weight starts at 1.0, so the clamp range must contain it.
+        if not (0 < self.weight_min <= 1.0 <= self.weight_max and math.isfinite(self.weight_max)):
+            raise ConfigError(
+                "FEEDBACK_WEIGHT_MIN and FEEDBACK_WEIGHT_MAX must satisfy 0 < WEIGHT_MIN <= 1 <= WEIGHT_MAX, "
+                f"got {self.weight_min!r} and {self.weight_max!r}"
+            )
+        for name in (
+            "max_title_length",
+            "max_feedback_text_length",
+            "max_list_items",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"FEEDBACK_{name.upper()} must be a positive integer")
+        for name in ("min_impressions_for_rate", "sqlite_busy_timeout_ms"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"FEEDBACK_{name.upper()} must be 0 or more")
+        if not math.isfinite(self.promotion_margin):
+            raise ConfigError("FEEDBACK_PROMOTION_MARGIN must be a finite number")
 
     def with_(self, **changes: Any) -> "Settings":
         """Return a copy with some settings changed."""
@@ -145,6 +168,39 @@ class Settings:
             return cls(**values)
         except TypeError as exc:
             raise ConfigError(f"invalid settings: {exc}") from None
+
+
+def _reason_rule(reason: str, rule: Any) -> ReasonPolicy:
+    """Build and check one reason's rule from a ``ReasonPolicy`` or a JSON-like mapping."""
+    if not isinstance(rule, ReasonPolicy):
+        if not isinstance(rule, Mapping):
+            raise ConfigError(
+                f"reason policy for {reason!r} must be an object like "
+                f'{{"genre": -0.15, "cast": 0, "franchise": 0, "exclude_movie": false}}, got {rule!r}'
+            )
+        allowed = {f.name for f in fields(ReasonPolicy)}
+        unknown = sorted(set(rule) - allowed)
+        if unknown:
+            raise ConfigError(
+                f"reason policy for {reason!r} has unknown keys {unknown}; allowed: {sorted(allowed)}"
+            )
+        rule = ReasonPolicy(**rule)
+    for kind in ("genre", "cast", "franchise"):
+        value = getattr(rule, kind)
+        # A string or NaN here would only fail later, inside a dislike's transaction.
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"reason policy for {reason!r}: {kind} must be a number, got {value!r}")
+        if not -1.0 <= value <= 1.0:
+            raise ConfigError(f"reason policy for {reason!r}: {kind} must be between -1 and 1, got {value!r}")
+    if not isinstance(rule.exclude_movie, bool):
+        raise ConfigError(
+            f"reason policy for {reason!r}: exclude_movie must be true or false, got {rule.exclude_movie!r}"
+        )
+    if isinstance(rule.cast_limit, bool) or not isinstance(rule.cast_limit, int) or rule.cast_limit < 0:
+        raise ConfigError(
+            f"reason policy for {reason!r}: cast_limit must be a non-negative integer, got {rule.cast_limit!r}"
+        )
+    return rule
 
 
 def _env_names(field_name: str) -> tuple[str, ...]:

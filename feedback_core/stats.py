@@ -97,19 +97,20 @@ def verdict(name_a: str, name_b: str, x_a: int, n_a: int, x_b: int, n_b: int, al
     points = abs(test.difference) * 100
     if test.p_value is not None and test.p_value < alpha:
         direction = "lower" if test.difference < 0 else "higher"
-        return f"{name_b}'s dislike rate is {points:.1f} points {direction}, p = {_p(test.p_value)}"
+        return f"{name_b}'s dislike rate is {points:.1f} points {direction}, {_p(test.p_value)}"
     p_a, p_b = x_a / n_a, x_b / n_b
     needed = impressions_needed(p_a, p_b)
     if needed is None:
-        return f"no significant difference (p = {_p(test.p_value)}): the rates are equal"
+        return f"no significant difference ({_p(test.p_value)}): the rates are equal"
     more = max(needed - min(n_a, n_b), 0)
     return (
-        f"no significant difference yet (p = {_p(test.p_value)}): need about {more:,} more "
+        f"no significant difference yet ({_p(test.p_value)}): need about {more:,} more "
         f"impressions per version to detect a {points:.1f}-point difference"
     )
 
 
 def _p(p: float | None) -> str:
+    # "p < 0.001", never "p = < 0.001"
     if p is None:
-        return "n/a"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"

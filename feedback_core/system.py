@@ -9,14 +9,20 @@ from sqlalchemy import Engine
 
 from feedback_core.adjustments import Adjustments
 from feedback_core.analytics import Analytics
+from feedback_core.catalog import CatalogOps
 from feedback_core.db import make_engine, to_naive_utc, upgrade_database, utcnow
 from feedback_core.impressions import Impressions
+from feedback_core.jobs import Jobs
+from feedback_core.recommender import Recommender
 from feedback_core.recording import Recording
 from feedback_core.reinforcement import Reinforcement
 from feedback_core.settings import Settings
+from feedback_core.versions import Versions
 
 
-class FeedbackSystem(Recording, Impressions, Reinforcement, Adjustments, Analytics):
+class FeedbackSystem(
+    Recording, Impressions, Reinforcement, Adjustments, Analytics, CatalogOps, Recommender, Versions, Jobs
+):
     """Every operation of the feedback system over one database.
 
     Build it with ``FeedbackSystem.from_url(url)``, ``FeedbackSystem.from_env()`` or

@@ -1,0 +1,1 @@
+"""The Streamlit dashboard over the feedback database (entry script: ``dashboard/app.py``)."""

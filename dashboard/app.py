@@ -1,0 +1,116 @@
+"""The feedback dashboard: ``streamlit run dashboard/app.py`` (``make run`` loads the demo first).
+
+This entry script runs on every page view: it identifies the person, checks the database,
+creates the shared sidebar filters, then runs the selected page from ``app_pages/``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run dashboard/app.py` puts only dashboard/ on the path; the pages import `dashboard.*`.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import data, identity, ui  # noqa: E402
+from feedback_core import queries  # noqa: E402
+from feedback_core.errors import ConfigError, DatabaseUnavailableError  # noqa: E402
+from feedback_core.settings import mask_url  # noqa: E402
+
+st.set_page_config(page_title="Dislike feedback", page_icon=":material/thumb_down:", layout="wide")
+
+PAGES = {
+    "Monitor": [
+        st.Page(
+            "app_pages/overview.py",
+            title="Overview",
+            icon=":material/monitoring:",
+            url_path="overview",
+            default=True,
+        ),
+        st.Page("app_pages/reasons.py", title="Reasons", icon=":material/category:", url_path="reasons"),
+        st.Page(
+            "app_pages/errors.py", title="Prediction errors", icon=":material/target:", url_path="errors"
+        ),
+    ],
+    "Model": [
+        st.Page(
+            "app_pages/versions.py", title="Model versions", icon=":material/layers:", url_path="versions"
+        ),
+        st.Page(
+            "app_pages/retrain.py", title="Retrain", icon=":material/model_training:", url_path="retrain"
+        ),
+    ],
+    "Decide": [
+        st.Page(
+            "app_pages/adjustments.py", title="Adjustments", icon=":material/tune:", url_path="adjustments"
+        ),
+    ],
+    "Look up": [
+        st.Page("app_pages/users.py", title="Users", icon=":material/person_search:", url_path="users"),
+        st.Page("app_pages/audit.py", title="Audit log", icon=":material/history:", url_path="audit"),
+    ],
+}
+
+
+def _identify() -> identity.Identity:
+    try:
+        who = identity.current_identity()
+    except identity.IdentityError as exc:
+        st.error("The dashboard's identity configuration is invalid.", icon=":material/badge:")
+        st.text(str(exc))
+        st.stop()
+    if who is None:
+        st.title("Dislike feedback")
+        st.write("Sign in to see the feedback dashboard.")
+        if st.button("Sign in", type="primary", key="login"):
+            st.login()
+        st.stop()
+    return who
+
+
+def _database_state() -> dict:
+    try:
+        url = data.database_url()
+        return {**data.query(queries.get_database_state), "url": mask_url(url)}
+    except ConfigError as exc:
+        st.error("The dashboard's database configuration is invalid.", icon=":material/settings:")
+        st.text(exc.message)
+        st.stop()
+    except DatabaseUnavailableError as exc:
+        ui.show_unreachable(exc.message)
+        st.stop()
+
+
+def main() -> None:
+    """Render the page the person asked for."""
+    who = _identify()
+    navigation = st.navigation(PAGES)
+    state = _database_state()
+    with st.sidebar:
+        st.caption(f"Signed in as {who.describe()}")  # names are configured by operators, not users
+        if who.mode == "oidc" and st.button("Sign out", key="logout"):
+            st.logout()
+    if state["status"] in ("missing", "empty"):
+        ui.show_guidance(state["status"], state["url"])
+        return
+    if state["outdated"]:
+        st.warning(
+            f"The database schema is at revision {state['revision']} but this code expects "
+            f"{state['head']}: run `feedback-core init` to upgrade it.",
+            icon=":material/upgrade:",
+        )
+    try:
+        ui.sidebar_filters(data.query(queries.get_data_bounds), data.query(queries.list_filter_versions))
+        ui.show_flashes()
+        navigation.run()
+        ui.confirm_pending()
+    except DatabaseUnavailableError as exc:
+        ui.show_unreachable(exc.message)
+
+
+main()

@@ -1,0 +1,180 @@
+"""Adjustments: the approval inbox with evidence and a re-ranking preview; applied ones and their effect."""
+
+import streamlit as st
+
+from dashboard import data, ui
+from feedback_core import lookups
+from feedback_core.settings import REASONS
+
+DATETIME = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
+
+
+def inbox_filters() -> dict:
+    """Return the inbox filters (user, feature, reason, evidence strength)."""
+    c1, c2, c3, c4, c5 = st.columns(5)
+    user = c1.number_input("User", min_value=0, value=0, step=1, key="inbox_user", help="0: every user")
+    feature = c2.text_input("Feature", key="inbox_feature", placeholder="genre, cast, franchise or a value")
+    reason = c3.selectbox("Reason", [None, *REASONS], key="inbox_reason", format_func=lambda r: r or "any")
+    evidence = c4.number_input(
+        "At least … dislikes of it", min_value=0, value=0, step=1, key="inbox_evidence"
+    )
+    within = c5.selectbox(
+        "Last disliked within",
+        [None, 7, 30, 90],
+        key="inbox_within",
+        format_func=lambda d: "any time" if d is None else f"{d} days",
+    )
+    return {
+        "user_id": int(user) or None,
+        "feature": feature.strip() or None,
+        "reason": reason,
+        "min_evidence": int(evidence),
+        "within_days": within,
+    }
+
+
+def show_preview(adjustment_id: int, magnitude: float) -> None:
+    """Show what would leave and enter the user's top 10 if the adjustment were applied."""
+    preview = data.query(lookups.preview_adjustment, adjustment_id, magnitude=magnitude)
+    st.markdown("**Preview:** the user's recent lists re-ranked as if this were applied")
+    st.text(
+        f"User {preview['user_id']}, {preview['feature']}: weight {preview['weight_before']:.2f} → "
+        f"{preview['weight_after']:.2f}. Evidence: {preview['evidence_dislikes']} disliked and "
+        f"{preview['evidence_likes']} liked films with it (last dislike {preview['last_disliked_at'] or 'never'}). "
+        f"Re-ranked: {preview['candidates']} films from {preview['lists']} recent lists, scored by the active model."
+    )
+    if preview["lists"] == 0:
+        st.info("This user has no recorded lists to re-rank.")
+        return
+    left, right = st.columns(2)
+    with left:
+        st.caption("Would leave the top 10")
+        ui.show_table(preview["leaving"][["rank", "title", "score"]], f"preview_leaving_{adjustment_id}")
+    with right:
+        st.caption("Would enter the top 10")
+        ui.show_table(preview["entering"][["rank", "title", "score"]], f"preview_entering_{adjustment_id}")
+    with st.expander("Top 10 before and after"):
+        left, right = st.columns(2)
+        left.dataframe(preview["before"], hide_index=True)
+        right.dataframe(preview["after"], hide_index=True)
+
+
+st.title("Adjustments")
+inbox_tab, applied_tab = st.tabs(["Inbox", "Applied and their effect"])
+
+with inbox_tab:
+    inbox = data.query(lookups.list_adjustment_inbox, status="proposed", **inbox_filters())
+    st.caption(
+        f"{len(inbox):,} proposals{' (the 200 newest)' if len(inbox) == 200 else ''}. "
+        "Evidence: how often this user disliked films with this feature, and when last."
+    )
+    ui.show_table(
+        inbox.drop(columns=["status", "decided_by", "decided_at", "note"]),
+        "adjustment_inbox",
+        {
+            "created_at": st.column_config.DatetimeColumn("proposed", format="YYYY-MM-DD HH:mm"),
+            "last_disliked_at": st.column_config.DatetimeColumn("last disliked", format="YYYY-MM-DD HH:mm"),
+            "movie_title": st.column_config.TextColumn("from the dislike of"),
+        },
+    )
+    rows = {int(r.adjustment_id): r for r in inbox.itertuples()}
+    picked = st.multiselect(
+        "Decide on",
+        list(rows),
+        key="inbox_selection",
+        format_func=lambda i: (
+            f"#{i} · user {rows[i].user_id} · {rows[i].feature_type}: {rows[i].feature_value} "
+            f"{rows[i].proposed_magnitude:+.3f}"
+        ),
+        placeholder="Pick one proposal (to preview and edit it) or several",
+    )
+    picked = [i for i in picked if i in rows]
+    count = len(picked)
+    what = f"adjustment #{picked[0]}" if count == 1 else f"{count} adjustments"
+    edited = None
+    if count == 1:
+        proposed = float(rows[picked[0]].proposed_magnitude)
+        magnitude = st.number_input(
+            "Magnitude (edit before approving if you like)",
+            min_value=-1.0,
+            max_value=1.0,
+            value=proposed,
+            step=0.01,
+            format="%.3f",
+            key=f"magnitude_{picked[0]}",
+        )
+        edited = magnitude if abs(magnitude - proposed) > 1e-9 else None
+        show_preview(picked[0], magnitude)
+    note = st.text_input("Note (kept with a rejection)", key="reject_note", max_chars=500)
+    left, right, _ = st.columns([1, 1, 3])
+    if ui.action_button(
+        f"Approve {what}" if count else "Approve",
+        "adjustment.approve",
+        key="approve_selected",
+        disabled=not count,
+        type="primary",
+    ):
+        change = f" with magnitude {edited:+.3f} instead of {proposed:+.3f}" if edited is not None else ""
+        ui.ask_to_confirm(
+            "approve",
+            f"Approve and apply {what}{change}? The users' scores change at once.",
+            "Approve",
+            ids=picked,
+            **({"magnitude": edited} if edited is not None else {}),
+        )
+    if ui.action_button(
+        f"Reject {what}" if count else "Reject",
+        "adjustment.reject",
+        key="reject_selected",
+        disabled=not count,
+    ):
+        ui.ask_to_confirm(
+            "reject", f"Reject {what}?" + (f" Note: {note}" if note else ""), "Reject", ids=picked, note=note
+        )
+
+with applied_tab:
+    applied = data.query(lookups.list_adjustment_inbox, status="applied", limit=200)
+    st.caption("The latest applied adjustments. Pick a user to measure what changed afterwards.")
+    ui.show_table(
+        applied.drop(columns=["status", "note"]),
+        "applied_adjustments",
+        {
+            "created_at": st.column_config.DatetimeColumn("proposed", format="YYYY-MM-DD HH:mm"),
+            "decided_at": DATETIME,
+        },
+    )
+    users = sorted({int(u) for u in applied["user_id"]})
+    if users:
+        effect_user = st.selectbox("User", users, key="effect_user")
+        effects = data.query(lookups.get_adjustment_effects, effect_user)
+        if not effects.empty:
+            effects["before"] = ui.rate_column(effects, "impressions_before", "_before")
+            effects["after"] = ui.rate_column(effects, "impressions_after", "_after")
+            st.caption(
+                "Dislike rate of this user's shown films carrying the feature, before and after it was applied."
+            )
+            columns = ["adjustment_id", "feature", "magnitude", "applied_at", "decided_by"]
+            columns += [
+                "impressions_before",
+                "dislikes_before",
+                "before",
+                "impressions_after",
+                "dislikes_after",
+                "after",
+            ]
+            ui.show_table(
+                effects[columns], f"adjustment_effects_user_{effect_user}", {"applied_at": DATETIME}
+            )
+            target = st.selectbox(
+                "Revert",
+                [int(i) for i in effects["adjustment_id"]],
+                key="revert_target",
+                format_func=lambda i: f"#{i}",
+            )
+            if ui.action_button(f"Revert #{target}", "adjustment.revert", key="revert_adjustment"):
+                ui.ask_to_confirm(
+                    "revert",
+                    f"Revert adjustment #{target}? Its change leaves the user's weight at once.",
+                    "Revert",
+                    adjustment_id=target,
+                )

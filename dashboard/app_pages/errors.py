@@ -1,0 +1,45 @@
+"""Prediction errors: how confident the model was about what people disliked."""
+
+import streamlit as st
+
+from dashboard import charts, data, ui
+from feedback_core import queries
+
+f = ui.current_filters()
+st.title("Prediction errors")
+st.caption(
+    "A dislike's error is the score the model predicted for it (the person's real preference was 0): "
+    "a disliked film shown with 0.9 is a confident mistake."
+)
+
+histogram = data.query(queries.list_score_histogram, f.start, f.end, f.versions)
+by_version = data.query(queries.list_error_by_version, *f.args)
+if histogram.empty:
+    st.info("No dislikes in this window: widen the dates or clear the filters.")
+    st.stop()
+
+cols = st.columns(max(len(by_version), 1))
+for col, row in zip(cols, by_version.itertuples(), strict=False):
+    col.metric(
+        f"Mean error, {row.version}",
+        f"{row.mean_prediction_error:.3f}",
+        help=f"over {row.dislikes:,} dislikes",
+    )
+
+st.subheader("Predicted scores of disliked items")
+st.altair_chart(charts.score_histogram_chart(histogram), width="stretch")
+if f.reasons:
+    st.caption("The histogram counts every reason.")
+with st.expander("The numbers behind the chart"):
+    ui.show_table(histogram, "score_histogram", {"share": st.column_config.NumberColumn(format="percent")})
+
+st.subheader("Most confident mistakes")
+st.caption("Films most often disliked after a predicted score of 0.7 or more (all time).")
+mistakes = data.query(queries.list_confident_mistakes, limit=15)
+if mistakes.empty:
+    st.info("No film has been disliked after a high predicted score.")
+else:
+    st.altair_chart(charts.confident_mistakes_chart(mistakes), width="stretch")
+    ui.show_table(
+        mistakes, "confident_mistakes", {"mean_predicted_score": st.column_config.NumberColumn(format="%.3f")}
+    )

@@ -1,0 +1,88 @@
+"""Overview: headline numbers against the previous window, the daily dislike rate, an alert."""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, data, ui
+from feedback_core import queries
+
+f = ui.current_filters()
+st.title("Overview")
+st.caption(
+    f"{f.start:%d %b %Y} – {f.end:%d %b %Y}, compared with the {(f.end - f.start).days + 1} days before"
+)
+
+overview = data.query(queries.get_overview, *f.args)
+now, before = overview["current"], overview["previous"]
+cols = st.columns(5)
+cols[0].metric(
+    "Dislikes", f"{now['dislikes']:,}", f"{now['dislikes'] - before['dislikes']:+,}", delta_color="inverse"
+)
+cols[1].metric("Impressions", f"{now['impressions']:,}", f"{now['impressions'] - before['impressions']:+,}")
+rate, previous_rate = now["dislike_rate"], before["dislike_rate"]
+comparable = rate["enough"] and previous_rate["enough"]
+cols[2].metric(
+    "Dislike rate",
+    ui.fmt_rate(rate),
+    f"{(rate['rate'] - previous_rate['rate']) * 100:+.2f} points" if comparable else None,
+    delta_color="inverse",
+    help="Dislikes of shown items / items shown, with its 95% Wilson interval",
+)
+pending, threshold = overview["untrained_examples"], overview["retrain_threshold"]
+cols[3].metric(
+    "Untrained examples",
+    f"{pending:,}{'+' if overview['untrained_capped'] else ''} / {threshold:,}",
+    help="Negative examples not yet used by a training run, against the retrain threshold",
+)
+active = overview["active_version"]
+cols[4].metric("Active version", queries.version_label(active["version_id"]) if active else "none")
+if f.reasons:
+    st.caption("Rates count only the selected reasons.")
+
+check = data.query(queries.get_latest_day_check, f.end, f.versions, f.reasons)
+if check["status"] == "worse":
+    st.error(
+        f"{check['latest_day']:%d %b}: the dislike rate, {ui.fmt_rate(check['latest'])}, is significantly "
+        f"higher than the 7 days before, {ui.fmt_rate(check['baseline'])} ({ui.fmt_p(check['p_value'])}).",
+        icon=":material/warning:",
+    )
+elif check["status"] == "better":
+    st.success(
+        f"{check['latest_day']:%d %b}: the dislike rate, {ui.fmt_rate(check['latest'])}, is significantly "
+        f"lower than the 7 days before, {ui.fmt_rate(check['baseline'])} ({ui.fmt_p(check['p_value'])}).",
+        icon=":material/trending_down:",
+    )
+elif check["status"] == "steady":
+    st.info(
+        f"{check['latest_day']:%d %b}: no significant change against the 7 days before "
+        f"({ui.fmt_rate(check['latest'])} vs {ui.fmt_rate(check['baseline'])}, {ui.fmt_p(check['p_value'])}).",
+        icon=":material/trending_flat:",
+    )
+elif check["status"] == "insufficient":
+    st.info(
+        f"{check['latest_day']:%d %b}: too few impressions to compare the latest day with the days before.",
+        icon=":material/hourglass_empty:",
+    )
+
+st.subheader("Dislike rate per day")
+rates = data.query(queries.list_daily_rates, *f.args)
+activations = data.query(queries.list_version_activations)
+in_window = activations[
+    (activations["activated_at"] >= pd.Timestamp(f.start))
+    & (activations["activated_at"] < pd.Timestamp(f.end) + pd.Timedelta(days=1))
+]
+if rates.empty:
+    st.info("No impressions in this window: widen the dates or clear the version filter.")
+else:
+    st.altair_chart(charts.daily_rate_chart(rates, in_window), width="stretch")
+    sparse = int((~rates["enough"]).sum())
+    if sparse:
+        st.caption(
+            f"▼ {sparse} day/version slices had fewer than "
+            f"{data.get_system().settings.min_impressions_for_rate} impressions: no rate is drawn for them."
+        )
+    table = rates.assign(dislike_rate=ui.rate_column(rates))[
+        ["day", "version", "impressions", "dislikes", "dislike_rate", "rate", "ci_low", "ci_high", "enough"]
+    ]
+    with st.expander("The numbers behind the chart"):
+        ui.show_table(table, "daily_dislike_rates", {"day": st.column_config.DateColumn(format="YYYY-MM-DD")})

@@ -1,0 +1,98 @@
+"""Retrain: untrained examples against the threshold, starting a job, its live progress, promotion."""
+
+import streamlit as st
+
+from dashboard import data, ui
+from feedback_core import queries
+
+label = queries.version_label
+
+
+@st.fragment(run_every="2s")
+def job_progress(job_id: int) -> None:
+    """Poll one job without blocking the page; redraw the whole page once it has finished."""
+    job = data.get_system().get_retrain_job(job_id)  # a primary-key read, deliberately uncached
+    if job["status"] in ("succeeded", "failed"):
+        data.refresh()
+        st.rerun(scope="app")
+    st.progress(
+        min(max(int(job["progress"] or 0), 0), 100) / 100,
+        text=f"Job {job_id}: {job['status']} · {job['stage']} ({job['progress']}%)",
+    )
+    if job["status"] == "queued":
+        st.caption("Queued: a worker (`feedback-core worker`) picks it up and reports progress here.")
+
+
+st.title("Retrain")
+status = data.query(queries.get_retrain_status)
+pending, threshold = status["untrained_examples"], status["retrain_threshold"]
+cols = st.columns(3)
+cols[0].metric("Untrained examples", f"{pending:,}{'+' if status['untrained_capped'] else ''}")
+cols[1].metric("Automatic retrain at", f"{threshold:,}")
+cols[2].metric(
+    "Active version", label(status["active_version_id"]) if status["active_version_id"] else "none"
+)
+st.progress(
+    min(pending / threshold, 1.0),
+    text=f"{min(pending, threshold):,} of the {threshold:,} examples that queue a retrain",
+)
+
+job = status["job"]
+if job is not None:
+    st.subheader("Under way")
+    job_progress(int(job["job_id"]))
+if ui.action_button(
+    "Start a retrain",
+    "retrain.request",
+    key="start_retrain",
+    disabled=job is not None,
+    type="primary",
+    icon=":material/play_arrow:",
+):
+    ui.ask_to_confirm(
+        "retrain",
+        f"Start a retrain now? It trains a candidate version on the ratings and {pending:,} untrained negative "
+        "examples; the candidate is promoted only if it beats the active version (or you promote it below).",
+        "Start retrain",
+    )
+if job is not None:
+    st.caption("A job is already queued or running; one at a time.")
+
+st.subheader("Candidate against the active version")
+candidate = status["candidate_version_id"]
+if candidate is None:
+    st.info("No candidate waiting: every trained version has been promoted or retired.")
+else:
+    comparison = status["comparison"].rename(
+        columns={"active": label(status["active_version_id"]), "candidate": label(candidate)}
+    )
+    if status["candidate_note"]:
+        st.text(f"At training: {status['candidate_note']}")
+    ui.show_table(comparison, "candidate_vs_active")
+    if ui.action_button(
+        f"Promote {label(candidate)}", "model.activate", key="promote_candidate", type="primary"
+    ):
+        ui.ask_to_confirm(
+            "activate",
+            f"Promote {label(candidate)} to active? It serves every recommendation from now on; "
+            f"{label(status['active_version_id'])} can be restored from the Model versions page.",
+            f"Promote {label(candidate)}",
+            version_id=int(candidate),
+        )
+
+st.subheader("History")
+history = data.query(queries.list_job_history, limit=50)
+if history.empty:
+    st.info("No retrain has run yet.")
+else:
+    datetime_column = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")
+    ui.show_table(
+        history,
+        "retrain_jobs",
+        {
+            "created_at": datetime_column,
+            "started_at": datetime_column,
+            "finished_at": datetime_column,
+            "progress": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%d%%"),
+        },
+    )

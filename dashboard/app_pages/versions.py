@@ -1,0 +1,94 @@
+"""Model versions: the registry, a two-version comparison with its test, activation and rollback."""
+
+import streamlit as st
+
+from dashboard import charts, data, ui
+from feedback_core import queries
+
+st.title("Model versions")
+versions = data.query(queries.list_versions)
+if versions.empty:
+    st.info("No model version yet: the first training run creates one (see the Retrain page).")
+    st.stop()
+
+label = queries.version_label
+active = versions.loc[versions["status"] == "active", "version_id"]
+active_id = int(active.iloc[0]) if len(active) else None
+
+st.subheader("Registry")
+st.caption("Online rates count every impression each version served (all time).")
+registry = versions.assign(dislike_rate=ui.rate_column(versions))
+ui.show_table(
+    registry.drop(columns=["version_id"]),
+    "model_versions",
+    {
+        "created_at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        "activated_at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        "rate": st.column_config.NumberColumn(format="percent"),
+        "ci_low": st.column_config.NumberColumn(format="percent"),
+        "ci_high": st.column_config.NumberColumn(format="percent"),
+    },
+)
+st.altair_chart(charts.version_rates_chart(versions), width="stretch")
+unrated = versions.loc[~versions["enough"], "version"].tolist()
+if unrated:
+    st.caption(f"Not drawn, too few impressions: {', '.join(unrated)}.")
+
+st.subheader("Compare two versions")
+ids = [int(v) for v in versions["version_id"]]
+default_b = ids.index(active_id) if active_id in ids else 0
+left, right = st.columns(2)
+b = left.selectbox("Version B (the one you judge)", ids, index=default_b, format_func=label, key="compare_b")
+others = [v for v in ids if v != b] or ids
+parent = versions.loc[versions["version_id"] == b, "parent"].iloc[0]
+default_a = next((i for i, v in enumerate(others) if label(v) == parent), 0)
+a = right.selectbox("Version A (the baseline)", others, index=default_a, format_func=label, key="compare_a")
+
+comparison = data.query(queries.compare_versions, a, b)
+(st.success if comparison["p_value"] is not None and comparison["p_value"] < 0.05 else st.info)(
+    comparison["verdict"], icon=":material/balance:"
+)
+if comparison["difference"] is not None:
+    st.caption(
+        f"Difference B − A: {comparison['difference'] * 100:+.2f} points "
+        f"(95% interval {comparison['difference_low'] * 100:+.2f} to {comparison['difference_high'] * 100:+.2f}), "
+        f"two-proportion z-test {ui.fmt_p(comparison['p_value'])}."
+    )
+online = comparison["online"]
+cols = st.columns(2)
+for col, row in zip(cols, online.to_dict("records"), strict=True):
+    col.metric(
+        f"Dislike rate of {row['version']}",
+        ui.fmt_rate(row),
+        help=f"{row['dislikes']:,} dislikes / {row['impressions']:,} impressions",
+    )
+tab_offline, tab_weights = st.tabs(["Offline metrics", "Weights side by side"])
+with tab_offline:
+    ui.show_table(comparison["offline"], f"offline_metrics_{label(a)}_{label(b)}")
+with tab_weights:
+    if comparison["weights"].empty:
+        st.info("Neither version records feature weights.")
+    else:
+        ui.show_table(comparison["weights"], f"weights_{label(a)}_{label(b)}")
+
+st.subheader("Activate or roll back")
+choices = [v for v in ids if v != active_id]
+if not choices:
+    st.info("There is no other version to activate.")
+else:
+    target = st.selectbox("Version", choices, format_func=label, key="activate_target")
+    row = versions.loc[versions["version_id"] == target].iloc[0]
+    older = active_id is not None and target < active_id
+    st.caption(
+        f"{label(target)} ({row['status']}, trigger {row['trigger']}) will serve every new list; "
+        f"{label(active_id) if active_id else 'nothing'} stops serving."
+    )
+    verb = "Roll back to" if older else "Activate"
+    if ui.action_button(f"{verb} {label(target)}", "model.activate", key="activate_version", type="primary"):
+        ui.ask_to_confirm(
+            "activate",
+            f"{verb} {label(target)}? It replaces {label(active_id) if active_id else 'no active version'} "
+            "for every recommendation from now on.",
+            f"{verb} {label(target)}",
+            version_id=int(target),
+        )

@@ -1,0 +1,224 @@
+"""Altair chart builders: ``*_chart(df) -> alt.Chart``, no Streamlit calls.
+
+Each takes the DataFrame a ``feedback_core.queries`` function returns. Rates are drawn with
+their 95% interval; slices with too few impressions are marked, never drawn as a rate.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from feedback_core.settings import REASONS
+
+RATE_AXIS = alt.Axis(format="%", title="Dislike rate")
+GREY = "#9aa0a6"
+# Fixed colours so a reason or a version looks the same on every chart and page.
+REASON_COLORS = alt.Scale(domain=list(REASONS), scheme="tableau10")
+VERSION_COLORS = alt.Scale(scheme="tableau10")
+
+
+def version_color(title: str | None = "Model version", legend: bool = True) -> alt.Color:
+    """Return the colour encoding of the ``version`` column."""
+    return alt.Color("version:N", title=title, scale=VERSION_COLORS, legend=alt.Legend() if legend else None)
+
+
+def reason_color(legend: bool = True) -> alt.Color:
+    """Return the colour encoding of the ``reason`` column."""
+    return alt.Color("reason:N", title="Reason", scale=REASON_COLORS, legend=alt.Legend() if legend else None)
+
+
+def _rate_tooltip(x: str, x_title: str) -> list:
+    return [
+        alt.Tooltip(x, title=x_title),
+        alt.Tooltip("version:N", title="Version"),
+        alt.Tooltip("impressions:Q", format=","),
+        alt.Tooltip("dislikes:Q", format=","),
+        alt.Tooltip("rate:Q", format=".2%", title="Dislike rate"),
+        alt.Tooltip("ci_low:Q", format=".2%", title="95% low"),
+        alt.Tooltip("ci_high:Q", format=".2%", title="95% high"),
+    ]
+
+
+def daily_rate_chart(rates: pd.DataFrame, activations: pd.DataFrame) -> alt.LayerChart:
+    """Dislike rate per day with its 95% band, one colour per serving version, activations marked."""
+    enough = rates[rates["enough"]]
+    few = rates[~rates["enough"]]
+    x = alt.X("day:T", title=None)
+    color = version_color()
+    band = (
+        alt.Chart(enough)
+        .mark_area(opacity=0.18)
+        .encode(x, alt.Y("ci_low:Q", axis=RATE_AXIS), y2="ci_high:Q", color=color)
+    )
+    line = (
+        alt.Chart(enough)
+        .mark_line(point=True)
+        .encode(x, alt.Y("rate:Q"), color=color, tooltip=_rate_tooltip("day:T", "Day"))
+    )
+    # Too few impressions: a grey marker along the top edge, no rate.
+    sparse = (
+        alt.Chart(few)
+        .mark_point(shape="triangle-down", color=GREY, filled=True, size=60)
+        .encode(
+            x,
+            y=alt.value(6),
+            tooltip=[
+                alt.Tooltip("day:T", title="Day"),
+                alt.Tooltip("version:N", title="Version"),
+                alt.Tooltip("impressions:Q", title="Too few impressions"),
+            ],
+        )
+    )
+    rule = (
+        alt.Chart(activations)
+        .mark_rule(strokeDash=[4, 4], color="#444")
+        .encode(
+            x="activated_at:T",
+            tooltip=[
+                alt.Tooltip("version:N", title="Activated"),
+                alt.Tooltip("activated_at:T", format="%Y-%m-%d %H:%M"),
+            ],
+        )
+    )
+    label = (
+        alt.Chart(activations)
+        .mark_text(align="left", dx=4, dy=-4, color="#444", fontSize=11)
+        .encode(x="activated_at:T", y=alt.value(12), text=alt.Text("label:N"))
+        .transform_calculate(label="datum.version + ' activated'")
+    )
+    return alt.layer(band, line, sparse, rule, label).properties(height=320)
+
+
+def reason_bar_chart(df: pd.DataFrame) -> alt.Chart:
+    """Dislikes per reason, largest first."""
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("dislikes:Q", title="Dislikes"),
+            y=alt.Y("reason:N", sort="-x", title=None),
+            color=reason_color(legend=False),
+            tooltip=["reason:N", alt.Tooltip("dislikes:Q", format=","), alt.Tooltip("share:Q", format=".1%")],
+        )
+        .properties(height=220)
+    )
+
+
+def reason_trend_chart(df: pd.DataFrame) -> alt.Chart:
+    """Dislikes per day, stacked by reason."""
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("yearmonthdate(day):T", title=None),
+            y=alt.Y("sum(dislikes):Q", title="Dislikes", stack="zero"),
+            color=reason_color(),
+            tooltip=[alt.Tooltip("day:T"), "reason:N", alt.Tooltip("sum(dislikes):Q", title="dislikes")],
+        )
+        .properties(height=280)
+    )
+
+
+def reason_genre_heatmap(df: pd.DataFrame) -> alt.LayerChart:
+    """Reason x genre heatmap of dislikes."""
+    base = alt.Chart(df).encode(
+        x=alt.X("genre:N", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=140)),
+        y=alt.Y("reason:N", title=None),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("dislikes:Q", scale=alt.Scale(scheme="reds"), title="Dislikes"),
+        tooltip=["reason:N", "genre:N", alt.Tooltip("dislikes:Q", format=",")],
+    )
+    labels = base.mark_text(fontSize=11).encode(text="dislikes:Q")
+    return alt.layer(cells, labels).properties(height=260)
+
+
+def score_histogram_chart(df: pd.DataFrame) -> alt.Chart:
+    """Predicted scores of disliked items, one translucent histogram per version (shares, overlaid)."""
+    return (
+        alt.Chart(df)
+        .mark_bar(opacity=0.45, binSpacing=0)
+        .encode(
+            x=alt.X(
+                "bucket_start:Q", title="Predicted score of the disliked item", scale=alt.Scale(domain=[0, 1])
+            ),
+            x2="bucket_end:Q",
+            y=alt.Y(
+                "share:Q", stack=None, axis=alt.Axis(format="%"), title="Share of the version's dislikes"
+            ),
+            color=version_color(),
+            tooltip=[
+                "version:N",
+                alt.Tooltip("bucket_start:Q", title="from"),
+                alt.Tooltip("bucket_end:Q", title="to"),
+                alt.Tooltip("dislikes:Q", format=","),
+                alt.Tooltip("share:Q", format=".1%"),
+            ],
+        )
+        .properties(height=300)
+    )
+
+
+def confident_mistakes_chart(df: pd.DataFrame) -> alt.Chart:
+    """Films with the most high-score dislikes."""
+    df = df.assign(film=df["title"].str.slice(0, 60) + " (#" + df["movie_id"].astype(str) + ")")
+    return (
+        alt.Chart(df)
+        .mark_bar(color="#d6336c")
+        .encode(
+            x=alt.X("high_score_dislikes:Q", title="Dislikes with a predicted score ≥ 0.7"),
+            y=alt.Y("film:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260)),
+            tooltip=[
+                alt.Tooltip("film:N", title="Film"),
+                alt.Tooltip("high_score_dislikes:Q", title="High-score dislikes"),
+                alt.Tooltip("dislikes:Q", title="All dislikes"),
+                alt.Tooltip("mean_predicted_score:Q", format=".2f", title="Mean score"),
+            ],
+        )
+        .properties(height=alt.Step(22))
+    )
+
+
+def version_rates_chart(df: pd.DataFrame) -> alt.LayerChart:
+    """Each version's dislike rate with its 95% interval (versions with too few impressions left out)."""
+    enough = df[df["enough"]]
+    y = alt.Y("version:N", title=None, sort=alt.SortField("version_id", order="descending"))
+    bars = (
+        alt.Chart(enough)
+        .mark_rule(strokeWidth=3)
+        .encode(
+            x=alt.X("ci_low:Q", axis=RATE_AXIS),
+            x2="ci_high:Q",
+            y=y,
+            color=version_color(legend=False),
+        )
+    )
+    points = (
+        alt.Chart(enough)
+        .mark_point(filled=True, size=90)
+        .encode(
+            x="rate:Q",
+            y=y,
+            color=version_color(legend=False),
+            tooltip=_rate_tooltip("version:N", "Version"),
+        )
+    )
+    return alt.layer(bars, points).properties(height=alt.Step(34))
+
+
+def weights_chart(df: pd.DataFrame) -> alt.LayerChart:
+    """A user's effective feature weights around the neutral 1.0."""
+    df = df.assign(feature=df["feature_type"] + ": " + df["feature_value"].str.slice(0, 50))
+    bars = (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("weight:Q", scale=alt.Scale(domain=[0, 2]), title="Effective weight (1.0 = unchanged)"),
+            y=alt.Y("feature:N", sort="x", title=None, axis=alt.Axis(labelLimit=240)),
+            color=alt.condition("datum.weight < 1", alt.value("#d6336c"), alt.value("#2f9e44")),
+            tooltip=["feature:N", alt.Tooltip("weight:Q", format=".3f")],
+        )
+    )
+    neutral = alt.Chart(pd.DataFrame({"weight": [1.0]})).mark_rule(color="#444").encode(x="weight:Q")
+    return alt.layer(bars, neutral).properties(height=alt.Step(22))

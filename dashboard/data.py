@@ -1,0 +1,47 @@
+"""The dashboard's one ``FeedbackSystem`` and its cached queries.
+
+The system (and its engine) is built once per database URL and process; query results are
+cached for ``QUERY_TTL_S`` seconds and the whole cache is cleared after every write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from feedback_core import FeedbackSystem, Settings, lookups, queries
+
+QUERY_TTL_S = 60
+MODULES = {module.__name__: module for module in (queries, lookups)}
+
+
+def database_url() -> str:
+    """Return the configured database URL (``FEEDBACK_DB_URL``, else the embedded SQLite file)."""
+    return Settings.from_env().database_url
+
+
+@st.cache_resource(show_spinner=False)
+def _system_for(url: str) -> FeedbackSystem:
+    return FeedbackSystem.from_url(url)
+
+
+def get_system() -> FeedbackSystem:
+    """Return the process-wide system for the configured database."""
+    return _system_for(database_url())
+
+
+@st.cache_data(ttl=QUERY_TTL_S, show_spinner=False, max_entries=500)
+def _cached_query(url: str, module: str, name: str, args: tuple, kwargs: tuple) -> Any:
+    return getattr(MODULES[module], name)(_system_for(url), *args, **dict(kwargs))
+
+
+def query(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a ``feedback_core.queries``/``lookups`` function on the configured database, through the cache."""
+    return _cached_query(database_url(), fn.__module__, fn.__name__, args, tuple(sorted(kwargs.items())))
+
+
+def refresh() -> None:
+    """Forget every cached result (called after each write)."""
+    _cached_query.clear()

@@ -1,0 +1,97 @@
+"""Who is using the dashboard, and with which roles.
+
+With an ``[auth]`` section in ``.streamlit/secrets.toml`` people sign in with ``st.login``
+(OpenID Connect) and their roles come from ``[feedback_roles]``::
+
+    [feedback_roles]
+    default = ["viewer"]              # anyone who signs in
+
+    [feedback_roles.users]
+    "alice@example.com" = ["viewer", "approver"]
+    "bob@example.com" = ["viewer", "approver", "admin"]
+
+Without it the dashboard runs in local mode as ``FEEDBACK_OPERATOR`` (default
+``local-operator``) with ``FEEDBACK_OPERATOR_ROLES`` (default ``viewer,approver,admin``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import streamlit as st
+
+from feedback_core.authz import Operator, Principal
+
+LOCAL_OPERATOR = "local-operator"
+LOCAL_ROLES = "viewer,approver,admin"
+
+
+class IdentityError(Exception):
+    """The identity configuration is unusable (the message says how to fix it)."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The person behind this session and how they were identified (``oidc`` or ``local``)."""
+
+    principal: Principal
+    mode: str
+
+    def describe(self) -> str:
+        """Return e.g. ``local-operator · viewer, approver, admin (local mode)``."""
+        roles = ", ".join(sorted(self.principal.roles)) or "no roles"
+        how = "signed in" if self.mode == "oidc" else "local mode"
+        return f"{self.principal.name} · {roles} ({how})"
+
+
+def _secret(section: str) -> dict | None:
+    try:
+        value = st.secrets.get(section)
+    except FileNotFoundError:  # no secrets.toml at all: local mode
+        return None
+    return dict(value) if value else None
+
+
+def oidc_configured() -> bool:
+    """Say whether ``st.login`` is configured (an ``[auth]`` secrets section with a redirect URI)."""
+    auth = _secret("auth")
+    return bool(auth and auth.get("redirect_uri"))
+
+
+def _principal(name: str, roles: Iterable[str], source: str) -> Principal:
+    try:
+        return Principal.of(name, roles)
+    except ValueError as exc:
+        raise IdentityError(f"{source}: {exc}") from None
+
+
+def current_identity() -> Identity | None:
+    """Return who is using this session, or None when OIDC is configured and nobody signed in."""
+    if oidc_configured():
+        if not st.user.is_logged_in:
+            return None
+        name = st.user.get("email") or st.user.get("preferred_username") or st.user.get("sub")
+        if not name:
+            raise IdentityError("the identity provider sent no email, preferred_username or sub claim")
+        table = _secret("feedback_roles") or {}
+        roles = dict(table.get("users") or {}).get(name, table.get("default", ["viewer"]))
+        return Identity(_principal(str(name), roles, "[feedback_roles] in secrets.toml"), "oidc")
+    name = os.environ.get("FEEDBACK_OPERATOR", "").strip() or LOCAL_OPERATOR
+    roles = (os.environ.get("FEEDBACK_OPERATOR_ROLES", "").strip() or LOCAL_ROLES).split(",")
+    return Identity(_principal(name, roles, "FEEDBACK_OPERATOR_ROLES"), "local")
+
+
+def get_operator(system) -> Operator:
+    """Return an ``Operator`` for the person as they are *now* (roles re-read at the action)."""
+    identity = current_identity()
+    if identity is None:
+        raise IdentityError("you are signed out; sign in again to act")
+    return Operator(system, identity.principal)
+
+
+def can(action: str) -> bool:
+    """Say whether the current person may take ``action`` (to enable buttons; not a guard)."""
+    identity = current_identity()
+    return identity is not None and identity.principal.can(action)

@@ -1,0 +1,254 @@
+"""API keys (stored only as hashes) and short-lived signed end-user tokens.
+
+A key is ``fbk_`` followed by 43 random URL-safe characters. The database keeps its first 12
+characters (to find the row) and its SHA-256 digest; the key itself is shown once, when it is
+created. Keys carry 256 bits of entropy, so a fast unsalted digest is enough: there is nothing
+to brute-force. The presented key's digest is compared in constant time.
+
+An end-user token lets a browser call the user endpoints for one user only. It is signed with
+the server's secret (``FEEDBACK_API_SECRET``) by ``itsdangerous`` and expires after minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from feedback_core.db import format_ts, read_connection, write_transaction
+from feedback_core.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
+from feedback_core.recording import write_audit
+from feedback_core.schema import api_keys
+from feedback_core.validation import MAX_ID
+
+KEY_PREFIX = "fbk_"
+TOKEN_PREFIX = "fbu."
+KEY_ROLES = ("service", "admin")
+LOOKUP_CHARS = 12  # "fbk_" and 8 random characters: enough to find the row, useless to an attacker
+MAX_TOKEN_TTL_SECONDS = 3600
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,99}$")
+# last_used_at is written at most this often per key: a write per request would serialise them.
+TOUCH_INTERVAL = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A verified API key: who is calling and with which role."""
+
+    key_id: int
+    name: str
+    role: str
+
+
+def hash_key(key: str) -> str:
+    """Return the stored digest of a key."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def generate_key() -> str:
+    """Return a new random key (shown once, never stored)."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def check_key_name(name: object) -> str:
+    """Return a valid key name or raise naming the rule."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValidationError(
+            "name must be 1-100 characters of letters, digits and . _ @ : - (starting with a "
+            f"letter or digit), got {name!r}",
+            "name",
+        )
+    return name
+
+
+def check_role(role: object) -> str:
+    """Return a valid key role or raise listing the roles."""
+    if role not in KEY_ROLES:
+        raise ValidationError(f"role must be one of {', '.join(KEY_ROLES)}, got {role!r}", "role")
+    return role  # type: ignore[return-value]
+
+
+def create_api_key(engine: Engine, name: str, role: str, now: datetime) -> tuple[ApiKey, str]:
+    """Create a key; return its record and the plaintext key (the only time it exists)."""
+    name = check_key_name(name)
+    role = check_role(role)
+    key = generate_key()
+    try:
+        with write_transaction(engine) as conn:
+            key_id = conn.execute(
+                insert(api_keys)
+                .values(
+                    name=name,
+                    role=role,
+                    prefix=key[:LOOKUP_CHARS],
+                    key_hash=hash_key(key),
+                    created_at=now,
+                )
+                .returning(api_keys.c.key_id)
+            ).scalar_one()
+            write_audit(
+                conn,
+                at=now,
+                actor="cli",
+                action="api_key.created",
+                entity_type="api_key",
+                entity_id=key_id,
+                details={"name": name, "role": role},
+            )
+    except IntegrityError:  # the unique name: a second key of that name must not be created
+        raise ConflictError(f"an API key named {name!r} already exists; pick another name", "name") from None
+    return ApiKey(key_id, name, role), key
+
+
+def revoke_api_key(engine: Engine, name: str, now: datetime) -> ApiKey:
+    """Revoke a key by name: it stops working at once."""
+    name = check_key_name(name)
+    with write_transaction(engine) as conn:
+        row = conn.execute(select(api_keys).where(api_keys.c.name == name)).first()
+        if row is None:
+            raise NotFoundError(f"no API key named {name!r}", "name")
+        if row.revoked_at is not None:
+            raise ConflictError(f"API key {name!r} was already revoked", "name")
+        conn.execute(update(api_keys).where(api_keys.c.key_id == row.key_id).values(revoked_at=now))
+        write_audit(
+            conn,
+            at=now,
+            actor="cli",
+            action="api_key.revoked",
+            entity_type="api_key",
+            entity_id=row.key_id,
+            details={"name": name},
+        )
+    return ApiKey(row.key_id, row.name, row.role)
+
+
+def list_api_keys(engine: Engine) -> list[dict]:
+    """List keys (never their digests): name, role, prefix, dates."""
+    with read_connection(engine) as conn:
+        rows = conn.execute(select(api_keys).order_by(api_keys.c.key_id)).all()
+    return [
+        {
+            "key_id": r.key_id,
+            "name": r.name,
+            "role": r.role,
+            "prefix": r.prefix,
+            "created_at": format_ts(r.created_at),
+            "revoked_at": format_ts(r.revoked_at),
+            "last_used_at": format_ts(r.last_used_at),
+        }
+        for r in rows
+    ]
+
+
+class KeyVerifier:
+    """Verify presented keys against the database, remembering recent answers briefly.
+
+    The cache holds only digests of keys that verified, for ``cache_seconds`` (so a revoked key
+    stops working within that time in every worker); 0 disables it.
+    """
+
+    def __init__(self, engine: Engine, cache_seconds: float = 5.0, clock=time.monotonic) -> None:
+        self.engine = engine
+        self.cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, ApiKey]] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, presented: str, now: datetime) -> ApiKey:
+        """Return the key's record, or raise ``AuthenticationError`` (unknown or revoked)."""
+        if not presented.startswith(KEY_PREFIX) or len(presented) > 200:
+            raise AuthenticationError("the API key is not valid")
+        digest = hash_key(presented)
+        if self.cache_seconds > 0:
+            with self._lock:
+                hit = self._cache.get(digest)
+            if hit is not None and self._clock() - hit[0] < self.cache_seconds:
+                return hit[1]
+        key = self._verify_in_database(presented, digest, now)
+        if self.cache_seconds > 0:
+            with self._lock:
+                if len(self._cache) > 1000:  # a bound, not an LRU: keys are few
+                    self._cache.clear()
+                self._cache[digest] = (self._clock(), key)
+        return key
+
+    def _verify_in_database(self, presented: str, digest: str, now: datetime) -> ApiKey:
+        with read_connection(self.engine) as conn:
+            rows = conn.execute(
+                select(
+                    api_keys.c.key_id,
+                    api_keys.c.name,
+                    api_keys.c.role,
+                    api_keys.c.key_hash,
+                    api_keys.c.revoked_at,
+                    api_keys.c.last_used_at,
+                ).where(api_keys.c.prefix == presented[:LOOKUP_CHARS])
+            ).all()
+        found = None
+        for row in rows:
+            # compare_digest on every candidate: the time taken does not depend on the digest.
+            if hmac.compare_digest(row.key_hash.encode(), digest.encode()) and row.revoked_at is None:
+                found = row
+        if found is None:
+            raise AuthenticationError("the API key is not valid")
+        if found.last_used_at is None or now - found.last_used_at >= TOUCH_INTERVAL:
+            with write_transaction(self.engine) as conn:
+                conn.execute(
+                    update(api_keys).where(api_keys.c.key_id == found.key_id).values(last_used_at=now)
+                )
+        return ApiKey(found.key_id, found.name, found.role)
+
+
+# ---------------------------------------------------------------- end-user tokens
+
+
+class UserTokens:
+    """Issue and verify signed tokens that act for exactly one user until they expire."""
+
+    def __init__(self, secret: str, max_ttl_seconds: int = MAX_TOKEN_TTL_SECONDS) -> None:
+        if len(secret) < 32:
+            raise ValidationError("FEEDBACK_API_SECRET must be at least 32 characters", "secret")
+        self._serializer = URLSafeSerializer(secret, salt="feedback-core.user-token")
+        self.max_ttl_seconds = max_ttl_seconds
+
+    def issue(self, user_id: int, now: datetime, ttl_seconds: int) -> tuple[str, datetime]:
+        """Return a token for ``user_id`` and the moment it expires."""
+        if not 0 < user_id <= MAX_ID:
+            raise ValidationError(f"user_id must be a positive integer, got {user_id}", "user_id")
+        if not 60 <= ttl_seconds <= self.max_ttl_seconds:
+            raise ValidationError(
+                f"ttl_seconds must be an integer between 60 and {self.max_ttl_seconds}, got {ttl_seconds}",
+                "ttl_seconds",
+            )
+        expires = now + timedelta(seconds=ttl_seconds)
+        payload = {"u": user_id, "exp": _epoch(expires)}
+        return TOKEN_PREFIX + self._serializer.dumps(payload), expires
+
+    def verify(self, token: str, now: datetime) -> int:
+        """Return the token's user id, or raise ``AuthenticationError``."""
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 500:
+            raise AuthenticationError("the user token is not valid")
+        try:
+            payload = self._serializer.loads(token[len(TOKEN_PREFIX) :])
+        except BadSignature:
+            raise AuthenticationError("the user token is not valid") from None
+        user_id, expires = payload.get("u"), payload.get("exp")
+        if not isinstance(user_id, int) or not isinstance(expires, int):
+            raise AuthenticationError("the user token is not valid")
+        if _epoch(now) >= expires:
+            raise AuthenticationError("the user token has expired; ask the service for a new one")
+        return user_id
+
+
+def _epoch(moment: datetime) -> int:
+    # Stored times are naive UTC; a naive datetime's .timestamp() would assume local time.
+    return int(moment.replace(tzinfo=UTC).timestamp())

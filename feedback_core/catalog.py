@@ -1,0 +1,243 @@
+"""The movie catalogue and the positive signal (ratings)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from feedback_core.db import to_naive_utc, write_transaction
+from feedback_core.errors import ValidationError
+from feedback_core.schema import movies, ratings
+from feedback_core.validation import check_id, check_names, check_text
+
+LIKED_RATING = 4.0
+
+
+@dataclass(frozen=True)
+class MovieIn:
+    """A validated catalogue record."""
+
+    movie_id: int
+    title: str
+    genres: tuple[str, ...]
+    cast: tuple[str, ...]
+    franchise: str | None
+    year: int | None
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split("|") if part.strip()]
+    return value
+
+
+def validate_movie(record: Any) -> MovieIn:
+    """Validate one catalogue record (lists may be pipe-separated strings)."""
+    if not isinstance(record, dict):
+        raise ValidationError("a movie record must be an object with movie_id and title", "record")
+    year = record.get("year")
+    if year in (None, ""):
+        year = None
+    else:
+        try:
+            year = int(year)
+        except (TypeError, ValueError):
+            raise ValidationError(f"year must be an integer, got {year!r}", "year") from None
+        if not 1870 <= year <= 2100:
+            raise ValidationError(f"year must be between 1870 and 2100, got {year}", "year")
+    return MovieIn(
+        movie_id=check_id(record.get("movie_id"), "movie_id"),
+        title=check_text(record.get("title"), "title", 300, allow_empty=False),
+        genres=check_names(_split(record.get("genres")), "genres", 50) or (),
+        cast=check_names(_split(record.get("cast")), "cast", 50) or (),
+        franchise=check_text(record.get("franchise"), "franchise", 200) or None,
+        year=year,
+    )
+
+
+def check_rating(value: Any) -> float:
+    """Return a rating from 1 to 5 in half stars, or raise."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(f"rating must be a number from 1 to 5 in half stars, got {value!r}", "rating")
+    if not 1.0 <= value <= 5.0 or (value * 2) != int(value * 2):
+        raise ValidationError(f"rating must be a number from 1 to 5 in half stars, got {value!r}", "rating")
+    return float(value)
+
+
+def upsert_movies(conn: Connection, records: list[MovieIn], now: datetime) -> None:
+    """Insert movies or update their metadata (rating statistics are kept)."""
+    if not records:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(movies)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["movie_id"],
+        set_={c: stmt.excluded[c] for c in ("title", "genres", "cast", "franchise", "year")},
+    )
+    conn.execute(
+        stmt,
+        [
+            {
+                "movie_id": r.movie_id,
+                "title": r.title,
+                "genres": list(r.genres),
+                "cast": list(r.cast),
+                "franchise": r.franchise,
+                "year": r.year,
+                "rating_count": 0,
+                "rating_sum": 0.0,
+                "like_count": 0,
+                "created_at": now,
+            }
+            for r in sorted(records, key=lambda r: r.movie_id)
+        ],
+    )
+
+
+def store_ratings(conn: Connection, rows: list[tuple[int, int, float, datetime]]) -> int:
+    """Insert or replace ratings and keep each movie's rating statistics in step."""
+    if not rows:
+        return 0
+    ids = sorted({m for _, m, _, _ in rows})
+    known = set()
+    for start in range(0, len(ids), 900):
+        known |= set(conn.execute(select(movies.c.movie_id).where(movies.c.movie_id.in_(ids[start : start + 900]))).scalars())
+    missing = [m for m in ids if m not in known]
+    if missing:
+        raise ValidationError(f"movies not in the catalogue: {', '.join(map(str, missing[:10]))}", "movie_id")
+    latest: dict[tuple[int, int], tuple[float, datetime]] = {}
+    for user, movie, rating, at in rows:
+        latest[(user, movie)] = (rating, at)
+    keys = sorted(latest)
+    previous: dict[tuple[int, int], float] = {}
+    users = sorted({u for u, _ in keys})
+    for start in range(0, len(users), 900):
+        for u, m, r in conn.execute(
+            select(ratings.c.user_id, ratings.c.movie_id, ratings.c.rating).where(
+                ratings.c.user_id.in_(users[start : start + 900])
+            )
+        ):
+            if (u, m) in latest:
+                previous[(u, m)] = r
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(ratings)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["user_id", "movie_id"],
+        set_={"rating": stmt.excluded.rating, "rated_at": stmt.excluded.rated_at},
+    )
+    conn.execute(
+        stmt, [{"user_id": u, "movie_id": m, "rating": latest[(u, m)][0], "rated_at": latest[(u, m)][1]} for u, m in keys]
+    )
+    deltas: dict[int, list[float]] = {}
+    for (u, m), (rating, _) in latest.items():
+        d = deltas.setdefault(m, [0, 0.0, 0])
+        old = previous.get((u, m))
+        d[0] += 0 if old is not None else 1
+        d[1] += rating - (old or 0.0)
+        d[2] += int(rating >= LIKED_RATING) - int(old is not None and old >= LIKED_RATING)
+    for movie_id in sorted(deltas):
+        n, s, likes = deltas[movie_id]
+        conn.execute(
+            update(movies)
+            .where(movies.c.movie_id == movie_id)
+            .values(
+                rating_count=movies.c.rating_count + n,
+                rating_sum=movies.c.rating_sum + s,
+                like_count=movies.c.like_count + likes,
+            )
+        )
+    return len(keys)
+
+
+def read_records(path: str | Path) -> Iterator[tuple[int, dict | None, str | None]]:
+    """Yield ``(line_number, record, error)`` from a CSV (with header) or JSON-lines file."""
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        yield line, None, f"the file is not UTF-8 (byte {exc.start})"
+        return
+    is_jsonl = path.suffix.lower() in (".jsonl", ".ndjson", ".json") or text.lstrip().startswith("{")
+    if is_jsonl:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, None, f"invalid JSON: {exc.msg}"
+                continue
+            if not isinstance(record, dict):
+                yield number, None, "each line must be a JSON object"
+                continue
+            yield number, record, None
+        return
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        return
+    for row in reader:
+        number = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            yield number, None, f"expected {len(header)} columns ({', '.join(header)}), got {len(row)}"
+            continue
+        yield number, dict(zip(header, row)), None
+
+
+class CatalogOps:
+    """Catalogue and rating operations of ``FeedbackSystem``."""
+
+    def add_movies(self, records: Iterable[dict]) -> int:
+        """Add or update catalogue records; all or nothing. Return how many were stored."""
+        clean = []
+        for i, record in enumerate(records):
+            try:
+                clean.append(validate_movie(record))
+            except ValidationError as exc:
+                raise ValidationError(f"records[{i}]: {exc.message}", f"records[{i}].{exc.field}") from None
+        with write_transaction(self.engine) as conn:
+            upsert_movies(conn, clean, self.now())
+        self._catalog_cache = None
+        return len(clean)
+
+    def record_rating(self, user_id: int, movie_id: int, rating: float, rated_at: datetime | None = None) -> None:
+        """Record a user's rating (1 to 5, half stars; 4 and above counts as liked)."""
+        self.record_ratings([(user_id, movie_id, rating, rated_at)])
+
+    def record_ratings(self, rows: Iterable[Sequence]) -> int:
+        """Record many ratings ``(user_id, movie_id, rating[, rated_at])`` in one transaction."""
+        clean = []
+        now = self.now()
+        for i, row in enumerate(rows):
+            user_id, movie_id, rating, *rest = row
+            at = rest[0] if rest and rest[0] is not None else now
+            try:
+                clean.append(
+                    (check_id(user_id, "user_id"), check_id(movie_id, "movie_id"), check_rating(rating), to_naive_utc(at))
+                )
+            except ValidationError as exc:
+                raise ValidationError(f"rows[{i}]: {exc.message}", exc.field) from None
+        with write_transaction(self.engine) as conn:
+            stored = store_ratings(conn, clean)
+        return stored
+

@@ -1,0 +1,154 @@
+"""Commands of the learning loop: demo, simulate, worker, retrain, import-catalog."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+
+from tqdm import tqdm
+
+from feedback_core.cli import build_system, command
+from feedback_core.settings import Settings, mask_url
+
+
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.add_argument("--users", type=int, default=300, help="simulated people (default 300)")
+    p.add_argument("--days", type=int, default=30, help="simulated days (default 30)")
+    p.add_argument("--movies", type=int, default=1500, help="catalogue size (default 1500)")
+    p.add_argument("--if-empty", action="store_true", help="do nothing when the database has data")
+
+
+@command("demo", "build a realistic demo database (deterministic for a seed)", _demo_arguments)
+def cmd_demo(args: argparse.Namespace) -> int:
+    from feedback_core.demo import build_demo
+
+    system = build_system(args)
+    system.init_feedback_tables()
+    counts = system.count_rows()
+    if counts["movies"] or counts["user_dislikes"]:
+        if args.if_empty:
+            print(f"database {mask_url(system.settings.database_url)} already has data: demo not built")
+            return 0
+        print("error: the database is not empty; use a new database URL for the demo", file=sys.stderr)
+        return 2
+    system.close()
+    with tqdm(total=args.days + 1, desc="building demo", unit="step", file=sys.stderr) as bar:
+        def progress(n: int, text: str) -> None:
+            bar.set_postfix_str(text)
+            bar.update(n)
+
+        summary = build_demo(system.settings, args.seed, args.users, args.days, args.movies, progress)
+    print(
+        f"demo ready: {summary['movies']:,} films, {summary['users']} people, {summary['days']} days, "
+        f"{summary['impressions']:,} impressions, {summary['dislikes']:,} dislikes, "
+        f"{summary['versions']} model versions; dislike rate {summary['first_day_rate']:.1%} on day 1, "
+        f"{summary['last_day_rate']:.1%} on the last day"
+    )
+    return 0
+
+
+def _simulate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rounds", type=int, default=10, help="rounds to simulate (default 10)")
+    p.add_argument("--no-feedback", action="store_true", help="record nothing users do (the control)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--users", type=int, default=300)
+    p.add_argument("--movies", type=int, default=1500)
+
+
+@command("simulate", "run the learning loop on a scratch database and print the dislike rate per round",
+         _simulate_arguments)
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from feedback_core.demo import simulate
+    from feedback_core.system import FeedbackSystem
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.db or f"sqlite:///{tmp}/simulation.db"
+        settings = Settings.from_env(database_url=url)
+        FeedbackSystem.from_settings(settings).init_feedback_tables()
+        mode = "without feedback" if args.no_feedback else "with feedback"
+        print(f"simulating {args.rounds} rounds {mode}: {args.users} people, {args.movies} films")
+        print(f"{'round':>5}  {'impressions':>11}  {'dislikes':>8}  {'dislike rate':>12}")
+
+        def report(r) -> None:
+            print(f"{r.round:>5}  {r.impressions:>11,}  {r.dislikes:>8,}  {r.dislike_rate:>11.1%}", flush=True)
+
+        results = simulate(settings, args.rounds, not args.no_feedback, args.seed, args.users, args.movies, report)
+    first, last = results[0].dislike_rate, results[-1].dislike_rate
+    change = (last / first - 1) if first else 0.0
+    print(f"dislike rate: first round {first:.1%}, last round {last:.1%} ({change:+.0%})")
+    return 0
+
+
+def _worker_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--once", action="store_true", help="run what is queued, then exit")
+    p.add_argument("--poll", type=float, default=2.0, help="seconds between queue checks (default 2)")
+
+
+@command("worker", "claim queued retrain jobs and run them", _worker_arguments)
+def cmd_worker(args: argparse.Namespace) -> int:
+    system = build_system(args)
+    recovered = system.recover_stale_jobs()
+    if recovered:
+        print(f"marked failed (their worker had died): jobs {recovered}")
+    print(f"worker {mask_url(system.settings.database_url)}: waiting for retrain jobs (Ctrl-C stops)")
+    done = system.run_worker(once=args.once, poll_seconds=args.poll)
+    print(f"ran {done} job(s)")
+    return 0
+
+
+def _retrain_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--actor", default="cli", help="who asks (recorded in the audit log)")
+
+
+@command("retrain", "train a new model version now, in this process", _retrain_arguments)
+def cmd_retrain(args: argparse.Namespace) -> int:
+    system = build_system(args)
+    job = system.retrain(args.actor)
+    if job["status"] != "succeeded":
+        print(f"retrain job {job['job_id']} failed: {job['error']}", file=sys.stderr)
+        return 1
+    version = system.get_model_version(job["result_version_id"])
+    metrics = version["metrics"]
+    print(
+        f"version {version['version_id']} ({version['status']}): AUC {metrics.get('auc')}, "
+        f"log loss {metrics.get('log_loss')}; {metrics.get('promotion', {}).get('reason', '')}"
+    )
+    return 0
+
+
+def _import_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="CSV with a header row, or JSON lines")
+    p.add_argument("--batch", type=int, default=1000, help="records per transaction (default 1000)")
+
+
+@command("import-catalog", "import movies (movie_id, title, genres, cast, franchise, year)", _import_arguments)
+def cmd_import_catalog(args: argparse.Namespace) -> int:
+    from feedback_core.catalog import read_records, validate_movie
+    from feedback_core.errors import ValidationError
+
+    system = build_system(args)
+    records, errors = [], []
+    for line, record, error in tqdm(read_records(args.file), desc="reading", unit="line", file=sys.stderr):
+        if error is None:
+            try:
+                validate_movie(record)
+                records.append(record)
+                continue
+            except ValidationError as exc:
+                error = exc.message
+        errors.append((line, error))
+    if errors:
+        for line, error in errors[:20]:
+            print(f"{args.file}:{line}: {error}", file=sys.stderr)
+        more = f" (and {len(errors) - 20} more)" if len(errors) > 20 else ""
+        print(f"{len(errors)} bad line(s){more}: nothing imported", file=sys.stderr)
+        return 2
+    stored = 0
+    with tqdm(total=len(records), desc="importing", unit="movie", file=sys.stderr) as bar:
+        for start in range(0, len(records), args.batch):
+            stored += system.add_movies(records[start : start + args.batch])
+            bar.update(min(args.batch, len(records) - start))
+    print(f"imported {stored:,} movies into {mask_url(system.settings.database_url)}")
+    return 0

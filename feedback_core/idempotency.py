@@ -1,0 +1,117 @@
+"""Idempotent HTTP requests: the first response to a key is stored and replayed on retry.
+
+A request with an ``Idempotency-Key`` first *claims* the key (a placeholder row with status 0,
+committed at once), then runs, then *completes* the row with its response, or *releases* it if
+it failed, so that a corrected retry can run. A second request arriving while the first is
+still running is told so (409) instead of running twice. A placeholder left by a crashed worker
+is taken over after ``stale_after``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from feedback_core.db import write_transaction
+from feedback_core.errors import ConflictError
+from feedback_core.schema import idempotent_requests
+
+IN_PROGRESS = 0
+STALE_AFTER = timedelta(seconds=60)
+
+
+class IdempotencyKeyReusedError(ConflictError):
+    """The key was already used for a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class RequestInProgressError(ConflictError):
+    """The first request with this key has not finished yet."""
+
+    code = "request_in_progress"
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The first response to an idempotent request."""
+
+    status_code: int
+    body: dict
+
+
+def claim_key(
+    engine: Engine,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    now: datetime,
+    stale_after: timedelta = STALE_AFTER,
+) -> StoredResponse | None:
+    """Claim ``key`` for a new request (return None) or return the stored first response."""
+    table = idempotent_requests
+    where = (table.c.scope == scope, table.c.idempotency_key == key)
+    try:
+        with write_transaction(engine) as conn:
+            row = conn.execute(select(table).where(*where)).first()
+            if row is None:
+                conn.execute(
+                    insert(table).values(
+                        scope=scope,
+                        idempotency_key=key,
+                        status_code=IN_PROGRESS,
+                        body={"fingerprint": fingerprint},
+                        created_at=now,
+                    )
+                )
+                return None
+            if (row.body or {}).get("fingerprint") != fingerprint:
+                raise IdempotencyKeyReusedError(
+                    "this Idempotency-Key was already used for a different request; use a new key "
+                    "for every distinct request",
+                    "Idempotency-Key",
+                )
+            if row.status_code != IN_PROGRESS:
+                return StoredResponse(row.status_code, row.body["response"])
+            if now - row.created_at < stale_after:
+                raise RequestInProgressError(
+                    "a request with this Idempotency-Key is still being processed; retry shortly",
+                    "Idempotency-Key",
+                )
+            # The first attempt died without finishing: this one takes its place.
+            conn.execute(update(table).where(*where).values(created_at=now))
+            return None
+    except IntegrityError:  # a concurrent first attempt inserted the placeholder just now
+        raise RequestInProgressError(
+            "a request with this Idempotency-Key is still being processed; retry shortly",
+            "Idempotency-Key",
+        ) from None
+
+
+def complete_key(
+    engine: Engine, scope: str, key: str, fingerprint: str, status_code: int, body: dict
+) -> None:
+    """Store the response of a claimed request so that retries replay it."""
+    table = idempotent_requests
+    with write_transaction(engine) as conn:
+        conn.execute(
+            update(table)
+            .where(table.c.scope == scope, table.c.idempotency_key == key)
+            .values(status_code=status_code, body={"fingerprint": fingerprint, "response": body})
+        )
+
+
+def release_key(engine: Engine, scope: str, key: str) -> None:
+    """Forget a claim whose request failed, so that a corrected retry can run."""
+    table = idempotent_requests
+    with write_transaction(engine) as conn:
+        conn.execute(
+            delete(table).where(
+                table.c.scope == scope,
+                table.c.idempotency_key == key,
+                table.c.status_code == IN_PROGRESS,
+            )
+        )

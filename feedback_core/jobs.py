@@ -1,0 +1,301 @@
+"""Retrain jobs: queueing (at most one queued or running), claiming, running, recovery."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import timedelta
+
+from sqlalchemy import Connection, select, update
+
+from feedback_core import training
+from feedback_core.db import format_ts, read_connection, write_transaction
+from feedback_core.errors import ConflictError, NotFoundError
+from feedback_core.recommender import load_active_model
+from feedback_core.recording import queue_retrain_job, write_audit
+from feedback_core.schema import negative_examples, retrain_jobs
+from feedback_core.validation import check_id, check_limit, check_text
+from feedback_core.versions import activate, insert_version
+
+log = logging.getLogger("feedback_core")
+
+HEARTBEAT_SECONDS = 5.0
+STALE_AFTER_SECONDS = 60.0
+
+
+def job_dict(row) -> dict:
+    """Shape one retrain_jobs row."""
+    return {
+        "job_id": row.job_id,
+        "status": row.status,
+        "trigger": row.trigger,
+        "requested_by": row.requested_by,
+        "created_at": format_ts(row.created_at),
+        "started_at": format_ts(row.started_at),
+        "finished_at": format_ts(row.finished_at),
+        "heartbeat_at": format_ts(row.heartbeat_at),
+        "worker_id": row.worker_id,
+        "progress": row.progress,
+        "stage": row.stage,
+        "error": row.error,
+        "result_version_id": row.result_version_id,
+        "examples_claimed": row.examples_claimed,
+    }
+
+
+def this_worker_id() -> str:
+    """Return ``host:pid`` of this process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_alive(worker_id: str | None) -> bool | None:
+    """True/False for a worker on this host; None when it runs elsewhere (unknown)."""
+    if not worker_id or ":" not in worker_id:
+        return None
+    host, _, pid = worker_id.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_examples(conn: Connection, job_id: int) -> int:
+    """Give a failed job's claimed examples back to the pool."""
+    return conn.execute(
+        update(negative_examples)
+        .where(negative_examples.c.job_id == job_id, negative_examples.c.status == "claimed")
+        .values(status="pending", job_id=None)
+    ).rowcount
+
+
+class Jobs:
+    """Retrain-job operations of ``FeedbackSystem``."""
+
+    def request_retrain(self, actor: str, trigger: str = "manual") -> dict:
+        """Queue a retrain by hand; if one is already queued or running, return that one."""
+        actor = check_text(actor, "actor", 120, allow_empty=False)
+        with write_transaction(self.engine) as conn:
+            job_id = queue_retrain_job(conn, at=self.now(), trigger=trigger, actor=actor)
+            if job_id is None:
+                job_id = conn.execute(
+                    select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1)
+                ).scalar_one()
+                created = False
+            else:
+                created = True
+        return {**self.get_retrain_job(job_id), "created": created}
+
+    def get_retrain_job(self, job_id: int) -> dict:
+        """Return one retrain job with its progress."""
+        job_id = check_id(job_id, "job_id")
+        with read_connection(self.engine) as conn:
+            row = conn.execute(select(retrain_jobs).where(retrain_jobs.c.job_id == job_id)).first()
+        if row is None:
+            raise NotFoundError(f"retrain job {job_id} not found", "job_id")
+        return job_dict(row)
+
+    def list_retrain_jobs(self, limit: int = 50) -> list[dict]:
+        """Return recent retrain jobs, newest first."""
+        limit = check_limit(limit)
+        with read_connection(self.engine) as conn:
+            rows = conn.execute(select(retrain_jobs).order_by(retrain_jobs.c.job_id.desc()).limit(limit)).all()
+        return [job_dict(r) for r in rows]
+
+    def recover_stale_jobs(self) -> list[int]:
+        """Mark running jobs whose worker died as failed and release their examples."""
+        now = self.now()
+        failed = []
+        with write_transaction(self.engine) as conn:
+            running = conn.execute(select(retrain_jobs).where(retrain_jobs.c.status == "running")).all()
+            for job in running:
+                alive = _process_alive(job.worker_id)
+                stale = job.heartbeat_at is None or now - job.heartbeat_at > timedelta(seconds=STALE_AFTER_SECONDS)
+                if alive is False or (alive is None and stale):
+                    self._fail(conn, job.job_id, f"worker {job.worker_id} stopped while the job was running", now)
+                    failed.append(job.job_id)
+        return failed
+
+    def claim_next_job(self, worker_id: str | None = None, job_id: int | None = None) -> dict | None:
+        """Claim the oldest queued job (row-locked; SKIP LOCKED on PostgreSQL) and mark it running."""
+        worker_id = worker_id or this_worker_id()
+        now = self.now()
+        with write_transaction(self.engine) as conn:
+            query = select(retrain_jobs.c.job_id).where(retrain_jobs.c.status == "queued")
+            if job_id is not None:
+                query = query.where(retrain_jobs.c.job_id == job_id)
+            query = query.order_by(retrain_jobs.c.job_id).limit(1).with_for_update(skip_locked=True)
+            found = conn.execute(query).scalar()
+            if found is None:
+                return None
+            claimed = conn.execute(
+                update(retrain_jobs)
+                .where(retrain_jobs.c.job_id == found, retrain_jobs.c.status == "queued")
+                .values(status="running", started_at=now, heartbeat_at=now, worker_id=worker_id,
+                        progress=1, stage="starting")
+            ).rowcount
+            if not claimed:
+                return None
+        return self.get_retrain_job(found)
+
+    def run_worker(self, once: bool = False, poll_seconds: float = 2.0, stop: threading.Event | None = None,
+                   max_jobs: int | None = None) -> int:
+        """Run queued jobs until stopped (``once``: until the queue is empty). Return jobs run."""
+        stop = stop or threading.Event()
+        self.recover_stale_jobs()
+        done = 0
+        while not stop.is_set() and (max_jobs is None or done < max_jobs):
+            job = self.claim_next_job()
+            if job is None:
+                if once:
+                    break
+                stop.wait(poll_seconds)
+                continue
+            self.run_job(job["job_id"])
+            done += 1
+        return done
+
+    def retrain(self, actor: str, trigger: str = "manual") -> dict:
+        """Queue (or reuse the queued) retrain job and run it now, in this process."""
+        job = self.request_retrain(actor, trigger)
+        if job["status"] == "running":
+            raise ConflictError(f"retrain job {job['job_id']} is already running", "job_id")
+        claimed = self.claim_next_job(job_id=job["job_id"])
+        if claimed is None:
+            raise ConflictError(f"retrain job {job['job_id']} was claimed by another worker", "job_id")
+        return self.run_job(job["job_id"])
+
+    def run_job(self, job_id: int) -> dict:
+        """Run one claimed job: train, evaluate, store the candidate, maybe promote it."""
+        stop_beat = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(job_id, stop_beat), daemon=True)
+        beat.start()
+        try:
+            self._run_job(job_id)
+        except Exception as exc:  # any failure must release the examples and record why
+            log.exception("[FEEDBACK] Retrain job %s failed", job_id)
+            with write_transaction(self.engine) as conn:
+                self._fail(conn, job_id, f"{type(exc).__name__}: {exc}", self.now())
+        finally:
+            stop_beat.set()
+            beat.join(timeout=5)
+        return self.get_retrain_job(job_id)
+
+    # ------------------------------------------------------------ internals
+
+    def _heartbeat(self, job_id: int, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            try:
+                with write_transaction(self.engine) as conn:
+                    conn.execute(
+                        update(retrain_jobs)
+                        .where(retrain_jobs.c.job_id == job_id, retrain_jobs.c.status == "running")
+                        .values(heartbeat_at=self.now())
+                    )
+            except Exception:  # a missed heartbeat is harmless; the next one retries
+                log.warning("[FEEDBACK] heartbeat of job %s failed", job_id)
+
+    def _progress(self, job_id: int, percent: int, stage: str) -> None:
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                update(retrain_jobs)
+                .where(retrain_jobs.c.job_id == job_id)
+                .values(progress=percent, stage=stage, heartbeat_at=self.now())
+            )
+
+    def _fail(self, conn: Connection, job_id: int, error: str, now) -> None:
+        released = release_examples(conn, job_id)
+        conn.execute(
+            update(retrain_jobs)
+            .where(retrain_jobs.c.job_id == job_id)
+            .values(status="failed", active_slot=None, finished_at=now, error=error[:2000], stage="failed")
+        )
+        write_audit(conn, at=now, actor="system", action="retrain.failed", entity_type="retrain_job",
+                    entity_id=job_id, details={"error": error[:500], "examples_released": released})
+
+    def _run_job(self, job_id: int) -> None:
+        s = self.settings
+        with write_transaction(self.engine) as conn:
+            job = conn.execute(select(retrain_jobs).where(retrain_jobs.c.job_id == job_id)).one()
+            if job.status != "running":
+                raise ConflictError(f"retrain job {job_id} is {job.status}, not running", "job_id")
+            claimed = conn.execute(
+                update(negative_examples)
+                .where(negative_examples.c.status == "pending")
+                .values(status="claimed", job_id=job_id)
+            ).rowcount
+            conn.execute(
+                update(retrain_jobs).where(retrain_jobs.c.job_id == job_id)
+                .values(examples_claimed=claimed, progress=10, stage="loading training data")
+            )
+        now = self.now()
+        with read_connection(self.engine) as conn:
+            data = training.load_training_data(
+                conn, now, s.DISLIKE_WEIGHT_MULTIPLIER, (s.weight_min, s.weight_max), job_id
+            )
+            active_id, active_model = load_active_model(conn)
+            if active_id is None:
+                active_model = None
+        self._progress(job_id, 40, "building features")
+        trained, metrics, baseline = training.fit_and_evaluate(
+            data, seed=job_id, adjustment_strength=s.adjustment_strength, active=active_model,
+            progress=lambda p, stage: self._progress(job_id, p, stage),
+        )
+        metrics["active_on_same_holdout"] = baseline
+        promote, why = _promotion_decision(metrics, baseline, s.promotion_margin)
+        metrics["promotion"] = {"promoted": promote, "reason": why, "margin": s.promotion_margin}
+        self._progress(job_id, 95, "recording the new version")
+        now = self.now()
+        with write_transaction(self.engine) as conn:
+            still = conn.execute(select(retrain_jobs.c.status).where(retrain_jobs.c.job_id == job_id)).scalar()
+            if still != "running":
+                raise ConflictError(f"retrain job {job_id} was marked {still} while training", "job_id")
+            version_id = insert_version(
+                conn, at=now, actor=job.requested_by, trigger=job.trigger, parent_id=active_id,
+                weights=trained.as_dict(), metrics=metrics,
+                examples={**data.counts, "new_negative_examples": claimed, "job_id": job_id},
+                settings={"DISLIKE_WEIGHT_MULTIPLIER": s.DISLIKE_WEIGHT_MULTIPLIER,
+                          "FEEDBACK_ACCUMULATION_THRESHOLD": s.FEEDBACK_ACCUMULATION_THRESHOLD,
+                          "adjustment_strength": s.adjustment_strength, "promotion_margin": s.promotion_margin,
+                          "holdout_share": training.HOLDOUT_SHARE, "seed": job_id},
+            )
+            conn.execute(
+                update(negative_examples)
+                .where(negative_examples.c.job_id == job_id, negative_examples.c.status == "claimed")
+                .values(status="used", used_at=now, used_in_version_id=version_id)
+            )
+            conn.execute(
+                update(retrain_jobs).where(retrain_jobs.c.job_id == job_id)
+                .values(status="succeeded", active_slot=None, finished_at=now, progress=100,
+                        stage="done", result_version_id=version_id)
+            )
+            write_audit(conn, at=now, actor=job.requested_by, action="retrain.succeeded",
+                        entity_type="retrain_job", entity_id=job_id,
+                        details={"version_id": version_id, "auc": metrics.get("auc"), "promoted": promote})
+            if promote:
+                activate(conn, version_id, "system", now, why)
+        log.info("[FEEDBACK] Retrain job %s produced version %s (auc %s, promoted %s)",
+                 job_id, version_id, metrics.get("auc"), promote)
+
+
+def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> tuple[bool, str]:
+    if baseline is None:
+        return True, "first version: nothing active to compare with"
+    new, old = metrics.get("auc"), baseline.get("auc")
+    if new is None or old is None:
+        return False, "AUC not available on held-out data; an analyst decides"
+    if new < old + margin:
+        return False, f"held-out AUC {new:.4f} vs active {old:.4f}: not better by {margin}; an analyst decides"
+    new_share, old_share = metrics.get("dislike_top10_share"), baseline.get("dislike_top10_share")
+    if new_share is not None and old_share is not None and new_share > old_share:
+        return False, (
+            f"held-out AUC {new:.4f} beats {old:.4f}, but {new_share:.1%} of held-out dislikes would "
+            f"still reach a top 10 (active: {old_share:.1%}); an analyst decides"
+        )
+    return True, f"held-out AUC {new:.4f} beats the active version's {old:.4f} by at least {margin}"

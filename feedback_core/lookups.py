@@ -1,0 +1,433 @@
+"""Dashboard lookups of single rows: each bounded by an index and a limit, never a scan.
+
+The latest dislikes, the approval inbox with its evidence, a re-ranking preview, one user's
+history and the audit log. Like ``feedback_core.queries`` every function takes the
+``FeedbackSystem`` and returns a DataFrame or a dict.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, time, timedelta
+
+import pandas as pd
+from sqlalchemy import and_, func, select
+
+from feedback_core import policy
+from feedback_core.adjustments import load_user_weights
+from feedback_core.db import read_connection
+from feedback_core.queries import rate_fields, to_frame, version_condition, version_label
+from feedback_core.schema import (
+    audit_log,
+    dislike_patterns,
+    feature_adjustments,
+    impressions,
+    movies,
+    recommendation_sets,
+    user_dislikes,
+)
+
+
+def list_latest_dislikes(system, start: date, end: date, versions=(), reasons=(), limit: int = 50):
+    """Return the newest dislikes of the window with their text (walks the created_at index)."""
+    where = [
+        user_dislikes.c.created_at >= datetime.combine(start, time.min),
+        user_dislikes.c.created_at < datetime.combine(end + timedelta(days=1), time.min),
+        user_dislikes.c.retracted_at.is_(None),
+    ]
+    if versions:
+        where.append(version_condition(user_dislikes.c.model_version_id, versions))
+    if reasons:
+        where.append(user_dislikes.c.reason.in_(reasons))
+    columns = [
+        "created_at",
+        "dislike_id",
+        "user_id",
+        "movie_id",
+        "movie_title",
+        "reason",
+        "predicted_score",
+        "model_version_id",
+        "feedback_text",
+    ]
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(
+            select(*(user_dislikes.c[c] for c in columns))
+            .where(*where)
+            .order_by(user_dislikes.c.created_at.desc(), user_dislikes.c.dislike_id.desc())
+            .limit(limit)
+        ).all()
+    df = to_frame(rows, columns)
+    df["created_at"] = pd.to_datetime(df["created_at"])
+    df["model_version"] = df["model_version_id"].map(version_label)
+    return df.drop(columns="model_version_id")
+
+
+# ---------------------------------------------------------------- adjustments
+
+
+def list_adjustment_inbox(
+    system,
+    status: str | None = "proposed",
+    user_id: int | None = None,
+    feature: str | None = None,
+    reason: str | None = None,
+    min_evidence: int = 0,
+    within_days: int | None = None,
+    limit: int = 200,
+) -> pd.DataFrame:
+    """Return adjustments, newest first, with their evidence: the user's dislikes of that feature."""
+    fa, pat = feature_adjustments, dislike_patterns
+    evidence = func.coalesce(pat.c.dislike_count, 0)
+    query = (
+        select(
+            fa.c.adjustment_id,
+            fa.c.user_id,
+            fa.c.feature_type,
+            fa.c.feature_value,
+            fa.c.proposed_magnitude,
+            fa.c.magnitude,
+            fa.c.reason,
+            fa.c.status,
+            fa.c.created_at,
+            user_dislikes.c.movie_title,
+            evidence.label("evidence_dislikes"),
+            pat.c.last_disliked_at,
+            fa.c.decided_by,
+            fa.c.decided_at,
+            fa.c.note,
+        )
+        .join(user_dislikes, user_dislikes.c.dislike_id == fa.c.dislike_id)
+        .outerjoin(
+            pat,
+            and_(
+                pat.c.user_id == fa.c.user_id,
+                pat.c.pattern_type == fa.c.feature_type,
+                pat.c.pattern_value == fa.c.feature_value,
+            ),
+        )
+        .order_by(fa.c.created_at.desc(), fa.c.adjustment_id.desc())
+        .limit(limit)
+    )
+    if status:
+        query = query.where(fa.c.status == status)
+    if user_id:
+        query = query.where(fa.c.user_id == int(user_id))
+    if feature:
+        if feature in ("genre", "cast", "franchise"):
+            query = query.where(fa.c.feature_type == feature)
+        else:
+            query = query.where(fa.c.feature_value == feature)
+    if reason:
+        query = query.where(fa.c.reason == reason)
+    if min_evidence > 0:
+        query = query.where(evidence >= min_evidence)
+    if within_days:
+        query = query.where(pat.c.last_disliked_at >= system.now() - timedelta(days=within_days))
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(query).all()
+    df = to_frame(rows, [c.name for c in query.selected_columns])
+    for col in ("created_at", "last_disliked_at", "decided_at"):
+        df[col] = pd.to_datetime(df[col])
+    df["evidence_dislikes"] = df["evidence_dislikes"].astype("int64")
+    return df
+
+
+def has_feature(features, feature_type: str, feature_value: str) -> bool:
+    """Say whether a film (a mapping with genres, cast, franchise) carries a feature value."""
+    if feature_type == "genre":
+        return feature_value in (features["genres"] or [])
+    if feature_type == "cast":
+        return feature_value in (features["cast"] or [])
+    return features["franchise"] == feature_value
+
+
+def rerank(candidates: pd.DataFrame, shift: float, k: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the top ``k`` before and after adding ``shift`` to the logit of films with the feature.
+
+    ``candidates`` has ``movie_id``, ``title``, ``score`` (a probability) and ``has_feature``.
+    Pure: the scoring model adds ``adjustment_strength * (weight - 1)`` per feature to the logit.
+    """
+
+    def shifted(p: float) -> float:
+        p = min(max(p, 1e-9), 1 - 1e-9)
+        return 1 / (1 + math.exp(-(math.log(p / (1 - p)) + shift)))
+
+    def top(scores: pd.Series) -> pd.DataFrame:
+        ranked = candidates.assign(score=scores).sort_values(["score", "movie_id"], ascending=[False, True])
+        ranked = ranked.head(k).reset_index(drop=True)
+        return ranked.assign(rank=range(1, len(ranked) + 1))
+
+    after = candidates["score"].where(~candidates["has_feature"], candidates["score"].map(shifted))
+    return top(candidates["score"]), top(after)
+
+
+def preview_adjustment(
+    system, adjustment_id: int, magnitude: float | None = None, lists: int = 5, k: int = 10
+) -> dict:
+    """Re-rank the user's recent lists as if the adjustment were applied: what leaves, what enters.
+
+    The films of the user's last ``lists`` lists (less those they disliked since) are scored
+    now by the active model, then re-scored with the changed feature weight.
+    """
+    adj = system.get_adjustment(adjustment_id)
+    user_id, kind, value = adj["user_id"], adj["feature_type"], adj["feature_value"]
+    with read_connection(system.engine) as conn:
+        sets = (
+            select(recommendation_sets.c.recommendation_set_id)
+            .where(recommendation_sets.c.user_id == user_id)
+            .order_by(recommendation_sets.c.created_at.desc())
+            .limit(lists)
+        )
+        set_ids = conn.execute(sets).scalars().all()
+        rows = conn.execute(
+            select(movies.c.movie_id, movies.c.title, movies.c.genres, movies.c.cast, movies.c.franchise)
+            .where(
+                movies.c.movie_id.in_(
+                    select(impressions.c.movie_id).where(impressions.c.recommendation_set_id.in_(set_ids))
+                )
+            )
+            .order_by(movies.c.movie_id)
+        ).all()
+        disliked = set(
+            conn.execute(
+                select(user_dislikes.c.movie_id).where(
+                    user_dislikes.c.user_id == user_id, user_dislikes.c.retracted_at.is_(None)
+                )
+            ).scalars()
+        )
+        current = load_user_weights(conn, user_id).get((kind, value), 0.0)
+    rows = [r for r in rows if r.movie_id not in disliked]
+    scores = system.score_movies(user_id, [r.movie_id for r in rows]) if rows else []
+    candidates = pd.DataFrame(
+        {
+            "movie_id": [r.movie_id for r in rows],
+            "title": [r.title for r in rows],
+            "score": [s["predicted_score"] for s in scores],
+            "has_feature": [has_feature(r._mapping, kind, value) for r in rows],
+        },
+        columns=["movie_id", "title", "score", "has_feature"],
+    )
+    low, high = system.settings.weight_min, system.settings.weight_max
+    delta = adj["proposed_magnitude"] if magnitude is None else magnitude
+    weight_before = policy.effective_weight(current, low, high)
+    weight_after = policy.effective_weight(current + delta, low, high)
+    active = system.get_active_model_version() or {}
+    strength = active.get("adjustment_strength") or system.settings.adjustment_strength
+    before, after = rerank(candidates, strength * (weight_after - weight_before), k)
+    evidence = system.get_feature_evidence(user_id).get((kind, value), {})
+    return {
+        "user_id": user_id,
+        "feature": f"{kind}:{value}",
+        "lists": len(set_ids),
+        "candidates": len(candidates),
+        "weight_before": weight_before,
+        "weight_after": weight_after,
+        "evidence_dislikes": evidence.get("dislikes", 0),
+        "evidence_likes": evidence.get("likes", 0),
+        "last_disliked_at": evidence.get("last_disliked_at"),
+        "before": before,
+        "after": after,
+        "leaving": before[~before["movie_id"].isin(after["movie_id"])].reset_index(drop=True),
+        "entering": after[~after["movie_id"].isin(before["movie_id"])].reset_index(drop=True),
+    }
+
+
+def get_adjustment_effects(system, user_id: int) -> pd.DataFrame:
+    """Return, per applied adjustment of a user, the dislike rate of films with that feature before and after.
+
+    Reads only this user's shown films and dislikes (index on user and time).
+    """
+    min_trials = system.settings.min_impressions_for_rate
+    with read_connection(system.engine) as conn:
+        applied = conn.execute(
+            select(feature_adjustments)
+            .where(feature_adjustments.c.user_id == user_id, feature_adjustments.c.status == "applied")
+            .order_by(feature_adjustments.c.applied_at)
+        ).all()
+        if not applied:
+            return pd.DataFrame(columns=["adjustment_id", "feature", "magnitude", "applied_at"])
+        shown = conn.execute(
+            select(
+                impressions.c.movie_id,
+                impressions.c.shown_at,
+                movies.c.genres,
+                movies.c.cast,
+                movies.c.franchise,
+            )
+            .join(movies, movies.c.movie_id == impressions.c.movie_id)
+            .where(impressions.c.user_id == user_id)
+        ).all()
+        disliked = conn.execute(
+            select(
+                user_dislikes.c.created_at,
+                user_dislikes.c.genres,
+                user_dislikes.c.cast,
+                user_dislikes.c.franchise,
+            ).where(
+                user_dislikes.c.user_id == user_id,
+                user_dislikes.c.retracted_at.is_(None),
+                user_dislikes.c.recommendation_set_id.is_not(None),
+            )
+        ).all()
+    records = []
+    for adj in applied:
+        at = adj.applied_at or adj.decided_at
+        counts = {"impressions_before": 0, "impressions_after": 0, "dislikes_before": 0, "dislikes_after": 0}
+        for r in shown:
+            if has_feature(r._mapping, adj.feature_type, adj.feature_value):
+                counts["impressions_after" if r.shown_at >= at else "impressions_before"] += 1
+        for r in disliked:
+            if has_feature(r._mapping, adj.feature_type, adj.feature_value):
+                counts["dislikes_after" if r.created_at >= at else "dislikes_before"] += 1
+        row = {
+            "adjustment_id": adj.adjustment_id,
+            "feature": f"{adj.feature_type}:{adj.feature_value}",
+            "magnitude": adj.magnitude,
+            "applied_at": pd.Timestamp(at),
+            "decided_by": adj.decided_by,
+            **counts,
+        }
+        for side in ("before", "after"):
+            rate = rate_fields(counts[f"dislikes_{side}"], counts[f"impressions_{side}"], min_trials)
+            row |= {
+                f"rate_{side}": rate["rate"],
+                f"ci_low_{side}": rate["ci_low"],
+                f"ci_high_{side}": rate["ci_high"],
+                f"enough_{side}": rate["enough"],
+            }
+        records.append(row)
+    return pd.DataFrame(records)
+
+
+# ---------------------------------------------------------------- users
+
+
+def list_recent_users(system, limit: int = 30) -> list[int]:
+    """Return users with the most recent dislikes (newest first, from the created_at index)."""
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(
+            select(user_dislikes.c.user_id).order_by(user_dislikes.c.created_at.desc()).limit(limit * 20)
+        ).scalars()
+        return list(dict.fromkeys(rows))[:limit]
+
+
+def list_user_lists(system, user_id: int, sets: int = 10) -> pd.DataFrame:
+    """Return a user's latest shown lists, item by item, marking what they disliked and why."""
+    with read_connection(system.engine) as conn:
+        set_ids = (
+            conn.execute(
+                select(recommendation_sets.c.recommendation_set_id)
+                .where(recommendation_sets.c.user_id == user_id)
+                .order_by(recommendation_sets.c.created_at.desc())
+                .limit(sets)
+            )
+            .scalars()
+            .all()
+        )
+        rows = conn.execute(
+            select(
+                impressions.c.recommendation_set_id,
+                impressions.c.shown_at,
+                impressions.c.model_version_id,
+                impressions.c.rank,
+                impressions.c.movie_id,
+                movies.c.title,
+                impressions.c.predicted_score,
+                user_dislikes.c.reason,
+                user_dislikes.c.feedback_text,
+            )
+            .join(movies, movies.c.movie_id == impressions.c.movie_id)
+            .outerjoin(
+                user_dislikes,
+                and_(
+                    user_dislikes.c.recommendation_set_id == impressions.c.recommendation_set_id,
+                    user_dislikes.c.movie_id == impressions.c.movie_id,
+                    user_dislikes.c.retracted_at.is_(None),
+                ),
+            )
+            .where(impressions.c.recommendation_set_id.in_(set_ids))
+            .order_by(
+                impressions.c.shown_at.desc(), impressions.c.recommendation_set_id.desc(), impressions.c.rank
+            )
+        ).all()
+    columns = ["recommendation_set_id", "shown_at", "model_version_id", "rank", "movie_id", "title"]
+    columns += ["predicted_score", "disliked_reason", "feedback_text"]
+    df = to_frame(rows, columns)
+    df["shown_at"] = pd.to_datetime(df["shown_at"])
+    df["model_version"] = df["model_version_id"].map(version_label)
+    df["disliked"] = df["disliked_reason"].notna()
+    return df.drop(columns="model_version_id")
+
+
+def get_user_profile(system, user_id: int) -> dict:
+    """Return one user's dislike history, patterns, effective weights and adjustments."""
+    dislikes = pd.DataFrame(
+        system.get_user_dislikes(user_id, limit=500),
+        columns=["created_at", "dislike_id", "movie_id", "movie_title", "reason", "predicted_score"]
+        + ["feedback_text", "recommendation_set_id", "genres", "cast", "franchise"],
+    )
+    dislikes["created_at"] = pd.to_datetime(dislikes["created_at"])
+    for col in ("genres", "cast"):
+        dislikes[col] = dislikes[col].map(lambda v: ", ".join(v) if isinstance(v, list) else v)
+    weights = pd.DataFrame(
+        [
+            {"feature_type": kind, "feature_value": value, "weight": weight}
+            for kind, values in system.get_effective_weights(user_id).items()
+            for value, weight in values.items()
+        ],
+        columns=["feature_type", "feature_value", "weight"],
+    )
+    return {
+        "user_id": user_id,
+        "patterns": system.get_dislike_pattern_analysis(user_id),
+        "dislikes": dislikes,
+        "weights": weights,
+        "adjustments": list_adjustment_inbox(system, status=None, user_id=user_id, limit=500),
+    }
+
+
+# ---------------------------------------------------------------- audit
+
+
+def list_audit_facets(system) -> dict:
+    """Return the distinct actions and actors in the audit log (index-only scans)."""
+    with read_connection(system.engine) as conn:
+        actions = conn.execute(select(audit_log.c.action).distinct().order_by(audit_log.c.action)).scalars()
+        actors = conn.execute(select(audit_log.c.actor).distinct().order_by(audit_log.c.actor)).scalars()
+        return {"actions": list(actions), "actors": list(actors)}
+
+
+def list_audit(
+    system,
+    start: date,
+    end: date,
+    actor: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    limit: int = 500,
+) -> pd.DataFrame:
+    """Return audit records of the window, newest first."""
+    where = [
+        audit_log.c.at >= datetime.combine(start, time.min),
+        audit_log.c.at < datetime.combine(end + timedelta(days=1), time.min),
+    ]
+    if actor:
+        where.append(audit_log.c.actor == actor)
+    if action:
+        where.append(audit_log.c.action == action)
+    if outcome:
+        where.append(audit_log.c.outcome == outcome)
+    columns = ["audit_id", "at", "actor", "action", "entity_type", "entity_id", "outcome", "details"]
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(
+            select(*(audit_log.c[c] for c in columns))
+            .where(*where)
+            .order_by(audit_log.c.at.desc(), audit_log.c.audit_id.desc())
+            .limit(limit)
+        ).all()
+    df = to_frame(rows, columns)
+    df["at"] = pd.to_datetime(df["at"])
+    # One text column keeps the table flat and the CSV readable.
+    df["details"] = df["details"].map(lambda d: ", ".join(f"{k}={v}" for k, v in (d or {}).items()))
+    return df

@@ -1,0 +1,371 @@
+"""The scoring model: interpretable features, weighted logistic regression, offline metrics.
+
+Pure numpy/scipy/scikit-learn over plain arrays; storage code builds the inputs.
+
+For a (user, movie) pair the features are the user's affinity to the movie's genres, cast and
+franchise (from films they liked), their aversion to the same (from their own dislikes, each
+feature value weighted ``min(count / 3, 1) * decay`` like the dislike weight), the movie's
+popularity and quality, and whether the user has any history. Learned weights combine them;
+the user's applied feature adjustments add ``adjustment_strength * sum(weight - 1)`` over the
+movie's features to the logit, so an approved "-0.15 Horror" lowers Horror films at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from scipy import sparse
+
+FEATURES = (
+    "genre_affinity",
+    "cast_affinity",
+    "franchise_affinity",
+    "genre_aversion",
+    "cast_aversion",
+    "franchise_aversion",
+    "popularity",
+    "quality",
+    "has_history",
+)
+KINDS = ("genre", "cast", "franchise")
+LIKED_RATING = 4.0
+QUALITY_PRIOR_COUNT = 5.0
+
+
+# ------------------------------------------------------------------ catalogue
+
+
+@dataclass
+class Catalog:
+    """The movie catalogue as sparse feature matrices (movies x vocabulary)."""
+
+    movie_ids: np.ndarray
+    titles: list[str]
+    genres: list[list[str]]
+    matrices: dict[str, sparse.csr_matrix]
+    vocab: dict[str, dict[str, int]]
+    popularity: np.ndarray
+    quality: np.ndarray
+    index: dict[int, int] = field(default_factory=dict)
+    sizes: dict[str, np.ndarray] = field(default_factory=dict)  # feature values per movie
+
+    @property
+    def size(self) -> int:
+        """Return the number of movies."""
+        return len(self.movie_ids)
+
+
+def build_catalog(rows: Iterable[Sequence]) -> Catalog:
+    """Build a catalogue from ``(movie_id, title, genres, cast, franchise, rating_count, rating_sum)``."""
+    rows = list(rows)
+    vocab: dict[str, dict[str, int]] = {k: {} for k in KINDS}
+    coords: dict[str, tuple[list[int], list[int]]] = {k: ([], []) for k in KINDS}
+    ids, titles, genres_out, counts, sums = [], [], [], [], []
+    for i, (movie_id, title, genres, cast, franchise, rating_count, rating_sum) in enumerate(rows):
+        ids.append(int(movie_id))
+        titles.append(title)
+        genres = list(genres or [])
+        genres_out.append(genres)
+        counts.append(float(rating_count or 0))
+        sums.append(float(rating_sum or 0.0))
+        values = {"genre": genres, "cast": list(cast or [])[:5], "franchise": [franchise] if franchise else []}
+        for kind, names in values.items():
+            for name in dict.fromkeys(names):
+                j = vocab[kind].setdefault(name, len(vocab[kind]))
+                coords[kind][0].append(i)
+                coords[kind][1].append(j)
+    n = len(rows)
+    matrices = {
+        k: sparse.csr_matrix(
+            (np.ones(len(coords[k][0])), (coords[k][0], coords[k][1])), shape=(n, max(len(vocab[k]), 1))
+        )
+        for k in KINDS
+    }
+    counts_a, sums_a = np.array(counts), np.array(sums)
+    popularity = np.log1p(counts_a) / max(math.log1p(counts_a.max()) if n else 1.0, 1e-9)
+    total = counts_a.sum()
+    prior = sums_a.sum() / total if total else 3.5
+    quality = ((sums_a + prior * QUALITY_PRIOR_COUNT) / (counts_a + QUALITY_PRIOR_COUNT)) / 5.0
+    return Catalog(
+        movie_ids=np.array(ids, dtype=np.int64),
+        titles=titles,
+        genres=genres_out,
+        matrices=matrices,
+        vocab=vocab,
+        popularity=popularity,
+        quality=quality,
+        index={m: i for i, m in enumerate(ids)},
+        sizes={k: np.asarray(matrices[k].sum(axis=1)).ravel() for k in KINDS},
+    )
+
+
+# ------------------------------------------------------------------ user profiles
+
+
+@dataclass
+class Profiles:
+    """Per-user feature-value statistics (users x vocabulary, sparse)."""
+
+    user_index: dict[int, int]
+    liked: dict[str, sparse.csr_matrix]  # counts of liked films having the value
+    n_liked: np.ndarray
+    aversion: dict[str, sparse.csr_matrix]  # decayed dislikes / (decayed dislikes + likes + 1)
+    adjust: dict[str, sparse.csr_matrix]  # effective weight - 1
+
+
+def decay_of(days: np.ndarray) -> np.ndarray:
+    """Vectorised ``max(0.5, 1 - days / 180)``."""
+    return np.maximum(0.5, 1.0 - np.maximum(days, 0.0) / 180.0)
+
+
+def build_profiles(
+    catalog: Catalog,
+    liked_pairs: Iterable[tuple[int, int]],
+    patterns: Iterable[tuple[int, str, str, int, datetime | None]],
+    adjustments: Iterable[tuple[int, str, str, float]],
+    now: datetime,
+    weight_bounds: tuple[float, float] = (0.1, 2.0),
+    users: Iterable[int] = (),
+) -> Profiles:
+    """Build profiles from liked (user, movie) pairs, dislike patterns and adjustment sums."""
+    liked_pairs = [(int(u), int(m)) for u, m in liked_pairs if int(m) in catalog.index]
+    patterns = list(patterns)
+    adjustments = list(adjustments)
+    user_ids = sorted(
+        {u for u, _ in liked_pairs} | {int(p[0]) for p in patterns} | {int(a[0]) for a in adjustments} | set(users)
+    )
+    uidx = {u: i for i, u in enumerate(user_ids)}
+    n_users = max(len(user_ids), 1)
+    rows = [uidx[u] for u, _ in liked_pairs]
+    cols = [catalog.index[m] for _, m in liked_pairs]
+    like_matrix = sparse.csr_matrix(
+        (np.ones(len(rows)), (rows, cols)), shape=(n_users, max(catalog.size, 1))
+    )
+    liked = {k: (like_matrix @ catalog.matrices[k]).tocsr() for k in KINDS}
+    n_liked = np.asarray(like_matrix.sum(axis=1)).ravel()
+
+    # Aversion to a feature value: decayed dislikes against likes, d / (d + likes + 1) with
+    # d = count * decay, the decay of the dislike weight.
+    aversion = {}
+    for kind in KINDS:
+        r, c, cnt, days = [], [], [], []
+        vocab = catalog.vocab[kind]
+        for user, ptype, value, count, last in patterns:
+            if ptype != kind or value not in vocab or count <= 0:
+                continue
+            r.append(uidx[int(user)])
+            c.append(vocab[value])
+            cnt.append(float(count))
+            days.append((now - last).total_seconds() / 86400.0 if last is not None else 0.0)
+        d = np.array(cnt) * decay_of(np.array(days))
+        likes = np.asarray(liked[kind][r, c]).ravel() if r else np.zeros(0)
+        aversion[kind] = sparse.csr_matrix((d / (d + likes + 1.0), (r, c)), shape=(n_users, max(len(vocab), 1)))
+
+    low, high = weight_bounds
+    adjust = {}
+    for kind in KINDS:
+        r, c, v = [], [], []
+        vocab = catalog.vocab[kind]
+        for user, ftype, value, total in adjustments:
+            if ftype != kind or value not in vocab:
+                continue
+            r.append(uidx[int(user)])
+            c.append(vocab[value])
+            v.append(min(max(1.0 + total, low), high) - 1.0)
+        adjust[kind] = sparse.csr_matrix((v, (r, c)), shape=(n_users, max(len(vocab), 1)))
+    return Profiles(uidx, liked, n_liked, aversion, adjust)
+
+
+# ------------------------------------------------------------------ features
+
+
+def _rowdot(user_matrix: sparse.csr_matrix, u: np.ndarray, movie_matrix: sparse.csr_matrix, m: np.ndarray) -> np.ndarray:
+    """Return, for each pair i, the dot product of user row u[i] and movie row m[i]."""
+    if len(u) == 0:
+        return np.zeros(0)
+    if u[0] == u[-1] and np.all(u == u[0]):
+        # One user against many movies (recommendation): one sparse mat-vec.
+        vec = user_matrix[u[0]].toarray().ravel()
+        whole = len(m) == movie_matrix.shape[0] and m[0] == 0 and np.all(np.diff(m) == 1)
+        return np.asarray((movie_matrix if whole else movie_matrix[m]) @ vec).ravel()
+    return np.asarray(user_matrix[u].multiply(movie_matrix[m]).sum(axis=1)).ravel()
+
+
+def _rowmax(user_matrix: sparse.csr_matrix, u: np.ndarray, movie_matrix: sparse.csr_matrix, m: np.ndarray) -> np.ndarray:
+    """Return, for each pair i, the largest user value over the movie's feature values."""
+    if len(u) == 0:
+        return np.zeros(0)
+    if u[0] == u[-1] and np.all(u == u[0]):
+        vec = user_matrix[u[0]].toarray().ravel()
+        whole = len(m) == movie_matrix.shape[0] and m[0] == 0 and np.all(np.diff(m) == 1)
+        rows = movie_matrix if whole else movie_matrix[m]
+        return np.asarray(rows.multiply(vec).max(axis=1).todense()).ravel()
+    return np.asarray(user_matrix[u].multiply(movie_matrix[m]).max(axis=1).todense()).ravel()
+
+
+def feature_matrix(
+    catalog: Catalog, profiles: Profiles, users: np.ndarray, movies: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(X, adjustment)`` for pairs given as profile-row and catalogue-row indices."""
+    n = len(users)
+    mats = catalog.matrices
+    sizes = {k: catalog.sizes[k][movies] for k in KINDS}
+    n_liked = profiles.n_liked[users]
+    X = np.zeros((n, len(FEATURES)))
+    g_hits = _rowdot(profiles.liked["genre"], users, mats["genre"], movies)
+    X[:, 0] = np.divide(g_hits, sizes["genre"] * np.maximum(n_liked, 1), out=np.zeros(n), where=sizes["genre"] > 0)
+    c_hits = _rowdot(profiles.liked["cast"], users, mats["cast"], movies)
+    X[:, 1] = c_hits / (c_hits + 2.0)
+    f_hits = _rowdot(profiles.liked["franchise"], users, mats["franchise"], movies)
+    X[:, 2] = f_hits / (f_hits + 1.0)
+    # A film is disliked when any one of its genres (or cast, franchise) is: the largest aversion.
+    for col, kind in ((3, "genre"), (4, "cast"), (5, "franchise")):
+        X[:, col] = _rowmax(profiles.aversion[kind], users, mats[kind], movies)
+    X[:, 6] = catalog.popularity[movies]
+    X[:, 7] = catalog.quality[movies]
+    X[:, 8] = (n_liked > 0).astype(float)
+    adjustment = sum(_rowdot(profiles.adjust[k], users, mats[k], movies) for k in KINDS)
+    return X, np.asarray(adjustment, dtype=float)
+
+
+# ------------------------------------------------------------------ training and scoring
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """Learned weights of one model version."""
+
+    coefficients: dict[str, float]
+    intercept: float
+    adjustment_strength: float
+
+    def as_dict(self) -> dict:
+        """Return the JSON stored with a model version."""
+        return {
+            "coefficients": self.coefficients,
+            "intercept": self.intercept,
+            "adjustment_strength": self.adjustment_strength,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainedModel":
+        """Rebuild from stored JSON."""
+        return cls(
+            {k: float(v) for k, v in data["coefficients"].items()},
+            float(data["intercept"]),
+            float(data.get("adjustment_strength", 3.0)),
+        )
+
+    def logits(self, X: np.ndarray, adjustment: np.ndarray) -> np.ndarray:
+        """Return the logit of each row."""
+        w = np.array([self.coefficients.get(f, 0.0) for f in FEATURES])
+        return X @ w + self.intercept + self.adjustment_strength * adjustment
+
+    def predict(self, X: np.ndarray, adjustment: np.ndarray) -> np.ndarray:
+        """Return the probability that the user likes each movie."""
+        return 1.0 / (1.0 + np.exp(-np.clip(self.logits(X, adjustment), -30, 30)))
+
+
+def prior_model(adjustment_strength: float = 3.0) -> TrainedModel:
+    """Return the hand-set starting point used before any training: popular and good first."""
+    coefficients = dict.fromkeys(FEATURES, 0.0)
+    coefficients.update(
+        genre_affinity=2.0, cast_affinity=0.5, franchise_affinity=0.5, genre_aversion=-2.0,
+        cast_aversion=-1.0, franchise_aversion=-1.0, popularity=1.0, quality=2.0,
+    )
+    return TrainedModel(coefficients, -1.5, adjustment_strength)
+
+
+# Interpretable signs: liking a film's genres/cast/franchise can only raise its score, disliking
+# them can only lower it, and a better film is never worse. Popularity and history are free.
+SIGN_BOUNDS = {
+    "genre_affinity": (0.0, None),
+    "cast_affinity": (0.0, None),
+    "franchise_affinity": (0.0, None),
+    "genre_aversion": (None, 0.0),
+    "cast_aversion": (None, 0.0),
+    "franchise_aversion": (None, 0.0),
+    "quality": (0.0, None),
+}
+
+
+def train(
+    X: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray,
+    adjustment_strength: float = 3.0,
+    prior: TrainedModel | None = None,
+    prior_strength: float = 20.0,
+) -> TrainedModel:
+    """Fit weighted logistic regression, shrunk towards ``prior`` and with sign constraints.
+
+    The penalty ``prior_strength / 2 * |w - w_prior|^2`` keeps a model trained on little
+    evidence close to the sensible starting point; with more evidence the data decide.
+    Raises ValueError when one class is missing.
+    """
+    from scipy.optimize import minimize
+
+    if len(np.unique(y)) < 2:
+        raise ValueError("training needs both liked films and negative examples")
+    prior = prior or prior_model(adjustment_strength)
+    w0 = np.array([prior.coefficients.get(f, 0.0) for f in FEATURES] + [prior.intercept])
+    Xb = np.hstack([X, np.ones((len(X), 1))])
+    sw = weights / weights.mean()
+    penalty = np.r_[np.full(len(FEATURES), prior_strength), 0.0]
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = Xb @ w
+        # log(1 + e^z) - y z, computed stably
+        value = np.sum(sw * (np.logaddexp(0.0, z) - y * z)) + 0.5 * np.sum(penalty * (w - w0) ** 2)
+        p = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+        grad = Xb.T @ (sw * (p - y)) + penalty * (w - w0)
+        return value, grad
+
+    bounds = [SIGN_BOUNDS.get(f, (None, None)) for f in FEATURES] + [(None, None)]
+    start = np.clip(w0, [b[0] if b[0] is not None else -np.inf for b in bounds],
+                    [b[1] if b[1] is not None else np.inf for b in bounds])
+    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500})
+    coefficients = {f: float(c) for f, c in zip(FEATURES, result.x[:-1])}
+    return TrainedModel(coefficients, float(result.x[-1]), adjustment_strength)
+
+
+def evaluate(model: TrainedModel, X: np.ndarray, adj: np.ndarray, y: np.ndarray, users: np.ndarray) -> dict:
+    """Return AUC, log loss, accuracy and precision@10 (per user) on held-out rows."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    if len(y) == 0:
+        return {"auc": None, "log_loss": None, "accuracy": None, "precision_at_10": None, "held_out": 0}
+    p = model.predict(X, adj)
+    both = len(np.unique(y)) == 2
+    precisions = []
+    order = np.lexsort((-p, users))
+    su, sy = users[order], y[order]
+    starts = np.flatnonzero(np.r_[True, su[1:] != su[:-1]])
+    ends = np.r_[starts[1:], len(su)]
+    for s, e in zip(starts, ends):
+        top = sy[s : min(e, s + 10)]
+        if sy[s:e].any():
+            precisions.append(top.mean())
+    return {
+        "auc": float(roc_auc_score(y, p)) if both else None,
+        "log_loss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "accuracy": float(((p >= 0.5) == (y == 1)).mean()),
+        "precision_at_10": float(np.mean(precisions)) if precisions else None,
+        "held_out": int(len(y)),
+    }
+
+
+def top_k(scores: np.ndarray, k: int, excluded: np.ndarray | None = None) -> np.ndarray:
+    """Return the indices of the ``k`` best scores (ties by index), skipping excluded rows."""
+    scores = scores.copy()
+    if excluded is not None and len(excluded):
+        scores[excluded] = -np.inf
+    k = min(k, int(np.isfinite(scores).sum()))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.lexsort((part, -scores[part]))]

@@ -1,0 +1,576 @@
+"""Dashboard data: one function per question a page asks, aggregated in SQL.
+
+Every function takes the ``FeedbackSystem`` (for its engine, settings and clock) and returns
+a pandas DataFrame or a plain dict. Trends and rates read the maintained daily aggregates,
+never the raw event tables; the few lists of single rows (latest dislikes, the inbox, one
+user's history, the audit log) are bounded by an index and a limit. Filters arrive as
+``start``/``end`` dates (inclusive, UTC), ``versions`` (model version ids; 0 means "served by
+no version") and ``reasons``; an empty filter means "all".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, func, or_, select
+
+from feedback_core.analytics import active_version_summary
+from feedback_core.db import current_revision, head_revision, read_connection
+from feedback_core.recording import count_pending_examples
+from feedback_core.schema import (
+    audit_log,
+    daily_dislikes,
+    daily_impressions,
+    daily_reason_genre,
+    daily_score_histogram,
+    model_versions,
+    movie_dislike_stats,
+    movies,
+    retrain_jobs,
+)
+from feedback_core.stats import rate_with_interval, two_proportion_test
+from feedback_core.versions import online_rates
+
+OFFLINE_METRICS = ("auc", "log_loss", "accuracy", "precision_at_10", "dislike_top10_share")
+ACTIVATION_ACTIONS = ("model.activated", "model.rollback")  # written by versions.activate
+PENDING_CAP = 100_000  # counting unused examples stops here: "100,000+" is answer enough
+RATE_COLUMNS = ["rate", "ci_low", "ci_high", "enough"]
+
+
+def version_label(version_id: Any) -> str:
+    """Return how a model version is named on screen (``v3``; 0/None: ``no version``)."""
+    if version_id is None or pd.isna(version_id) or int(version_id) == 0:
+        return "no version"
+    return f"v{int(version_id)}"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _day_range(table, start: date, end: date) -> list:
+    return [table.c.day >= start, table.c.day <= end]
+
+
+def version_condition(column, versions: Sequence[int]):
+    """Match ``versions`` on a column where 0 stands for NULL in the raw tables."""
+    wanted = [int(v) for v in versions if int(v) != 0]
+    clauses = [column.in_(wanted)] if wanted else []
+    if any(int(v) == 0 for v in versions):
+        clauses.append(column.is_(None))
+    return or_(*clauses)
+
+
+def _as_date(value: Any) -> date | None:
+    if value is None or isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, datetime):
+        return value.date()
+    return date.fromisoformat(str(value)[:10])
+
+
+def _add_rates(df: pd.DataFrame, events: str, trials: str, min_trials: int) -> pd.DataFrame:
+    """Add rate, its 95% Wilson interval and ``enough`` (trials >= min_trials) to each row."""
+    rates = [rate_with_interval(int(x), int(n)) for x, n in zip(df[events], df[trials], strict=True)]
+    df["rate"] = [r.rate for r in rates]
+    df["ci_low"] = [r.low for r in rates]
+    df["ci_high"] = [r.high for r in rates]
+    df["enough"] = df[trials] >= min_trials
+    return df
+
+
+def to_frame(rows, columns: Sequence[str]) -> pd.DataFrame:
+    """Return query rows as a DataFrame with these columns (also when there are none)."""
+    return pd.DataFrame([tuple(r) for r in rows], columns=list(columns))
+
+
+def rate_fields(events: int, trials: int, min_trials: int) -> dict:
+    """Return a rate's fields (events, trials, rate, ci_low, ci_high) and ``enough``."""
+    return {**rate_with_interval(events, trials).as_dict(), "enough": trials >= min_trials}
+
+
+# ---------------------------------------------------------------- database and filters
+
+
+def get_database_state(system) -> dict:
+    """Say whether the database has a schema (``missing``), any data (``empty``/``ready``), and is current."""
+    revision = current_revision(system.engine)
+    head = head_revision()
+    state = {"revision": revision, "head": head, "outdated": revision is not None and revision != head}
+    if revision is None:
+        return {**state, "status": "missing"}
+    with read_connection(system.engine) as conn:
+        has_data = any(
+            conn.execute(select(column).limit(1)).first() is not None
+            for column in (daily_impressions.c.day, daily_dislikes.c.day, model_versions.c.version_id)
+        )
+    return {**state, "status": "ready" if has_data else "empty"}
+
+
+def get_data_bounds(system) -> dict:
+    """Return the first and last day with impressions or dislikes (None when there are none)."""
+    with read_connection(system.engine) as conn:
+        days = []
+        for table in (daily_impressions, daily_dislikes):
+            low, high = conn.execute(select(func.min(table.c.day), func.max(table.c.day))).one()
+            days += [d for d in (_as_date(low), _as_date(high)) if d is not None]
+    return {"first_day": min(days) if days else None, "last_day": max(days) if days else None}
+
+
+def list_filter_versions(system) -> pd.DataFrame:
+    """Return the model versions to filter by (version_id, status), newest first."""
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(
+            select(model_versions.c.version_id, model_versions.c.status).order_by(
+                model_versions.c.version_id.desc()
+            )
+        ).all()
+    return to_frame(rows, ["version_id", "status"])
+
+
+# ---------------------------------------------------------------- overview
+
+
+def _window_totals(conn: Connection, start, end, versions, reasons, min_trials: int) -> dict:
+    where = _day_range(daily_dislikes, start, end)
+    if versions:
+        where.append(daily_dislikes.c.model_version_id.in_(versions))
+    if reasons:
+        where.append(daily_dislikes.c.reason.in_(reasons))
+    by_kind = {
+        attributed: (int(n or 0), float(s or 0.0))
+        for attributed, n, s in conn.execute(
+            select(
+                daily_dislikes.c.attributed,
+                func.sum(daily_dislikes.c.dislikes),
+                func.sum(daily_dislikes.c.score_sum),
+            )
+            .where(*where)
+            .group_by(daily_dislikes.c.attributed)
+        )
+    }
+    imp_where = _day_range(daily_impressions, start, end)
+    if versions:
+        imp_where.append(daily_impressions.c.model_version_id.in_(versions))
+    shown = int(
+        conn.execute(
+            select(func.coalesce(func.sum(daily_impressions.c.impressions), 0)).where(*imp_where)
+        ).scalar_one()
+    )
+    attributed, attributed_sum = by_kind.get(1, (0, 0.0))
+    unattributed, unattributed_sum = by_kind.get(0, (0, 0.0))
+    total = attributed + unattributed
+    return {
+        "start": start,
+        "end": end,
+        "dislikes": total,
+        "attributed_dislikes": attributed,
+        "impressions": shown,
+        "mean_predicted_score": (attributed_sum + unattributed_sum) / total if total else None,
+        "dislike_rate": rate_fields(attributed, shown, min_trials),
+    }
+
+
+def get_overview(system, start: date, end: date, versions=(), reasons=()) -> dict:
+    """Return the headline numbers of the window and of the window of equal length before it."""
+    length = (end - start).days + 1
+    previous_end = start - timedelta(days=1)
+    previous_start = previous_end - timedelta(days=length - 1)
+    min_trials = system.settings.min_impressions_for_rate
+    with read_connection(system.engine) as conn:
+        current = _window_totals(conn, start, end, versions, reasons, min_trials)
+        previous = _window_totals(conn, previous_start, previous_end, versions, reasons, min_trials)
+        pending = count_pending_examples(conn, cap=PENDING_CAP)
+        active = active_version_summary(conn)
+    return {
+        "current": current,
+        "previous": previous,
+        "untrained_examples": pending,
+        "untrained_capped": pending >= PENDING_CAP,
+        "retrain_threshold": system.settings.FEEDBACK_ACCUMULATION_THRESHOLD,
+        "active_version": active,
+    }
+
+
+def list_daily_rates(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:
+    """Return the dislike rate per day and serving version, with intervals and ``enough``."""
+    dis_where = [*_day_range(daily_dislikes, start, end), daily_dislikes.c.attributed == 1]
+    imp_where = _day_range(daily_impressions, start, end)
+    if versions:
+        dis_where.append(daily_dislikes.c.model_version_id.in_(versions))
+        imp_where.append(daily_impressions.c.model_version_id.in_(versions))
+    if reasons:
+        dis_where.append(daily_dislikes.c.reason.in_(reasons))
+    with read_connection(system.engine) as conn:
+        shown = to_frame(
+            conn.execute(
+                select(
+                    daily_impressions.c.day,
+                    daily_impressions.c.model_version_id,
+                    daily_impressions.c.impressions,
+                ).where(*imp_where)
+            ),
+            ["day", "model_version_id", "impressions"],
+        )
+        disliked = to_frame(
+            conn.execute(
+                select(
+                    daily_dislikes.c.day,
+                    daily_dislikes.c.model_version_id,
+                    func.sum(daily_dislikes.c.dislikes),
+                )
+                .where(*dis_where)
+                .group_by(daily_dislikes.c.day, daily_dislikes.c.model_version_id)
+            ),
+            ["day", "model_version_id", "dislikes"],
+        )
+    df = shown.merge(disliked, on=["day", "model_version_id"], how="outer")
+    df[["impressions", "dislikes"]] = df[["impressions", "dislikes"]].fillna(0).astype("int64")
+    df["day"] = pd.to_datetime(df["day"])
+    df["model_version_id"] = df["model_version_id"].astype("int64")
+    df["version"] = df["model_version_id"].map(version_label)
+    df = df.sort_values(["day", "model_version_id"]).reset_index(drop=True)
+    return _add_rates(df, "dislikes", "impressions", system.settings.min_impressions_for_rate)
+
+
+def list_version_activations(system) -> pd.DataFrame:
+    """Return when each model version was activated (from the audit log and the registry)."""
+    with read_connection(system.engine) as conn:
+        audited = conn.execute(
+            select(audit_log.c.entity_id, audit_log.c.at).where(
+                audit_log.c.entity_type == "model_version",
+                audit_log.c.outcome == "ok",
+                audit_log.c.action.in_(ACTIVATION_ACTIONS),
+            )
+        ).all()
+        registry = conn.execute(
+            select(model_versions.c.version_id, model_versions.c.activated_at).where(
+                model_versions.c.activated_at.is_not(None)
+            )
+        ).all()
+    rows = {(int(v), pd.Timestamp(at).floor("s")) for v, at in registry}
+    rows |= {(int(v), pd.Timestamp(at).floor("s")) for v, at in audited if str(v).isdigit()}
+    df = pd.DataFrame(sorted(rows, key=lambda r: r[1]), columns=["model_version_id", "activated_at"])
+    df["version"] = df["model_version_id"].map(version_label)
+    return df
+
+
+def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_days: int = 7) -> dict:
+    """Test whether the latest day's dislike rate is significantly worse than the days before it."""
+    min_trials = system.settings.min_impressions_for_rate
+    with read_connection(system.engine) as conn:
+        where = [daily_impressions.c.day <= end]
+        if versions:
+            where.append(daily_impressions.c.model_version_id.in_(versions))
+        latest = _as_date(conn.execute(select(func.max(daily_impressions.c.day)).where(*where)).scalar())
+        if latest is None:
+            return {"status": "no_data", "latest_day": None}
+        base_start, base_end = latest - timedelta(days=baseline_days), latest - timedelta(days=1)
+        day = _window_totals(conn, latest, latest, versions, reasons, min_trials)
+        base = _window_totals(conn, base_start, base_end, versions, reasons, min_trials)
+    x_b, n_b = day["attributed_dislikes"], day["impressions"]
+    x_a, n_a = base["attributed_dislikes"], base["impressions"]
+    test = two_proportion_test(x_a, n_a, x_b, n_b)
+    if n_a < min_trials or n_b < min_trials:
+        status = "insufficient"
+    elif test.p_value < 0.05 and test.difference > 0:
+        status = "worse"
+    elif test.p_value < 0.05:
+        status = "better"
+    else:
+        status = "steady"
+    return {
+        "status": status,
+        "latest_day": latest,
+        "baseline_start": base_start,
+        "baseline_end": base_end,
+        "latest": day["dislike_rate"],
+        "baseline": base["dislike_rate"],
+        "difference": test.difference,
+        "p_value": test.p_value,
+    }
+
+
+# ---------------------------------------------------------------- reasons
+
+
+def _dislike_where(start, end, versions, reasons) -> list:
+    where = _day_range(daily_dislikes, start, end)
+    if versions:
+        where.append(daily_dislikes.c.model_version_id.in_(versions))
+    if reasons:
+        where.append(daily_dislikes.c.reason.in_(reasons))
+    return where
+
+
+def list_reason_counts(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:
+    """Return dislikes per reason in the window, with their share and mean predicted score."""
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(
+            select(
+                daily_dislikes.c.reason,
+                func.sum(daily_dislikes.c.dislikes),
+                func.sum(daily_dislikes.c.score_sum),
+            )
+            .where(*_dislike_where(start, end, versions, reasons))
+            .group_by(daily_dislikes.c.reason)
+        ).all()
+    df = to_frame(rows, ["reason", "dislikes", "score_sum"])
+    df = df[df["dislikes"] > 0].astype({"dislikes": "int64", "score_sum": "float64"})
+    total = int(df["dislikes"].sum())
+    df["share"] = df["dislikes"] / total if total else 0.0
+    df["mean_predicted_score"] = df["score_sum"] / df["dislikes"]
+    df = df.drop(columns="score_sum").sort_values(["dislikes", "reason"], ascending=[False, True])
+    return df.reset_index(drop=True)
+
+
+def list_reason_trend(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:
+    """Return dislikes per day and reason."""
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(
+            select(daily_dislikes.c.day, daily_dislikes.c.reason, func.sum(daily_dislikes.c.dislikes))
+            .where(*_dislike_where(start, end, versions, reasons))
+            .group_by(daily_dislikes.c.day, daily_dislikes.c.reason)
+            .order_by(daily_dislikes.c.day, daily_dislikes.c.reason)
+        ).all()
+    df = to_frame(rows, ["day", "reason", "dislikes"]).astype({"dislikes": "int64"})
+    df["day"] = pd.to_datetime(df["day"])
+    return df[df["dislikes"] > 0].reset_index(drop=True)
+
+
+def list_reason_genre(system, start: date, end: date, reasons=(), top_genres: int = 15) -> pd.DataFrame:
+    """Return dislikes per reason and genre for the most disliked genres of the window."""
+    where = _day_range(daily_reason_genre, start, end)
+    if reasons:
+        where.append(daily_reason_genre.c.reason.in_(reasons))
+    total = func.sum(daily_reason_genre.c.dislikes)
+    with read_connection(system.engine) as conn:
+        top = (
+            conn.execute(
+                select(daily_reason_genre.c.genre)
+                .where(*where)
+                .group_by(daily_reason_genre.c.genre)
+                .having(total > 0)
+                .order_by(total.desc(), daily_reason_genre.c.genre)
+                .limit(top_genres)
+            )
+            .scalars()
+            .all()
+        )
+        rows = conn.execute(
+            select(daily_reason_genre.c.reason, daily_reason_genre.c.genre, total)
+            .where(*where, daily_reason_genre.c.genre.in_(top))
+            .group_by(daily_reason_genre.c.reason, daily_reason_genre.c.genre)
+        ).all()
+    df = to_frame(rows, ["reason", "genre", "dislikes"]).astype({"dislikes": "int64"})
+    return df[df["dislikes"] > 0].sort_values(["genre", "reason"]).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- prediction errors
+
+
+def list_score_histogram(system, start: date, end: date, versions=()) -> pd.DataFrame:
+    """Return the predicted scores of dislikes in ten buckets per version, with each bucket's share."""
+    where = _day_range(daily_score_histogram, start, end)
+    if versions:
+        where.append(daily_score_histogram.c.model_version_id.in_(versions))
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(
+            select(
+                daily_score_histogram.c.model_version_id,
+                daily_score_histogram.c.bucket,
+                func.sum(daily_score_histogram.c.dislikes),
+            )
+            .where(*where)
+            .group_by(daily_score_histogram.c.model_version_id, daily_score_histogram.c.bucket)
+        ).all()
+    df = to_frame(rows, ["model_version_id", "bucket", "dislikes"]).astype({"dislikes": "int64"})
+    df = df[df["dislikes"] > 0]
+    df["bucket_start"] = df["bucket"] / 10
+    df["bucket_end"] = (df["bucket"] + 1) / 10
+    df["share"] = df["dislikes"] / df.groupby("model_version_id")["dislikes"].transform("sum")
+    df["version"] = df["model_version_id"].map(version_label)
+    return df.sort_values(["model_version_id", "bucket"]).reset_index(drop=True)
+
+
+def list_error_by_version(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:
+    """Return dislikes and their mean predicted score (the mean error) per version."""
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(
+            select(
+                daily_dislikes.c.model_version_id,
+                func.sum(daily_dislikes.c.dislikes),
+                func.sum(daily_dislikes.c.score_sum),
+            )
+            .where(*_dislike_where(start, end, versions, reasons))
+            .group_by(daily_dislikes.c.model_version_id)
+        ).all()
+    df = to_frame(rows, ["model_version_id", "dislikes", "score_sum"])
+    df = df[df["dislikes"] > 0].astype({"dislikes": "int64", "score_sum": "float64"})
+    df["mean_prediction_error"] = df["score_sum"] / df["dislikes"]
+    df["version"] = df["model_version_id"].map(version_label)
+    return df.drop(columns="score_sum").sort_values("model_version_id").reset_index(drop=True)
+
+
+def list_confident_mistakes(system, limit: int = 15) -> pd.DataFrame:
+    """Return the films with the most high-score dislikes (all time)."""
+    columns = ["movie_id", "title", "dislikes", "high_score_dislikes", "score_sum", "last_disliked_at"]
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(
+            select(
+                movie_dislike_stats.c.movie_id,
+                movies.c.title,
+                movie_dislike_stats.c.dislikes,
+                movie_dislike_stats.c.high_score_dislikes,
+                movie_dislike_stats.c.score_sum,
+                movie_dislike_stats.c.last_disliked_at,
+            )
+            .join(movies, movies.c.movie_id == movie_dislike_stats.c.movie_id)
+            .where(movie_dislike_stats.c.high_score_dislikes > 0)
+            .order_by(
+                movie_dislike_stats.c.high_score_dislikes.desc(),
+                movie_dislike_stats.c.dislikes.desc(),
+                movie_dislike_stats.c.movie_id,
+            )
+            .limit(limit)
+        ).all()
+    df = to_frame(rows, columns)
+    df["mean_predicted_score"] = df["score_sum"] / df["dislikes"]
+    df["last_disliked_at"] = pd.to_datetime(df["last_disliked_at"])
+    return df.drop(columns="score_sum")
+
+
+# ---------------------------------------------------------------- model versions
+
+
+def list_versions(system) -> pd.DataFrame:
+    """Return the registry: each version's metadata, offline metrics and all-time online rate."""
+    registry = system.list_model_versions()
+    with read_connection(system.engine) as conn:
+        online = online_rates(conn, [v["version_id"] for v in registry]) if registry else {}
+    records = [
+        {
+            "version_id": v["version_id"],
+            "version": version_label(v["version_id"]),
+            "status": v["status"],
+            "trigger": v["trigger"],
+            "parent": version_label(v["parent_id"]) if v["parent_id"] else "",
+            "created_at": v["created_at"],
+            "created_by": v["created_by"],
+            "activated_at": v["activated_at"],
+            **{m: v["metrics"].get(m) for m in OFFLINE_METRICS},
+            "dislikes": online[v["version_id"]][0],
+            "impressions": online[v["version_id"]][1],
+        }
+        for v in registry
+    ]
+    columns = ["version_id", "version", "status", "trigger", "parent", "created_at", "created_by"]
+    columns += ["activated_at", *OFFLINE_METRICS, "dislikes", "impressions"]
+    df = pd.DataFrame(records, columns=columns)
+    for col in ("created_at", "activated_at"):
+        df[col] = pd.to_datetime(df[col])
+    return _add_rates(df, "dislikes", "impressions", system.settings.min_impressions_for_rate)
+
+
+def compare_versions(system, a: int, b: int) -> dict:
+    """Return ``FeedbackSystem.compare_model_versions`` with its parts as tables for the page."""
+    result = system.compare_model_versions(a, b)
+    name_a, name_b = version_label(a), version_label(b)
+    offline = pd.DataFrame(
+        [
+            {"metric": m, name_a: v["a"], name_b: v["b"], "difference": v["difference"]}
+            for m, v in result["offline"].items()
+        ],
+        columns=["metric", name_a, name_b, "difference"],
+    )
+    online = pd.DataFrame(
+        [
+            {
+                "version_id": result[side]["version_id"],
+                "version": version_label(result[side]["version_id"]),
+                "dislikes": result[side]["online"]["events"],
+                "impressions": result[side]["online"]["trials"],
+                "rate": result[side]["online"]["rate"],
+                "ci_low": result[side]["online"]["ci_low"],
+                "ci_high": result[side]["online"]["ci_high"],
+                "enough": result[side]["online"]["enough_data"],
+            }
+            for side in ("a", "b")
+        ]
+    )
+    weights = pd.DataFrame(
+        [{"feature": f, name_a: w["a"], name_b: w["b"]} for f, w in result["weights"].items()],
+        columns=["feature", name_a, name_b],
+    )
+    weights["difference"] = pd.to_numeric(weights[name_b]) - pd.to_numeric(weights[name_a])
+    return {
+        "a": a,
+        "b": b,
+        "offline": offline,
+        "online": online,
+        "difference": result["difference"]["rate"],
+        "difference_low": result["difference"]["ci_low"],
+        "difference_high": result["difference"]["ci_high"],
+        "p_value": result["p_value"],
+        "verdict": result["verdict"],
+        "weights": weights,
+    }
+
+
+# ---------------------------------------------------------------- retrain
+
+
+def get_retrain_status(system) -> dict:
+    """Return untrained examples against the threshold, the job under way, and candidate vs active.
+
+    The candidate is compared with the active version evaluated on the candidate's own
+    held-out data when training recorded that (the fair comparison), else with the active
+    version's own metrics.
+    """
+    with read_connection(system.engine) as conn:
+        pending = count_pending_examples(conn, cap=PENDING_CAP)
+        job = conn.execute(select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1)).scalar()
+        candidate_id = conn.execute(
+            select(func.max(model_versions.c.version_id)).where(model_versions.c.status == "candidate")
+        ).scalar()
+    active = system.get_active_model_version()
+    candidate = system.get_model_version(candidate_id) if candidate_id else None
+    baseline = None
+    if candidate is not None:
+        baseline = candidate["metrics"].get("active_on_same_holdout") or (active or {}).get("metrics")
+    comparison = pd.DataFrame(
+        [
+            {
+                "metric": m,
+                "active": (baseline or {}).get(m),
+                "candidate": candidate["metrics"].get(m) if candidate else None,
+            }
+            for m in OFFLINE_METRICS
+        ],
+        columns=["metric", "active", "candidate"],
+    )
+    comparison["difference"] = pd.to_numeric(comparison["candidate"]) - pd.to_numeric(comparison["active"])
+    promotion = (candidate or {}).get("metrics", {}).get("promotion") or {}
+    return {
+        "untrained_examples": pending,
+        "untrained_capped": pending >= PENDING_CAP,
+        "retrain_threshold": system.settings.FEEDBACK_ACCUMULATION_THRESHOLD,
+        "job": system.get_retrain_job(job) if job else None,
+        "active_version_id": active["version_id"] if active else None,
+        "candidate_version_id": candidate_id,
+        "candidate_note": promotion.get("reason"),
+        "comparison": comparison,
+    }
+
+
+def list_job_history(system, limit: int = 50) -> pd.DataFrame:
+    """Return the latest retrain jobs, newest first."""
+    columns = ["job_id", "status", "trigger", "requested_by", "created_at", "started_at", "finished_at"]
+    columns += ["stage", "progress", "examples_claimed", "result_version_id", "error"]
+    df = pd.DataFrame(system.list_retrain_jobs(limit), columns=columns)
+    for col in ("created_at", "started_at", "finished_at"):
+        df[col] = pd.to_datetime(df[col])
+    df["result_version"] = df["result_version_id"].map(lambda v: version_label(v) if v else "")
+    return df.drop(columns="result_version_id")

@@ -1,0 +1,173 @@
+"""Recommendations from the active model version, recorded as impressions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import Connection, func, select
+
+from feedback_core import model
+from feedback_core.db import read_connection, write_transaction
+from feedback_core.errors import ValidationError
+from feedback_core.schema import (
+    dislike_patterns,
+    model_versions,
+    movie_exclusions,
+    movies,
+    ratings,
+    user_dislikes,
+    user_feature_weights,
+)
+from feedback_core.validation import ItemIn, check_id, check_limit
+
+CATALOG_TTL_SECONDS = 60.0
+
+
+@dataclass
+class _CachedCatalog:
+    catalog: model.Catalog
+    stamp: tuple
+    loaded_at: float
+
+
+def load_catalog(conn: Connection) -> model.Catalog:
+    """Read the whole catalogue into matrices."""
+    rows = conn.execute(
+        select(
+            movies.c.movie_id,
+            movies.c.title,
+            movies.c.genres,
+            movies.c.cast,
+            movies.c.franchise,
+            movies.c.rating_count,
+            movies.c.rating_sum,
+        ).order_by(movies.c.movie_id)
+    ).all()
+    return model.build_catalog(rows)
+
+
+def load_active_model(conn: Connection) -> tuple[int | None, model.TrainedModel]:
+    """Return the active version id and its model (the prior model when none is active)."""
+    row = conn.execute(
+        select(model_versions.c.version_id, model_versions.c.weights).where(model_versions.c.active_slot == 1)
+    ).first()
+    if row is None:
+        return None, model.prior_model()
+    return row.version_id, model.TrainedModel.from_dict(row.weights)
+
+
+def load_user_state(conn: Connection, user_id: int):
+    """Return a user's liked films, films never to show again, dislike patterns and weights."""
+    rated = conn.execute(select(ratings.c.movie_id, ratings.c.rating).where(ratings.c.user_id == user_id)).all()
+    disliked = conn.execute(
+        select(user_dislikes.c.movie_id).where(
+            user_dislikes.c.user_id == user_id, user_dislikes.c.retracted_at.is_(None)
+        )
+    ).scalars().all()
+    excluded = conn.execute(
+        select(movie_exclusions.c.movie_id).where(movie_exclusions.c.user_id == user_id)
+    ).scalars().all()
+    patterns = conn.execute(
+        select(
+            dislike_patterns.c.user_id,
+            dislike_patterns.c.pattern_type,
+            dislike_patterns.c.pattern_value,
+            dislike_patterns.c.dislike_count,
+            dislike_patterns.c.last_disliked_at,
+        ).where(dislike_patterns.c.user_id == user_id)
+    ).all()
+    weights = conn.execute(
+        select(
+            user_feature_weights.c.user_id,
+            user_feature_weights.c.feature_type,
+            user_feature_weights.c.feature_value,
+            user_feature_weights.c.adjustment_sum,
+        ).where(user_feature_weights.c.user_id == user_id)
+    ).all()
+    liked = [(user_id, m) for m, r in rated if r >= model.LIKED_RATING]
+    hidden = {m for m, _ in rated} | set(disliked) | set(excluded)
+    return liked, hidden, patterns, weights
+
+
+class Recommender:
+    """Recommendation operations of ``FeedbackSystem``."""
+
+    _catalog_cache: _CachedCatalog | None = None
+    _catalog_lock = threading.Lock()
+
+    def _catalog(self, conn: Connection) -> model.Catalog:
+        stamp = tuple(conn.execute(select(func.count(), func.max(movies.c.movie_id))).one())
+        cached = self._catalog_cache
+        fresh = cached is not None and cached.stamp == stamp
+        if fresh and time.monotonic() - cached.loaded_at < CATALOG_TTL_SECONDS:
+            return cached.catalog
+        with self._catalog_lock:
+            catalog = load_catalog(conn)
+            self._catalog_cache = _CachedCatalog(catalog, stamp, time.monotonic())
+        return catalog
+
+    def _score_user(self, conn: Connection, user_id: int, movie_rows: np.ndarray | None = None):
+        catalog = self._catalog(conn)
+        version_id, trained = load_active_model(conn)
+        liked, hidden, patterns, weights = load_user_state(conn, user_id)
+        profiles = model.build_profiles(
+            catalog, liked, patterns, weights, self.now(),
+            (self.settings.weight_min, self.settings.weight_max), users=[user_id],
+        )
+        rows = np.arange(catalog.size) if movie_rows is None else movie_rows
+        users = np.full(len(rows), profiles.user_index[user_id])
+        X, adjustment = model.feature_matrix(catalog, profiles, users, rows)
+        return catalog, version_id, trained.predict(X, adjustment), hidden
+
+    def score_movies(self, user_id: int, movie_ids: list[int]) -> list[dict]:
+        """Score movies for a user with the active version, without recording anything."""
+        user_id = check_id(user_id, "user_id")
+        if not isinstance(movie_ids, (list, tuple)) or not movie_ids:
+            raise ValidationError("movie_ids must be a non-empty list of movie ids", "movie_ids")
+        ids = [check_id(m, f"movie_ids[{i}]") for i, m in enumerate(movie_ids)]
+        with read_connection(self.engine) as conn:
+            catalog = self._catalog(conn)
+            missing = [m for m in ids if m not in catalog.index]
+            if missing:
+                raise ValidationError(f"movies not in the catalogue: {missing[:10]}", "movie_ids")
+            rows = np.array([catalog.index[m] for m in ids])
+            _, version_id, scores, _ = self._score_user(conn, user_id, rows)
+        return [
+            {"movie_id": m, "predicted_score": round(float(s), 6), "model_version_id": version_id}
+            for m, s in zip(ids, scores)
+        ]
+
+    def recommend(self, user_id: int, k: int = 10) -> dict:
+        """Rank the catalogue for a user, record the list as impressions and return it."""
+        user_id = check_id(user_id, "user_id")
+        k = check_limit(k, "k", 1, 100)
+        with read_connection(self.engine) as conn:
+            catalog, version_id, scores, hidden = self._score_user(conn, user_id)
+        excluded = np.array([catalog.index[m] for m in hidden if m in catalog.index], dtype=np.int64)
+        best = model.top_k(scores, k, excluded)
+        items = [
+            ItemIn(int(catalog.movie_ids[i]), rank, round(float(scores[i]), 6))
+            for rank, i in enumerate(best, start=1)
+        ]
+        if not items:
+            return {"recommendation_set_id": None, "model_version_id": version_id, "items": []}
+        with write_transaction(self.engine) as conn:
+            set_id = self._insert_set(conn, user_id, items, version_id, "recommend", self.now())
+        return {
+            "recommendation_set_id": set_id,
+            "user_id": user_id,
+            "model_version_id": version_id,
+            "items": [
+                {
+                    "movie_id": item.movie_id,
+                    "title": catalog.titles[i],
+                    "genres": catalog.genres[i],
+                    "rank": item.rank,
+                    "predicted_score": item.predicted_score,
+                }
+                for item, i in zip(items, best)
+            ],
+        }

@@ -1,0 +1,256 @@
+"""Training data: load positives and weighted negatives, build features, train and evaluate.
+
+Features must never see the label they predict. Every run picks a cutoff time: the users'
+statistics (liked films, dislikes per genre, cast, franchise) come from events before it, and
+the examples are the events from it on. This is what the live model sees too: the past only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import Connection, select
+
+from feedback_core import model
+from feedback_core.policy import dislike_weight
+from feedback_core.recommender import load_catalog
+from feedback_core.schema import (
+    impressions,
+    negative_examples,
+    ratings,
+    user_dislikes,
+    user_feature_weights,
+)
+
+HOLDOUT_SHARE = 0.2
+PROFILE_SHARE = 0.5  # the earliest half of the events builds the profiles
+MIN_EXAMPLES = 50
+LOW_RATING = 2.0  # ratings at or below this are negatives too
+TOP10_SAMPLE = 200
+# Films shown and not disliked are weak positives: they contrast dislikes with what the same
+# lists offered, so the model learns what gets disliked among what it actually shows.
+import os
+SHOWN_POSITIVE_WEIGHT = float(os.environ.get("SPW", "0.25"))
+MAX_SHOWN_POSITIVES = 300_000
+
+
+@dataclass
+class TrainingData:
+    """Everything one training run needs, read in one snapshot."""
+
+    catalog: model.Catalog
+    profiles: model.Profiles
+    users: np.ndarray  # profile row per example
+    movies: np.ndarray  # catalogue row per example
+    labels: np.ndarray
+    weights: np.ndarray
+    is_dislike: np.ndarray
+    seen_by_user: dict[int, np.ndarray]  # profile row -> catalogue rows rated before the cutoff
+    cutoff: datetime
+    counts: dict[str, int]
+
+
+def _naive(value) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _cutoff(times: list[datetime]) -> datetime:
+    """Return the time that splits events into profile-building and examples."""
+    ordered = sorted(times)
+    cut = ordered[int(len(ordered) * PROFILE_SHARE)]
+    examples_after = len(ordered) - int(len(ordered) * PROFILE_SHARE)
+    if examples_after < MIN_EXAMPLES:
+        # Too little data to split: every event is an example, profiles start empty.
+        return ordered[0]
+    return cut
+
+
+def load_training_data(
+    conn: Connection, now: datetime, multiplier: float, weight_bounds: tuple[float, float], job_id: int | None
+) -> TrainingData:
+    """Read ratings, shown lists and negative examples (used, or claimed by ``job_id``)."""
+    catalog = load_catalog(conn)
+    rating_rows = [
+        (u, m, r, _naive(t))
+        for u, m, r, t in conn.execute(
+            select(ratings.c.user_id, ratings.c.movie_id, ratings.c.rating, ratings.c.rated_at)
+        )
+    ]
+    status_ok = negative_examples.c.status == "used"
+    if job_id is not None:
+        status_ok = status_ok | (negative_examples.c.job_id == job_id)
+    dislike_rows = [
+        (u, m, _naive(t), genres or [], cast or [], franchise)
+        for u, m, t, genres, cast, franchise in conn.execute(
+            select(
+                user_dislikes.c.user_id,
+                user_dislikes.c.movie_id,
+                user_dislikes.c.created_at,
+                user_dislikes.c.genres,
+                user_dislikes.c.cast,
+                user_dislikes.c.franchise,
+            )
+            .join(negative_examples, negative_examples.c.dislike_id == user_dislikes.c.dislike_id)
+            .where(status_ok, user_dislikes.c.retracted_at.is_(None))
+        )
+    ]
+    disliked_shown = (
+        select(user_dislikes.c.dislike_id)
+        .where(
+            user_dislikes.c.recommendation_set_id == impressions.c.recommendation_set_id,
+            user_dislikes.c.movie_id == impressions.c.movie_id,
+        )
+        .exists()
+    )
+    shown_rows = [
+        (u, m, _naive(t))
+        for u, m, t in conn.execute(
+            select(impressions.c.user_id, impressions.c.movie_id, impressions.c.shown_at)
+            .where(~disliked_shown)
+            .order_by(impressions.c.impression_id.desc())
+            .limit(MAX_SHOWN_POSITIVES)
+        )
+    ]
+    adjustments = conn.execute(
+        select(
+            user_feature_weights.c.user_id,
+            user_feature_weights.c.feature_type,
+            user_feature_weights.c.feature_value,
+            user_feature_weights.c.adjustment_sum,
+        )
+    ).all()
+    times = [r[3] for r in rating_rows] + [d[2] for d in dislike_rows] + [s[2] for s in shown_rows]
+    if not times:
+        raise ValueError("no ratings, dislikes or shown lists to train on yet")
+    cutoff = _cutoff(times)
+
+    # Profiles from the past only.
+    liked_before = [(u, m) for u, m, r, t in rating_rows if t < cutoff and r >= model.LIKED_RATING]
+    patterns: dict[tuple[int, str, str], list] = {}
+    for u, _, t, genres, cast, franchise in dislike_rows:
+        if t >= cutoff:
+            continue
+        values = [("genre", g) for g in genres] + [("cast", c) for c in cast]
+        if franchise:
+            values.append(("franchise", franchise))
+        for kind, value in values:
+            entry = patterns.setdefault((u, kind, value), [0, t])
+            entry[0] += 1
+            entry[1] = max(entry[1], t)
+    all_users = {r[0] for r in rating_rows} | {d[0] for d in dislike_rows} | {s[0] for s in shown_rows}
+    profiles = model.build_profiles(
+        catalog,
+        liked_before,
+        [(u, k, v, c, last) for (u, k, v), (c, last) in patterns.items()],
+        adjustments,
+        cutoff,
+        weight_bounds,
+        users=all_users,
+    )
+    uidx, midx = profiles.user_index, catalog.index
+
+    users, movies_, labels, weights, is_dislike = [], [], [], [], []
+
+    def add(u: int, m: int, label: int, weight: float, dislike: bool = False) -> None:
+        users.append(uidx[u])
+        movies_.append(midx[m])
+        labels.append(label)
+        weights.append(weight)
+        is_dislike.append(dislike)
+
+    seen_by_user: dict[int, list[int]] = {}
+    counts = {"positives": 0, "negatives_from_ratings": 0, "shown_not_disliked": 0, "negatives_from_dislikes": 0}
+    rated_pairs = set()
+    for u, m, r, t in rating_rows:
+        if m not in midx:
+            continue
+        rated_pairs.add((u, m))
+        if t < cutoff:
+            seen_by_user.setdefault(uidx[u], []).append(midx[m])
+        elif r >= model.LIKED_RATING:
+            add(u, m, 1, 1.0)
+            counts["positives"] += 1
+        elif r <= LOW_RATING:
+            add(u, m, 0, 1.0)
+            counts["negatives_from_ratings"] += 1
+    for u, m, t in shown_rows:
+        if t >= cutoff and m in midx and (u, m) not in rated_pairs:
+            add(u, m, 1, SHOWN_POSITIVE_WEIGHT)
+            counts["shown_not_disliked"] += 1
+    # One example per disliked (user, movie): weight = multiplier x dislike weight of the pair.
+    pairs: dict[tuple[int, int], list] = {}
+    for u, m, t, *_ in dislike_rows:
+        entry = pairs.setdefault((u, m), [0, t, t])
+        entry[0] += 1
+        entry[1] = max(entry[1], t)
+        entry[2] = min(entry[2], t)
+    for (u, m), (count, latest, _first) in pairs.items():
+        if m in midx and latest >= cutoff:
+            add(u, m, 0, multiplier * dislike_weight(count, latest, now), dislike=True)
+            counts["negatives_from_dislikes"] += 1
+    counts["negative_examples"] = len(dislike_rows)
+    return TrainingData(
+        catalog=catalog,
+        profiles=profiles,
+        users=np.array(users, dtype=np.int64),
+        movies=np.array(movies_, dtype=np.int64),
+        labels=np.array(labels, dtype=np.int64),
+        weights=np.array(weights, dtype=float),
+        is_dislike=np.array(is_dislike, dtype=bool),
+        seen_by_user={u: np.array(v, dtype=np.int64) for u, v in seen_by_user.items()},
+        cutoff=cutoff,
+        counts=counts,
+    )
+
+
+def fit_and_evaluate(
+    data: TrainingData,
+    seed: int,
+    adjustment_strength: float,
+    active: model.TrainedModel | None,
+    progress: Callable[[int, str], None] = lambda p, s: None,
+) -> tuple[model.TrainedModel, dict, dict | None]:
+    """Train on 80% of examples and evaluate the result (and the active model) on the rest."""
+    progress(45, "building features")
+    X, adj = model.feature_matrix(data.catalog, data.profiles, data.users, data.movies)
+    rng = np.random.default_rng(seed)
+    held = rng.random(len(data.labels)) < HOLDOUT_SHARE
+    progress(60, "training")
+    trained = model.train(X[~held], data.labels[~held], data.weights[~held], adjustment_strength)
+    progress(80, "evaluating on held-out data")
+    metrics = model.evaluate(trained, X[held], adj[held], data.labels[held], data.users[held])
+    sample = _top10_sample(data, held, rng)
+    metrics["dislike_top10_share"] = _dislike_top10_share(data, trained, sample)
+    baseline = None
+    if active is not None:
+        baseline = model.evaluate(active, X[held], adj[held], data.labels[held], data.users[held])
+        baseline["dislike_top10_share"] = _dislike_top10_share(data, active, sample)
+    return trained, metrics, baseline
+
+
+def _top10_sample(data: TrainingData, held: np.ndarray, rng) -> np.ndarray:
+    rows = np.flatnonzero(held & data.is_dislike)
+    if len(rows) > TOP10_SAMPLE:
+        rows = np.sort(rng.choice(rows, TOP10_SAMPLE, replace=False))
+    return rows
+
+
+def _dislike_top10_share(data: TrainingData, trained: model.TrainedModel, rows: np.ndarray) -> float | None:
+    """Share of held-out dislikes whose film would still rank in the user's top 10."""
+    if len(rows) == 0:
+        return None
+    all_movies = np.arange(data.catalog.size)
+    hits = 0
+    for i in rows:
+        u = data.users[i]
+        Xu, adju = model.feature_matrix(data.catalog, data.profiles, np.full(len(all_movies), u), all_movies)
+        scores = trained.predict(Xu, adju)
+        seen = data.seen_by_user.get(u)
+        if seen is not None and len(seen):
+            scores[seen] = -np.inf
+        rank = 1 + int((scores > scores[data.movies[i]]).sum())
+        hits += rank <= 10
+    return hits / len(rows)

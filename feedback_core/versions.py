@@ -1,0 +1,191 @@
+"""Model versions: the registry, activation and rollback, and comparisons with statistics."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from feedback_core import stats
+from feedback_core.db import format_ts, read_connection, write_transaction
+from feedback_core.errors import NotFoundError
+from feedback_core.recording import write_audit
+from feedback_core.schema import daily_dislikes, daily_impressions, model_versions
+from feedback_core.validation import check_id, check_text
+
+log = logging.getLogger("feedback_core")
+
+METRICS = ("auc", "log_loss", "accuracy", "precision_at_10", "dislike_top10_share")
+
+
+def version_dict(row) -> dict:
+    """Shape one model_versions row."""
+    weights = row.weights or {}
+    return {
+        "version_id": row.version_id,
+        "parent_id": row.parent_id,
+        "status": row.status,
+        "trigger": row.trigger,
+        "created_at": format_ts(row.created_at),
+        "created_by": row.created_by,
+        "activated_at": format_ts(row.activated_at),
+        "accuracy": row.accuracy,
+        "metrics": row.metrics or {},
+        "examples": row.examples or {},
+        "settings": row.settings or {},
+        "weights": weights.get("coefficients", {}),
+        "intercept": weights.get("intercept"),
+        "adjustment_strength": weights.get("adjustment_strength"),
+        "note": row.note,
+    }
+
+
+def insert_version(
+    conn: Connection,
+    *,
+    at,
+    actor: str,
+    trigger: str,
+    parent_id: int | None,
+    weights: dict,
+    metrics: dict,
+    examples: dict,
+    settings: dict,
+    note: str | None = None,
+) -> int:
+    """Store a new candidate version and return its number."""
+    return conn.execute(
+        insert(model_versions)
+        .values(
+            parent_id=parent_id,
+            status="candidate",
+            active_slot=None,
+            trigger=trigger,
+            created_at=at,
+            created_by=actor,
+            settings=settings,
+            weights=weights,
+            metrics=metrics,
+            examples=examples,
+            accuracy=metrics.get("accuracy"),
+            note=note,
+        )
+        .returning(model_versions.c.version_id)
+    ).scalar_one()
+
+
+def activate(conn: Connection, version_id: int, actor: str, at, reason: str) -> dict:
+    """Make one version active and retire the previous one, inside the caller's transaction."""
+    row = conn.execute(
+        select(model_versions).where(model_versions.c.version_id == version_id).with_for_update()
+    ).first()
+    if row is None:
+        raise NotFoundError(f"model version {version_id} not found", "version_id")
+    previous = conn.execute(
+        select(model_versions.c.version_id).where(model_versions.c.active_slot == 1).with_for_update()
+    ).scalar()
+    if previous == version_id:
+        return {"version_id": version_id, "previous_version_id": previous, "changed": False}
+    if previous is not None:
+        conn.execute(
+            update(model_versions)
+            .where(model_versions.c.version_id == previous)
+            .values(status="retired", active_slot=None)
+        )
+    conn.execute(
+        update(model_versions)
+        .where(model_versions.c.version_id == version_id)
+        .values(status="active", active_slot=1, activated_at=at)
+    )
+    action = "model.rollback" if previous is not None and version_id < previous else "model.activated"
+    write_audit(
+        conn, at=at, actor=actor, action=action, entity_type="model_version", entity_id=version_id,
+        details={"previous_version_id": previous, "reason": reason},
+    )
+    log.info("[FEEDBACK] Model version %s activated by %s (previous %s)", version_id, actor, previous)
+    return {"version_id": version_id, "previous_version_id": previous, "changed": True}
+
+
+def online_rates(conn: Connection, version_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Return ``{version: (dislikes on its impressions, its impressions)}`` from the aggregates."""
+    shown = dict(
+        conn.execute(
+            select(daily_impressions.c.model_version_id, func.sum(daily_impressions.c.impressions))
+            .where(daily_impressions.c.model_version_id.in_(version_ids))
+            .group_by(daily_impressions.c.model_version_id)
+        ).all()
+    )
+    disliked = dict(
+        conn.execute(
+            select(daily_dislikes.c.model_version_id, func.sum(daily_dislikes.c.dislikes))
+            .where(daily_dislikes.c.model_version_id.in_(version_ids), daily_dislikes.c.attributed == 1)
+            .group_by(daily_dislikes.c.model_version_id)
+        ).all()
+    )
+    return {v: (int(disliked.get(v) or 0), int(shown.get(v) or 0)) for v in version_ids}
+
+
+class Versions:
+    """Model-version operations of ``FeedbackSystem``."""
+
+    def list_model_versions(self) -> list[dict]:
+        """Return every model version, newest first."""
+        with read_connection(self.engine) as conn:
+            rows = conn.execute(select(model_versions).order_by(model_versions.c.version_id.desc())).all()
+        return [version_dict(r) for r in rows]
+
+    def get_model_version(self, version_id: int) -> dict:
+        """Return one model version."""
+        version_id = check_id(version_id, "version_id")
+        with read_connection(self.engine) as conn:
+            row = conn.execute(select(model_versions).where(model_versions.c.version_id == version_id)).first()
+        if row is None:
+            raise NotFoundError(f"model version {version_id} not found", "version_id")
+        return version_dict(row)
+
+    def get_active_model_version(self) -> dict | None:
+        """Return the active model version, or None before the first one."""
+        with read_connection(self.engine) as conn:
+            row = conn.execute(select(model_versions).where(model_versions.c.active_slot == 1)).first()
+        return version_dict(row) if row is not None else None
+
+    def activate_model_version(self, version_id: int, actor: str, reason: str = "manual") -> dict:
+        """Activate a version (or roll back to an earlier one): atomic and audited."""
+        version_id = check_id(version_id, "version_id")
+        actor = check_text(actor, "actor", 120, allow_empty=False)
+        with write_transaction(self.engine) as conn:
+            result = activate(conn, version_id, actor, self.now(), reason)
+        return {**result, "version": self.get_model_version(version_id)}
+
+    def compare_model_versions(self, a: int, b: int) -> dict:
+        """Compare two versions: offline metrics, online dislike rates, the test and a verdict."""
+        a = check_id(a, "a")
+        b = check_id(b, "b")
+        va, vb = self.get_model_version(a), self.get_model_version(b)
+        with read_connection(self.engine) as conn:
+            online = online_rates(conn, [a, b])
+        (xa, na), (xb, nb) = online[a], online[b]
+        test = stats.two_proportion_test(xa, na, xb, nb)
+        ra, rb = stats.rate_with_interval(xa, na), stats.rate_with_interval(xb, nb)
+        min_n = self.settings.min_impressions_for_rate
+        features = sorted(set(va["weights"]) | set(vb["weights"]))
+        return {
+            "a": {**va, "online": {**ra.as_dict(), "enough_data": na >= min_n}},
+            "b": {**vb, "online": {**rb.as_dict(), "enough_data": nb >= min_n}},
+            "offline": {
+                m: {
+                    "a": va["metrics"].get(m),
+                    "b": vb["metrics"].get(m),
+                    "difference": _diff(va["metrics"].get(m), vb["metrics"].get(m)),
+                }
+                for m in METRICS
+            },
+            "weights": {f: {"a": va["weights"].get(f), "b": vb["weights"].get(f)} for f in features},
+            "difference": {"rate": test.difference, "ci_low": test.low, "ci_high": test.high},
+            "p_value": test.p_value,
+            "verdict": stats.verdict(f"version {a}", f"version {b}", xa, na, xb, nb),
+        }
+
+
+def _diff(x, y):
+    return None if x is None or y is None else y - x

@@ -1,0 +1,94 @@
+"""Small helpers shared by the storage tests: put rows the library has no public writer for yet."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, insert, select, update
+
+from feedback_core import FeedbackSystem
+from feedback_core.schema import model_versions, movies, retrain_jobs
+
+
+def add_movie(
+    system: FeedbackSystem,
+    movie_id: int,
+    title: str,
+    genres: list[str] | None = None,
+    cast: list[str] | None = None,
+    franchise: str | None = None,
+    year: int | None = None,
+) -> int:
+    """Insert one catalogue row and return its id."""
+    with system.engine.begin() as conn:
+        conn.execute(
+            insert(movies).values(
+                movie_id=movie_id,
+                title=title,
+                genres=genres or [],
+                cast=cast or [],
+                franchise=franchise,
+                year=year,
+                created_at=system.now(),
+            )
+        )
+    return movie_id
+
+
+def add_movies(system: FeedbackSystem, movie_ids, genres: list[str] | None = None) -> None:
+    """Insert a catalogue row per id (titled ``Movie <id>``) in one statement."""
+    with system.engine.begin() as conn:
+        conn.execute(
+            insert(movies),
+            [
+                {
+                    "movie_id": m,
+                    "title": f"Movie {m}",
+                    "genres": list(genres or []),
+                    "cast": [],
+                    "franchise": None,
+                    "created_at": system.now(),
+                }
+                for m in movie_ids
+            ],
+        )
+
+
+def add_model_version(system: FeedbackSystem, version_id: int, active: bool = False, accuracy=None) -> int:
+    """Insert one model version (the training issue adds the real writer) and return its id."""
+    with system.engine.begin() as conn:
+        conn.execute(
+            insert(model_versions).values(
+                version_id=version_id,
+                status="active" if active else "candidate",
+                active_slot=1 if active else None,
+                trigger="initial",
+                created_at=system.now(),
+                created_by="test",
+                accuracy=accuracy,
+            )
+        )
+    return version_id
+
+
+def finish_retrain_jobs(system: FeedbackSystem) -> None:
+    """Mark every queued/running retrain job as succeeded (what a worker will do)."""
+    with system.engine.begin() as conn:
+        conn.execute(
+            update(retrain_jobs)
+            .where(retrain_jobs.c.active_slot == 1)
+            .values(status="succeeded", active_slot=None, finished_at=system.now())
+        )
+
+
+def count(system: FeedbackSystem, table, *where) -> int:
+    """Count the rows of ``table`` matching ``where``."""
+    with system.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+
+
+def rows(system: FeedbackSystem, table, *where, order_by=None) -> list:
+    """Return the rows of ``table`` matching ``where``."""
+    query = select(table).where(*where)
+    if order_by is not None:
+        query = query.order_by(order_by)
+    with system.engine.connect() as conn:
+        return conn.execute(query).all()

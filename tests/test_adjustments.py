@@ -1,0 +1,225 @@
+"""The approval inbox: approve (optionally edited), reject, revert; effective weights; audit."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import row_counts
+from helpers import add_model_version, count, rows
+
+from feedback_core import ConflictError, NotFoundError, ValidationError
+from feedback_core.schema import audit_log, dislike_feedback_impact, feature_adjustments
+
+
+def horror_proposal(system, user_id: int = 1, movie_id: int = 10) -> dict:
+    """Dislike a Horror film for its genre and return the single proposal it makes."""
+    system.save_dislike(user_id, movie_id, f"M{movie_id}", reason="wrong_genre", genres=["Horror"])
+    (proposal,) = system.list_adjustments(user_id=user_id, feature="Horror")
+    return proposal
+
+
+def audits(system, action: str, adjustment_id: int) -> list:
+    return rows(system, audit_log, audit_log.c.action == action, audit_log.c.entity_id == str(adjustment_id))
+
+
+def test_proposals_wait_in_the_inbox_newest_first(system, clock):
+    system.save_dislike(1, 10, "A", reason="wrong_genre", genres=["Horror"])
+    clock.advance(minutes=1)
+    system.save_dislike(2, 11, "B", reason="poor_quality", cast=["Ann"], franchise="Saga")
+    inbox = system.list_adjustments()
+    assert [(a["user_id"], a["feature_type"], a["feature_value"]) for a in inbox][:1] == [
+        (2, "franchise", "Saga")
+    ]
+    assert {(a["feature_type"], a["feature_value"], round(a["proposed_magnitude"], 6)) for a in inbox} == {
+        ("genre", "Horror", -0.15),
+        ("cast", "Ann", -0.10),
+        ("franchise", "Saga", -0.12),
+    }
+    assert all(a["status"] == "proposed" and a["decided_by"] is None for a in inbox)
+    assert [a["feature_value"] for a in system.list_adjustments(user_id=1)] == ["Horror"]
+    assert [a["feature_value"] for a in system.list_adjustments(feature="cast")] == ["Ann"]
+    assert [a["user_id"] for a in system.list_adjustments(reason="wrong_genre")] == [1]
+    assert system.list_adjustments(status="applied") == []
+    for bad in ({"status": "done"}, {"reason": "meh"}, {"limit": 0}):
+        with pytest.raises(ValidationError) as err:
+            system.list_adjustments(**bad)
+        assert err.value.field == next(iter(bad))
+
+
+def test_approve_applies_the_adjustment_now(system, clock):
+    proposal = horror_proposal(system)
+    assert system.get_effective_weights(1) == {}  # nothing changes before approval
+    add_model_version(system, 5, active=True)
+    clock.advance(hours=1)
+    result = system.approve_adjustment(proposal["adjustment_id"], actor="ana")
+    assert result["status"] == "applied"
+    assert result["weight_before"] == 1.0 and result["weight_after"] == pytest.approx(0.85)
+    assert system.get_effective_weights(1) == {"genre": {"Horror": pytest.approx(0.85)}}
+    assert system.get_effective_weights(2) == {}
+    stored = system.get_adjustment(proposal["adjustment_id"])
+    assert (stored["status"], stored["decided_by"], stored["decided_at"]) == (
+        "applied",
+        "ana",
+        "2026-11-01 13:00:00",
+    )
+    (impact,) = rows(system, dislike_feedback_impact)
+    assert (impact.adjustment_id, impact.dislike_id, impact.user_id) == (
+        proposal["adjustment_id"],
+        proposal["dislike_id"],
+        1,
+    )
+    assert (impact.adjustment, impact.weight_after, impact.model_version_id, impact.actor) == (
+        pytest.approx(-0.15),
+        pytest.approx(0.85),
+        5,
+        "ana",
+    )
+    (audit,) = audits(system, "adjustment.approved", proposal["adjustment_id"])
+    assert audit.actor == "ana" and audit.at == clock()
+    assert audit.details["status_before"] == "proposed" and audit.details["status_after"] == "applied"
+
+
+def test_approve_with_an_edited_magnitude(system):
+    proposal = horror_proposal(system)
+    system.approve_adjustment(proposal["adjustment_id"], actor="ana", magnitude=-0.05)
+    stored = system.get_adjustment(proposal["adjustment_id"])
+    assert (stored["proposed_magnitude"], stored["magnitude"]) == (pytest.approx(-0.15), -0.05)
+    assert system.get_effective_weights(1) == {"genre": {"Horror": pytest.approx(0.95)}}
+
+
+def test_deciding_twice_is_a_conflict_with_one_audit_record(system):
+    proposal = horror_proposal(system)
+    adjustment_id = proposal["adjustment_id"]
+    system.approve_adjustment(adjustment_id, actor="ana")
+    before = row_counts(system)
+    for decide in (
+        lambda: system.approve_adjustment(adjustment_id, actor="bo"),
+        lambda: system.reject_adjustment(adjustment_id, actor="bo", note="too strong"),
+    ):
+        with pytest.raises(ConflictError) as err:
+            decide()
+        assert err.value.status == 409
+        assert "already applied by ana" in err.value.message
+    assert row_counts(system) == before
+    assert len(audits(system, "adjustment.approved", adjustment_id)) == 1
+    assert audits(system, "adjustment.rejected", adjustment_id) == []
+    assert system.get_effective_weights(1) == {"genre": {"Horror": pytest.approx(0.85)}}
+
+
+def test_reject_records_who_and_why_and_changes_no_weight(system, clock):
+    proposal = horror_proposal(system)
+    adjustment_id = proposal["adjustment_id"]
+    result = system.reject_adjustment(adjustment_id, actor="bo", note="one dislike is not a pattern")
+    assert (result["status"], result["decided_by"], result["note"]) == (
+        "rejected",
+        "bo",
+        "one dislike is not a pattern",
+    )
+    assert system.get_effective_weights(1) == {}
+    assert count(system, dislike_feedback_impact) == 0
+    (audit,) = audits(system, "adjustment.rejected", adjustment_id)
+    assert audit.details["note"] == "one dislike is not a pattern"
+    with pytest.raises(ConflictError):
+        system.approve_adjustment(adjustment_id, actor="ana")
+    with pytest.raises(ConflictError):
+        system.reject_adjustment(adjustment_id, actor="bo")
+    assert len(rows(system, audit_log, audit_log.c.entity_id == str(adjustment_id))) == 1
+
+
+def test_revert_takes_the_adjustment_back_out(system, clock):
+    proposal = horror_proposal(system)
+    adjustment_id = proposal["adjustment_id"]
+    with pytest.raises(ConflictError):
+        system.revert_adjustment(adjustment_id, actor="ana")  # not applied yet
+    system.approve_adjustment(adjustment_id, actor="ana")
+    clock.advance(days=1)
+    result = system.revert_adjustment(adjustment_id, actor="cy")
+    assert result["status"] == "reverted"
+    assert system.get_effective_weights(1) == {}
+    impacts = rows(system, dislike_feedback_impact, order_by=dislike_feedback_impact.c.impact_id)
+    assert [(i.action, round(i.adjustment, 6), i.actor) for i in impacts] == [
+        ("applied", -0.15, "ana"),
+        ("reverted", 0.15, "cy"),
+    ]
+    (audit,) = audits(system, "adjustment.reverted", adjustment_id)
+    assert audit.actor == "cy"
+    before = row_counts(system)
+    with pytest.raises(ConflictError):
+        system.revert_adjustment(adjustment_id, actor="cy")
+    assert row_counts(system) == before
+
+
+def test_effective_weight_is_clamped_at_the_floor(system, clock):
+    for movie in range(10, 17):  # seven -0.15 adjustments: 1 - 1.05 would be negative
+        system.save_dislike(1, movie, f"M{movie}", reason="wrong_genre", genres=["Horror"])
+    result = system.approve_adjustments([a["adjustment_id"] for a in system.list_adjustments()], actor="ana")
+    assert len(result["decided"]) == 7 and result["skipped"] == []
+    assert system.get_effective_weights(1) == {"genre": {"Horror": 0.1}}
+
+
+def test_bulk_decisions_skip_stale_ids(system):
+    first = horror_proposal(system, movie_id=10)
+    second = horror_proposal(system, user_id=2, movie_id=11)
+    system.reject_adjustment(first["adjustment_id"], actor="bo")
+    result = system.approve_adjustments([first["adjustment_id"], second["adjustment_id"], 9999], actor="ana")
+    assert result["decided"] == [second["adjustment_id"]]
+    assert [s["adjustment_id"] for s in result["skipped"]] == [first["adjustment_id"], 9999]
+    with pytest.raises(ValidationError):
+        system.reject_adjustments("12", actor="bo")
+
+
+def test_bad_decisions_change_nothing(system):
+    proposal = horror_proposal(system)
+    adjustment_id = proposal["adjustment_id"]
+    before = row_counts(system)
+    cases = [
+        (lambda: system.approve_adjustment(adjustment_id, actor=""), ValidationError, "actor"),
+        (
+            lambda: system.approve_adjustment(adjustment_id, actor="ana", magnitude=1.5),
+            ValidationError,
+            "magnitude",
+        ),
+        (
+            lambda: system.approve_adjustment(adjustment_id, actor="ana", magnitude=float("nan")),
+            ValidationError,
+            "magnitude",
+        ),
+        (
+            lambda: system.approve_adjustment(adjustment_id, actor="ana", magnitude="-0.1"),
+            ValidationError,
+            "magnitude",
+        ),
+        (lambda: system.approve_adjustment(0, actor="ana"), ValidationError, "adjustment_id"),
+        (lambda: system.approve_adjustment(adjustment_id + 99, actor="ana"), NotFoundError, "adjustment_id"),
+        (lambda: system.reject_adjustment(adjustment_id + 99, actor="ana"), NotFoundError, "adjustment_id"),
+        (
+            lambda: system.reject_adjustment(adjustment_id, actor="ana", note="x" * 2001),
+            ValidationError,
+            "note",
+        ),
+    ]
+    for decide, error, field in cases:
+        with pytest.raises(error) as err:
+            decide()
+        assert err.value.field == field
+        assert row_counts(system) == before
+    assert system.get_adjustment(adjustment_id)["status"] == "proposed"
+
+
+def test_proposals_of_a_retracted_dislike_cannot_be_approved(system):
+    proposal = horror_proposal(system)
+    system.retract_dislike(proposal["dislike_id"], 1)
+    with pytest.raises(ConflictError):
+        system.approve_adjustment(proposal["adjustment_id"], actor="ana")
+    assert system.get_effective_weights(1) == {}
+
+
+def test_auto_approve_applies_proposals_at_once(make_system):
+    system = make_system(auto_approve=True)
+    system.save_dislike(1, 10, "A", reason="not_interested", genres=["Horror"], franchise="Saga")
+    stored = rows(system, feature_adjustments)
+    assert {(a.status, a.decided_by) for a in stored} == {("applied", "auto-approve")}
+    assert system.get_effective_weights(1) == {
+        "franchise": {"Saga": pytest.approx(0.94)},
+        "genre": {"Horror": pytest.approx(0.925)},
+    }
+    assert count(system, audit_log, audit_log.c.action == "adjustment.approved") == 2

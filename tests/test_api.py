@@ -1,0 +1,627 @@
+"""The HTTP API: the specification's endpoints, the loop's endpoints, strict input, errors.
+
+Every test asserts the response (checked against the OpenAPI document by the client) and the
+database afterwards; a rejected request changes no row.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from api_support import SECRET, api, error_of, make_api  # noqa: F401  (api is a fixture)
+from flask import Flask
+from sqlalchemy import select
+
+from feedback_core.api import ApiConfig, create_app, register_feedback_routes
+from feedback_core.errors import ConfigError, DatabaseUnavailableError
+from feedback_core.schema import (
+    audit_log,
+    feature_adjustments,
+    idempotent_requests,
+    impressions,
+    model_versions,
+    negative_examples,
+    ratings,
+    recommendation_sets,
+    user_dislikes,
+)
+from feedback_core.system import FeedbackSystem
+from helpers import add_model_version, count, rows
+
+SPEC_DISLIKE = {
+    "movie_id": 123,
+    "movie_title": "Movie Title",
+    "predicted_score": 0.75,
+    "reason": "wrong_genre",
+    "feedback_text": "Not my type of movie",
+    "genres": ["Action", "Sci-Fi"],
+    "cast": ["Actor 1", "Actor 2"],
+}
+
+
+def catalogue(system, n: int = 12) -> None:
+    system.add_movies(
+        {"movie_id": m, "title": f"Movie {m}", "genres": ["Drama" if m % 2 else "Comedy"], "cast": [f"Actor {m}"]}
+        for m in range(1, n + 1)
+    )
+
+
+# ---------------------------------------------------------------- POST /api/dislike
+
+
+def test_post_dislike_answers_the_specification_shape_and_stores_everything(api):
+    r = api.post("/api/dislike", SPEC_DISLIKE)
+    assert r.status_code == 201
+    body = r.get_json()
+    assert body["success"] is True
+    assert body["duplicate"] is False
+    assert body["training_impact"] == {"error_recorded": 0.75, "weight": 0.8}
+    fa = body["feature_adjustments"]
+    assert fa["genre_adjustments"] == {"Action": -0.15, "Sci-Fi": -0.15}
+    assert fa["cast_adjustments"] == {} and fa["reason"] == "wrong_genre"
+    assert body["user_patterns"]["reason_distribution"] == {"wrong_genre": 1}
+    assert body["user_patterns"]["total_dislikes"] == 1
+
+    (row,) = rows(api.system, user_dislikes)
+    assert row.dislike_id == body["dislike_id"]
+    assert row.user_id == api.user  # from X-User-ID, never from the body
+    assert (row.movie_id, row.movie_title, row.reason) == (123, "Movie Title", "wrong_genre")
+    assert row.feedback_text == "Not my type of movie"
+    (example,) = rows(api.system, negative_examples)
+    assert (example.dislike_id, example.weight, example.error) == (row.dislike_id, 0.8, 0.75)
+    proposals = rows(api.system, feature_adjustments)
+    assert sorted((p.feature_value, p.magnitude, p.status) for p in proposals) == [
+        ("Action", -0.15, "proposed"),
+        ("Sci-Fi", -0.15, "proposed"),
+    ]
+
+
+def test_post_dislike_from_a_shown_list_is_attributed_to_it(api):
+    catalogue(api.system)
+    shown = api.post(
+        "/api/recommendation-sets",
+        {"items": [{"movie_id": 3, "rank": 1, "predicted_score": 0.9}, {"movie_id": 4, "rank": 2}]},
+    )
+    assert shown.status_code == 201
+    set_id = shown.get_json()["recommendation_set_id"]
+    r = api.post(
+        "/api/dislike",
+        {"movie_id": 3, "recommendation_set_id": set_id, "predicted_score": 0.9, "reason": "poor_quality"},
+    )
+    assert r.status_code == 201
+    (row,) = rows(api.system, user_dislikes)
+    assert row.recommendation_set_id == set_id and row.movie_title == "Movie 3"
+
+    again = api.post(
+        "/api/dislike",
+        {"movie_id": 3, "recommendation_set_id": set_id, "predicted_score": 0.9, "reason": "poor_quality"},
+    )
+    assert again.status_code == 200  # a repeat creates nothing
+    assert again.get_json()["duplicate"] is True
+    assert again.get_json()["dislike_id"] == row.dislike_id
+    assert count(api.system, user_dislikes) == 1 and count(api.system, negative_examples) == 1
+
+
+def test_post_dislike_of_a_movie_not_in_the_list_is_refused(api):
+    catalogue(api.system)
+    set_id = api.post("/api/recommendation-sets", {"items": [1, 2]}).get_json()["recommendation_set_id"]
+    before = api.system.count_rows()
+    r = api.post("/api/dislike", {"movie_id": 5, "recommendation_set_id": set_id})
+    assert r.status_code == 400
+    assert error_of(r)["field"] == "recommendation_set_id"
+    assert api.system.count_rows() == before
+
+
+def test_post_dislike_of_an_unknown_movie_needs_a_title(api):
+    before = api.system.count_rows()
+    r = api.post("/api/dislike", {"movie_id": 999})
+    assert r.status_code == 400 and error_of(r)["field"] == "movie_title"
+    assert api.system.count_rows() == before
+
+
+# ---------------------------------------------------------------- strict input
+
+BAD_BODIES = [
+    # (body, field named in the error, what the message must mention)
+    ({"movie_id": "123", "movie_title": "T"}, "movie_id", "integer"),
+    ({"movie_id": 12.5, "movie_title": "T"}, "movie_id", "integer"),
+    ({"movie_id": True, "movie_title": "T"}, "movie_id", "integer"),
+    ({"movie_id": 0, "movie_title": "T"}, "movie_id", "positive"),
+    ({"movie_id": -4, "movie_title": "T"}, "movie_id", "positive"),
+    ({"movie_id": 2**63, "movie_title": "T"}, "movie_id", "positive"),
+    ({"movie_title": "T"}, "movie_id", "required"),
+    ({"movie_id": 1, "movie_title": "T", "reason": "boring"}, "reason", "wrong_genre"),
+    ({"movie_id": 1, "movie_title": "T", "reason": 3}, "reason", "string"),
+    ({"movie_id": 1, "movie_title": "T", "predicted_score": 1.5}, "predicted_score", "between 0 and 1"),
+    ({"movie_id": 1, "movie_title": "T", "predicted_score": -0.1}, "predicted_score", "between 0 and 1"),
+    ({"movie_id": 1, "movie_title": "T", "predicted_score": "high"}, "predicted_score", "number"),
+    ({"movie_id": 1, "movie_title": "T" * 301}, "movie_title", "at most 300"),
+    ({"movie_id": 1, "movie_title": 5}, "movie_title", "string"),
+    ({"movie_id": 1, "movie_title": "T", "feedback_text": "x" * 2001}, "feedback_text", "at most 2000"),
+    ({"movie_id": 1, "movie_title": "T", "genres": "Action"}, "genres", "list"),
+    ({"movie_id": 1, "movie_title": "T", "genres": ["ok", ""]}, "genres[1]", "empty"),
+    ({"movie_id": 1, "movie_title": "T", "genres": [1]}, "genres[0]", "string"),
+    ({"movie_id": 1, "movie_title": "T", "genres": ["g"] * 51}, "genres", "at most 50"),
+    ({"movie_id": 1, "movie_title": "T", "cast": {"a": 1}}, "cast", "list"),
+    ({"movie_id": 1, "movie_title": "T\x00"}, "movie_title", "NUL"),
+    ({"movie_id": 1, "movie_title": "T", "user_id": 99}, "user_id", "unknown field"),
+    ({"movie_id": 1, "movie_title": "T", "recommendation_set_id": 77}, "recommendation_set_id", "does not exist"),
+    ({"movie_id": 1, "movie_title": "T", "recommendation_set_id": "7"}, "recommendation_set_id", "integer"),
+]
+
+
+@pytest.mark.parametrize(("body", "field", "mention"), BAD_BODIES)
+def test_each_invalid_field_is_a_400_that_names_it_and_writes_nothing(api, body, field, mention):
+    before = api.system.count_rows()
+    r = api.post("/api/dislike", body)
+    assert r.status_code == 400
+    error = error_of(r)
+    assert error["code"] == "invalid_input"
+    assert error["field"] == field
+    assert mention in error["message"]
+    assert api.system.count_rows() == before
+
+
+RAW_BODIES = [
+    # (raw body, content type, status, what the message must mention)
+    ('{"movie_id": NaN, "movie_title": "T"}', "application/json", 400, "NaN"),
+    ('{"movie_id": 1, "movie_title": "T", "predicted_score": Infinity}', "application/json", 400, "Infinity"),
+    ('{"movie_id": 1, "movie_title": "T", "predicted_score": -Infinity}', "application/json", 400, "Infinity"),
+    ('{"movie_id": 1, "movie_title": "T", "predicted_score": 1e999}', "application/json", 400, "too large"),
+    ('{"movie_id": ' + "9" * 5000 + ', "movie_title": "T"}', "application/json", 400, "too large"),
+    ("[" * 100 + "]" * 100, "application/json", 400, "a list"),
+    ('{"a":' * 40 + "1" + "}" * 40, "application/json", 400, "nested"),
+    ('{"movie_id": 1, "movie_title": "\\ud800"}', "application/json", 400, "surrogate"),
+    ('{"movie_id": 1, "movie_title": "T"', "application/json", 400, "not valid JSON"),
+    ("", "application/json", 400, "not valid JSON"),
+    ("[1, 2]", "application/json", 400, "a list"),
+    ('"text"', "application/json", 400, "a string"),
+    ("42", "application/json", 400, "an integer"),
+    ("null", "application/json", 400, "null"),
+    (b'{"movie_id": 1, "movie_title": "\xff\xfe"}', "application/json", 400, "UTF-8"),
+    ('{"movie_id": 1, "movie_title": "T"}', "text/plain", 415, "application/json"),
+    ("movie_id=1&movie_title=T", "application/x-www-form-urlencoded", 415, "application/json"),
+    ('{"movie_id": 1, "movie_title": "T"}', None, 415, "application/json"),
+    ('{"movie_id": 1, "movie_title": "T"}', "application/json; charset=latin-1", 415, "UTF-8"),
+]
+
+
+@pytest.mark.parametrize(("raw", "content_type", "status", "mention"), RAW_BODIES)
+def test_malformed_bodies_are_refused_cleanly(api, raw, content_type, status, mention):
+    before = api.system.count_rows()
+    r = api.call("POST", "/api/dislike", data=raw, content_type=content_type)
+    assert r.status_code == status
+    assert mention in error_of(r)["message"]
+    assert api.system.count_rows() == before
+
+
+def test_unicode_and_sql_looking_text_is_stored_verbatim(api):
+    title = "Amélie 🎬 ‮RTL‬ zero​width \"'; DROP TABLE user_dislikes; --"
+    r = api.post("/api/dislike", {"movie_id": 5, "movie_title": title, "feedback_text": "<script>x</script>"})
+    assert r.status_code == 201
+    (row,) = rows(api.system, user_dislikes)
+    assert row.movie_title == title and row.feedback_text == "<script>x</script>"
+
+
+def test_body_over_the_size_cap_is_413_and_writes_nothing(system):
+    api = make_api(system, max_body_bytes=2048)
+    before = system.count_rows()
+    r = api.post("/api/dislike", {"movie_id": 1, "movie_title": "T", "feedback_text": "x" * 4000})
+    assert r.status_code == 413
+    assert error_of(r)["code"] == "payload_too_large"
+    assert system.count_rows() == before
+
+
+def test_unknown_query_parameters_and_bad_limits_are_named(api):
+    for query, field in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=2.5", "limit"),
+        ("limt=5", "limt"),
+    ]:
+        r = api.get(f"/api/dislike-history?{query}")
+        assert r.status_code == 400, query
+        assert error_of(r)["field"] == field
+
+
+# ---------------------------------------------------------------- reads of the specification
+
+
+def test_dislike_history_is_the_users_own_newest_first_and_limited(api, clock):
+    for movie_id in (1, 2, 3):
+        api.post("/api/dislike", {"movie_id": movie_id, "movie_title": f"M{movie_id}", "predicted_score": 0.5})
+        clock.advance(minutes=1)
+    api.post("/api/dislike", {"movie_id": 4, "movie_title": "Other"}, user=8)
+
+    r = api.get("/api/dislike-history?limit=2")
+    body = r.get_json()
+    assert r.status_code == 200 and body["count"] == 2
+    assert [d["movie_id"] for d in body["dislikes"]] == [3, 2]
+    first = body["dislikes"][0]
+    assert {"dislike_id", "movie_id", "movie_title", "predicted_score", "reason", "created_at"} <= set(first)
+    assert first["created_at"] == "2026-11-01 12:02:00"
+    default = api.get("/api/dislike-history").get_json()
+    assert default["count"] == 3  # user 8's dislike is not user 7's history
+
+
+def test_dislike_patterns_have_the_specification_shape(api):
+    api.post("/api/dislike", {"movie_id": 1, "movie_title": "A", "reason": "wrong_genre", "predicted_score": 0.6})
+    api.post("/api/dislike", {"movie_id": 2, "movie_title": "B", "reason": "poor_quality", "predicted_score": 0.8})
+    r = api.get("/api/dislike-patterns")
+    patterns = r.get_json()["patterns"]
+    assert patterns["reason_distribution"] == {"poor_quality": 1, "wrong_genre": 1}
+    assert patterns["total_dislikes"] == 2
+    assert patterns["recent_trend"]["total_dislikes"] == 2
+    assert patterns["recent_trend"]["avg_predicted_score"] == pytest.approx(0.7)
+
+
+def test_feedback_metrics_include_the_active_model_version(api):
+    api.post("/api/dislike", {"movie_id": 1, "movie_title": "A", "predicted_score": 0.9})
+    api.post("/api/dislike", {"movie_id": 2, "movie_title": "B", "predicted_score": 0.1})
+    body = api.get("/api/feedback-metrics").get_json()
+    assert body["active_model_version"] is None
+    assert body["metrics"]["total_negative_examples"] == 2
+    assert body["metrics"]["avg_prediction_error"] == pytest.approx(0.5)
+    assert (body["metrics"]["max_error"], body["metrics"]["min_error"]) == (0.9, 0.1)
+
+    add_model_version(api.system, 3, active=True, accuracy=0.82)
+    active = api.get("/api/feedback-metrics").get_json()["active_model_version"]
+    assert active == {"version_id": 3, "created_at": "2026-11-01 12:00:00", "accuracy": 0.82}
+
+
+# ---------------------------------------------------------------- undo
+
+
+def test_delete_dislike_retracts_only_the_callers_own(api):
+    dislike_id = api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"}).get_json()["dislike_id"]
+    before = api.system.count_rows()
+    other = api.delete(f"/api/dislike/{dislike_id}", user=8)
+    assert other.status_code == 404
+    assert api.system.count_rows() == before
+    assert rows(api.system, user_dislikes)[0].retracted_at is None
+
+    r = api.delete(f"/api/dislike/{dislike_id}")
+    assert r.status_code == 200
+    assert r.get_json()["retracted"] is True
+    assert rows(api.system, user_dislikes)[0].retracted_at is not None
+    assert count(api.system, negative_examples) == 0
+    assert api.get("/api/dislike-history").get_json()["count"] == 0
+
+    again = api.delete(f"/api/dislike/{dislike_id}")
+    assert again.status_code == 409
+    for bad in ("abc", "0", "-1", "99999999999999999999"):
+        r = api.delete(f"/api/dislike/{bad}")
+        assert r.status_code == 400 and error_of(r)["field"] == "dislike_id"
+
+
+# ---------------------------------------------------------------- the rest of the loop
+
+
+def test_recording_a_shown_list_stores_its_impressions(api):
+    catalogue(api.system)
+    r = api.post("/api/recommendation-sets", {"items": [5, {"movie_id": 6, "rank": 2, "predicted_score": 0.4}]})
+    assert r.status_code == 201
+    set_id = r.get_json()["recommendation_set_id"]
+    (head,) = rows(api.system, recommendation_sets)
+    assert (head.recommendation_set_id, head.user_id, head.source) == (set_id, api.user, "api")
+    shown = rows(api.system, impressions, order_by=impressions.c.rank)
+    assert [(i.movie_id, i.rank, i.predicted_score) for i in shown] == [(5, 1, 0.0), (6, 2, 0.4)]
+
+    got = api.get(f"/api/recommendation-sets/{set_id}").get_json()
+    assert [i["movie_id"] for i in got["items"]] == [5, 6]
+    assert api.get(f"/api/recommendation-sets/{set_id}", user=8).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"items": []}, "items"),
+        ({"items": [1, 1]}, "items[1].movie_id"),
+        ({"items": [999]}, "items"),
+        ({"items": ["1"]}, "items[0]"),
+        ({"items": [{"movie_id": 1, "colour": "red"}]}, "items[0].colour"),
+        ({"items": [{"movie_id": 1, "predicted_score": 2}]}, "items[0].predicted_score"),
+        ({"items": [1], "model_version_id": 42}, "model_version_id"),
+        ({}, "items"),
+    ],
+)
+def test_invalid_shown_lists_are_refused(api, body, field):
+    catalogue(api.system)
+    before = api.system.count_rows()
+    r = api.post("/api/recommendation-sets", body)
+    assert r.status_code == 400
+    assert error_of(r)["field"] == field
+    assert api.system.count_rows() == before
+
+
+def test_ratings_are_recorded_for_the_acting_user(api, clock):
+    catalogue(api.system)
+    r = api.post("/api/ratings", {"movie_id": 2, "rating": 4.5, "rated_at": "2026-10-30T08:00:00Z"})
+    assert r.status_code == 201
+    assert r.get_json()["rating"] == 4.5
+    (row,) = rows(api.system, ratings)
+    assert (row.user_id, row.movie_id, row.rating) == (api.user, 2, 4.5)
+    assert row.rated_at.isoformat() == "2026-10-30T08:00:00"
+
+    before = api.system.count_rows()
+    for body, field in [
+        ({"movie_id": 2, "rating": 7}, "rating"),
+        ({"movie_id": 2, "rating": "4"}, "rating"),
+        ({"movie_id": 2, "rating": 4, "rated_at": "yesterday"}, "rated_at"),
+        ({"movie_id": 999, "rating": 4}, "movie_id"),
+    ]:
+        bad = api.post("/api/ratings", body)
+        assert bad.status_code == 400, body
+        assert error_of(bad)["field"] == field
+    assert api.system.count_rows() == before
+
+
+def test_recommendations_come_from_the_model_and_are_recorded(api):
+    catalogue(api.system)
+    for user in range(20, 30):
+        for movie in range(1, 13):
+            if (user + movie) % 3 == 0:
+                api.system.record_rating(user, movie, 5.0 if movie % 2 else 2.0)
+    r = api.get("/api/recommendations?k=4")
+    assert r.status_code == 200
+    body = r.get_json()
+    assert len(body["items"]) == 4
+    assert [i["rank"] for i in body["items"]] == [1, 2, 3, 4]
+    shown = rows(api.system, impressions, order_by=impressions.c.rank)
+    assert [i.movie_id for i in shown] == [i["movie_id"] for i in body["items"]]
+    assert {i.recommendation_set_id for i in shown} == {body["recommendation_set_id"]}
+    assert all(i.user_id == api.user for i in shown)
+
+    for query in ("k=0", "k=101", "k=x", "n=3"):
+        before = api.system.count_rows()
+        assert api.get(f"/api/recommendations?{query}").status_code == 400
+        assert api.system.count_rows() == before
+
+
+# ---------------------------------------------------------------- operators
+
+
+def test_adjustments_can_be_listed_approved_and_rejected_by_an_admin(api):
+    api.post("/api/dislike", {"movie_id": 1, "movie_title": "A", "reason": "wrong_genre", "genres": ["Horror", "Gore"]})
+    listed = api.get("/api/adjustments", key="admin", user=None).get_json()
+    assert listed["count"] == 2
+    first, second = sorted(a["adjustment_id"] for a in listed["adjustments"])
+
+    before = api.system.count_rows()
+    denied = api.post(f"/api/adjustments/{first}/approve", key="service", user=None)
+    assert denied.status_code == 403
+    assert api.system.count_rows() == before
+
+    ok = api.post(f"/api/adjustments/{first}/approve", {"magnitude": -0.3}, key="admin", user=None)
+    assert ok.status_code == 200
+    assert ok.get_json()["adjustment"]["status"] == "applied"
+    row = rows(api.system, feature_adjustments, feature_adjustments.c.adjustment_id == first)[0]
+    assert (row.status, row.magnitude, row.decided_by) == ("applied", -0.3, "api:ops")
+    assert count(api.system, audit_log, audit_log.c.action == "adjustment.approved", audit_log.c.actor == "api:ops") == 1
+
+    twice = api.post(f"/api/adjustments/{first}/approve", key="admin", user=None)
+    assert twice.status_code == 409
+
+    rejected = api.post(f"/api/adjustments/{second}/reject", {"note": "keep horror"}, key="admin", user=None)
+    assert rejected.status_code == 200
+    row = rows(api.system, feature_adjustments, feature_adjustments.c.adjustment_id == second)[0]
+    assert (row.status, row.note) == ("rejected", "keep horror")
+
+    bad = api.post(f"/api/adjustments/{second}/approve", {"magnitude": 5}, key="admin", user=None)
+    assert bad.status_code == 400 and error_of(bad)["field"] == "magnitude"
+    filtered = api.get("/api/adjustments?status=all&reason=wrong_genre", key="admin", user=None).get_json()
+    assert filtered["count"] == 2
+    assert api.get("/api/adjustments?status=maybe", key="admin", user=None).status_code == 400
+
+
+def test_model_versions_can_be_listed_compared_and_activated(api):
+    add_model_version(api.system, 1, active=True, accuracy=0.7)
+    add_model_version(api.system, 2, accuracy=0.8)
+    listed = api.get("/api/model-versions", key="admin", user=None).get_json()
+    assert [v["version_id"] for v in listed["model_versions"]] == [2, 1]
+    assert api.get("/api/model-versions/2", key="admin", user=None).get_json()["model_version"]["accuracy"] == 0.8
+    assert api.get("/api/model-versions/9", key="admin", user=None).status_code == 404
+
+    compared = api.get("/api/model-versions/compare?a=1&b=2", key="admin", user=None)
+    assert compared.status_code == 200
+    assert compared.get_json()["comparison"]["a"]["version_id"] == 1
+    missing = api.get("/api/model-versions/compare?a=1", key="admin", user=None)
+    assert missing.status_code == 400 and error_of(missing)["field"] == "b"
+
+    activated = api.post("/api/model-versions/2/activate", key="admin", user=None)
+    assert activated.status_code == 200
+    active = rows(api.system, model_versions, model_versions.c.active_slot == 1)
+    assert [v.version_id for v in active] == [2]
+    assert count(api.system, audit_log, audit_log.c.action == "model.activated", audit_log.c.actor == "api:ops") == 1
+    assert api.post("/api/model-versions/9/activate", key="admin", user=None).status_code == 404
+
+
+def test_retrain_can_be_requested_and_followed(api):
+    r = api.post("/api/retrain-jobs", key="admin", user=None)
+    assert r.status_code == 202
+    job = r.get_json()["job"]
+    assert job["status"] == "queued"
+    again = api.post("/api/retrain-jobs", key="admin", user=None).get_json()["job"]
+    assert again["job_id"] == job["job_id"]  # at most one queued job
+    got = api.get(f"/api/retrain-jobs/{job['job_id']}", key="admin", user=None).get_json()["job"]
+    assert (got["job_id"], got["requested_by"]) == (job["job_id"], "api:ops")
+    jobs = api.get("/api/retrain-jobs?limit=5", key="admin", user=None).get_json()
+    assert jobs["count"] == 1
+    assert api.get("/api/retrain-jobs/77", key="admin", user=None).status_code == 404
+    unexpected = api.post("/api/retrain-jobs", {"now": True}, key="admin", user=None)
+    assert unexpected.status_code == 400 and error_of(unexpected)["field"] == "now"
+
+
+# ---------------------------------------------------------------- idempotency
+
+
+def test_a_retried_request_with_the_same_key_returns_the_first_response(api):
+    headers = {"Idempotency-Key": "0b9e5a2c-retry-1"}
+    first = api.post("/api/dislike", SPEC_DISLIKE, headers=headers)
+    second = api.post("/api/dislike", SPEC_DISLIKE, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert second.get_json() == first.get_json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert count(api.system, user_dislikes) == 1
+    assert count(api.system, idempotent_requests) == 1
+
+    before = api.system.count_rows()
+    reused = api.post("/api/dislike", {**SPEC_DISLIKE, "movie_id": 124}, headers=headers)
+    assert reused.status_code == 409
+    assert error_of(reused)["code"] == "idempotency_key_reused"
+    assert api.system.count_rows() == before
+
+    other_user = api.post("/api/dislike", SPEC_DISLIKE, headers=headers, user=8)
+    assert other_user.status_code == 201  # keys are scoped to the caller and the user
+    assert count(api.system, user_dislikes) == 2
+
+
+def test_a_failed_request_does_not_use_up_its_key(api):
+    headers = {"Idempotency-Key": "retry-after-fix"}
+    before = api.system.count_rows()
+    bad = api.post("/api/dislike", {"movie_id": 1}, headers=headers)
+    assert bad.status_code == 400
+    assert api.system.count_rows() == before
+    fixed = api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"}, headers=headers)
+    assert fixed.status_code == 201
+
+
+def test_a_shown_list_retried_with_its_key_is_stored_once(api):
+    catalogue(api.system)
+    headers = {"Idempotency-Key": "set-1"}
+    a = api.post("/api/recommendation-sets", {"items": [1, 2, 3]}, headers=headers)
+    b = api.post("/api/recommendation-sets", {"items": [1, 2, 3]}, headers=headers)
+    assert a.get_json()["recommendation_set_id"] == b.get_json()["recommendation_set_id"]
+    assert count(api.system, recommendation_sets) == 1 and count(api.system, impressions) == 3
+
+
+def test_a_key_still_in_progress_is_409_until_it_goes_stale(api, clock):
+    r = api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"}, headers={"Idempotency-Key": "k1"})
+    scope = rows(api.system, idempotent_requests)[0].scope
+    with api.system.engine.begin() as conn:
+        fingerprint = conn.execute(select(idempotent_requests.c.body)).scalar()["fingerprint"]
+        conn.execute(
+            idempotent_requests.insert().values(
+                scope=scope, idempotency_key="k2", status_code=0, body={"fingerprint": fingerprint},
+                created_at=clock.moment,
+            )
+        )
+    busy = api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"}, headers={"Idempotency-Key": "k2"})
+    assert busy.status_code == 409 and error_of(busy)["code"] == "request_in_progress"
+    clock.advance(minutes=2)  # the first attempt died: its claim is taken over
+    taken = api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"}, headers={"Idempotency-Key": "k2"})
+    assert taken.status_code in (200, 201)
+    assert r.status_code == 201
+
+
+@pytest.mark.parametrize("key", ["", " padded", "x" * 201, "tab\tkey", "ünï"])
+def test_malformed_idempotency_keys_are_refused(api, key):
+    before = api.system.count_rows()
+    raw = key.encode("utf-8").decode("latin-1")  # headers travel as latin-1
+    r = api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"}, headers={"Idempotency-Key": raw})
+    assert r.status_code == 400 and error_of(r)["field"] == "Idempotency-Key"
+    assert api.system.count_rows() == before
+
+
+# ---------------------------------------------------------------- errors in one place
+
+
+def test_unknown_paths_and_methods_are_json(api):
+    r = api.get("/api/nothing-here", check=False)
+    assert r.status_code == 404 and error_of(r)["code"] == "not_found"
+    r = api.call("PUT", "/api/dislike", check=False)
+    assert r.status_code == 405 and error_of(r)["code"] == "method_not_allowed"
+
+
+def test_an_unexpected_error_is_a_500_without_its_text(api, monkeypatch, caplog):
+    def explode(*args, **kwargs):
+        raise RuntimeError("password=hunter2 in a stack trace")
+
+    monkeypatch.setattr(api.system, "get_user_dislikes", explode)
+    r = api.get("/api/dislike-history", check=False)
+    assert r.status_code == 500
+    assert error_of(r) == {
+        "code": "internal_error",
+        "message": "an internal error occurred; it was logged",
+        "field": None,
+    }
+    assert "hunter2" not in r.get_data(as_text=True)
+    assert "RuntimeError" in caplog.text  # the operator still sees it in the log
+
+
+def test_database_unavailable_is_a_503(api, monkeypatch):
+    def down(*args, **kwargs):
+        raise DatabaseUnavailableError("the database is unavailable; retry shortly")
+
+    monkeypatch.setattr(api.system, "record_dislike", down)
+    before = api.system.count_rows()
+    r = api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"})
+    assert r.status_code == 503
+    assert error_of(r)["code"] == "database_unavailable"
+    assert r.headers["Retry-After"] == "5"
+    assert api.system.count_rows() == before
+
+
+def test_an_unreachable_database_is_a_503_that_hides_the_password():
+    system = FeedbackSystem.from_url("postgresql+psycopg://feedback:s3cret-pw@127.0.0.1:1/nowhere")
+    app = create_app(system=system, config=ApiConfig(), flask_config={"TESTING": True})
+    client = app.test_client()
+    for response in (
+        client.get("/healthz"),
+        client.post("/api/dislike", json={"movie_id": 1}, headers={"Authorization": "Bearer fbk_" + "a" * 43}),
+    ):
+        assert response.status_code == 503
+        assert response.get_json()["error"]["code"] == "database_unavailable"
+        assert "s3cret-pw" not in response.get_data(as_text=True)
+    system.close()
+
+
+def test_healthz_needs_no_key_and_reports_a_missing_schema(api, tmp_path):
+    assert api.app.test_client().get("/healthz").get_json() == {"status": "ok"}
+    empty = FeedbackSystem.from_url(f"sqlite:///{tmp_path / 'empty.db'}")
+    r = create_app(system=empty, config=ApiConfig()).test_client().get("/healthz")
+    assert r.status_code == 503 and "feedback-core init" in r.get_json()["error"]["message"]
+    empty.close()
+
+
+# ---------------------------------------------------------------- debug mode and mounting
+
+
+def test_debug_mode_is_refused_outside_development(system, monkeypatch):
+    with pytest.raises(ConfigError, match="debug"):
+        create_app(system=system, config=ApiConfig(environment="production"), flask_config={"DEBUG": True})
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    with pytest.raises(ConfigError, match="debug"):
+        create_app(system=system, config=ApiConfig(environment="production"))
+    assert create_app(system=system, config=ApiConfig(environment="development")).debug is True
+    monkeypatch.delenv("FLASK_DEBUG")
+    app = create_app(system=system, config=ApiConfig(environment="production"))
+    with pytest.raises(ConfigError, match="debug"):
+        app.run(debug=True)  # refused before any server starts
+
+
+def test_register_feedback_routes_mounts_the_api_on_a_host_app(system):
+    from feedback_core.apikeys import create_api_key
+
+    host = Flask("host")
+
+    @host.get("/")
+    def index():
+        return "<h1>host</h1>"
+
+    register_feedback_routes(host, system=system, config=ApiConfig(key_cache_seconds=0))
+    _, key = create_api_key(system.engine, "svc", "service", system.now())
+    client = host.test_client()
+    assert client.get("/").data == b"<h1>host</h1>"
+    assert client.get("/missing").mimetype == "text/html"  # the host keeps its own pages
+    assert client.get("/api/missing").get_json()["error"]["code"] == "not_found"
+    r = client.post(
+        "/api/dislike",
+        data=json.dumps({"movie_id": 1, "movie_title": "A"}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key}", "X-User-ID": "3"},
+    )
+    assert r.status_code == 201
+    assert count(system, user_dislikes, user_dislikes.c.user_id == 3) == 1

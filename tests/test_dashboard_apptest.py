@@ -1,0 +1,367 @@
+"""The dashboard through Streamlit's AppTest: every page renders without an exception and shows
+the numbers feedback_core computes; approve, reject, start retrain and activate go through the
+confirmation dialog and ``authz.Operator``, and their effects land in the database and audit log.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from dashboard import data
+from dashboard_data import HOSTILE_TEXT, HOSTILE_TITLE, build_sample
+from feedback_core import FeedbackSystem, Settings, lookups, queries
+from feedback_core.db import make_engine, upgrade_database
+from feedback_core.schema import audit_log, feature_adjustments, model_versions, retrain_jobs
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+PAGES = ["overview", "reasons", "errors", "versions", "adjustments", "retrain", "users", "audit"]
+TIMEOUT = 30
+
+
+@pytest.fixture(scope="module")
+def sample_file(tmp_path_factory) -> Path:
+    """Build the sample once (SQLite); tests that write get their own copy."""
+    path = tmp_path_factory.mktemp("dashboard") / "sample.db"
+    settings = Settings(database_url=f"sqlite:///{path}", FEEDBACK_ACCUMULATION_THRESHOLD=1_000_000)
+    engine = make_engine(settings)
+    upgrade_database(engine)
+    system = FeedbackSystem(engine, settings)
+    build_sample(system)
+    system.close()
+    with sqlite3.connect(path) as conn:  # fold the WAL in so that copying the file copies everything
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+@pytest.fixture
+def dashboard_env(monkeypatch):
+    """Local-mode identity with every role, and settings the pages read."""
+    monkeypatch.setenv("FEEDBACK_OPERATOR", "ops@example.com")
+    monkeypatch.setenv("FEEDBACK_OPERATOR_ROLES", "viewer,approver,admin")
+    monkeypatch.delenv("FEEDBACK_DB_URL", raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def shared_db(sample_file, dashboard_env) -> FeedbackSystem:
+    """The read-only sample, for tests that only look."""
+    url = f"sqlite:///{sample_file}"
+    dashboard_env.setenv("FEEDBACK_DB_URL", url)
+    system = FeedbackSystem.from_url(url)
+    yield system
+    system.close()
+
+
+@pytest.fixture
+def own_db(sample_file, dashboard_env, tmp_path) -> FeedbackSystem:
+    """A private copy of the sample, for tests that act."""
+    path = tmp_path / "own.db"
+    shutil.copy(sample_file, path)
+    url = f"sqlite:///{path}"
+    dashboard_env.setenv("FEEDBACK_DB_URL", url)
+    system = FeedbackSystem.from_url(url)
+    yield system
+    system.close()
+
+
+def open_page(page: str, at: AppTest | None = None) -> AppTest:
+    at = at or AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    if page != "overview" or at.session_state["filter_dates"] is None:
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def table(at: AppTest, *columns: str):
+    """Return the first table showing all these columns."""
+    for frame in at.dataframe:
+        if set(columns) <= set(frame.value.columns):
+            return frame.value
+    raise AssertionError(f"no table with columns {columns}")
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def confirm(at: AppTest) -> AppTest:
+    """Press the dialog's confirm button."""
+    at.button(key="confirm_action").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def audit_rows(system: FeedbackSystem, action: str) -> list:
+    with system.engine.connect() as conn:
+        return conn.execute(select(audit_log).where(audit_log.c.action == action)).all()
+
+
+def no_markdown_renders(at: AppTest, *needles: str) -> None:
+    """User text never goes through markdown."""
+    for element in [*at.markdown, *at.caption, *at.info, *at.success, *at.error, *at.warning]:
+        for needle in needles:
+            assert needle not in element.value
+
+
+# ---------------------------------------------------------------- every page, its key numbers
+
+
+def test_overview_shows_the_numbers_feedback_core_computes(shared_db):
+    at = open_page("overview")
+    bounds = queries.get_data_bounds(shared_db)
+    metrics = shared_db.get_model_feedback_metrics()["metrics"]  # the window covers the whole sample
+    overview = queries.get_overview(shared_db, bounds["first_day"], bounds["last_day"])
+    assert metric(at, "Dislikes") == f"{metrics['total_dislikes']:,}"
+    assert metric(at, "Impressions") == f"{metrics['total_impressions']:,}"
+    rate = metrics["dislike_rate"]
+    assert metric(at, "Dislike rate") == (
+        f"{rate['rate'] * 100:.2f}% ({rate['ci_low'] * 100:.1f}–{rate['ci_high'] * 100:.1f}%)"
+    )
+    assert overview["current"]["dislikes"] == metrics["total_dislikes"]
+    assert metric(at, "Untrained examples") == f"{shared_db.get_untrained_negative_feedback_count():,} / 20"
+    assert metric(at, "Active version") == "v2"
+    check = queries.get_latest_day_check(shared_db, bounds["last_day"])
+    banner = {"better": at.success, "worse": at.error, "steady": at.info}[check["status"]]
+    assert any("significantly" in b.value or "no significant" in b.value for b in banner)
+    rates = table(at, "day", "version", "dislike_rate")
+    assert int(rates["impressions"].sum()) == metrics["total_impressions"]
+    assert "Signed in as ops@example.com · admin, approver, viewer (local mode)" in [c.value for c in at.caption]
+
+
+def test_reasons_page_counts_and_shows_hostile_text_as_text(shared_db):
+    at = open_page("reasons")
+    bounds = queries.get_data_bounds(shared_db)
+    expected = queries.list_reason_counts(shared_db, bounds["first_day"], bounds["last_day"])
+    shown = table(at, "reason", "dislikes", "share")
+    assert dict(zip(shown["reason"], shown["dislikes"])) == dict(zip(expected["reason"], expected["dislikes"]))
+    latest = table(at, "feedback_text", "movie_title")
+    assert HOSTILE_TEXT in set(latest["feedback_text"]) and HOSTILE_TITLE in set(latest["movie_title"])
+    no_markdown_renders(at, "<script", "**Bold**", "# Heading")
+
+
+def test_errors_page_means_equal_the_aggregates(shared_db):
+    at = open_page("errors")
+    bounds = queries.get_data_bounds(shared_db)
+    errors = queries.list_error_by_version(shared_db, bounds["first_day"], bounds["last_day"])
+    for row in errors.itertuples():
+        assert metric(at, f"Mean error, {row.version}") == f"{row.mean_prediction_error:.3f}"
+    mistakes = table(at, "high_score_dislikes", "title")
+    assert list(mistakes["movie_id"]) == list(queries.list_confident_mistakes(shared_db)["movie_id"])
+
+
+def test_versions_page_compares_like_the_system(shared_db):
+    at = open_page("versions")
+    reference = shared_db.compare_model_versions(1, 2)
+    assert any(reference["verdict"] in box.value for box in [*at.success, *at.info])
+    for side in ("a", "b"):
+        online = reference[side]["online"]
+        label = f"v{reference[side]['version_id']}"
+        assert metric(at, f"Dislike rate of {label}").startswith(f"{online['rate'] * 100:.2f}%")
+    registry = table(at, "version", "status", "trigger")
+    assert list(registry["version"]) == ["v3", "v2", "v1"]
+
+
+def test_adjustments_page_lists_the_inbox_and_previews(shared_db):
+    at = open_page("adjustments")
+    inbox = lookups.list_adjustment_inbox(shared_db)
+    shown = table(at, "adjustment_id", "evidence_dislikes")
+    assert list(shown["adjustment_id"]) == list(inbox["adjustment_id"])
+    first = int(inbox["adjustment_id"].iloc[0])
+    at.multiselect(key="inbox_selection").set_value([first]).run()
+    assert not at.exception
+    preview = lookups.preview_adjustment(shared_db, first)
+    assert any(f"weight {preview['weight_before']:.2f} → {preview['weight_after']:.2f}" in t.value for t in at.text)
+
+
+def test_retrain_page_shows_progress_inputs_and_history(shared_db):
+    at = open_page("retrain")
+    assert metric(at, "Untrained examples") == f"{shared_db.get_untrained_negative_feedback_count():,}"
+    history = table(at, "job_id", "status", "requested_by")
+    assert list(history["status"]) == ["succeeded"]
+    comparison = table(at, "metric", "v3")
+    assert "auc" in set(comparison["metric"])
+
+
+def test_users_page_matches_the_pattern_analysis(shared_db):
+    at = open_page("users")
+    user = int(at.number_input(key="user_id").value)
+    patterns = shared_db.get_dislike_pattern_analysis(user)
+    assert metric(at, "Dislikes") == f"{patterns['total_dislikes']:,}"
+    at.number_input(key="user_id").set_value(1).run()
+    assert not at.exception
+    assert metric(at, "Dislikes") == f"{shared_db.get_dislike_pattern_analysis(1)['total_dislikes']:,}"
+    lists = table(at, "recommendation_set_id", "disliked")
+    assert lists["recommendation_set_id"].nunique() == 10
+    assert HOSTILE_TITLE in set(lists["title"])
+    no_markdown_renders(at, "<script", "**Bold**")
+
+
+def test_audit_page_renders_empty_and_filled(own_db):
+    at = open_page("audit")
+    assert any("No audit records" in i.value for i in at.info)
+    own_db.approve_adjustment(int(lookups.list_adjustment_inbox(own_db, limit=1)["adjustment_id"][0]), "a@b.c")
+    data.refresh()  # a write from outside the dashboard shows after the cache's TTL; don't wait
+    at = open_page("audit", AppTest.from_file(str(APP), default_timeout=TIMEOUT).run())
+    log = table(at, "actor", "action", "outcome")
+    assert list(log["action"]) == ["adjustment.approved"] and list(log["actor"]) == ["a@b.c"]
+
+
+# ---------------------------------------------------------------- actions
+
+
+def test_approve_one_with_an_edited_magnitude(own_db):
+    at = open_page("adjustments")
+    target = int(lookups.list_adjustment_inbox(own_db, limit=1)["adjustment_id"][0])
+    at.multiselect(key="inbox_selection").set_value([target]).run()
+    at.number_input(key=f"magnitude_{target}").set_value(-0.2).run()
+    at.button(key="approve_selected").click().run()
+    assert "with magnitude -0.200" in " ".join(t.value for t in at.text)
+    confirm(at)
+    decided = own_db.get_adjustment(target)
+    assert (decided["status"], decided["magnitude"], decided["decided_by"]) == ("applied", -0.2, "ops@example.com")
+    [record] = audit_rows(own_db, "adjustment.approved")
+    assert record.actor == "ops@example.com" and record.entity_id == str(target)
+    assert any(f"Adjustment {target} approved" in s.value for s in at.success)
+    assert target not in set(table(at, "adjustment_id", "evidence_dislikes")["adjustment_id"])  # cache refreshed
+
+
+def test_reject_several_with_a_note_and_cancel_changes_nothing(own_db):
+    at = open_page("adjustments")
+    targets = [int(i) for i in lookups.list_adjustment_inbox(own_db, limit=2)["adjustment_id"]]
+    at.multiselect(key="inbox_selection").set_value(targets).run()
+    at.button(key="reject_selected").click().run()
+    at.button(key="cancel_action").click().run()
+    assert all(own_db.get_adjustment(t)["status"] == "proposed" for t in targets)
+    at.text_input(key="reject_note").input("user likes these after all").run()
+    at.button(key="reject_selected").click().run()
+    confirm(at)
+    for t in targets:
+        decided = own_db.get_adjustment(t)
+        assert (decided["status"], decided["note"], decided["decided_by"]) == (
+            "rejected",
+            "user likes these after all",
+            "ops@example.com",
+        )
+    assert len(audit_rows(own_db, "adjustment.rejected")) == 2
+
+
+def test_start_a_retrain_then_see_it_finish(own_db):
+    at = open_page("retrain")
+    at.button(key="start_retrain").click().run()
+    confirm(at)
+    with own_db.engine.connect() as conn:
+        [job] = conn.execute(select(retrain_jobs).where(retrain_jobs.c.status == "queued")).all()
+    assert (job.requested_by, job.trigger) == ("ops@example.com", "manual")
+    assert [r.actor for r in audit_rows(own_db, "retrain.queued")] == ["ops@example.com"]
+    assert at.button(key="start_retrain").disabled  # one at a time
+    assert any(f"Job {job.job_id}: queued" in p.proto.text for p in at.get("progress"))
+    assert own_db.run_worker(once=True) == 1
+    at.run()
+    assert not at.exception
+    history = table(at, "job_id", "status", "requested_by")
+    assert history.iloc[0]["job_id"] == job.job_id and history.iloc[0]["status"] == "succeeded"
+
+
+def test_activate_a_version_then_roll_back(own_db):
+    at = open_page("versions")
+    at.selectbox(key="activate_target").set_value(3).run()
+    at.button(key="activate_version").click().run()
+    confirm(at)
+    assert own_db.get_active_model_version()["version_id"] == 3
+    assert [(r.actor, r.entity_id) for r in audit_rows(own_db, "model.activated")] == [("ops@example.com", "3")]
+    at.selectbox(key="activate_target").set_value(2).run()
+    assert at.button(key="activate_version").label == "Roll back to v2"
+    at.button(key="activate_version").click().run()
+    confirm(at)
+    assert own_db.get_active_model_version()["version_id"] == 2
+    assert [r.entity_id for r in audit_rows(own_db, "model.rollback")] == ["2"]
+
+
+def test_the_role_is_checked_when_the_action_runs(own_db, dashboard_env):
+    at = open_page("versions")
+    at.selectbox(key="activate_target").set_value(3).run()
+    at.button(key="activate_version").click().run()
+    dashboard_env.setenv("FEEDBACK_OPERATOR_ROLES", "viewer,approver")  # admin revoked meanwhile
+    confirm(at)
+    assert own_db.get_active_model_version()["version_id"] == 2
+    assert any("may not model activate" in e.value for e in at.error)
+    [denied] = [r for r in audit_rows(own_db, "model.activate") if r.outcome == "denied"]
+    assert denied.actor == "ops@example.com"
+    assert at.button(key="activate_version").disabled  # and the button now says so
+    with own_db.engine.connect() as conn:
+        assert conn.execute(select(model_versions.c.version_id).where(model_versions.c.status == "active")).scalar() == 2
+
+
+def test_a_viewer_sees_disabled_actions(shared_db, dashboard_env):
+    dashboard_env.setenv("FEEDBACK_OPERATOR_ROLES", "viewer")
+    at = open_page("adjustments")
+    at.multiselect(key="inbox_selection").set_value([int(lookups.list_adjustment_inbox(shared_db, limit=1)["adjustment_id"][0])]).run()
+    assert at.button(key="approve_selected").disabled and at.button(key="reject_selected").disabled
+    at = open_page("retrain", at)
+    assert at.button(key="start_retrain").disabled
+
+
+# ---------------------------------------------------------------- identity and database states
+
+
+def test_oidc_sign_in_and_roles_from_secrets(shared_db):
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.secrets["auth"] = {
+        "redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "test-secret",
+        "client_id": "dashboard",
+        "client_secret": "x",
+        "server_metadata_url": "https://id.example.com/.well-known/openid-configuration",
+    }
+    at.secrets["feedback_roles"] = {"default": ["viewer"], "users": {"alice@example.com": ["viewer", "approver"]}}
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert not at.exception and at.button(key="login") and not at.metric
+    at.user = {"is_logged_in": True, "email": "alice@example.com"}
+    at.run()
+    assert "Signed in as alice@example.com · approver, viewer (signed in)" in [c.value for c in at.caption]
+    at.switch_page("app_pages/versions.py").run()
+    assert at.button(key="activate_version").disabled
+    at.user = {"is_logged_in": True, "email": "bob@example.com"}
+    at.run()
+    assert "Signed in as bob@example.com · viewer (signed in)" in [c.value for c in at.caption]
+
+
+def test_invalid_roles_are_explained(shared_db, dashboard_env):
+    dashboard_env.setenv("FEEDBACK_OPERATOR_ROLES", "viewer,superuser")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "superuser" in " ".join(t.value for t in at.text)
+
+
+@pytest.mark.parametrize("migrated", [True, False], ids=["empty", "no-tables"])
+def test_an_empty_database_shows_guidance_on_every_page(dashboard_env, tmp_path, migrated):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    if migrated:
+        engine = make_engine(Settings(database_url=url))
+        upgrade_database(engine)
+        engine.dispose()
+    dashboard_env.setenv("FEEDBACK_DB_URL", url)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    for page in PAGES:
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception, page
+        assert [t.value for t in at.title] == ["Welcome: there is no feedback yet"]
+        assert "feedback-core demo" in " ".join(m.value for m in at.markdown)
+
+
+def test_an_unreachable_database_says_so(dashboard_env):
+    dashboard_env.setenv("FEEDBACK_DB_URL", "postgresql+psycopg://ops:s3cret-pw@127.0.0.1:9/feedback")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert any("cannot be reached" in e.value for e in at.error)
+    everything = " ".join(e.value for e in [*at.text, *at.markdown, *at.error, *at.caption])
+    assert "s3cret-pw" not in everything

@@ -1,0 +1,129 @@
+"""The specification's module-level API, on a default system configured by FEEDBACK_DB_URL."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import feedback_core
+
+# The "Key Functions" of feedback_handler.py and feedback_reinforcement.py in the specification.
+SPEC_FUNCTIONS = [
+    "init_feedback_tables",
+    "save_dislike",
+    "get_user_dislikes",
+    "calculate_dislike_weight",
+    "get_dislike_pattern_analysis",
+    "record_feedback_impact",
+    "get_model_feedback_metrics",
+    "apply_dislike_to_training_data",
+    "calculate_feature_adjustment_from_dislike",
+    "get_untrained_negative_feedback_count",
+    "should_retrain_from_feedback",
+    "mark_negative_examples_as_used",
+    "get_negative_training_batch",
+    "apply_feature_adjustments",
+    "get_feedback_improvement_metrics",
+]
+SPEC_CONSTANTS = {
+    "DISLIKE_WEIGHT_MULTIPLIER": 0.8,
+    "FEEDBACK_ACCUMULATION_THRESHOLD": 20,
+    "GENRE_DEEMPHASIS_FACTOR": 0.15,
+    "CAST_DEEMPHASIS_FACTOR": 0.10,
+    "FRANCHISE_DEEMPHASIS_FACTOR": 0.12,
+}
+
+# The specification's "Recording a Dislike", verbatim except for the package name.
+QUICK_START = """
+from feedback_core import save_dislike, apply_dislike_to_training_data
+
+# Record the dislike
+dislike_id = save_dislike(
+    user_id=123,
+    movie_id=456,
+    movie_title="Movie Title",
+    predicted_score=0.75,
+    reason="wrong_genre"
+)
+
+# Convert to training data for model improvement
+training_data = apply_dislike_to_training_data(
+    user_id=123,
+    movie_id=456,
+    movie_title="Movie Title",
+    predicted_score=0.75
+)
+"""
+
+
+@pytest.fixture
+def default_system(make_system, db_url, monkeypatch):
+    """Point FEEDBACK_DB_URL at this test's fresh database and drop any cached default system."""
+    prepared = make_system()  # creates the schema on the fresh database
+    monkeypatch.setenv("FEEDBACK_DB_URL", db_url)
+    feedback_core.set_default_system(None)
+    yield prepared
+    feedback_core.set_default_system(None)
+
+
+@pytest.mark.parametrize("name", SPEC_FUNCTIONS)
+def test_every_specification_function_exists_at_module_level(name):
+    fn = getattr(feedback_core, name)
+    assert callable(fn)
+    assert fn.__doc__, f"{name} needs a docstring"
+    assert name in feedback_core.__all__
+
+
+def test_specification_constants_exist_at_module_level():
+    for name, value in SPEC_CONSTANTS.items():
+        assert getattr(feedback_core, name) == value
+
+
+def test_module_functions_keep_the_specification_keywords():
+    params = inspect.signature(feedback_core.FeedbackSystem.save_dislike).parameters
+    for keyword in (
+        "user_id",
+        "movie_id",
+        "movie_title",
+        "recommendation_set_id",
+        "predicted_score",
+        "reason",
+    ):
+        assert keyword in params
+    assert params["reason"].default == "not_interested" and params["predicted_score"].default == 0.0
+    assert "limit" in inspect.signature(feedback_core.FeedbackSystem.get_user_dislikes).parameters
+
+
+def test_quick_start_runs_unchanged(default_system):
+    namespace: dict = {}
+    feedback_core.init_feedback_tables()
+    exec(compile(QUICK_START, "quick_start", "exec"), namespace)
+    dislike_id, training_data = namespace["dislike_id"], namespace["training_data"]
+    assert isinstance(dislike_id, int)
+    assert training_data["dislike_id"] == dislike_id
+    assert (training_data["error"], training_data["weight"], training_data["label"]) == (0.75, 0.8, 0)
+    # the module functions acted on the database FEEDBACK_DB_URL names
+    assert default_system.count_rows()["user_dislikes"] == 1
+    assert [d["dislike_id"] for d in default_system.get_user_dislikes(123)] == [dislike_id]
+    assert feedback_core.get_default_system().settings.database_url == default_system.settings.database_url
+
+
+def test_module_functions_share_one_default_system(default_system):
+    feedback_core.save_dislike(user_id=5, movie_id=6, movie_title="Six", reason="poor_quality", cast=["Ann"])
+    assert feedback_core.get_dislike_pattern_analysis(5)["total_dislikes"] == 1
+    assert feedback_core.get_untrained_negative_feedback_count() == 1
+    assert feedback_core.should_retrain_from_feedback() is False
+    assert feedback_core.calculate_dislike_weight(5, 6) == pytest.approx(1 / 3, abs=1e-3)
+    assert feedback_core.get_model_feedback_metrics()["metrics"]["total_negative_examples"] == 1
+    assert feedback_core.calculate_feature_adjustment_from_dislike("poor_quality", cast=["Ann"])[
+        "cast_adjustments"
+    ] == {"Ann": pytest.approx(-0.10)}
+    assert feedback_core.get_default_system() is feedback_core.get_default_system()
+
+
+def test_set_default_system_replaces_the_default(default_system):
+    feedback_core.set_default_system(default_system)
+    assert feedback_core.get_default_system() is default_system
+    feedback_core.save_dislike(7, 8, "Eight")
+    assert default_system.count_rows()["user_dislikes"] == 1

@@ -1,0 +1,428 @@
+"""The dashboard's data functions (queries.py, lookups.py): every key number equals a recount
+from the raw rows, on SQLite and on PostgreSQL.
+
+One sample database per backend is built for the module (it takes seconds); tests that add
+their own rows put them on users and days nobody else uses, and every recount is taken from
+the database as it is at that moment.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from conftest import BACKENDS, PG_URL, Clock, _fresh_pg
+from dashboard_data import build_sample
+from feedback_core import FeedbackSystem, Settings, lookups, queries
+from feedback_core.db import make_engine, upgrade_database
+from feedback_core.schema import audit_log, impressions, movies, user_dislikes
+from feedback_core.stats import wilson_interval
+
+SAMPLE_END = datetime(2026, 11, 1, 12, 0, 0)
+FAR = date(2031, 3, 1)  # crafted scenarios live here, far from the sample's days
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def sample(request, tmp_path_factory):
+    """A sample database per backend: (system, what was built)."""
+    if request.param == "postgresql":
+        settings = Settings(database_url=PG_URL, FEEDBACK_ACCUMULATION_THRESHOLD=1_000_000)
+        _fresh_pg(settings).dispose()
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('queries') / 'sample.db'}"
+        settings = Settings(database_url=url, FEEDBACK_ACCUMULATION_THRESHOLD=1_000_000)
+        engine = make_engine(settings)
+        upgrade_database(engine)
+        engine.dispose()
+    system = FeedbackSystem.from_settings(settings, clock=Clock(SAMPLE_END))
+    built = build_sample(system, users=12, days=10, end=SAMPLE_END)
+    yield system, built
+    system.close()
+
+
+# ---------------------------------------------------------------- recounts from raw rows
+
+
+def raw_dislikes(system) -> pd.DataFrame:
+    with system.engine.connect() as conn:
+        rows = conn.execute(select(user_dislikes).where(user_dislikes.c.retracted_at.is_(None))).all()
+    df = pd.DataFrame([r._mapping for r in rows])
+    df["day"] = pd.to_datetime(df["created_at"]).dt.date
+    df["version"] = df["model_version_id"].fillna(0).astype(int)
+    df["attributed"] = df["recommendation_set_id"].notna()
+    return df
+
+
+def raw_impressions(system) -> pd.DataFrame:
+    with system.engine.connect() as conn:
+        rows = conn.execute(select(impressions.c.shown_at, impressions.c.model_version_id)).all()
+    df = pd.DataFrame(rows, columns=["shown_at", "model_version_id"])
+    df["day"] = pd.to_datetime(df["shown_at"]).dt.date
+    df["version"] = df["model_version_id"].fillna(0).astype(int)
+    return df
+
+
+def in_window(df, start, end, versions=(), reasons=()):
+    keep = (df["day"] >= start) & (df["day"] <= end)
+    if versions:
+        keep &= df["version"].isin(versions)
+    if reasons and "reason" in df:
+        keep &= df["reason"].isin(reasons)
+    return df[keep]
+
+
+FILTERS = [
+    pytest.param((), (), id="everything"),
+    pytest.param((2,), (), id="version-2"),
+    pytest.param((), ("wrong_genre", "poor_quality"), id="two-reasons"),
+    pytest.param((1, 0), ("other",), id="version-1-and-none-other"),
+]
+
+
+@pytest.mark.parametrize("versions,reasons", FILTERS)
+def test_overview_equals_a_recount(sample, versions, reasons):
+    system, built = sample
+    start, end = built["start"] + timedelta(days=3), built["end"]
+    overview = queries.get_overview(system, start, end, versions, reasons)
+    dis, imp = raw_dislikes(system), raw_impressions(system)
+    length = (end - start).days + 1
+    previous = (start - timedelta(days=length), start - timedelta(days=1))
+    for window, (s, e) in (("current", (start, end)), ("previous", previous)):
+        got = overview[window]
+        d = in_window(dis, s, e, versions, reasons)
+        n = len(in_window(imp, s, e, versions))
+        x = int(d["attributed"].sum())
+        assert (got["start"], got["end"]) == (s, e)
+        assert got["dislikes"] == len(d)
+        assert got["attributed_dislikes"] == x
+        assert got["impressions"] == n
+        rate = got["dislike_rate"]
+        if n:
+            assert rate["rate"] == pytest.approx(x / n)
+            assert (rate["ci_low"], rate["ci_high"]) == pytest.approx(wilson_interval(x, n))
+        else:
+            assert rate["rate"] is None
+        assert rate["enough"] == (n >= system.settings.min_impressions_for_rate)
+    pending = system.get_untrained_negative_feedback_count()
+    assert overview["untrained_examples"] == pending
+    assert overview["active_version"]["version_id"] == 2
+
+
+def test_overview_over_everything_agrees_with_the_system_metrics(sample):
+    system, _ = sample
+    bounds = queries.get_data_bounds(system)
+    overview = queries.get_overview(system, bounds["first_day"], bounds["last_day"])
+    metrics = system.get_model_feedback_metrics()["metrics"]
+    assert overview["current"]["dislikes"] == metrics["total_dislikes"]
+    assert overview["current"]["impressions"] == metrics["total_impressions"]
+    for key in ("rate", "ci_low", "ci_high"):
+        assert overview["current"]["dislike_rate"][key] == pytest.approx(metrics["dislike_rate"][key])
+
+
+@pytest.mark.parametrize("versions,reasons", FILTERS)
+def test_daily_rates_equal_a_recount(sample, versions, reasons):
+    system, built = sample
+    start, end = built["start"], built["end"]
+    rates = queries.list_daily_rates(system, start, end, versions, reasons)
+    dis = in_window(raw_dislikes(system), start, end, versions, reasons)
+    imp = in_window(raw_impressions(system), start, end, versions)
+    shown = Counter(zip(imp["day"], imp["version"]))
+    disliked = Counter(zip(dis.loc[dis["attributed"], "day"], dis.loc[dis["attributed"], "version"]))
+    keys = set(shown) | set(disliked)
+    assert len(rates) == len(keys)
+    for row in rates.itertuples():
+        key = (row.day.date(), row.model_version_id)
+        n, x = shown[key], disliked[key]
+        assert (row.impressions, row.dislikes) == (n, x)
+        assert row.rate == pytest.approx(x / n)
+        assert (row.ci_low, row.ci_high) == pytest.approx(wilson_interval(x, n))
+        assert row.enough == (n >= system.settings.min_impressions_for_rate)
+        assert row.version == queries.version_label(row.model_version_id)
+
+
+def test_reason_counts_trend_and_genres_equal_a_recount(sample):
+    system, built = sample
+    start, end = built["start"], built["end"]
+    dis = in_window(raw_dislikes(system), start, end)
+    counts = queries.list_reason_counts(system, start, end)
+    expected = dis["reason"].value_counts()
+    assert dict(zip(counts["reason"], counts["dislikes"])) == expected.to_dict()
+    assert counts["share"].sum() == pytest.approx(1.0)
+    assert list(counts["dislikes"]) == sorted(counts["dislikes"], reverse=True)
+    mean = dis.groupby("reason")["predicted_score"].mean()
+    for row in counts.itertuples():
+        assert row.mean_predicted_score == pytest.approx(mean[row.reason])
+
+    trend = queries.list_reason_trend(system, start, end)
+    recount = Counter(zip(dis["day"], dis["reason"]))
+    assert {(r.day.date(), r.reason): r.dislikes for r in trend.itertuples()} == dict(recount)
+
+    matrix = queries.list_reason_genre(system, start, end, top_genres=3)
+    per_pair = Counter((r.reason, g) for r in dis.itertuples() for g in dict.fromkeys(r.genres))
+    per_genre = Counter()
+    for (_, genre), n in per_pair.items():
+        per_genre[genre] += n
+    top = sorted(per_genre, key=lambda g: (-per_genre[g], g))[:3]
+    assert set(matrix["genre"]) == set(top)
+    assert {(r.reason, r.genre): r.dislikes for r in matrix.itertuples()} == {
+        k: v for k, v in per_pair.items() if k[1] in top
+    }
+
+
+def test_score_histogram_errors_and_confident_mistakes_equal_a_recount(sample):
+    system, built = sample
+    start, end = built["start"], built["end"]
+    dis = in_window(raw_dislikes(system), start, end)
+    histogram = queries.list_score_histogram(system, start, end)
+    buckets = Counter(zip(dis["version"], dis["predicted_score"].map(lambda s: min(int(s * 10), 9))))
+    assert {(r.model_version_id, r.bucket): r.dislikes for r in histogram.itertuples()} == dict(buckets)
+    for _, shares in histogram.groupby("model_version_id")["share"]:
+        assert shares.sum() == pytest.approx(1.0)
+
+    errors = queries.list_error_by_version(system, start, end)
+    mean = dis.groupby("version")["predicted_score"].mean()
+    assert {r.model_version_id: r.mean_prediction_error for r in errors.itertuples()} == pytest.approx(mean.to_dict())
+
+    everything = raw_dislikes(system)
+    high = everything[everything["predicted_score"] >= 0.7].groupby("movie_id").size()
+    mistakes = queries.list_confident_mistakes(system, limit=5)
+    assert list(mistakes["high_score_dislikes"]) == sorted(high, reverse=True)[:5]
+    for row in mistakes.itertuples():
+        assert row.high_score_dislikes == high[row.movie_id]
+        assert row.dislikes == int((everything["movie_id"] == row.movie_id).sum())
+
+
+def test_versions_and_comparison_equal_a_recount(sample):
+    system, _ = sample
+    dis, imp = raw_dislikes(system), raw_impressions(system)
+    versions = queries.list_versions(system)
+    assert list(versions["version_id"]) == [v["version_id"] for v in system.list_model_versions()]
+    for row in versions.itertuples():
+        n = int((imp["version"] == row.version_id).sum())
+        x = int((dis["attributed"] & (dis["version"] == row.version_id)).sum())
+        assert (row.impressions, row.dislikes) == (n, x)
+        assert row.enough == (n >= system.settings.min_impressions_for_rate)
+        if n:
+            assert row.rate == pytest.approx(x / n)
+    comparison = queries.compare_versions(system, 1, 2)
+    reference = system.compare_model_versions(1, 2)
+    assert comparison["p_value"] == pytest.approx(reference["p_value"])
+    assert comparison["verdict"] == reference["verdict"]
+    online = comparison["online"].set_index("version_id")
+    for side, version in (("a", 1), ("b", 2)):
+        assert online.loc[version, "rate"] == pytest.approx(reference[side]["online"]["rate"])
+        assert online.loc[version, "impressions"] == int((imp["version"] == version).sum())
+    assert comparison["difference"] == pytest.approx(online.loc[2, "rate"] - online.loc[1, "rate"])
+    assert set(comparison["weights"]["feature"]) == set(reference["weights"])
+
+
+def test_latest_dislikes_are_the_newest_rows(sample):
+    system, built = sample
+    latest = lookups.list_latest_dislikes(system, built["start"], built["end"], (2,), ("wrong_genre",), limit=7)
+    dis = raw_dislikes(system)
+    dis = dis[(dis["version"] == 2) & (dis["reason"] == "wrong_genre")]
+    expected = dis.sort_values(["created_at", "dislike_id"], ascending=False).head(7)
+    assert list(latest["dislike_id"]) == list(expected["dislike_id"])
+    assert list(latest["feedback_text"]) == list(expected["feedback_text"])
+
+
+def test_inbox_evidence_equals_the_users_dislikes_of_the_feature(sample):
+    system, _ = sample
+    inbox = lookups.list_adjustment_inbox(system, feature="genre", limit=50)
+    assert len(inbox) == 50 and set(inbox["feature_type"]) == {"genre"}
+    assert list(inbox["created_at"]) == sorted(inbox["created_at"], reverse=True)
+    dis = raw_dislikes(system)
+    for row in inbox.head(10).itertuples():
+        mine = dis[dis["user_id"] == row.user_id]
+        assert row.evidence_dislikes == sum(row.feature_value in g for g in mine["genres"])
+    strong = lookups.list_adjustment_inbox(system, min_evidence=4, limit=500)
+    assert len(strong) and (strong["evidence_dislikes"] >= 4).all()
+    assert lookups.list_adjustment_inbox(system, reason="other").empty  # "other" proposes nothing
+
+
+@pytest.mark.parametrize(
+    "shift,expected",
+    [
+        pytest.param(0.0, list(range(1, 11)), id="no-change"),
+        pytest.param(-50.0, list(range(3, 13)), id="feature-drops-out"),
+        pytest.param(50.0, [1, 2, 14, *range(3, 10)], id="feature-climbs"),
+    ],
+)
+def test_rerank_moves_only_films_with_the_feature(shift, expected):
+    candidates = pd.DataFrame(
+        {
+            "movie_id": range(1, 15),
+            "title": [f"F{i}" for i in range(1, 15)],
+            "score": [0.95 - i * 0.05 for i in range(14)],
+            "has_feature": [i in (1, 2, 14) for i in range(1, 15)],
+        }
+    )
+    before, after = lookups.rerank(candidates, shift, k=10)
+    assert list(before["movie_id"]) == list(range(1, 11))
+    assert list(after["movie_id"]) == expected
+    assert list(after["rank"]) == list(range(1, 11))
+    plain = after[~after["has_feature"]].set_index("movie_id")["score"]
+    assert plain.to_dict() == candidates.set_index("movie_id")["score"].reindex(plain.index).to_dict()
+
+
+def test_preview_scores_with_the_active_model_and_shifts_the_feature(sample):
+    system, _ = sample
+    adjustment = lookups.list_adjustment_inbox(system, feature="genre", limit=1).iloc[0]
+    preview = lookups.preview_adjustment(system, int(adjustment.adjustment_id), magnitude=-1.0)
+    assert preview["lists"] == 5 and preview["candidates"] > 10
+    assert preview["weight_after"] == pytest.approx(max(preview["weight_before"] - 1.0, 0.1))
+    scored = {
+        s["movie_id"]: s["predicted_score"]
+        for s in system.score_movies(int(adjustment.user_id), [int(m) for m in preview["before"]["movie_id"]])
+    }
+    assert list(preview["before"]["score"]) == pytest.approx([scored[m] for m in preview["before"]["movie_id"]])
+    assert list(preview["before"]["score"]) == sorted(preview["before"]["score"], reverse=True)
+    # Films with the feature fall, the rest keep their scores; what left had the feature.
+    assert preview["leaving"]["has_feature"].all()
+    assert not preview["entering"]["has_feature"].any()
+    assert len(preview["leaving"]) == len(preview["entering"])
+
+
+def test_effects_user_lists_and_audit_after_an_approval(sample):
+    system, built = sample
+    row = lookups.list_adjustment_inbox(system, user_id=3, limit=1).iloc[0]
+    system.approve_adjustment(int(row.adjustment_id), "approver@test")
+    effects = lookups.get_adjustment_effects(system, 3)
+    effect = effects.set_index("adjustment_id").loc[int(row.adjustment_id)]
+    kind, value = row.feature_type, row.feature_value
+    with system.engine.connect() as conn:
+        shown = conn.execute(
+            select(impressions.c.shown_at, movies.c.genres, movies.c.cast, movies.c.franchise)
+            .join(movies, movies.c.movie_id == impressions.c.movie_id)
+            .where(impressions.c.user_id == 3)
+        ).all()
+    carrying = [r for r in shown if lookups.has_feature(r._mapping, kind, value)]
+    assert effect["impressions_before"] + effect["impressions_after"] == len(carrying)
+    dis = raw_dislikes(system)
+    mine = dis[(dis["user_id"] == 3) & dis["attributed"]]
+    assert effect["dislikes_before"] + effect["dislikes_after"] == sum(
+        lookups.has_feature(r, kind, value) for r in mine.to_dict("records")
+    )
+
+    lists = lookups.list_user_lists(system, 3, sets=4)
+    assert lists["recommendation_set_id"].nunique() == 4
+    disliked = set(zip(mine["recommendation_set_id"], mine["movie_id"]))
+    for r in lists.itertuples():
+        assert r.disliked == ((r.recommendation_set_id, r.movie_id) in disliked)
+
+    today = system.now().date()
+    audit = lookups.list_audit(system, today, today, actor="approver@test")
+    with system.engine.connect() as conn:
+        expected = conn.execute(
+            select(audit_log.c.audit_id).where(audit_log.c.actor == "approver@test").order_by(audit_log.c.audit_id.desc())
+        ).scalars().all()
+    assert list(audit["audit_id"]) == expected
+    assert "adjustment.approved" in lookups.list_audit_facets(system)["actions"]
+
+
+def test_user_profile_matches_the_systems_reads(sample):
+    system, _ = sample
+    profile = lookups.get_user_profile(system, 1)
+    assert profile["patterns"] == system.get_dislike_pattern_analysis(1)
+    assert list(profile["dislikes"]["dislike_id"]) == [d["dislike_id"] for d in system.get_user_dislikes(1, 500)]
+    recent = lookups.list_recent_users(system, limit=5)
+    assert len(recent) == len(set(recent)) == 5
+
+
+def _crafted_days(system, user_id: int, per_day: list[tuple[int, int]], first: date) -> None:
+    """Record, per day, one list of ``n`` films served by v3 of which ``x`` were disliked."""
+    for offset, (n, x) in enumerate(per_day):
+        at = datetime.combine(first + timedelta(days=offset), datetime.min.time()) + timedelta(hours=9)
+        items = [{"movie_id": m, "predicted_score": 0.8} for m in range(1, n + 1)]
+        set_id = system.record_recommendation_set(user_id, items, model_version_id=3, shown_at=at)
+        for movie_id in range(1, x + 1):
+            system.record_dislike(
+                created_at=at,
+                user_id=user_id,
+                movie_id=movie_id,
+                movie_title="",
+                recommendation_set_id=set_id,
+                predicted_score=0.8,
+                reason="irrelevant",
+            )
+
+
+@pytest.mark.parametrize(
+    "latest,status",
+    [
+        pytest.param((60, 12), "worse", id="worse"),
+        pytest.param((60, 2), "steady", id="steady"),
+        pytest.param((10, 9), "insufficient", id="too-few-impressions"),
+    ],
+)
+def test_latest_day_check(sample, latest, status):
+    system, _ = sample
+    first = FAR + timedelta(days=30 * ["worse", "steady", "insufficient"].index(status))
+    user = 5000 + first.toordinal() % 1000
+    _crafted_days(system, user, [(60, 2)] * 7 + [latest], first)
+    end = first + timedelta(days=7)
+    check = queries.get_latest_day_check(system, end, versions=(3,))
+    assert check["status"] == status
+    assert check["latest_day"] == end
+    assert (check["latest"]["events"], check["latest"]["trials"]) == (latest[1], latest[0])
+    assert (check["baseline"]["events"], check["baseline"]["trials"]) == (14, 420)
+    if status == "insufficient":
+        rates = queries.list_daily_rates(system, end, end, (3,))
+        assert not rates["enough"].any()
+
+
+def test_empty_and_missing_databases(tmp_path):
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}")
+    system = FeedbackSystem.from_settings(settings)
+    try:
+        assert queries.get_database_state(system)["status"] == "missing"
+        system.init_feedback_tables()
+        assert queries.get_database_state(system)["status"] == "empty"
+        day = date(2026, 11, 1)
+        assert queries.get_data_bounds(system) == {"first_day": None, "last_day": None}
+        assert queries.get_overview(system, day, day)["current"]["dislike_rate"]["rate"] is None
+        assert queries.get_latest_day_check(system, day)["status"] == "no_data"
+        for fn, args in [
+            (queries.list_daily_rates, (day, day)),
+            (queries.list_version_activations, ()),
+            (queries.list_reason_counts, (day, day)),
+            (queries.list_reason_trend, (day, day)),
+            (queries.list_reason_genre, (day, day)),
+            (queries.list_score_histogram, (day, day)),
+            (queries.list_error_by_version, (day, day)),
+            (queries.list_confident_mistakes, ()),
+            (queries.list_versions, ()),
+            (queries.list_job_history, ()),
+            (lookups.list_latest_dislikes, (day, day)),
+            (lookups.list_adjustment_inbox, ()),
+            (lookups.list_user_lists, (1,)),
+            (lookups.get_adjustment_effects, (1,)),
+            (lookups.list_audit, (day, day)),
+        ]:
+            assert fn(system, *args).empty, fn.__name__
+        assert queries.get_retrain_status(system)["job"] is None
+        assert lookups.list_recent_users(system) == []
+        assert not math.isnan(len(queries.list_filter_versions(system)))
+    finally:
+        system.close()
+
+
+def test_version_activations_come_from_the_registry_and_the_audit_log(sample):
+    system, _ = sample
+    before = queries.list_version_activations(system)
+    assert set(before["model_version_id"]) == {1, 2}
+    clock = system._clock
+    clock.advance(hours=1)
+    system.activate_model_version(1, "admin@test")  # a rollback, audited as model.rollback
+    clock.advance(hours=1)
+    system.activate_model_version(2, "admin@test")
+    after = queries.list_version_activations(system)
+    # The sample inserted its first activations without audit records, and the registry keeps
+    # only the latest: what is left is the audited rollback and re-activation.
+    assert list(after["model_version_id"]) == [1, 2]
+    assert list(after["activated_at"]) == [pd.Timestamp(SAMPLE_END + timedelta(hours=h)) for h in (1, 2)]

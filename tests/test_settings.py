@@ -1,0 +1,192 @@
+"""Settings: read once from the environment, every constant of the specification overridable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import feedback_core
+from feedback_core.errors import ConfigError
+from feedback_core.settings import REASONS, ReasonPolicy, Settings, mask_url
+
+URL = "sqlite:///tmp/x.db"
+
+
+def from_env(**env: str) -> Settings:
+    return Settings.from_env(environ={"FEEDBACK_DB_URL": URL, **env})
+
+
+def test_defaults_match_the_specification():
+    s = Settings.from_env(environ={})
+    assert s.DISLIKE_WEIGHT_MULTIPLIER == 0.8
+    assert s.FEEDBACK_ACCUMULATION_THRESHOLD == 20
+    assert s.GENRE_DEEMPHASIS_FACTOR == 0.15
+    assert s.CAST_DEEMPHASIS_FACTOR == 0.10
+    assert s.FRANCHISE_DEEMPHASIS_FACTOR == 0.12
+    assert (s.weight_min, s.weight_max, s.auto_approve) == (0.1, 2.0, False)
+    assert set(s.reason_policy) == set(REASONS)
+
+
+def test_default_database_is_an_sqlite_file_under_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = Settings.from_env(environ={})
+    assert s.database_url == f"sqlite:///{Path(tmp_path) / 'data' / 'feedback.db'}"
+
+
+def test_module_constants_carry_the_specification_defaults():
+    assert feedback_core.DISLIKE_WEIGHT_MULTIPLIER == 0.8
+    assert feedback_core.FEEDBACK_ACCUMULATION_THRESHOLD == 20
+    assert feedback_core.GENRE_DEEMPHASIS_FACTOR == 0.15
+    assert feedback_core.CAST_DEEMPHASIS_FACTOR == 0.10
+    assert feedback_core.FRANCHISE_DEEMPHASIS_FACTOR == 0.12
+
+
+def test_database_url_comes_from_feedback_db_url():
+    assert from_env().database_url == URL
+
+
+@pytest.mark.parametrize(
+    ("var", "raw", "field", "expected"),
+    [
+        # the specification's own constant names
+        ("FEEDBACK_ACCUMULATION_THRESHOLD", "5", "FEEDBACK_ACCUMULATION_THRESHOLD", 5),
+        ("DISLIKE_WEIGHT_MULTIPLIER", "0.5", "DISLIKE_WEIGHT_MULTIPLIER", 0.5),
+        ("GENRE_DEEMPHASIS_FACTOR", "0.3", "GENRE_DEEMPHASIS_FACTOR", 0.3),
+        ("CAST_DEEMPHASIS_FACTOR", "0.2", "CAST_DEEMPHASIS_FACTOR", 0.2),
+        ("FRANCHISE_DEEMPHASIS_FACTOR", "0", "FRANCHISE_DEEMPHASIS_FACTOR", 0.0),
+        # the FEEDBACK_-prefixed spellings
+        ("FEEDBACK_DISLIKE_WEIGHT_MULTIPLIER", "1.5", "DISLIKE_WEIGHT_MULTIPLIER", 1.5),
+        ("FEEDBACK_FEEDBACK_ACCUMULATION_THRESHOLD", "7", "FEEDBACK_ACCUMULATION_THRESHOLD", 7),
+        # the rest
+        ("FEEDBACK_AUTO_APPROVE", "yes", "auto_approve", True),
+        ("FEEDBACK_AUTO_APPROVE", "off", "auto_approve", False),
+        ("FEEDBACK_DUPLICATE_WINDOW_SECONDS", "2.5", "duplicate_window_seconds", 2.5),
+        ("FEEDBACK_WEIGHT_MIN", "0.2", "weight_min", 0.2),
+        ("FEEDBACK_MAX_TITLE_LENGTH", "80", "max_title_length", 80),
+        ("FEEDBACK_SQLITE_SYNCHRONOUS", "full", "sqlite_synchronous", "full"),
+    ],
+)
+def test_from_env_parses(var, raw, field, expected):
+    s = from_env(**{var: raw})
+    assert getattr(s, field) == expected
+    assert type(getattr(s, field)) is type(expected)
+
+
+def test_prefixed_name_wins_over_the_bare_constant():
+    s = from_env(FEEDBACK_DISLIKE_WEIGHT_MULTIPLIER="0.4", DISLIKE_WEIGHT_MULTIPLIER="0.6")
+    assert s.DISLIKE_WEIGHT_MULTIPLIER == 0.4
+
+
+def test_empty_variable_means_default():
+    assert from_env(FEEDBACK_ACCUMULATION_THRESHOLD="").FEEDBACK_ACCUMULATION_THRESHOLD == 20
+
+
+def test_from_env_reads_the_process_environment(monkeypatch):
+    monkeypatch.setenv("FEEDBACK_DB_URL", URL)
+    monkeypatch.setenv("FEEDBACK_ACCUMULATION_THRESHOLD", "3")
+    s = Settings.from_env()
+    assert (s.database_url, s.FEEDBACK_ACCUMULATION_THRESHOLD) == (URL, 3)
+
+
+def test_keyword_overrides_win_over_the_environment():
+    s = Settings.from_env(environ={"FEEDBACK_ACCUMULATION_THRESHOLD": "3"}, FEEDBACK_ACCUMULATION_THRESHOLD=9)
+    assert s.FEEDBACK_ACCUMULATION_THRESHOLD == 9
+
+
+def test_factors_drive_the_derived_reason_policy():
+    s = from_env(GENRE_DEEMPHASIS_FACTOR="0.3", FRANCHISE_DEEMPHASIS_FACTOR="0.2")
+    p = s.reason_policy
+    assert p["wrong_genre"].genre == pytest.approx(-0.3)
+    assert p["not_interested"].genre == pytest.approx(-0.15)
+    assert p["not_interested"].franchise == pytest.approx(-0.1)
+    assert p["irrelevant"].genre == pytest.approx(-0.1)
+    assert p["poor_quality"].franchise == pytest.approx(-0.2)
+    assert p["poor_quality"].cast == pytest.approx(-0.10)
+
+
+def test_reason_policy_json_overrides_reason_by_reason():
+    policy = {"other": {"genre": -0.02}, "wrong_genre": {"genre": -0.3, "exclude_movie": True}}
+    s = from_env(FEEDBACK_REASON_POLICY=json.dumps(policy))
+    assert s.reason_policy["other"] == ReasonPolicy(genre=-0.02)
+    assert s.reason_policy["wrong_genre"] == ReasonPolicy(genre=-0.3, exclude_movie=True)
+    # reasons not named keep their defaults
+    assert s.reason_policy["poor_quality"] == ReasonPolicy(cast=-0.10, franchise=-0.12)
+    assert s.reason_policy["already_watched"].exclude_movie is True
+
+
+def test_reason_policy_is_read_only():
+    s = from_env()
+    with pytest.raises(TypeError):
+        s.reason_policy["other"] = ReasonPolicy(genre=-1.0)
+
+
+@pytest.mark.parametrize(
+    ("var", "raw"),
+    [
+        ("FEEDBACK_ACCUMULATION_THRESHOLD", "abc"),
+        ("FEEDBACK_ACCUMULATION_THRESHOLD", "2.5"),
+        ("FEEDBACK_ACCUMULATION_THRESHOLD", "0"),
+        ("FEEDBACK_ACCUMULATION_THRESHOLD", "-4"),
+        ("DISLIKE_WEIGHT_MULTIPLIER", "nan"),
+        ("DISLIKE_WEIGHT_MULTIPLIER", "inf"),
+        ("DISLIKE_WEIGHT_MULTIPLIER", "0"),
+        ("DISLIKE_WEIGHT_MULTIPLIER", "heavy"),
+        ("GENRE_DEEMPHASIS_FACTOR", "1.5"),
+        ("CAST_DEEMPHASIS_FACTOR", "-0.1"),
+        ("FEEDBACK_AUTO_APPROVE", "maybe"),
+        ("FEEDBACK_SQLITE_SYNCHRONOUS", "sometimes"),
+        ("FEEDBACK_DUPLICATE_WINDOW_SECONDS", "-1"),
+        ("FEEDBACK_WEIGHT_MIN", "0"),
+        ("FEEDBACK_WEIGHT_MAX", "0.5"),
+        ("FEEDBACK_MAX_TITLE_LENGTH", "0"),
+        ("FEEDBACK_REASON_POLICY", "not json"),
+        ("FEEDBACK_REASON_POLICY", "[1, 2]"),
+        ("FEEDBACK_REASON_POLICY", '{"boring": {"genre": -0.1}}'),
+        ("FEEDBACK_REASON_POLICY", '{"other": {"colour": -0.1}}'),
+        ("FEEDBACK_REASON_POLICY", '{"other": 5}'),
+        ("FEEDBACK_REASON_POLICY", '{"other": {"genre": "abc"}}'),
+        ("FEEDBACK_REASON_POLICY", '{"other": {"genre": NaN}}'),
+        ("FEEDBACK_REASON_POLICY", '{"other": {"genre": -3}}'),
+        ("FEEDBACK_REASON_POLICY", '{"other": {"exclude_movie": "no"}}'),
+        ("FEEDBACK_REASON_POLICY", '{"other": {"cast_limit": -1}}'),
+    ],
+)
+def test_bad_values_raise_config_error_naming_the_variable(var, raw):
+    with pytest.raises(ConfigError) as err:
+        from_env(**{var: raw})
+    message = err.value.message
+    # the operator must learn which setting to fix
+    assert var.removeprefix("FEEDBACK_") in message or "reason" in message.lower(), message
+
+
+def test_direct_construction_validates_too():
+    with pytest.raises(ConfigError):
+        Settings(database_url=URL, FEEDBACK_ACCUMULATION_THRESHOLD=0)
+    with pytest.raises(ConfigError):
+        Settings(database_url=URL, reason_policy={"other": {"genre": float("nan")}})
+
+
+def test_with_returns_a_changed_copy():
+    s = from_env()
+    t = s.with_(FEEDBACK_ACCUMULATION_THRESHOLD=4)
+    assert (s.FEEDBACK_ACCUMULATION_THRESHOLD, t.FEEDBACK_ACCUMULATION_THRESHOLD) == (20, 4)
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("postgresql+psycopg://feedback:s3cret@db.example:5432/feedback", "s3cret"),
+        ("postgresql://u:p%40ss@localhost/db", "p%40ss"),
+        ("not a url at all :pw@", "pw@"),
+    ],
+)
+def test_mask_url_hides_passwords(url, secret):
+    masked = mask_url(url)
+    assert secret not in masked
+    assert "***" in masked
+
+
+def test_mask_url_leaves_passwordless_urls_readable():
+    assert mask_url("sqlite:////srv/data/feedback.db") == "sqlite:////srv/data/feedback.db"
