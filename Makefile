@@ -23,7 +23,8 @@ $(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed
 run: $(VENV)/.installed
 	FEEDBACK_DB_URL="$${FEEDBACK_DB_URL:-$(DB_URL)}" $(BIN)/feedback-core init
 	FEEDBACK_DB_URL="$${FEEDBACK_DB_URL:-$(DB_URL)}" $(BIN)/feedback-core demo --if-empty
-	FEEDBACK_DB_URL="$${FEEDBACK_DB_URL:-$(DB_URL)}" $(BIN)/streamlit run dashboard/app.py --server.port $(PORT)
+	FEEDBACK_DASHBOARD_WORKER=1 FEEDBACK_DB_URL="$${FEEDBACK_DB_URL:-$(DB_URL)}" \
+		$(BIN)/streamlit run dashboard/app.py --server.port $(PORT)
 
 ## test: install the test requirements and run the whole suite
 test: $(VENV)/.installed-test

@@ -15,6 +15,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import streamlit as st  # noqa: E402
+from streamlit.errors import StreamlitAuthError  # noqa: E402
 
 from dashboard import data, identity, ui  # noqa: E402
 from feedback_core import queries  # noqa: E402
@@ -68,7 +69,11 @@ def _identify() -> identity.Identity:
         st.title("Dislike feedback")
         st.write("Sign in to see the feedback dashboard.")
         if st.button("Sign in", type="primary", key="login"):
-            st.login()
+            try:
+                st.login()
+            except StreamlitAuthError as exc:  # e.g. Authlib missing, or [auth] incomplete
+                st.error("Sign-in is configured but cannot start.", icon=":material/badge:")
+                st.text(str(exc))
         st.stop()
     return who
 
@@ -92,7 +97,7 @@ def main() -> None:
     navigation = st.navigation(PAGES)
     state = _database_state()
     with st.sidebar:
-        st.caption(f"Signed in as {who.describe()}")  # names are configured by operators, not users
+        st.text(f"Signed in as {who.describe()}")
         if who.mode == "oidc" and st.button("Sign out", key="logout"):
             st.logout()
     if state["status"] in ("missing", "empty"):
@@ -104,6 +109,7 @@ def main() -> None:
             f"{state['head']}: run `feedback-core init` to upgrade it.",
             icon=":material/upgrade:",
         )
+    data.start_worker_if_enabled()
     try:
         ui.sidebar_filters(data.query(queries.get_data_bounds), data.query(queries.list_filter_versions))
         ui.show_flashes()

@@ -15,12 +15,15 @@ RATE_AXIS = alt.Axis(format="%", title="Dislike rate")
 GREY = "#9aa0a6"
 # Fixed colours so a reason or a version looks the same on every chart and page.
 REASON_COLORS = alt.Scale(domain=list(REASONS), scheme="tableau10")
-VERSION_COLORS = alt.Scale(scheme="tableau10")
 
 
-def version_color(title: str | None = "Model version", legend: bool = True) -> alt.Color:
-    """Return the colour encoding of the ``version`` column."""
-    return alt.Color("version:N", title=title, scale=VERSION_COLORS, legend=alt.Legend() if legend else None)
+def version_color(df: pd.DataFrame, legend: bool = True) -> alt.Color:
+    """Return the colour encoding of ``version``: versions in order, "no version" last, on every chart."""
+    ordered = df.sort_values("model_version_id" if "model_version_id" in df else "version_id")
+    labels = list(dict.fromkeys(ordered["version"]))
+    labels = [v for v in labels if v != "no version"] + [v for v in labels if v == "no version"]
+    scale = alt.Scale(domain=labels, scheme="tableau10")
+    return alt.Color("version:N", title="Model version", scale=scale, legend=alt.Legend() if legend else None)
 
 
 def reason_color(legend: bool = True) -> alt.Color:
@@ -45,7 +48,7 @@ def daily_rate_chart(rates: pd.DataFrame, activations: pd.DataFrame) -> alt.Laye
     enough = rates[rates["enough"]]
     few = rates[~rates["enough"]]
     x = alt.X("day:T", title=None)
-    color = version_color()
+    color = version_color(rates)
     band = (
         alt.Chart(enough)
         .mark_area(opacity=0.18)
@@ -138,16 +141,16 @@ def score_histogram_chart(df: pd.DataFrame) -> alt.Chart:
     """Predicted scores of disliked items, one translucent histogram per version (shares, overlaid)."""
     return (
         alt.Chart(df)
-        .mark_bar(opacity=0.45, binSpacing=0)
+        # A rect from 0 up to the share: with a ranged x, a bar would lie on its side.
+        .mark_rect(opacity=0.45, stroke="white", strokeWidth=0.5)
         .encode(
             x=alt.X(
                 "bucket_start:Q", title="Predicted score of the disliked item", scale=alt.Scale(domain=[0, 1])
             ),
             x2="bucket_end:Q",
-            y=alt.Y(
-                "share:Q", stack=None, axis=alt.Axis(format="%"), title="Share of the version's dislikes"
-            ),
-            color=version_color(),
+            y=alt.Y("share:Q", axis=alt.Axis(format="%"), title="Share of the version's dislikes"),
+            y2=alt.datum(0),
+            color=version_color(df),
             tooltip=[
                 "version:N",
                 alt.Tooltip("bucket_start:Q", title="from"),
@@ -191,7 +194,7 @@ def version_rates_chart(df: pd.DataFrame) -> alt.LayerChart:
             x=alt.X("ci_low:Q", axis=RATE_AXIS),
             x2="ci_high:Q",
             y=y,
-            color=version_color(legend=False),
+            color=version_color(df, legend=False),
         )
     )
     points = (
@@ -200,7 +203,7 @@ def version_rates_chart(df: pd.DataFrame) -> alt.LayerChart:
         .encode(
             x="rate:Q",
             y=y,
-            color=version_color(legend=False),
+            color=version_color(df, legend=False),
             tooltip=_rate_tooltip("version:N", "Version"),
         )
     )

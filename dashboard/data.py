@@ -6,6 +6,8 @@ cached for ``QUERY_TTL_S`` seconds and the whole cache is cleared after every wr
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +27,24 @@ def database_url() -> str:
 @st.cache_resource(show_spinner=False)
 def _system_for(url: str) -> FeedbackSystem:
     return FeedbackSystem.from_url(url)
+
+
+@st.cache_resource(show_spinner=False)
+def _worker_for(url: str) -> threading.Thread:
+    """Run retrain jobs in this process, so `make run` needs no second command."""
+    system = _system_for(url)
+    thread = threading.Thread(
+        target=system.run_worker, kwargs={"poll_seconds": 2.0}, name="feedback-worker", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def start_worker_if_enabled() -> bool:
+    """Start the in-process retrain worker when ``FEEDBACK_DASHBOARD_WORKER=1`` (``make run`` sets it)."""
+    if os.environ.get("FEEDBACK_DASHBOARD_WORKER", "0").strip().lower() not in ("1", "true", "yes", "on"):
+        return False
+    return _worker_for(database_url()).is_alive()
 
 
 def get_system() -> FeedbackSystem:

@@ -99,8 +99,12 @@ def fmt_rate(rate: dict | pd.Series, suffix: str = "", trials: str = "trials") -
         return "no impressions"
     if not rate[f"enough{suffix}"]:
         return f"too few impressions ({int(rate[trials])})"
-    low, high = rate[f"ci_low{suffix}"] * 100, rate[f"ci_high{suffix}"] * 100
-    return f"{fmt_pct(value, 2)} ({low:.1f}–{high:.1f}%)"
+    return f"{fmt_pct(value, 2)} ({fmt_interval(rate, suffix)})"
+
+
+def fmt_interval(rate: dict | pd.Series, suffix: str = "") -> str:
+    """Format a rate's 95% interval as ``7.1–9.0%``."""
+    return f"{rate[f'ci_low{suffix}'] * 100:.1f}–{rate[f'ci_high{suffix}'] * 100:.1f}%"
 
 
 def fmt_p(p: float | None) -> str:
@@ -167,11 +171,13 @@ then reload this page. `make run` does both and opens the dashboard.
 **Or connect your recommender** through the HTTP API so real feedback arrives:
 
 ```bash
-feedback-core serve   # the API; see the README's "API" section
+feedback-core create-api-key --name recommender --role service   # prints the key once
+feedback-core serve                                              # the API; see the README's "API" section
 ```
 
-- `POST /api/recommendations` records each list you show (the impressions every rate needs);
-- `POST /api/dislike` records a thumbs-down with its reason.
+- `POST /api/recommendation-sets` records each list you show (the impressions every rate needs);
+- `POST /api/dislike` records a thumbs-down with its reason;
+- or `GET /api/recommendations` lets the active model choose the list and records it.
 
 Point the dashboard at another database with `FEEDBACK_DB_URL`.
 """
@@ -268,7 +274,7 @@ def _confirm_dialog() -> None:
     st.text(pending["summary"])
     who = identity.current_identity()
     if who is not None:
-        st.caption(f"Recorded in the audit log as {who.principal.name}.")
+        st.text(f"Recorded in the audit log as {who.principal.name}.")
     left, right = st.columns(2)
     if left.button(pending["verb"], type="primary", key="confirm_action", width="stretch"):
         _forget_pending()

@@ -45,7 +45,9 @@ def _create_key_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-@command("create-api-key", "create an API key and print it once (only its hash is stored)", _create_key_arguments)
+@command(
+    "create-api-key", "create an API key and print it once (only its hash is stored)", _create_key_arguments
+)
 def cmd_create_api_key(args: argparse.Namespace) -> int:
     from feedback_core.apikeys import create_api_key
 
@@ -91,7 +93,8 @@ def cmd_list_api_keys(args: argparse.Namespace) -> int:
     if not keys:
         print("no API keys: create one with feedback-core create-api-key --name NAME --role service")
     for k in keys:
-        state = f"revoked {k['revoked_at']}" if k["revoked_at"] else f"last used {k['last_used_at'] or 'never'}"
+        state = (
+            f"revoked {k['revoked_at']}" if k["revoked_at"] else f"last used {k['last_used_at'] or 'never'}"
+        )
         print(f"{k['name']:<30} {k['role']:<8} {k['prefix']}...  created {k['created_at']}  {state}")
     return 0
-

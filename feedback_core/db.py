@@ -200,10 +200,13 @@ def _binder(statement: Executable, dialect, keys: tuple):
         raise ValueError(f"a Prepared statement must be given every defaulted column: {compiled}")
     if compiled.escaped_bind_names or "__[POSTCOMPILE" in compiled.string:
         raise ValueError(f"a Prepared statement cannot have escaped or expanding parameters: {compiled}")
-    names = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
+    if compiled.positional:
+        names = list(compiled.positiontup)
+        params = [compiled.binds[name] for name in names]
+    else:
+        names, params = list(compiled.bind_names.values()), list(compiled.bind_names)
     slots = []  # (key in the parameters or None, fixed value, processor)
-    for name in names:
-        param = compiled.binds[name]
+    for name, param in zip(names, params, strict=True):
         processor = param.type.dialect_impl(dialect).bind_processor(dialect)
         key = param.key if param.key in keys else name if name in keys else None
         if key is not None:

@@ -59,10 +59,13 @@ class World:
     rng: np.random.Generator
 
     def utility(self, user_id: int, movie: dict) -> float:
-        """Return how much a person would enjoy a film (hidden from the system)."""
-        idx = [GENRES.index(g) for g in movie["genres"]]
-        taste = self.tastes[user_id]
-        return float(taste[idx].mean() + 0.35 * self.quality[movie["movie_id"]])
+        """Return how much a person would enjoy a film (hidden from the system).
+
+        One genre the person cannot stand spoils the film; otherwise genres average out.
+        """
+        tastes = self.tastes[user_id][[GENRES.index(g) for g in movie["genres"]]]
+        base = tastes.min() if tastes.min() < 0 else tastes.mean()
+        return float(base + 0.35 * self.quality[movie["movie_id"]])
 
     def respond(self, user_id: int, movie: dict) -> tuple[str | None, float | None]:
         """Return ``(dislike reason or None, rating or None)`` for one film shown to a person."""
@@ -70,7 +73,7 @@ class World:
         u = self.utility(user_id, movie)
         if rng.random() < 0.02:
             return "already_watched", None
-        p_dislike = 1.0 / (1.0 + math.exp(2.5 * u + 0.3))
+        p_dislike = 1.0 / (1.0 + math.exp(2.5 * u + 1.5))
         if rng.random() < p_dislike:
             taste = self.tastes[user_id]
             genre_taste = [taste[GENRES.index(g)] for g in movie["genres"]]
@@ -243,8 +246,8 @@ def _decider(system, world: World, leave_share: float, actor: str):
     """Return a callable that decides open proposals the way a careful approver would.
 
     An approver looks at the evidence (the user's dislikes of that feature against the films
-    with it they liked): approve with at least two dislikes and more dislikes than likes,
-    reject where the user clearly likes the feature, and leave ``leave_share`` for later.
+    with it they liked): approve with at least two dislikes that outweigh the likes, reject
+    where the user likes the feature at least as often, and leave ``leave_share`` for later.
     """
 
     def decide() -> None:

@@ -36,8 +36,11 @@ class Impressions:
             set_id = self._insert_set(conn, user_id, clean, model_version_id, source, now)
         return set_id
 
-    def _insert_set(self, conn: Connection, user_id, clean, model_version_id, source, now) -> int:
-        if model_version_id is not None:
+    def _insert_set(
+        self, conn: Connection, user_id, clean, model_version_id, source, now, checked=False
+    ) -> int:
+        """Insert a set and its impressions; ``checked``: the caller knows the movies exist."""
+        if model_version_id is not None and not checked:
             known = conn.execute(
                 select(model_versions.c.version_id).where(model_versions.c.version_id == model_version_id)
             ).first()
@@ -46,7 +49,11 @@ class Impressions:
                     f"model_version_id {model_version_id} does not exist", "model_version_id"
                 )
         ids = [item.movie_id for item in clean]
-        found = set(conn.execute(select(movies.c.movie_id).where(movies.c.movie_id.in_(ids))).scalars())
+        found = (
+            ids
+            if checked
+            else set(conn.execute(select(movies.c.movie_id).where(movies.c.movie_id.in_(ids))).scalars())
+        )
         missing = [m for m in ids if m not in found]
         if missing:
             raise ValidationError(
@@ -58,21 +65,20 @@ class Impressions:
             .values(user_id=user_id, model_version_id=model_version_id, source=source, created_at=now)
             .returning(recommendation_sets.c.recommendation_set_id)
         ).scalar_one()
-        conn.execute(
-            insert(impressions),
-            [
-                {
-                    "recommendation_set_id": set_id,
-                    "user_id": user_id,
-                    "movie_id": item.movie_id,
-                    "rank": item.rank,
-                    "predicted_score": item.predicted_score,
-                    "model_version_id": model_version_id,
-                    "shown_at": now,
-                }
-                for item in clean
-            ],
-        )
+        # One multi-row INSERT: far cheaper than an executemany of a handful of rows.
+        rows = [
+            {
+                "recommendation_set_id": set_id,
+                "user_id": user_id,
+                "movie_id": item.movie_id,
+                "rank": item.rank,
+                "predicted_score": item.predicted_score,
+                "model_version_id": model_version_id,
+                "shown_at": now,
+            }
+            for item in clean
+        ]
+        conn.execute(insert(impressions).values(rows))
         aggregates.add_impressions(conn, Counter({(now.date(), model_version_id or 0): len(clean)}))
         return set_id
 

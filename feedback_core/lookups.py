@@ -137,8 +137,8 @@ def has_feature(features, feature_type: str, feature_value: str) -> bool:
     """Say whether a film (a mapping with genres, cast, franchise) carries a feature value."""
     if feature_type == "genre":
         return feature_value in (features["genres"] or [])
-    if feature_type == "cast":
-        return feature_value in (features["cast"] or [])
+    if feature_type == "cast":  # like the model and the proposals: the top five billed
+        return feature_value in (features["cast"] or [])[:5]
     return features["franchise"] == feature_value
 
 

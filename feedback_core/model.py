@@ -183,28 +183,45 @@ def build_profiles(
 # ------------------------------------------------------------------ features
 
 
+def _pair_values(user_matrix: sparse.csr_matrix, u: np.ndarray, movie_matrix: sparse.csr_matrix, m: np.ndarray):
+    """Gather, for each pair i, the user's values at the movie's feature columns.
+
+    Returns ``(values, rows)``: ``rows`` is the movie submatrix whose ``indptr`` delimits each
+    pair's values (a movie's entries are 1, so values are the user's values as they are).
+    """
+    if u[0] == u[-1] and np.all(u == u[0]):
+        # One user against many movies (recommendation): a dense lookup.
+        whole = len(m) == movie_matrix.shape[0] and m[0] == 0 and np.all(np.diff(m) == 1)
+        rows = movie_matrix if whole else movie_matrix[m]
+        vec = user_matrix[u[0]].toarray().ravel()
+        return vec[rows.indices] * rows.data, rows
+    rows = movie_matrix[m]
+    owners = np.repeat(u, np.diff(rows.indptr))
+    values = np.asarray(user_matrix[owners, rows.indices]).ravel() * rows.data
+    return values, rows
+
+
+def _reduce(ufunc, values: np.ndarray, rows: sparse.csr_matrix) -> np.ndarray:
+    out = np.zeros(rows.shape[0])
+    starts = rows.indptr[:-1]
+    nonempty = np.diff(rows.indptr) > 0
+    if values.size:
+        out[nonempty] = ufunc.reduceat(values, starts[nonempty])
+    return out
+
+
 def _rowdot(user_matrix: sparse.csr_matrix, u: np.ndarray, movie_matrix: sparse.csr_matrix, m: np.ndarray) -> np.ndarray:
     """Return, for each pair i, the dot product of user row u[i] and movie row m[i]."""
     if len(u) == 0:
         return np.zeros(0)
-    if u[0] == u[-1] and np.all(u == u[0]):
-        # One user against many movies (recommendation): one sparse mat-vec.
-        vec = user_matrix[u[0]].toarray().ravel()
-        whole = len(m) == movie_matrix.shape[0] and m[0] == 0 and np.all(np.diff(m) == 1)
-        return np.asarray((movie_matrix if whole else movie_matrix[m]) @ vec).ravel()
-    return np.asarray(user_matrix[u].multiply(movie_matrix[m]).sum(axis=1)).ravel()
+    return _reduce(np.add, *_pair_values(user_matrix, u, movie_matrix, m))
 
 
 def _rowmax(user_matrix: sparse.csr_matrix, u: np.ndarray, movie_matrix: sparse.csr_matrix, m: np.ndarray) -> np.ndarray:
-    """Return, for each pair i, the largest user value over the movie's feature values."""
+    """Return, for each pair i, the largest user value over the movie's feature values (>= 0)."""
     if len(u) == 0:
         return np.zeros(0)
-    if u[0] == u[-1] and np.all(u == u[0]):
-        vec = user_matrix[u[0]].toarray().ravel()
-        whole = len(m) == movie_matrix.shape[0] and m[0] == 0 and np.all(np.diff(m) == 1)
-        rows = movie_matrix if whole else movie_matrix[m]
-        return np.asarray(rows.multiply(vec).max(axis=1).todense()).ravel()
-    return np.asarray(user_matrix[u].multiply(movie_matrix[m]).max(axis=1).todense()).ravel()
+    return np.maximum(_reduce(np.maximum, *_pair_values(user_matrix, u, movie_matrix, m)), 0.0)
 
 
 def feature_matrix(
@@ -216,8 +233,8 @@ def feature_matrix(
     sizes = {k: catalog.sizes[k][movies] for k in KINDS}
     n_liked = profiles.n_liked[users]
     X = np.zeros((n, len(FEATURES)))
-    g_hits = _rowdot(profiles.liked["genre"], users, mats["genre"], movies)
-    X[:, 0] = np.divide(g_hits, sizes["genre"] * np.maximum(n_liked, 1), out=np.zeros(n), where=sizes["genre"] > 0)
+    # Affinity to a film's genres: the share of the user's liked films that have its best genre.
+    X[:, 0] = _rowmax(profiles.liked["genre"], users, mats["genre"], movies) / np.maximum(n_liked, 1)
     c_hits = _rowdot(profiles.liked["cast"], users, mats["cast"], movies)
     X[:, 1] = c_hits / (c_hits + 2.0)
     f_hits = _rowdot(profiles.liked["franchise"], users, mats["franchise"], movies)

@@ -242,7 +242,9 @@ def _schemas(settings: Settings) -> dict:
             },
             ("adjustment_id", "status"),
         ),
-        "ApproveIn": _obj({"magnitude": {"type": ["number", "null"], "minimum": -1, "maximum": 1}}, closed=True),
+        "ApproveIn": _obj(
+            {"magnitude": {"type": ["number", "null"], "minimum": -1, "maximum": 1}}, closed=True
+        ),
         "RejectIn": _obj({"note": {"type": ["string", "null"], "maxLength": 2000}}, closed=True),
         "Empty": _obj({}, closed=True),
         "ModelVersion": _obj({"version_id": ID}, ("version_id",)),
@@ -332,7 +334,9 @@ def _operation(
     if parameters:
         op["parameters"] = parameters
     codes |= set(errors)
-    responses = {ok_status: {"description": "success", "content": {"application/json": {"schema": ok_schema}}}}
+    responses = {
+        ok_status: {"description": "success", "content": {"application/json": {"schema": ok_schema}}}
+    }
     for code in sorted(codes):
         responses[code] = {
             "description": ERROR_TEXT[code],
@@ -410,9 +414,7 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> dict:
                             },
                             ("total_negative_examples", "avg_prediction_error", "max_error", "min_error"),
                         ),
-                        "active_model_version": {
-                            "oneOf": [_ref("ActiveModelVersion"), {"type": "null"}]
-                        },
+                        "active_model_version": {"oneOf": [_ref("ActiveModelVersion"), {"type": "null"}]},
                     },
                     ("metrics", "active_model_version"),
                 ),
@@ -464,7 +466,10 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> dict:
                 "Record (or replace) the user's rating of a movie",
                 user,
                 "201",
-                _ok({"user_id": ID, "movie_id": ID, "rating": {"type": "number"}}, ("user_id", "movie_id", "rating")),
+                _ok(
+                    {"user_id": ID, "movie_id": ID, "rating": {"type": "number"}},
+                    ("user_id", "movie_id", "rating"),
+                ),
                 body="RatingIn",
                 errors=("404",),
                 tag=loop,

@@ -10,6 +10,7 @@ no version") and ``reasons``; an empty filter means "all".
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -37,7 +38,6 @@ from feedback_core.versions import online_rates
 OFFLINE_METRICS = ("auc", "log_loss", "accuracy", "precision_at_10", "dislike_top10_share")
 ACTIVATION_ACTIONS = ("model.activated", "model.rollback")  # written by versions.activate
 PENDING_CAP = 100_000  # counting unused examples stops here: "100,000+" is answer enough
-RATE_COLUMNS = ["rate", "ci_low", "ci_high", "enough"]
 
 
 def version_label(version_id: Any) -> str:
@@ -54,6 +54,22 @@ def _day_range(table, start: date, end: date) -> list:
     return [table.c.day >= start, table.c.day <= end]
 
 
+def _dislike_where(start, end, versions, reasons) -> list:
+    where = _day_range(daily_dislikes, start, end)
+    if versions:
+        where.append(daily_dislikes.c.model_version_id.in_(versions))
+    if reasons:
+        where.append(daily_dislikes.c.reason.in_(reasons))
+    return where
+
+
+def _impression_where(start, end, versions) -> list:
+    where = _day_range(daily_impressions, start, end)
+    if versions:
+        where.append(daily_impressions.c.model_version_id.in_(versions))
+    return where
+
+
 def version_condition(column, versions: Sequence[int]):
     """Match ``versions`` on a column where 0 stands for NULL in the raw tables."""
     wanted = [int(v) for v in versions if int(v) != 0]
@@ -64,10 +80,10 @@ def version_condition(column, versions: Sequence[int]):
 
 
 def _as_date(value: Any) -> date | None:
-    if value is None or isinstance(value, date) and not isinstance(value, datetime):
-        return value
     if isinstance(value, datetime):
         return value.date()
+    if value is None or isinstance(value, date):
+        return value
     return date.fromisoformat(str(value)[:10])
 
 
@@ -94,10 +110,16 @@ def rate_fields(events: int, trials: int, min_trials: int) -> dict:
 # ---------------------------------------------------------------- database and filters
 
 
+@functools.cache
+def _head_revision() -> str:
+    # Reading the migration scripts costs tens of milliseconds; they do not change while we run.
+    return head_revision()
+
+
 def get_database_state(system) -> dict:
     """Say whether the database has a schema (``missing``), any data (``empty``/``ready``), and is current."""
     revision = current_revision(system.engine)
-    head = head_revision()
+    head = _head_revision()
     state = {"revision": revision, "head": head, "outdated": revision is not None and revision != head}
     if revision is None:
         return {**state, "status": "missing"}
@@ -134,11 +156,7 @@ def list_filter_versions(system) -> pd.DataFrame:
 
 
 def _window_totals(conn: Connection, start, end, versions, reasons, min_trials: int) -> dict:
-    where = _day_range(daily_dislikes, start, end)
-    if versions:
-        where.append(daily_dislikes.c.model_version_id.in_(versions))
-    if reasons:
-        where.append(daily_dislikes.c.reason.in_(reasons))
+    where = _dislike_where(start, end, versions, reasons)
     by_kind = {
         attributed: (int(n or 0), float(s or 0.0))
         for attributed, n, s in conn.execute(
@@ -151,9 +169,7 @@ def _window_totals(conn: Connection, start, end, versions, reasons, min_trials: 
             .group_by(daily_dislikes.c.attributed)
         )
     }
-    imp_where = _day_range(daily_impressions, start, end)
-    if versions:
-        imp_where.append(daily_impressions.c.model_version_id.in_(versions))
+    imp_where = _impression_where(start, end, versions)
     shown = int(
         conn.execute(
             select(func.coalesce(func.sum(daily_impressions.c.impressions), 0)).where(*imp_where)
@@ -196,13 +212,8 @@ def get_overview(system, start: date, end: date, versions=(), reasons=()) -> dic
 
 def list_daily_rates(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:
     """Return the dislike rate per day and serving version, with intervals and ``enough``."""
-    dis_where = [*_day_range(daily_dislikes, start, end), daily_dislikes.c.attributed == 1]
-    imp_where = _day_range(daily_impressions, start, end)
-    if versions:
-        dis_where.append(daily_dislikes.c.model_version_id.in_(versions))
-        imp_where.append(daily_impressions.c.model_version_id.in_(versions))
-    if reasons:
-        dis_where.append(daily_dislikes.c.reason.in_(reasons))
+    dis_where = [*_dislike_where(start, end, versions, reasons), daily_dislikes.c.attributed == 1]
+    imp_where = _impression_where(start, end, versions)
     with read_connection(system.engine) as conn:
         shown = to_frame(
             conn.execute(
@@ -294,15 +305,6 @@ def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_da
 
 
 # ---------------------------------------------------------------- reasons
-
-
-def _dislike_where(start, end, versions, reasons) -> list:
-    where = _day_range(daily_dislikes, start, end)
-    if versions:
-        where.append(daily_dislikes.c.model_version_id.in_(versions))
-    if reasons:
-        where.append(daily_dislikes.c.reason.in_(reasons))
-    return where
 
 
 def list_reason_counts(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:

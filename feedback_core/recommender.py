@@ -23,7 +23,8 @@ from feedback_core.schema import (
 )
 from feedback_core.validation import ItemIn, check_id, check_limit
 
-CATALOG_TTL_SECONDS = 60.0
+CATALOG_TTL_SECONDS = 60.0  # popularity and quality are refreshed at least this often
+CATALOG_CHECK_SECONDS = 5.0  # new movies from other processes are noticed within this
 
 
 @dataclass
@@ -31,6 +32,7 @@ class _CachedCatalog:
     catalog: model.Catalog
     stamp: tuple
     loaded_at: float
+    checked_at: float
 
 
 def load_catalog(conn: Connection) -> model.Catalog:
@@ -61,15 +63,23 @@ def load_active_model(conn: Connection) -> tuple[int | None, model.TrainedModel]
 
 def load_user_state(conn: Connection, user_id: int):
     """Return a user's liked films, films never to show again, dislike patterns and weights."""
-    rated = conn.execute(select(ratings.c.movie_id, ratings.c.rating).where(ratings.c.user_id == user_id)).all()
-    disliked = conn.execute(
-        select(user_dislikes.c.movie_id).where(
-            user_dislikes.c.user_id == user_id, user_dislikes.c.retracted_at.is_(None)
+    rated = conn.execute(
+        select(ratings.c.movie_id, ratings.c.rating).where(ratings.c.user_id == user_id)
+    ).all()
+    disliked = (
+        conn.execute(
+            select(user_dislikes.c.movie_id).where(
+                user_dislikes.c.user_id == user_id, user_dislikes.c.retracted_at.is_(None)
+            )
         )
-    ).scalars().all()
-    excluded = conn.execute(
-        select(movie_exclusions.c.movie_id).where(movie_exclusions.c.user_id == user_id)
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
+    excluded = (
+        conn.execute(select(movie_exclusions.c.movie_id).where(movie_exclusions.c.user_id == user_id))
+        .scalars()
+        .all()
+    )
     patterns = conn.execute(
         select(
             dislike_patterns.c.user_id,
@@ -99,14 +109,17 @@ class Recommender:
     _catalog_lock = threading.Lock()
 
     def _catalog(self, conn: Connection) -> model.Catalog:
-        stamp = tuple(conn.execute(select(func.count(), func.max(movies.c.movie_id))).one())
         cached = self._catalog_cache
-        fresh = cached is not None and cached.stamp == stamp
-        if fresh and time.monotonic() - cached.loaded_at < CATALOG_TTL_SECONDS:
+        now = time.monotonic()
+        if cached is not None and now - cached.checked_at < CATALOG_CHECK_SECONDS:
+            return cached.catalog
+        stamp = tuple(conn.execute(select(func.count(), func.max(movies.c.movie_id))).one())
+        if cached is not None and cached.stamp == stamp and now - cached.loaded_at < CATALOG_TTL_SECONDS:
+            cached.checked_at = now
             return cached.catalog
         with self._catalog_lock:
             catalog = load_catalog(conn)
-            self._catalog_cache = _CachedCatalog(catalog, stamp, time.monotonic())
+            self._catalog_cache = _CachedCatalog(catalog, stamp, now, now)
         return catalog
 
     def _score_user(self, conn: Connection, user_id: int, movie_rows: np.ndarray | None = None):
@@ -114,8 +127,13 @@ class Recommender:
         version_id, trained = load_active_model(conn)
         liked, hidden, patterns, weights = load_user_state(conn, user_id)
         profiles = model.build_profiles(
-            catalog, liked, patterns, weights, self.now(),
-            (self.settings.weight_min, self.settings.weight_max), users=[user_id],
+            catalog,
+            liked,
+            patterns,
+            weights,
+            self.now(),
+            (self.settings.weight_min, self.settings.weight_max),
+            users=[user_id],
         )
         rows = np.arange(catalog.size) if movie_rows is None else movie_rows
         users = np.full(len(rows), profiles.user_index[user_id])
@@ -155,7 +173,7 @@ class Recommender:
         if not items:
             return {"recommendation_set_id": None, "model_version_id": version_id, "items": []}
         with write_transaction(self.engine) as conn:
-            set_id = self._insert_set(conn, user_id, items, version_id, "recommend", self.now())
+            set_id = self._insert_set(conn, user_id, items, version_id, "recommend", self.now(), checked=True)
         return {
             "recommendation_set_id": set_id,
             "user_id": user_id,

@@ -82,6 +82,21 @@ _INSERT_DISLIKE = Prepared(insert(user_dislikes).returning(user_dislikes.c.disli
 _INSERT_EXAMPLE = Prepared(insert(negative_examples))
 _INSERT_PROPOSALS = Prepared(insert(feature_adjustments))
 _ACTIVE_JOB = Prepared(select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1))
+# After a dislike, in one statement: pending examples counted up to the threshold, and the
+# queued or running retrain job if there is one.
+_RETRAIN_STATE = Prepared(
+    select(
+        select(func.count())
+        .select_from(
+            select(negative_examples.c.example_id)
+            .where(negative_examples.c.status == "pending")
+            .limit(bindparam("cap"))
+            .subquery()
+        )
+        .scalar_subquery(),
+        _ACTIVE_JOB.statement.scalar_subquery(),
+    )
+)
 _LOCK_USER = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
 
 
@@ -293,7 +308,8 @@ class Recording:
                 at=now,
             )
             threshold = self.settings.FEEDBACK_ACCUMULATION_THRESHOLD
-            if count_pending_examples(conn, cap=threshold) >= threshold:
+            pending, active_job = _RETRAIN_STATE.first(conn, {"cap": threshold})
+            if pending >= threshold and active_job is None:
                 queue_retrain_job(conn, at=now, trigger="threshold", actor="system")
             outcome = {
                 "dislike_id": dislike_id,

@@ -29,11 +29,10 @@ HOLDOUT_SHARE = 0.2
 PROFILE_SHARE = 0.5  # the earliest half of the events builds the profiles
 MIN_EXAMPLES = 50
 LOW_RATING = 2.0  # ratings at or below this are negatives too
-TOP10_SAMPLE = 200
+TOP10_SAMPLE = 100
 # Films shown and not disliked are weak positives: they contrast dislikes with what the same
 # lists offered, so the model learns what gets disliked among what it actually shows.
-import os
-SHOWN_POSITIVE_WEIGHT = float(os.environ.get("SPW", "0.25"))
+SHOWN_POSITIVE_WEIGHT = 0.25
 MAX_SHOWN_POSITIVES = 300_000
 
 
@@ -223,11 +222,13 @@ def fit_and_evaluate(
     progress(80, "evaluating on held-out data")
     metrics = model.evaluate(trained, X[held], adj[held], data.labels[held], data.users[held])
     sample = _top10_sample(data, held, rng)
-    metrics["dislike_top10_share"] = _dislike_top10_share(data, trained, sample)
+    models = [trained] if active is None else [trained, active]
+    shares = _dislike_top10_share(data, models, sample)
+    metrics["dislike_top10_share"] = shares[0]
     baseline = None
     if active is not None:
         baseline = model.evaluate(active, X[held], adj[held], data.labels[held], data.users[held])
-        baseline["dislike_top10_share"] = _dislike_top10_share(data, active, sample)
+        baseline["dislike_top10_share"] = shares[1]
     return trained, metrics, baseline
 
 
@@ -238,19 +239,21 @@ def _top10_sample(data: TrainingData, held: np.ndarray, rng) -> np.ndarray:
     return rows
 
 
-def _dislike_top10_share(data: TrainingData, trained: model.TrainedModel, rows: np.ndarray) -> float | None:
-    """Share of held-out dislikes whose film would still rank in the user's top 10."""
+def _dislike_top10_share(
+    data: TrainingData, models: list[model.TrainedModel], rows: np.ndarray
+) -> list[float | None]:
+    """Per model: the share of held-out dislikes whose film would still rank in the user's top 10."""
     if len(rows) == 0:
-        return None
+        return [None] * len(models)
     all_movies = np.arange(data.catalog.size)
-    hits = 0
+    hits = np.zeros(len(models))
     for i in rows:
         u = data.users[i]
         Xu, adju = model.feature_matrix(data.catalog, data.profiles, np.full(len(all_movies), u), all_movies)
-        scores = trained.predict(Xu, adju)
         seen = data.seen_by_user.get(u)
-        if seen is not None and len(seen):
-            scores[seen] = -np.inf
-        rank = 1 + int((scores > scores[data.movies[i]]).sum())
-        hits += rank <= 10
-    return hits / len(rows)
+        for j, candidate in enumerate(models):
+            scores = candidate.predict(Xu, adju)
+            if seen is not None and len(seen):
+                scores[seen] = -np.inf
+            hits[j] += 1 + int((scores > scores[data.movies[i]]).sum()) <= 10
+    return [float(h / len(rows)) for h in hits]

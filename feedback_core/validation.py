@@ -122,7 +122,7 @@ def validate_dislike(
     *,
     user_id: Any,
     movie_id: Any,
-    movie_title: Any,
+    movie_title: Any = "",
     recommendation_set_id: Any = None,
     predicted_score: Any = 0.0,
     reason: Any = "not_interested",

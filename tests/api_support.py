@@ -9,14 +9,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from sqlalchemy import func, select
 
 from feedback_core.api import ApiConfig, create_app
 from feedback_core.apikeys import create_api_key
 from feedback_core.openapi import build_openapi
+from feedback_core.schema import metadata
 
 SECRET = "test-secret-" + "x" * 40
 DOC_URI = "urn:feedback-core:openapi"
@@ -152,11 +153,6 @@ def make_api(system, **config: Any) -> Api:
     return api
 
 
-@pytest.fixture
-def api(system) -> Api:
-    return make_api(system)
-
-
 def error_of(response) -> dict:
     """Return the error object of an error response, checking its shape."""
     body = response.get_json()
@@ -164,3 +160,14 @@ def error_of(response) -> dict:
     assert set(body["error"]) == {"code", "message", "field"}
     assert body["error"]["message"]
     return body["error"]
+
+
+_COUNT_ALL = select(
+    *[select(func.count()).select_from(t).scalar_subquery().label(t.name) for t in metadata.sorted_tables]
+)
+
+
+def row_counts(system) -> dict[str, int]:
+    """Count the rows of every table in one statement (cheap enough to run around every request)."""
+    with system.engine.connect() as conn:
+        return dict(conn.execute(_COUNT_ALL).one()._mapping)

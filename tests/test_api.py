@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from api_support import SECRET, api, error_of, make_api  # noqa: F401  (api is a fixture)
+from api_support import error_of, make_api, row_counts
 from flask import Flask
+from helpers import add_model_version, count, rows
 from sqlalchemy import select
 
 from feedback_core.api import ApiConfig, create_app, register_feedback_routes
@@ -27,7 +28,6 @@ from feedback_core.schema import (
     user_dislikes,
 )
 from feedback_core.system import FeedbackSystem
-from helpers import add_model_version, count, rows
 
 SPEC_DISLIKE = {
     "movie_id": 123,
@@ -40,9 +40,20 @@ SPEC_DISLIKE = {
 }
 
 
+@pytest.fixture
+def api(system):
+    """The app over the test's database, with a service key and an admin key."""
+    return make_api(system)
+
+
 def catalogue(system, n: int = 12) -> None:
     system.add_movies(
-        {"movie_id": m, "title": f"Movie {m}", "genres": ["Drama" if m % 2 else "Comedy"], "cast": [f"Actor {m}"]}
+        {
+            "movie_id": m,
+            "title": f"Movie {m}",
+            "genres": ["Drama" if m % 2 else "Comedy"],
+            "cast": [f"Actor {m}"],
+        }
         for m in range(1, n + 1)
     )
 
@@ -106,18 +117,18 @@ def test_post_dislike_from_a_shown_list_is_attributed_to_it(api):
 def test_post_dislike_of_a_movie_not_in_the_list_is_refused(api):
     catalogue(api.system)
     set_id = api.post("/api/recommendation-sets", {"items": [1, 2]}).get_json()["recommendation_set_id"]
-    before = api.system.count_rows()
+    before = row_counts(api.system)
     r = api.post("/api/dislike", {"movie_id": 5, "recommendation_set_id": set_id})
     assert r.status_code == 400
     assert error_of(r)["field"] == "recommendation_set_id"
-    assert api.system.count_rows() == before
+    assert row_counts(api.system) == before
 
 
 def test_post_dislike_of_an_unknown_movie_needs_a_title(api):
-    before = api.system.count_rows()
+    before = row_counts(api.system)
     r = api.post("/api/dislike", {"movie_id": 999})
     assert r.status_code == 400 and error_of(r)["field"] == "movie_title"
-    assert api.system.count_rows() == before
+    assert row_counts(api.system) == before
 
 
 # ---------------------------------------------------------------- strict input
@@ -146,28 +157,37 @@ BAD_BODIES = [
     ({"movie_id": 1, "movie_title": "T", "cast": {"a": 1}}, "cast", "list"),
     ({"movie_id": 1, "movie_title": "T\x00"}, "movie_title", "NUL"),
     ({"movie_id": 1, "movie_title": "T", "user_id": 99}, "user_id", "unknown field"),
-    ({"movie_id": 1, "movie_title": "T", "recommendation_set_id": 77}, "recommendation_set_id", "does not exist"),
+    (
+        {"movie_id": 1, "movie_title": "T", "recommendation_set_id": 77},
+        "recommendation_set_id",
+        "does not exist",
+    ),
     ({"movie_id": 1, "movie_title": "T", "recommendation_set_id": "7"}, "recommendation_set_id", "integer"),
 ]
 
 
 @pytest.mark.parametrize(("body", "field", "mention"), BAD_BODIES)
 def test_each_invalid_field_is_a_400_that_names_it_and_writes_nothing(api, body, field, mention):
-    before = api.system.count_rows()
+    before = row_counts(api.system)
     r = api.post("/api/dislike", body)
     assert r.status_code == 400
     error = error_of(r)
     assert error["code"] == "invalid_input"
     assert error["field"] == field
     assert mention in error["message"]
-    assert api.system.count_rows() == before
+    assert row_counts(api.system) == before
 
 
 RAW_BODIES = [
     # (raw body, content type, status, what the message must mention)
     ('{"movie_id": NaN, "movie_title": "T"}', "application/json", 400, "NaN"),
     ('{"movie_id": 1, "movie_title": "T", "predicted_score": Infinity}', "application/json", 400, "Infinity"),
-    ('{"movie_id": 1, "movie_title": "T", "predicted_score": -Infinity}', "application/json", 400, "Infinity"),
+    (
+        '{"movie_id": 1, "movie_title": "T", "predicted_score": -Infinity}',
+        "application/json",
+        400,
+        "Infinity",
+    ),
     ('{"movie_id": 1, "movie_title": "T", "predicted_score": 1e999}', "application/json", 400, "too large"),
     ('{"movie_id": ' + "9" * 5000 + ', "movie_title": "T"}', "application/json", 400, "too large"),
     ("[" * 100 + "]" * 100, "application/json", 400, "a list"),
@@ -189,11 +209,11 @@ RAW_BODIES = [
 
 @pytest.mark.parametrize(("raw", "content_type", "status", "mention"), RAW_BODIES)
 def test_malformed_bodies_are_refused_cleanly(api, raw, content_type, status, mention):
-    before = api.system.count_rows()
+    before = row_counts(api.system)
     r = api.call("POST", "/api/dislike", data=raw, content_type=content_type)
     assert r.status_code == status
     assert mention in error_of(r)["message"]
-    assert api.system.count_rows() == before
+    assert row_counts(api.system) == before
 
 
 def test_unicode_and_sql_looking_text_is_stored_verbatim(api):
@@ -206,11 +226,11 @@ def test_unicode_and_sql_looking_text_is_stored_verbatim(api):
 
 def test_body_over_the_size_cap_is_413_and_writes_nothing(system):
     api = make_api(system, max_body_bytes=2048)
-    before = system.count_rows()
+    before = row_counts(system)
     r = api.post("/api/dislike", {"movie_id": 1, "movie_title": "T", "feedback_text": "x" * 4000})
     assert r.status_code == 413
     assert error_of(r)["code"] == "payload_too_large"
-    assert system.count_rows() == before
+    assert row_counts(system) == before
 
 
 def test_unknown_query_parameters_and_bad_limits_are_named(api):
@@ -231,7 +251,9 @@ def test_unknown_query_parameters_and_bad_limits_are_named(api):
 
 def test_dislike_history_is_the_users_own_newest_first_and_limited(api, clock):
     for movie_id in (1, 2, 3):
-        api.post("/api/dislike", {"movie_id": movie_id, "movie_title": f"M{movie_id}", "predicted_score": 0.5})
+        api.post(
+            "/api/dislike", {"movie_id": movie_id, "movie_title": f"M{movie_id}", "predicted_score": 0.5}
+        )
         clock.advance(minutes=1)
     api.post("/api/dislike", {"movie_id": 4, "movie_title": "Other"}, user=8)
 
@@ -247,8 +269,12 @@ def test_dislike_history_is_the_users_own_newest_first_and_limited(api, clock):
 
 
 def test_dislike_patterns_have_the_specification_shape(api):
-    api.post("/api/dislike", {"movie_id": 1, "movie_title": "A", "reason": "wrong_genre", "predicted_score": 0.6})
-    api.post("/api/dislike", {"movie_id": 2, "movie_title": "B", "reason": "poor_quality", "predicted_score": 0.8})
+    api.post(
+        "/api/dislike", {"movie_id": 1, "movie_title": "A", "reason": "wrong_genre", "predicted_score": 0.6}
+    )
+    api.post(
+        "/api/dislike", {"movie_id": 2, "movie_title": "B", "reason": "poor_quality", "predicted_score": 0.8}
+    )
     r = api.get("/api/dislike-patterns")
     patterns = r.get_json()["patterns"]
     assert patterns["reason_distribution"] == {"poor_quality": 1, "wrong_genre": 1}
@@ -276,10 +302,10 @@ def test_feedback_metrics_include_the_active_model_version(api):
 
 def test_delete_dislike_retracts_only_the_callers_own(api):
     dislike_id = api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"}).get_json()["dislike_id"]
-    before = api.system.count_rows()
+    before = row_counts(api.system)
     other = api.delete(f"/api/dislike/{dislike_id}", user=8)
     assert other.status_code == 404
-    assert api.system.count_rows() == before
+    assert row_counts(api.system) == before
     assert rows(api.system, user_dislikes)[0].retracted_at is None
 
     r = api.delete(f"/api/dislike/{dislike_id}")
@@ -301,7 +327,9 @@ def test_delete_dislike_retracts_only_the_callers_own(api):
 
 def test_recording_a_shown_list_stores_its_impressions(api):
     catalogue(api.system)
-    r = api.post("/api/recommendation-sets", {"items": [5, {"movie_id": 6, "rank": 2, "predicted_score": 0.4}]})
+    r = api.post(
+        "/api/recommendation-sets", {"items": [5, {"movie_id": 6, "rank": 2, "predicted_score": 0.4}]}
+    )
     assert r.status_code == 201
     set_id = r.get_json()["recommendation_set_id"]
     (head,) = rows(api.system, recommendation_sets)
@@ -329,11 +357,11 @@ def test_recording_a_shown_list_stores_its_impressions(api):
 )
 def test_invalid_shown_lists_are_refused(api, body, field):
     catalogue(api.system)
-    before = api.system.count_rows()
+    before = row_counts(api.system)
     r = api.post("/api/recommendation-sets", body)
     assert r.status_code == 400
     assert error_of(r)["field"] == field
-    assert api.system.count_rows() == before
+    assert row_counts(api.system) == before
 
 
 def test_ratings_are_recorded_for_the_acting_user(api, clock):
@@ -345,7 +373,7 @@ def test_ratings_are_recorded_for_the_acting_user(api, clock):
     assert (row.user_id, row.movie_id, row.rating) == (api.user, 2, 4.5)
     assert row.rated_at.isoformat() == "2026-10-30T08:00:00"
 
-    before = api.system.count_rows()
+    before = row_counts(api.system)
     for body, field in [
         ({"movie_id": 2, "rating": 7}, "rating"),
         ({"movie_id": 2, "rating": "4"}, "rating"),
@@ -355,7 +383,7 @@ def test_ratings_are_recorded_for_the_acting_user(api, clock):
         bad = api.post("/api/ratings", body)
         assert bad.status_code == 400, body
         assert error_of(bad)["field"] == field
-    assert api.system.count_rows() == before
+    assert row_counts(api.system) == before
 
 
 def test_recommendations_come_from_the_model_and_are_recorded(api):
@@ -375,31 +403,39 @@ def test_recommendations_come_from_the_model_and_are_recorded(api):
     assert all(i.user_id == api.user for i in shown)
 
     for query in ("k=0", "k=101", "k=x", "n=3"):
-        before = api.system.count_rows()
+        before = row_counts(api.system)
         assert api.get(f"/api/recommendations?{query}").status_code == 400
-        assert api.system.count_rows() == before
+        assert row_counts(api.system) == before
 
 
 # ---------------------------------------------------------------- operators
 
 
 def test_adjustments_can_be_listed_approved_and_rejected_by_an_admin(api):
-    api.post("/api/dislike", {"movie_id": 1, "movie_title": "A", "reason": "wrong_genre", "genres": ["Horror", "Gore"]})
+    api.post(
+        "/api/dislike",
+        {"movie_id": 1, "movie_title": "A", "reason": "wrong_genre", "genres": ["Horror", "Gore"]},
+    )
     listed = api.get("/api/adjustments", key="admin", user=None).get_json()
     assert listed["count"] == 2
     first, second = sorted(a["adjustment_id"] for a in listed["adjustments"])
 
-    before = api.system.count_rows()
+    before = row_counts(api.system)
     denied = api.post(f"/api/adjustments/{first}/approve", key="service", user=None)
     assert denied.status_code == 403
-    assert api.system.count_rows() == before
+    assert row_counts(api.system) == before
 
     ok = api.post(f"/api/adjustments/{first}/approve", {"magnitude": -0.3}, key="admin", user=None)
     assert ok.status_code == 200
     assert ok.get_json()["adjustment"]["status"] == "applied"
     row = rows(api.system, feature_adjustments, feature_adjustments.c.adjustment_id == first)[0]
     assert (row.status, row.magnitude, row.decided_by) == ("applied", -0.3, "api:ops")
-    assert count(api.system, audit_log, audit_log.c.action == "adjustment.approved", audit_log.c.actor == "api:ops") == 1
+    assert (
+        count(
+            api.system, audit_log, audit_log.c.action == "adjustment.approved", audit_log.c.actor == "api:ops"
+        )
+        == 1
+    )
 
     twice = api.post(f"/api/adjustments/{first}/approve", key="admin", user=None)
     assert twice.status_code == 409
@@ -421,7 +457,10 @@ def test_model_versions_can_be_listed_compared_and_activated(api):
     add_model_version(api.system, 2, accuracy=0.8)
     listed = api.get("/api/model-versions", key="admin", user=None).get_json()
     assert [v["version_id"] for v in listed["model_versions"]] == [2, 1]
-    assert api.get("/api/model-versions/2", key="admin", user=None).get_json()["model_version"]["accuracy"] == 0.8
+    assert (
+        api.get("/api/model-versions/2", key="admin", user=None).get_json()["model_version"]["accuracy"]
+        == 0.8
+    )
     assert api.get("/api/model-versions/9", key="admin", user=None).status_code == 404
 
     compared = api.get("/api/model-versions/compare?a=1&b=2", key="admin", user=None)
@@ -434,7 +473,10 @@ def test_model_versions_can_be_listed_compared_and_activated(api):
     assert activated.status_code == 200
     active = rows(api.system, model_versions, model_versions.c.active_slot == 1)
     assert [v.version_id for v in active] == [2]
-    assert count(api.system, audit_log, audit_log.c.action == "model.activated", audit_log.c.actor == "api:ops") == 1
+    assert (
+        count(api.system, audit_log, audit_log.c.action == "model.activated", audit_log.c.actor == "api:ops")
+        == 1
+    )
     assert api.post("/api/model-versions/9/activate", key="admin", user=None).status_code == 404
 
 
@@ -467,11 +509,11 @@ def test_a_retried_request_with_the_same_key_returns_the_first_response(api):
     assert count(api.system, user_dislikes) == 1
     assert count(api.system, idempotent_requests) == 1
 
-    before = api.system.count_rows()
+    before = row_counts(api.system)
     reused = api.post("/api/dislike", {**SPEC_DISLIKE, "movie_id": 124}, headers=headers)
     assert reused.status_code == 409
     assert error_of(reused)["code"] == "idempotency_key_reused"
-    assert api.system.count_rows() == before
+    assert row_counts(api.system) == before
 
     other_user = api.post("/api/dislike", SPEC_DISLIKE, headers=headers, user=8)
     assert other_user.status_code == 201  # keys are scoped to the caller and the user
@@ -480,10 +522,10 @@ def test_a_retried_request_with_the_same_key_returns_the_first_response(api):
 
 def test_a_failed_request_does_not_use_up_its_key(api):
     headers = {"Idempotency-Key": "retry-after-fix"}
-    before = api.system.count_rows()
+    before = row_counts(api.system)
     bad = api.post("/api/dislike", {"movie_id": 1}, headers=headers)
     assert bad.status_code == 400
-    assert api.system.count_rows() == before
+    assert row_counts(api.system) == before
     fixed = api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"}, headers=headers)
     assert fixed.status_code == 201
 
@@ -504,7 +546,10 @@ def test_a_key_still_in_progress_is_409_until_it_goes_stale(api, clock):
         fingerprint = conn.execute(select(idempotent_requests.c.body)).scalar()["fingerprint"]
         conn.execute(
             idempotent_requests.insert().values(
-                scope=scope, idempotency_key="k2", status_code=0, body={"fingerprint": fingerprint},
+                scope=scope,
+                idempotency_key="k2",
+                status_code=0,
+                body={"fingerprint": fingerprint},
                 created_at=clock.moment,
             )
         )
@@ -518,11 +563,11 @@ def test_a_key_still_in_progress_is_409_until_it_goes_stale(api, clock):
 
 @pytest.mark.parametrize("key", ["", " padded", "x" * 201, "tab\tkey", "ünï"])
 def test_malformed_idempotency_keys_are_refused(api, key):
-    before = api.system.count_rows()
+    before = row_counts(api.system)
     raw = key.encode("utf-8").decode("latin-1")  # headers travel as latin-1
     r = api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"}, headers={"Idempotency-Key": raw})
     assert r.status_code == 400 and error_of(r)["field"] == "Idempotency-Key"
-    assert api.system.count_rows() == before
+    assert row_counts(api.system) == before
 
 
 # ---------------------------------------------------------------- errors in one place
@@ -556,25 +601,28 @@ def test_database_unavailable_is_a_503(api, monkeypatch):
         raise DatabaseUnavailableError("the database is unavailable; retry shortly")
 
     monkeypatch.setattr(api.system, "record_dislike", down)
-    before = api.system.count_rows()
+    before = row_counts(api.system)
     r = api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"})
     assert r.status_code == 503
     assert error_of(r)["code"] == "database_unavailable"
     assert r.headers["Retry-After"] == "5"
-    assert api.system.count_rows() == before
+    assert row_counts(api.system) == before
 
 
-def test_an_unreachable_database_is_a_503_that_hides_the_password():
+def test_an_unreachable_database_is_a_503_that_hides_the_password(caplog):
     system = FeedbackSystem.from_url("postgresql+psycopg://feedback:s3cret-pw@127.0.0.1:1/nowhere")
     app = create_app(system=system, config=ApiConfig(), flask_config={"TESTING": True})
     client = app.test_client()
     for response in (
         client.get("/healthz"),
-        client.post("/api/dislike", json={"movie_id": 1}, headers={"Authorization": "Bearer fbk_" + "a" * 43}),
+        client.post(
+            "/api/dislike", json={"movie_id": 1}, headers={"Authorization": "Bearer fbk_" + "a" * 43}
+        ),
     ):
         assert response.status_code == 503
         assert response.get_json()["error"]["code"] == "database_unavailable"
         assert "s3cret-pw" not in response.get_data(as_text=True)
+    assert "s3cret-pw" not in caplog.text
     system.close()
 
 

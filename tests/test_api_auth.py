@@ -7,7 +7,8 @@ import json
 import re
 
 import pytest
-from api_support import api, error_of, make_api  # noqa: F401  (api is a fixture)
+from api_support import error_of, make_api, row_counts
+from helpers import count, rows
 
 from feedback_core import apikeys
 from feedback_core.api import ACCESS, ADMIN, PUBLIC, SERVICE, USER, ApiConfig, create_app
@@ -15,7 +16,12 @@ from feedback_core.apikeys import KeyVerifier, UserTokens, create_api_key, revok
 from feedback_core.cli import main
 from feedback_core.errors import AuthenticationError, ConflictError, ValidationError
 from feedback_core.schema import api_keys, audit_log, feature_adjustments, user_dislikes
-from helpers import count, rows
+
+
+@pytest.fixture
+def api(system):
+    """The app over the test's database, with a service key and an admin key."""
+    return make_api(system)
 
 
 def concrete(rule: str) -> str:
@@ -35,7 +41,7 @@ def test_every_route_but_healthz_requires_a_key(api):
     for rule, method in every_route(api.app):
         path = concrete(rule.rule)
         for headers in ({}, {"Authorization": "Bearer fbk_unknownunknownunknownunknownunknownunknown"}):
-            before = api.system.count_rows()
+            before = row_counts(api.system)
             r = client.open(path, method=method, headers=headers, json={"movie_id": 1})
             if rule.rule == "/healthz":
                 assert r.status_code == 200, (method, path)
@@ -44,7 +50,7 @@ def test_every_route_but_healthz_requires_a_key(api):
             if method != "HEAD":
                 assert error_of(r)["code"] == "unauthorized"
                 assert r.headers["WWW-Authenticate"].startswith("Bearer")
-            assert api.system.count_rows() == before
+            assert row_counts(api.system) == before
             walked += 1
     assert walked >= 2 * 20  # every documented operation and its HEAD/OPTIONS twins
 
@@ -124,11 +130,11 @@ def test_service_keys_are_refused_on_every_operator_endpoint(api):
         if ACCESS.get(rule.endpoint) != ADMIN or method in ("HEAD", "OPTIONS"):
             continue
         path = re.sub(r"<[^>]+>", str(adjustment_id), rule.rule)
-        before = api.system.count_rows()
+        before = row_counts(api.system)
         r = client.open(path, method=method, headers=api.headers("service"))
         assert r.status_code == 403, (method, path)
         assert error_of(r)["code"] == "forbidden"
-        assert api.system.count_rows() == before
+        assert row_counts(api.system) == before
         checked += 1
     assert checked == 10
     assert rows(api.system, feature_adjustments)[0].status == "proposed"
@@ -148,22 +154,24 @@ def test_an_admin_key_may_act_for_a_user(api):
 
 @pytest.mark.parametrize("value", [None, "", "abc", "0", "-3", "1.5", "99999999999999999999", "7 8"])
 def test_a_service_key_must_name_a_valid_user(api, value):
-    before = api.system.count_rows()
+    before = row_counts(api.system)
     headers = {} if value is None else {"X-User-ID": value}
     r = api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"}, user=None, headers=headers)
     assert r.status_code == 400
     error = error_of(r)
     assert error["field"] == "X-User-ID"
-    assert api.system.count_rows() == before
+    assert row_counts(api.system) == before
 
 
 def test_users_cannot_reach_each_others_data(api):
-    dislike_id = api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"}, user=1).get_json()["dislike_id"]
+    dislike_id = api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"}, user=1).get_json()[
+        "dislike_id"
+    ]
     assert api.get("/api/dislike-history", user=2).get_json()["count"] == 0
     assert api.get("/api/dislike-patterns", user=2).get_json()["patterns"]["total_dislikes"] == 0
-    before = api.system.count_rows()
+    before = row_counts(api.system)
     assert api.delete(f"/api/dislike/{dislike_id}", user=2).status_code == 404
-    assert api.system.count_rows() == before
+    assert row_counts(api.system) == before
     assert rows(api.system, user_dislikes)[0].retracted_at is None
 
 
@@ -180,18 +188,20 @@ def mint(api, user_id: int, **extra) -> str:
 
 def test_a_user_token_acts_for_its_user_only(api):
     token = mint(api, 5)
-    assert api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"}, key=token, user=None).status_code == 201
+    assert (
+        api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"}, key=token, user=None).status_code == 201
+    )
     assert rows(api.system, user_dislikes)[0].user_id == 5
     assert api.get("/api/dislike-history", key=token, user=5).get_json()["count"] == 1
 
-    before = api.system.count_rows()
+    before = row_counts(api.system)
     other = api.post("/api/dislike", {"movie_id": 2, "movie_title": "B"}, key=token, user=6)
     assert other.status_code == 403 and error_of(other)["field"] == "X-User-ID"
     for path in ("/api/feedback-metrics", "/api/model-versions", "/api/adjustments", "/api/openapi.json"):
         assert api.get(path, key=token, user=None).status_code == 403, path
     minted = api.post("/api/user-tokens", {"user_id": 6}, key=token, user=None)
     assert minted.status_code == 403  # a token cannot mint tokens for someone else
-    assert api.system.count_rows() == before
+    assert row_counts(api.system) == before
 
 
 def test_a_user_token_expires(api, clock):
@@ -279,3 +289,23 @@ def test_serve_refuses_debug_mode_outside_development(system, db_url, monkeypatc
     monkeypatch.setenv("FEEDBACK_ENV", "production")
     assert main(["--db", db_url, "serve", "--debug", "--port", "0"]) == 2
     assert "debug mode" in capsys.readouterr().err
+
+
+def test_no_key_reaches_the_logs_or_error_bodies(api, caplog, monkeypatch):
+    caplog.set_level("DEBUG")
+    bogus = "fbk_" + "Z" * 43
+    bodies = [
+        api.get("/api/dislike-history").get_data(as_text=True),
+        api.get("/api/dislike-history", key=bogus).get_data(as_text=True),
+        api.get("/api/model-versions").get_data(as_text=True),
+    ]
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api.system, "get_dislike_pattern_analysis", explode)
+    bodies.append(api.get("/api/dislike-patterns", check=False).get_data(as_text=True))
+    assert "RuntimeError" in caplog.text  # something was logged, and it holds no key
+    for secret in (api.service_key, api.admin_key, bogus, api.service_key[12:], api.admin_key[12:]):
+        assert secret not in caplog.text
+        assert all(secret not in body for body in bodies)

@@ -10,16 +10,14 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-
-from dashboard import data
 from dashboard_data import HOSTILE_TEXT, HOSTILE_TITLE, build_sample
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from dashboard import charts, data, ui
 from feedback_core import FeedbackSystem, Settings, lookups, queries
 from feedback_core.db import make_engine, upgrade_database
-from feedback_core.schema import audit_log, feature_adjustments, model_versions, retrain_jobs
-
-pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from feedback_core.schema import audit_log, model_versions, retrain_jobs
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 PAGES = ["overview", "reasons", "errors", "versions", "adjustments", "retrain", "users", "audit"]
@@ -122,9 +120,9 @@ def test_overview_shows_the_numbers_feedback_core_computes(shared_db):
     assert metric(at, "Dislikes") == f"{metrics['total_dislikes']:,}"
     assert metric(at, "Impressions") == f"{metrics['total_impressions']:,}"
     rate = metrics["dislike_rate"]
-    assert metric(at, "Dislike rate") == (
-        f"{rate['rate'] * 100:.2f}% ({rate['ci_low'] * 100:.1f}–{rate['ci_high'] * 100:.1f}%)"
-    )
+    assert metric(at, "Dislike rate") == f"{rate['rate'] * 100:.2f}%"
+    interval = f"95% interval {rate['ci_low'] * 100:.1f}–{rate['ci_high'] * 100:.1f}%"
+    assert interval in [c.value for c in at.caption]
     assert overview["current"]["dislikes"] == metrics["total_dislikes"]
     assert metric(at, "Untrained examples") == f"{shared_db.get_untrained_negative_feedback_count():,} / 20"
     assert metric(at, "Active version") == "v2"
@@ -133,7 +131,10 @@ def test_overview_shows_the_numbers_feedback_core_computes(shared_db):
     assert any("significantly" in b.value or "no significant" in b.value for b in banner)
     rates = table(at, "day", "version", "dislike_rate")
     assert int(rates["impressions"].sum()) == metrics["total_impressions"]
-    assert "Signed in as ops@example.com · admin, approver, viewer (local mode)" in [c.value for c in at.caption]
+    assert "Signed in as ops@example.com · admin, approver, viewer (local mode)" in [t.value for t in at.text]
+    at.session_state["filter_versions"] = [3]  # the candidate never served: no rate, not 0%
+    at.run()
+    assert (metric(at, "Impressions"), metric(at, "Dislike rate")) == ("0", "no impressions")
 
 
 def test_reasons_page_counts_and_shows_hostile_text_as_text(shared_db):
@@ -141,7 +142,9 @@ def test_reasons_page_counts_and_shows_hostile_text_as_text(shared_db):
     bounds = queries.get_data_bounds(shared_db)
     expected = queries.list_reason_counts(shared_db, bounds["first_day"], bounds["last_day"])
     shown = table(at, "reason", "dislikes", "share")
-    assert dict(zip(shown["reason"], shown["dislikes"])) == dict(zip(expected["reason"], expected["dislikes"]))
+    assert dict(zip(shown["reason"], shown["dislikes"])) == dict(
+        zip(expected["reason"], expected["dislikes"])
+    )
     latest = table(at, "feedback_text", "movie_title")
     assert HOSTILE_TEXT in set(latest["feedback_text"]) and HOSTILE_TITLE in set(latest["movie_title"])
     no_markdown_renders(at, "<script", "**Bold**", "# Heading")
@@ -178,7 +181,9 @@ def test_adjustments_page_lists_the_inbox_and_previews(shared_db):
     at.multiselect(key="inbox_selection").set_value([first]).run()
     assert not at.exception
     preview = lookups.preview_adjustment(shared_db, first)
-    assert any(f"weight {preview['weight_before']:.2f} → {preview['weight_after']:.2f}" in t.value for t in at.text)
+    assert any(
+        f"weight {preview['weight_before']:.2f} → {preview['weight_after']:.2f}" in t.value for t in at.text
+    )
 
 
 def test_retrain_page_shows_progress_inputs_and_history(shared_db):
@@ -207,7 +212,9 @@ def test_users_page_matches_the_pattern_analysis(shared_db):
 def test_audit_page_renders_empty_and_filled(own_db):
     at = open_page("audit")
     assert any("No audit records" in i.value for i in at.info)
-    own_db.approve_adjustment(int(lookups.list_adjustment_inbox(own_db, limit=1)["adjustment_id"][0]), "a@b.c")
+    own_db.approve_adjustment(
+        int(lookups.list_adjustment_inbox(own_db, limit=1)["adjustment_id"][0]), "a@b.c"
+    )
     data.refresh()  # a write from outside the dashboard shows after the cache's TTL; don't wait
     at = open_page("audit", AppTest.from_file(str(APP), default_timeout=TIMEOUT).run())
     log = table(at, "actor", "action", "outcome")
@@ -226,11 +233,17 @@ def test_approve_one_with_an_edited_magnitude(own_db):
     assert "with magnitude -0.200" in " ".join(t.value for t in at.text)
     confirm(at)
     decided = own_db.get_adjustment(target)
-    assert (decided["status"], decided["magnitude"], decided["decided_by"]) == ("applied", -0.2, "ops@example.com")
+    assert (decided["status"], decided["magnitude"], decided["decided_by"]) == (
+        "applied",
+        -0.2,
+        "ops@example.com",
+    )
     [record] = audit_rows(own_db, "adjustment.approved")
     assert record.actor == "ops@example.com" and record.entity_id == str(target)
     assert any(f"Adjustment {target} approved" in s.value for s in at.success)
-    assert target not in set(table(at, "adjustment_id", "evidence_dislikes")["adjustment_id"])  # cache refreshed
+    assert target not in set(
+        table(at, "adjustment_id", "evidence_dislikes")["adjustment_id"]
+    )  # cache refreshed
 
 
 def test_reject_several_with_a_note_and_cancel_changes_nothing(own_db):
@@ -276,7 +289,9 @@ def test_activate_a_version_then_roll_back(own_db):
     at.button(key="activate_version").click().run()
     confirm(at)
     assert own_db.get_active_model_version()["version_id"] == 3
-    assert [(r.actor, r.entity_id) for r in audit_rows(own_db, "model.activated")] == [("ops@example.com", "3")]
+    assert [(r.actor, r.entity_id) for r in audit_rows(own_db, "model.activated")] == [
+        ("ops@example.com", "3")
+    ]
     at.selectbox(key="activate_target").set_value(2).run()
     assert at.button(key="activate_version").label == "Roll back to v2"
     at.button(key="activate_version").click().run()
@@ -297,13 +312,20 @@ def test_the_role_is_checked_when_the_action_runs(own_db, dashboard_env):
     assert denied.actor == "ops@example.com"
     assert at.button(key="activate_version").disabled  # and the button now says so
     with own_db.engine.connect() as conn:
-        assert conn.execute(select(model_versions.c.version_id).where(model_versions.c.status == "active")).scalar() == 2
+        assert (
+            conn.execute(
+                select(model_versions.c.version_id).where(model_versions.c.status == "active")
+            ).scalar()
+            == 2
+        )
 
 
 def test_a_viewer_sees_disabled_actions(shared_db, dashboard_env):
     dashboard_env.setenv("FEEDBACK_OPERATOR_ROLES", "viewer")
     at = open_page("adjustments")
-    at.multiselect(key="inbox_selection").set_value([int(lookups.list_adjustment_inbox(shared_db, limit=1)["adjustment_id"][0])]).run()
+    at.multiselect(key="inbox_selection").set_value(
+        [int(lookups.list_adjustment_inbox(shared_db, limit=1)["adjustment_id"][0])]
+    ).run()
     assert at.button(key="approve_selected").disabled and at.button(key="reject_selected").disabled
     at = open_page("retrain", at)
     assert at.button(key="start_retrain").disabled
@@ -321,18 +343,23 @@ def test_oidc_sign_in_and_roles_from_secrets(shared_db):
         "client_secret": "x",
         "server_metadata_url": "https://id.example.com/.well-known/openid-configuration",
     }
-    at.secrets["feedback_roles"] = {"default": ["viewer"], "users": {"alice@example.com": ["viewer", "approver"]}}
+    at.secrets["feedback_roles"] = {
+        "default": ["viewer"],
+        "users": {"alice@example.com": ["viewer", "approver"]},
+    }
     at.user = {"is_logged_in": False}
     at.run()
     assert not at.exception and at.button(key="login") and not at.metric
+    at.button(key="login").click().run()  # without Authlib installed: told so, no stack trace
+    assert not at.exception
     at.user = {"is_logged_in": True, "email": "alice@example.com"}
     at.run()
-    assert "Signed in as alice@example.com · approver, viewer (signed in)" in [c.value for c in at.caption]
+    assert "Signed in as alice@example.com · approver, viewer (signed in)" in [t.value for t in at.text]
     at.switch_page("app_pages/versions.py").run()
     assert at.button(key="activate_version").disabled
     at.user = {"is_logged_in": True, "email": "bob@example.com"}
     at.run()
-    assert "Signed in as bob@example.com · viewer (signed in)" in [c.value for c in at.caption]
+    assert "Signed in as bob@example.com · viewer (signed in)" in [t.value for t in at.text]
 
 
 def test_invalid_roles_are_explained(shared_db, dashboard_env):
@@ -365,3 +392,46 @@ def test_an_unreachable_database_says_so(dashboard_env):
     assert any("cannot be reached" in e.value for e in at.error)
     everything = " ".join(e.value for e in [*at.text, *at.markdown, *at.error, *at.caption])
     assert "s3cret-pw" not in everything
+
+
+# ---------------------------------------------------------------- formats and charts (pure)
+
+
+@pytest.mark.parametrize(
+    "events,trials,enough,expected",
+    [
+        (84, 1000, True, "8.40% (6.8–10.3%)"),
+        (3, 12, False, "too few impressions (12)"),
+        (0, 0, False, "no impressions"),
+        (0, 500, True, "0.00% (0.0–0.8%)"),
+    ],
+)
+def test_rates_are_shown_with_their_interval_or_not_at_all(events, trials, enough, expected):
+    rate = queries.rate_fields(events, trials, min_trials=30)
+    assert rate["enough"] == enough
+    assert ui.fmt_rate(rate) == expected
+
+
+def test_charts_never_draw_a_rate_from_too_few_impressions(shared_db):
+    bounds = queries.get_data_bounds(shared_db)
+    rates = queries.list_daily_rates(shared_db, bounds["first_day"], bounds["last_day"])
+    rates.loc[0, ["impressions", "enough"]] = [5, False]
+    spec = charts.daily_rate_chart(rates, queries.list_version_activations(shared_db)).to_dict()
+    datasets = spec["datasets"]
+    band, line, sparse = (datasets[layer["data"]["name"]] for layer in spec["layer"][:3])
+    first_day = rates.loc[0, "day"].isoformat()
+    assert all(first_day not in str(row["day"]) or row["version"] != rates.loc[0, "version"] for row in line)
+    assert [row["impressions"] for row in sparse] == [5]
+    assert "field" not in spec["layer"][2]["encoding"]["y"]  # a marker on the top edge, no rate
+    assert len(band) == len(line) == len(rates) - 1
+    empty = rates.iloc[0:0]
+    for chart in (
+        charts.daily_rate_chart(empty, queries.list_version_activations(shared_db).iloc[0:0]),
+        charts.reason_bar_chart(
+            queries.list_reason_counts(shared_db, bounds["last_day"], bounds["first_day"])
+        ),
+        charts.score_histogram_chart(
+            queries.list_score_histogram(shared_db, bounds["last_day"], bounds["first_day"])
+        ),
+    ):
+        chart.to_dict()  # validates against the Vega-Lite schema

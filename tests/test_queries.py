@@ -14,10 +14,10 @@ from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import select
-
 from conftest import BACKENDS, PG_URL, Clock, _fresh_pg
 from dashboard_data import build_sample
+from sqlalchemy import select
+
 from feedback_core import FeedbackSystem, Settings, lookups, queries
 from feedback_core.db import make_engine, upgrade_database
 from feedback_core.schema import audit_log, impressions, movies, user_dislikes
@@ -186,7 +186,9 @@ def test_score_histogram_errors_and_confident_mistakes_equal_a_recount(sample):
 
     errors = queries.list_error_by_version(system, start, end)
     mean = dis.groupby("version")["predicted_score"].mean()
-    assert {r.model_version_id: r.mean_prediction_error for r in errors.itertuples()} == pytest.approx(mean.to_dict())
+    assert {r.model_version_id: r.mean_prediction_error for r in errors.itertuples()} == pytest.approx(
+        mean.to_dict()
+    )
 
     everything = raw_dislikes(system)
     high = everything[everything["predicted_score"] >= 0.7].groupby("movie_id").size()
@@ -223,7 +225,9 @@ def test_versions_and_comparison_equal_a_recount(sample):
 
 def test_latest_dislikes_are_the_newest_rows(sample):
     system, built = sample
-    latest = lookups.list_latest_dislikes(system, built["start"], built["end"], (2,), ("wrong_genre",), limit=7)
+    latest = lookups.list_latest_dislikes(
+        system, built["start"], built["end"], (2,), ("wrong_genre",), limit=7
+    )
     dis = raw_dislikes(system)
     dis = dis[(dis["version"] == 2) & (dis["reason"] == "wrong_genre")]
     expected = dis.sort_values(["created_at", "dislike_id"], ascending=False).head(7)
@@ -280,7 +284,9 @@ def test_preview_scores_with_the_active_model_and_shifts_the_feature(sample):
         s["movie_id"]: s["predicted_score"]
         for s in system.score_movies(int(adjustment.user_id), [int(m) for m in preview["before"]["movie_id"]])
     }
-    assert list(preview["before"]["score"]) == pytest.approx([scored[m] for m in preview["before"]["movie_id"]])
+    assert list(preview["before"]["score"]) == pytest.approx(
+        [scored[m] for m in preview["before"]["movie_id"]]
+    )
     assert list(preview["before"]["score"]) == sorted(preview["before"]["score"], reverse=True)
     # Films with the feature fall, the rest keep their scores; what left had the feature.
     assert preview["leaving"]["has_feature"].all()
@@ -318,9 +324,15 @@ def test_effects_user_lists_and_audit_after_an_approval(sample):
     today = system.now().date()
     audit = lookups.list_audit(system, today, today, actor="approver@test")
     with system.engine.connect() as conn:
-        expected = conn.execute(
-            select(audit_log.c.audit_id).where(audit_log.c.actor == "approver@test").order_by(audit_log.c.audit_id.desc())
-        ).scalars().all()
+        expected = (
+            conn.execute(
+                select(audit_log.c.audit_id)
+                .where(audit_log.c.actor == "approver@test")
+                .order_by(audit_log.c.audit_id.desc())
+            )
+            .scalars()
+            .all()
+        )
     assert list(audit["audit_id"]) == expected
     assert "adjustment.approved" in lookups.list_audit_facets(system)["actions"]
 
@@ -329,7 +341,9 @@ def test_user_profile_matches_the_systems_reads(sample):
     system, _ = sample
     profile = lookups.get_user_profile(system, 1)
     assert profile["patterns"] == system.get_dislike_pattern_analysis(1)
-    assert list(profile["dislikes"]["dislike_id"]) == [d["dislike_id"] for d in system.get_user_dislikes(1, 500)]
+    assert list(profile["dislikes"]["dislike_id"]) == [
+        d["dislike_id"] for d in system.get_user_dislikes(1, 500)
+    ]
     recent = lookups.list_recent_users(system, limit=5)
     assert len(recent) == len(set(recent)) == 5
 

@@ -55,8 +55,10 @@ def show_preview(adjustment_id: int, magnitude: float) -> None:
         ui.show_table(preview["entering"][["rank", "title", "score"]], f"preview_entering_{adjustment_id}")
     with st.expander("Top 10 before and after"):
         left, right = st.columns(2)
-        left.dataframe(preview["before"], hide_index=True)
-        right.dataframe(preview["after"], hide_index=True)
+        with left:
+            ui.show_table(preview["before"], f"preview_before_{adjustment_id}")
+        with right:
+            ui.show_table(preview["after"], f"preview_after_{adjustment_id}")
 
 
 st.title("Adjustments")
@@ -106,14 +108,22 @@ with inbox_tab:
         edited = magnitude if abs(magnitude - proposed) > 1e-9 else None
         show_preview(picked[0], magnitude)
     note = st.text_input("Note (kept with a rejection)", key="reject_note", max_chars=500)
-    left, right, _ = st.columns([1, 1, 3])
-    if ui.action_button(
-        f"Approve {what}" if count else "Approve",
-        "adjustment.approve",
-        key="approve_selected",
-        disabled=not count,
-        type="primary",
-    ):
+    buttons = st.container(horizontal=True)
+    with buttons:
+        approve = ui.action_button(
+            f"Approve {what}" if count else "Approve",
+            "adjustment.approve",
+            key="approve_selected",
+            disabled=not count,
+            type="primary",
+        )
+        reject = ui.action_button(
+            f"Reject {what}" if count else "Reject",
+            "adjustment.reject",
+            key="reject_selected",
+            disabled=not count,
+        )
+    if approve:
         change = f" with magnitude {edited:+.3f} instead of {proposed:+.3f}" if edited is not None else ""
         ui.ask_to_confirm(
             "approve",
@@ -122,12 +132,7 @@ with inbox_tab:
             ids=picked,
             **({"magnitude": edited} if edited is not None else {}),
         )
-    if ui.action_button(
-        f"Reject {what}" if count else "Reject",
-        "adjustment.reject",
-        key="reject_selected",
-        disabled=not count,
-    ):
+    if reject:
         ui.ask_to_confirm(
             "reject", f"Reject {what}?" + (f" Note: {note}" if note else ""), "Reject", ids=picked, note=note
         )

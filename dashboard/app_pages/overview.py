@@ -14,20 +14,31 @@ st.caption(
 
 overview = data.query(queries.get_overview, *f.args)
 now, before = overview["current"], overview["previous"]
-cols = st.columns(5)
+# No delta against an empty previous window: "+283" would only restate the number.
+had_before = before["impressions"] > 0 or before["dislikes"] > 0
+cols = st.columns([1, 1, 1.2, 1.1, 0.8])
 cols[0].metric(
-    "Dislikes", f"{now['dislikes']:,}", f"{now['dislikes'] - before['dislikes']:+,}", delta_color="inverse"
+    "Dislikes",
+    f"{now['dislikes']:,}",
+    f"{now['dislikes'] - before['dislikes']:+,}" if had_before else None,
+    delta_color="inverse",
 )
-cols[1].metric("Impressions", f"{now['impressions']:,}", f"{now['impressions'] - before['impressions']:+,}")
+cols[1].metric(
+    "Impressions",
+    f"{now['impressions']:,}",
+    f"{now['impressions'] - before['impressions']:+,}" if had_before else None,
+)
 rate, previous_rate = now["dislike_rate"], before["dislike_rate"]
 comparable = rate["enough"] and previous_rate["enough"]
 cols[2].metric(
     "Dislike rate",
-    ui.fmt_rate(rate),
+    ui.fmt_pct(rate["rate"], 2) if rate["enough"] else ui.fmt_rate(rate),
     f"{(rate['rate'] - previous_rate['rate']) * 100:+.2f} points" if comparable else None,
     delta_color="inverse",
-    help="Dislikes of shown items / items shown, with its 95% Wilson interval",
+    help="Dislikes of shown items / items shown",
 )
+if rate["enough"]:
+    cols[2].caption(f"95% interval {ui.fmt_interval(rate)}")
 pending, threshold = overview["untrained_examples"], overview["retrain_threshold"]
 cols[3].metric(
     "Untrained examples",

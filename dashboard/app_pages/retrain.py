@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import data, ui
 from feedback_core import queries
+from feedback_core.errors import DatabaseUnavailableError
 
 label = queries.version_label
 
@@ -11,7 +12,11 @@ label = queries.version_label
 @st.fragment(run_every="2s")
 def job_progress(job_id: int) -> None:
     """Poll one job without blocking the page; redraw the whole page once it has finished."""
-    job = data.get_system().get_retrain_job(job_id)  # a primary-key read, deliberately uncached
+    try:
+        job = data.get_system().get_retrain_job(job_id)  # a primary-key read, deliberately uncached
+    except DatabaseUnavailableError as exc:  # a fragment rerun is outside the page's error handling
+        st.warning(f"Progress unavailable: {exc.message}")
+        return
     if job["status"] in ("succeeded", "failed"):
         data.refresh()
         st.rerun(scope="app")

@@ -36,40 +36,47 @@ if unrated:
 
 st.subheader("Compare two versions")
 ids = [int(v) for v in versions["version_id"]]
-default_b = ids.index(active_id) if active_id in ids else 0
-left, right = st.columns(2)
-b = left.selectbox("Version B (the one you judge)", ids, index=default_b, format_func=label, key="compare_b")
-others = [v for v in ids if v != b] or ids
-parent = versions.loc[versions["version_id"] == b, "parent"].iloc[0]
-default_a = next((i for i, v in enumerate(others) if label(v) == parent), 0)
-a = right.selectbox("Version A (the baseline)", others, index=default_a, format_func=label, key="compare_a")
+if len(ids) < 2:
+    st.info("Only one version so far: a comparison needs a second one (see the Retrain page).")
+else:
+    default_b = ids.index(active_id) if active_id in ids else 0
+    left, right = st.columns(2)
+    b = left.selectbox(
+        "Version B (the one you judge)", ids, index=default_b, format_func=label, key="compare_b"
+    )
+    others = [v for v in ids if v != b]
+    parent = versions.loc[versions["version_id"] == b, "parent"].iloc[0]
+    default_a = next((i for i, v in enumerate(others) if label(v) == parent), 0)
+    a = right.selectbox(
+        "Version A (the baseline)", others, index=default_a, format_func=label, key="compare_a"
+    )
 
-comparison = data.query(queries.compare_versions, a, b)
-(st.success if comparison["p_value"] is not None and comparison["p_value"] < 0.05 else st.info)(
-    comparison["verdict"], icon=":material/balance:"
-)
-if comparison["difference"] is not None:
-    st.caption(
-        f"Difference B − A: {comparison['difference'] * 100:+.2f} points "
-        f"(95% interval {comparison['difference_low'] * 100:+.2f} to {comparison['difference_high'] * 100:+.2f}), "
-        f"two-proportion z-test {ui.fmt_p(comparison['p_value'])}."
+    comparison = data.query(queries.compare_versions, a, b)
+    (st.success if comparison["p_value"] is not None and comparison["p_value"] < 0.05 else st.info)(
+        comparison["verdict"], icon=":material/balance:"
     )
-online = comparison["online"]
-cols = st.columns(2)
-for col, row in zip(cols, online.to_dict("records"), strict=True):
-    col.metric(
-        f"Dislike rate of {row['version']}",
-        ui.fmt_rate(row),
-        help=f"{row['dislikes']:,} dislikes / {row['impressions']:,} impressions",
-    )
-tab_offline, tab_weights = st.tabs(["Offline metrics", "Weights side by side"])
-with tab_offline:
-    ui.show_table(comparison["offline"], f"offline_metrics_{label(a)}_{label(b)}")
-with tab_weights:
-    if comparison["weights"].empty:
-        st.info("Neither version records feature weights.")
-    else:
-        ui.show_table(comparison["weights"], f"weights_{label(a)}_{label(b)}")
+    if comparison["difference"] is not None:
+        st.caption(
+            f"Difference B − A: {comparison['difference'] * 100:+.2f} points "
+            f"(95% interval {comparison['difference_low'] * 100:+.2f} to {comparison['difference_high'] * 100:+.2f}), "
+            f"two-proportion z-test {ui.fmt_p(comparison['p_value'])}."
+        )
+    online = comparison["online"]
+    cols = st.columns(2)
+    for col, row in zip(cols, online.to_dict("records"), strict=True):
+        col.metric(
+            f"Dislike rate of {row['version']}",
+            ui.fmt_rate(row, trials="impressions"),
+            help=f"{row['dislikes']:,} dislikes / {row['impressions']:,} impressions",
+        )
+    tab_offline, tab_weights = st.tabs(["Offline metrics", "Weights side by side"])
+    with tab_offline:
+        ui.show_table(comparison["offline"], f"offline_metrics_{label(a)}_{label(b)}")
+    with tab_weights:
+        if comparison["weights"].empty:
+            st.info("Neither version records feature weights.")
+        else:
+            ui.show_table(comparison["weights"], f"weights_{label(a)}_{label(b)}")
 
 st.subheader("Activate or roll back")
 choices = [v for v in ids if v != active_id]

@@ -1,0 +1,187 @@
+"""Time the data functions behind each dashboard page on the demo database.
+
+Each page of ``dashboard/app_pages/`` calls a few ``feedback_core.queries`` / ``lookups``
+functions with the default filters (the last 28 days up to the last day with data). This
+calls the same functions, without Streamlit's cache, and reports per function and per page
+the first (cold) call and the median and 95th percentile of the repeated calls.
+
+    .venv/bin/python bench/dashboard.py                 # the default demo (built once, cached)
+    .venv/bin/python bench/dashboard.py --users 60 --days 14 --movies 300   # a smaller demo
+    .venv/bin/python bench/dashboard.py --db sqlite:///data/feedback.db      # any database
+
+The demo is built with ``feedback_core.demo.build_demo`` (what ``feedback-core demo`` runs)
+into ``bench/.cache/`` and reused while the schema revision and sizes match. Prints the figures
+and a Markdown table row for ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from feedback_core import FeedbackSystem, Settings, lookups, queries  # noqa: E402
+from feedback_core.db import head_revision, make_engine, upgrade_database  # noqa: E402
+from feedback_core.settings import mask_url  # noqa: E402
+
+CACHE = HERE / ".cache"
+WINDOW_DAYS = 28  # the dashboard's default window
+
+
+def demo_database(users: int, days: int, movies: int, seed: int) -> str:
+    """Return the URL of a cached demo database of this size (built on first use)."""
+    CACHE.mkdir(exist_ok=True)
+    path = CACHE / f"dashboard_demo_u{users}_d{days}_m{movies}_s{seed}_r{head_revision()}.db"
+    url = f"sqlite:///{path}"
+    if not path.exists():
+        from feedback_core.demo import build_demo
+
+        partial = path.with_suffix(".building")
+        partial.unlink(missing_ok=True)
+        settings = Settings(database_url=f"sqlite:///{partial}")
+        engine = make_engine(settings)
+        upgrade_database(engine)
+        engine.dispose()
+        print(f"building the demo database ({users} people, {days} days, {movies} films); this is done once")
+        started = time.perf_counter()
+        summary = build_demo(settings, seed=seed, users=users, days=days, movies=movies)
+        print(f"  built in {time.perf_counter() - started:.0f} s: {summary}")
+        partial.rename(path)
+    return url
+
+
+def page_calls(system: FeedbackSystem) -> dict[str, list[tuple[str, Callable[[], object]]]]:
+    """Return, per page, the data functions it calls with the dashboard's default filters."""
+    bounds = queries.get_data_bounds(system)
+    end = bounds["last_day"]
+    if end is None:
+        raise SystemExit("the database has no impressions or dislikes: load the demo first")
+    start = max(bounds["first_day"], end - timedelta(days=WINDOW_DAYS - 1))
+    window = (start, end, (), ())
+    versions = queries.list_versions(system)
+    ids = list(versions["version_id"])
+    active = int(versions.loc[versions["status"] == "active", "version_id"].iloc[0]) if len(ids) else None
+    other = next((v for v in ids if v != active), active)
+    inbox = lookups.list_adjustment_inbox(system, limit=1)
+    first_adjustment = int(inbox["adjustment_id"].iloc[0]) if len(inbox) else None
+    user = (lookups.list_recent_users(system, limit=1) or [1])[0]
+    today = system.now().date()
+
+    def call(fn, *args, **kwargs):
+        return (fn.__name__, lambda: fn(system, *args, **kwargs))
+
+    pages = {
+        "every page": [
+            call(queries.get_database_state),
+            call(queries.get_data_bounds),
+            call(queries.list_filter_versions),
+        ],
+        "overview": [
+            call(queries.get_overview, *window),
+            call(queries.get_latest_day_check, end),
+            call(queries.list_daily_rates, *window),
+            call(queries.list_version_activations),
+        ],
+        "reasons": [
+            call(queries.list_reason_counts, *window),
+            call(queries.list_reason_trend, *window),
+            call(queries.list_reason_genre, start, end, ()),
+            call(lookups.list_latest_dislikes, *window, limit=100),
+        ],
+        "errors": [
+            call(queries.list_score_histogram, start, end, ()),
+            call(queries.list_error_by_version, *window),
+            call(queries.list_confident_mistakes, limit=15),
+        ],
+        "versions": [call(queries.list_versions)]
+        + ([call(queries.compare_versions, other, active)] if active else []),
+        "adjustments": [
+            call(lookups.list_adjustment_inbox, status="proposed"),
+            call(lookups.list_adjustment_inbox, status="applied", limit=200),
+        ]
+        + ([call(lookups.preview_adjustment, first_adjustment)] if first_adjustment else []),
+        "retrain": [call(queries.get_retrain_status), call(queries.list_job_history, limit=50)],
+        "users": [
+            call(lookups.list_recent_users, limit=20),
+            call(lookups.get_user_profile, user),
+            call(lookups.list_user_lists, user, sets=10),
+        ],
+        "audit": [
+            call(lookups.list_audit_facets),
+            call(lookups.list_audit, today - timedelta(days=29), today, limit=1000),
+        ],
+    }
+    return pages
+
+
+def measure(fn: Callable[[], object], repeat: int) -> tuple[float, float, float]:
+    """Return (first call, median, 95th percentile) in milliseconds."""
+    started = time.perf_counter()
+    fn()
+    first = (time.perf_counter() - started) * 1000
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    return first, statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", help="database URL to measure (default: the cached demo)")
+    parser.add_argument("--users", type=int, default=300, help="demo people (default 300)")
+    parser.add_argument("--days", type=int, default=30, help="demo days (default 30)")
+    parser.add_argument("--movies", type=int, default=1500, help="demo films (default 1500)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=20, help="timed calls per function (default 20)")
+    args = parser.parse_args(argv)
+
+    url = args.db or demo_database(args.users, args.days, args.movies, args.seed)
+    system = FeedbackSystem.from_url(url)
+    try:
+        counts = system.count_rows()
+        print(f"database: {mask_url(url)}")
+        print(
+            f"  {counts['impressions']:,} impressions, {counts['user_dislikes']:,} dislikes, "
+            f"{counts['feature_adjustments']:,} adjustments, {counts['model_versions']:,} versions"
+        )
+        print(
+            f"  {platform.platform()}, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+        )
+        print()
+        print(f"{'page':<12} {'function':<28} {'first ms':>9} {'median ms':>10} {'p95 ms':>8}")
+        totals = {}
+        for page, calls in page_calls(system).items():
+            first_total = median_total = 0.0
+            for name, fn in calls:
+                first, median, p95 = measure(fn, args.repeat)
+                first_total += first
+                median_total += median
+                print(f"{page:<12} {name:<28} {first:>9.1f} {median:>10.1f} {p95:>8.1f}")
+            totals[page] = (first_total, median_total)
+            print(f"{page:<12} {'= page total':<28} {first_total:>9.1f} {median_total:>10.1f}")
+        print()
+        worst = max(totals, key=lambda p: totals[p][1])
+        row = " | ".join(f"{p} {m:.0f}" for p, (_, m) in totals.items())
+        print("Markdown row (median ms per page, data functions only, no cache):")
+        print(
+            f"| dashboard data | {counts['impressions']:,} impressions, {counts['user_dislikes']:,} dislikes | {row} |"
+        )
+        print(f"slowest page: {worst} ({totals[worst][1]:.1f} ms median)")
+    finally:
+        system.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""The dashboard in a real browser: ``streamlit run`` on a free port against a prepared database,
+Debian's Chromium driven by Playwright through every page; one adjustment approved and one
+retrain started through the confirmation dialogs; a screenshot of each page in docs/screenshots/.
+
+Skipped (with the reason) where Chromium or Playwright is missing; CI installs both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from dashboard_data import build_sample
+from sqlalchemy import select
+
+from feedback_core import FeedbackSystem, Settings
+from feedback_core.db import make_engine, upgrade_database
+from feedback_core.schema import audit_log, feature_adjustments, retrain_jobs
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# (navigation label, page title, screenshot name, charts and tables it shows on the sample)
+PAGES = [
+    ("Overview", "Overview", "overview", 1, 0),
+    ("Reasons", "Reasons", "reasons", 3, 2),
+    ("Prediction errors", "Prediction errors", "errors", 2, 1),
+    ("Model versions", "Model versions", "versions", 1, 2),
+    ("Retrain", "Retrain", "retrain", 0, 2),
+    ("Adjustments", "Adjustments", "adjustments", 0, 1),
+    ("Users", "Users", "users", 1, 3),
+    ("Audit log", "Audit log", "audit", 0, 1),
+]
+OPERATOR = "browser@example.com"
+# Seconds a page may take from the click to a finished render on an idle machine (the issue's
+# target); on a busy one the budget grows with the load per core.
+PAGE_BUDGET_S = float(os.environ.get("FEEDBACK_PAGE_BUDGET_S", "2.0"))
+
+
+def page_budget() -> float:
+    """Return the render budget, scaled by the 1-minute load per core when that exceeds 1."""
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return PAGE_BUDGET_S * max(1.0, load)
+
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="Debian's chromium is not installed (apt-get install -y chromium); CI installs it",
+    ),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A prepared database and ``streamlit run`` serving the dashboard over it."""
+    path = tmp_path_factory.mktemp("browser") / "sample.db"
+    url = f"sqlite:///{path}"
+    port = free_port()
+    env = {
+        **os.environ,
+        "FEEDBACK_DB_URL": url,
+        "FEEDBACK_OPERATOR": OPERATOR,
+        "FEEDBACK_OPERATOR_ROLES": "viewer,approver,admin",
+    }
+    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py")]
+    command += ["--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"]
+    base = f"http://127.0.0.1:{port}"
+    with open(path.with_suffix(".log"), "w") as log:
+        # The server reads the database only once a browser connects: build it while the server boots.
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            settings = Settings(database_url=url, FEEDBACK_ACCUMULATION_THRESHOLD=1_000_000)
+            engine = make_engine(settings)
+            upgrade_database(engine)
+            build_sample(FeedbackSystem(engine, settings))
+            engine.dispose()
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/_stcore/health", timeout=1):
+                        break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"streamlit did not start; see {log.name}") from None
+                    time.sleep(0.2)
+            system = FeedbackSystem.from_url(url)
+            yield base, system
+            system.close()
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+# The run has finished (nothing running, stale or waiting for its lazily loaded code), the
+# page's charts have drawn and its tables are there. "Running" shows only after a moment, so
+# the counts are what tell a finished page from one still arriving.
+RENDERED = """([charts, tables]) =>
+    !document.querySelector('[data-testid="stStatusWidget"], [data-testid="stSkeleton"], [data-stale="true"]')
+    && document.querySelectorAll('[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg').length >= charts
+    && document.querySelectorAll('[data-testid="stDataFrame"]').length >= tables"""
+
+
+def wait_until_idle(page, charts: int = 0, tables: int = 0, settle_ms: int = 300) -> None:
+    """Wait until the run has finished and what the page shows has drawn, then let it paint."""
+    page.wait_for_function(RENDERED, arg=[charts, tables], timeout=30_000)
+    if settle_ms:
+        page.wait_for_timeout(settle_ms)
+        page.wait_for_function(RENDERED, arg=[charts, tables], timeout=30_000)
+
+
+def screenshot(page, name: str, charts: int, tables: int) -> None:
+    """Save the whole page (the main area scrolls on its own, so grow the viewport to fit it)."""
+    height = page.evaluate(
+        """() => Math.max(...[...document.querySelectorAll('[data-testid="stMain"], [data-testid="stMainBlockContainer"]')]
+                             .map(e => e.scrollHeight), document.body.scrollHeight)"""
+    )
+    page.set_viewport_size({"width": 1400, "height": min(max(int(height) + 40, 900), 8000)})
+    wait_until_idle(page, charts, tables)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+
+def go_to(page, label: str, title: str, charts: int = 0, tables: int = 0) -> float:
+    """Click a page in the sidebar; return the seconds until it has rendered."""
+    started = time.monotonic()
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=label, exact=True).click()
+    page.get_by_role("heading", name=title, level=1).wait_for(timeout=30_000)
+    wait_until_idle(page, charts, tables, settle_ms=0)
+    elapsed = time.monotonic() - started
+    wait_until_idle(page, charts, tables)
+    return elapsed
+
+
+def test_every_page_approve_one_adjustment_and_start_a_retrain(server, browser):
+    base, system = server
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    alerts: list[str] = []
+    page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
+    page.goto(base)
+    page.get_by_role("heading", name="Overview", level=1).wait_for(timeout=60_000)
+    wait_until_idle(page, charts=1)
+    timings = {}
+    for label, title, name, charts, tables in PAGES:
+        timings[name] = go_to(page, label, title, charts, tables)
+        assert page.locator('[data-testid="stException"]').count() == 0, name
+        assert page.get_by_text(f"Signed in as {OPERATOR}").count() == 1, name
+        # Hostile titles and feedback: shown as text, nothing executed, no element injected, layout intact.
+        assert page.evaluate("() => window.__pwned === undefined"), name
+        assert page.evaluate(
+            """() => !document.querySelector('img[src="x"]')
+                   && ![...document.scripts].some(s => s.textContent.includes('__pwned'))"""
+        ), name
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1"), name
+
+        if name == "adjustments":
+            approved = approve_first_adjustment(page, system)
+            pick_adjustment(page, approved - 1)  # the screenshot shows a preview
+        if name == "retrain":
+            start_retrain(page, system)
+        if name == "users":  # the user who is always shown the hostile title
+            page.get_by_label("User id").fill("1")
+            page.get_by_label("User id").press("Enter")
+            page.get_by_text("Recent lists").wait_for()
+            wait_until_idle(page, charts, tables)
+        screenshot(page, name, charts, tables)
+    assert alerts == []
+    # Best of two visits: one slow visit on a busy machine is noise, two are a slow page.
+    budget = page_budget()
+    for label, title, name, charts, tables in PAGES:
+        if timings[name] > budget:
+            go_to(page, "Audit log", "Audit log")
+            timings[name] = min(timings[name], go_to(page, label, title, charts, tables))
+    print(f"page render seconds (budget {budget:.1f}):", {k: round(v, 2) for k, v in timings.items()})
+    slow = {k: round(v, 2) for k, v in timings.items() if v > budget}
+    assert not slow, (
+        f"pages over {budget:.1f}s (FEEDBACK_PAGE_BUDGET_S={PAGE_BUDGET_S} x load per core): {slow}"
+    )
+
+
+def pick_adjustment(page, adjustment_id: int) -> None:
+    """Choose one proposal in the "Decide on" picker and wait for its preview."""
+    picker = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Decide on").locator("input")
+    picker.click()
+    picker.fill(f"#{adjustment_id} ")
+    page.get_by_role("option").filter(has_text=f"#{adjustment_id} ").first.click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name=f"Approve adjustment #{adjustment_id}").wait_for(timeout=30_000)
+    wait_until_idle(page, tables=3)  # the inbox, what would leave and what would enter
+
+
+def approve_first_adjustment(page, system) -> int:
+    """Approve the newest proposal through the dialog; return its id."""
+    with system.engine.connect() as conn:
+        proposed = conn.execute(
+            select(feature_adjustments.c.adjustment_id)
+            .where(feature_adjustments.c.status == "proposed")
+            .order_by(feature_adjustments.c.created_at.desc(), feature_adjustments.c.adjustment_id.desc())
+            .limit(1)
+        ).scalar_one()
+    pick_adjustment(page, proposed)
+    page.get_by_role("button", name=f"Approve adjustment #{proposed}").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("button", name="Approve", exact=True).click()
+    page.get_by_text(f"Adjustment {proposed} approved and applied").wait_for(timeout=30_000)
+    wait_until_idle(page, tables=1)
+    with system.engine.connect() as conn:
+        status, decided_by = conn.execute(
+            select(feature_adjustments.c.status, feature_adjustments.c.decided_by).where(
+                feature_adjustments.c.adjustment_id == proposed
+            )
+        ).one()
+        audited = (
+            conn.execute(
+                select(audit_log.c.actor).where(
+                    audit_log.c.action == "adjustment.approved", audit_log.c.entity_id == str(proposed)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert (status, decided_by, audited) == ("applied", OPERATOR, [OPERATOR])
+    return proposed
+
+
+def start_retrain(page, system) -> None:
+    page.get_by_role("button", name="Start a retrain").click()
+    page.get_by_role("dialog").get_by_role("button", name="Start retrain").click()
+    page.get_by_text("queued").first.wait_for(timeout=30_000)
+    wait_until_idle(page, tables=2)
+    with system.engine.connect() as conn:
+        jobs = conn.execute(
+            select(retrain_jobs.c.status, retrain_jobs.c.requested_by).where(
+                retrain_jobs.c.status == "queued"
+            )
+        ).all()
+    assert [tuple(j) for j in jobs] == [("queued", OPERATOR)]
+    assert page.get_by_role("button", name="Start a retrain").is_disabled()

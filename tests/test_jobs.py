@@ -1,0 +1,342 @@
+"""Retrain jobs: queued once at the threshold, claimed once, examples used or released, dead workers found."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+from helpers import count, finish_retrain_jobs, rows
+from loop_support import ALL_FILMS, COMEDY, HORROR, build_world, dislike, trained_world
+
+from feedback_core import ConflictError, ValidationError
+from feedback_core.schema import audit_log, model_versions, negative_examples, ratings, retrain_jobs
+
+
+def jobs(system) -> list:
+    return rows(system, retrain_jobs, order_by=retrain_jobs.c.job_id)
+
+
+def examples(system) -> list:
+    return rows(system, negative_examples, order_by=negative_examples.c.example_id)
+
+
+def some_dislikes(system, n: int, first_user: int = 300) -> list[int]:
+    """Record ``n`` dislikes of distinct (user, film) pairs; return their ids."""
+    ids = []
+    for i in range(n):
+        ids.append(dislike(system, first_user + i // len(HORROR), HORROR[i % len(HORROR)])["dislike_id"])
+    return ids
+
+
+# ------------------------------------------------------------------ queueing
+
+
+def test_crossing_the_threshold_queues_exactly_one_job(make_system, clock):
+    system = make_system(FEEDBACK_ACCUMULATION_THRESHOLD=5)
+    build_world(system)
+    some_dislikes(system, 4)
+    assert jobs(system) == []
+    some_dislikes(system, 1, first_user=400)
+    (job,) = jobs(system)
+    assert (job.status, job.trigger, job.requested_by, job.created_at) == (
+        "queued",
+        "threshold",
+        "system",
+        clock(),
+    )
+    some_dislikes(system, 30, first_user=500)  # however many follow
+    assert [j.job_id for j in jobs(system)] == [job.job_id]
+    assert count(system, audit_log, audit_log.c.action == "retrain.queued") == 1
+
+    # Once the job has used the examples, the next crossing queues the next job.
+    assert system.run_worker(once=True) == 1
+    assert system.get_retrain_job(job.job_id)["status"] == "succeeded"
+    some_dislikes(system, 4, first_user=600)
+    assert len(jobs(system)) == 1
+    some_dislikes(system, 1, first_user=700)
+    assert [j.status for j in jobs(system)] == ["succeeded", "queued"]
+
+
+def test_racing_dislikes_past_the_threshold_queue_one_job(make_system):
+    system = make_system(FEEDBACK_ACCUMULATION_THRESHOLD=5)
+    build_world(system)
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def post(user):
+        barrier.wait()
+        try:
+            for m in HORROR[:3]:
+                dislike(system, user, m)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post, args=(800 + i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert count(system, negative_examples) == 24
+    assert len(jobs(system)) == 1
+
+
+def test_request_retrain_returns_the_job_already_queued(system, clock):
+    build_world(system)
+    first = system.request_retrain("analyst@test")
+    assert first["created"] is True and first["status"] == "queued" and first["trigger"] == "manual"
+    assert first["requested_by"] == "analyst@test"
+    clock.advance(minutes=5)
+    second = system.request_retrain("someone-else@test")
+    assert second["created"] is False
+    assert second["job_id"] == first["job_id"] and second["requested_by"] == "analyst@test"
+    # While it runs, still the same job.
+    system.claim_next_job(worker_id="w1")
+    third = system.request_retrain("someone-else@test")
+    assert (third["job_id"], third["status"], third["created"]) == (first["job_id"], "running", False)
+    with pytest.raises(ConflictError):
+        system.retrain("someone-else@test")
+    assert len(jobs(system)) == 1
+    finish_retrain_jobs(system)
+    assert system.request_retrain("analyst@test")["created"] is True
+
+
+@pytest.mark.parametrize("actor", ["", "   ", None, 5, "x" * 121])
+def test_request_retrain_needs_an_actor(system, actor):
+    with pytest.raises(ValidationError):
+        system.request_retrain(actor)
+    assert jobs(system) == []
+
+
+# ------------------------------------------------------------------ running
+
+
+def test_a_successful_job_marks_its_examples_used_with_the_new_version(system, clock, monkeypatch):
+    first = trained_world(system)
+    ids = some_dislikes(system, 12)
+    assert [j.status for j in jobs(system)] == ["succeeded"]  # 12 is under the threshold of 20
+
+    # A dislike that arrives while the job trains is not the job's: it stays pending.
+    from feedback_core import training
+
+    real_load = training.load_training_data
+    late: list[int] = []
+
+    def load_and_meanwhile_dislike(*args, **kwargs):
+        late.append(dislike(system, 999, COMEDY[0])["dislike_id"])
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(training, "load_training_data", load_and_meanwhile_dislike)
+    clock.advance(hours=2)
+    done = system.retrain("analyst@test")
+    assert done["status"] == "succeeded", done["error"]
+    assert (done["progress"], done["stage"], done["error"]) == (100, "done", None)
+    assert done["examples_claimed"] == 12
+    version = done["result_version_id"]
+    assert version != first
+    assert system.get_model_version(version)["examples"]["new_negative_examples"] == 12
+
+    by_dislike = {e.dislike_id: e for e in examples(system)}
+    for dislike_id in ids:
+        e = by_dislike[dislike_id]
+        assert (e.status, e.used_in_version_id, e.job_id, e.used_at) == (
+            "used",
+            version,
+            done["job_id"],
+            clock(),
+        )
+    (late_id,) = late
+    assert (by_dislike[late_id].status, by_dislike[late_id].job_id) == ("pending", None)
+    assert system.get_untrained_negative_feedback_count() == 1
+    (audit,) = rows(
+        system,
+        audit_log,
+        audit_log.c.action == "retrain.succeeded",
+        audit_log.c.entity_id == str(done["job_id"]),
+    )
+    assert audit.details["version_id"] == version
+
+
+def test_a_failed_job_releases_its_examples_and_leaves_the_active_version(system, clock):
+    first = trained_world(system)
+    # Take every like back (3 stars is neither liked nor disliked): with no shown lists either,
+    # nothing is left to learn "liked" from, so training must fail.
+    liked = [(r.user_id, r.movie_id, 3.0) for r in rows(system, ratings, ratings.c.rating >= 4)]
+    assert liked
+    system.record_ratings(liked)
+    ids = some_dislikes(system, 10)
+    clock.advance(hours=1)
+    failed = system.retrain("analyst@test")
+
+    assert failed["status"] == "failed"
+    assert failed["error"] == "ValueError: training needs both liked films and negative examples"
+    assert failed["finished_at"] is not None and failed["result_version_id"] is None
+    for e in examples(system):
+        assert e.dislike_id in ids
+        assert (e.status, e.job_id, e.used_in_version_id) == ("pending", None, None)
+    assert system.get_active_model_version()["version_id"] == first
+    assert count(system, model_versions) == 1
+    (audit,) = rows(system, audit_log, audit_log.c.action == "retrain.failed")
+    assert audit.details["examples_released"] == 10
+    assert "training needs both" in audit.details["error"]
+    # The failed job no longer blocks the queue.
+    assert system.request_retrain("analyst@test")["created"] is True
+
+
+def test_a_job_that_cannot_train_at_all_fails_cleanly(system):
+    # A database with dislikes but not one rating or shown list.
+    system.add_movies([{"movie_id": m, "title": f"Film {m}", "genres": ["Horror"]} for m in ALL_FILMS])
+    some_dislikes(system, 3)
+    failed = system.retrain("analyst@test")
+    assert failed["status"] == "failed" and "both liked films" in failed["error"]
+    assert system.get_active_model_version() is None
+    assert {e.status for e in examples(system)} == {"pending"}
+
+
+def test_run_worker_runs_what_is_queued_and_stops(system):
+    build_world(system)
+    assert system.run_worker(once=True) == 0
+    job = system.request_retrain("analyst@test")
+    assert system.run_worker(once=True) == 1
+    assert system.get_retrain_job(job["job_id"])["status"] == "succeeded"
+    assert system.get_active_model_version() is not None
+    assert system.run_worker(once=True) == 0
+
+
+# ------------------------------------------------------------------ claiming
+
+
+def race_to_claim(system, claimers: int) -> list:
+    """Let ``claimers`` threads call claim_next_job at the same moment; return what each got."""
+    barrier = threading.Barrier(claimers)
+    claims: list = []
+    errors: list[BaseException] = []
+
+    def claim(i):
+        barrier.wait()
+        try:
+            claims.append(system.claim_next_job(worker_id=f"host:{1000 + i}"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(claimers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    return claims
+
+
+def test_claim_next_job_never_hands_a_job_to_two_claimers(system):
+    build_world(system)
+    for _round in range(3):
+        job = system.request_retrain("analyst@test")
+        claims = race_to_claim(system, 8)
+        won = [c for c in claims if c is not None]
+        assert len(won) == 1 and len(claims) == 8
+        assert won[0]["job_id"] == job["job_id"] and won[0]["status"] == "running"
+        stored = system.get_retrain_job(job["job_id"])
+        assert stored["worker_id"] == won[0]["worker_id"]
+        assert system.claim_next_job(worker_id="late") is None
+        finish_retrain_jobs(system)
+
+
+def test_claim_takes_the_oldest_queued_job_and_marks_it_running(system, clock):
+    job = system.request_retrain("analyst@test")
+    clock.advance(seconds=30)
+    claimed = system.claim_next_job(worker_id="box:42")
+    assert claimed["job_id"] == job["job_id"]
+    assert (claimed["status"], claimed["worker_id"], claimed["stage"]) == ("running", "box:42", "starting")
+    assert claimed["started_at"] == claimed["heartbeat_at"] == clock().strftime("%Y-%m-%d %H:%M:%S")
+    assert system.claim_next_job(worker_id="box:43") is None
+
+
+# ------------------------------------------------------------------ dead workers
+
+HANGING_WORKER = """
+import sys, threading
+from feedback_core import FeedbackSystem, Settings, training
+
+def hang(*args, **kwargs):
+    # The examples are claimed; now the worker "trains" until it is killed.
+    print("claimed", flush=True)
+    threading.Event().wait()
+
+training.load_training_data = hang
+system = FeedbackSystem.from_settings(Settings(database_url=sys.argv[1]))
+job = system.claim_next_job()
+if job is None:
+    print("no job", flush=True)
+    sys.exit(1)
+system.run_job(job["job_id"])
+"""
+
+
+def test_a_job_whose_worker_died_is_failed_and_its_examples_released(system, clock):
+    trained_world(system)
+    ids = some_dislikes(system, 6)
+    job = system.request_retrain("analyst@test")
+    worker = subprocess.Popen(
+        [sys.executable, "-c", HANGING_WORKER, system.settings.database_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = worker.stdout.readline().strip()  # blocks until the worker holds the job
+        assert line == "claimed", worker.stderr.read() if worker.poll() is not None else line
+        running = system.get_retrain_job(job["job_id"])
+        assert running["status"] == "running"
+        assert running["worker_id"] == f"{socket.gethostname()}:{worker.pid}"
+        assert running["examples_claimed"] == 6
+        assert {(e.status, e.job_id) for e in examples(system)} == {("claimed", job["job_id"])}
+
+        # Alive: a worker starting now leaves the job alone, however old its heartbeat looks.
+        clock.advance(hours=3)
+        assert system.recover_stale_jobs() == []
+        assert system.get_retrain_job(job["job_id"])["status"] == "running"
+    finally:
+        worker.kill()
+        worker.wait(timeout=60)
+        worker.stdout.close()
+        worker.stderr.close()
+
+    assert system.recover_stale_jobs() == [job["job_id"]]
+    failed = system.get_retrain_job(job["job_id"])
+    assert failed["status"] == "failed"
+    assert failed["error"] == f"worker {socket.gethostname()}:{worker.pid} stopped while the job was running"
+    assert failed["finished_at"] == clock().strftime("%Y-%m-%d %H:%M:%S")
+    for e in examples(system):
+        assert e.dislike_id in ids and (e.status, e.job_id) == ("pending", None)
+    (audit,) = rows(system, audit_log, audit_log.c.action == "retrain.failed")
+    assert audit.details["examples_released"] == 6
+    assert system.recover_stale_jobs() == []  # nothing left to recover
+    # The queue is free again and the next job trains on the released examples.
+    done = system.retrain("analyst@test")
+    assert done["status"] == "succeeded" and done["examples_claimed"] == 6
+
+
+def test_a_job_on_another_host_is_failed_only_when_its_heartbeat_is_stale(system, clock):
+    job = system.request_retrain("analyst@test")
+    system.claim_next_job(worker_id="elsewhere.example:4242")
+    clock.advance(seconds=59)
+    assert system.recover_stale_jobs() == []
+    clock.advance(seconds=2)
+    assert system.recover_stale_jobs() == [job["job_id"]]
+    assert system.get_retrain_job(job["job_id"])["status"] == "failed"
+
+
+def test_a_dead_pid_on_this_host_is_failed_at_once(system):
+    # A pid that cannot belong to a live process: the kernel's limit is below 2**22.
+    job = system.request_retrain("analyst@test")
+    system.claim_next_job(worker_id=f"{socket.gethostname()}:{2**22 + 17}")
+    assert system.recover_stale_jobs() == [job["job_id"]]
+    own = system.request_retrain("analyst@test")
+    system.claim_next_job(worker_id=f"{socket.gethostname()}:{os.getpid()}")
+    assert system.recover_stale_jobs() == []  # this very process is alive
+    assert system.get_retrain_job(own["job_id"])["status"] == "running"

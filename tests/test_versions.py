@@ -1,0 +1,392 @@
+"""Model versions: what retraining records, activation and rollback, and comparisons with statistics."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from statistics import NormalDist
+
+import pytest
+from conftest import row_counts
+from helpers import rows
+from loop_support import ALL_FILMS, COMEDY, HORROR, build_world, dislike, trained_world
+from sqlalchemy import select, text
+
+from feedback_core import NotFoundError, ValidationError
+from feedback_core.jobs import _promotion_decision
+from feedback_core.model import FEATURES
+from feedback_core.schema import audit_log, model_versions, user_dislikes
+
+Z = NormalDist().inv_cdf(0.975)
+
+
+def active_ids(system) -> list[int]:
+    """Ids of every version marked active, by status and by the active slot (they must agree)."""
+    by_status = [r.version_id for r in rows(system, model_versions, model_versions.c.status == "active")]
+    by_slot = [r.version_id for r in rows(system, model_versions, model_versions.c.active_slot == 1)]
+    assert by_status == by_slot
+    return by_status
+
+
+def audits(system, action=None) -> list:
+    where = [audit_log.c.entity_type == "model_version"]
+    if action:
+        where.append(audit_log.c.action == action)
+    return rows(system, audit_log, *where, order_by=audit_log.c.audit_id)
+
+
+def with_dislikes(system, n: int = 40) -> None:
+    """Comedy fans disliking Horror: dislikes the training data and the held-out share can use."""
+    for i in range(n):
+        user = 200 + i % 10
+        if i < 10:
+            system.record_rating(user, COMEDY[i % len(COMEDY)], 5.0)
+        dislike(system, user, HORROR[i % len(HORROR)], "wrong_genre")
+
+
+def three_versions(system) -> tuple[int, int, int]:
+    v1 = trained_world(system)
+    v2 = system.retrain("analyst@test")["result_version_id"]
+    v3 = system.retrain("analyst@test")["result_version_id"]
+    return v1, v2, v3
+
+
+# ------------------------------------------------------------------ what a retrain records
+
+
+def test_the_first_version_records_everything_and_is_activated(make_system, clock):
+    system = make_system(FEEDBACK_ACCUMULATION_THRESHOLD=1000)
+    build_world(system)
+    with_dislikes(system)
+    job = system.retrain("analyst@test")
+    assert job["status"] == "succeeded", job["error"]
+    version = system.get_model_version(job["result_version_id"])
+    assert version["status"] == "active"
+    assert version["activated_at"] == version["created_at"] == clock().strftime("%Y-%m-%d %H:%M:%S")
+    assert version["parent_id"] is None
+    assert version["trigger"] == "manual" and version["created_by"] == "analyst@test"
+    assert set(version["weights"]) == set(FEATURES)
+    assert all(math.isfinite(w) for w in version["weights"].values())
+    metrics = version["metrics"]
+    assert 0.0 <= metrics["auc"] <= 1.0
+    assert metrics["log_loss"] > 0
+    assert 0.0 <= metrics["precision_at_10"] <= 1.0
+    assert 0.0 <= metrics["dislike_top10_share"] <= 1.0  # there are held-out dislikes to rank
+    assert metrics["held_out"] > 0
+    assert metrics["promotion"]["promoted"] is True and "first version" in metrics["promotion"]["reason"]
+    assert metrics["active_on_same_holdout"] is None
+    examples = version["examples"]
+    assert examples["new_negative_examples"] == 40 and examples["negative_examples"] == 40
+    assert examples["negatives_from_dislikes"] > 0 and examples["positives"] > 0
+    assert version["settings"]["DISLIKE_WEIGHT_MULTIPLIER"] == 0.8
+    assert version["settings"]["FEEDBACK_ACCUMULATION_THRESHOLD"] == 1000
+    assert system.get_active_model_version()["version_id"] == version["version_id"]
+    assert active_ids(system) == [version["version_id"]]
+    (audit,) = audits(system, "model.activated")
+    assert audit.actor == "system" and audit.entity_id == str(version["version_id"])
+    assert audit.details["previous_version_id"] is None
+
+
+def test_a_later_version_waits_as_a_candidate_unless_it_beats_the_active_one(make_system):
+    system = make_system(promotion_margin=1.0)  # no AUC can beat another by a whole point
+    first = trained_world(system)
+    with_dislikes(system, 25)
+    job = system.retrain("analyst@test")
+    assert job["status"] == "succeeded", job["error"]
+    candidate = system.get_model_version(job["result_version_id"])
+    assert candidate["status"] == "candidate"
+    assert candidate["parent_id"] == first
+    assert candidate["trigger"] == "threshold"  # 25 dislikes crossed the threshold: the queued job ran
+    promotion = candidate["metrics"]["promotion"]
+    assert promotion == {"promoted": False, "reason": promotion["reason"], "margin": 1.0}
+    assert "an analyst decides" in promotion["reason"]
+    baseline = candidate["metrics"]["active_on_same_holdout"]
+    assert set(baseline) >= {"auc", "log_loss", "precision_at_10", "dislike_top10_share"}
+    assert active_ids(system) == [first]
+    assert [v["version_id"] for v in system.list_model_versions()] == [candidate["version_id"], first]
+    assert system.recommend(1, k=3)["model_version_id"] == first
+
+
+PROMOTION_CASES = [
+    # (new metrics, active metrics, margin, promoted, words in the reason)
+    ({"auc": 0.7}, None, 0.005, True, "first version"),
+    (
+        {"auc": 0.80, "dislike_top10_share": 0.1},
+        {"auc": 0.70, "dislike_top10_share": 0.2},
+        0.005,
+        True,
+        "beats",
+    ),
+    ({"auc": 0.704}, {"auc": 0.70}, 0.005, False, "not better by 0.005"),
+    ({"auc": 0.705}, {"auc": 0.70}, 0.005, True, "beats"),
+    (
+        {"auc": 0.80, "dislike_top10_share": 0.3},
+        {"auc": 0.70, "dislike_top10_share": 0.2},
+        0.005,
+        False,
+        "top 10",
+    ),
+    ({"auc": None}, {"auc": 0.70}, 0.005, False, "not available"),
+    ({"auc": 0.69}, {"auc": 0.70}, -0.02, True, "beats"),
+]
+
+
+@pytest.mark.parametrize("new, old, margin, promoted, words", PROMOTION_CASES)
+def test_promotion_decision(new, old, margin, promoted, words):
+    decided, reason = _promotion_decision(new, old, margin)
+    assert decided is promoted
+    assert words in reason
+
+
+# ------------------------------------------------------------------ activation and rollback
+
+
+def test_activate_and_roll_back_are_audited_and_keep_exactly_one_active(make_system, clock):
+    system = make_system(promotion_margin=1.0)
+    v1, v2, v3 = three_versions(system)
+    assert active_ids(system) == [v1]
+
+    clock.advance(hours=1)
+    result = system.activate_model_version(v3, "analyst@test", reason="better dislike rate")
+    assert result["changed"] is True and result["previous_version_id"] == v1
+    assert result["version"]["status"] == "active"
+    assert active_ids(system) == [v3]
+    statuses = {r.version_id: r.status for r in rows(system, model_versions)}
+    assert statuses == {v1: "retired", v2: "candidate", v3: "active"}
+    assert system.recommend(1, k=2)["model_version_id"] == v3
+    activated = audits(system, "model.activated")[-1]
+    assert (activated.actor, activated.entity_id, activated.at) == ("analyst@test", str(v3), clock())
+    assert activated.details == {"previous_version_id": v1, "reason": "better dislike rate"}
+
+    clock.advance(hours=1)
+    back = system.activate_model_version(v2, "oncall@test", reason="v3 misbehaves")
+    assert back["previous_version_id"] == v3
+    assert active_ids(system) == [v2]
+    (rollback,) = audits(system, "model.rollback")
+    assert (rollback.actor, rollback.entity_id) == ("oncall@test", str(v2))
+    assert rollback.details == {"previous_version_id": v3, "reason": "v3 misbehaves"}
+    assert system.get_model_version(v2)["activated_at"] is not None
+
+    # Activating the active version again changes and records nothing.
+    before = row_counts(system)
+    again = system.activate_model_version(v2, "oncall@test")
+    assert again["changed"] is False
+    assert row_counts(system) == before
+
+
+@pytest.mark.parametrize(
+    "version_id, actor, error",
+    [(999, "analyst@test", NotFoundError), (0, "analyst@test", ValidationError), (1, "", ValidationError)],
+)
+def test_bad_activations_change_nothing(system, version_id, actor, error):
+    trained_world(system)
+    before = row_counts(system)
+    active = active_ids(system)
+    with pytest.raises(error):
+        system.activate_model_version(version_id, actor)
+    assert row_counts(system) == before
+    assert active_ids(system) == active
+
+
+def test_activation_is_atomic(make_system, monkeypatch):
+    system = make_system(promotion_margin=1.0)
+    v1, v2, _ = three_versions(system)
+    before = {r.version_id: (r.status, r.active_slot, r.activated_at) for r in rows(system, model_versions)}
+    audit_rows = row_counts(system)["audit_log"]
+
+    def broken_audit(*args, **kwargs):
+        raise RuntimeError("the audit log is full")
+
+    monkeypatch.setattr("feedback_core.versions.write_audit", broken_audit)
+    with pytest.raises(RuntimeError):
+        system.activate_model_version(v2, "analyst@test")
+    # The retirement of v1 and the activation of v2 were rolled back together.
+    after = {r.version_id: (r.status, r.active_slot, r.activated_at) for r in rows(system, model_versions)}
+    assert after == before
+    assert active_ids(system) == [v1]
+    assert row_counts(system)["audit_log"] == audit_rows
+
+
+def locks_waited_on(system) -> int:
+    """Count this database's sessions waiting for a lock (PostgreSQL)."""
+    with system.engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+
+
+def test_concurrent_activations_are_serialised(make_system, backend, request):
+    if backend == "postgresql":
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="bug: versions.activate reads the active version with SELECT ... WHERE active_slot = 1 "
+                "FOR UPDATE; a second activation waiting on that row re-checks the WHERE after the first "
+                "commits, finds no active row (previous = None), and its UPDATE violates "
+                "uq_model_versions_active_slot: a raw IntegrityError instead of a serialised activation",
+                strict=True,
+            )
+        )
+    system = make_system(promotion_margin=1.0)
+    v1, v2, v3 = three_versions(system)
+    results: list[dict] = []
+    errors: list[BaseException] = []
+
+    def activate(version_id):
+        try:
+            results.append(system.activate_model_version(version_id, f"analyst-{version_id}"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=activate, args=(v,)) for v in (v2, v3)]
+    if backend == "postgresql":
+        # Hold the active version's row so that both activations queue up behind it, then let go:
+        # the interleaving a busy dashboard (or an analyst and a finishing retrain) produces.
+        with system.engine.connect() as holder:
+            transaction = holder.begin()
+            holder.execute(
+                select(model_versions.c.version_id).where(model_versions.c.active_slot == 1).with_for_update()
+            )
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 60
+            while locks_waited_on(system) < 2:
+                assert time.monotonic() < deadline, "the activations never reached the lock"
+                time.sleep(0.01)
+            transaction.commit()
+    else:
+        for t in threads:
+            t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [r["changed"] for r in results] == [True, True]
+    (last,) = active_ids(system)
+    assert last in (v2, v3)
+    first = v3 if last == v2 else v2
+    assert {r.version_id: r.status for r in rows(system, model_versions)} == {
+        v1: "retired",
+        first: "retired",
+        last: "active",
+    }
+    recorded = audits(system)
+    assert [(r.entity_id, r.details["previous_version_id"]) for r in recorded[-2:]] == [
+        (str(first), v1),
+        (str(last), first),
+    ]
+
+
+# ------------------------------------------------------------------ comparisons
+
+
+def show_and_dislike(
+    system, version_id: int, lists: int, per_list: int, dislikes: int, first_user: int
+) -> None:
+    """Record ``lists`` shown lists of ``per_list`` films on a version and ``dislikes`` dislikes of them."""
+    left = dislikes
+    for n in range(lists):
+        user = first_user + n
+        items = [
+            {"movie_id": m, "rank": r, "predicted_score": 0.5} for r, m in enumerate(ALL_FILMS[:per_list], 1)
+        ]
+        set_id = system.record_recommendation_set(user, items, model_version_id=version_id)
+        take = min(left, per_list)
+        for m in ALL_FILMS[:take]:
+            dislike(system, user, m, "other", recommendation_set_id=set_id, predicted_score=0.5)
+        left -= take
+    assert left == 0
+
+
+def wilson(x: int, n: int) -> tuple[float, float]:
+    p = x / n
+    centre = (p + Z * Z / (2 * n)) / (1 + Z * Z / n)
+    half = Z / (1 + Z * Z / n) * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def pooled_p_value(xa, na, xb, nb) -> float:
+    pooled = (xa + xb) / (na + nb)
+    z = (xb / nb - xa / na) / math.sqrt(pooled * (1 - pooled) * (1 / na + 1 / nb))
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
+def test_compare_versions_with_a_significant_difference(make_system):
+    system = make_system(promotion_margin=1.0, FEEDBACK_ACCUMULATION_THRESHOLD=1000)
+    v1, v2, _ = three_versions(system)
+    show_and_dislike(system, v1, lists=10, per_list=20, dislikes=60, first_user=1000)  # 60 / 200
+    show_and_dislike(system, v2, lists=10, per_list=20, dislikes=10, first_user=2000)  # 10 / 200
+    dislike(system, 3000, 1, "other")  # not from a shown list: in no version's rate
+    report = system.compare_model_versions(v1, v2)
+
+    a, b = report["a"]["online"], report["b"]["online"]
+    assert (a["events"], a["trials"], a["rate"]) == (60, 200, 0.3)
+    assert (b["events"], b["trials"], b["rate"]) == (10, 200, 0.05)
+    assert (a["ci_low"], a["ci_high"]) == pytest.approx(wilson(60, 200))
+    assert (b["ci_low"], b["ci_high"]) == pytest.approx(wilson(10, 200))
+    assert a["ci_low"] < 0.3 < a["ci_high"] and a["enough_data"] is True
+    diff = report["difference"]
+    se = math.sqrt(0.3 * 0.7 / 200 + 0.05 * 0.95 / 200)
+    assert diff["rate"] == pytest.approx(-0.25)
+    assert (diff["ci_low"], diff["ci_high"]) == pytest.approx((-0.25 - Z * se, -0.25 + Z * se))
+    assert report["p_value"] == pytest.approx(pooled_p_value(60, 200, 10, 200), rel=1e-6)
+    assert report["p_value"] < 0.001
+    assert report["verdict"] == f"version {v2}'s dislike rate is 25.0 points lower, p < 0.001"
+
+    va, vb = system.get_model_version(v1), system.get_model_version(v2)
+    for metric in ("auc", "log_loss", "precision_at_10", "dislike_top10_share"):
+        side = report["offline"][metric]
+        assert (side["a"], side["b"]) == (va["metrics"].get(metric), vb["metrics"].get(metric))
+    assert report["offline"]["auc"]["difference"] == pytest.approx(
+        vb["metrics"]["auc"] - va["metrics"]["auc"]
+    )
+    assert set(report["weights"]) == set(FEATURES)
+    assert report["a"]["version_id"] == v1 and report["b"]["version_id"] == v2
+
+    # The other way round, B is the worse one.
+    reverse = system.compare_model_versions(v2, v1)
+    assert reverse["verdict"] == f"version {v1}'s dislike rate is 25.0 points higher, p < 0.001"
+    assert reverse["p_value"] == pytest.approx(report["p_value"])
+
+
+def test_compare_versions_without_enough_evidence(make_system):
+    system = make_system(promotion_margin=1.0, FEEDBACK_ACCUMULATION_THRESHOLD=1000)
+    v1, v2, v3 = three_versions(system)
+    show_and_dislike(system, v1, lists=5, per_list=20, dislikes=20, first_user=1000)  # 20 / 100
+    show_and_dislike(system, v2, lists=5, per_list=20, dislikes=18, first_user=2000)  # 18 / 100
+    report = system.compare_model_versions(v1, v2)
+    assert report["p_value"] == pytest.approx(pooled_p_value(20, 100, 18, 100), rel=1e-6)
+    assert report["p_value"] > 0.05
+    z_power = NormalDist().inv_cdf(0.8)
+    needed = math.ceil((Z + z_power) ** 2 * (0.2 * 0.8 + 0.18 * 0.82) / 0.02**2)
+    assert report["verdict"] == (
+        f"no significant difference yet (p = {report['p_value']:.3f}): need about {needed - 100:,} more "
+        "impressions per version to detect a 2.0-point difference"
+    )
+
+    # A version nobody has seen yet: no rate, no test, a verdict that says so.
+    unseen = system.compare_model_versions(v1, v3)
+    assert unseen["b"]["online"]["rate"] is None and unseen["b"]["online"]["enough_data"] is False
+    assert unseen["p_value"] is None and unseen["difference"]["rate"] is None
+    assert unseen["verdict"] == f"no verdict yet: version {v3} has no impressions"
+    # A rate on fewer impressions than min_impressions_for_rate (30) is flagged.
+    show_and_dislike(system, v3, lists=1, per_list=20, dislikes=1, first_user=3000)
+    small = system.compare_model_versions(v1, v3)
+    assert small["b"]["online"]["trials"] == 20 and small["b"]["online"]["enough_data"] is False
+    assert small["a"]["online"]["enough_data"] is True
+    with pytest.raises(NotFoundError):
+        system.compare_model_versions(v1, 999)
+
+
+def test_retracted_dislikes_leave_the_online_rate(make_system):
+    system = make_system(promotion_margin=1.0, FEEDBACK_ACCUMULATION_THRESHOLD=1000)
+    v1, v2, _ = three_versions(system)
+    show_and_dislike(system, v1, lists=2, per_list=20, dislikes=4, first_user=1000)
+    show_and_dislike(system, v2, lists=2, per_list=20, dislikes=4, first_user=2000)
+    mine = rows(system, user_dislikes, user_dislikes.c.user_id == 2000)
+    system.retract_dislike(mine[0].dislike_id, 2000)
+    report = system.compare_model_versions(v1, v2)
+    assert (report["b"]["online"]["events"], report["b"]["online"]["trials"]) == (3, 40)
+    assert report["a"]["online"]["enough_data"] is True
