@@ -24,7 +24,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, make_response, request
 from flask.json.provider import DefaultJSONProvider
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from feedback_core import api_input as inp
@@ -238,6 +238,15 @@ def _error_response(exc: BaseException):
             413: f"the request body is larger than {body_cap()} bytes",
         }.get(status, exc.description or exc.name)
         error = {"code": code, "message": message, "field": None}
+    elif isinstance(exc, IntegrityError):
+        # A unique constraint lost a race with a concurrent request: retrying is safe.
+        log.warning("%s %s: integrity error %s", request.method, request.path, type(exc.orig).__name__)
+        status = 409
+        error = {
+            "code": "conflict",
+            "message": "the request conflicted with a concurrent one; retry it",
+            "field": None,
+        }
     elif isinstance(exc, OperationalError):
         # Not translated by the storage layer (e.g. SQLite's busy timeout ran out): transient.
         log.error("%s %s: database error %s", request.method, request.path, type(exc.orig).__name__)

@@ -100,6 +100,8 @@ def get_feedback_metrics():
 def get_recommendations():
     """Recommend from the active model; the list is recorded as impressions."""
     k = inp.query_int(query_args("k"), "k", 10, 1, 100)
+    if request.method == "HEAD":  # Flask answers HEAD with the GET view: it must not record a list
+        return ok({})
     return ok(current_system().recommend(caller().user_id, k=k))
 
 

@@ -13,6 +13,7 @@ from api_support import error_of, make_api, row_counts
 from flask import Flask
 from helpers import add_model_version, count, rows
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from feedback_core.api import ApiConfig, create_app, register_feedback_routes
 from feedback_core.errors import ConfigError, DatabaseUnavailableError
@@ -402,6 +403,11 @@ def test_recommendations_come_from_the_model_and_are_recorded(api):
     assert {i.recommendation_set_id for i in shown} == {body["recommendation_set_id"]}
     assert all(i.user_id == api.user for i in shown)
 
+    before = row_counts(api.system)
+    head = api.app.test_client().head("/api/recommendations?k=4", headers=api.headers())
+    assert head.status_code == 200
+    assert row_counts(api.system) == before  # a HEAD records no list
+
     for query in ("k=0", "k=101", "k=x", "n=3"):
         before = row_counts(api.system)
         assert api.get(f"/api/recommendations?{query}").status_code == 400
@@ -607,6 +613,20 @@ def test_database_unavailable_is_a_503(api, monkeypatch):
     assert error_of(r)["code"] == "database_unavailable"
     assert r.headers["Retry-After"] == "5"
     assert row_counts(api.system) == before
+
+
+def test_a_lost_unique_race_is_a_409_to_retry(api, monkeypatch):
+    def race(*args, **kwargs):
+        raise IntegrityError("INSERT INTO movies ...", {}, Exception("duplicate key value"))
+
+    monkeypatch.setattr(api.system, "record_dislike", race)
+    r = api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"})
+    assert r.status_code == 409
+    assert error_of(r) == {
+        "code": "conflict",
+        "message": "the request conflicted with a concurrent one; retry it",
+        "field": None,
+    }
 
 
 def test_an_unreachable_database_is_a_503_that_hides_the_password(caplog):

@@ -350,7 +350,7 @@ def test_oidc_sign_in_and_roles_from_secrets(shared_db):
     at.user = {"is_logged_in": False}
     at.run()
     assert not at.exception and at.button(key="login") and not at.metric
-    at.button(key="login").click().run()  # without Authlib installed: told so, no stack trace
+    at.button(key="login").click().run()  # the provider is unreachable here: told so, no stack trace
     assert not at.exception
     at.user = {"is_logged_in": True, "email": "alice@example.com"}
     at.run()

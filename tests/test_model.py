@@ -81,11 +81,12 @@ def test_liked_horror_films_raise_genre_affinity_for_horror():
     horror = feature(cat, profiles, 1, 5, "genre_affinity")
     comedy = feature(cat, profiles, 1, 6, "genre_affinity")
     drama = feature(cat, profiles, 1, 7, "genre_affinity")
-    # Share of the user's liked films having the movie's genre, averaged over its genres.
+    # The share of the user's liked films that have the film's best-liked genre.
     assert horror == pytest.approx(3 / 4)
     assert comedy == pytest.approx(1 / 4)
     assert drama == 0.0
-    assert feature(cat, profiles, 1, 8, "genre_affinity") == pytest.approx((3 + 1) / (2 * 4))
+    # Horror|Comedy: a second, less-liked genre does not dilute the Horror affinity.
+    assert feature(cat, profiles, 1, 8, "genre_affinity") == pytest.approx(3 / 4)
     # User 2 liked nothing: no affinity anywhere and no history.
     X, _ = features_for(cat, profiles, 2, [5, 6, 7])
     assert (X[:, COL["genre_affinity"]] == 0).all() and (X[:, COL["has_history"]] == 0).all()
