@@ -115,6 +115,9 @@ _OPERATIONS = (
 for _name in _OPERATIONS:
     globals()[_name] = _delegate(_name)
 
+# The HTTP API; register_feedback_routes fetches the default system only when called.
+from feedback_core.api import create_app, register_feedback_routes  # noqa: E402
+
 __all__ = [
     "AuthenticationError",
     "CAST_DEEMPHASIS_FACTOR",
@@ -133,7 +136,9 @@ __all__ = [
     "Settings",
     "ValidationError",
     "calculate_feature_adjustment_from_dislike",
+    "create_app",
     "get_default_system",
+    "register_feedback_routes",
     "set_default_system",
     *_OPERATIONS,
 ]

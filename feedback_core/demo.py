@@ -204,6 +204,7 @@ def run_round(
     feedback: bool,
     number: int,
     decide: Callable[[], None] | None = None,
+    retrain: bool = True,
 ) -> RoundResult:
     """Show each person a list, record what they do (when ``feedback``), decide, retrain."""
     by_id = {m["movie_id"]: m for m in world.movies}
@@ -237,7 +238,8 @@ def run_round(
     if feedback:
         if decide is not None:
             decide()
-        system.run_worker(once=True)
+        if retrain:
+            system.run_worker(once=True)
     clock.moment = day_start + timedelta(days=1)
     return RoundResult(number, impressions, dislikes, rated)
 
@@ -308,8 +310,13 @@ def build_demo(
         results = []
         for day in range(days):
             active = sorted(int(u) for u in world.rng.choice(users, max(users * 3 // 10, 1), replace=False) + 1)
-            # The last day's proposals stay in the inbox for a person to decide.
-            results.append(run_round(system, world, clock, active, True, day + 1, decide if day < days - 1 else None))
+            # The last day's proposals stay in the inbox for a person to decide; the worker runs
+            # queued retrains every third night.
+            last = day == days - 1
+            results.append(
+                run_round(system, world, clock, active, True, day + 1, None if last else decide,
+                          retrain=day % 3 == 2 or last)
+            )
             progress(1, f"day {day + 1}/{days}: dislike rate {results[-1].dislike_rate:.1%}")
         return {
             "movies": len(world.movies),

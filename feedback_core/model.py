@@ -230,7 +230,6 @@ def feature_matrix(
     """Return ``(X, adjustment)`` for pairs given as profile-row and catalogue-row indices."""
     n = len(users)
     mats = catalog.matrices
-    sizes = {k: catalog.sizes[k][movies] for k in KINDS}
     n_liked = profiles.n_liked[users]
     X = np.zeros((n, len(FEATURES)))
     # Affinity to a film's genres: the share of the user's liked films that have its best genre.
@@ -350,14 +349,25 @@ def train(
     return TrainedModel(coefficients, float(result.x[-1]), adjustment_strength)
 
 
+def auc(y: np.ndarray, scores: np.ndarray) -> float | None:
+    """Return the area under the ROC curve (Mann-Whitney, ties count half); None with one class."""
+    from scipy.stats import rankdata
+
+    positives = int(np.sum(y == 1))
+    negatives = len(y) - positives
+    if positives == 0 or negatives == 0:
+        return None
+    ranks = rankdata(scores)
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
 def evaluate(model: TrainedModel, X: np.ndarray, adj: np.ndarray, y: np.ndarray, users: np.ndarray) -> dict:
     """Return AUC, log loss, accuracy and precision@10 (per user) on held-out rows."""
-    from sklearn.metrics import log_loss, roc_auc_score
-
     if len(y) == 0:
         return {"auc": None, "log_loss": None, "accuracy": None, "precision_at_10": None, "held_out": 0}
     p = model.predict(X, adj)
-    both = len(np.unique(y)) == 2
+    clipped = np.clip(p, 1e-7, 1 - 1e-7)
+    log_loss = float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)))
     precisions = []
     order = np.lexsort((-p, users))
     su, sy = users[order], y[order]
@@ -368,8 +378,8 @@ def evaluate(model: TrainedModel, X: np.ndarray, adj: np.ndarray, y: np.ndarray,
         if sy[s:e].any():
             precisions.append(top.mean())
     return {
-        "auc": float(roc_auc_score(y, p)) if both else None,
-        "log_loss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "auc": auc(y, p),
+        "log_loss": log_loss,
         "accuracy": float(((p >= 0.5) == (y == 1)).mean()),
         "precision_at_10": float(np.mean(precisions)) if precisions else None,
         "held_out": int(len(y)),

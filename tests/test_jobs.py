@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -288,7 +289,10 @@ def test_a_job_whose_worker_died_is_failed_and_its_examples_released(system, clo
         text=True,
     )
     try:
-        line = worker.stdout.readline().strip()  # blocks until the worker holds the job
+        # Wait (at most two minutes, so a stuck worker cannot hang the suite) for it to hold the job.
+        ready, _, _ = select.select([worker.stdout], [], [], 120)
+        assert ready, "the worker never claimed the job"
+        line = worker.stdout.readline().strip()
         assert line == "claimed", worker.stderr.read() if worker.poll() is not None else line
         running = system.get_retrain_job(job["job_id"])
         assert running["status"] == "running"

@@ -367,6 +367,10 @@ def test_evaluate_edge_cases():
     one_class = model.evaluate(probability_model(), X, adj, np.array([0, 0]), np.array([1, 1]))
     assert one_class["auc"] is None and one_class["precision_at_10"] is None
     assert one_class["log_loss"] == pytest.approx(-(math.log(0.4) + math.log(0.3)) / 2)
+    # Tied scores across the classes count half: no ranking information at all.
+    X, adj = rows_for([0.5, 0.5, 0.5, 0.5])
+    ties = model.evaluate(probability_model(), X, adj, np.array([1, 0, 1, 0]), np.array([1, 1, 2, 2]))
+    assert ties["auc"] == pytest.approx(0.5)
     # A certain and wrong prediction gives a large but finite log loss.
     X, adj = rows_for([1 - 1e-12, 1e-12])
     wrong = model.evaluate(probability_model(), X, adj, np.array([0, 1]), np.array([1, 1]))
