@@ -309,7 +309,7 @@ def build_demo(
         decide = _decider(system, world, leave_share=0.3, actor="approver@demo")
         results = []
         for day in range(days):
-            active = sorted(int(u) for u in world.rng.choice(users, max(users * 3 // 10, 1), replace=False) + 1)
+            active = sorted(int(u) for u in world.rng.choice(users, max(users // 5, 1), replace=False) + 1)
             # The last day's proposals stay in the inbox for a person to decide; the worker runs
             # queued retrains every third night.
             last = day == days - 1
