@@ -133,32 +133,19 @@ class Prepared:
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
         self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._last: tuple = (None, {})  # (dialect, its compiled forms): the usual case, no lookup
 
     def execute(self, conn: Connection, params: Mapping | Sequence[Mapping]):
         """Run with one parameter set, or many (executemany); return the driver cursor."""
-        many = not isinstance(params, Mapping)
-        sql, bind, _ = self._compile(conn.dialect, tuple(params[0] if many else params))
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            if many:
-                cursor.executemany(sql, [bind(p) for p in params])
-            else:
-                cursor.execute(sql, bind(params))
-        except conn.dialect.loaded_dbapi.Error as exc:
-            cursor.close()
-            raise DBAPIError.instance(
-                sql, params, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
-            ) from exc
-        return cursor
+        return self._run(conn, params)[0]
 
     def first(self, conn: Connection, params: Mapping) -> tuple | None:
         """Run and return the first row as a tuple, or None."""
-        cursor = self.execute(conn, params)
+        cursor, converters = self._run(conn, params)
         try:
             row = cursor.fetchone()
             if row is None:
                 return None
-            converters = self._compile(conn.dialect, tuple(params))[2]
             if not converters:
                 # Known only now: a result processor may depend on the driver's column type.
                 columns = list(getattr(self.statement, "exported_columns", ()))
@@ -178,14 +165,39 @@ class Prepared:
         row = self.first(conn, params)
         return None if row is None else row[0]
 
-    def _compile(self, dialect, keys: tuple):
-        per_dialect = self._compiled.get(dialect)
-        if per_dialect is None:
-            per_dialect = self._compiled[dialect] = {}
+    def _run(self, conn: Connection, params):
+        many = isinstance(params, (list, tuple))
+        dialect = conn.dialect
+        last = self._last
+        if last[0] is dialect:
+            per_dialect = last[1]
+        else:
+            per_dialect = self._compiled.get(dialect)
+            if per_dialect is None:
+                per_dialect = self._compiled[dialect] = {}
+            self._last = (dialect, per_dialect)
+        keys = tuple(params[0] if many else params)
         found = per_dialect.get(keys)
         if found is None:
             found = per_dialect[keys] = _binder(self.statement, dialect, keys)
-        return found
+        sql, bind, converters = found
+        dbapi_conn = conn.connection.dbapi_connection
+        cursor = dbapi_conn.cursor()
+        try:
+            if many:
+                cursor.executemany(sql, [bind(p) for p in params])
+            else:
+                cursor.execute(sql, bind(params))
+        except dialect.loaded_dbapi.Error as exc:
+            # What SQLAlchemy's own execution does: a lost connection is not put back in the pool.
+            gone = dialect.is_disconnect(exc, dbapi_conn, cursor)
+            cursor.close()
+            if gone:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(
+                sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=gone, dialect=dialect
+            ) from exc
+        return cursor, converters
 
 
 def _binder(statement: Executable, dialect, keys: tuple):

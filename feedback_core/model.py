@@ -394,5 +394,9 @@ def top_k(scores: np.ndarray, k: int, excluded: np.ndarray | None = None) -> np.
     k = min(k, int(np.isfinite(scores).sum()))
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k]
-    return part[np.lexsort((part, -scores[part]))]
+    # Everything strictly above the k-th best score, then the lowest-index ties at it.
+    kth = -np.partition(-scores, k - 1)[k - 1]
+    above = np.flatnonzero(scores > kth)
+    ties = np.flatnonzero(scores == kth)[: k - len(above)]
+    chosen = np.concatenate([above, ties])
+    return chosen[np.lexsort((chosen, -scores[chosen]))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, text, update
 
 from feedback_core import stats
 from feedback_core.db import format_ts, read_connection, write_transaction
@@ -76,6 +76,9 @@ def insert_version(
 
 def activate(conn: Connection, version_id: int, actor: str, at, reason: str) -> dict:
     """Make one version active and retire the previous one, inside the caller's transaction."""
+    if conn.dialect.name == "postgresql":
+        # Two activations at once must take turns, or the second would miss the first's change.
+        conn.execute(text("SELECT pg_advisory_xact_lock(7216355)"))
     row = conn.execute(
         select(model_versions).where(model_versions.c.version_id == version_id).with_for_update()
     ).first()

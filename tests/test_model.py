@@ -402,12 +402,6 @@ def test_top_k(scores, k, excluded, expected):
     np.testing.assert_array_equal(scores, before)  # the caller's scores are not touched
 
 
-@pytest.mark.xfail(
-    reason="bug: model.top_k promises ties by index, but np.argpartition picks an arbitrary subset of the "
-    "scores tied at the k-th place (top_k([1, 1, 2, 2], 1) returns [3], not [2]); only the chosen k are "
-    "then sorted by index",
-    strict=True,
-)
 def test_top_k_breaks_ties_at_the_cut_by_index():
     assert model.top_k(np.array([1.0, 1.0, 2.0, 2.0]), 1).tolist() == [2]
     rng = np.random.default_rng(1)

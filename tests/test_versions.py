@@ -219,17 +219,7 @@ def locks_waited_on(system) -> int:
         ).scalar_one()
 
 
-def test_concurrent_activations_are_serialised(make_system, backend, request):
-    if backend == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="bug: versions.activate reads the active version with SELECT ... WHERE active_slot = 1 "
-                "FOR UPDATE; a second activation waiting on that row re-checks the WHERE after the first "
-                "commits, finds no active row (previous = None), and its UPDATE violates "
-                "uq_model_versions_active_slot: a raw IntegrityError instead of a serialised activation",
-                strict=True,
-            )
-        )
+def test_concurrent_activations_are_serialised(make_system, backend):
     system = make_system(promotion_margin=1.0)
     v1, v2, v3 = three_versions(system)
     results: list[dict] = []
