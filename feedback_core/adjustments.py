@@ -94,6 +94,7 @@ class Adjustments:
         if user_id is not None:
             query = query.where(feature_adjustments.c.user_id == check_id(user_id, "user_id"))
         if feature:
+            feature = check_text(feature, "feature", 200)
             if feature in policy.FEATURE_TYPES:
                 query = query.where(feature_adjustments.c.feature_type == feature)
             else:

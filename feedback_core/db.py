@@ -104,7 +104,10 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             with conn.begin():
                 yield conn
     except (OperationalError, DBAPIError) as exc:
-        raise _translate(exc) from exc
+        translated = _translate(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
 
 
 @contextmanager
@@ -115,7 +118,10 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
             with conn.begin():
                 yield conn
     except (OperationalError, DBAPIError) as exc:
-        raise _translate(exc) from exc
+        translated = _translate(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
 
 
 class Prepared:
@@ -294,7 +300,10 @@ def current_revision(engine: Engine) -> str | None:
                 return None
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except (OperationalError, DBAPIError) as exc:
-        raise _translate(exc) from exc
+        translated = _translate(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
 
 
 def head_revision() -> str:
