@@ -347,8 +347,12 @@ class Recording:
                 "cast) so it can be added",
                 "movie_title",
             )
+        # Two users may be first to dislike the same new film at once (PostgreSQL locks per
+        # user): the loser's insert does nothing and it reads the winner's row.
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         conn.execute(
-            insert(movies).values(
+            dialect.insert(movies)
+            .values(
                 movie_id=d.movie_id,
                 title=d.movie_title,
                 genres=list(d.genres or []),
@@ -359,6 +363,7 @@ class Recording:
                 like_count=0,
                 created_at=now,
             )
+            .on_conflict_do_nothing(index_elements=["movie_id"])
         )
         return _MOVIE_FACTS.first(conn, {"movie_id": d.movie_id})
 
@@ -484,6 +489,21 @@ class Recording:
                 )
             ).rowcount
             conn.execute(movie_exclusions.delete().where(movie_exclusions.c.dislike_id == dislike_id))
+            # Another live dislike that excludes the film keeps it excluded.
+            excluding = [r for r, rule in self.settings.reason_policy.items() if rule.exclude_movie]
+            other = conn.execute(
+                select(user_dislikes.c.dislike_id)
+                .where(
+                    user_dislikes.c.user_id == row.user_id,
+                    user_dislikes.c.movie_id == row.movie_id,
+                    user_dislikes.c.retracted_at.is_(None),
+                    user_dislikes.c.reason.in_(excluding),
+                )
+                .order_by(user_dislikes.c.dislike_id)
+                .limit(1)
+            ).scalar()
+            if other is not None:
+                self._exclude_movie(conn, row.user_id, row.movie_id, other, now)
             aggregates.add_dislike(
                 conn,
                 user_id=row.user_id,

@@ -483,11 +483,6 @@ def test_a_retracted_dislike_can_be_posted_again(system):
     assert count(system, negative_examples) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in recording.py retract_dislike: the exclusion row is deleted by dislike_id, so retracting "
-    "the first of two already_watched dislikes of a movie lifts the exclusion the second still asks for",
-)
 def test_retracting_one_of_two_already_watched_dislikes_keeps_the_exclusion(system, clock):
     add_movies(system, [10])
     first = system.save_dislike(1, 10, reason="already_watched")
@@ -544,16 +539,7 @@ def test_concurrent_dislikes_are_all_recorded_and_counted_once(make_system):
     recount_matches_aggregates(system)
 
 
-def test_concurrent_first_dislikes_of_a_new_movie(make_system, backend, request):
-    if backend == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug in recording.py _resolve_movie: check-then-insert of a new catalogue row is not "
-                "serialised across users on PostgreSQL (the advisory lock is per user), so the losers "
-                "fail with UniqueViolation on pk_movies",
-            )
-        )
+def test_concurrent_first_dislikes_of_a_new_movie(make_system):
     system = make_system()
     errors = _hammer(system, workers=4, per_worker=15, movie_ids=list(range(500, 515)), seed=11)
     assert errors == []
