@@ -106,7 +106,7 @@ def prefill(engine, world: World, size: int, now: datetime, seed: int = 11) -> N
     rng = np.random.default_rng(seed)
     pg = engine.dialect.name == "postgresql"
     ts = (lambda m: m) if pg else (lambda m: m.strftime("%Y-%m-%d %H:%M:%S.%f"))
-    policy = Settings(database_url="sqlite://").reason_policy
+    settings = Settings(database_url="sqlite://")  # the defaults the application records with
     start, end = now - timedelta(days=DAYS), now - timedelta(hours=1)
     offsets = np.sort(rng.random(size)) * (end - start).total_seconds()
     times = [start + timedelta(seconds=float(s)) for s in offsets]
@@ -172,7 +172,7 @@ def prefill(engine, world: World, size: int, now: datetime, seed: int = 11) -> N
                         dislike_id,
                         user_id,
                         movie_id,
-                        0.8,
+                        settings.DISLIKE_WEIGHT_MULTIPLIER,
                         score,
                         ts(at),
                         "used" if used else "pending",
@@ -181,7 +181,7 @@ def prefill(engine, world: World, size: int, now: datetime, seed: int = 11) -> N
                     )
                 )
                 decided = at < now - timedelta(days=14)
-                for p in propose_adjustments(policy[reason], genres, cast, franchise):
+                for p in propose_adjustments(settings.reason_policy[reason], genres, cast, franchise):
                     proposals.append(
                         (
                             dislike_id,

@@ -65,8 +65,7 @@ def workload(world: World, n: int, seed: int) -> list[dict]:
             args["idempotency_key"] = uuid.uuid4().hex
         shown = None
         if roll[2] < 0.3:
-            others = [int(m) for m in rng.choice(MOVIES, size=12, replace=False) + 1 if m != movie_id][:9]
-            shown = others[:]
+            shown = [int(m) for m in rng.choice(MOVIES, size=12, replace=False) + 1 if m != movie_id][:9]
             shown.insert(int(rng.integers(10)), movie_id)
         ops.append({"args": args, "shown": shown})
         if len(ops) == n:
@@ -77,8 +76,8 @@ def workload(world: World, n: int, seed: int) -> list[dict]:
 def timed_call(system: FeedbackSystem, op: dict) -> tuple[int, float, float]:
     """Show the op's list if it has one (untimed), then time its save_dislike.
 
-    Return the dislike id, the wall-clock ms and the ms of CPU this thread spent (which a busy
-    machine inflates far less than the wall clock; on PostgreSQL it leaves out the server).
+    Return the dislike id, the wall-clock ms and the ms of CPU this thread spent (it tells
+    waiting for a core from work; on PostgreSQL it leaves out the server's share).
     """
     args = dict(op["args"])
     if op["shown"]:

@@ -173,6 +173,9 @@ class Prepared:
 
     def _run(self, conn: Connection, params):
         many = isinstance(params, (list, tuple))
+        if many and len(params) == 1:
+            # One row: a plain execute (psycopg runs executemany as a pipeline, a round trip more).
+            params, many = params[0], False
         dialect = conn.dialect
         last = self._last
         if last[0] is dialect:
@@ -207,7 +210,8 @@ class Prepared:
 
 
 def _binder(statement: Executable, dialect, keys: tuple):
-    """Compile ``statement`` for parameter sets with ``keys``; return its SQL and a binder.
+    """Compile ``statement`` for parameter sets with ``keys``: return its SQL, a binder and the
+    (still empty) list of result converters.
 
     The binder does what ``construct_params`` and the type processors do at execution, with
     every decision (which value feeds which placeholder, which processor) taken here, once.
@@ -220,11 +224,11 @@ def _binder(statement: Executable, dialect, keys: tuple):
         raise ValueError(f"a Prepared statement cannot have escaped or expanding parameters: {compiled}")
     if compiled.positional:
         names = list(compiled.positiontup)
-        params = [compiled.binds[name] for name in names]
+        binds = [compiled.binds[name] for name in names]
     else:
-        names, params = list(compiled.bind_names.values()), list(compiled.bind_names)
+        names, binds = list(compiled.bind_names.values()), list(compiled.bind_names)
     slots = []  # (key in the parameters or None, fixed value, processor)
-    for name, param in zip(names, params, strict=True):
+    for name, param in zip(names, binds, strict=True):
         processor = param.type.dialect_impl(dialect).bind_processor(dialect)
         key = param.key if param.key in keys else name if name in keys else None
         if key is not None:
