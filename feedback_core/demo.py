@@ -249,14 +249,19 @@ def _decider(system, world: World, leave_share: float, actor: str):
 
     An approver looks at the evidence (the user's dislikes of that feature against the films
     with it they liked): approve with at least two dislikes that outweigh the likes, reject
-    where the user likes the feature at least as often, and leave ``leave_share`` for later.
+    where the user likes the feature at least as often, and leave ``leave_share`` in the inbox.
     """
+
+    left: set[int] = set()  # proposals the approver chose to leave in the inbox
 
     def decide() -> None:
         pending = system.list_adjustments(status="proposed", limit=10_000)
         evidence: dict[int, dict] = {}
         for adjustment in sorted(pending, key=lambda a: a["adjustment_id"]):
+            if adjustment["adjustment_id"] in left:
+                continue
             if world.rng.random() < leave_share:
+                left.add(adjustment["adjustment_id"])
                 continue
             user_id = adjustment["user_id"]
             if user_id not in evidence:
