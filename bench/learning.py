@@ -166,7 +166,7 @@ def bench_training(examples: int) -> dict:
         # Sized so that about ``examples`` rows become training examples: training keeps the
         # events after its time cutoff (about half), ratings >= 4 or <= 2 (two thirds of the
         # ratings), at most 300k shown-and-not-disliked films, and the dislikes.
-        users = max(int(examples * 1.8) // 20, 100)
+        users = max(int(examples * 2.2) // 20, 100)
         n = fill(
             path,
             films=10_000,
