@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import sqlite3
 import statistics
@@ -34,17 +32,10 @@ from feedback_core.demo import GENRES  # noqa: E402
 
 
 def machine() -> str:
-    cpu = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
-    )
+    """Describe where the figures come from (the same facts bench/record.py prints)."""
+    from record import machine as machine_facts  # bench/ is on the path when run as a script
+
+    return ", ".join(f"{key} {value}" for key, value in machine_facts(None).items())
 
 
 def fill(
