@@ -116,7 +116,11 @@ def store_ratings(conn: Connection, rows: list[tuple[int, int, float, datetime]]
     ids = sorted({m for _, m, _, _ in rows})
     known = set()
     for start in range(0, len(ids), 900):
-        known |= set(conn.execute(select(movies.c.movie_id).where(movies.c.movie_id.in_(ids[start : start + 900]))).scalars())
+        known |= set(
+            conn.execute(
+                select(movies.c.movie_id).where(movies.c.movie_id.in_(ids[start : start + 900]))
+            ).scalars()
+        )
     missing = [m for m in ids if m not in known]
     if missing:
         raise ValidationError(f"movies not in the catalogue: {', '.join(map(str, missing[:10]))}", "movie_id")
@@ -141,7 +145,11 @@ def store_ratings(conn: Connection, rows: list[tuple[int, int, float, datetime]]
         set_={"rating": stmt.excluded.rating, "rated_at": stmt.excluded.rated_at},
     )
     conn.execute(
-        stmt, [{"user_id": u, "movie_id": m, "rating": latest[(u, m)][0], "rated_at": latest[(u, m)][1]} for u, m in keys]
+        stmt,
+        [
+            {"user_id": u, "movie_id": m, "rating": latest[(u, m)][0], "rated_at": latest[(u, m)][1]}
+            for u, m in keys
+        ],
     )
     deltas: dict[int, list[float]] = {}
     for (u, m), (rating, _) in latest.items():
@@ -220,7 +228,9 @@ class CatalogOps:
         self._catalog_cache = None
         return len(clean)
 
-    def record_rating(self, user_id: int, movie_id: int, rating: float, rated_at: datetime | None = None) -> None:
+    def record_rating(
+        self, user_id: int, movie_id: int, rating: float, rated_at: datetime | None = None
+    ) -> None:
         """Record a user's rating (1 to 5, half stars; 4 and above counts as liked)."""
         self.record_ratings([(user_id, movie_id, rating, rated_at)])
 
@@ -233,11 +243,15 @@ class CatalogOps:
             at = rest[0] if rest and rest[0] is not None else now
             try:
                 clean.append(
-                    (check_id(user_id, "user_id"), check_id(movie_id, "movie_id"), check_rating(rating), to_naive_utc(at))
+                    (
+                        check_id(user_id, "user_id"),
+                        check_id(movie_id, "movie_id"),
+                        check_rating(rating),
+                        to_naive_utc(at),
+                    )
                 )
             except ValidationError as exc:
                 raise ValidationError(f"rows[{i}]: {exc.message}", exc.field) from None
         with write_transaction(self.engine) as conn:
             stored = store_ratings(conn, clean)
         return stored
-

@@ -35,6 +35,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 2
     system.close()
     with tqdm(total=args.days + 1, desc="building demo", unit="step", file=sys.stderr) as bar:
+
         def progress(n: int, text: str) -> None:
             bar.set_postfix_str(text)
             bar.update(n)
@@ -57,8 +58,11 @@ def _simulate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--movies", type=int, default=1500)
 
 
-@command("simulate", "run the learning loop on a scratch database and print the dislike rate per round",
-         _simulate_arguments)
+@command(
+    "simulate",
+    "run the learning loop on a scratch database and print the dislike rate per round",
+    _simulate_arguments,
+)
 def cmd_simulate(args: argparse.Namespace) -> int:
     from feedback_core.demo import simulate
     from feedback_core.system import FeedbackSystem
@@ -72,9 +76,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"{'round':>5}  {'impressions':>11}  {'dislikes':>8}  {'dislike rate':>12}")
 
         def report(r) -> None:
-            print(f"{r.round:>5}  {r.impressions:>11,}  {r.dislikes:>8,}  {r.dislike_rate:>11.1%}", flush=True)
+            print(
+                f"{r.round:>5}  {r.impressions:>11,}  {r.dislikes:>8,}  {r.dislike_rate:>11.1%}", flush=True
+            )
 
-        results = simulate(settings, args.rounds, not args.no_feedback, args.seed, args.users, args.movies, report)
+        results = simulate(
+            settings, args.rounds, not args.no_feedback, args.seed, args.users, args.movies, report
+        )
     first, last = results[0].dislike_rate, results[-1].dislike_rate
     change = (last / first - 1) if first else 0.0
     print(f"dislike rate: first round {first:.1%}, last round {last:.1%} ({change:+.0%})")
@@ -123,7 +131,9 @@ def _import_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=1000, help="records per transaction (default 1000)")
 
 
-@command("import-catalog", "import movies (movie_id, title, genres, cast, franchise, year)", _import_arguments)
+@command(
+    "import-catalog", "import movies (movie_id, title, genres, cast, franchise, year)", _import_arguments
+)
 def cmd_import_catalog(args: argparse.Namespace) -> int:
     from feedback_core.catalog import read_records, validate_movie
     from feedback_core.errors import ValidationError

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+# fmt: off
 GENRES = (
     "Action", "Adventure", "Animation", "Comedy", "Crime", "Documentary", "Drama", "Family",
     "Fantasy", "History", "Horror", "Music", "Mystery", "Romance", "Sci-Fi", "Thriller", "War",
@@ -39,6 +40,7 @@ NOUNS = (
     "Harbor", "Kingdom", "Signal", "Garden", "Frontier", "Echo", "Empire", "River", "Machine", "Storm",
     "Promise", "Orchard", "Protocol", "Horizon", "Mirror", "Circus", "Voyage", "Citadel", "Lantern", "Tide",
 )
+# fmt: on
 TEXTS = {
     "wrong_genre": ("Not my kind of film", "I never watch {g}", "Too much {g} for me", ""),
     "poor_quality": ("Weak script", "Bad acting", "Boring sequel", ""),
@@ -283,7 +285,10 @@ def prepare_world(system, world: World, start: datetime, actor: str) -> None:
     system.add_movies(world.movies)
     history = seed_history(world)
     offsets = world.rng.integers(0, 30 * 24 * 60, len(history))
-    past = [(u, m, r, start - timedelta(days=30) + timedelta(minutes=int(o))) for (u, m, r), o in zip(history, offsets)]
+    past = [
+        (u, m, r, start - timedelta(days=30) + timedelta(minutes=int(o)))
+        for (u, m, r), o in zip(history, offsets)
+    ]
     system.record_ratings(past)
     if isinstance(clock, SimClock):
         clock.moment = start
@@ -314,13 +319,13 @@ def build_demo(
         decide = _decider(system, world, leave_share=0.3, actor="approver@demo")
         results = []
         for day in range(days):
-            active = sorted(int(u) for u in world.rng.choice(users, max(users // 5, 1), replace=False) + 1)
-            # The last day's proposals stay in the inbox for a person to decide; the worker runs
-            # queued retrains every third night.
+            active = sorted(int(u) for u in world.rng.choice(users, max(users // 6, 1), replace=False) + 1)
+            # Approvers go through the inbox every third evening and the worker runs queued
+            # retrains the night after; the last days' proposals stay in the inbox for a person.
             last = day == days - 1
+            chosen = decide if day % 3 == 1 and not last else None
             results.append(
-                run_round(system, world, clock, active, True, day + 1, None if last else decide,
-                          retrain=day % 3 == 2 or last)
+                run_round(system, world, clock, active, True, day + 1, chosen, retrain=day % 3 == 2 or last)
             )
             progress(1, f"day {day + 1}/{days}: dislike rate {results[-1].dislike_rate:.1%}")
         return {

@@ -105,7 +105,9 @@ class Jobs:
         """Return recent retrain jobs, newest first."""
         limit = check_limit(limit)
         with read_connection(self.engine) as conn:
-            rows = conn.execute(select(retrain_jobs).order_by(retrain_jobs.c.job_id.desc()).limit(limit)).all()
+            rows = conn.execute(
+                select(retrain_jobs).order_by(retrain_jobs.c.job_id.desc()).limit(limit)
+            ).all()
         return [job_dict(r) for r in rows]
 
     def recover_stale_jobs(self) -> list[int]:
@@ -116,9 +118,13 @@ class Jobs:
             running = conn.execute(select(retrain_jobs).where(retrain_jobs.c.status == "running")).all()
             for job in running:
                 alive = _process_alive(job.worker_id)
-                stale = job.heartbeat_at is None or now - job.heartbeat_at > timedelta(seconds=STALE_AFTER_SECONDS)
+                stale = job.heartbeat_at is None or now - job.heartbeat_at > timedelta(
+                    seconds=STALE_AFTER_SECONDS
+                )
                 if alive is False or (alive is None and stale):
-                    self._fail(conn, job.job_id, f"worker {job.worker_id} stopped while the job was running", now)
+                    self._fail(
+                        conn, job.job_id, f"worker {job.worker_id} stopped while the job was running", now
+                    )
                     failed.append(job.job_id)
         return failed
 
@@ -137,15 +143,26 @@ class Jobs:
             claimed = conn.execute(
                 update(retrain_jobs)
                 .where(retrain_jobs.c.job_id == found, retrain_jobs.c.status == "queued")
-                .values(status="running", started_at=now, heartbeat_at=now, worker_id=worker_id,
-                        progress=1, stage="starting")
+                .values(
+                    status="running",
+                    started_at=now,
+                    heartbeat_at=now,
+                    worker_id=worker_id,
+                    progress=1,
+                    stage="starting",
+                )
             ).rowcount
             if not claimed:
                 return None
         return self.get_retrain_job(found)
 
-    def run_worker(self, once: bool = False, poll_seconds: float = 2.0, stop: threading.Event | None = None,
-                   max_jobs: int | None = None) -> int:
+    def run_worker(
+        self,
+        once: bool = False,
+        poll_seconds: float = 2.0,
+        stop: threading.Event | None = None,
+        max_jobs: int | None = None,
+    ) -> int:
         """Run queued jobs until stopped (``once``: until the queue is empty). Return jobs run."""
         stop = stop or threading.Event()
         self.recover_stale_jobs()
@@ -216,8 +233,15 @@ class Jobs:
             .where(retrain_jobs.c.job_id == job_id)
             .values(status="failed", active_slot=None, finished_at=now, error=error[:2000], stage="failed")
         )
-        write_audit(conn, at=now, actor="system", action="retrain.failed", entity_type="retrain_job",
-                    entity_id=job_id, details={"error": error[:500], "examples_released": released})
+        write_audit(
+            conn,
+            at=now,
+            actor="system",
+            action="retrain.failed",
+            entity_type="retrain_job",
+            entity_id=job_id,
+            details={"error": error[:500], "examples_released": released},
+        )
 
     def _run_job(self, job_id: int) -> None:
         s = self.settings
@@ -231,7 +255,8 @@ class Jobs:
                 .values(status="claimed", job_id=job_id)
             ).rowcount
             conn.execute(
-                update(retrain_jobs).where(retrain_jobs.c.job_id == job_id)
+                update(retrain_jobs)
+                .where(retrain_jobs.c.job_id == job_id)
                 .values(examples_claimed=claimed, progress=10, stage="loading training data")
             )
         now = self.now()
@@ -244,7 +269,10 @@ class Jobs:
                 active_model = None
         self._progress(job_id, 40, "building features")
         trained, metrics, baseline = training.fit_and_evaluate(
-            data, seed=job_id, adjustment_strength=s.adjustment_strength, active=active_model,
+            data,
+            seed=job_id,
+            adjustment_strength=s.adjustment_strength,
+            active=active_model,
             progress=lambda p, stage: self._progress(job_id, p, stage),
         )
         metrics["active_on_same_holdout"] = baseline
@@ -253,17 +281,28 @@ class Jobs:
         self._progress(job_id, 95, "recording the new version")
         now = self.now()
         with write_transaction(self.engine) as conn:
-            still = conn.execute(select(retrain_jobs.c.status).where(retrain_jobs.c.job_id == job_id)).scalar()
+            still = conn.execute(
+                select(retrain_jobs.c.status).where(retrain_jobs.c.job_id == job_id)
+            ).scalar()
             if still != "running":
                 raise ConflictError(f"retrain job {job_id} was marked {still} while training", "job_id")
             version_id = insert_version(
-                conn, at=now, actor=job.requested_by, trigger=job.trigger, parent_id=active_id,
-                weights=trained.as_dict(), metrics=metrics,
+                conn,
+                at=now,
+                actor=job.requested_by,
+                trigger=job.trigger,
+                parent_id=active_id,
+                weights=trained.as_dict(),
+                metrics=metrics,
                 examples={**data.counts, "new_negative_examples": claimed, "job_id": job_id},
-                settings={"DISLIKE_WEIGHT_MULTIPLIER": s.DISLIKE_WEIGHT_MULTIPLIER,
-                          "FEEDBACK_ACCUMULATION_THRESHOLD": s.FEEDBACK_ACCUMULATION_THRESHOLD,
-                          "adjustment_strength": s.adjustment_strength, "promotion_margin": s.promotion_margin,
-                          "holdout_share": training.HOLDOUT_SHARE, "seed": job_id},
+                settings={
+                    "DISLIKE_WEIGHT_MULTIPLIER": s.DISLIKE_WEIGHT_MULTIPLIER,
+                    "FEEDBACK_ACCUMULATION_THRESHOLD": s.FEEDBACK_ACCUMULATION_THRESHOLD,
+                    "adjustment_strength": s.adjustment_strength,
+                    "promotion_margin": s.promotion_margin,
+                    "holdout_share": training.HOLDOUT_SHARE,
+                    "seed": job_id,
+                },
             )
             conn.execute(
                 update(negative_examples)
@@ -271,17 +310,35 @@ class Jobs:
                 .values(status="used", used_at=now, used_in_version_id=version_id)
             )
             conn.execute(
-                update(retrain_jobs).where(retrain_jobs.c.job_id == job_id)
-                .values(status="succeeded", active_slot=None, finished_at=now, progress=100,
-                        stage="done", result_version_id=version_id)
+                update(retrain_jobs)
+                .where(retrain_jobs.c.job_id == job_id)
+                .values(
+                    status="succeeded",
+                    active_slot=None,
+                    finished_at=now,
+                    progress=100,
+                    stage="done",
+                    result_version_id=version_id,
+                )
             )
-            write_audit(conn, at=now, actor=job.requested_by, action="retrain.succeeded",
-                        entity_type="retrain_job", entity_id=job_id,
-                        details={"version_id": version_id, "auc": metrics.get("auc"), "promoted": promote})
+            write_audit(
+                conn,
+                at=now,
+                actor=job.requested_by,
+                action="retrain.succeeded",
+                entity_type="retrain_job",
+                entity_id=job_id,
+                details={"version_id": version_id, "auc": metrics.get("auc"), "promoted": promote},
+            )
             if promote:
                 activate(conn, version_id, "system", now, why)
-        log.info("[FEEDBACK] Retrain job %s produced version %s (auc %s, promoted %s)",
-                 job_id, version_id, metrics.get("auc"), promote)
+        log.info(
+            "[FEEDBACK] Retrain job %s produced version %s (auc %s, promoted %s)",
+            job_id,
+            version_id,
+            metrics.get("auc"),
+            promote,
+        )
 
 
 def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> tuple[bool, str]:
@@ -291,7 +348,10 @@ def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> 
     if new is None or old is None:
         return False, "AUC not available on held-out data; an analyst decides"
     if new < old + margin:
-        return False, f"held-out AUC {new:.4f} vs active {old:.4f}: not better by {margin}; an analyst decides"
+        return (
+            False,
+            f"held-out AUC {new:.4f} vs active {old:.4f}: not better by {margin}; an analyst decides",
+        )
     new_share, old_share = metrics.get("dislike_top10_share"), baseline.get("dislike_top10_share")
     if new_share is not None and old_share is not None and new_share > old_share:
         return False, (

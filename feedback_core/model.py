@@ -72,7 +72,11 @@ def build_catalog(rows: Iterable[Sequence]) -> Catalog:
         genres_out.append(genres)
         counts.append(float(rating_count or 0))
         sums.append(float(rating_sum or 0.0))
-        values = {"genre": genres, "cast": list(cast or [])[:5], "franchise": [franchise] if franchise else []}
+        values = {
+            "genre": genres,
+            "cast": list(cast or [])[:5],
+            "franchise": [franchise] if franchise else [],
+        }
         for kind, names in values.items():
             for name in dict.fromkeys(names):
                 j = vocab[kind].setdefault(name, len(vocab[kind]))
@@ -136,15 +140,16 @@ def build_profiles(
     patterns = list(patterns)
     adjustments = list(adjustments)
     user_ids = sorted(
-        {u for u, _ in liked_pairs} | {int(p[0]) for p in patterns} | {int(a[0]) for a in adjustments} | set(users)
+        {u for u, _ in liked_pairs}
+        | {int(p[0]) for p in patterns}
+        | {int(a[0]) for a in adjustments}
+        | set(users)
     )
     uidx = {u: i for i, u in enumerate(user_ids)}
     n_users = max(len(user_ids), 1)
     rows = [uidx[u] for u, _ in liked_pairs]
     cols = [catalog.index[m] for _, m in liked_pairs]
-    like_matrix = sparse.csr_matrix(
-        (np.ones(len(rows)), (rows, cols)), shape=(n_users, max(catalog.size, 1))
-    )
+    like_matrix = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, max(catalog.size, 1)))
     liked = {k: (like_matrix @ catalog.matrices[k]).tocsr() for k in KINDS}
     n_liked = np.asarray(like_matrix.sum(axis=1)).ravel()
 
@@ -163,7 +168,9 @@ def build_profiles(
             days.append((now - last).total_seconds() / 86400.0 if last is not None else 0.0)
         d = np.array(cnt) * decay_of(np.array(days))
         likes = np.asarray(liked[kind][r, c]).ravel() if r else np.zeros(0)
-        aversion[kind] = sparse.csr_matrix((d / (d + likes + 1.0), (r, c)), shape=(n_users, max(len(vocab), 1)))
+        aversion[kind] = sparse.csr_matrix(
+            (d / (d + likes + 1.0), (r, c)), shape=(n_users, max(len(vocab), 1))
+        )
 
     low, high = weight_bounds
     adjust = {}
@@ -183,7 +190,9 @@ def build_profiles(
 # ------------------------------------------------------------------ features
 
 
-def _pair_values(user_matrix: sparse.csr_matrix, u: np.ndarray, movie_matrix: sparse.csr_matrix, m: np.ndarray):
+def _pair_values(
+    user_matrix: sparse.csr_matrix, u: np.ndarray, movie_matrix: sparse.csr_matrix, m: np.ndarray
+):
     """Gather, for each pair i, the user's values at the movie's feature columns.
 
     Returns ``(values, rows)``: ``rows`` is the movie submatrix whose ``indptr`` delimits each
@@ -210,14 +219,18 @@ def _reduce(ufunc, values: np.ndarray, rows: sparse.csr_matrix) -> np.ndarray:
     return out
 
 
-def _rowdot(user_matrix: sparse.csr_matrix, u: np.ndarray, movie_matrix: sparse.csr_matrix, m: np.ndarray) -> np.ndarray:
+def _rowdot(
+    user_matrix: sparse.csr_matrix, u: np.ndarray, movie_matrix: sparse.csr_matrix, m: np.ndarray
+) -> np.ndarray:
     """Return, for each pair i, the dot product of user row u[i] and movie row m[i]."""
     if len(u) == 0:
         return np.zeros(0)
     return _reduce(np.add, *_pair_values(user_matrix, u, movie_matrix, m))
 
 
-def _rowmax(user_matrix: sparse.csr_matrix, u: np.ndarray, movie_matrix: sparse.csr_matrix, m: np.ndarray) -> np.ndarray:
+def _rowmax(
+    user_matrix: sparse.csr_matrix, u: np.ndarray, movie_matrix: sparse.csr_matrix, m: np.ndarray
+) -> np.ndarray:
     """Return, for each pair i, the largest user value over the movie's feature values (>= 0)."""
     if len(u) == 0:
         return np.zeros(0)
@@ -290,8 +303,14 @@ def prior_model(adjustment_strength: float = 3.0) -> TrainedModel:
     """Return the hand-set starting point used before any training: popular and good first."""
     coefficients = dict.fromkeys(FEATURES, 0.0)
     coefficients.update(
-        genre_affinity=2.0, cast_affinity=0.5, franchise_affinity=0.5, genre_aversion=-2.0,
-        cast_aversion=-1.0, franchise_aversion=-1.0, popularity=1.0, quality=2.0,
+        genre_affinity=2.0,
+        cast_affinity=0.5,
+        franchise_affinity=0.5,
+        genre_aversion=-2.0,
+        cast_aversion=-1.0,
+        franchise_aversion=-1.0,
+        popularity=1.0,
+        quality=2.0,
     )
     return TrainedModel(coefficients, -1.5, adjustment_strength)
 
@@ -342,8 +361,11 @@ def train(
         return value, grad
 
     bounds = [SIGN_BOUNDS.get(f, (None, None)) for f in FEATURES] + [(None, None)]
-    start = np.clip(w0, [b[0] if b[0] is not None else -np.inf for b in bounds],
-                    [b[1] if b[1] is not None else np.inf for b in bounds])
+    start = np.clip(
+        w0,
+        [b[0] if b[0] is not None else -np.inf for b in bounds],
+        [b[1] if b[1] is not None else np.inf for b in bounds],
+    )
     result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500})
     coefficients = {f: float(c) for f, c in zip(FEATURES, result.x[:-1])}
     return TrainedModel(coefficients, float(result.x[-1]), adjustment_strength)

@@ -164,7 +164,12 @@ class Recommender:
         k = check_limit(k, "k", 1, 100)
         with read_connection(self.engine) as conn:
             if self._catalog(conn).size == 0:
-                return {"recommendation_set_id": None, "user_id": user_id, "model_version_id": None, "items": []}
+                return {
+                    "recommendation_set_id": None,
+                    "user_id": user_id,
+                    "model_version_id": None,
+                    "items": [],
+                }
             catalog, version_id, scores, hidden = self._score_user(conn, user_id)
         excluded = np.array([catalog.index[m] for m in hidden if m in catalog.index], dtype=np.int64)
         best = model.top_k(scores, k, excluded)

@@ -161,7 +161,12 @@ def load_training_data(
         is_dislike.append(dislike)
 
     seen_by_user: dict[int, list[int]] = {}
-    counts = {"positives": 0, "negatives_from_ratings": 0, "shown_not_disliked": 0, "negatives_from_dislikes": 0}
+    counts = {
+        "positives": 0,
+        "negatives_from_ratings": 0,
+        "shown_not_disliked": 0,
+        "negatives_from_dislikes": 0,
+    }
     rated_pairs = set()
     for u, m, r, t in rating_rows:
         if m not in midx:

@@ -102,7 +102,12 @@ def activate(conn: Connection, version_id: int, actor: str, at, reason: str) -> 
     )
     action = "model.rollback" if previous is not None and version_id < previous else "model.activated"
     write_audit(
-        conn, at=at, actor=actor, action=action, entity_type="model_version", entity_id=version_id,
+        conn,
+        at=at,
+        actor=actor,
+        action=action,
+        entity_type="model_version",
+        entity_id=version_id,
         details={"previous_version_id": previous, "reason": reason},
     )
     log.info("[FEEDBACK] Model version %s activated by %s (previous %s)", version_id, actor, previous)
@@ -141,7 +146,9 @@ class Versions:
         """Return one model version."""
         version_id = check_id(version_id, "version_id")
         with read_connection(self.engine) as conn:
-            row = conn.execute(select(model_versions).where(model_versions.c.version_id == version_id)).first()
+            row = conn.execute(
+                select(model_versions).where(model_versions.c.version_id == version_id)
+            ).first()
         if row is None:
             raise NotFoundError(f"model version {version_id} not found", "version_id")
         return version_dict(row)

@@ -95,8 +95,8 @@ def test_build_demo_is_deterministic_for_a_seed(make_system, backend, tmp_path):
     # What was built is what the summary says, and the loop really ran.
     counts = first_print["rows"]
     assert first["movies"] == counts["movies"] == 300
-    # A fifth of the 40 people a day, 10 films each.
-    assert first["impressions"] == counts["impressions"] == 3 * 8 * 10
+    # A sixth of the 40 people a day, 10 films each.
+    assert first["impressions"] == counts["impressions"] == 3 * 6 * 10
     assert first["dislikes"] == counts["user_dislikes"] > 0
     assert 0 < first["first_day_rate"] < 1
     assert first["versions"] == counts["model_versions"] >= 2  # the initial one and threshold retrains
