@@ -20,7 +20,6 @@ from feedback_core.schema import (
     dislike_feedback_impact,
     dislike_patterns,
     feature_adjustments,
-    model_versions,
     movies,
     ratings,
     user_dislikes,
@@ -28,6 +27,7 @@ from feedback_core.schema import (
 )
 from feedback_core.settings import REASONS
 from feedback_core.validation import check_id, check_limit, check_text
+from feedback_core.versions import active_version_id
 
 log = logging.getLogger("feedback_core")
 
@@ -318,9 +318,7 @@ class Adjustments:
         )
 
     def _impact(self, conn, row, delta, before, after, actor, action, now: datetime) -> None:
-        active = conn.execute(
-            select(model_versions.c.version_id).where(model_versions.c.active_slot == 1)
-        ).scalar()
+        active = active_version_id(conn)
         conn.execute(
             insert(dislike_feedback_impact).values(
                 dislike_id=row.dislike_id,

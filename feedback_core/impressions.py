@@ -12,8 +12,9 @@ from sqlalchemy import Connection, insert, select
 from feedback_core import aggregates
 from feedback_core.db import format_ts, read_connection, write_transaction
 from feedback_core.errors import NotFoundError, ValidationError
-from feedback_core.schema import impressions, model_versions, movies, recommendation_sets
+from feedback_core.schema import impressions, movies, recommendation_sets
 from feedback_core.validation import check_id, validate_items
+from feedback_core.versions import require_version
 
 
 class Impressions:
@@ -40,14 +41,8 @@ class Impressions:
         self, conn: Connection, user_id, clean, model_version_id, source, now, checked=False
     ) -> int:
         """Insert a set and its impressions; ``checked``: the caller knows the movies exist."""
-        if model_version_id is not None and not checked:
-            known = conn.execute(
-                select(model_versions.c.version_id).where(model_versions.c.version_id == model_version_id)
-            ).first()
-            if known is None:
-                raise ValidationError(
-                    f"model_version_id {model_version_id} does not exist", "model_version_id"
-                )
+        if not checked:
+            require_version(conn, model_version_id)
         ids = [item.movie_id for item in clean]
         found = (
             ids

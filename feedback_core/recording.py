@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from feedback_core import aggregates
 from feedback_core.db import Prepared, write_transaction
 from feedback_core.errors import ConflictError, NotFoundError, ValidationError
-from feedback_core.policy import adjustments_as_dict, propose_adjustments
+from feedback_core.policy import ProposedAdjustment, adjustments_as_dict, propose_adjustments
 from feedback_core.schema import (
     audit_log,
     feature_adjustments,
@@ -432,16 +432,16 @@ class Recording:
         example = conn.execute(
             select(negative_examples.c.weight).where(negative_examples.c.dislike_id == dislike_id)
         ).scalar()
-        props = conn.execute(
-            select(
-                feature_adjustments.c.feature_type,
-                feature_adjustments.c.feature_value,
-                feature_adjustments.c.proposed_magnitude,
-            ).where(feature_adjustments.c.dislike_id == dislike_id)
-        ).all()
-        shaped = {"genre_adjustments": {}, "cast_adjustments": {}, "franchise_adjustments": {}}
-        for kind, value, magnitude in props:
-            shaped[f"{kind}_adjustments"][value] = magnitude
+        proposals = [
+            ProposedAdjustment(*p)
+            for p in conn.execute(
+                select(
+                    feature_adjustments.c.feature_type,
+                    feature_adjustments.c.feature_value,
+                    feature_adjustments.c.proposed_magnitude,
+                ).where(feature_adjustments.c.dislike_id == dislike_id)
+            )
+        ]
         rule = self.settings.reason_policy[row.reason]
         return {
             "dislike_id": dislike_id,
@@ -450,7 +450,10 @@ class Recording:
                 "error_recorded": row.predicted_score,
                 "weight": example if example is not None else self.settings.DISLIKE_WEIGHT_MULTIPLIER,
             },
-            "feature_adjustments": {**shaped, "reason": row.reason, "exclude_movie": rule.exclude_movie},
+            "feature_adjustments": {
+                **adjustments_as_dict(row.reason, proposals),
+                "exclude_movie": rule.exclude_movie,
+            },
         }
 
     def retract_dislike(self, dislike_id: int, user_id: int, actor: str | None = None) -> dict:

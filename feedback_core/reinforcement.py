@@ -15,12 +15,12 @@ from feedback_core.errors import NotFoundError, ValidationError
 from feedback_core.recording import count_pending_examples, queue_retrain_job
 from feedback_core.schema import (
     dislike_feedback_impact,
-    model_versions,
     negative_examples,
     retrain_jobs,
     user_dislikes,
 )
 from feedback_core.validation import check_id, check_limit, check_names, check_reason, check_score, check_text
+from feedback_core.versions import require_version
 
 log = logging.getLogger("feedback_core")
 
@@ -140,14 +140,7 @@ class Reinforcement:
         version = check_id(model_version_id, "model_version_id", optional=True)
         now = self.now()
         with write_transaction(self.engine) as conn:
-            if (
-                version is not None
-                and conn.execute(
-                    select(model_versions.c.version_id).where(model_versions.c.version_id == version)
-                ).first()
-                is None
-            ):
-                raise ValidationError(f"model_version_id {version} does not exist", "model_version_id")
+            require_version(conn, version)
             changed = 0
             for start in range(0, len(ids), 500):
                 changed += conn.execute(
@@ -208,16 +201,7 @@ class Reinforcement:
                     raise ValidationError(
                         f"dislike_id {dislike_id} is not a dislike of user {user_id}", "dislike_id"
                     )
-            if (
-                model_version_id is not None
-                and conn.execute(
-                    select(model_versions.c.version_id).where(model_versions.c.version_id == model_version_id)
-                ).first()
-                is None
-            ):
-                raise ValidationError(
-                    f"model_version_id {model_version_id} does not exist", "model_version_id"
-                )
+            require_version(conn, model_version_id)
             return conn.execute(
                 insert(dislike_feedback_impact)
                 .values(

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, func, insert, select, text, update
 
 from feedback_core import stats
 from feedback_core.db import format_ts, read_connection, write_transaction
-from feedback_core.errors import NotFoundError
+from feedback_core.errors import NotFoundError, ValidationError
 from feedback_core.recording import write_audit
 from feedback_core.schema import daily_dislikes, daily_impressions, model_versions
 from feedback_core.validation import check_id, check_text
@@ -16,6 +16,20 @@ from feedback_core.validation import check_id, check_text
 log = logging.getLogger("feedback_core")
 
 METRICS = ("auc", "log_loss", "accuracy", "precision_at_10", "dislike_top10_share")
+
+
+def active_version_id(conn: Connection) -> int | None:
+    """Return the id of the active model version, or None before the first one."""
+    return conn.execute(select(model_versions.c.version_id).where(model_versions.c.active_slot == 1)).scalar()
+
+
+def require_version(conn: Connection, version_id: int | None, field: str = "model_version_id") -> None:
+    """Raise ValidationError naming ``field`` unless ``version_id`` is None or an existing version."""
+    if version_id is None:
+        return
+    found = conn.execute(select(model_versions.c.version_id).where(model_versions.c.version_id == version_id))
+    if found.first() is None:
+        raise ValidationError(f"{field} {version_id} does not exist", field)
 
 
 def version_dict(row) -> dict:
