@@ -76,76 +76,157 @@ def add_dislike(
     sign: int = 1,
 ) -> None:
     """Count one dislike (``sign=-1`` uncounts a retracted one) in every aggregate."""
-    day = at.date()
-    patterns = [("total", ""), ("reason", reason)]
-    patterns += [("genre", g) for g in genres]
-    patterns += [("cast", c) for c in cast]
-    if franchise:
-        patterns.append(("franchise", franchise))
-    upsert_add(
-        conn,
-        dislike_patterns,
-        ("user_id", "pattern_type", "pattern_value"),
-        [
-            {
-                "user_id": user_id,
-                "pattern_type": kind,
-                "pattern_value": value,
-                "dislike_count": sign,
-                "score_sum": sign * score,
-                "last_disliked_at": at,
-            }
-            for kind, value in dict.fromkeys(patterns)
-        ],
-        add=("dislike_count", "score_sum"),
-        latest=("last_disliked_at",) if sign > 0 else (),
-    )
-    upsert_add(
-        conn,
-        daily_dislikes,
-        ("day", "model_version_id", "reason", "attributed"),
-        [
-            {
-                "day": day,
-                "model_version_id": version_key,
-                "reason": reason,
-                "attributed": int(attributed),
-                "dislikes": sign,
-                "score_sum": sign * score,
-            }
-        ],
-        add=("dislikes", "score_sum"),
-    )
-    upsert_add(
-        conn,
-        daily_reason_genre,
-        ("day", "reason", "genre"),
-        [{"day": day, "reason": reason, "genre": g, "dislikes": sign} for g in dict.fromkeys(genres)],
-        add=("dislikes",),
-    )
-    upsert_add(
-        conn,
-        daily_score_histogram,
-        ("day", "model_version_id", "bucket"),
-        [{"day": day, "model_version_id": version_key, "bucket": bucket_of(score), "dislikes": sign}],
-        add=("dislikes",),
-    )
-    upsert_add(
-        conn,
-        movie_dislike_stats,
-        ("movie_id",),
-        [
-            {
-                "movie_id": movie_id,
-                "dislikes": sign,
-                "high_score_dislikes": sign if score >= HIGH_SCORE else 0,
-                "score_sum": sign * score,
-                "last_disliked_at": at,
-            }
-        ],
-        add=("dislikes", "high_score_dislikes", "score_sum"),
-        latest=("last_disliked_at",) if sign > 0 else (),
-    )
+    counts = DislikeCounts()
+    counts.add(user_id, movie_id, reason, score, genres, cast, franchise, version_key, attributed, at, sign)
+    counts.write(conn)
+
+
+class DislikeCounts:
+    """Dislikes counted in memory, then written to every aggregate in one upsert per table.
+
+    One dislike (the live path) or a batch of thousands (an import) take the same route, so
+    the aggregates cannot depend on how a dislike arrived.
+    """
+
+    def __init__(self) -> None:
+        self.patterns: dict[tuple, list] = {}  # (user, kind, value) -> [count, score_sum, last]
+        self.daily: dict[tuple, list] = {}  # (day, version, reason, attributed) -> [count, score_sum]
+        self.reason_genre: dict[tuple, int] = {}
+        self.histogram: dict[tuple, int] = {}
+        self.movies: dict[int, list] = {}  # movie -> [count, high, score_sum, last]
+        self.latest = False  # whether any dislike was counted (not only uncounted)
+
+    def add(
+        self,
+        user_id: int,
+        movie_id: int,
+        reason: str,
+        score: float,
+        genres: Sequence[str],
+        cast: Sequence[str],
+        franchise: str | None,
+        version_key: int,
+        attributed: bool,
+        at: datetime,
+        sign: int = 1,
+    ) -> None:
+        """Count one dislike; ``sign=-1`` uncounts a retracted one."""
+        day = at.date()
+        last = at if sign > 0 else None
+        self.latest = self.latest or sign > 0
+        keys = [("total", ""), ("reason", reason)]
+        keys += [("genre", g) for g in genres]
+        keys += [("cast", c) for c in cast]
+        if franchise:
+            keys.append(("franchise", franchise))
+        patterns = self.patterns
+        weighted = sign * score
+        for kind, value in dict.fromkeys(keys):
+            row = patterns.get((user_id, kind, value))
+            if row is None:
+                patterns[(user_id, kind, value)] = [sign, weighted, last]
+            else:
+                row[0] += sign
+                row[1] += weighted
+                if last is not None and (row[2] is None or last > row[2]):
+                    row[2] = last
+        row = self.daily.get((day, version_key, reason, int(attributed)))
+        if row is None:
+            self.daily[(day, version_key, reason, int(attributed))] = [sign, weighted]
+        else:
+            row[0] += sign
+            row[1] += weighted
+        for genre in dict.fromkeys(genres):
+            key = (day, reason, genre)
+            self.reason_genre[key] = self.reason_genre.get(key, 0) + sign
+        key = (day, version_key, bucket_of(score))
+        self.histogram[key] = self.histogram.get(key, 0) + sign
+        high = sign if score >= HIGH_SCORE else 0
+        row = self.movies.get(movie_id)
+        if row is None:
+            self.movies[movie_id] = [sign, high, weighted, last]
+        else:
+            row[0] += sign
+            row[1] += high
+            row[2] += weighted
+            if last is not None and (row[3] is None or last > row[3]):
+                row[3] = last
+
+    def write(self, conn: Connection) -> None:
+        """Upsert the counted rows into the aggregate tables (in the caller's transaction)."""
+        latest = ("last_disliked_at",) if self.latest else ()
+        upsert_add(
+            conn,
+            dislike_patterns,
+            ("user_id", "pattern_type", "pattern_value"),
+            [
+                {
+                    "user_id": user,
+                    "pattern_type": kind,
+                    "pattern_value": value,
+                    "dislike_count": n,
+                    "score_sum": total,
+                    "last_disliked_at": last,
+                }
+                for (user, kind, value), (n, total, last) in self.patterns.items()
+            ],
+            add=("dislike_count", "score_sum"),
+            latest=latest,
+        )
+        upsert_add(
+            conn,
+            daily_dislikes,
+            ("day", "model_version_id", "reason", "attributed"),
+            [
+                {
+                    "day": day,
+                    "model_version_id": version,
+                    "reason": reason,
+                    "attributed": attributed,
+                    "dislikes": n,
+                    "score_sum": total,
+                }
+                for (day, version, reason, attributed), (n, total) in self.daily.items()
+            ],
+            add=("dislikes", "score_sum"),
+        )
+        upsert_add(
+            conn,
+            daily_reason_genre,
+            ("day", "reason", "genre"),
+            [
+                {"day": day, "reason": reason, "genre": genre, "dislikes": n}
+                for (day, reason, genre), n in self.reason_genre.items()
+            ],
+            add=("dislikes",),
+        )
+        upsert_add(
+            conn,
+            daily_score_histogram,
+            ("day", "model_version_id", "bucket"),
+            [
+                {"day": day, "model_version_id": version, "bucket": bucket, "dislikes": n}
+                for (day, version, bucket), n in self.histogram.items()
+            ],
+            add=("dislikes",),
+        )
+        upsert_add(
+            conn,
+            movie_dislike_stats,
+            ("movie_id",),
+            [
+                {
+                    "movie_id": movie,
+                    "dislikes": n,
+                    "high_score_dislikes": high,
+                    "score_sum": total,
+                    "last_disliked_at": last,
+                }
+                for movie, (n, high, total, last) in self.movies.items()
+            ],
+            add=("dislikes", "high_score_dislikes", "score_sum"),
+            latest=latest,
+        )
 
 
 def add_impressions(conn: Connection, counts: Mapping[tuple, int]) -> None:

@@ -117,4 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as ``python -m feedback_core.cli``: use the importable module, where commands register.
+    from feedback_core.cli import main as _main
+
+    sys.exit(_main())

@@ -1,4 +1,4 @@
-"""Commands of the learning loop: demo, simulate, worker, retrain, import-catalog."""
+"""Commands of the learning loop: demo, simulate, worker, retrain, import, import-catalog."""
 
 from __future__ import annotations
 
@@ -127,38 +127,79 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def _import_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="CSV with a header row, or JSON lines")
-    p.add_argument("--batch", type=int, default=1000, help="records per transaction (default 1000)")
+    from feedback_core.importing import DEFAULT_BATCH, KINDS
+
+    p.add_argument("file", help="CSV with a header row, or JSON lines (.jsonl)")
+    p.add_argument("--kind", required=True, choices=KINDS, help="what the file holds")
+    p.add_argument(
+        "--on-error",
+        choices=("abort", "skip"),
+        default="abort",
+        help="abort: stop at the first bad row, keeping nothing of its batch (default); "
+        "skip: report bad rows and import the rest",
+    )
+    p.add_argument(
+        "--batch", type=int, default=DEFAULT_BATCH, help=f"rows per transaction (default {DEFAULT_BATCH:,})"
+    )
 
 
 @command(
-    "import-catalog", "import movies (movie_id, title, genres, cast, franchise, year)", _import_arguments
+    "import", "import movies, ratings, impressions or dislikes from CSV or JSON lines", _import_arguments
+)
+def cmd_import(args: argparse.Namespace) -> int:
+    return _run_import(args, args.kind, args.on_error, args.batch)
+
+
+def _catalog_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="CSV with a header row, or JSON lines")
+    p.add_argument("--batch", type=int, default=10**9, help="rows per transaction (default: the whole file)")
+
+
+@command(
+    "import-catalog",
+    "import movies (movie_id, title, genres, cast, franchise, year); all or nothing",
+    _catalog_arguments,
 )
 def cmd_import_catalog(args: argparse.Namespace) -> int:
-    from feedback_core.catalog import read_records, validate_movie
+    # By default the whole file is one batch: a bad line imports nothing.
+    return _run_import(args, "movies", "abort", args.batch)
+
+
+def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int) -> int:
     from feedback_core.errors import ValidationError
 
     system = build_system(args)
-    records, errors = [], []
-    for line, record, error in tqdm(read_records(args.file), desc="reading", unit="line", file=sys.stderr):
-        if error is None:
-            try:
-                validate_movie(record)
-                records.append(record)
-                continue
-            except ValidationError as exc:
-                error = exc.message
-        errors.append((line, error))
-    if errors:
-        for line, error in errors[:20]:
-            print(f"{args.file}:{line}: {error}", file=sys.stderr)
-        more = f" (and {len(errors) - 20} more)" if len(errors) > 20 else ""
-        print(f"{len(errors)} bad line(s){more}: nothing imported", file=sys.stderr)
+    system.init_feedback_tables()
+    with tqdm(total=0, desc=f"importing {kind}", unit="B", unit_scale=True, file=sys.stderr) as bar:
+
+        def progress(done: int, total: int, summary) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+            bar.set_postfix_str(f"{summary.imported:,} imported, {summary.rejected:,} rejected")
+
+        try:
+            summary = system.import_file(
+                args.file, kind, on_error=on_error, batch_size=batch, progress=progress
+            )
+        except ValidationError as exc:
+            bar.close()
+            print(f"error: {exc.field}: {exc.message}", file=sys.stderr)
+            return 2
+    for error in summary.errors[:20]:
+        print(f"{args.file}:{error.line}: {error.text}", file=sys.stderr)
+    if summary.rejected > 20:
+        print(f"... and {summary.rejected - 20:,} more bad row(s)", file=sys.stderr)
+    print(
+        f"{kind}: {summary.rows_read:,} rows read, {summary.imported:,} imported, "
+        f"{summary.already_present:,} already present, {summary.rejected:,} rejected, "
+        f"{summary.batches:,} batches in {summary.seconds:.1f} s ({summary.rate:,.0f} rows/s) "
+        f"into {mask_url(system.settings.database_url)}"
+    )
+    if summary.aborted:
+        print(
+            f"{summary.rejected:,} bad row(s): import stopped, nothing of the failing batch imported "
+            "(earlier batches are kept; fix the rows and run again, or use --on-error skip)",
+            file=sys.stderr,
+        )
         return 2
-    stored = 0
-    with tqdm(total=len(records), desc="importing", unit="movie", file=sys.stderr) as bar:
-        for start in range(0, len(records), args.batch):
-            stored += system.add_movies(records[start : start + args.batch])
-            bar.update(min(args.batch, len(records) - start))
-    print(f"imported {stored:,} movies into {mask_url(system.settings.database_url)}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -11,7 +12,18 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, Executable, create_engine, event, inspect, text
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Date,
+    DateTime,
+    Engine,
+    Executable,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
@@ -194,7 +206,7 @@ class Prepared:
         cursor = dbapi_conn.cursor()
         try:
             if many:
-                cursor.executemany(sql, [bind(p) for p in params])
+                cursor.executemany(sql, bind.many(params))
             else:
                 cursor.execute(sql, bind(params))
         except dialect.loaded_dbapi.Error as exc:
@@ -228,10 +240,13 @@ def _binder(statement: Executable, dialect, keys: tuple):
     else:
         names, binds = list(compiled.bind_names.values()), list(compiled.bind_names)
     slots = []  # (key in the parameters or None, fixed value, processor)
+    costly = set()  # slots whose processor is worth skipping for a repeated value
     for name, param in zip(names, binds, strict=True):
         processor = param.type.dialect_impl(dialect).bind_processor(dialect)
         key = param.key if param.key in keys else name if name in keys else None
         if key is not None:
+            if processor is not None and isinstance(param.type, (Date, DateTime, JSON)):
+                costly.add(len(slots))
             slots.append((key, None, processor))
             continue
         if param.required or param.callable:
@@ -245,9 +260,45 @@ def _binder(statement: Executable, dialect, keys: tuple):
         ]
         return tuple(values) if compiled.positional else dict(zip(names, values))
 
+    def bind_many(rows: Sequence[Mapping]) -> list:
+        # Many rows (an import, an aggregate upsert): values fetched by one itemgetter per row,
+        # and each processor called once per distinct value in a run (rows of one dislike share
+        # their timestamp, an import's rows their day).
+        if any(key is None for key, _, _ in slots):
+            return [bind(p) for p in rows]
+        getter = operator.itemgetter(*[key for key, _, _ in slots])
+        processed = [
+            (i, _remember_last(p) if i in costly else p) for i, (_, _, p) in enumerate(slots) if p is not None
+        ]
+        single = len(slots) == 1
+        out = []
+        for p in rows:
+            values = (getter(p),) if single else getter(p)
+            if processed:
+                values = list(values)
+                for i, processor in processed:
+                    values[i] = processor(values[i])
+            out.append(tuple(values) if compiled.positional else dict(zip(names, values)))
+        return out
+
+    bind.many = bind_many
     return compiled.string, bind, []  # the result converters, filled by the first row
 
 
+def _remember_last(processor):
+    """Wrap a bind processor so a value equal to the previous one is not processed again."""
+    last = [_NOTHING, None]
+
+    def process(value):
+        if value is last[0] or (type(value) is type(last[0]) and value == last[0]):
+            return last[1]
+        last[0], last[1] = value, processor(value)
+        return last[1]
+
+    return process
+
+
+_NOTHING = object()
 _BEGIN = Prepared(text("BEGIN"))
 _BEGIN_IMMEDIATE = Prepared(text("BEGIN IMMEDIATE"))
 

@@ -169,6 +169,14 @@ def _count_pending_statement(cap: int | None) -> Prepared:
     return Prepared(select(func.count()).select_from(inner.subquery()))
 
 
+def queue_retrain_if_due(conn: Connection, threshold: int, *, at: datetime, actor: str) -> int | None:
+    """Queue a retrain job when enough examples wait and none is queued or running."""
+    pending, active_job = _RETRAIN_STATE.first(conn, {"cap": threshold})
+    if pending >= threshold and active_job is None:
+        return queue_retrain_job(conn, at=at, trigger="threshold", actor=actor)
+    return None
+
+
 def queue_retrain_job(conn: Connection, *, at: datetime, trigger: str, actor: str) -> int | None:
     """Queue a retrain job unless one is queued or running; return its id or None."""
     # The unique active_slot makes a second queued/running job impossible; a savepoint keeps a
@@ -307,10 +315,7 @@ class Recording:
                 attributed=d.recommendation_set_id is not None,
                 at=now,
             )
-            threshold = self.settings.FEEDBACK_ACCUMULATION_THRESHOLD
-            pending, active_job = _RETRAIN_STATE.first(conn, {"cap": threshold})
-            if pending >= threshold and active_job is None:
-                queue_retrain_job(conn, at=now, trigger="threshold", actor="system")
+            queue_retrain_if_due(conn, self.settings.FEEDBACK_ACCUMULATION_THRESHOLD, at=now, actor="system")
             outcome = {
                 "dislike_id": dislike_id,
                 "duplicate": False,

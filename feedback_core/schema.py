@@ -80,7 +80,10 @@ recommendation_sets = Table(
     Column("model_version_id", Id, ForeignKey("model_versions.version_id")),
     Column("source", String(16), nullable=False),  # api / recommend / import / demo
     Column("created_at", DateTime, nullable=False),
+    # The set's id in the system an imported file came from: re-importing skips known sets.
+    Column("external_id", Id),
     Index("ix_recommendation_sets_user_created", "user_id", "created_at"),
+    Index("ix_recommendation_sets_external_id", "external_id", unique=True),
 )
 
 impressions = Table(

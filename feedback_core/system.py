@@ -11,6 +11,7 @@ from feedback_core.adjustments import Adjustments
 from feedback_core.analytics import Analytics
 from feedback_core.catalog import CatalogOps
 from feedback_core.db import make_engine, to_naive_utc, upgrade_database, utcnow
+from feedback_core.importing import ImportOps
 from feedback_core.impressions import Impressions
 from feedback_core.jobs import Jobs
 from feedback_core.recommender import Recommender
@@ -21,7 +22,16 @@ from feedback_core.versions import Versions
 
 
 class FeedbackSystem(
-    Recording, Impressions, Reinforcement, Adjustments, Analytics, CatalogOps, Recommender, Versions, Jobs
+    Recording,
+    Impressions,
+    Reinforcement,
+    Adjustments,
+    Analytics,
+    CatalogOps,
+    ImportOps,
+    Recommender,
+    Versions,
+    Jobs,
 ):
     """Every operation of the feedback system over one database.
 

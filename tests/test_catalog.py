@@ -217,7 +217,7 @@ def test_import_catalog_from_csv(system, tmp_path, capsys):
     )
     code, out, err = run(capsys, "--db", system.settings.database_url, "import-catalog", path)
     assert code == 0, err
-    assert "imported 3 movies" in out
+    assert "3 imported" in out
     assert row_counts(system)["movies"] == 3
     alien, tiger, heat = movie(system, 1), movie(system, 2), movie(system, 3)
     assert (alien.genres, alien.cast, alien.franchise, alien.year) == (
@@ -247,7 +247,7 @@ def test_import_catalog_from_json_lines_updates_existing_films(system, tmp_path,
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n", encoding="utf-8")
     code, out, err = run(capsys, "--db", system.settings.database_url, "import-catalog", path, "--batch", "1")
     assert code == 0, err
-    assert "imported 2 movies" in out
+    assert "2 imported" in out
     assert (movie(system, 1).title, movie(system, 1).genres, movie(system, 1).cast) == (
         "Alien",
         ["Horror", "Sci-Fi"],
@@ -277,9 +277,9 @@ def test_import_catalog_csv_errors_name_their_lines_and_import_nothing(system, t
     assert f"{path}:6: movie_id must be a positive integer" in err
     assert f"{path}:7: title must not be empty" in err
     assert f"{path}:2:" not in err
-    assert "4 bad line(s)" in err and "nothing imported" in err
+    assert "4 bad row(s): import stopped, nothing of the failing batch imported" in err
     assert row_counts(system) == before
-    assert "imported" not in out
+    assert "0 imported" in out
 
 
 def test_import_catalog_json_lines_errors_name_their_lines(system, tmp_path, capsys):
@@ -298,7 +298,7 @@ def test_import_catalog_json_lines_errors_name_their_lines(system, tmp_path, cap
     assert f"{path}:3: each line must be a JSON object" in err
     assert f"{path}:4: genres must be a list of strings" in err
     assert f"{path}:1:" not in err
-    assert "3 bad line(s)" in err
+    assert "3 bad row(s)" in err
     assert row_counts(system) == before
 
 
@@ -308,7 +308,7 @@ def test_import_catalog_rejects_a_file_that_is_not_utf8(system, tmp_path, capsys
     before = row_counts(system)
     code, _, err = run(capsys, "--db", system.settings.database_url, "import-catalog", path)
     assert code == 2
-    assert f"{path}:3: the file is not UTF-8" in err
+    assert f"{path}:3: the line is not valid UTF-8 (byte 5)" in err
     assert row_counts(system) == before
 
 
@@ -318,7 +318,8 @@ def test_many_errors_are_summarised(system, tmp_path, capsys):
     code, _, err = run(capsys, "--db", system.settings.database_url, "import-catalog", path)
     assert code == 2
     assert err.count("title must not be empty") == 20
-    assert "30 bad line(s) (and 10 more): nothing imported" in err
+    assert "... and 10 more bad row(s)" in err
+    assert "30 bad row(s): import stopped" in err
     assert row_counts(system)["movies"] == 0
 
 

@@ -1,0 +1,928 @@
+"""Bulk import of movies, ratings, shown lists (impressions) and dislikes from CSV or JSON lines.
+
+A file is read as a stream and written in batches, one transaction each. Every row is
+checked with the rules of the live path; a bad row is reported with its line number and,
+under ``on_error="abort"`` (the default), stops the import before its batch is written, so
+nothing of a failed batch is kept. Re-running a file imports only what is missing: movies
+and ratings are upserts, a shown list is known by the id it had in the file
+(``recommendation_sets.external_id``) and a dislike by an idempotency key made from its
+content. Imported dislikes get the negative examples, proposals, exclusions and aggregates
+a live one gets.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, text
+
+from feedback_core import aggregates
+from feedback_core.catalog import MovieIn, check_rating, store_ratings, upsert_movies, validate_movie
+from feedback_core.db import Prepared, to_naive_utc, write_transaction
+from feedback_core.errors import ValidationError
+from feedback_core.policy import propose_adjustments
+from feedback_core.recording import queue_retrain_if_due, write_audit
+from feedback_core.schema import (
+    feature_adjustments,
+    impressions,
+    model_versions,
+    movie_exclusions,
+    movies,
+    negative_examples,
+    recommendation_sets,
+    user_dislikes,
+)
+from feedback_core.settings import REASONS
+from feedback_core.validation import DislikeIn, check_id, check_score, validate_dislike
+
+log = logging.getLogger("feedback_core")
+
+# Columns of each kind: (required, optional).
+COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "movies": (("movie_id", "title"), ("genres", "cast", "franchise", "year")),
+    "ratings": (("user_id", "movie_id", "rating"), ("rated_at",)),
+    "impressions": (
+        ("recommendation_set_id", "user_id", "movie_id", "rank", "predicted_score"),
+        ("model_version", "shown_at"),
+    ),
+    "dislikes": (
+        ("user_id", "movie_id"),
+        ("recommendation_set_id", "predicted_score", "reason", "feedback_text", "created_at"),
+    ),
+}
+KINDS = tuple(COLUMNS)
+ON_ERROR = ("abort", "skip")
+DEFAULT_BATCH = 10_000
+KEPT_ERRORS = 1_000  # row errors kept in the summary (all are counted)
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A rejected row: where it is and what was wrong."""
+
+    line: int
+    message: str
+    field: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The message, led by the field unless it already names it."""
+        if self.field and not self.message.startswith(self.field):
+            return f"{self.field}: {self.message}"
+        return self.message
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.text}"
+
+
+@dataclass
+class ImportSummary:
+    """What an import did: rows read, imported, already there, rejected; whether it stopped."""
+
+    kind: str
+    path: str
+    rows_read: int = 0
+    imported: int = 0
+    already_present: int = 0
+    rejected: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    aborted: bool = False
+    errors: list[RowError] = field(default_factory=list)
+
+    def reject(self, error: RowError) -> None:
+        self.rejected += 1
+        if len(self.errors) < KEPT_ERRORS:
+            self.errors.append(error)
+
+    @property
+    def rate(self) -> float:
+        """Rows read per second."""
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "path": self.path,
+            "rows_read": self.rows_read,
+            "imported": self.imported,
+            "already_present": self.already_present,
+            "rejected": self.rejected,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 3),
+            "aborted": self.aborted,
+            "errors": [str(e) for e in self.errors],
+        }
+
+
+class _Reject(Exception):
+    """A row is bad: raised while building a batch, turned into a RowError."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+# ---------------------------------------------------------------- reading
+
+
+class RecordReader:
+    """Stream ``(line, record, error)`` from a CSV file with a header row or a JSON-lines file.
+
+    ``bytes_read`` follows the stream (for progress). A line that is not UTF-8 is reported,
+    never guessed at.
+    """
+
+    def __init__(self, path: str | Path, kind: str) -> None:
+        self.path = Path(path)
+        self.kind = kind
+        self.bytes_read = 0
+        self.size = self.path.stat().st_size
+        self._bad_lines: dict[int, str] = {}
+
+    def _lines(self, handle) -> Iterator[str]:
+        for number, raw in enumerate(handle, start=1):
+            self.bytes_read += len(raw)
+            if number == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self._bad_lines[number] = f"the line is not valid UTF-8 (byte {exc.start + 1})"
+                yield raw.decode("utf-8", "replace")
+
+    def _is_json_lines(self) -> bool:
+        suffix = self.path.suffix.lower()
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            return True
+        if suffix in (".csv", ".txt"):
+            return False
+        with self.path.open("rb") as handle:
+            return handle.read(4096).lstrip(codecs.BOM_UTF8 + b" \t\r\n").startswith(b"{")
+
+    def __iter__(self) -> Iterator[tuple[int, dict | None, str | None]]:
+        with self.path.open("rb") as handle:
+            lines = self._lines(handle)
+            yield from self._json_lines(lines) if self._is_json_lines() else self._csv(lines)
+
+    def _json_lines(self, lines: Iterator[str]):
+        for number, line in enumerate(lines, start=1):
+            if number in self._bad_lines:
+                yield number, None, self._bad_lines.pop(number)
+                continue
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+                continue
+            if not isinstance(record, dict):
+                yield number, None, "each line must be a JSON object"
+                continue
+            unknown = sorted(set(record) - set(COLUMNS[self.kind][0] + COLUMNS[self.kind][1]))
+            if unknown:
+                yield number, None, self._unknown_message(unknown)
+                continue
+            yield number, record, None
+
+    def _csv(self, lines: Iterator[str]):
+        reader = csv.reader(lines, strict=True)
+        try:
+            header = [name.strip() for name in next(reader)]
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield 1, None, f"the header row is not valid CSV: {exc}"
+            return
+        required, optional = COLUMNS[self.kind]
+        missing = [c for c in required if c not in header]
+        unknown = sorted(set(header) - set(required + optional))
+        if missing or unknown:
+            problems = []
+            if missing:
+                problems.append(f"missing column(s) {', '.join(missing)}")
+            if unknown:
+                problems.append(self._unknown_message(unknown))
+            yield 1, None, "; ".join(problems)
+            return
+        end = reader.line_num
+        while True:
+            start = end + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                end = reader.line_num
+                yield start, None, f"not valid CSV: {exc}"
+                continue
+            end = reader.line_num
+            if self._bad_lines:
+                bad = [self._bad_lines.pop(n) for n in range(start, end + 1) if n in self._bad_lines]
+                if bad:
+                    yield start, None, bad[0]
+                    continue
+            if not any(row) or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(header):
+                yield start, None, f"expected {len(header)} columns ({', '.join(header)}), got {len(row)}"
+                continue
+            yield start, dict(zip(header, row)), None
+
+    def _unknown_message(self, unknown: list[str]) -> str:
+        required, optional = COLUMNS[self.kind]
+        return (
+            f"unknown column(s) {', '.join(unknown)}; a {self.kind} file has "
+            f"{', '.join(required)} and optionally {', '.join(optional)}"
+        )
+
+
+# ---------------------------------------------------------------- field conversion
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _id(record: dict, name: str, optional: bool = False) -> int | None:
+    value = record.get(name)
+    if optional and _blank(value):
+        return None
+    try:
+        return check_id(value, name)
+    except ValidationError as exc:
+        raise _Reject(exc.message, name) from None
+
+
+def _score(record: dict, name: str, default: float | None = None) -> float:
+    value = record.get(name)
+    if _blank(value):
+        if default is None:
+            raise _Reject(f"{name} is required (a number between 0 and 1)", name)
+        return default
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise _Reject(f"{name} must be a number between 0 and 1, got {value!r}", name) from None
+    try:
+        return check_score(value, name)
+    except ValidationError as exc:
+        raise _Reject(exc.message, name) from None
+
+
+def _int_in(record: dict, name: str, low: int, high: int) -> int:
+    value = record.get(name)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _Reject(f"{name} must be an integer between {low} and {high}, got {value!r}", name)
+    return value
+
+
+def _moment(record: dict, name: str, default: datetime) -> tuple[datetime, str]:
+    """Return the timestamp (naive UTC) and its canonical text ("" when the cell is empty)."""
+    value = record.get(name)
+    if _blank(value):
+        return default, ""
+    if not isinstance(value, str):
+        raise _Reject(f"{name} must be an ISO 8601 timestamp such as 2026-01-31T18:30:00Z", name)
+    try:
+        moment = to_naive_utc(datetime.fromisoformat(value.strip()))
+    except ValueError:
+        raise _Reject(
+            f"{name} must be an ISO 8601 timestamp such as 2026-01-31T18:30:00Z, got {value.strip()!r}",
+            name,
+        ) from None
+    return moment, moment.isoformat(sep=" ")
+
+
+# ---------------------------------------------------------------- statements
+
+_NEXT_IDS = {
+    # How many new ids a batch needs, taken before it is written (PostgreSQL: from the sequence;
+    # SQLite: after the largest, under the write lock BEGIN IMMEDIATE holds).
+    ("postgresql", "recommendation_sets"): text(
+        "SELECT nextval(pg_get_serial_sequence('recommendation_sets', 'recommendation_set_id')) "
+        "FROM generate_series(1, :n)"
+    ),
+    ("postgresql", "user_dislikes"): text(
+        "SELECT nextval(pg_get_serial_sequence('user_dislikes', 'dislike_id')) FROM generate_series(1, :n)"
+    ),
+    ("sqlite", "recommendation_sets"): select(func.max(recommendation_sets.c.recommendation_set_id)),
+    ("sqlite", "user_dislikes"): select(func.max(user_dislikes.c.dislike_id)),
+}
+_INSERT_SETS = Prepared(insert(recommendation_sets))
+_INSERT_IMPRESSIONS = Prepared(insert(impressions))
+_INSERT_DISLIKES = Prepared(insert(user_dislikes))
+_INSERT_EXAMPLES = Prepared(insert(negative_examples))
+_INSERT_PROPOSALS = Prepared(insert(feature_adjustments))
+CHUNK = 500  # ids per IN (...) lookup
+
+
+def _new_ids(conn: Connection, table: str, n: int) -> list[int]:
+    if n == 0:
+        return []
+    stmt = _NEXT_IDS[(conn.dialect.name, table)]
+    if conn.dialect.name == "postgresql":
+        return list(conn.execute(stmt, {"n": n}).scalars())
+    start = (conn.execute(stmt).scalar() or 0) + 1
+    return list(range(start, start + n))
+
+
+def _chunks(values: list, size: int = CHUNK) -> Iterator[list]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _existing_pairs(conn: Connection, table: str, first: str, second: str, pairs: list[tuple]) -> set[tuple]:
+    """Return which ``(first, second)`` pairs exist in ``table``, each found through its index.
+
+    A join with a list of values: SQLite scans the whole table for ``(a, b) IN (VALUES ...)``.
+    """
+    found: set[tuple] = set()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    for chunk in _chunks(pairs):
+        values = ", ".join([f"({mark}, {mark})"] * len(chunk))
+        sql = (
+            f"WITH wanted(a, b) AS (VALUES {values}) SELECT t.{first}, t.{second} FROM wanted "
+            f"JOIN {table} t ON t.{first} = wanted.a AND t.{second} = wanted.b"
+        )
+        params = tuple(value for pair in chunk for value in pair)
+        found.update(tuple(row) for row in conn.exec_driver_sql(sql, params))
+    return found
+
+
+def _insert_exclusions(conn: Connection, rows: list[dict]) -> None:
+    if not rows:
+        return
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(movie_exclusions).on_conflict_do_nothing(index_elements=["user_id", "movie_id"])
+    conn.execute(stmt, rows)
+
+
+# ---------------------------------------------------------------- the importer
+
+
+class Importer:
+    """One import run of one file into one system."""
+
+    def __init__(
+        self,
+        system,
+        path: str | Path,
+        kind: str,
+        on_error: str = "abort",
+        batch_size: int = DEFAULT_BATCH,
+        progress: Callable[[int, int, ImportSummary], None] | None = None,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValidationError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", "kind")
+        if on_error not in ON_ERROR:
+            raise ValidationError(f"on_error must be abort or skip, got {on_error!r}", "on_error")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValidationError(f"batch_size must be a positive integer, got {batch_size!r}", "batch_size")
+        path = Path(path)
+        if not path.is_file():
+            raise ValidationError(f"{path} is not a readable file", "path")
+        self.system = system
+        self.settings = system.settings
+        self.kind, self.on_error, self.batch_size = kind, on_error, batch_size
+        self.reader = RecordReader(path, kind)
+        self.summary = ImportSummary(kind=kind, path=str(path))
+        self.progress = progress
+        self.now = system.now()
+        self._movies: dict[int, tuple] | None = None  # movie_id -> (title, genres, cast, franchise)
+        self._versions: set[int] | None = None
+        self._seen_sets: set[int] = set()
+        self._last_stamp: tuple = (object(), None)
+
+    # -- driving ------------------------------------------------------------------------
+
+    def run(self) -> ImportSummary:
+        started = time.perf_counter()
+        convert = getattr(self, f"_convert_{self.kind}")
+        batch: list[tuple[int, Any]] = []
+        last_set = None
+        failed = False  # a bad row under "abort": finish reading its batch (all its errors), keep none
+        try:
+            for line, record, error in self.reader:
+                self.summary.rows_read += 1
+                where = None
+                if error is None:
+                    try:
+                        item = convert(record)
+                    except _Reject as exc:
+                        error, where = exc.message, exc.field
+                if error is not None:
+                    self.summary.reject(RowError(line, error, where))
+                    failed = failed or self.on_error == "abort"
+                    continue
+                # Rows of one shown list stay in one batch.
+                boundary = self.kind != "impressions" or item[0] != last_set
+                if len(batch) >= self.batch_size and boundary:
+                    if failed or not self._flush(batch):
+                        break
+                    batch = []
+                if self.kind == "impressions":
+                    last_set = item[0]
+                batch.append((line, item))
+            else:
+                if batch and not failed:
+                    self._flush(batch)
+            self.summary.aborted = self.summary.aborted or failed
+            return self.summary
+        finally:
+            self.summary.seconds = time.perf_counter() - started
+            self._report()
+            if self.kind == "movies":
+                self.system._catalog_cache = None
+
+    def _flush(self, batch: list[tuple[int, Any]]) -> bool:
+        """Write one batch in one transaction; return False when the import stopped."""
+        with write_transaction(self.system.engine) as conn:
+            errors = getattr(self, f"_write_{self.kind}")(conn, batch)
+            if errors and self.on_error == "abort":
+                for error in errors:
+                    self.summary.reject(error)
+                self.summary.aborted = True
+                conn.rollback()
+                return False
+        for error in errors:
+            self.summary.reject(error)
+        self.summary.batches += 1
+        self._report()
+        return True
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.reader.bytes_read, self.reader.size, self.summary)
+
+    # -- lookups ------------------------------------------------------------------------
+
+    def _movie_facts(self, conn: Connection) -> dict[int, tuple]:
+        if self._movies is None:
+            self._movies = {
+                row[0]: (row[1], row[2] or [], row[3] or [], row[4])
+                for row in conn.execute(
+                    select(
+                        movies.c.movie_id, movies.c.title, movies.c.genres, movies.c.cast, movies.c.franchise
+                    )
+                )
+            }
+        return self._movies
+
+    def _model_versions(self, conn: Connection) -> set[int]:
+        if self._versions is None:
+            self._versions = set(conn.execute(select(model_versions.c.version_id)).scalars())
+        return self._versions
+
+    # -- movies -------------------------------------------------------------------------
+
+    def _convert_movies(self, record: dict) -> MovieIn:
+        try:
+            return validate_movie(record)
+        except ValidationError as exc:
+            raise _Reject(exc.message, exc.field) from None
+
+    def _write_movies(self, conn: Connection, batch: list) -> list[RowError]:
+        latest: dict[int, MovieIn] = {}
+        for _, movie in batch:
+            latest[movie.movie_id] = movie
+        upsert_movies(conn, list(latest.values()), self.now)
+        self.summary.imported += len(batch)
+        self._movies = None
+        return []
+
+    # -- ratings ------------------------------------------------------------------------
+
+    def _convert_ratings(self, record: dict) -> tuple:
+        user_id, movie_id = _id(record, "user_id"), _id(record, "movie_id")
+        value = record.get("rating")
+        try:
+            rating = check_rating(value.strip() if isinstance(value, str) else value)
+        except ValidationError as exc:
+            raise _Reject(exc.message, "rating") from None
+        at, _ = _moment(record, "rated_at", self.now)
+        return user_id, movie_id, rating, at
+
+    def _write_ratings(self, conn: Connection, batch: list) -> list[RowError]:
+        known = self._movie_facts(conn)
+        errors, rows = [], []
+        for line, row in batch:
+            if row[1] not in known:
+                errors.append(RowError(line, _not_in_catalogue(row[1]), "movie_id"))
+            else:
+                rows.append(row)
+        if errors and self.on_error == "abort":
+            return errors
+        store_ratings(conn, rows)
+        self.summary.imported += len(rows)
+        return errors
+
+    # -- impressions --------------------------------------------------------------------
+
+    def _convert_impressions(self, record: dict) -> tuple:
+        try:  # the common case, a clean CSV row: plain conversions, no messages built
+            set_id, user_id = int(record["recommendation_set_id"]), int(record["user_id"])
+            movie_id, rank = int(record["movie_id"]), int(record["rank"])
+            score = float(record["predicted_score"])
+            version = record.get("model_version")
+            if set_id > 0 and user_id > 0 and movie_id > 0 and 1 <= rank <= 100_000 and 0.0 <= score <= 1.0:
+                if version is None or version == "":
+                    return (
+                        set_id,
+                        user_id,
+                        movie_id,
+                        rank,
+                        score,
+                        None,
+                        self._shown_at(record.get("shown_at")),
+                    )
+        except (TypeError, ValueError):
+            pass
+        set_id = _id(record, "recommendation_set_id")
+        user_id = _id(record, "user_id")
+        movie_id = _id(record, "movie_id")
+        rank = _int_in(record, "rank", 1, 100_000)
+        score = _score(record, "predicted_score")
+        version = _id(record, "model_version", optional=True)
+        shown_at, _ = _moment(record, "shown_at", self.now)
+        return set_id, user_id, movie_id, rank, score, version, shown_at
+
+    def _shown_at(self, value: Any) -> datetime:
+        # Rows of one shown list repeat its time: parse it once.
+        if value != self._last_stamp[0]:
+            self._last_stamp = (value, _moment({"shown_at": value}, "shown_at", self.now)[0])
+        return self._last_stamp[1]
+
+    def _write_impressions(self, conn: Connection, batch: list) -> list[RowError]:
+        known_movies = self._movie_facts(conn)
+        known_versions = self._model_versions(conn)
+        sets: dict[int, dict] = {}
+        errors: list[RowError] = []
+        previous = None
+        for line, (ext, user_id, movie_id, rank, score, version, shown_at) in batch:
+            head = sets.get(ext)
+            if head is None or ext != previous:
+                if head is not None or ext in self._seen_sets:
+                    errors.append(
+                        RowError(
+                            line,
+                            f"rows of recommendation_set_id {ext} must be consecutive in the file",
+                            "recommendation_set_id",
+                        )
+                    )
+                    continue
+                head = sets[ext] = {
+                    "user_id": user_id,
+                    "version": version,
+                    "shown_at": shown_at,
+                    "items": [],
+                    "movies": set(),
+                }
+            previous = ext
+            problem = None
+            if movie_id not in known_movies:
+                problem = (_not_in_catalogue(movie_id), "movie_id")
+            elif version is not None and version not in known_versions:
+                problem = (f"model_version {version} does not exist", "model_version")
+            elif user_id != head["user_id"]:
+                problem = (
+                    f"recommendation_set_id {ext} was shown to user {head['user_id']}; this row names "
+                    f"user {user_id}",
+                    "user_id",
+                )
+            elif version != head["version"]:
+                problem = (
+                    f"rows of recommendation_set_id {ext} name different model versions",
+                    "model_version",
+                )
+            elif movie_id in head["movies"]:
+                problem = (f"movie_id {movie_id} appears twice in recommendation_set_id {ext}", "movie_id")
+            if problem is not None:
+                errors.append(RowError(line, *problem))
+                continue
+            head["movies"].add(movie_id)
+            head["items"].append((movie_id, rank, score))
+        if errors and self.on_error == "abort":
+            return errors
+        self._seen_sets.update(sets)
+        ext_ids = list(sets)
+        present = set()
+        for chunk in _chunks(ext_ids):
+            present |= set(
+                conn.execute(
+                    select(recommendation_sets.c.external_id).where(
+                        recommendation_sets.c.external_id.in_(chunk)
+                    )
+                ).scalars()
+            )
+        new = [ext for ext in ext_ids if ext not in present and sets[ext]["items"]]
+        self.summary.already_present += sum(len(sets[ext]["items"]) for ext in present)
+        ids = _new_ids(conn, "recommendation_sets", len(new))
+        set_rows, item_rows, counts = [], [], Counter()
+        for set_id, ext in zip(ids, new, strict=True):
+            head = sets[ext]
+            set_rows.append(
+                {
+                    "recommendation_set_id": set_id,
+                    "user_id": head["user_id"],
+                    "model_version_id": head["version"],
+                    "source": "import",
+                    "created_at": head["shown_at"],
+                    "external_id": ext,
+                }
+            )
+            for movie_id, rank, score in head["items"]:
+                item_rows.append(
+                    {
+                        "recommendation_set_id": set_id,
+                        "user_id": head["user_id"],
+                        "movie_id": movie_id,
+                        "rank": rank,
+                        "predicted_score": score,
+                        "model_version_id": head["version"],
+                        "shown_at": head["shown_at"],
+                    }
+                )
+            counts[(head["shown_at"].date(), head["version"] or 0)] += len(head["items"])
+        if set_rows:
+            _INSERT_SETS.execute(conn, set_rows).close()
+            _INSERT_IMPRESSIONS.execute(conn, item_rows).close()
+            aggregates.add_impressions(conn, counts)
+        self.summary.imported += len(item_rows)
+        return errors
+
+    # -- dislikes -----------------------------------------------------------------------
+
+    def _convert_dislikes(self, record: dict) -> tuple:
+        d = self._fast_dislike(record)
+        if d is None:
+            user_id = _id(record, "user_id")
+            movie_id = _id(record, "movie_id")
+            _id(record, "recommendation_set_id", optional=True)
+            score = _score(record, "predicted_score", default=0.0)
+            _moment(record, "created_at", self.now)
+            reason = record.get("reason")
+            if _blank(reason):
+                reason = "not_interested"
+            elif isinstance(reason, str):
+                reason = reason.strip()
+            try:
+                d = validate_dislike(
+                    self.settings,
+                    user_id=user_id,
+                    movie_id=movie_id,
+                    predicted_score=score,
+                    reason=reason,
+                    feedback_text=record.get("feedback_text") or "",
+                )
+            except ValidationError as exc:
+                raise _Reject(exc.message, exc.field) from None
+        set_ext = _id(record, "recommendation_set_id", optional=True)
+        created_at, stamp = _moment(record, "created_at", self.now)
+        # The same user, film, list and moment is the same dislike, however often imported.
+        key = f"import:{d.movie_id}:{set_ext or ''}:{stamp}"
+        return d, set_ext, created_at, key
+
+    def _fast_dislike(self, record: dict) -> DislikeIn | None:
+        """The common case, a clean CSV row, without building messages; None to check slowly."""
+        try:
+            user_id, movie_id = int(record["user_id"]), int(record["movie_id"])
+            score = record.get("predicted_score")
+            score = 0.0 if score is None or score == "" else float(score)
+        except (TypeError, ValueError):
+            return None
+        reason = record.get("reason") or "not_interested"
+        text = record.get("feedback_text") or ""
+        if (
+            user_id > 0
+            and movie_id > 0
+            and 0.0 <= score <= 1.0
+            and reason in REASONS
+            and isinstance(text, str)
+            and len(text) <= self.settings.max_feedback_text_length
+            and text == text.strip()
+            and "\x00" not in text
+        ):
+            return DislikeIn(user_id, movie_id, "", None, score, reason, text, None, None, None, None)
+        return None
+
+    def _write_dislikes(self, conn: Connection, batch: list) -> list[RowError]:
+        facts = self._movie_facts(conn)
+        errors: list[RowError] = []
+        # Which of these are already stored (an earlier run) or repeated in this batch.
+        pairs = list(dict.fromkeys((d.user_id, key) for _, (d, _, _, key) in batch))
+        present = _existing_pairs(conn, "user_dislikes", "user_id", "idempotency_key", pairs)
+        sets = self._resolve_sets(conn, {(s, d.movie_id) for _, (d, s, _, _) in batch if s is not None})
+        fresh, seen = [], set()
+        for line, (d, set_ext, created_at, key) in batch:
+            if (d.user_id, key) in present or (d.user_id, key) in seen:
+                self.summary.already_present += 1
+                continue
+            problem = None
+            if d.movie_id not in facts:
+                problem = (_not_in_catalogue(d.movie_id), "movie_id")
+            elif set_ext is not None:
+                found = sets.get(set_ext)
+                if found is None:
+                    problem = (
+                        f"recommendation_set_id {set_ext} is not an imported shown list; import its "
+                        "impressions first",
+                        "recommendation_set_id",
+                    )
+                elif found[1] != d.user_id:
+                    problem = (
+                        f"recommendation_set_id {set_ext} was not shown to user {d.user_id}",
+                        "recommendation_set_id",
+                    )
+                elif d.movie_id not in found[3]:
+                    problem = (
+                        f"movie_id {d.movie_id} was not in recommendation_set_id {set_ext}",
+                        "recommendation_set_id",
+                    )
+            if problem is not None:
+                errors.append(RowError(line, *problem))
+                continue
+            seen.add((d.user_id, key))
+            fresh.append((d, set_ext, created_at, key))
+        if errors and self.on_error == "abort":
+            return errors
+        self._store_dislikes(conn, fresh, facts, sets)
+        self.summary.imported += len(fresh)
+        return errors
+
+    def _resolve_sets(self, conn: Connection, wanted: set[tuple[int, int]]) -> dict[int, tuple]:
+        """Map imported set ids to (set id, user, version, the wanted movies it showed)."""
+        found: dict[int, tuple] = {}
+        external = sorted({ext for ext, _ in wanted})
+        for chunk in _chunks(external):
+            for ext, set_id, user_id, version in conn.execute(
+                select(
+                    recommendation_sets.c.external_id,
+                    recommendation_sets.c.recommendation_set_id,
+                    recommendation_sets.c.user_id,
+                    recommendation_sets.c.model_version_id,
+                ).where(recommendation_sets.c.external_id.in_(chunk))
+            ):
+                found[ext] = (set_id, user_id, version, set())
+        pairs = sorted((found[ext][0], movie_id) for ext, movie_id in wanted if ext in found)
+        by_id = {head[0]: head for head in found.values()}
+        for set_id, movie_id in _existing_pairs(
+            conn, "impressions", "recommendation_set_id", "movie_id", pairs
+        ):
+            by_id[set_id][3].add(movie_id)
+        return found
+
+    def _store_dislikes(self, conn: Connection, fresh: list, facts: dict, sets: dict) -> None:
+        if not fresh:
+            return
+        policy = self.settings.reason_policy
+        weight = self.settings.DISLIKE_WEIGHT_MULTIPLIER
+        ids = _new_ids(conn, "user_dislikes", len(fresh))
+        dislikes, examples, proposals, exclusions = [], [], [], []
+        counts = aggregates.DislikeCounts()
+        for dislike_id, (d, set_ext, at, key) in zip(ids, fresh, strict=True):
+            title, genres, cast, franchise = facts[d.movie_id]
+            set_id, version = (sets[set_ext][0], sets[set_ext][2]) if set_ext is not None else (None, None)
+            dislikes.append(
+                {
+                    "dislike_id": dislike_id,
+                    "user_id": d.user_id,
+                    "movie_id": d.movie_id,
+                    "movie_title": title,
+                    "recommendation_set_id": set_id,
+                    "model_version_id": version,
+                    "predicted_score": d.predicted_score,
+                    "reason": d.reason,
+                    "feedback_text": d.feedback_text,
+                    "genres": list(genres),
+                    "cast": list(cast),
+                    "franchise": franchise,
+                    "idempotency_key": key,
+                    "created_at": at,
+                }
+            )
+            examples.append(
+                {
+                    "dislike_id": dislike_id,
+                    "user_id": d.user_id,
+                    "movie_id": d.movie_id,
+                    "weight": weight,
+                    "error": d.predicted_score,
+                    "created_at": at,
+                    "status": "pending",
+                }
+            )
+            rule = policy[d.reason]
+            for p in propose_adjustments(rule, genres, cast, franchise):
+                proposals.append(
+                    {
+                        "dislike_id": dislike_id,
+                        "user_id": d.user_id,
+                        "feature_type": p.feature_type,
+                        "feature_value": p.feature_value,
+                        "proposed_magnitude": p.magnitude,
+                        "magnitude": p.magnitude,
+                        "reason": d.reason,
+                        "status": "proposed",
+                        "created_at": at,
+                    }
+                )
+            if rule.exclude_movie:
+                exclusions.append(
+                    {"user_id": d.user_id, "movie_id": d.movie_id, "dislike_id": dislike_id, "created_at": at}
+                )
+            counts.add(
+                d.user_id,
+                d.movie_id,
+                d.reason,
+                d.predicted_score,
+                genres,
+                cast,
+                franchise,
+                version or 0,
+                set_id is not None,
+                at,
+            )
+        _INSERT_DISLIKES.execute(conn, dislikes).close()
+        _INSERT_EXAMPLES.execute(conn, examples).close()
+        if proposals:
+            _INSERT_PROPOSALS.execute(conn, proposals).close()
+        _insert_exclusions(conn, exclusions)
+        counts.write(conn)
+        if proposals and self.settings.auto_approve:
+            adjustment_ids = conn.execute(
+                select(feature_adjustments.c.adjustment_id).where(
+                    feature_adjustments.c.dislike_id.between(ids[0], ids[-1]),
+                    feature_adjustments.c.status == "proposed",
+                )
+            ).scalars()
+            for adjustment_id in list(adjustment_ids):
+                self.system._apply_adjustment(
+                    conn, adjustment_id, actor="auto-approve", magnitude=None, now=self.now
+                )
+        write_audit(
+            conn,
+            at=self.now,
+            actor="import",
+            action="dislikes.imported",
+            entity_type="import",
+            entity_id=None,
+            details={
+                "file": self.reader.path.name,
+                "dislikes": len(fresh),
+                "first_id": ids[0],
+                "last_id": ids[-1],
+            },
+        )
+        queue_retrain_if_due(conn, self.settings.FEEDBACK_ACCUMULATION_THRESHOLD, at=self.now, actor="import")
+
+
+def _not_in_catalogue(movie_id: int) -> str:
+    return f"movie_id {movie_id} is not in the catalogue; import the movies first"
+
+
+class ImportOps:
+    """The import operation of ``FeedbackSystem``."""
+
+    def import_file(
+        self,
+        path: str | Path,
+        kind: str,
+        *,
+        on_error: str = "abort",
+        batch_size: int = DEFAULT_BATCH,
+        progress: Callable[[int, int, ImportSummary], None] | None = None,
+    ) -> ImportSummary:
+        """Import a CSV or JSON-lines file of ``kind`` (movies, ratings, impressions, dislikes).
+
+        Batches are written one transaction each; ``on_error="abort"`` stops at the first bad
+        row and keeps nothing of its batch, ``"skip"`` reports bad rows and imports the rest.
+        ``progress(bytes_read, total_bytes, summary)`` is called after every batch.
+        """
+        summary = Importer(self, path, kind, on_error, batch_size, progress).run()
+        log.info(
+            "[FEEDBACK] Import of %s (%s): %s imported, %s already present, %s rejected%s",
+            summary.path,
+            kind,
+            summary.imported,
+            summary.already_present,
+            summary.rejected,
+            " (stopped at the first bad row)" if summary.aborted else "",
+        )
+        return summary

@@ -1,0 +1,546 @@
+"""``feedback-core import``: movies, ratings, impressions and dislikes from CSV or JSON lines.
+
+Every test runs on SQLite and PostgreSQL. Imported dislikes are compared with the same dislikes
+recorded live (through ``record_dislike``) in another database: same examples, proposals,
+exclusions and aggregates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from conftest import row_counts
+from helpers import count, rows
+from reliability_support import recount_differences
+from sqlalchemy import func, select
+
+from feedback_core import FeedbackSystem, Settings
+from feedback_core.cli import main
+from feedback_core.db import make_engine, upgrade_database
+from feedback_core.schema import (
+    daily_dislikes,
+    daily_impressions,
+    daily_reason_genre,
+    daily_score_histogram,
+    dislike_patterns,
+    feature_adjustments,
+    impressions,
+    movie_dislike_stats,
+    movie_exclusions,
+    movies,
+    negative_examples,
+    ratings,
+    recommendation_sets,
+    retrain_jobs,
+    user_dislikes,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MOVIES_CSV = (
+    "movie_id,title,genres,cast,franchise,year\n"
+    "1,Alien,Horror|Sci-Fi,Sigourney Weaver|Tom Skerritt,Alien,1979\n"
+    "2,Aliens,Action|Sci-Fi,Sigourney Weaver|Michael Biehn,Alien,1986\n"
+    '3,"Crouching Tiger, Hidden Dragon",Action|Drama,Chow Yun-fat,,2000\n'
+    "4,Heat,Crime|Drama,Al Pacino|Robert De Niro,,1995\n"
+    "5,Amélie,Comedy|Romance,Audrey Tautou,,2001\n"
+    "6,Up,Animation|Family,Ed Asner,,2009\n"
+)
+IMPRESSIONS_HEADER = "recommendation_set_id,user_id,movie_id,rank,predicted_score,model_version,shown_at\n"
+IMPRESSIONS_CSV = IMPRESSIONS_HEADER + (
+    "900,11,1,1,0.91,,2026-10-01T10:00:00Z\n"
+    "900,11,2,2,0.85,,2026-10-01T10:00:00Z\n"
+    "900,11,3,3,0.40,,2026-10-01T10:00:00Z\n"
+    "901,12,4,1,0.77,,2026-10-02T09:30:00+02:00\n"
+    "901,12,5,2,0.66,,2026-10-02T09:30:00+02:00\n"
+    "902,11,6,1,0.55,,2026-10-03 20:00:00\n"
+    "902,11,4,2,0.52,,2026-10-03 20:00:00\n"
+)
+DISLIKES_HEADER = "user_id,movie_id,recommendation_set_id,predicted_score,reason,feedback_text,created_at\n"
+DISLIKES_CSV = DISLIKES_HEADER + (
+    "11,1,900,0.91,wrong_genre,too scary,2026-10-01T10:05:00Z\n"
+    "11,2,900,0.85,already_watched,,2026-10-01T10:06:00Z\n"
+    '12,4,901,0.77,poor_quality,"long, slow",2026-10-02T08:00:00Z\n'
+    "12,5,,0.30,not_interested,,2026-10-04T12:00:00Z\n"
+    "11,6,902,0.55,irrelevant,,2026-10-03T20:10:00Z\n"
+    "13,3,,0.10,other,<b>hi</b>,2026-10-05T07:00:00Z\n"
+)
+# The same dislikes, as the live path records them: (user, movie, set, score, reason, text, at)
+LIVE_DISLIKES = [
+    (11, 1, 900, 0.91, "wrong_genre", "too scary", datetime(2026, 10, 1, 10, 5)),
+    (11, 2, 900, 0.85, "already_watched", "", datetime(2026, 10, 1, 10, 6)),
+    (12, 4, 901, 0.77, "poor_quality", "long, slow", datetime(2026, 10, 2, 8, 0)),
+    (12, 5, None, 0.30, "not_interested", "", datetime(2026, 10, 4, 12, 0)),
+    (11, 6, 902, 0.55, "irrelevant", "", datetime(2026, 10, 3, 20, 10)),
+    (13, 3, None, 0.10, "other", "<b>hi</b>", datetime(2026, 10, 5, 7, 0)),
+]
+
+
+def write(tmp_path: Path, name: str, content: str) -> Path:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+def load_world(system, tmp_path) -> None:
+    for kind, content in (("movies", MOVIES_CSV), ("impressions", IMPRESSIONS_CSV)):
+        summary = system.import_file(write(tmp_path, f"{kind}.csv", content), kind)
+        assert not summary.rejected and not summary.aborted, summary.as_dict()
+
+
+def snapshot(engine) -> dict:
+    """What a dislike leaves behind, keyed by content rather than by generated ids."""
+    with engine.connect() as conn:
+        dislikes = {r.dislike_id: (r.user_id, r.movie_id) for r in conn.execute(select(user_dislikes))}
+        shot = {
+            "dislikes": sorted(
+                (
+                    r.user_id,
+                    r.movie_id,
+                    r.movie_title,
+                    r.predicted_score,
+                    r.reason,
+                    r.feedback_text,
+                    tuple(r.genres),
+                    tuple(r.cast),
+                    r.franchise,
+                    r.created_at,
+                    r.recommendation_set_id is not None,
+                )
+                for r in conn.execute(select(user_dislikes))
+            ),
+            "examples": sorted(
+                (dislikes[r.dislike_id], r.weight, r.error, r.status, r.created_at)
+                for r in conn.execute(select(negative_examples))
+            ),
+            "proposals": sorted(
+                (
+                    dislikes[r.dislike_id],
+                    r.feature_type,
+                    r.feature_value,
+                    r.proposed_magnitude,
+                    r.status,
+                    r.reason,
+                )
+                for r in conn.execute(select(feature_adjustments))
+            ),
+            "exclusions": sorted(
+                (r.user_id, r.movie_id, dislikes[r.dislike_id])
+                for r in conn.execute(select(movie_exclusions))
+            ),
+        }
+        for table in (
+            dislike_patterns,
+            daily_dislikes,
+            daily_reason_genre,
+            daily_score_histogram,
+            movie_dislike_stats,
+        ):
+            shot[table.name] = sorted(
+                tuple(round(v, 9) if isinstance(v, float) else v for v in row)
+                for row in conn.execute(select(table))
+            )
+    return shot
+
+
+# ---------------------------------------------------------------- what an import stores
+
+
+def test_imported_dislikes_equal_the_same_dislikes_recorded_live(system, tmp_path):
+    load_world(system, tmp_path)
+    summary = system.import_file(write(tmp_path, "dislikes.csv", DISLIKES_CSV), "dislikes")
+    assert (summary.rows_read, summary.imported, summary.rejected, summary.aborted) == (6, 6, 0, False)
+
+    live_url = f"sqlite:///{tmp_path / 'live.db'}"
+    live = FeedbackSystem.from_settings(Settings(database_url=live_url))
+    live.init_feedback_tables()
+    live.import_file(tmp_path / "movies.csv", "movies")
+    live.import_file(tmp_path / "impressions.csv", "impressions")
+    set_ids = {r.external_id: r.recommendation_set_id for r in rows(live, recommendation_sets)}
+    for user, movie, set_ext, score, reason, text, at in LIVE_DISLIKES:
+        live.record_dislike(
+            created_at=at,
+            user_id=user,
+            movie_id=movie,
+            recommendation_set_id=set_ids.get(set_ext),
+            predicted_score=score,
+            reason=reason,
+            feedback_text=text,
+        )
+    imported, recorded = snapshot(system.engine), snapshot(live.engine)
+    live.close()
+    assert imported["dislikes"] and imported["proposals"] and imported["exclusions"]
+    for part in recorded:
+        assert imported[part] == recorded[part], part
+    assert recount_differences(system.engine) == []
+
+
+def test_impressions_form_sets_with_their_counts_and_times(system, tmp_path):
+    load_world(system, tmp_path)
+    sets = {r.external_id: r for r in rows(system, recommendation_sets)}
+    assert sorted(sets) == [900, 901, 902]
+    assert (sets[900].user_id, sets[901].user_id, sets[902].user_id) == (11, 12, 11)
+    assert sets[901].created_at == datetime(2026, 10, 2, 7, 30)  # +02:00 stored as UTC
+    assert {r.source for r in sets.values()} == {"import"}
+    items = rows(system, impressions, impressions.c.recommendation_set_id == sets[900].recommendation_set_id)
+    assert sorted((r.movie_id, r.rank, r.predicted_score) for r in items) == [
+        (1, 1, 0.91),
+        (2, 2, 0.85),
+        (3, 3, 0.40),
+    ]
+    daily = {(r.day.isoformat(), r.model_version_id): r.impressions for r in rows(system, daily_impressions)}
+    assert daily == {("2026-10-01", 0): 3, ("2026-10-02", 0): 2, ("2026-10-03", 0): 2}
+
+
+def test_ratings_import_keeps_the_rating_statistics(system, tmp_path):
+    load_world(system, tmp_path)
+    path = write(
+        tmp_path,
+        "ratings.csv",
+        "user_id,movie_id,rating,rated_at\n1,1,5,2026-09-01T00:00:00Z\n2,1,3.5,\n1,4,4.5,2026-09-02\n1,1,2,\n",
+    )
+    summary = system.import_file(path, "ratings")
+    assert (summary.imported, summary.rejected) == (4, 0)
+    got = {(r.user_id, r.movie_id): r.rating for r in rows(system, ratings)}
+    assert got == {(1, 1): 2.0, (2, 1): 3.5, (1, 4): 4.5}  # the later line of (1, 1) wins
+    alien = rows(system, movies, movies.c.movie_id == 1)[0]
+    assert (alien.rating_count, alien.rating_sum, alien.like_count) == (2, 5.5, 0)
+    again = system.import_file(path, "ratings")
+    assert again.rejected == 0 and count(system, ratings) == 3
+    alien = rows(system, movies, movies.c.movie_id == 1)[0]
+    assert (alien.rating_count, alien.rating_sum) == (2, 5.5)
+
+
+def test_json_lines_are_imported_like_csv(system, tmp_path):
+    write(tmp_path, "m.csv", MOVIES_CSV)
+    system.import_file(tmp_path / "m.csv", "movies")
+    lines = [
+        {
+            "recommendation_set_id": 7,
+            "user_id": 3,
+            "movie_id": 1,
+            "rank": 1,
+            "predicted_score": 0.9,
+            "shown_at": "2026-10-01T10:00:00Z",
+        },
+        {
+            "recommendation_set_id": 7,
+            "user_id": 3,
+            "movie_id": 2,
+            "rank": 2,
+            "predicted_score": 0.8,
+            "model_version": None,
+            "shown_at": "2026-10-01T10:00:00Z",
+        },
+    ]
+    path = write(tmp_path, "shown.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n")
+    assert system.import_file(path, "impressions").imported == 2
+    dislike = {
+        "user_id": 3,
+        "movie_id": 2,
+        "recommendation_set_id": 7,
+        "predicted_score": 0.8,
+        "reason": "wrong_genre",
+        "created_at": "2026-10-01T10:01:00Z",
+    }
+    path = write(tmp_path, "dislikes.jsonl", json.dumps(dislike) + "\n")
+    assert system.import_file(path, "dislikes").imported == 1
+    (row,) = rows(system, user_dislikes)
+    assert (row.user_id, row.movie_id, row.reason, row.genres) == (3, 2, "wrong_genre", ["Action", "Sci-Fi"])
+    assert row.recommendation_set_id is not None
+
+
+# ---------------------------------------------------------------- re-running a file
+
+
+def test_rerunning_every_file_duplicates_nothing(system, tmp_path):
+    load_world(system, tmp_path)
+    system.import_file(write(tmp_path, "dislikes.csv", DISLIKES_CSV), "dislikes")
+    first = row_counts(system)
+    for kind in ("movies", "impressions", "dislikes"):
+        summary = system.import_file(tmp_path / f"{kind}.csv", kind)
+        assert summary.rejected == 0 and summary.imported + summary.already_present == summary.rows_read
+        if kind != "movies":  # movies are upserts: stored again, never twice
+            assert summary.imported == 0 and summary.already_present == summary.rows_read
+    after = row_counts(system)
+    after.pop("audit_log"), first.pop("audit_log")
+    assert after == first
+    assert recount_differences(system.engine) == []
+
+
+def test_a_dislike_repeated_within_a_file_is_stored_once(system, tmp_path):
+    load_world(system, tmp_path)
+    line = "11,1,900,0.91,wrong_genre,,2026-10-01T10:05:00Z\n"
+    summary = system.import_file(write(tmp_path, "d.csv", DISLIKES_HEADER + line + line), "dislikes")
+    assert (summary.imported, summary.already_present) == (1, 1)
+    assert count(system, user_dislikes) == 1 and count(system, negative_examples) == 1
+
+
+def test_import_of_many_dislikes_queues_one_retrain_job(make_system, tmp_path):
+    system = make_system(FEEDBACK_ACCUMULATION_THRESHOLD=5)
+    write(tmp_path, "m.csv", MOVIES_CSV)
+    system.import_file(tmp_path / "m.csv", "movies")
+    lines = "".join(
+        f"{u},{1 + u % 6},,0.5,not_interested,,2026-10-0{1 + u % 9}T10:00:00Z\n" for u in range(1, 41)
+    )
+    summary = system.import_file(write(tmp_path, "d.csv", DISLIKES_HEADER + lines), "dislikes", batch_size=7)
+    assert summary.imported == 40 and summary.batches == 6
+    assert count(system, retrain_jobs) == 1
+    assert rows(system, retrain_jobs)[0].requested_by == "import"
+
+
+# ---------------------------------------------------------------- bad rows
+
+
+BAD_DISLIKES = DISLIKES_HEADER + (
+    "11,1,900,0.91,wrong_genre,,2026-10-01T10:05:00Z\n"  # 2: fine
+    "11,2,900,0.85\n"  # 3: too few columns
+    "x,2,900,0.85,other,,\n"  # 4: bad user id
+    "11,2,900,1.5,other,,\n"  # 5: score out of range
+    "11,2,900,NaN,other,,\n"  # 6: not finite
+    "11,2,900,0.5,bored,,\n"  # 7: unknown reason
+    "11,2,900,0.5,other,,yesterday\n"  # 8: bad timestamp
+    "11,77,,0.5,other,,\n"  # 9: unknown movie
+    "11,4,900,0.5,other,,\n"  # 10: not in that list
+    "12,1,900,0.5,other,,\n"  # 11: someone else's list
+    "11,3,555,0.5,other,,\n"  # 12: list never imported
+    "13,5,,0.2,other,fine too,2026-10-04T00:00:00Z\n"  # 13: fine
+)
+EXPECTED_ERRORS = {
+    3: "expected 7 columns",
+    4: "user_id must be a positive integer",
+    5: "predicted_score must be a number between 0 and 1, got 1.5",
+    6: "predicted_score must be a number between 0 and 1",
+    7: "reason must be one of wrong_genre, poor_quality, already_watched, not_interested, irrelevant, other, got 'bored'",
+    8: "created_at must be an ISO 8601 timestamp",
+    9: "movie_id 77 is not in the catalogue",
+    10: "movie_id 4 was not in recommendation_set_id 900",
+    11: "recommendation_set_id 900 was not shown to user 12",
+    12: "recommendation_set_id 555 is not an imported shown list",
+}
+
+
+def test_bad_rows_are_reported_by_line_and_skip_imports_the_rest(system, tmp_path):
+    load_world(system, tmp_path)
+    path = write(tmp_path, "bad.csv", BAD_DISLIKES)
+    summary = system.import_file(path, "dislikes", on_error="skip")
+    found = {e.line: e.text for e in summary.errors}
+    assert sorted(found) == sorted(EXPECTED_ERRORS)
+    for line, text in EXPECTED_ERRORS.items():
+        assert text in found[line], (line, found[line])
+    assert (summary.imported, summary.rejected, summary.aborted) == (2, 10, False)
+    assert sorted((r.user_id, r.movie_id) for r in rows(system, user_dislikes)) == [(11, 1), (13, 5)]
+    assert recount_differences(system.engine) == []
+
+
+def test_abort_keeps_earlier_batches_and_nothing_of_the_failing_one(system, tmp_path):
+    load_world(system, tmp_path)
+    lines = [
+        "11,1,900,0.91,wrong_genre,,2026-10-01T10:05:00Z\n",  # 2  batch 1
+        "11,2,900,0.85,other,,2026-10-01T10:06:00Z\n",  # 3  batch 1
+        "12,4,901,0.77,other,,2026-10-02T08:00:00Z\n",  # 4  batch 2
+        "12,5,901,0.66,bored,,2026-10-02T08:00:00Z\n",  # 5  batch 2: bad
+        "11,6,902,0.55,other,,2026-10-03T20:10:00Z\n",  # 6  batch 3
+    ]
+    before_examples = count(system, negative_examples)
+    summary = system.import_file(
+        write(tmp_path, "d.csv", DISLIKES_HEADER + "".join(lines)), "dislikes", batch_size=2
+    )
+    assert summary.aborted and summary.batches == 1 and summary.imported == 2
+    assert [(e.line, e.field) for e in summary.errors] == [(5, "reason")]
+    assert sorted((r.user_id, r.movie_id) for r in rows(system, user_dislikes)) == [(11, 1), (11, 2)]
+    assert count(system, negative_examples) == before_examples + 2
+    assert recount_differences(system.engine) == []
+    # Fixed and run again: the rest arrives, nothing twice.
+    lines[3] = lines[3].replace("bored", "poor_quality")
+    summary = system.import_file(
+        write(tmp_path, "d.csv", DISLIKES_HEADER + "".join(lines)), "dislikes", batch_size=2
+    )
+    assert (summary.imported, summary.already_present, summary.aborted) == (3, 2, False)
+    assert count(system, user_dislikes) == 5
+    assert recount_differences(system.engine) == []
+
+
+def test_a_failing_check_against_the_database_also_keeps_nothing_of_its_batch(system, tmp_path):
+    load_world(system, tmp_path)
+    lines = DISLIKES_HEADER + "11,1,900,0.91,other,,\n11,77,,0.5,other,,\n"  # movie 77 unknown
+    before = row_counts(system)
+    summary = system.import_file(write(tmp_path, "d.csv", lines), "dislikes")
+    assert summary.aborted and summary.imported == 0
+    assert [(e.line, e.field) for e in summary.errors] == [(3, "movie_id")]
+    assert row_counts(system) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "message"),
+    [
+        (IMPRESSIONS_HEADER + "1,5,1,1,0.5,,\n2,5,2,1,0.5,,\n1,5,3,2,0.5,,\n", 4, "must be consecutive"),
+        (
+            IMPRESSIONS_HEADER + "1,5,1,1,0.5,,\n1,6,2,2,0.5,,\n",
+            3,
+            "was shown to user 5; this row names user 6",
+        ),
+        (IMPRESSIONS_HEADER + "1,5,1,1,0.5,,\n1,5,1,2,0.5,,\n", 3, "movie_id 1 appears twice"),
+        (IMPRESSIONS_HEADER + "1,5,1,0,0.5,,\n", 2, "rank must be an integer between 1 and 100000"),
+        (IMPRESSIONS_HEADER + "1,5,1,1,0.5,42,\n", 2, "model_version 42 does not exist"),
+        (IMPRESSIONS_HEADER + "1,5,99,1,0.5,,\n", 2, "movie_id 99 is not in the catalogue"),
+        ("recommendation_set_id,user_id,movie_id\n1,2,3\n", 1, "missing column(s) rank, predicted_score"),
+        (IMPRESSIONS_HEADER.strip() + ",colour\n", 1, "unknown column(s) colour"),
+    ],
+)
+def test_bad_impression_rows_name_their_line(system, tmp_path, content, line, message):
+    write(tmp_path, "m.csv", MOVIES_CSV)
+    system.import_file(tmp_path / "m.csv", "movies")
+    before = row_counts(system)
+    summary = system.import_file(write(tmp_path, "i.csv", content), "impressions")
+    assert summary.aborted
+    assert [e.line for e in summary.errors] == [line]
+    assert message in summary.errors[0].text
+    assert row_counts(system) == before
+
+
+def test_bad_encoding_and_broken_json_name_their_line(system, tmp_path):
+    load_world(system, tmp_path)
+    path = tmp_path / "latin1.csv"
+    path.write_bytes((DISLIKES_HEADER + "11,1,900,0.5,other,ok,\n13,5,,0.2,other,café,\n").encode("latin-1"))
+    summary = system.import_file(path, "dislikes", on_error="skip")
+    assert [(e.line, e.message) for e in summary.errors] == [(3, "the line is not valid UTF-8 (byte 20)")]
+    assert summary.imported == 1
+    path = write(
+        tmp_path,
+        "d.jsonl",
+        '{"user_id": 13, "movie_id": 6}\n{"user_id": 13,\n[1]\n{"user_id": 13, "movie_id": 4, "mood": "x"}\n',
+    )
+    summary = system.import_file(path, "dislikes", on_error="skip")
+    assert [e.line for e in summary.errors] == [2, 3, 4]
+    assert (
+        "invalid JSON" in summary.errors[0].message and "unknown column(s) mood" in summary.errors[2].message
+    )
+    assert summary.imported == 1
+    assert recount_differences(system.engine) == []
+
+
+def test_bad_arguments_are_refused_before_reading(system, tmp_path):
+    from feedback_core.errors import ValidationError
+
+    path = write(tmp_path, "m.csv", MOVIES_CSV)
+    for kwargs, field in (
+        ({"kind": "films"}, "kind"),
+        ({"kind": "movies", "on_error": "ignore"}, "on_error"),
+        ({"kind": "movies", "batch_size": 0}, "batch_size"),
+    ):
+        with pytest.raises(ValidationError) as info:
+            system.import_file(path, **kwargs)
+        assert info.value.field == field
+    with pytest.raises(ValidationError) as info:
+        system.import_file(tmp_path / "missing.csv", "movies")
+    assert info.value.field == "path"
+    assert count(system, movies) == 0
+
+
+# ---------------------------------------------------------------- the command
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_imports_with_progress_and_summary(system, tmp_path, capsys):
+    url = system.settings.database_url
+    write(tmp_path, "movies.csv", MOVIES_CSV)
+    write(tmp_path, "impressions.csv", IMPRESSIONS_CSV)
+    write(tmp_path, "dislikes.csv", DISLIKES_CSV)
+    for kind, n in (("movies", 6), ("impressions", 7), ("dislikes", 6)):
+        code, out, err = run(capsys, "--db", url, "import", tmp_path / f"{kind}.csv", "--kind", kind)
+        assert code == 0, err
+        assert f"{kind}: {n} rows read, {n} imported, 0 already present, 0 rejected" in out
+        assert f"importing {kind}" in err  # the progress bar
+    code, out, err = run(capsys, "--db", url, "import", tmp_path / "dislikes.csv", "--kind", "dislikes")
+    assert code == 0 and "0 imported, 6 already present" in out
+
+
+def test_cli_abort_and_skip(system, tmp_path, capsys):
+    load_world(system, tmp_path)
+    url = system.settings.database_url
+    path = write(tmp_path, "bad.csv", BAD_DISLIKES)
+    code, out, err = run(capsys, "--db", url, "import", path, "--kind", "dislikes")
+    assert code == 2
+    assert f"{path}:3: expected 7 columns" in err and f"{path}:8: created_at must be" in err
+    assert "import stopped, nothing of the failing batch imported" in err
+    assert count(system, user_dislikes) == 0
+    code, out, err = run(capsys, "--db", url, "import", path, "--kind", "dislikes", "--on-error", "skip")
+    assert code == 0 and "2 imported" in out and "10 rejected" in out
+    assert f"{path}:12: recommendation_set_id 555" in err
+    with pytest.raises(SystemExit) as info:
+        run(capsys, "--db", url, "import", path, "--kind", "films")
+    assert info.value.code == 2 and "invalid choice: 'films'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- killed mid-file
+
+
+def test_an_import_killed_mid_file_finishes_on_rerun_without_duplicates(system, tmp_path):
+    load_world(system, tmp_path)
+    sets = 1500
+    shown = IMPRESSIONS_HEADER + "".join(
+        f"{10_000 + s},{100 + s % 50},{1 + r},{r + 1},{0.9 - 0.1 * r:.1f},,2026-10-{1 + s % 28:02d}T12:00:00Z\n"
+        for s in range(sets)
+        for r in range(3)
+    )
+    path = write(tmp_path, "big.csv", shown)
+    env = {**os.environ, "FEEDBACK_DB_URL": system.settings.database_url}
+    command = [
+        sys.executable,
+        "-m",
+        "feedback_core.cli",
+        "import",
+        str(path),
+        "--kind",
+        "impressions",
+        "--batch",
+        "30",
+    ]
+    child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    base = count(system, impressions)
+    while count(system, impressions) - base < 300 and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    partial = count(system, impressions) - base
+    assert 0 < partial < sets * 3, "the import must be killed mid-file"
+    assert partial % 3 == 0  # whole sets only: a batch is one transaction
+    summary = system.import_file(path, "impressions", batch_size=30)
+    assert summary.rejected == 0
+    assert summary.imported == sets * 3 - partial and summary.already_present == partial
+    assert count(system, impressions) - base == sets * 3
+    with system.engine.connect() as conn:
+        per_set = conn.execute(
+            select(func.count())
+            .select_from(recommendation_sets)
+            .where(recommendation_sets.c.external_id >= 10_000)
+        ).scalar()
+        daily = conn.execute(select(func.sum(daily_impressions.c.impressions))).scalar()
+    assert per_set == sets and daily == count(system, impressions)
+
+
+def test_import_migrates_an_empty_database(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    path = write(tmp_path, "movies.csv", MOVIES_CSV)
+    code, out, err = run(capsys, "--db", url, "import", path, "--kind", "movies")
+    assert code == 0, err
+    engine = make_engine(Settings(database_url=url))
+    assert upgrade_database(engine)  # already at the head: harmless
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(movies)).scalar() == 6
+    engine.dispose()
