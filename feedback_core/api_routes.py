@@ -49,16 +49,15 @@ def post_dislike():
     user_id = caller().user_id
     fields = {"movie_title": "", **body}  # the title is optional once the movie is catalogued
     outcome = current_system().record_dislike(
-        user_id=user_id, idempotency_key=request.headers.get("Idempotency-Key"), **fields
+        user_id=user_id, idempotency_key=request.headers.get("Idempotency-Key"), with_patterns=True, **fields
     )
-    patterns = current_system().get_dislike_pattern_analysis(user_id)
     return ok(
         {
             "dislike_id": outcome["dislike_id"],
             "duplicate": outcome["duplicate"],
             "training_impact": outcome["training_impact"],
             "feature_adjustments": outcome["feature_adjustments"],
-            "user_patterns": patterns,
+            "user_patterns": outcome["user_patterns"],
         },
         200 if outcome["duplicate"] else 201,
     )

@@ -121,7 +121,16 @@ def _schemas(settings: Settings) -> dict:
                     },
                     ("genre_adjustments", "cast_adjustments", "reason"),
                 ),
-                "user_patterns": _ref("Patterns"),
+                "user_patterns": _obj(
+                    {
+                        "reason_distribution": {
+                            "type": "object",
+                            "additionalProperties": {"type": "integer"},
+                        },
+                        "total_dislikes": {"type": "integer"},
+                    },
+                    ("reason_distribution", "total_dislikes"),
+                ),
             },
             ("dislike_id", "training_impact", "feature_adjustments", "user_patterns"),
         ),

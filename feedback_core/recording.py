@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, exists, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from feedback_core import aggregates
@@ -21,6 +21,7 @@ from feedback_core.errors import ConflictError, NotFoundError, ValidationError
 from feedback_core.policy import ProposedAdjustment, adjustments_as_dict, propose_adjustments
 from feedback_core.schema import (
     audit_log,
+    dislike_patterns,
     feature_adjustments,
     impressions,
     movie_exclusions,
@@ -98,6 +99,16 @@ _RETRAIN_STATE = Prepared(
     )
 )
 _LOCK_USER = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
+_USER_REASONS = Prepared(
+    select(
+        dislike_patterns.c.pattern_type, dislike_patterns.c.pattern_value, dislike_patterns.c.dislike_count
+    )
+    .where(
+        dislike_patterns.c.user_id == bindparam("user_id"),
+        or_(dislike_patterns.c.pattern_type == "reason", dislike_patterns.c.pattern_type == "total"),
+    )
+    .order_by(dislike_patterns.c.pattern_type, dislike_patterns.c.pattern_value)
+)
 
 
 # ---------------------------------------------------------------- storage functions
@@ -167,6 +178,17 @@ def _count_pending_statement(cap: int | None) -> Prepared:
     if cap is not None:
         inner = inner.limit(cap)
     return Prepared(select(func.count()).select_from(inner.subquery()))
+
+
+def user_pattern_summary(conn: Connection, user_id: int) -> dict:
+    """The user's reason distribution and total, read from the maintained patterns."""
+    reasons, total = {}, 0
+    for kind, value, n in _USER_REASONS.execute(conn, {"user_id": user_id}).fetchall():
+        if kind == "total":
+            total = n
+        elif n:
+            reasons[value] = n
+    return {"reason_distribution": reasons, "total_dislikes": total}
 
 
 def queue_retrain_if_due(conn: Connection, threshold: int, *, at: datetime, actor: str) -> int | None:
@@ -252,15 +274,24 @@ class Recording:
             idempotency_key=idempotency_key,
         )["dislike_id"]
 
-    def record_dislike(self, created_at: datetime | None = None, **fields: Any) -> dict:
-        """Record a dislike and return what happened (id, duplicate flag, impact, proposals)."""
+    def record_dislike(
+        self, created_at: datetime | None = None, with_patterns: bool = False, **fields: Any
+    ) -> dict:
+        """Record a dislike and return what happened (id, duplicate flag, impact, proposals).
+
+        ``with_patterns``: also return the user's ``user_patterns`` (reason distribution and
+        total) as they stand after this dislike, read in the same transaction.
+        """
         d = validate_dislike(self.settings, **fields)
         now = created_at or self.now()
         with write_transaction(self.engine) as conn:
             lock_user(conn, d.user_id)
             existing = find_existing_dislike(conn, d, now, self.settings.duplicate_window_seconds)
             if existing is not None:
-                return self._dislike_outcome(conn, existing, duplicate=True)
+                outcome = self._dislike_outcome(conn, existing, duplicate=True)
+                if with_patterns:
+                    outcome["user_patterns"] = user_pattern_summary(conn, d.user_id)
+                return outcome
             title, movie_genres, movie_cast, movie_franchise = self._resolve_movie(conn, d, now)
             genres = list(d.genres) if d.genres is not None else list(movie_genres or [])
             cast = list(d.cast) if d.cast is not None else list(movie_cast or [])
@@ -325,6 +356,8 @@ class Recording:
                     "exclude_movie": rule.exclude_movie,
                 },
             }
+            if with_patterns:
+                outcome["user_patterns"] = user_pattern_summary(conn, d.user_id)
         log.info(
             "[FEEDBACK] Dislike %s recorded: user %s movie %s reason %s score %.3f",
             dislike_id,

@@ -7,6 +7,7 @@ database afterwards; a rejected request changes no row.
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 from api_support import error_of, make_api, row_counts
@@ -60,6 +61,28 @@ def catalogue(system, n: int = 12) -> None:
 
 
 # ---------------------------------------------------------------- POST /api/dislike
+
+
+def test_post_dislike_user_patterns_follow_every_dislike_and_equal_the_analysis(api):
+    catalogue(api.system)
+    reasons = ["wrong_genre", "poor_quality", "wrong_genre", "other", "wrong_genre"]
+    for i, reason in enumerate(reasons, start=1):
+        body = api.post("/api/dislike", {"movie_id": i, "reason": reason}).get_json()
+        expected = Counter(reasons[:i])
+        assert body["user_patterns"] == {"reason_distribution": dict(expected), "total_dislikes": i}
+    analysis = api.system.get_dislike_pattern_analysis(api.user)
+    assert body["user_patterns"]["reason_distribution"] == analysis["reason_distribution"]
+    assert body["user_patterns"]["total_dislikes"] == analysis["total_dislikes"]
+    # A retry with the same Idempotency-Key gets the first answer again.
+    again = api.post(
+        "/api/dislike", {"movie_id": 6, "reason": "wrong_genre"}, headers={"Idempotency-Key": "k"}
+    )
+    assert again.status_code == 201
+    repeat = api.post(
+        "/api/dislike", {"movie_id": 6, "reason": "wrong_genre"}, headers={"Idempotency-Key": "k"}
+    )
+    assert repeat.status_code == 201 and repeat.get_json() == again.get_json()  # the first answer, replayed
+    assert again.get_json()["user_patterns"]["total_dislikes"] == 6
 
 
 def test_post_dislike_answers_the_specification_shape_and_stores_everything(api):
