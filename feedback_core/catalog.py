@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -170,46 +166,6 @@ def store_ratings(conn: Connection, rows: list[tuple[int, int, float, datetime]]
             )
         )
     return len(keys)
-
-
-def read_records(path: str | Path) -> Iterator[tuple[int, dict | None, str | None]]:
-    """Yield ``(line_number, record, error)`` from a CSV (with header) or JSON-lines file."""
-    path = Path(path)
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        yield line, None, f"the file is not UTF-8 (byte {exc.start})"
-        return
-    is_jsonl = path.suffix.lower() in (".jsonl", ".ndjson", ".json") or text.lstrip().startswith("{")
-    if is_jsonl:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, None, f"invalid JSON: {exc.msg}"
-                continue
-            if not isinstance(record, dict):
-                yield number, None, "each line must be a JSON object"
-                continue
-            yield number, record, None
-        return
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        return
-    for row in reader:
-        number = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            yield number, None, f"expected {len(header)} columns ({', '.join(header)}), got {len(row)}"
-            continue
-        yield number, dict(zip(header, row)), None
 
 
 class CatalogOps:

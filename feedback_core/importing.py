@@ -31,7 +31,7 @@ from feedback_core.catalog import MovieIn, check_rating, store_ratings, upsert_m
 from feedback_core.db import Prepared, to_naive_utc, write_transaction
 from feedback_core.errors import ValidationError
 from feedback_core.policy import propose_adjustments
-from feedback_core.recording import queue_retrain_if_due, write_audit
+from feedback_core.recording import proposal_rows, queue_retrain_if_due, write_audit
 from feedback_core.schema import (
     feature_adjustments,
     impressions,
@@ -829,20 +829,9 @@ class Importer:
                 }
             )
             rule = policy[d.reason]
-            for p in propose_adjustments(rule, genres, cast, franchise):
-                proposals.append(
-                    {
-                        "dislike_id": dislike_id,
-                        "user_id": d.user_id,
-                        "feature_type": p.feature_type,
-                        "feature_value": p.feature_value,
-                        "proposed_magnitude": p.magnitude,
-                        "magnitude": p.magnitude,
-                        "reason": d.reason,
-                        "status": "proposed",
-                        "created_at": at,
-                    }
-                )
+            proposals += proposal_rows(
+                dislike_id, d.user_id, d.reason, propose_adjustments(rule, genres, cast, franchise), at
+            )
             if rule.exclude_movie:
                 exclusions.append(
                     {"user_id": d.user_id, "movie_id": d.movie_id, "dislike_id": dislike_id, "created_at": at}

@@ -180,6 +180,24 @@ def _count_pending_statement(cap: int | None) -> Prepared:
     return Prepared(select(func.count()).select_from(inner.subquery()))
 
 
+def proposal_rows(dislike_id: int, user_id: int, reason: str, proposals, at: datetime) -> list[dict]:
+    """The ``feature_adjustments`` rows of a dislike's proposals, all ``proposed``."""
+    return [
+        {
+            "dislike_id": dislike_id,
+            "user_id": user_id,
+            "feature_type": p.feature_type,
+            "feature_value": p.feature_value,
+            "proposed_magnitude": p.magnitude,
+            "magnitude": p.magnitude,
+            "reason": reason,
+            "status": "proposed",
+            "created_at": at,
+        }
+        for p in proposals
+    ]
+
+
 def user_pattern_summary(conn: Connection, user_id: int) -> dict:
     """The user's reason distribution and total, read from the maintained patterns."""
     reasons, total = {}, 0
@@ -431,21 +449,9 @@ class Recording:
         if not proposals:
             return
         status = "applied" if self.settings.auto_approve else "proposed"
-        rows = [
-            {
-                "dislike_id": dislike_id,
-                "user_id": d.user_id,
-                "feature_type": p.feature_type,
-                "feature_value": p.feature_value,
-                "proposed_magnitude": p.magnitude,
-                "magnitude": p.magnitude,
-                "reason": d.reason,
-                "status": "proposed",
-                "created_at": now,
-            }
-            for p in proposals
-        ]
-        _INSERT_PROPOSALS.execute(conn, rows).close()
+        _INSERT_PROPOSALS.execute(
+            conn, proposal_rows(dislike_id, d.user_id, d.reason, proposals, now)
+        ).close()
         if status == "applied":
             ids = (
                 conn.execute(
