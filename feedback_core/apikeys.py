@@ -17,14 +17,15 @@ import re
 import secrets
 import threading
 import time
+from collections import namedtuple
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from feedback_core.db import format_ts, read_connection, write_transaction
+from feedback_core.db import Prepared, format_ts, read_connection, write_transaction
 from feedback_core.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from feedback_core.recording import write_audit
 from feedback_core.schema import api_keys
@@ -38,6 +39,12 @@ MAX_TOKEN_TTL_SECONDS = 3600
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,99}$")
 # last_used_at is written at most this often per key: a write per request would serialise them.
 TOUCH_INTERVAL = timedelta(minutes=5)
+_KEY_COLUMNS = ("key_id", "name", "role", "key_hash", "revoked_at", "last_used_at")
+_KeyRow = namedtuple("_KeyRow", _KEY_COLUMNS)
+_KEYS_BY_PREFIX = Prepared(
+    select(*(api_keys.c[c] for c in _KEY_COLUMNS)).where(api_keys.c.prefix == bindparam("prefix"))
+)
+_INSERT_KEY = Prepared(insert(api_keys).returning(api_keys.c.key_id))
 
 
 @dataclass(frozen=True)
@@ -84,17 +91,16 @@ def create_api_key(engine: Engine, name: str, role: str, now: datetime) -> tuple
     key = generate_key()
     try:
         with write_transaction(engine) as conn:
-            key_id = conn.execute(
-                insert(api_keys)
-                .values(
-                    name=name,
-                    role=role,
-                    prefix=key[:LOOKUP_CHARS],
-                    key_hash=hash_key(key),
-                    created_at=now,
-                )
-                .returning(api_keys.c.key_id)
-            ).scalar_one()
+            key_id = _INSERT_KEY.scalar(
+                conn,
+                {
+                    "name": name,
+                    "role": role,
+                    "prefix": key[:LOOKUP_CHARS],
+                    "key_hash": hash_key(key),
+                    "created_at": now,
+                },
+            )
             write_audit(
                 conn,
                 at=now,
@@ -183,20 +189,13 @@ class KeyVerifier:
 
     def _verify_in_database(self, presented: str, digest: str, now: datetime) -> ApiKey:
         with read_connection(self.engine) as conn:
-            rows = conn.execute(
-                select(
-                    api_keys.c.key_id,
-                    api_keys.c.name,
-                    api_keys.c.role,
-                    api_keys.c.key_hash,
-                    api_keys.c.revoked_at,
-                    api_keys.c.last_used_at,
-                ).where(api_keys.c.prefix == presented[:LOOKUP_CHARS])
-            ).all()
+            # Straight on the driver (db.Prepared): the digests never pass through SQLAlchemy's
+            # statement logging, even with echo on.
+            rows = [_KeyRow(*row) for row in _KEYS_BY_PREFIX.all(conn, {"prefix": presented[:LOOKUP_CHARS]})]
         found = None
         for row in rows:
             # compare_digest on every candidate: the time taken does not depend on the digest.
-            if hmac.compare_digest(row.key_hash.encode(), digest.encode()) and row.revoked_at is None:
+            if hmac.compare_digest(str(row.key_hash).encode(), digest.encode()) and row.revoked_at is None:
                 found = row
         if found is None:
             raise AuthenticationError("the API key is not valid")

@@ -67,7 +67,8 @@ def make_engine(settings: Settings) -> Engine:
     if backend == "postgresql":
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        # hide_parameters: bound values (key digests, user text) stay out of logs and errors.
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True)
     raise ConfigError(
         f"unsupported database {mask_url(settings.database_url)!r}: use sqlite:/// or postgresql://"
     )
@@ -82,6 +83,7 @@ def _sqlite_engine(settings: Settings, url) -> Engine:
         # Every connection is a real file handle; a pool avoids re-running the pragmas.
         connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
         poolclass=NullPool if database in (None, "", ":memory:") else None,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")
@@ -164,19 +166,34 @@ class Prepared:
             row = cursor.fetchone()
             if row is None:
                 return None
-            if not converters:
-                # Known only now: a result processor may depend on the driver's column type.
-                columns = list(getattr(self.statement, "exported_columns", ()))
-                found = [None] * len(cursor.description)
-                if len(columns) == len(found):  # a text() statement has no typed columns
-                    found = [
-                        col.type.dialect_impl(conn.dialect).result_processor(conn.dialect, desc[1])
-                        for col, desc in zip(columns, cursor.description, strict=True)
-                    ]
-                converters[:] = found
+            self._learn_converters(conn, cursor, converters)
         finally:
             cursor.close()
         return tuple(v if f is None else f(v) for f, v in zip(converters, row, strict=True))
+
+    def all(self, conn: Connection, params: Mapping) -> list[tuple]:
+        """Run and return every row as a tuple."""
+        cursor, converters = self._run(conn, params)
+        try:
+            rows = cursor.fetchall()
+            if rows:
+                self._learn_converters(conn, cursor, converters)
+        finally:
+            cursor.close()
+        return [tuple(v if f is None else f(v) for f, v in zip(converters, row, strict=True)) for row in rows]
+
+    def _learn_converters(self, conn: Connection, cursor, converters: list) -> None:
+        if converters:
+            return
+        # Known only now: a result processor may depend on the driver's column type.
+        columns = list(getattr(self.statement, "exported_columns", ()))
+        found = [None] * len(cursor.description)
+        if len(columns) == len(found):  # a text() statement has no typed columns
+            found = [
+                col.type.dialect_impl(conn.dialect).result_processor(conn.dialect, desc[1])
+                for col, desc in zip(columns, cursor.description, strict=True)
+            ]
+        converters[:] = found
 
     def scalar(self, conn: Connection, params: Mapping):
         """Run and return the first column of the first row, or None."""

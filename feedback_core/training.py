@@ -67,6 +67,17 @@ def _cutoff(times: list[datetime]) -> datetime:
     return cut
 
 
+def _both_labels_from(cutoff: datetime, rating_rows, dislike_rows, shown_rows) -> bool:
+    """Say whether events from ``cutoff`` on hold both a positive and a negative example."""
+    positive = any(t >= cutoff for _, _, t in shown_rows) or any(
+        t >= cutoff and r >= model.LIKED_RATING for _, _, r, t in rating_rows
+    )
+    negative = any(d[2] >= cutoff for d in dislike_rows) or any(
+        t >= cutoff and r <= LOW_RATING for _, _, r, t in rating_rows
+    )
+    return positive and negative
+
+
 def load_training_data(
     conn: Connection, now: datetime, multiplier: float, weight_bounds: tuple[float, float], job_id: int | None
 ) -> TrainingData:
@@ -125,6 +136,12 @@ def load_training_data(
     if not times:
         raise ValueError("no ratings, dislikes or shown lists to train on yet")
     cutoff = _cutoff(times)
+    if not _both_labels_from(cutoff, rating_rows, dislike_rows, shown_rows):
+        # A burst of one kind of event (a flood of dislikes after a short rating history) can
+        # put every event of the other label before the split, and training would fail until
+        # more ratings came in, each retry queued again by the next dislike. As with too little
+        # data: every event is an example, the profiles start empty.
+        cutoff = min(times)
 
     # Profiles from the past only.
     liked_before = [(u, m) for u, m, r, t in rating_rows if t < cutoff and r >= model.LIKED_RATING]
