@@ -138,6 +138,32 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
         raise translated from exc
 
 
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """Send the statements of the block without waiting for each answer (PostgreSQL pipeline
+    mode; elsewhere nothing changes). For writes whose results are not read inside the block:
+    their errors are raised when it ends, and the transaction is then rolled back as usual."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    dbapi_conn = conn.connection.dbapi_connection
+    try:
+        with dbapi_conn.pipeline():
+            yield
+    except conn.dialect.loaded_dbapi.Error as exc:
+        gone = conn.dialect.is_disconnect(exc, dbapi_conn, None)
+        if gone:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            "pipelined statements",
+            None,
+            exc,
+            conn.dialect.loaded_dbapi.Error,
+            connection_invalidated=gone,
+            dialect=conn.dialect,
+        ) from exc
+
+
 class Prepared:
     """A Core statement compiled once per dialect and run straight on the driver's cursor.
 

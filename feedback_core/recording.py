@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, exists, func, insert, or_, select,
 from sqlalchemy.dialects import postgresql, sqlite
 
 from feedback_core import aggregates
-from feedback_core.db import Prepared, write_transaction
+from feedback_core.db import Prepared, pipelined, write_transaction
 from feedback_core.errors import ConflictError, NotFoundError, ValidationError
 from feedback_core.policy import ProposedAdjustment, adjustments_as_dict, propose_adjustments
 from feedback_core.schema import (
@@ -334,36 +334,40 @@ class Recording:
                 },
             )
             weight = self.settings.DISLIKE_WEIGHT_MULTIPLIER
-            _INSERT_EXAMPLE.execute(
-                conn,
-                {
-                    "dislike_id": dislike_id,
-                    "user_id": d.user_id,
-                    "movie_id": d.movie_id,
-                    "weight": weight,
-                    "error": d.predicted_score,
-                    "created_at": now,
-                    "status": "pending",
-                },
-            ).close()
             rule = self.settings.reason_policy[d.reason]
             proposals = propose_adjustments(rule, genres, cast, franchise)
-            self._store_proposals(conn, dislike_id, d, proposals, now)
-            if rule.exclude_movie:
-                self._exclude_movie(conn, d.user_id, d.movie_id, dislike_id, now)
-            aggregates.add_dislike(
-                conn,
-                user_id=d.user_id,
-                movie_id=d.movie_id,
-                reason=d.reason,
-                score=d.predicted_score,
-                genres=genres,
-                cast=cast,
-                franchise=franchise,
-                version_key=version_id or 0,
-                attributed=d.recommendation_set_id is not None,
-                at=now,
-            )
+            # Writes whose results nobody reads: one round trip on PostgreSQL.
+            with pipelined(conn):
+                _INSERT_EXAMPLE.execute(
+                    conn,
+                    {
+                        "dislike_id": dislike_id,
+                        "user_id": d.user_id,
+                        "movie_id": d.movie_id,
+                        "weight": weight,
+                        "error": d.predicted_score,
+                        "created_at": now,
+                        "status": "pending",
+                    },
+                ).close()
+                self._store_proposals(conn, dislike_id, d, proposals, now)
+                if rule.exclude_movie:
+                    self._exclude_movie(conn, d.user_id, d.movie_id, dislike_id, now)
+                aggregates.add_dislike(
+                    conn,
+                    user_id=d.user_id,
+                    movie_id=d.movie_id,
+                    reason=d.reason,
+                    score=d.predicted_score,
+                    genres=genres,
+                    cast=cast,
+                    franchise=franchise,
+                    version_key=version_id or 0,
+                    attributed=d.recommendation_set_id is not None,
+                    at=now,
+                )
+            if proposals:
+                self._auto_approve(conn, dislike_id, now)
             queue_retrain_if_due(conn, self.settings.FEEDBACK_ACCUMULATION_THRESHOLD, at=now, actor="system")
             outcome = {
                 "dislike_id": dislike_id,
@@ -448,11 +452,13 @@ class Recording:
     def _store_proposals(self, conn: Connection, dislike_id: int, d: DislikeIn, proposals, now) -> None:
         if not proposals:
             return
-        status = "applied" if self.settings.auto_approve else "proposed"
         _INSERT_PROPOSALS.execute(
             conn, proposal_rows(dislike_id, d.user_id, d.reason, proposals, now)
         ).close()
-        if status == "applied":
+
+    def _auto_approve(self, conn: Connection, dislike_id: int, now) -> None:
+        """Apply a dislike's proposals at once (``FEEDBACK_AUTO_APPROVE``)."""
+        if self.settings.auto_approve:
             ids = (
                 conn.execute(
                     select(feature_adjustments.c.adjustment_id).where(
