@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import operator
 import threading
@@ -226,9 +227,14 @@ class Prepared:
         row = self.first(conn, params)
         return None if row is None else row[0]
 
+    def execute_rows(self, conn: Connection, keys: tuple[str, ...], rows: Sequence[tuple]):
+        """Run an executemany of ``rows``, tuples of values in ``keys`` order (no mapping per
+        row: the bulk path of an import); return the driver cursor."""
+        return self._run(conn, _Rows(keys, rows))[0]
+
     def _run(self, conn: Connection, params):
-        many = isinstance(params, (list, tuple))
-        if many and len(params) == 1:
+        many = isinstance(params, (list, tuple, _Rows))
+        if many and len(params) == 1 and not isinstance(params, _Rows):
             # One row: a plain execute (psycopg runs executemany as a pipeline, a round trip more).
             params, many = params[0], False
         dialect = conn.dialect
@@ -240,7 +246,7 @@ class Prepared:
             if per_dialect is None:
                 per_dialect = self._compiled[dialect] = {}
             self._last = (dialect, per_dialect)
-        keys = tuple(params[0] if many else params)
+        keys = params.keys if isinstance(params, _Rows) else tuple(params[0] if many else params)
         found = per_dialect.get(keys)
         if found is None:
             found = per_dialect[keys] = _binder(self.statement, dialect, keys)
@@ -248,7 +254,9 @@ class Prepared:
         dbapi_conn = conn.connection.dbapi_connection
         cursor = dbapi_conn.cursor()
         try:
-            if many:
+            if isinstance(params, _Rows):
+                cursor.executemany(sql, bind.tuples(params.rows))
+            elif many:
                 cursor.executemany(sql, bind.many(params))
             else:
                 cursor.execute(sql, bind(params))
@@ -259,7 +267,13 @@ class Prepared:
             if gone:
                 conn.invalidate(exc)
             raise DBAPIError.instance(
-                sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=gone, dialect=dialect
+                sql,
+                None,  # the values stay out of messages and logs, as with hide_parameters
+                exc,
+                dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                connection_invalidated=gone,
+                dialect=dialect,
             ) from exc
         return cursor, converters
 
@@ -324,8 +338,54 @@ def _binder(statement: Executable, dialect, keys: tuple):
             out.append(tuple(values) if compiled.positional else dict(zip(names, values)))
         return out
 
+    def bind_tuples(rows: Sequence[tuple]):
+        # Rows already in ``keys`` order: work column by column (the loops run in C), each
+        # column reordered to its placeholder and processed where its type needs it.
+        if any(key is None for key, _, _ in slots):
+            return [bind(dict(zip(keys, row))) for row in rows]
+        if not rows:
+            return []
+        columns = list(zip(*rows))
+        out = []
+        for i, (key, _, processor) in enumerate(slots):
+            column = columns[keys.index(key)]
+            if processor is not None:
+                if i in costly:
+                    processor = _memoised(processor)
+                column = list(map(processor, column))
+            out.append(column)
+        bound = list(zip(*out))
+        return bound if compiled.positional else [dict(zip(names, values)) for values in bound]
+
     bind.many = bind_many
+    bind.tuples = bind_tuples
     return compiled.string, bind, []  # the result converters, filled by the first row
+
+
+def _memoised(processor):
+    """Process each distinct value once (dates and times repeat across the rows of a batch);
+    unhashable values (JSON lists) are processed every time."""
+    cached = functools.lru_cache(maxsize=4096)(processor)
+
+    def process(value):
+        try:
+            return cached(value)
+        except TypeError:
+            return processor(value)
+
+    return process
+
+
+class _Rows:
+    """Rows given as tuples in the order of ``keys`` (see ``Prepared.execute_rows``)."""
+
+    __slots__ = ("keys", "rows")
+
+    def __init__(self, keys: tuple[str, ...], rows: Sequence[tuple]) -> None:
+        self.keys, self.rows = tuple(keys), rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 def _remember_last(processor):
