@@ -1,7 +1,9 @@
 """The dashboard's one ``FeedbackSystem`` and its cached queries.
 
 The system (and its engine) is built once per database URL and process; query results are
-cached for ``QUERY_TTL_S`` seconds and the whole cache is cleared after every write.
+cached for ``QUERY_TTL_S`` seconds and the whole cache is cleared after every write. With
+``FEEDBACK_DASHBOARD_READ_URL`` set (a PostgreSQL read replica), the cached queries read there
+while actions (approvals, activations, retrain requests) still go to ``FEEDBACK_DB_URL``.
 """
 
 from __future__ import annotations
@@ -13,15 +15,20 @@ from typing import Any
 
 import streamlit as st
 
-from feedback_core import FeedbackSystem, Settings, lookups, queries
+from feedback_core import FeedbackSystem, Settings, effects, lookups, queries
 
 QUERY_TTL_S = 60
-MODULES = {module.__name__: module for module in (queries, lookups)}
+MODULES = {module.__name__: module for module in (queries, lookups, effects)}
 
 
 def database_url() -> str:
     """Return the configured database URL (``FEEDBACK_DB_URL``, else the embedded SQLite file)."""
     return Settings.from_env().database_url
+
+
+def read_url() -> str:
+    """Return the URL the page queries read: ``FEEDBACK_DASHBOARD_READ_URL``, else the main database."""
+    return os.environ.get("FEEDBACK_DASHBOARD_READ_URL", "").strip() or database_url()
 
 
 @st.cache_resource(show_spinner=False)
@@ -59,7 +66,7 @@ def _cached_query(url: str, module: str, name: str, args: tuple, kwargs: tuple) 
 
 def query(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a ``feedback_core.queries``/``lookups`` function on the configured database, through the cache."""
-    return _cached_query(database_url(), fn.__module__, fn.__name__, args, tuple(sorted(kwargs.items())))
+    return _cached_query(read_url(), fn.__module__, fn.__name__, args, tuple(sorted(kwargs.items())))
 
 
 def refresh() -> None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, func, or_, select
 
@@ -87,19 +88,35 @@ def _as_date(value: Any) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-def _add_rates(df: pd.DataFrame, events: str, trials: str, min_trials: int) -> pd.DataFrame:
-    """Add rate, its 95% Wilson interval and ``enough`` (trials >= min_trials) to each row."""
-    rates = [rate_with_interval(int(x), int(n)) for x, n in zip(df[events], df[trials], strict=True)]
-    df["rate"] = [r.rate for r in rates]
-    df["ci_low"] = [r.low for r in rates]
-    df["ci_high"] = [r.high for r in rates]
-    df["enough"] = df[trials] >= min_trials
-    return df
+def _rate_row(events: int, trials: int, min_trials: int) -> tuple:
+    """Return (rate, ci_low, ci_high, enough) of one row."""
+    rate = rate_with_interval(events, trials)
+    return rate.rate, rate.low, rate.high, trials >= min_trials
 
 
 def to_frame(rows, columns: Sequence[str]) -> pd.DataFrame:
     """Return query rows as a DataFrame with these columns (also when there are none)."""
     return pd.DataFrame([tuple(r) for r in rows], columns=list(columns))
+
+
+def day_column(days: Sequence) -> np.ndarray:
+    """Return dates (or ISO date strings) as a datetime64 column.
+
+    A DataFrame is built once from plain rows: at the dashboard's sizes the per-call cost of
+    pandas operations (astype, merge, to_datetime's format guessing), not the database, is
+    what a page's data functions spend, so each function computes in Python and converts once.
+    """
+    return np.array([_as_date(d) for d in days], dtype="datetime64[D]").astype("datetime64[us]")
+
+
+def time_column(values: Sequence) -> pd.Series | pd.DatetimeIndex:
+    """Return timestamps (datetimes, ISO strings or None) as a datetime64 column."""
+    if isinstance(values, (pd.Series, pd.Index)) and pd.api.types.is_datetime64_any_dtype(values):
+        return values  # pandas already read the datetimes as such
+    values = list(values)
+    if any(isinstance(v, str) for v in values):  # SQLite's aggregates, format_ts
+        return pd.to_datetime(values, format="ISO8601")
+    return pd.DatetimeIndex(values)
 
 
 def rate_fields(events: int, trials: int, min_trials: int) -> dict:
@@ -214,36 +231,44 @@ def list_daily_rates(system, start: date, end: date, versions=(), reasons=()) ->
     """Return the dislike rate per day and serving version, with intervals and ``enough``."""
     dis_where = [*_dislike_where(start, end, versions, reasons), daily_dislikes.c.attributed == 1]
     imp_where = _impression_where(start, end, versions)
+    counts: dict[tuple, list[int]] = {}
     with read_connection(system.engine) as conn:
-        shown = to_frame(
-            conn.execute(
-                select(
-                    daily_impressions.c.day,
-                    daily_impressions.c.model_version_id,
-                    daily_impressions.c.impressions,
-                ).where(*imp_where)
-            ),
-            ["day", "model_version_id", "impressions"],
+        for day, version, shown in conn.execute(
+            select(
+                daily_impressions.c.day, daily_impressions.c.model_version_id, daily_impressions.c.impressions
+            ).where(*imp_where)
+        ):
+            counts.setdefault((_as_date(day), int(version)), [0, 0])[0] += int(shown or 0)
+        for day, version, disliked in conn.execute(
+            select(
+                daily_dislikes.c.day, daily_dislikes.c.model_version_id, func.sum(daily_dislikes.c.dislikes)
+            )
+            .where(*dis_where)
+            .group_by(daily_dislikes.c.day, daily_dislikes.c.model_version_id)
+        ):
+            counts.setdefault((_as_date(day), int(version)), [0, 0])[1] += int(disliked or 0)
+    min_trials = system.settings.min_impressions_for_rate
+    keys = sorted(counts)
+    rows = []
+    for key in keys:
+        shown, disliked = counts[key]
+        version = key[1]
+        rows.append(
+            (version, shown, disliked, version_label(version), *_rate_row(disliked, shown, min_trials))
         )
-        disliked = to_frame(
-            conn.execute(
-                select(
-                    daily_dislikes.c.day,
-                    daily_dislikes.c.model_version_id,
-                    func.sum(daily_dislikes.c.dislikes),
-                )
-                .where(*dis_where)
-                .group_by(daily_dislikes.c.day, daily_dislikes.c.model_version_id)
-            ),
-            ["day", "model_version_id", "dislikes"],
-        )
-    df = shown.merge(disliked, on=["day", "model_version_id"], how="outer")
-    df[["impressions", "dislikes"]] = df[["impressions", "dislikes"]].fillna(0).astype("int64")
-    df["day"] = pd.to_datetime(df["day"])
-    df["model_version_id"] = df["model_version_id"].astype("int64")
-    df["version"] = df["model_version_id"].map(version_label)
-    df = df.sort_values(["day", "model_version_id"]).reset_index(drop=True)
-    return _add_rates(df, "dislikes", "impressions", system.settings.min_impressions_for_rate)
+    columns = [
+        "model_version_id",
+        "impressions",
+        "dislikes",
+        "version",
+        "rate",
+        "ci_low",
+        "ci_high",
+        "enough",
+    ]
+    df = pd.DataFrame(rows, columns=columns)
+    df.insert(0, "day", day_column([day for day, _ in keys]))
+    return df.astype({"model_version_id": "int64", "impressions": "int64", "dislikes": "int64"})
 
 
 def list_version_activations(system) -> pd.DataFrame:
@@ -319,13 +344,12 @@ def list_reason_counts(system, start: date, end: date, versions=(), reasons=()) 
             .where(*_dislike_where(start, end, versions, reasons))
             .group_by(daily_dislikes.c.reason)
         ).all()
-    df = to_frame(rows, ["reason", "dislikes", "score_sum"])
-    df = df[df["dislikes"] > 0].astype({"dislikes": "int64", "score_sum": "float64"})
-    total = int(df["dislikes"].sum())
-    df["share"] = df["dislikes"] / total if total else 0.0
-    df["mean_predicted_score"] = df["score_sum"] / df["dislikes"]
-    df = df.drop(columns="score_sum").sort_values(["dislikes", "reason"], ascending=[False, True])
-    return df.reset_index(drop=True)
+    counted = [(reason, int(n), float(score_sum or 0.0)) for reason, n, score_sum in rows if n and int(n) > 0]
+    counted.sort(key=lambda r: (-r[1], r[0]))  # most dislikes first
+    total = sum(n for _, n, _ in counted)
+    records = [(reason, n, n / total, score_sum / n) for reason, n, score_sum in counted]
+    df = pd.DataFrame(records, columns=["reason", "dislikes", "share", "mean_predicted_score"])
+    return df.astype({"dislikes": "int64", "share": "float64", "mean_predicted_score": "float64"})
 
 
 def list_reason_trend(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:
@@ -337,9 +361,10 @@ def list_reason_trend(system, start: date, end: date, versions=(), reasons=()) -
             .group_by(daily_dislikes.c.day, daily_dislikes.c.reason)
             .order_by(daily_dislikes.c.day, daily_dislikes.c.reason)
         ).all()
-    df = to_frame(rows, ["day", "reason", "dislikes"]).astype({"dislikes": "int64"})
-    df["day"] = pd.to_datetime(df["day"])
-    return df[df["dislikes"] > 0].reset_index(drop=True)
+    rows = [(day, reason, int(n)) for day, reason, n in rows if n and int(n) > 0]
+    df = pd.DataFrame([(reason, n) for _, reason, n in rows], columns=["reason", "dislikes"])
+    df.insert(0, "day", day_column([day for day, _, _ in rows]))
+    return df.astype({"dislikes": "int64"})
 
 
 def list_reason_genre(system, start: date, end: date, reasons=(), top_genres: int = 15) -> pd.DataFrame:
@@ -347,27 +372,25 @@ def list_reason_genre(system, start: date, end: date, reasons=(), top_genres: in
     where = _day_range(daily_reason_genre, start, end)
     if reasons:
         where.append(daily_reason_genre.c.reason.in_(reasons))
-    total = func.sum(daily_reason_genre.c.dislikes)
     with read_connection(system.engine) as conn:
-        top = (
-            conn.execute(
-                select(daily_reason_genre.c.genre)
-                .where(*where)
-                .group_by(daily_reason_genre.c.genre)
-                .having(total > 0)
-                .order_by(total.desc(), daily_reason_genre.c.genre)
-                .limit(top_genres)
-            )
-            .scalars()
-            .all()
-        )
+        # One pass over the window's (reason, genre) totals: a few hundred rows at most.
         rows = conn.execute(
-            select(daily_reason_genre.c.reason, daily_reason_genre.c.genre, total)
-            .where(*where, daily_reason_genre.c.genre.in_(top))
+            select(
+                daily_reason_genre.c.reason,
+                daily_reason_genre.c.genre,
+                func.sum(daily_reason_genre.c.dislikes),
+            )
+            .where(*where)
             .group_by(daily_reason_genre.c.reason, daily_reason_genre.c.genre)
         ).all()
-    df = to_frame(rows, ["reason", "genre", "dislikes"]).astype({"dislikes": "int64"})
-    return df[df["dislikes"] > 0].sort_values(["genre", "reason"]).reset_index(drop=True)
+    rows = [(reason, genre, int(n)) for reason, genre, n in rows if n and int(n) > 0]
+    per_genre: dict[str, int] = {}
+    for _, genre, n in rows:
+        per_genre[genre] = per_genre.get(genre, 0) + n
+    top = set(sorted(per_genre, key=lambda g: (-per_genre[g], g))[:top_genres])
+    kept = sorted((genre, reason, n) for reason, genre, n in rows if genre in top)
+    df = pd.DataFrame([(r, g, n) for g, r, n in kept], columns=["reason", "genre", "dislikes"])
+    return df.astype({"dislikes": "int64"})
 
 
 # ---------------------------------------------------------------- prediction errors
@@ -388,13 +411,16 @@ def list_score_histogram(system, start: date, end: date, versions=()) -> pd.Data
             .where(*where)
             .group_by(daily_score_histogram.c.model_version_id, daily_score_histogram.c.bucket)
         ).all()
-    df = to_frame(rows, ["model_version_id", "bucket", "dislikes"]).astype({"dislikes": "int64"})
-    df = df[df["dislikes"] > 0]
-    df["bucket_start"] = df["bucket"] / 10
-    df["bucket_end"] = (df["bucket"] + 1) / 10
-    df["share"] = df["dislikes"] / df.groupby("model_version_id")["dislikes"].transform("sum")
-    df["version"] = df["model_version_id"].map(version_label)
-    return df.sort_values(["model_version_id", "bucket"]).reset_index(drop=True)
+    rows = sorted((int(v), int(b), int(n)) for v, b, n in rows if n and int(n) > 0)
+    per_version: dict[int, int] = {}
+    for version, _, n in rows:
+        per_version[version] = per_version.get(version, 0) + n
+    records = [(v, b, n, b / 10, (b + 1) / 10, n / per_version[v], version_label(v)) for v, b, n in rows]
+    columns = ["model_version_id", "bucket", "dislikes", "bucket_start", "bucket_end", "share", "version"]
+    df = pd.DataFrame(records, columns=columns)
+    return df.astype(
+        {"model_version_id": "int64", "bucket": "int64", "dislikes": "int64", "share": "float64"}
+    )
 
 
 def list_error_by_version(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:
@@ -409,39 +435,41 @@ def list_error_by_version(system, start: date, end: date, versions=(), reasons=(
             .where(*_dislike_where(start, end, versions, reasons))
             .group_by(daily_dislikes.c.model_version_id)
         ).all()
-    df = to_frame(rows, ["model_version_id", "dislikes", "score_sum"])
-    df = df[df["dislikes"] > 0].astype({"dislikes": "int64", "score_sum": "float64"})
-    df["mean_prediction_error"] = df["score_sum"] / df["dislikes"]
-    df["version"] = df["model_version_id"].map(version_label)
-    return df.drop(columns="score_sum").sort_values("model_version_id").reset_index(drop=True)
+    records = sorted(
+        (int(v), int(n), float(score_sum or 0.0) / int(n), version_label(v))
+        for v, n, score_sum in rows
+        if n and int(n) > 0
+    )
+    df = pd.DataFrame(records, columns=["model_version_id", "dislikes", "mean_prediction_error", "version"])
+    return df.astype({"model_version_id": "int64", "dislikes": "int64", "mean_prediction_error": "float64"})
 
 
 def list_confident_mistakes(system, limit: int = 15) -> pd.DataFrame:
     """Return the films with the most high-score dislikes (all time)."""
     columns = ["movie_id", "title", "dislikes", "high_score_dislikes", "score_sum", "last_disliked_at"]
+    stats = movie_dislike_stats
+    order = (stats.c.high_score_dislikes.desc(), stats.c.dislikes.desc(), stats.c.movie_id)
+    # The top films first, then their titles: joining the whole catalogue before the top-N
+    # sort cost PostgreSQL several times more.
+    top = select(stats).where(stats.c.high_score_dislikes > 0).order_by(*order).limit(limit).subquery()
     with read_connection(system.engine) as conn:
         rows = conn.execute(
             select(
-                movie_dislike_stats.c.movie_id,
+                top.c.movie_id,
                 movies.c.title,
-                movie_dislike_stats.c.dislikes,
-                movie_dislike_stats.c.high_score_dislikes,
-                movie_dislike_stats.c.score_sum,
-                movie_dislike_stats.c.last_disliked_at,
+                top.c.dislikes,
+                top.c.high_score_dislikes,
+                top.c.score_sum,
+                top.c.last_disliked_at,
             )
-            .join(movies, movies.c.movie_id == movie_dislike_stats.c.movie_id)
-            .where(movie_dislike_stats.c.high_score_dislikes > 0)
-            .order_by(
-                movie_dislike_stats.c.high_score_dislikes.desc(),
-                movie_dislike_stats.c.dislikes.desc(),
-                movie_dislike_stats.c.movie_id,
-            )
-            .limit(limit)
+            .join(movies, movies.c.movie_id == top.c.movie_id)
+            .order_by(top.c.high_score_dislikes.desc(), top.c.dislikes.desc(), top.c.movie_id)
         ).all()
-    df = to_frame(rows, columns)
-    df["mean_predicted_score"] = df["score_sum"] / df["dislikes"]
-    df["last_disliked_at"] = pd.to_datetime(df["last_disliked_at"])
-    return df.drop(columns="score_sum")
+    records = [(m, title, n, high, last, score_sum / n) for m, title, n, high, score_sum, last in rows]
+    columns = [c for c in columns if c != "score_sum"] + ["mean_predicted_score"]
+    df = pd.DataFrame(records, columns=columns)
+    df["last_disliked_at"] = time_column(df["last_disliked_at"])
+    return df
 
 
 # ---------------------------------------------------------------- model versions
@@ -470,10 +498,13 @@ def list_versions(system) -> pd.DataFrame:
     ]
     columns = ["version_id", "version", "status", "trigger", "parent", "created_at", "created_by"]
     columns += ["activated_at", *OFFLINE_METRICS, "dislikes", "impressions"]
-    df = pd.DataFrame(records, columns=columns)
+    min_trials = system.settings.min_impressions_for_rate
+    rates = [_rate_row(r["dislikes"], r["impressions"], min_trials) for r in records]
+    columns += ["rate", "ci_low", "ci_high", "enough"]
+    df = pd.DataFrame([(*r.values(), *rate) for r, rate in zip(records, rates, strict=True)], columns=columns)
     for col in ("created_at", "activated_at"):
-        df[col] = pd.to_datetime(df[col])
-    return _add_rates(df, "dislikes", "impressions", system.settings.min_impressions_for_rate)
+        df[col] = time_column(df[col])
+    return df
 
 
 def compare_versions(system, a: int, b: int) -> dict:
@@ -570,9 +601,12 @@ def get_retrain_status(system) -> dict:
 def list_job_history(system, limit: int = 50) -> pd.DataFrame:
     """Return the latest retrain jobs, newest first."""
     columns = ["job_id", "status", "trigger", "requested_by", "created_at", "started_at", "finished_at"]
-    columns += ["stage", "progress", "examples_claimed", "result_version_id", "error"]
-    df = pd.DataFrame(system.list_retrain_jobs(limit), columns=columns)
+    columns += ["stage", "progress", "examples_claimed", "error"]
+    jobs = system.list_retrain_jobs(limit)
+    df = pd.DataFrame([[j[c] for c in columns] for j in jobs], columns=columns)
     for col in ("created_at", "started_at", "finished_at"):
-        df[col] = pd.to_datetime(df[col])
-    df["result_version"] = df["result_version_id"].map(lambda v: version_label(v) if v else "")
-    return df.drop(columns="result_version_id")
+        df[col] = time_column(df[col])
+    df["result_version"] = [
+        version_label(j["result_version_id"]) if j["result_version_id"] else "" for j in jobs
+    ]
+    return df

@@ -149,8 +149,9 @@ with applied_tab:
         },
     )
     users = sorted({int(u) for u in applied["user_id"]})
-    if users:
-        effect_user = st.selectbox("User", users, key="effect_user")
+    # Measured for the user picked, not on every view: it reads that user's whole history.
+    effect_user = st.selectbox("User", users, index=None, placeholder="Pick a user", key="effect_user")
+    if effect_user is not None:
         effects = data.query(lookups.get_adjustment_effects, effect_user)
         if not effects.empty:
             effects["before"] = ui.rate_column(effects, "impressions_before", "_before")

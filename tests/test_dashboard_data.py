@@ -1,0 +1,38 @@
+"""dashboard/data.py: page queries read FEEDBACK_DASHBOARD_READ_URL when set, actions the main database."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard import data
+from feedback_core import FeedbackSystem, Settings, queries
+from feedback_core.db import make_engine, upgrade_database
+
+
+@pytest.fixture
+def two_databases(tmp_path, monkeypatch):
+    """A migrated, empty main database and a "replica" URL of a file without a schema."""
+    main = f"sqlite:///{tmp_path / 'main.db'}"
+    engine = make_engine(Settings(database_url=main))
+    upgrade_database(engine)
+    engine.dispose()
+    monkeypatch.setenv("FEEDBACK_DB_URL", main)
+    data.refresh()
+    yield main, f"sqlite:///{tmp_path / 'replica.db'}"
+    data.refresh()
+
+
+def test_queries_read_the_main_database_without_a_read_url(two_databases, monkeypatch):
+    main, _ = two_databases
+    monkeypatch.delenv("FEEDBACK_DASHBOARD_READ_URL", raising=False)
+    assert data.read_url() == main
+    assert data.query(queries.get_database_state)["status"] == "empty"
+
+
+def test_queries_read_the_replica_and_actions_use_the_main_database(two_databases, monkeypatch):
+    main, replica = two_databases
+    monkeypatch.setenv("FEEDBACK_DASHBOARD_READ_URL", replica)
+    assert data.read_url() == replica
+    assert data.query(queries.get_database_state)["status"] == "missing"  # read where pointed
+    system = data.get_system()
+    assert isinstance(system, FeedbackSystem) and system.settings.database_url == main
