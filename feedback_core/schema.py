@@ -198,6 +198,7 @@ feature_adjustments = Table(
     CheckConstraint("feature_type IN ('genre','cast','franchise')", name="feature_type"),
     Index("ix_feature_adjustments_status", "status", "created_at"),
     Index("ix_feature_adjustments_user", "user_id", "status"),
+    Index("ix_feature_adjustments_user_created", "user_id", "created_at"),
     Index("ix_feature_adjustments_dislike", "dislike_id"),
 )
 
