@@ -36,7 +36,7 @@ lint: $(VENV)/.installed-test
 
 ## bench: run every benchmark in bench/
 bench: $(VENV)/.installed-test
-	status=0; for b in bench/record.py bench/learning.py bench/api.py bench/dashboard.py bench/scale.py; do \
+	status=0; for b in bench/record.py bench/learning.py bench/api.py bench/dashboard.py bench/ingest.py bench/scale.py; do \
 		echo "== $$b"; $(BIN)/python $$b || status=1; done; exit $$status
 
 clean-venv:

@@ -1,6 +1,6 @@
 """Bulk ingestion: ``feedback-core import`` of impressions and dislikes into an SQLite file.
 
-    .venv/bin/python bench/ingest.py                    # 500k impressions, 100k dislikes
+    .venv/bin/python bench/ingest.py                    # 1M impressions, 100k dislikes
     .venv/bin/python bench/ingest.py --impressions 2000000 --dislikes 300000
 
 Targets (issue 6): at least 100,000 impressions/s and 30,000 dislikes/s through the whole
@@ -130,7 +130,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--impressions", type=int, default=500_000)
+    parser.add_argument("--impressions", type=int, default=1_000_000)
     parser.add_argument("--dislikes", type=int, default=100_000)
     parser.add_argument("--movies", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=7)
