@@ -81,7 +81,11 @@ def fill(
             imp_rows.append(
                 (len(imp_rows) + 1, s, int(set_users[s - 1]), int(m), rank, float(rng.random()), None, t)
             )
-    con.executemany("INSERT INTO recommendation_sets VALUES (?,?,?,?,?)", set_rows)
+    con.executemany(
+        "INSERT INTO recommendation_sets (recommendation_set_id, user_id, model_version_id, source, created_at) "
+        "VALUES (?,?,?,?,?)",
+        set_rows,
+    )
     con.executemany("INSERT INTO impressions VALUES (?,?,?,?,?,?,?,?)", imp_rows)
     picks = rng.choice(len(imp_rows), dislikes, replace=False)
     dis_rows, ex_rows = [], []
