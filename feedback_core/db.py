@@ -6,6 +6,7 @@ import functools
 import logging
 import operator
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from feedback_core.errors import ConfigError, DatabaseUnavailableError
@@ -69,10 +70,41 @@ def make_engine(settings: Settings) -> Engine:
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
         # hide_parameters: bound values (key digests, user text) stay out of logs and errors.
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True)
+        engine = create_engine(url, pool_size=5, max_overflow=10, hide_parameters=True)
+        _ping_when_idle(engine)
+        return engine
     raise ConfigError(
         f"unsupported database {mask_url(settings.database_url)!r}: use sqlite:/// or postgresql://"
     )
+
+
+PING_AFTER_IDLE_S = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use when it has been idle for a while.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: a round trip per read, and a
+    dashboard page makes dozens of reads in a row. A connection that was checked in less than
+    ``PING_AFTER_IDLE_S`` ago was working then; one idle for longer (a database restarted in
+    between, a connection dropped by a proxy) is pinged, and a dead one is replaced at once,
+    so the first request after an outage does not fail.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn, record):
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn, record, _proxy):
+        idle_since = record.info.get("checked_in_at")
+        if idle_since is not None and time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool discards this connection and tries a fresh one.
+            raise DisconnectionError("the pooled connection was lost") from exc
 
 
 def _sqlite_engine(settings: Settings, url) -> Engine:
