@@ -441,7 +441,9 @@ _BEGIN_IMMEDIATE = Prepared(text("BEGIN IMMEDIATE"))
 def _translate(exc: DBAPIError) -> Exception:
     """Turn "the database is unreachable" into DatabaseUnavailableError; keep the rest."""
     if exc.connection_invalidated:
-        return DatabaseUnavailableError("the database connection was lost; retry shortly")
+        return DatabaseUnavailableError(
+            "the database is unavailable (the connection was lost); retry shortly"
+        )
     sqlstate = getattr(exc.orig, "sqlstate", None)
     if sqlstate in _UNAVAILABLE_SQLSTATES:
         return DatabaseUnavailableError("the database is unavailable; retry shortly")
