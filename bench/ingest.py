@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from feedback_core import FeedbackSystem
+from feedback_core.importing import IMPRESSION_KEYS
 
 REASONS = ("not_interested", "wrong_genre", "poor_quality", "already_watched", "irrelevant", "other")
 GENRES = "Drama Comedy Thriller Action Romance Horror Documentary Crime Adventure Animation".split()
@@ -158,15 +159,7 @@ def main() -> int:
         bare_imp = bare_rate(
             folder / "bare.db",
             "impressions",
-            [
-                "recommendation_set_id",
-                "user_id",
-                "movie_id",
-                "rank",
-                "predicted_score",
-                "model_version_id",
-                "shown_at",
-            ],
+            list(IMPRESSION_KEYS),
             [(s, u, m, r, p, None, t) for s, u, m, r, p, _, t in impression_rows],
         )
         bare_dis = bare_rate(

@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 
 from sqlalchemy import (
-    JSON,
     Connection,
     Date,
     DateTime,
@@ -329,12 +328,12 @@ def _binder(statement: Executable, dialect, keys: tuple):
     else:
         names, binds = list(compiled.bind_names.values()), list(compiled.bind_names)
     slots = []  # (key in the parameters or None, fixed value, processor)
-    costly = set()  # slots whose processor is worth skipping for a repeated value
+    costly = set()  # date and time slots: their values repeat, their processor is worth memoising
     for name, param in zip(names, binds, strict=True):
         processor = param.type.dialect_impl(dialect).bind_processor(dialect)
         key = param.key if param.key in keys else name if name in keys else None
         if key is not None:
-            if processor is not None and isinstance(param.type, (Date, DateTime, JSON)):
+            if processor is not None and isinstance(param.type, (Date, DateTime)):
                 costly.add(len(slots))
             slots.append((key, None, processor))
             continue
@@ -350,25 +349,11 @@ def _binder(statement: Executable, dialect, keys: tuple):
         return tuple(values) if compiled.positional else dict(zip(names, values))
 
     def bind_many(rows: Sequence[Mapping]) -> list:
-        # Many rows (an import, an aggregate upsert): values fetched by one itemgetter per row,
-        # and each processor called once per distinct value in a run (rows of one dislike share
-        # their timestamp, an import's rows their day).
+        # Many rows (an import, an aggregate upsert): one itemgetter per row, then by column.
         if any(key is None for key, _, _ in slots):
             return [bind(p) for p in rows]
-        getter = operator.itemgetter(*[key for key, _, _ in slots])
-        processed = [
-            (i, _remember_last(p) if i in costly else p) for i, (_, _, p) in enumerate(slots) if p is not None
-        ]
-        single = len(slots) == 1
-        out = []
-        for p in rows:
-            values = (getter(p),) if single else getter(p)
-            if processed:
-                values = list(values)
-                for i, processor in processed:
-                    values[i] = processor(values[i])
-            out.append(tuple(values) if compiled.positional else dict(zip(names, values)))
-        return out
+        getter = operator.itemgetter(*keys)
+        return bind_tuples([(getter(p),) for p in rows] if len(keys) == 1 else [getter(p) for p in rows])
 
     def bind_tuples(rows: Sequence[tuple]):
         # Rows already in ``keys`` order: work column by column (the loops run in C), each
@@ -395,17 +380,8 @@ def _binder(statement: Executable, dialect, keys: tuple):
 
 
 def _memoised(processor):
-    """Process each distinct value once (dates and times repeat across the rows of a batch);
-    unhashable values (JSON lists) are processed every time."""
-    cached = functools.lru_cache(maxsize=4096)(processor)
-
-    def process(value):
-        try:
-            return cached(value)
-        except TypeError:
-            return processor(value)
-
-    return process
+    """Process each distinct date or time once: they repeat across the rows of a batch."""
+    return functools.lru_cache(maxsize=4096, typed=True)(processor)
 
 
 class _Rows:
@@ -420,20 +396,6 @@ class _Rows:
         return len(self.rows)
 
 
-def _remember_last(processor):
-    """Wrap a bind processor so a value equal to the previous one is not processed again."""
-    last = [_NOTHING, None]
-
-    def process(value):
-        if value is last[0] or (type(value) is type(last[0]) and value == last[0]):
-            return last[1]
-        last[0], last[1] = value, processor(value)
-        return last[1]
-
-    return process
-
-
-_NOTHING = object()
 _BEGIN = Prepared(text("BEGIN"))
 _BEGIN_IMMEDIATE = Prepared(text("BEGIN IMMEDIATE"))
 

@@ -31,12 +31,11 @@ from feedback_core.catalog import MovieIn, check_rating, store_ratings, upsert_m
 from feedback_core.db import Prepared, to_naive_utc, write_transaction
 from feedback_core.errors import ValidationError
 from feedback_core.policy import propose_adjustments
-from feedback_core.recording import proposal_rows, queue_retrain_if_due, write_audit
+from feedback_core.recording import exclusion_insert, proposal_rows, queue_retrain_if_due, write_audit
 from feedback_core.schema import (
     feature_adjustments,
     impressions,
     model_versions,
-    movie_exclusions,
     movies,
     negative_examples,
     recommendation_sets,
@@ -327,7 +326,7 @@ _NEXT_IDS = {
 }
 _INSERT_SETS = Prepared(insert(recommendation_sets))
 _SET_KEYS = ("recommendation_set_id", "user_id", "model_version_id", "source", "created_at", "external_id")
-_IMPRESSION_KEYS = (
+IMPRESSION_KEYS = (
     "recommendation_set_id",
     "user_id",
     "movie_id",
@@ -374,16 +373,6 @@ def _existing_pairs(conn: Connection, table: str, first: str, second: str, pairs
         params = tuple(value for pair in chunk for value in pair)
         found.update(tuple(row) for row in conn.exec_driver_sql(sql, params))
     return found
-
-
-def _insert_exclusions(conn: Connection, rows: list[dict]) -> None:
-    if not rows:
-        return
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(movie_exclusions).on_conflict_do_nothing(index_elements=["user_id", "movie_id"])
-    conn.execute(stmt, rows)
 
 
 # ---------------------------------------------------------------- the importer
@@ -673,7 +662,7 @@ class Importer:
             counts[(shown_at.date(), version or 0)] += len(head["items"])
         if set_rows:
             _INSERT_SETS.execute_rows(conn, _SET_KEYS, set_rows).close()
-            _INSERT_IMPRESSIONS.execute_rows(conn, _IMPRESSION_KEYS, item_rows).close()
+            _INSERT_IMPRESSIONS.execute_rows(conn, IMPRESSION_KEYS, item_rows).close()
             aggregates.add_impressions(conn, counts)
         self.summary.imported += len(item_rows)
         return errors
@@ -682,12 +671,15 @@ class Importer:
 
     def _convert_dislikes(self, record: dict) -> tuple:
         d = self._fast_dislike(record)
-        if d is None:
+        if d is not None:
+            set_ext = _id(record, "recommendation_set_id", optional=True)
+            created_at, stamp = _moment(record, "created_at", self.now)
+        else:  # field by field, in column order, so the first fault is the one reported
             user_id = _id(record, "user_id")
             movie_id = _id(record, "movie_id")
-            _id(record, "recommendation_set_id", optional=True)
+            set_ext = _id(record, "recommendation_set_id", optional=True)
             score = _score(record, "predicted_score", default=0.0)
-            _moment(record, "created_at", self.now)
+            created_at, stamp = _moment(record, "created_at", self.now)
             reason = record.get("reason")
             if _blank(reason):
                 reason = "not_interested"
@@ -704,8 +696,6 @@ class Importer:
                 )
             except ValidationError as exc:
                 raise _Reject(exc.message, exc.field) from None
-        set_ext = _id(record, "recommendation_set_id", optional=True)
-        created_at, stamp = _moment(record, "created_at", self.now)
         # The same user, film, list and moment is the same dislike, however often imported.
         key = f"import:{d.movie_id}:{set_ext or ''}:{stamp}"
         return d, set_ext, created_at, key
@@ -863,7 +853,8 @@ class Importer:
         _INSERT_EXAMPLES.execute(conn, examples).close()
         if proposals:
             _INSERT_PROPOSALS.execute(conn, proposals).close()
-        _insert_exclusions(conn, exclusions)
+        if exclusions:
+            exclusion_insert(conn.dialect.name).execute(conn, exclusions).close()
         counts.write(conn)
         if proposals and self.settings.auto_approve:
             adjustment_ids = conn.execute(

@@ -473,7 +473,7 @@ class Recording:
 
     def _exclude_movie(self, conn: Connection, user_id: int, movie_id: int, dislike_id: int, now) -> None:
         # An earlier exclusion of the same movie stands (and keeps its dislike).
-        _insert_exclusion(conn.dialect.name).execute(
+        exclusion_insert(conn.dialect.name).execute(
             conn, {"user_id": user_id, "movie_id": movie_id, "dislike_id": dislike_id, "created_at": now}
         ).close()
 
@@ -586,7 +586,8 @@ class Recording:
 
 
 @functools.cache
-def _insert_exclusion(dialect_name: str) -> Prepared:
+def exclusion_insert(dialect_name: str) -> Prepared:
+    """``INSERT`` of movie exclusions; an earlier exclusion of the same film stands."""
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     return Prepared(
         dialect.insert(movie_exclusions).on_conflict_do_nothing(index_elements=["user_id", "movie_id"])
