@@ -300,16 +300,9 @@ class Adjustments:
         upsert_add(
             conn,
             user_feature_weights,
-            ("user_id", "feature_type", "feature_value"),
-            [
-                {
-                    "user_id": user_id,
-                    "feature_type": kind,
-                    "feature_value": value,
-                    "adjustment_sum": delta,
-                    "updated_at": now,
-                }
-            ],
+            ("user_id", "feature_type", "feature_value", "adjustment_sum", "updated_at"),
+            [(user_id, kind, value, delta, now)],
+            keys=3,
             add=("adjustment_sum",),
             latest=("updated_at",),
         )

@@ -31,7 +31,7 @@ from feedback_core.catalog import MovieIn, check_rating, store_ratings, upsert_m
 from feedback_core.db import Prepared, to_naive_utc, write_transaction
 from feedback_core.errors import ValidationError
 from feedback_core.policy import propose_adjustments
-from feedback_core.recording import exclusion_insert, proposal_rows, queue_retrain_if_due, write_audit
+from feedback_core.recording import PROPOSAL_KEYS, exclusion_insert, proposal_rows, queue_retrain_if_due, write_audit
 from feedback_core.schema import (
     feature_adjustments,
     impressions,
@@ -852,7 +852,7 @@ class Importer:
         _INSERT_DISLIKES.execute(conn, dislikes).close()
         _INSERT_EXAMPLES.execute(conn, examples).close()
         if proposals:
-            _INSERT_PROPOSALS.execute(conn, proposals).close()
+            _INSERT_PROPOSALS.execute_rows(conn, PROPOSAL_KEYS, proposals).close()
         if exclusions:
             exclusion_insert(conn.dialect.name).execute(conn, exclusions).close()
         counts.write(conn)

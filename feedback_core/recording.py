@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, func, insert, or_, select, text, update
+from sqlalchemy import Connection, bindparam, case, exists, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from feedback_core import aggregates
@@ -43,61 +43,76 @@ _MOVIE_FACTS = Prepared(
         movies.c.movie_id == bindparam("movie_id")
     )
 )
-_DISLIKE_BY_KEY = Prepared(
-    select(user_dislikes.c.dislike_id).where(
+_PENDING_UP_TO_CAP = (
+    select(func.count())
+    .select_from(
+        select(negative_examples.c.example_id)
+        .where(negative_examples.c.status == "pending")
+        .limit(bindparam("cap"))
+        .subquery()
+    )
+    .scalar_subquery()
+)
+_ACTIVE_JOB = Prepared(select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1))
+
+
+def _before_dislike_statement() -> Prepared:
+    """Everything recording a dislike reads before it writes, in one statement (each statement
+    costs tens of microseconds on this path, far more than these index lookups):
+
+    ``by_key``, ``repeat``: an earlier copy of this dislike (same idempotency key; the same
+    movie of the same list, or without a list the same movie since ``since``); the movie's
+    ``title, genres, cast, franchise`` (NULLs when it is not in the catalogue); the list's
+    ``owner, version_id, shown`` (NULLs without a list or when it does not exist); ``pending``
+    examples counted up to ``cap`` and the queued or running ``active_job``.
+    """
+    live = (user_dislikes.c.user_id == bindparam("user_id")) & (
+        user_dislikes.c.movie_id == bindparam("movie_id")
+    )
+    live = live & user_dislikes.c.retracted_at.is_(None)
+    set_id = bindparam("set_id", type_=recommendation_sets.c.recommendation_set_id.type)
+    by_key = select(user_dislikes.c.dislike_id).where(
         user_dislikes.c.user_id == bindparam("user_id"),
         user_dislikes.c.idempotency_key == bindparam("idempotency_key"),
     )
-)
-_LIVE_DISLIKE = (
-    select(user_dislikes.c.dislike_id)
-    .where(
-        user_dislikes.c.user_id == bindparam("user_id"),
-        user_dislikes.c.movie_id == bindparam("movie_id"),
-        user_dislikes.c.retracted_at.is_(None),
-    )
-    .order_by(user_dislikes.c.created_at)
-    .limit(1)
-)
-_REPEAT_IN_SET = Prepared(_LIVE_DISLIKE.where(user_dislikes.c.recommendation_set_id == bindparam("set_id")))
-_REPEAT_WITHOUT_SET = Prepared(
-    _LIVE_DISLIKE.where(
+    in_set = select(user_dislikes.c.dislike_id).where(live, user_dislikes.c.recommendation_set_id == set_id)
+    no_set = select(user_dislikes.c.dislike_id).where(
+        live,
+        set_id.is_(None),
         user_dislikes.c.recommendation_set_id.is_(None),
         user_dislikes.c.created_at >= bindparam("since"),
     )
-)
-# The set's owner and version, and whether the movie was in it: (user_id, model_version_id, shown).
-_SET_CHECK = Prepared(
-    select(
-        recommendation_sets.c.user_id,
-        recommendation_sets.c.model_version_id,
-        exists()
-        .where(
-            impressions.c.recommendation_set_id == bindparam("set_id"),
-            impressions.c.movie_id == bindparam("movie_id"),
-        )
-        .label("shown"),
-    ).where(recommendation_sets.c.recommendation_set_id == bindparam("set_id"))
-)
+    the_set = recommendation_sets.c.recommendation_set_id == set_id
+    shown = exists().where(impressions.c.recommendation_set_id == set_id, impressions.c.movie_id == bindparam("movie_id"))
+    one_row = select(literal(1).label("one")).subquery()
+    active_job = _ACTIVE_JOB.statement.scalar_subquery()
+    return Prepared(
+        select(
+            by_key.scalar_subquery().label("by_key"),
+            func.coalesce(
+                in_set.order_by(user_dislikes.c.created_at).limit(1).scalar_subquery(),
+                no_set.order_by(user_dislikes.c.created_at).limit(1).scalar_subquery(),
+            ).label("repeat"),
+            movies.c.title,
+            movies.c.genres,
+            movies.c.cast,
+            movies.c.franchise,
+            select(recommendation_sets.c.user_id).where(the_set).scalar_subquery().label("owner"),
+            select(recommendation_sets.c.model_version_id).where(the_set).scalar_subquery().label("version_id"),
+            shown.label("shown"),
+            # Counted only when no job is queued or running: otherwise nothing depends on it.
+            case((active_job.is_(None), _PENDING_UP_TO_CAP), else_=None).label("pending"),
+            active_job.label("active_job"),
+        ).select_from(one_row.outerjoin(movies, movies.c.movie_id == bindparam("movie_id")))
+    )
+
+
+_BEFORE_DISLIKE = _before_dislike_statement()
+# Pending examples counted up to the threshold, and the queued or running retrain job.
+_RETRAIN_STATE = Prepared(select(_PENDING_UP_TO_CAP, _ACTIVE_JOB.statement.scalar_subquery()))
 _INSERT_DISLIKE = Prepared(insert(user_dislikes).returning(user_dislikes.c.dislike_id))
 _INSERT_EXAMPLE = Prepared(insert(negative_examples))
 _INSERT_PROPOSALS = Prepared(insert(feature_adjustments))
-_ACTIVE_JOB = Prepared(select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1))
-# After a dislike, in one statement: pending examples counted up to the threshold, and the
-# queued or running retrain job if there is one.
-_RETRAIN_STATE = Prepared(
-    select(
-        select(func.count())
-        .select_from(
-            select(negative_examples.c.example_id)
-            .where(negative_examples.c.status == "pending")
-            .limit(bindparam("cap"))
-            .subquery()
-        )
-        .scalar_subquery(),
-        _ACTIVE_JOB.statement.scalar_subquery(),
-    )
-)
 _LOCK_USER = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
 _USER_REASONS = Prepared(
     select(
@@ -144,21 +159,23 @@ def get_movie(conn: Connection, movie_id: int):
     return conn.execute(_MOVIE_BY_ID, {"movie_id": movie_id}).first()
 
 
-def find_existing_dislike(conn: Connection, d: DislikeIn, now: datetime, window_s: float) -> int | None:
-    """Return the id of an earlier copy of this dislike (same key, or a double click)."""
-    if d.idempotency_key is not None:
-        found = _DISLIKE_BY_KEY.scalar(conn, {"user_id": d.user_id, "idempotency_key": d.idempotency_key})
-        if found is not None:
-            return found
-    # One impression can be disliked once: the same movie of the same shown list is always the
-    # same dislike. Without a list, only a repeat within the double-click window is.
-    if d.recommendation_set_id is None:
-        stmt = _REPEAT_WITHOUT_SET
-        params = {"since": now - timedelta(seconds=window_s)}
-    else:
-        stmt = _REPEAT_IN_SET
-        params = {"set_id": d.recommendation_set_id}
-    return stmt.scalar(conn, {"user_id": d.user_id, "movie_id": d.movie_id, **params})
+def read_before_dislike(conn: Connection, d: DislikeIn, now: datetime, window_s: float, cap: int) -> tuple:
+    """Return what recording ``d`` needs to know first (see ``_before_dislike_statement``).
+
+    One impression can be disliked once: the same movie of the same shown list is always the
+    same dislike. Without a list, only a repeat within the double-click window is.
+    """
+    return _BEFORE_DISLIKE.first(
+        conn,
+        {
+            "user_id": d.user_id,
+            "movie_id": d.movie_id,
+            "idempotency_key": d.idempotency_key,
+            "set_id": d.recommendation_set_id,
+            "since": now - timedelta(seconds=window_s),
+            "cap": cap,
+        },
+    )
 
 
 def lock_user(conn: Connection, user_id: int) -> None:
@@ -180,20 +197,24 @@ def _count_pending_statement(cap: int | None) -> Prepared:
     return Prepared(select(func.count()).select_from(inner.subquery()))
 
 
-def proposal_rows(dislike_id: int, user_id: int, reason: str, proposals, at: datetime) -> list[dict]:
-    """The ``feature_adjustments`` rows of a dislike's proposals, all ``proposed``."""
+PROPOSAL_KEYS = (
+    "dislike_id",
+    "user_id",
+    "feature_type",
+    "feature_value",
+    "proposed_magnitude",
+    "magnitude",
+    "reason",
+    "status",
+    "created_at",
+)
+
+
+def proposal_rows(dislike_id: int, user_id: int, reason: str, proposals, at: datetime) -> list[tuple]:
+    """The ``feature_adjustments`` rows (``PROPOSAL_KEYS`` order) of a dislike's proposals, all
+    ``proposed``."""
     return [
-        {
-            "dislike_id": dislike_id,
-            "user_id": user_id,
-            "feature_type": p.feature_type,
-            "feature_value": p.feature_value,
-            "proposed_magnitude": p.magnitude,
-            "magnitude": p.magnitude,
-            "reason": reason,
-            "status": "proposed",
-            "created_at": at,
-        }
+        (dislike_id, user_id, p.feature_type, p.feature_value, p.magnitude, p.magnitude, reason, "proposed", at)
         for p in proposals
     ]
 
@@ -257,6 +278,26 @@ def queue_retrain_job(conn: Connection, *, at: datetime, trigger: str, actor: st
     return job_id
 
 
+def check_set(d: DislikeIn, owner: int | None, shown: bool | None) -> None:
+    """Refuse a dislike citing a list that does not exist, was someone else's, or lacked the movie."""
+    if d.recommendation_set_id is None:
+        return
+    if owner is None:
+        raise ValidationError(
+            f"recommendation_set_id {d.recommendation_set_id} does not exist", "recommendation_set_id"
+        )
+    if owner != d.user_id:
+        raise ValidationError(
+            f"recommendation_set_id {d.recommendation_set_id} was not shown to user {d.user_id}",
+            "recommendation_set_id",
+        )
+    if not shown:
+        raise ValidationError(
+            f"movie_id {d.movie_id} was not in recommendation_set_id {d.recommendation_set_id}",
+            "recommendation_set_id",
+        )
+
+
 # ---------------------------------------------------------------- the service
 
 
@@ -304,17 +345,20 @@ class Recording:
         now = created_at or self.now()
         with write_transaction(self.engine) as conn:
             lock_user(conn, d.user_id)
-            existing = find_existing_dislike(conn, d, now, self.settings.duplicate_window_seconds)
+            threshold = self.settings.FEEDBACK_ACCUMULATION_THRESHOLD
+            before = read_before_dislike(conn, d, now, self.settings.duplicate_window_seconds, threshold)
+            by_key, repeat, *movie, owner, version_id, shown, pending, active_job = before
+            existing = by_key if by_key is not None else repeat
             if existing is not None:
                 outcome = self._dislike_outcome(conn, existing, duplicate=True)
                 if with_patterns:
                     outcome["user_patterns"] = user_pattern_summary(conn, d.user_id)
                 return outcome
-            title, movie_genres, movie_cast, movie_franchise = self._resolve_movie(conn, d, now)
+            title, movie_genres, movie_cast, movie_franchise = self._resolve_movie(conn, d, now, movie)
             genres = list(d.genres) if d.genres is not None else list(movie_genres or [])
             cast = list(d.cast) if d.cast is not None else list(movie_cast or [])
             franchise = d.franchise if d.franchise is not None else movie_franchise
-            version_id = self._set_version(conn, d)
+            check_set(d, owner, shown)
             dislike_id = _INSERT_DISLIKE.scalar(
                 conn,
                 {
@@ -368,7 +412,9 @@ class Recording:
                 )
             if proposals:
                 self._auto_approve(conn, dislike_id, now)
-            queue_retrain_if_due(conn, self.settings.FEEDBACK_ACCUMULATION_THRESHOLD, at=now, actor="system")
+            # The count was read under this transaction's write lock, before this example.
+            if active_job is None and pending + 1 >= threshold:
+                queue_retrain_job(conn, at=now, trigger="threshold", actor="system")
             outcome = {
                 "dislike_id": dislike_id,
                 "duplicate": False,
@@ -388,7 +434,7 @@ class Recording:
             d.reason,
             d.predicted_score,
         )
-        if proposals:
+        if proposals and log.isEnabledFor(logging.INFO):
             log.info(
                 "[FEEDBACK] Feature adjustments proposed for dislike %s: %s",
                 dislike_id,
@@ -396,11 +442,11 @@ class Recording:
             )
         return outcome
 
-    def _resolve_movie(self, conn: Connection, d: DislikeIn, now: datetime) -> tuple:
-        """Return the movie's (title, genres, cast, franchise), adding it to the catalogue if new."""
-        movie = _MOVIE_FACTS.first(conn, {"movie_id": d.movie_id})
-        if movie is not None:
-            return movie
+    def _resolve_movie(self, conn: Connection, d: DislikeIn, now: datetime, movie: Sequence) -> tuple:
+        """Return the movie's (title, genres, cast, franchise) as read (``movie``), adding it to
+        the catalogue if it is new."""
+        if movie[0] is not None:  # the title is never NULL in the catalogue
+            return tuple(movie)
         if not d.movie_title:
             raise ValidationError(
                 f"movie_id {d.movie_id} is not in the catalogue; give movie_title (and genres, "
@@ -427,34 +473,11 @@ class Recording:
         )
         return _MOVIE_FACTS.first(conn, {"movie_id": d.movie_id})
 
-    def _set_version(self, conn: Connection, d: DislikeIn) -> int | None:
-        if d.recommendation_set_id is None:
-            return None
-        row = _SET_CHECK.first(conn, {"set_id": d.recommendation_set_id, "movie_id": d.movie_id})
-        if row is None:
-            raise ValidationError(
-                f"recommendation_set_id {d.recommendation_set_id} does not exist",
-                "recommendation_set_id",
-            )
-        owner, version_id, shown = row
-        if owner != d.user_id:
-            raise ValidationError(
-                f"recommendation_set_id {d.recommendation_set_id} was not shown to user {d.user_id}",
-                "recommendation_set_id",
-            )
-        if not shown:
-            raise ValidationError(
-                f"movie_id {d.movie_id} was not in recommendation_set_id {d.recommendation_set_id}",
-                "recommendation_set_id",
-            )
-        return version_id
-
     def _store_proposals(self, conn: Connection, dislike_id: int, d: DislikeIn, proposals, now) -> None:
         if not proposals:
             return
-        _INSERT_PROPOSALS.execute(
-            conn, proposal_rows(dislike_id, d.user_id, d.reason, proposals, now)
-        ).close()
+        rows = proposal_rows(dislike_id, d.user_id, d.reason, proposals, now)
+        _INSERT_PROPOSALS.execute_rows(conn, PROPOSAL_KEYS, rows).close()
 
     def _auto_approve(self, conn: Connection, dislike_id: int, now) -> None:
         """Apply a dislike's proposals at once (``FEEDBACK_AUTO_APPROVE``)."""
