@@ -129,7 +129,6 @@ user_dislikes = Table(
     Index("ix_user_dislikes_user_movie", "user_id", "movie_id", "created_at"),
     Index("ix_user_dislikes_set", "recommendation_set_id"),
     Index("ix_user_dislikes_created", "created_at"),
-    Index("ix_user_dislikes_version", "model_version_id"),
 )
 
 retrain_jobs = Table(
@@ -173,7 +172,6 @@ negative_examples = Table(
     CheckConstraint("status IN ('pending','claimed','used')", name="status"),
     Index("ix_negative_examples_status", "status", "example_id"),
     Index("ix_negative_examples_error", "error"),
-    Index("ix_negative_examples_job", "job_id"),
 )
 
 feature_adjustments = Table(
