@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from feedback_core import policy
-from feedback_core.aggregates import upsert_add
+from feedback_core.aggregates import Upsert
 from feedback_core.catalog import LIKED_RATING
 from feedback_core.db import format_ts, read_connection, write_transaction
 from feedback_core.errors import ConflictError, NotFoundError, ValidationError
@@ -32,6 +32,13 @@ from feedback_core.versions import active_version_id
 log = logging.getLogger("feedback_core")
 
 STATUSES = ("proposed", "approved", "rejected", "applied", "reverted")
+_WEIGHTS = Upsert(
+    user_feature_weights,
+    ("user_id", "feature_type", "feature_value", "adjustment_sum", "updated_at"),
+    keys=3,
+    add=("adjustment_sum",),
+    latest=("updated_at",),
+)
 
 
 def _adjustment_dict(row) -> dict:
@@ -297,15 +304,7 @@ class Adjustments:
             or 0.0
         )
         low, high = self.settings.weight_min, self.settings.weight_max
-        upsert_add(
-            conn,
-            user_feature_weights,
-            ("user_id", "feature_type", "feature_value", "adjustment_sum", "updated_at"),
-            [(user_id, kind, value, delta, now)],
-            keys=3,
-            add=("adjustment_sum",),
-            latest=("updated_at",),
-        )
+        _WEIGHTS.write(conn, [(user_id, kind, value, delta, now)])
         return policy.effective_weight(current, low, high), policy.effective_weight(
             current + delta, low, high
         )

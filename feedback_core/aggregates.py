@@ -6,9 +6,8 @@ are upserted in sorted key order so concurrent transactions lock them in the sam
 
 from __future__ import annotations
 
-import functools
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, Table, case
@@ -27,40 +26,82 @@ from feedback_core.schema import (
 HIGH_SCORE = 0.7  # a dislike above this predicted score is a "confident mistake"
 
 
-def upsert_add(
-    conn: Connection,
-    table: Table,
-    columns: Sequence[str],
-    rows: Iterable[tuple],
-    *,
-    keys: int,
-    add: Sequence[str],
-    latest: Sequence[str] = (),
-) -> None:
-    """Insert rows, or add their ``add`` columns to existing ones (and keep the max of ``latest``).
+class Upsert:
+    """ "Insert these rows, or add them to the existing ones" for one table, built once.
 
-    ``rows`` are tuples of values in ``columns`` order, whose first ``keys`` columns are the
+    Rows are tuples of values in ``columns`` order whose first ``keys`` columns are the
     primary key (plain tuples: on the path of every dislike, a mapping per row cost more than
-    the upsert itself).
+    the upsert itself). The ``add`` columns are added to an existing row's, the ``latest``
+    ones keep the later of the two values (a NULL never replaces a value). Rows are written
+    in key order so that concurrent transactions lock them in the same order.
     """
-    rows = sorted(rows) if keys == len(columns) else sorted(rows, key=operator.itemgetter(*range(keys)))
-    if not rows:
-        return
-    stmt = _upsert_statement(conn.dialect.name, table, tuple(columns[:keys]), tuple(add), tuple(latest))
-    stmt.execute_rows(conn, tuple(columns), rows).close()
+
+    def __init__(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        keys: int,
+        add: Sequence[str],
+        latest: Sequence[str] = (),
+    ) -> None:
+        self.table, self.columns, self.keys = table, tuple(columns), keys
+        self.add, self.latest = tuple(add), tuple(latest)
+        self._key_of = operator.itemgetter(*range(keys))
+        self._statements: dict[str, Prepared] = {}  # by dialect name
+
+    def write(self, conn: Connection, rows: Sequence[tuple]) -> None:
+        """Upsert ``rows`` in the caller's transaction."""
+        if not rows:
+            return
+        if len(rows) > 1:
+            rows = sorted(rows, key=self._key_of)
+        stmt = self._statements.get(conn.dialect.name)
+        if stmt is None:
+            stmt = self._statements[conn.dialect.name] = self._statement(conn.dialect.name)
+        stmt.execute_rows(conn, self.columns, rows).close()
+
+    def _statement(self, dialect_name: str) -> Prepared:
+        dialect = postgresql if dialect_name == "postgresql" else sqlite
+        table = self.table
+        stmt = dialect.insert(table)
+        changes = {col: table.c[col] + stmt.excluded[col] for col in self.add}
+        for col in self.latest:
+            # NULL-safe "greatest" that both backends understand.
+            current, new = table.c[col], stmt.excluded[col]
+            changes[col] = case((current.is_(None), new), (new > current, new), else_=current)
+        return Prepared(
+            stmt.on_conflict_do_update(index_elements=list(self.columns[: self.keys]), set_=changes)
+        )
 
 
-@functools.cache
-def _upsert_statement(dialect_name: str, table: Table, keys: tuple, add: tuple, latest: tuple) -> Prepared:
-    # Built once per shape: constructing the statement cost more than running it.
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
-    changes = {col: table.c[col] + stmt.excluded[col] for col in add}
-    for col in latest:
-        # NULL-safe "greatest" that both backends understand.
-        current, new = table.c[col], stmt.excluded[col]
-        changes[col] = case((current.is_(None), new), (new > current, new), else_=current)
-    return Prepared(stmt.on_conflict_do_update(index_elements=list(keys), set_=changes))
+_PATTERNS = Upsert(
+    dislike_patterns,
+    ("user_id", "pattern_type", "pattern_value", "dislike_count", "score_sum", "last_disliked_at"),
+    keys=3,
+    add=("dislike_count", "score_sum"),
+    latest=("last_disliked_at",),
+)
+_DAILY = Upsert(
+    daily_dislikes,
+    ("day", "model_version_id", "reason", "attributed", "dislikes", "score_sum"),
+    keys=4,
+    add=("dislikes", "score_sum"),
+)
+_REASON_GENRE = Upsert(daily_reason_genre, ("day", "reason", "genre", "dislikes"), keys=3, add=("dislikes",))
+_HISTOGRAM = Upsert(
+    daily_score_histogram, ("day", "model_version_id", "bucket", "dislikes"), keys=3, add=("dislikes",)
+)
+_MOVIES = Upsert(
+    movie_dislike_stats,
+    ("movie_id", "dislikes", "high_score_dislikes", "score_sum", "last_disliked_at"),
+    keys=1,
+    add=("dislikes", "high_score_dislikes", "score_sum"),
+    latest=("last_disliked_at",),
+)
+_IMPRESSIONS = Upsert(
+    daily_impressions, ("day", "model_version_id", "impressions"), keys=2, add=("impressions",)
+)
 
 
 def bucket_of(score: float) -> int:
@@ -102,7 +143,6 @@ class DislikeCounts:
         self.reason_genre: dict[tuple, int] = {}
         self.histogram: dict[tuple, int] = {}
         self.movies: dict[int, list] = {}  # movie -> [count, high, score_sum, last]
-        self.latest = False  # whether any dislike was counted (not only uncounted)
 
     def add(
         self,
@@ -121,7 +161,6 @@ class DislikeCounts:
         """Count one dislike; ``sign=-1`` uncounts a retracted one."""
         day = at.date()
         last = at if sign > 0 else None
-        self.latest = self.latest or sign > 0
         keys = [("total", ""), ("reason", reason)]
         keys += [("genre", g) for g in genres]
         keys += [("cast", c) for c in cast]
@@ -162,58 +201,13 @@ class DislikeCounts:
 
     def write(self, conn: Connection) -> None:
         """Upsert the counted rows into the aggregate tables (in the caller's transaction)."""
-        latest = ("last_disliked_at",) if self.latest else ()
-        upsert_add(
-            conn,
-            dislike_patterns,
-            ("user_id", "pattern_type", "pattern_value", "dislike_count", "score_sum", "last_disliked_at"),
-            [(*key, *values) for key, values in self.patterns.items()],
-            keys=3,
-            add=("dislike_count", "score_sum"),
-            latest=latest,
-        )
-        upsert_add(
-            conn,
-            daily_dislikes,
-            ("day", "model_version_id", "reason", "attributed", "dislikes", "score_sum"),
-            [(*key, *values) for key, values in self.daily.items()],
-            keys=4,
-            add=("dislikes", "score_sum"),
-        )
-        upsert_add(
-            conn,
-            daily_reason_genre,
-            ("day", "reason", "genre", "dislikes"),
-            [(*key, n) for key, n in self.reason_genre.items()],
-            keys=3,
-            add=("dislikes",),
-        )
-        upsert_add(
-            conn,
-            daily_score_histogram,
-            ("day", "model_version_id", "bucket", "dislikes"),
-            [(*key, n) for key, n in self.histogram.items()],
-            keys=3,
-            add=("dislikes",),
-        )
-        upsert_add(
-            conn,
-            movie_dislike_stats,
-            ("movie_id", "dislikes", "high_score_dislikes", "score_sum", "last_disliked_at"),
-            [(movie, *values) for movie, values in self.movies.items()],
-            keys=1,
-            add=("dislikes", "high_score_dislikes", "score_sum"),
-            latest=latest,
-        )
+        _PATTERNS.write(conn, [(*key, *values) for key, values in self.patterns.items()])
+        _DAILY.write(conn, [(*key, *values) for key, values in self.daily.items()])
+        _REASON_GENRE.write(conn, [(*key, n) for key, n in self.reason_genre.items()])
+        _HISTOGRAM.write(conn, [(*key, n) for key, n in self.histogram.items()])
+        _MOVIES.write(conn, [(movie, *values) for movie, values in self.movies.items()])
 
 
 def add_impressions(conn: Connection, counts: Mapping[tuple, int]) -> None:
     """Add impression counts keyed by ``(day, version_key)``."""
-    upsert_add(
-        conn,
-        daily_impressions,
-        ("day", "model_version_id", "impressions"),
-        [(*key, n) for key, n in counts.items()],
-        keys=2,
-        add=("impressions",),
-    )
+    _IMPRESSIONS.write(conn, [(*key, n) for key, n in counts.items()])

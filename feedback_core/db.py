@@ -156,6 +156,10 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 _BEGINNING_WRITE: ContextVar[bool] = ContextVar("feedback_beginning_write", default=False)
 
 
+def _sqlite_begin(dbapi_conn) -> None:
+    dbapi_conn.execute("BEGIN IMMEDIATE" if _BEGINNING_WRITE.get() else "BEGIN")
+
+
 def _begin_write(conn: Connection):
     """Begin ``conn``'s transaction as a write transaction; return it (a context manager)."""
     token = _BEGINNING_WRITE.set(True)
@@ -163,10 +167,6 @@ def _begin_write(conn: Connection):
         return conn.begin()
     finally:
         _BEGINNING_WRITE.reset(token)
-
-
-def _sqlite_begin(dbapi_conn) -> None:
-    dbapi_conn.execute("BEGIN IMMEDIATE" if _BEGINNING_WRITE.get() else "BEGIN")
 
 
 @contextmanager
@@ -346,12 +346,12 @@ def _binder(statement: Executable, dialect, keys: tuple):
         names, binds = list(compiled.bind_names.values()), list(compiled.bind_names)
     slots = []  # (key in the parameters or None, fixed value, processor)
     for name, param in zip(names, binds, strict=True):
-        processor = param.type.dialect_impl(dialect).bind_processor(dialect)
+        impl = param.type.dialect_impl(dialect)
+        processor = impl.bind_processor(dialect)
         key = param.key if param.key in keys else name if name in keys else None
         if key is not None:
             if processor is not None and isinstance(param.type, (Date, DateTime)):
-                # Dates and times repeat (a batch's rows, a day's dislikes): format each once.
-                processor = _memoised(processor)
+                processor = _memoised(dialect.name, repr(impl), processor)
             slots.append((key, None, processor))
             continue
         if param.required or param.callable:
@@ -404,9 +404,21 @@ def _binder(statement: Executable, dialect, keys: tuple):
     return compiled.string, bind, []  # the result converters, filled by the first row
 
 
-def _memoised(processor):
-    """Process each distinct date or time once: they repeat across the rows of a batch."""
-    return functools.lru_cache(maxsize=4096, typed=True)(processor)
+def _memoised(dialect_name: str, type_repr: str, processor):
+    """Format each distinct date or time once: they repeat, across the rows of a batch and
+    across the statements of one transaction (a dislike's time goes into seven of them).
+    Shared by every statement whose type prints the same (same type, same arguments), since
+    such types convert alike; the first processor seen does the work for all of them."""
+    key = (dialect_name, type_repr)
+    with _memo_lock:
+        shared = _memos.get(key)
+        if shared is None:
+            shared = _memos[key] = functools.lru_cache(maxsize=4096, typed=True)(processor)
+    return shared
+
+
+_memos: dict[tuple[str, str], object] = {}
+_memo_lock = threading.Lock()
 
 
 class _Rows:
