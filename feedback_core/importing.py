@@ -31,7 +31,13 @@ from feedback_core.catalog import MovieIn, check_rating, store_ratings, upsert_m
 from feedback_core.db import Prepared, to_naive_utc, write_transaction
 from feedback_core.errors import ValidationError
 from feedback_core.policy import propose_adjustments
-from feedback_core.recording import PROPOSAL_KEYS, exclusion_insert, proposal_rows, queue_retrain_if_due, write_audit
+from feedback_core.recording import (
+    PROPOSAL_KEYS,
+    exclusion_insert,
+    proposal_rows,
+    queue_retrain_if_due,
+    write_audit,
+)
 from feedback_core.schema import (
     feature_adjustments,
     impressions,

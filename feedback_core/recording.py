@@ -83,7 +83,9 @@ def _before_dislike_statement() -> Prepared:
         user_dislikes.c.created_at >= bindparam("since"),
     )
     the_set = recommendation_sets.c.recommendation_set_id == set_id
-    shown = exists().where(impressions.c.recommendation_set_id == set_id, impressions.c.movie_id == bindparam("movie_id"))
+    shown = exists().where(
+        impressions.c.recommendation_set_id == set_id, impressions.c.movie_id == bindparam("movie_id")
+    )
     one_row = select(literal(1).label("one")).subquery()
     active_job = _ACTIVE_JOB.statement.scalar_subquery()
     return Prepared(
@@ -98,7 +100,10 @@ def _before_dislike_statement() -> Prepared:
             movies.c.cast,
             movies.c.franchise,
             select(recommendation_sets.c.user_id).where(the_set).scalar_subquery().label("owner"),
-            select(recommendation_sets.c.model_version_id).where(the_set).scalar_subquery().label("version_id"),
+            select(recommendation_sets.c.model_version_id)
+            .where(the_set)
+            .scalar_subquery()
+            .label("version_id"),
             shown.label("shown"),
             # Counted only when no job is queued or running: otherwise nothing depends on it.
             case((active_job.is_(None), _PENDING_UP_TO_CAP), else_=None).label("pending"),
@@ -214,7 +219,17 @@ def proposal_rows(dislike_id: int, user_id: int, reason: str, proposals, at: dat
     """The ``feature_adjustments`` rows (``PROPOSAL_KEYS`` order) of a dislike's proposals, all
     ``proposed``."""
     return [
-        (dislike_id, user_id, p.feature_type, p.feature_value, p.magnitude, p.magnitude, reason, "proposed", at)
+        (
+            dislike_id,
+            user_id,
+            p.feature_type,
+            p.feature_value,
+            p.magnitude,
+            p.magnitude,
+            reason,
+            "proposed",
+            at,
+        )
         for p in proposals
     ]
 
