@@ -95,6 +95,18 @@ def main() -> None:
     """Render the page the person asked for."""
     who = _identify()
     navigation = st.navigation(PAGES)
+    try:
+        # Every number of the page from one snapshot, read in one transaction: they agree.
+        with data.reading():
+            shown = _show_page(who, navigation)
+        if shown:
+            ui.confirm_pending()  # an action writes: after the page's reads, outside their snapshot
+    except DatabaseUnavailableError as exc:
+        ui.show_unreachable(exc.message)
+
+
+def _show_page(who: identity.Identity, navigation) -> bool:
+    """Check the database, draw the sidebar and run the page; say whether a page was shown."""
     state = _database_state()
     with st.sidebar:
         st.text(f"Signed in as {who.describe()}")
@@ -102,7 +114,7 @@ def main() -> None:
             st.logout()
     if state["status"] in ("missing", "empty"):
         ui.show_guidance(state["status"], state["url"])
-        return
+        return False
     if state["outdated"]:
         st.warning(
             f"The database schema is at revision {state['revision']} but this code expects "
@@ -110,13 +122,10 @@ def main() -> None:
             icon=":material/upgrade:",
         )
     data.start_worker_if_enabled()
-    try:
-        ui.sidebar_filters(data.query(queries.get_data_bounds), data.query(queries.list_filter_versions))
-        ui.show_flashes()
-        navigation.run()
-        ui.confirm_pending()
-    except DatabaseUnavailableError as exc:
-        ui.show_unreachable(exc.message)
+    ui.sidebar_filters(data.query(queries.get_data_bounds), data.query(queries.list_filter_versions))
+    ui.show_flashes()
+    navigation.run()
+    return True
 
 
 main()

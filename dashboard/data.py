@@ -4,18 +4,25 @@ The system (and its engine) is built once per database URL and process; query re
 cached for ``QUERY_TTL_S`` seconds and the whole cache is cleared after every write. With
 ``FEEDBACK_DASHBOARD_READ_URL`` set (a PostgreSQL read replica), the cached queries read there
 while actions (approvals, activations, retrain requests) still go to ``FEEDBACK_DB_URL``.
+
+The entry script runs each page inside ``reading()``: the queries the cache cannot answer are
+answered from one snapshot, in one read transaction. Answers taken from the cache were read
+earlier (up to ``QUERY_TTL_S`` seconds), each when it was first asked.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import streamlit as st
 
 from feedback_core import FeedbackSystem, Settings, effects, lookups, queries
+from feedback_core.db import reading as reading_session
+from feedback_core.errors import ConfigError
 
 QUERY_TTL_S = 60
 MODULES = {module.__name__: module for module in (queries, lookups, effects)}
@@ -67,6 +74,24 @@ def _cached_query(url: str, module: str, name: str, args: tuple, kwargs: tuple) 
 def query(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a ``feedback_core.queries``/``lookups`` function on the configured database, through the cache."""
     return _cached_query(read_url(), fn.__module__, fn.__name__, args, tuple(sorted(kwargs.items())))
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """Answer the block's queries from one snapshot of the database they read (one transaction).
+
+    The transaction opens at the first query the cache cannot answer (a rerun answered from
+    the cache opens none) and ends with the block. Actions write through ``get_system()``
+    and are seen by the next run, not by the rest of this block.
+    """
+    try:
+        engine = _system_for(read_url()).engine
+    except ConfigError:
+        # Nothing can be read; the entry script's database check says what is wrong.
+        yield
+        return
+    with reading_session(engine):
+        yield
 
 
 def refresh() -> None:

@@ -171,16 +171,133 @@ def _begin_write(conn: Connection):
 
 @contextmanager
 def read_connection(engine: Engine) -> Iterator[Connection]:
-    """Open a connection for reads (a consistent snapshot inside one transaction)."""
+    """Open a connection for reads in one transaction; inside ``reading(engine)``, share its transaction.
+
+    Outside a reading session each call checks a connection out and runs its own ``BEGIN`` and
+    ``COMMIT``. Inside one, the first call opens the session's transaction and every call
+    (nested ones too) gets that connection without beginning or committing anything.
+    """
+    session = _reading_session(engine)
     try:
-        with engine.connect() as conn:
-            with conn.begin():
+        if session is None:
+            with engine.connect() as conn:
+                with conn.begin():
+                    yield conn
+        else:
+            with session.borrow() as conn:
                 yield conn
     except (OperationalError, DBAPIError) as exc:
         translated = _translate(exc)
         if translated is exc:
             raise
         raise translated from exc
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[None]:
+    """Run every ``read_connection(engine)`` of the block in one read transaction: one snapshot.
+
+    A dashboard page asks a dozen questions; answered in one transaction they agree with each
+    other (a dislike recorded meanwhile is in all of the numbers or in none), and PostgreSQL
+    is spared a pool checkout, ``BEGIN`` and ``COMMIT`` per question. The transaction starts at
+    the block's first read (a block whose reads all come from a cache opens nothing) and ends
+    with the block. On PostgreSQL it is ``REPEATABLE READ READ ONLY``, so that every statement
+    sees the snapshot of the first (``READ COMMITTED`` takes one per statement); SQLite's
+    deferred ``BEGIN`` in WAL mode keeps its first snapshot anyway.
+
+    Writes (``write_transaction``) inside the block use their own connection and commit as
+    usual, but the block's later reads do not see them: write after the block, or read
+    outside it. A read that raises ends the session's transaction (a failed statement spoils
+    a PostgreSQL transaction), and the next read of the block opens a fresh one. Blocks nest
+    (the outermost one owns the transaction) and belong to the thread that opened them.
+    """
+    if _reading_session(engine) is not None:
+        yield
+        return
+    session = _ReadingSession(engine)
+    token = _READING.set({**(_READING.get() or {}), engine: session})
+    try:
+        try:
+            yield
+        except BaseException:
+            session.end(commit=False)
+            raise
+        try:
+            session.end(commit=True)
+        except (OperationalError, DBAPIError) as exc:
+            translated = _translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+    finally:
+        _READING.reset(token)
+
+
+class _ReadingSession:
+    """The read transaction a ``reading`` block shares, opened at its first read."""
+
+    __slots__ = ("engine", "thread", "conn", "transaction")
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.thread = threading.get_ident()
+        self.conn: Connection | None = None
+        self.transaction = None
+
+    @contextmanager
+    def borrow(self) -> Iterator[Connection]:
+        if self.conn is None:
+            self._open()
+        try:
+            yield self.conn
+        except BaseException:
+            self.end(commit=False)
+            raise
+
+    def _open(self) -> None:
+        conn = self.engine.connect()
+        try:
+            if conn.dialect.name == "postgresql":
+                # Sent with the BEGIN (psycopg keeps them as connection attributes; the pool
+                # resets them at check-in): no round trip of its own.
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            self.transaction = conn.begin()
+        except BaseException:
+            conn.close()
+            raise
+        self.conn = conn
+
+    def end(self, commit: bool) -> None:
+        """Commit (or roll back) and return the connection; the next read opens a new transaction."""
+        conn, transaction = self.conn, self.transaction
+        self.conn = self.transaction = None
+        if conn is None:
+            return
+        try:
+            if commit:
+                transaction.commit()
+            elif conn.in_transaction():
+                try:
+                    transaction.rollback()
+                except (OperationalError, DBAPIError):
+                    # Ending after an error: that error is the one to report, and a connection
+                    # that cannot even roll back is discarded by the pool.
+                    log.debug("rolling back a reading session failed", exc_info=True)
+        finally:
+            conn.close()
+
+
+# The reading sessions open in this context, by engine (a new mapping for each session opened).
+_READING: ContextVar[Mapping[Engine, _ReadingSession] | None] = ContextVar("feedback_reading", default=None)
+
+
+def _reading_session(engine: Engine) -> _ReadingSession | None:
+    """Return the reading session this thread has open on ``engine``, if any."""
+    session = (_READING.get() or {}).get(engine)
+    if session is None or session.thread != threading.get_ident():
+        # A context copied into another thread must not share the connection.
+        return None
+    return session
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import math
 from datetime import date, datetime, time, timedelta
 
 import pandas as pd
-from sqlalchemy import Text, and_, cast, func, select
+from sqlalchemy import Text, and_, cast, func, literal, select, union_all
 
 from feedback_core import policy
 from feedback_core.adjustments import load_user_weights
@@ -199,24 +199,26 @@ def preview_adjustment(
             .limit(lists)
         )
         set_ids = conn.execute(sets).scalars().all()
-        rows = conn.execute(
+        disliked = (
+            select(user_dislikes.c.dislike_id)
+            .where(
+                user_dislikes.c.user_id == user_id,
+                user_dislikes.c.movie_id == movies.c.movie_id,
+                user_dislikes.c.retracted_at.is_(None),
+            )
+            .exists()
+        )
+        rows = conn.execute(  # less the films the user has disliked since, in the same round trip
             select(movies.c.movie_id, movies.c.title, movies.c.genres, movies.c.cast, movies.c.franchise)
             .where(
                 movies.c.movie_id.in_(
                     select(impressions.c.movie_id).where(impressions.c.recommendation_set_id.in_(set_ids))
-                )
+                ),
+                ~disliked,
             )
             .order_by(movies.c.movie_id)
         ).all()
-        disliked = set(
-            conn.execute(
-                select(user_dislikes.c.movie_id).where(
-                    user_dislikes.c.user_id == user_id, user_dislikes.c.retracted_at.is_(None)
-                )
-            ).scalars()
-        )
         current = load_user_weights(conn, user_id).get((kind, value), 0.0)
-    rows = [r for r in rows if r.movie_id not in disliked]
     scores = system.score_movies(user_id, [r.movie_id for r in rows]) if rows else []
     candidates = pd.DataFrame(
         {
@@ -266,17 +268,14 @@ def list_recent_users(system, limit: int = 30) -> list[int]:
 
 def list_user_lists(system, user_id: int, sets: int = 10) -> pd.DataFrame:
     """Return a user's latest shown lists, item by item, marking what they disliked and why."""
+    # The latest lists as a subquery: one round trip, not one for their ids and one for their items.
+    set_ids = (
+        select(recommendation_sets.c.recommendation_set_id)
+        .where(recommendation_sets.c.user_id == user_id)
+        .order_by(recommendation_sets.c.created_at.desc())
+        .limit(sets)
+    )
     with read_connection(system.engine) as conn:
-        set_ids = (
-            conn.execute(
-                select(recommendation_sets.c.recommendation_set_id)
-                .where(recommendation_sets.c.user_id == user_id)
-                .order_by(recommendation_sets.c.created_at.desc())
-                .limit(sets)
-            )
-            .scalars()
-            .all()
-        )
         rows = conn.execute(
             select(
                 impressions.c.recommendation_set_id,
@@ -342,26 +341,31 @@ def get_user_profile(system, user_id: int) -> dict:
 # ---------------------------------------------------------------- audit
 
 
-def distinct_values(conn, column) -> list:
-    """Return a column's distinct values, ascending, hopping along its index.
+def _hops(column, name: str):
+    """Return a column's distinct values as rows of (value, hop), hop 0 the smallest.
 
     ``SELECT DISTINCT`` reads every entry of the index, millions in a long-lived audit log
     (PostgreSQL has no skip scan); this recursive query asks the index for "the next value
     after" once per distinct value instead (a loose index scan).
     """
-    hops = select(func.min(column).label("value")).cte("hops", recursive=True)
+    hops = select(func.min(column).label("value"), literal(0).label("hop")).cte(name, recursive=True)
     following = select(func.min(column)).where(column > hops.c.value).scalar_subquery()
-    hops = hops.union_all(select(following).where(hops.c.value.is_not(None)))
-    return list(conn.execute(select(hops.c.value).where(hops.c.value.is_not(None))).scalars())
+    hops = hops.union_all(select(following, hops.c.hop + 1).where(hops.c.value.is_not(None)))
+    return select(hops.c.value, hops.c.hop).where(hops.c.value.is_not(None))
 
 
 def list_audit_facets(system) -> dict:
     """Return the distinct actions and actors in the audit log (loose index scans)."""
+    facets = {"actions": audit_log.c.action, "actors": audit_log.c.actor}
+    both = union_all(  # one round trip for both
+        *(
+            _hops(column, f"{name}_hops").add_columns(literal(name).label("facet"))
+            for name, column in facets.items()
+        )
+    )
     with read_connection(system.engine) as conn:
-        return {
-            "actions": distinct_values(conn, audit_log.c.action),
-            "actors": distinct_values(conn, audit_log.c.actor),
-        }
+        rows = sorted(conn.execute(both).all(), key=lambda r: r[1])  # ascending, by hop
+    return {name: [value for value, _, facet in rows if facet == name] for name in facets}
 
 
 def list_audit(

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, String, cast, func, inspect, null, or_, select, text, union_all
 
 from feedback_core.analytics import active_version_summary
-from feedback_core.db import current_revision, head_revision, read_connection
+from feedback_core.db import head_revision, read_connection
 from feedback_core.recording import count_pending_examples
 from feedback_core.schema import (
     audit_log,
@@ -133,28 +133,38 @@ def _head_revision() -> str:
     return head_revision()
 
 
+# Does any of these have a row? Asked in one statement.
+_ANY_DATA = [
+    select(column).limit(1).exists()
+    for column in (daily_impressions.c.day, daily_dislikes.c.day, model_versions.c.version_id)
+]
+
+
 def get_database_state(system) -> dict:
     """Say whether the database has a schema (``missing``), any data (``empty``/``ready``), and is current."""
-    revision = current_revision(system.engine)
     head = _head_revision()
+    # One read transaction (the page's, inside a reading session), not one per question.
+    with read_connection(system.engine) as conn:
+        revision = None
+        if inspect(conn).has_table("alembic_version"):  # what db.current_revision asks
+            revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        has_data = revision is not None and any(conn.execute(select(*_ANY_DATA)).one())
     state = {"revision": revision, "head": head, "outdated": revision is not None and revision != head}
     if revision is None:
         return {**state, "status": "missing"}
-    with read_connection(system.engine) as conn:
-        has_data = any(
-            conn.execute(select(column).limit(1)).first() is not None
-            for column in (daily_impressions.c.day, daily_dislikes.c.day, model_versions.c.version_id)
-        )
     return {**state, "status": "ready" if has_data else "empty"}
 
 
 def get_data_bounds(system) -> dict:
     """Return the first and last day with impressions or dislikes (None when there are none)."""
+    ends = [
+        select(edge(table.c.day)).scalar_subquery()
+        for table in (daily_impressions, daily_dislikes)
+        for edge in (func.min, func.max)
+    ]
     with read_connection(system.engine) as conn:
-        days = []
-        for table in (daily_impressions, daily_dislikes):
-            low, high = conn.execute(select(func.min(table.c.day), func.max(table.c.day))).one()
-            days += [d for d in (_as_date(low), _as_date(high)) if d is not None]
+        row = conn.execute(select(*ends)).one()
+    days = [d for d in map(_as_date, row) if d is not None]
     return {"first_day": min(days) if days else None, "last_day": max(days) if days else None}
 
 
@@ -172,38 +182,57 @@ def list_filter_versions(system) -> pd.DataFrame:
 # ---------------------------------------------------------------- overview
 
 
-def _window_totals(conn: Connection, start, end, versions, reasons, min_trials: int) -> dict:
-    where = _dislike_where(start, end, versions, reasons)
-    by_kind = {
-        attributed: (int(n or 0), float(s or 0.0))
-        for attributed, n, s in conn.execute(
-            select(
-                daily_dislikes.c.attributed,
-                func.sum(daily_dislikes.c.dislikes),
-                func.sum(daily_dislikes.c.score_sum),
-            )
-            .where(*where)
-            .group_by(daily_dislikes.c.attributed)
+def _window_totals(
+    conn: Connection, windows: Sequence[tuple[date, date]], versions, reasons, min_trials: int
+) -> list[dict]:
+    """Return the totals of each ``(start, end)`` window (windows that do not overlap).
+
+    One statement for all of them, per day (a few dozen rows), summed here: a round trip per
+    window and table is what a page pays for most on PostgreSQL.
+    """
+    low, high = min(s for s, _ in windows), max(e for _, e in windows)
+    per_day = union_all(
+        select(
+            daily_dislikes.c.day,
+            daily_dislikes.c.attributed,
+            func.sum(daily_dislikes.c.dislikes),
+            func.sum(daily_dislikes.c.score_sum),
         )
-    }
-    imp_where = _impression_where(start, end, versions)
-    shown = int(
-        conn.execute(
-            select(func.coalesce(func.sum(daily_impressions.c.impressions), 0)).where(*imp_where)
-        ).scalar_one()
+        .where(*_dislike_where(low, high, versions, reasons))
+        .group_by(daily_dislikes.c.day, daily_dislikes.c.attributed),
+        # attributed NULL marks the impressions' rows
+        select(daily_impressions.c.day, null(), func.sum(daily_impressions.c.impressions), null())
+        .where(*_impression_where(low, high, versions))
+        .group_by(daily_impressions.c.day),
     )
-    attributed, attributed_sum = by_kind.get(1, (0, 0.0))
-    unattributed, unattributed_sum = by_kind.get(0, (0, 0.0))
-    total = attributed + unattributed
-    return {
-        "start": start,
-        "end": end,
-        "dislikes": total,
-        "attributed_dislikes": attributed,
-        "impressions": shown,
-        "mean_predicted_score": (attributed_sum + unattributed_sum) / total if total else None,
-        "dislike_rate": rate_fields(attributed, shown, min_trials),
-    }
+    sums = [{"shown": 0, 0: [0, 0.0], 1: [0, 0.0]} for _ in windows]
+    for day, attributed, n, score_sum in conn.execute(per_day):
+        day = _as_date(day)
+        window = next((i for i, (s, e) in enumerate(windows) if s <= day <= e), None)
+        if window is None:
+            continue
+        if attributed is None:
+            sums[window]["shown"] += int(n or 0)
+        else:
+            kind = sums[window][1 if int(attributed) == 1 else 0]
+            kind[0] += int(n or 0)
+            kind[1] += float(score_sum or 0.0)
+    totals = []
+    for (start, end), counted in zip(windows, sums, strict=True):
+        (attributed, attributed_sum), (unattributed, unattributed_sum) = counted[1], counted[0]
+        total = attributed + unattributed
+        totals.append(
+            {
+                "start": start,
+                "end": end,
+                "dislikes": total,
+                "attributed_dislikes": attributed,
+                "impressions": counted["shown"],
+                "mean_predicted_score": (attributed_sum + unattributed_sum) / total if total else None,
+                "dislike_rate": rate_fields(attributed, counted["shown"], min_trials),
+            }
+        )
+    return totals
 
 
 def get_overview(system, start: date, end: date, versions=(), reasons=()) -> dict:
@@ -213,8 +242,9 @@ def get_overview(system, start: date, end: date, versions=(), reasons=()) -> dic
     previous_start = previous_end - timedelta(days=length - 1)
     min_trials = system.settings.min_impressions_for_rate
     with read_connection(system.engine) as conn:
-        current = _window_totals(conn, start, end, versions, reasons, min_trials)
-        previous = _window_totals(conn, previous_start, previous_end, versions, reasons, min_trials)
+        current, previous = _window_totals(
+            conn, [(start, end), (previous_start, previous_end)], versions, reasons, min_trials
+        )
         pending = count_pending_examples(conn, cap=PENDING_CAP)
         active = active_version_summary(conn)
     return {
@@ -232,21 +262,29 @@ def list_daily_rates(system, start: date, end: date, versions=(), reasons=()) ->
     dis_where = [*_dislike_where(start, end, versions, reasons), daily_dislikes.c.attributed == 1]
     imp_where = _impression_where(start, end, versions)
     counts: dict[tuple, list[int]] = {}
+    both = union_all(  # one round trip: impressions rows have dislikes NULL, and the other way round
+        select(
+            daily_impressions.c.day,
+            daily_impressions.c.model_version_id,
+            daily_impressions.c.impressions,
+            null(),
+        ).where(*imp_where),
+        select(
+            daily_dislikes.c.day,
+            daily_dislikes.c.model_version_id,
+            null(),
+            func.sum(daily_dislikes.c.dislikes),
+        )
+        .where(*dis_where)
+        .group_by(daily_dislikes.c.day, daily_dislikes.c.model_version_id),
+    )
     with read_connection(system.engine) as conn:
-        for day, version, shown in conn.execute(
-            select(
-                daily_impressions.c.day, daily_impressions.c.model_version_id, daily_impressions.c.impressions
-            ).where(*imp_where)
-        ):
-            counts.setdefault((_as_date(day), int(version)), [0, 0])[0] += int(shown or 0)
-        for day, version, disliked in conn.execute(
-            select(
-                daily_dislikes.c.day, daily_dislikes.c.model_version_id, func.sum(daily_dislikes.c.dislikes)
-            )
-            .where(*dis_where)
-            .group_by(daily_dislikes.c.day, daily_dislikes.c.model_version_id)
-        ):
-            counts.setdefault((_as_date(day), int(version)), [0, 0])[1] += int(disliked or 0)
+        for day, version, shown, disliked in conn.execute(both):
+            row = counts.setdefault((_as_date(day), int(version)), [0, 0])
+            if disliked is None:
+                row[0] += int(shown or 0)
+            else:
+                row[1] += int(disliked or 0)
     min_trials = system.settings.min_impressions_for_rate
     keys = sorted(counts)
     rows = []
@@ -273,21 +311,19 @@ def list_daily_rates(system, start: date, end: date, versions=(), reasons=()) ->
 
 def list_version_activations(system) -> pd.DataFrame:
     """Return when each model version was activated (from the audit log and the registry)."""
+    both = union_all(  # one round trip; the registry's ids as text, like the audit log's
+        select(audit_log.c.entity_id, audit_log.c.at).where(
+            audit_log.c.entity_type == "model_version",
+            audit_log.c.outcome == "ok",
+            audit_log.c.action.in_(ACTIVATION_ACTIONS),
+        ),
+        select(cast(model_versions.c.version_id, String), model_versions.c.activated_at).where(
+            model_versions.c.activated_at.is_not(None)
+        ),
+    )
     with read_connection(system.engine) as conn:
-        audited = conn.execute(
-            select(audit_log.c.entity_id, audit_log.c.at).where(
-                audit_log.c.entity_type == "model_version",
-                audit_log.c.outcome == "ok",
-                audit_log.c.action.in_(ACTIVATION_ACTIONS),
-            )
-        ).all()
-        registry = conn.execute(
-            select(model_versions.c.version_id, model_versions.c.activated_at).where(
-                model_versions.c.activated_at.is_not(None)
-            )
-        ).all()
-    rows = {(int(v), pd.Timestamp(at).floor("s")) for v, at in registry}
-    rows |= {(int(v), pd.Timestamp(at).floor("s")) for v, at in audited if str(v).isdigit()}
+        found = conn.execute(both).all()
+    rows = {(int(v), pd.Timestamp(at).floor("s")) for v, at in found if str(v).isdigit()}
     df = pd.DataFrame(sorted(rows, key=lambda r: r[1]), columns=["model_version_id", "activated_at"])
     df["version"] = df["model_version_id"].map(version_label)
     return df
@@ -304,8 +340,9 @@ def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_da
         if latest is None:
             return {"status": "no_data", "latest_day": None}
         base_start, base_end = latest - timedelta(days=baseline_days), latest - timedelta(days=1)
-        day = _window_totals(conn, latest, latest, versions, reasons, min_trials)
-        base = _window_totals(conn, base_start, base_end, versions, reasons, min_trials)
+        day, base = _window_totals(
+            conn, [(latest, latest), (base_start, base_end)], versions, reasons, min_trials
+        )
     x_b, n_b = day["attributed_dislikes"], day["impressions"]
     x_a, n_a = base["attributed_dislikes"], base["impressions"]
     test = two_proportion_test(x_a, n_a, x_b, n_b)
@@ -564,10 +601,14 @@ def get_retrain_status(system) -> dict:
     """
     with read_connection(system.engine) as conn:
         pending = count_pending_examples(conn, cap=PENDING_CAP)
-        job = conn.execute(select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1)).scalar()
-        candidate_id = conn.execute(
-            select(func.max(model_versions.c.version_id)).where(model_versions.c.status == "candidate")
-        ).scalar()
+        job, candidate_id = conn.execute(
+            select(
+                select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1).scalar_subquery(),
+                select(func.max(model_versions.c.version_id))
+                .where(model_versions.c.status == "candidate")
+                .scalar_subquery(),
+            )
+        ).one()
     active = system.get_active_model_version()
     candidate = system.get_model_version(candidate_id) if candidate_id else None
     baseline = None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from dashboard_data import HOSTILE_TEXT, HOSTILE_TITLE, build_sample
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 from streamlit.testing.v1 import AppTest
 
 from dashboard import charts, data, ui
@@ -219,6 +219,49 @@ def test_audit_page_renders_empty_and_filled(own_db):
     at = open_page("audit", AppTest.from_file(str(APP), default_timeout=TIMEOUT).run())
     log = table(at, "actor", "action", "outcome")
     assert list(log["action"]) == ["adjustment.approved"] and list(log["actor"]) == ["a@b.c"]
+
+
+# ---------------------------------------------------------------- one snapshot per page view
+
+
+@pytest.fixture
+def read_transactions(shared_db) -> list:
+    """The transactions opened on the sample database by any engine of this process (the app's too)."""
+    url = shared_db.engine.url
+    opened = []
+
+    def on_begin(conn):
+        if conn.engine.url == url:
+            opened.append(conn)
+
+    event.listen(Engine, "begin", on_begin)
+    yield opened
+    event.remove(Engine, "begin", on_begin)
+
+
+def test_each_page_view_reads_in_one_transaction_and_from_the_cache_in_none(read_transactions):
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    for page in PAGES:
+        data.refresh()
+        read_transactions.clear()
+        if page == "overview":
+            at.run()
+        else:
+            at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert at.title[0].value != "Welcome: there is no feedback yet", page
+        assert len(read_transactions) == 1, page  # every number of the view from one snapshot
+        read_transactions.clear()
+        at.run()  # the same view again: every answer comes from the cache
+        assert read_transactions == [], page
+
+
+def test_an_unsupported_database_url_is_explained(dashboard_env):
+    dashboard_env.setenv("FEEDBACK_DB_URL", "mysql://ops:s3cret-pw@db.example/feedback")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [e.value for e in at.error] == ["The dashboard's database configuration is invalid."]
+    assert "use sqlite:/// or postgresql://" in at.text[0].value and "s3cret-pw" not in at.text[0].value
 
 
 # ---------------------------------------------------------------- actions

@@ -16,11 +16,18 @@ import pandas as pd
 import pytest
 from conftest import BACKENDS, PG_URL, Clock, _fresh_pg
 from dashboard_data import build_sample
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from feedback_core import FeedbackSystem, Settings, lookups, queries
-from feedback_core.db import make_engine, upgrade_database
-from feedback_core.schema import audit_log, impressions, movies, user_dislikes
+from feedback_core.db import make_engine, upgrade_database, write_transaction
+from feedback_core.schema import (
+    audit_log,
+    impressions,
+    movies,
+    recommendation_sets,
+    retrain_jobs,
+    user_dislikes,
+)
 from feedback_core.stats import wilson_interval
 
 SAMPLE_END = datetime(2026, 11, 1, 12, 0, 0)
@@ -334,7 +341,53 @@ def test_effects_user_lists_and_audit_after_an_approval(sample):
             .all()
         )
     assert list(audit["audit_id"]) == expected
-    assert "adjustment.approved" in lookups.list_audit_facets(system)["actions"]
+    facets = lookups.list_audit_facets(system)
+    assert "adjustment.approved" in facets["actions"]
+    with system.engine.connect() as conn:  # the database's own order (its collation), not Python's
+        for name, column in (("actions", audit_log.c.action), ("actors", audit_log.c.actor)):
+            assert facets[name] == conn.execute(select(column).distinct().order_by(column)).scalars().all()
+
+
+def test_preview_leaves_out_the_films_the_user_disliked(sample):
+    system, _ = sample
+    adjustment = lookups.list_adjustment_inbox(system, limit=1).iloc[0]
+    user = int(adjustment.user_id)
+    preview = lookups.preview_adjustment(system, int(adjustment.adjustment_id))
+    with system.engine.connect() as conn:
+        latest = (
+            select(recommendation_sets.c.recommendation_set_id)
+            .where(recommendation_sets.c.user_id == user)
+            .order_by(recommendation_sets.c.created_at.desc())
+            .limit(5)
+        )
+        shown = set(
+            conn.execute(
+                select(impressions.c.movie_id).where(impressions.c.recommendation_set_id.in_(latest))
+            )
+            .scalars()
+            .all()
+        )
+    dis = raw_dislikes(system)
+    disliked = set(dis.loc[dis["user_id"] == user, "movie_id"])
+    assert shown & disliked  # the sample's users dislike what they were shown
+    assert preview["candidates"] == len(shown - disliked)
+    ranked = set(preview["before"]["movie_id"]) | set(preview["after"]["movie_id"])
+    assert ranked <= shown - disliked
+
+
+def test_retrain_status_names_the_job_under_way_and_the_newest_candidate(sample):
+    system, _ = sample
+    status = queries.get_retrain_status(system)
+    candidates = [v["version_id"] for v in system.list_model_versions() if v["status"] == "candidate"]
+    assert status["job"] is None and status["candidate_version_id"] == max(candidates)
+    job = system.request_retrain("ops@test")
+    try:
+        status = queries.get_retrain_status(system)
+        assert status["job"]["job_id"] == job["job_id"] and status["job"]["status"] == "queued"
+        assert status["candidate_version_id"] == max(candidates)
+    finally:  # the module's other tests expect no job under way
+        with write_transaction(system.engine) as conn:
+            conn.execute(delete(retrain_jobs).where(retrain_jobs.c.job_id == job["job_id"]))
 
 
 def test_user_profile_matches_the_systems_reads(sample):
