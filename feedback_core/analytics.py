@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Float, bindparam, cast, func, null, select, union_all
 
 from feedback_core import policy
 from feedback_core.db import format_ts, read_connection
@@ -49,6 +49,53 @@ def active_version_summary(conn) -> dict | None:
     if row is None:
         return None
     return {"version_id": row.version_id, "created_at": format_ts(row.created_at), "accuracy": row.accuracy}
+
+
+# A user's dislike patterns, as (pattern_type, pattern_value, dislike_count, None), and one row
+# (None, None, dislikes since, their mean predicted score) for the recent trend: one statement.
+_PATTERNS_AND_RECENT = union_all(
+    select(
+        dislike_patterns.c.pattern_type,
+        dislike_patterns.c.pattern_value,
+        dislike_patterns.c.dislike_count,
+        cast(null(), Float),
+    ).where(dislike_patterns.c.user_id == bindparam("user_id"), dislike_patterns.c.dislike_count > 0),
+    select(null(), null(), func.count(), func.avg(user_dislikes.c.predicted_score)).where(
+        user_dislikes.c.user_id == bindparam("user_id"),
+        user_dislikes.c.created_at >= bindparam("since"),
+        user_dislikes.c.retracted_at.is_(None),
+    ),
+)
+
+
+def pattern_analysis(rows) -> dict:
+    """Summarise a user's dislike patterns: rows of (pattern_type, pattern_value, dislike_count, _)
+    and one row (None, None, recent dislikes, their mean predicted score)."""
+    grouped: dict[str, list] = defaultdict(list)
+    total, recent_count, recent_avg = 0, 0, None
+    for kind, value, count, mean in rows:
+        if kind is None:
+            recent_count, recent_avg = count, mean
+        elif kind == "total":
+            total = count
+        else:
+            grouped[kind].append((-count, value))
+
+    def top(kind: str) -> list[dict]:
+        return [{"name": value, "count": -n} for n, value in sorted(grouped[kind])[:TOP_N]]
+
+    return {
+        "reason_distribution": {value: -n for n, value in sorted(grouped["reason"])},
+        "recent_trend": {
+            "days": 30,
+            "total_dislikes": recent_count,
+            "avg_predicted_score": None if recent_avg is None else round(float(recent_avg), 4),
+        },
+        "total_dislikes": total,
+        "top_genres": top("genre"),
+        "top_cast": top("cast"),
+        "top_franchises": top("franchise"),
+    }
 
 
 class Analytics:
@@ -102,43 +149,8 @@ class Analytics:
         user_id = check_id(user_id, "user_id")
         since = self.now() - timedelta(days=30)
         with read_connection(self.engine) as conn:
-            rows = conn.execute(
-                select(dislike_patterns).where(
-                    dislike_patterns.c.user_id == user_id, dislike_patterns.c.dislike_count > 0
-                )
-            ).all()
-            recent_count, recent_avg = conn.execute(
-                select(func.count(), func.avg(user_dislikes.c.predicted_score)).where(
-                    user_dislikes.c.user_id == user_id,
-                    user_dislikes.c.created_at >= since,
-                    user_dislikes.c.retracted_at.is_(None),
-                )
-            ).one()
-        grouped: dict[str, list] = defaultdict(list)
-        total = 0
-        for r in rows:
-            if r.pattern_type == "total":
-                total = r.dislike_count
-            else:
-                grouped[r.pattern_type].append(r)
-
-        def top(kind: str) -> list[dict]:
-            ranked = sorted(grouped[kind], key=lambda r: (-r.dislike_count, r.pattern_value))
-            return [{"name": r.pattern_value, "count": r.dislike_count} for r in ranked[:TOP_N]]
-
-        reasons = sorted(grouped["reason"], key=lambda r: (-r.dislike_count, r.pattern_value))
-        return {
-            "reason_distribution": {r.pattern_value: r.dislike_count for r in reasons},
-            "recent_trend": {
-                "days": 30,
-                "total_dislikes": recent_count,
-                "avg_predicted_score": None if recent_avg is None else round(float(recent_avg), 4),
-            },
-            "total_dislikes": total,
-            "top_genres": top("genre"),
-            "top_cast": top("cast"),
-            "top_franchises": top("franchise"),
-        }
+            rows = conn.execute(_PATTERNS_AND_RECENT, {"user_id": user_id, "since": since}).all()
+        return pattern_analysis(rows)
 
     def get_model_feedback_metrics(self) -> dict:
         """Return system-wide negative-example metrics and the active model version."""

@@ -7,27 +7,33 @@ history and the audit log. Like ``feedback_core.queries`` every function takes t
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from datetime import date, datetime, time, timedelta
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Text, and_, cast, func, literal, select, union_all
+from sqlalchemy import Select, Text, and_, bindparam, cast, func, literal, null, select, union_all
 
 from feedback_core import policy
-from feedback_core.adjustments import load_user_weights
-from feedback_core.db import read_connection
+from feedback_core.catalog import LIKED_RATING
+from feedback_core.db import format_ts, read_connection
 from feedback_core.effects import get_adjustment_effects as get_adjustment_effects  # the page's name for it
-from feedback_core.queries import time_column, to_frame, version_condition, version_label
+from feedback_core.frames import as_column, frame, to_frame
+from feedback_core.queries import version_condition, version_label
+from feedback_core.recommender import load_user_state
 from feedback_core.schema import (
     audit_log,
     dislike_patterns,
     feature_adjustments,
     impressions,
     movies,
+    ratings,
     recommendation_sets,
     user_dislikes,
 )
+from feedback_core.validation import check_id
 
 
 def list_latest_dislikes(system, start: date, end: date, versions=(), reasons=(), limit: int = 50):
@@ -60,12 +66,21 @@ def list_latest_dislikes(system, start: date, end: date, versions=(), reasons=()
             .limit(limit)
         ).all()
     shown = [c for c in columns if c != "model_version_id"] + ["model_version"]
-    df = pd.DataFrame([(*r[:-2], r[-1], version_label(r[-2])) for r in rows], columns=shown)
-    df["created_at"] = time_column(df["created_at"])
-    return df
+    return to_frame([(*r[:-2], r[-1], version_label(r[-2])) for r in rows], shown, {"created_at": "time"})
 
 
 # ---------------------------------------------------------------- adjustments
+
+
+_INBOX_COLUMNS = ["adjustment_id", "user_id", "feature_type", "feature_value", "proposed_magnitude"]
+_INBOX_COLUMNS += ["magnitude", "reason", "status", "created_at", "movie_title", "evidence_dislikes"]
+_INBOX_COLUMNS += ["last_disliked_at", "decided_by", "decided_at", "note"]
+_INBOX_DTYPES = {
+    "created_at": "time",
+    "last_disliked_at": "time",
+    "decided_at": "time",
+    "evidence_dislikes": "int64",
+}
 
 
 def list_adjustment_inbox(
@@ -79,25 +94,40 @@ def list_adjustment_inbox(
     limit: int = 200,
 ) -> pd.DataFrame:
     """Return adjustments, newest first, with their evidence: the user's dislikes of that feature."""
+    params = {"status": status, "user_id": int(user_id) if user_id else None, "feature": feature}
+    params |= {"reason": reason, "min_evidence": min_evidence, "limit": int(limit)}
+    if within_days:
+        params["since"] = system.now() - timedelta(days=within_days)
+    by_type = feature in ("genre", "cast", "franchise") if feature else None
+    query = _inbox_statement(
+        bool(status), bool(user_id), by_type, bool(reason), min_evidence > 0, bool(within_days)
+    )
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(query, params).all()
+    return to_frame(rows, _INBOX_COLUMNS, _INBOX_DTYPES)
+
+
+@functools.lru_cache(maxsize=64)
+def _inbox_statement(
+    status: bool, user: bool, by_type: bool | None, reason: bool, min_evidence: bool, within: bool
+) -> Select:
+    """Build the inbox's statement for one combination of filters, their values bound later
+    (building it costs more than running it)."""
     fa, pat = feature_adjustments, dislike_patterns
     where = []
     if status:
-        where.append(fa.c.status == status)
-    if user_id:
-        where.append(fa.c.user_id == int(user_id))
-    if feature:
-        where.append(
-            (fa.c.feature_type if feature in ("genre", "cast", "franchise") else fa.c.feature_value)
-            == feature
-        )
+        where.append(fa.c.status == bindparam("status"))
+    if user:
+        where.append(fa.c.user_id == bindparam("user_id"))
+    if by_type is not None:
+        where.append((fa.c.feature_type if by_type else fa.c.feature_value) == bindparam("feature"))
     if reason:
-        where.append(fa.c.reason == reason)
-    evidence_filters = min_evidence > 0 or bool(within_days)
-    if not evidence_filters:
+        where.append(fa.c.reason == bindparam("reason"))
+    if not (min_evidence or within):
         # Pick the newest rows first and join only those: one user's thousands of
         # adjustments are not each joined to their dislike and evidence before the limit.
         order = (fa.c.created_at.desc(), fa.c.adjustment_id.desc())
-        fa = select(fa).where(*where).order_by(*order).limit(limit).subquery()
+        fa = select(fa).where(*where).order_by(*order).limit(bindparam("limit")).subquery()
         where = []
     evidence = func.coalesce(pat.c.dislike_count, 0)
     query = (
@@ -130,20 +160,13 @@ def list_adjustment_inbox(
         )
         .where(*where)
         .order_by(fa.c.created_at.desc(), fa.c.adjustment_id.desc())
-        .limit(limit)
+        .limit(bindparam("limit"))
     )
-    if min_evidence > 0:
-        query = query.where(evidence >= min_evidence)
-    if within_days:
-        query = query.where(pat.c.last_disliked_at >= system.now() - timedelta(days=within_days))
-    with read_connection(system.engine) as conn:
-        rows = conn.execute(query).all()
-    df = to_frame(rows, [c.name for c in query.selected_columns])
-    for col in ("created_at", "last_disliked_at", "decided_at"):
-        df[col] = time_column(df[col])
-    if df["evidence_dislikes"].dtype != "int64":  # no rows
-        df["evidence_dislikes"] = df["evidence_dislikes"].astype("int64")
-    return df
+    if min_evidence:
+        query = query.where(evidence >= bindparam("min_evidence"))
+    if within:
+        query = query.where(pat.c.last_disliked_at >= bindparam("since"))
+    return query
 
 
 def has_feature(features, feature_type: str, feature_value: str) -> bool:
@@ -171,14 +194,72 @@ def rerank(candidates: pd.DataFrame, shift: float, k: int = 10) -> tuple[pd.Data
     def top(scores: list[float]) -> pd.DataFrame:
         # Sorting a few dozen rows in Python costs a fraction of a DataFrame sort.
         best = sorted(range(len(ids)), key=lambda i: (-scores[i], ids[i]))[:k]
-        ranked = candidates.iloc[best].reset_index(drop=True)
-        return ranked.assign(score=[scores[i] for i in best], rank=range(1, len(best) + 1))
+        ranked = _take(candidates, best)
+        # The scores typed as assigning their list made them (a float column when empty).
+        ranked["score"] = as_column([scores[i] for i in best]) if best else np.array([], dtype=np.float64)
+        ranked["rank"] = np.arange(1, len(best) + 1, dtype=np.int64)
+        return pd.DataFrame(ranked)
 
     before = candidates["score"].tolist()
     after = [
         shifted(p) if has else p for p, has in zip(before, candidates["has_feature"].tolist(), strict=True)
     ]
     return top(before), top(after)
+
+
+def _take(df: pd.DataFrame, positions: list[int]) -> dict:
+    """Return the columns of ``df`` at these row positions, keeping their types (``iloc`` without
+    building a frame per step)."""
+    positions = np.array(positions, dtype=np.intp)
+    return {name: df[name].array.take(positions) for name in df.columns}
+
+
+def _not_in(df: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    """Return the rows of ``df`` whose film is not in ``other``, renumbered from 0."""
+    theirs = set(other["movie_id"].tolist())
+    return pd.DataFrame(_take(df, [i for i, m in enumerate(df["movie_id"].tolist()) if m not in theirs]))
+
+
+_CANDIDATE, _LIKED, _LISTS = range(3)  # the rows of a preview's one read of films
+
+
+def _preview_films():
+    """Select, in one statement, the films of the user's last ``lists`` lists less those they
+    disliked (the candidates), the films they liked (the evidence's likes), and how many lists
+    there were: rows of (kind, movie_id or the count, title, genres, cast, franchise)."""
+    user_id = bindparam("user_id")
+    latest = (
+        select(recommendation_sets.c.recommendation_set_id)
+        .where(recommendation_sets.c.user_id == user_id)
+        .order_by(recommendation_sets.c.created_at.desc())
+        .limit(bindparam("lists"))
+    )
+    disliked = (
+        select(user_dislikes.c.dislike_id)
+        .where(
+            user_dislikes.c.user_id == user_id,
+            user_dislikes.c.movie_id == movies.c.movie_id,
+            user_dislikes.c.retracted_at.is_(None),
+        )
+        .exists()
+    )
+    films = (movies.c.movie_id, movies.c.title, movies.c.genres, movies.c.cast, movies.c.franchise)
+    both = union_all(
+        select(literal(_CANDIDATE).label("kind"), *films).where(
+            movies.c.movie_id.in_(
+                select(impressions.c.movie_id).where(impressions.c.recommendation_set_id.in_(latest))
+            ),
+            ~disliked,
+        ),
+        select(literal(_LIKED), *films)
+        .join(ratings, ratings.c.movie_id == movies.c.movie_id)
+        .where(ratings.c.user_id == user_id, ratings.c.rating >= LIKED_RATING),
+        select(literal(_LISTS), func.count(), *[null()] * 4).select_from(latest.subquery()),
+    )
+    return both.order_by(both.selected_columns.kind, both.selected_columns.movie_id)
+
+
+_PREVIEW_FILMS = _preview_films()  # built once: it costs more than it runs
 
 
 def preview_adjustment(
@@ -192,66 +273,63 @@ def preview_adjustment(
     adj = system.get_adjustment(adjustment_id)
     user_id, kind, value = adj["user_id"], adj["feature_type"], adj["feature_value"]
     with read_connection(system.engine) as conn:
-        sets = (
-            select(recommendation_sets.c.recommendation_set_id)
-            .where(recommendation_sets.c.user_id == user_id)
-            .order_by(recommendation_sets.c.created_at.desc())
-            .limit(lists)
-        )
-        set_ids = conn.execute(sets).scalars().all()
-        disliked = (
-            select(user_dislikes.c.dislike_id)
-            .where(
-                user_dislikes.c.user_id == user_id,
-                user_dislikes.c.movie_id == movies.c.movie_id,
-                user_dislikes.c.retracted_at.is_(None),
-            )
-            .exists()
-        )
-        rows = conn.execute(  # less the films the user has disliked since, in the same round trip
-            select(movies.c.movie_id, movies.c.title, movies.c.genres, movies.c.cast, movies.c.franchise)
-            .where(
-                movies.c.movie_id.in_(
-                    select(impressions.c.movie_id).where(impressions.c.recommendation_set_id.in_(set_ids))
-                ),
-                ~disliked,
-            )
-            .order_by(movies.c.movie_id)
-        ).all()
-        current = load_user_weights(conn, user_id).get((kind, value), 0.0)
-    scores = system.score_movies(user_id, [r.movie_id for r in rows]) if rows else []
+        # Three statements: the films, the user's state (which also scores them) and, every few
+        # seconds, the catalogue's stamp.
+        rows = conn.execute(_PREVIEW_FILMS, {"user_id": user_id, "lists": int(lists)}).all()
+        state = load_user_state(conn, user_id)
+        candidates = [r for r in rows if r.kind == _CANDIDATE]
+        ids = [r.movie_id for r in candidates]
+        scores = system.score_loaded(conn, user_id, ids, state) if ids else []
+    set_count = next(r.movie_id for r in rows if r.kind == _LISTS)
     candidates = pd.DataFrame(
         {
-            "movie_id": [r.movie_id for r in rows],
-            "title": [r.title for r in rows],
+            "movie_id": ids,
+            "title": [r.title for r in candidates],
             "score": [s["predicted_score"] for s in scores],
-            "has_feature": [has_feature(r._mapping, kind, value) for r in rows],
+            "has_feature": [has_feature(r._mapping, kind, value) for r in candidates],
         },
         columns=["movie_id", "title", "score", "has_feature"],
     )
+    applied = {(t, v): total for _, t, v, total in state.weights if abs(total) > 1e-12}  # load_user_weights
+    current = applied.get((kind, value), 0.0)
     low, high = system.settings.weight_min, system.settings.weight_max
     delta = adj["proposed_magnitude"] if magnitude is None else magnitude
     weight_before = policy.effective_weight(current, low, high)
     weight_after = policy.effective_weight(current + delta, low, high)
-    active = system.get_active_model_version() or {}
-    strength = active.get("adjustment_strength") or system.settings.adjustment_strength
+    strength = state.stored_weights.get("adjustment_strength") or system.settings.adjustment_strength
     before, after = rerank(candidates, strength * (weight_after - weight_before), k)
-    evidence = system.get_feature_evidence(user_id).get((kind, value), {})
+    evidence = _feature_evidence(state, [r for r in rows if r.kind == _LIKED], kind, value)
     return {
         "user_id": user_id,
         "feature": f"{kind}:{value}",
-        "lists": len(set_ids),
+        "lists": set_count,
         "candidates": len(candidates),
         "weight_before": weight_before,
         "weight_after": weight_after,
-        "evidence_dislikes": evidence.get("dislikes", 0),
-        "evidence_likes": evidence.get("likes", 0),
-        "last_disliked_at": evidence.get("last_disliked_at"),
+        "evidence_dislikes": evidence["dislikes"],
+        "evidence_likes": evidence["likes"],
+        "last_disliked_at": evidence["last_disliked_at"],
         "before": before,
         "after": after,
-        "leaving": before[~before["movie_id"].isin(after["movie_id"])].reset_index(drop=True),
-        "entering": after[~after["movie_id"].isin(before["movie_id"])].reset_index(drop=True),
+        "leaving": _not_in(before, after),
+        "entering": _not_in(after, before),
     }
+
+
+def _feature_evidence(state, liked_films, kind: str, value: str) -> dict:
+    """Return one feature's evidence as ``FeedbackSystem.get_feature_evidence`` counts it: the
+    user's dislikes of it, their latest, and how often it appears among the films they liked."""
+    evidence = {"dislikes": 0, "last_disliked_at": None, "likes": 0}
+    if kind in policy.FEATURE_TYPES:
+        for _, pattern_type, pattern_value, count, last in state.patterns:
+            if pattern_type == kind and pattern_value == value and count > 0:
+                evidence.update(dislikes=count, last_disliked_at=format_ts(last))
+    for film in liked_films:
+        values = [("genre", g) for g in film.genres or []] + [("cast", c) for c in (film.cast or [])[:5]]
+        if film.franchise:
+            values.append(("franchise", film.franchise))
+        evidence["likes"] += values.count((kind, value))
+    return evidence
 
 
 # ---------------------------------------------------------------- users
@@ -266,74 +344,91 @@ def list_recent_users(system, limit: int = 30) -> list[int]:
         return list(dict.fromkeys(rows))[:limit]
 
 
-def list_user_lists(system, user_id: int, sets: int = 10) -> pd.DataFrame:
-    """Return a user's latest shown lists, item by item, marking what they disliked and why."""
+def _user_lists() -> Select:
     # The latest lists as a subquery: one round trip, not one for their ids and one for their items.
     set_ids = (
         select(recommendation_sets.c.recommendation_set_id)
-        .where(recommendation_sets.c.user_id == user_id)
+        .where(recommendation_sets.c.user_id == bindparam("user_id"))
         .order_by(recommendation_sets.c.created_at.desc())
-        .limit(sets)
+        .limit(bindparam("sets"))
     )
+    return (
+        select(
+            impressions.c.recommendation_set_id,
+            impressions.c.shown_at,
+            impressions.c.model_version_id,
+            impressions.c.rank,
+            impressions.c.movie_id,
+            movies.c.title,
+            impressions.c.predicted_score,
+            user_dislikes.c.reason,
+            user_dislikes.c.feedback_text,
+        )
+        .join(movies, movies.c.movie_id == impressions.c.movie_id)
+        .outerjoin(
+            user_dislikes,
+            and_(
+                user_dislikes.c.recommendation_set_id == impressions.c.recommendation_set_id,
+                user_dislikes.c.movie_id == impressions.c.movie_id,
+                user_dislikes.c.retracted_at.is_(None),
+            ),
+        )
+        .where(impressions.c.recommendation_set_id.in_(set_ids))
+        .order_by(
+            impressions.c.shown_at.desc(), impressions.c.recommendation_set_id.desc(), impressions.c.rank
+        )
+    )
+
+
+_USER_LISTS = _user_lists()  # built once: it costs more than it runs
+
+
+def list_user_lists(system, user_id: int, sets: int = 10) -> pd.DataFrame:
+    """Return a user's latest shown lists, item by item, marking what they disliked and why."""
     with read_connection(system.engine) as conn:
-        rows = conn.execute(
-            select(
-                impressions.c.recommendation_set_id,
-                impressions.c.shown_at,
-                impressions.c.model_version_id,
-                impressions.c.rank,
-                impressions.c.movie_id,
-                movies.c.title,
-                impressions.c.predicted_score,
-                user_dislikes.c.reason,
-                user_dislikes.c.feedback_text,
-            )
-            .join(movies, movies.c.movie_id == impressions.c.movie_id)
-            .outerjoin(
-                user_dislikes,
-                and_(
-                    user_dislikes.c.recommendation_set_id == impressions.c.recommendation_set_id,
-                    user_dislikes.c.movie_id == impressions.c.movie_id,
-                    user_dislikes.c.retracted_at.is_(None),
-                ),
-            )
-            .where(impressions.c.recommendation_set_id.in_(set_ids))
-            .order_by(
-                impressions.c.shown_at.desc(), impressions.c.recommendation_set_id.desc(), impressions.c.rank
-            )
-        ).all()
+        rows = conn.execute(_USER_LISTS, {"user_id": user_id, "sets": int(sets)}).all()
     columns = ["recommendation_set_id", "shown_at", "rank", "movie_id", "title"]
     columns += ["predicted_score", "disliked_reason", "feedback_text", "model_version", "disliked"]
-    df = pd.DataFrame(
-        [(r[0], r[1], *r[3:], version_label(r[2]), r[7] is not None) for r in rows], columns=columns
-    )
-    df["shown_at"] = time_column(df["shown_at"])
-    return df
+    rows = [(r[0], r[1], *r[3:], version_label(r[2]), r[7] is not None) for r in rows]
+    return to_frame(rows, columns, {"shown_at": "time"})
+
+
+_PROFILE_DISLIKES = ["created_at", "dislike_id", "movie_id", "movie_title", "reason", "predicted_score"]
+_PROFILE_DISLIKES += ["feedback_text", "recommendation_set_id", "genres", "cast", "franchise"]
 
 
 def get_user_profile(system, user_id: int) -> dict:
     """Return one user's dislike history, patterns, effective weights and adjustments."""
-    dislikes = pd.DataFrame(
-        system.get_user_dislikes(user_id, limit=500),
-        columns=["created_at", "dislike_id", "movie_id", "movie_title", "reason", "predicted_score"]
-        + ["feedback_text", "recommendation_set_id", "genres", "cast", "franchise"],
-    )
-    dislikes["created_at"] = time_column(dislikes["created_at"])
-    for col in ("genres", "cast"):
-        dislikes[col] = [", ".join(v) if isinstance(v, list) else v for v in dislikes[col]]
-    weights = pd.DataFrame(
-        [
-            {"feature_type": kind, "feature_value": value, "weight": weight}
-            for kind, values in system.get_effective_weights(user_id).items()
-            for value, weight in values.items()
-        ],
-        columns=["feature_type", "feature_value", "weight"],
-    )
+    checked = check_id(user_id, "user_id")
+    ud = user_dislikes.c
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(
+            # What FeedbackSystem.get_user_dislikes returns, the lists as their JSON text:
+            # decoded below in one call rather than one per value.
+            select(*(ud[c] for c in _PROFILE_DISLIKES[:-3]), cast(ud.genres, Text), cast(ud.cast, Text))
+            .add_columns(ud.franchise)
+            .where(ud.user_id == checked, ud.retracted_at.is_(None))
+            .order_by(ud.created_at.desc(), ud.dislike_id.desc())
+            .limit(500)
+        ).all()
+    lists = json.loads("[" + ",".join(f"{r[-3] or 'null'},{r[-2] or 'null'}" for r in rows) + "]")
+    dislikes = [
+        (*r[:-3], ", ".join(list(lists[2 * i] or [])), ", ".join(list(lists[2 * i + 1] or [])), r[-1])
+        for i, r in enumerate(rows)
+    ]
+    weights = [
+        (kind, value, weight)
+        for kind, values in system.get_effective_weights(checked).items()
+        for value, weight in values.items()
+    ]
+    # created_at to the second, as get_user_dislikes formats it; without rows the joined lists
+    # are float columns, as pandas made them when they were assigned to an empty frame.
+    dtypes = {"created_at": "seconds"} | ({} if rows else {"genres": "float64", "cast": "float64"})
     return {
         "user_id": user_id,
-        "patterns": system.get_dislike_pattern_analysis(user_id),
-        "dislikes": dislikes,
-        "weights": weights,
+        "patterns": system.get_dislike_pattern_analysis(checked),
+        "dislikes": to_frame(dislikes, _PROFILE_DISLIKES, dtypes),
+        "weights": to_frame(weights, ["feature_type", "feature_value", "weight"]),
         "adjustments": list_adjustment_inbox(system, status=None, user_id=user_id, limit=500),
     }
 
@@ -354,18 +449,20 @@ def _hops(column, name: str):
     return select(hops.c.value, hops.c.hop).where(hops.c.value.is_not(None))
 
 
+_FACETS = {"actions": audit_log.c.action, "actors": audit_log.c.actor}
+_FACET_HOPS = union_all(  # one round trip for both; built once (it costs more than it runs)
+    *(
+        _hops(column, f"{name}_hops").add_columns(literal(name).label("facet"))
+        for name, column in _FACETS.items()
+    )
+)
+
+
 def list_audit_facets(system) -> dict:
     """Return the distinct actions and actors in the audit log (loose index scans)."""
-    facets = {"actions": audit_log.c.action, "actors": audit_log.c.actor}
-    both = union_all(  # one round trip for both
-        *(
-            _hops(column, f"{name}_hops").add_columns(literal(name).label("facet"))
-            for name, column in facets.items()
-        )
-    )
     with read_connection(system.engine) as conn:
-        rows = sorted(conn.execute(both).all(), key=lambda r: r[1])  # ascending, by hop
-    return {name: [value for value, _, facet in rows if facet == name] for name in facets}
+        rows = sorted(conn.execute(_FACET_HOPS).all(), key=lambda r: r[1])  # ascending, by hop
+    return {name: [value for value, _, facet in rows if facet == name] for name in _FACETS}
 
 
 def list_audit(
@@ -397,12 +494,9 @@ def list_audit(
             .order_by(audit_log.c.at.desc(), audit_log.c.audit_id.desc())
             .limit(limit)
         ).all()
-    details = json.loads("[" + ",".join(r[-1] or "{}" for r in rows) + "]")
+    *fields, texts = zip(*rows, strict=True) if rows else ((),) * (len(columns) + 1)
+    values = dict(zip(columns, fields, strict=True))
+    details = json.loads("[" + ",".join(t or "{}" for t in texts) + "]")
     # One text column keeps the table flat and the CSV readable.
-    records = [
-        (*r[:-1], ", ".join(f"{k}={v}" for k, v in (d or {}).items()))
-        for r, d in zip(rows, details, strict=True)
-    ]
-    df = pd.DataFrame(records, columns=[*columns, "details"])
-    df["at"] = time_column(df["at"])
-    return df
+    values["details"] = [", ".join([f"{k}={v}" for k, v in (d or {}).items()]) for d in details]
+    return frame(values, {"at": "time"})

@@ -12,15 +12,28 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, String, cast, func, inspect, null, or_, select, text, union_all
+from sqlalchemy import (
+    Connection,
+    Select,
+    String,
+    bindparam,
+    cast,
+    func,
+    inspect,
+    null,
+    or_,
+    select,
+    text,
+    union_all,
+)
 
 from feedback_core.analytics import active_version_summary
 from feedback_core.db import head_revision, read_connection
+from feedback_core.frames import as_date, to_frame
 from feedback_core.recording import count_pending_examples
 from feedback_core.schema import (
     audit_log,
@@ -34,7 +47,8 @@ from feedback_core.schema import (
     retrain_jobs,
 )
 from feedback_core.stats import rate_with_interval, two_proportion_test
-from feedback_core.versions import online_rates
+from feedback_core.validation import check_limit
+from feedback_core.versions import select_with_online_rates
 
 OFFLINE_METRICS = ("auc", "log_loss", "accuracy", "precision_at_10", "dislike_top10_share")
 ACTIVATION_ACTIONS = ("model.activated", "model.rollback")  # written by versions.activate
@@ -80,43 +94,10 @@ def version_condition(column, versions: Sequence[int]):
     return or_(*clauses)
 
 
-def _as_date(value: Any) -> date | None:
-    if isinstance(value, datetime):
-        return value.date()
-    if value is None or isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
-
-
 def _rate_row(events: int, trials: int, min_trials: int) -> tuple:
     """Return (rate, ci_low, ci_high, enough) of one row."""
     rate = rate_with_interval(events, trials)
     return rate.rate, rate.low, rate.high, trials >= min_trials
-
-
-def to_frame(rows, columns: Sequence[str]) -> pd.DataFrame:
-    """Return query rows as a DataFrame with these columns (also when there are none)."""
-    return pd.DataFrame([tuple(r) for r in rows], columns=list(columns))
-
-
-def day_column(days: Sequence) -> np.ndarray:
-    """Return dates (or ISO date strings) as a datetime64 column.
-
-    A DataFrame is built once from plain rows: at the dashboard's sizes the per-call cost of
-    pandas operations (astype, merge, to_datetime's format guessing), not the database, is
-    what a page's data functions spend, so each function computes in Python and converts once.
-    """
-    return np.array([_as_date(d) for d in days], dtype="datetime64[D]").astype("datetime64[us]")
-
-
-def time_column(values: Sequence) -> pd.Series | pd.DatetimeIndex:
-    """Return timestamps (datetimes, ISO strings or None) as a datetime64 column."""
-    if isinstance(values, (pd.Series, pd.Index)) and pd.api.types.is_datetime64_any_dtype(values):
-        return values  # pandas already read the datetimes as such
-    values = list(values)
-    if any(isinstance(v, str) for v in values):  # SQLite's aggregates, format_ts
-        return pd.to_datetime(values, format="ISO8601")
-    return pd.DatetimeIndex(values)
 
 
 def rate_fields(events: int, trials: int, min_trials: int) -> dict:
@@ -155,27 +136,33 @@ def get_database_state(system) -> dict:
     return {**state, "status": "ready" if has_data else "empty"}
 
 
-def get_data_bounds(system) -> dict:
-    """Return the first and last day with impressions or dislikes (None when there are none)."""
-    ends = [
+# The first and last day of each daily table, in one statement.
+_BOUNDS = select(
+    *(
         select(edge(table.c.day)).scalar_subquery()
         for table in (daily_impressions, daily_dislikes)
         for edge in (func.min, func.max)
-    ]
+    )
+)
+
+
+def get_data_bounds(system) -> dict:
+    """Return the first and last day with impressions or dislikes (None when there are none)."""
     with read_connection(system.engine) as conn:
-        row = conn.execute(select(*ends)).one()
-    days = [d for d in map(_as_date, row) if d is not None]
+        row = conn.execute(_BOUNDS).one()
+    days = [d for d in map(as_date, row) if d is not None]
     return {"first_day": min(days) if days else None, "last_day": max(days) if days else None}
+
+
+_FILTER_VERSIONS = select(model_versions.c.version_id, model_versions.c.status).order_by(
+    model_versions.c.version_id.desc()
+)
 
 
 def list_filter_versions(system) -> pd.DataFrame:
     """Return the model versions to filter by (version_id, status), newest first."""
     with read_connection(system.engine) as conn:
-        rows = conn.execute(
-            select(model_versions.c.version_id, model_versions.c.status).order_by(
-                model_versions.c.version_id.desc()
-            )
-        ).all()
+        rows = conn.execute(_FILTER_VERSIONS).all()
     return to_frame(rows, ["version_id", "status"])
 
 
@@ -206,8 +193,8 @@ def _window_totals(
         .group_by(daily_impressions.c.day),
     )
     sums = [{"shown": 0, 0: [0, 0.0], 1: [0, 0.0]} for _ in windows]
-    for day, attributed, n, score_sum in conn.execute(per_day):
-        day = _as_date(day)
+    for day, attributed, n, score_sum in conn.execute(per_day).all():
+        day = as_date(day)
         window = next((i for i, (s, e) in enumerate(windows) if s <= day <= e), None)
         if window is None:
             continue
@@ -279,54 +266,43 @@ def list_daily_rates(system, start: date, end: date, versions=(), reasons=()) ->
         .group_by(daily_dislikes.c.day, daily_dislikes.c.model_version_id),
     )
     with read_connection(system.engine) as conn:
-        for day, version, shown, disliked in conn.execute(both):
-            row = counts.setdefault((_as_date(day), int(version)), [0, 0])
+        for day, version, shown, disliked in conn.execute(both).all():
+            row = counts.setdefault((as_date(day), int(version)), [0, 0])
             if disliked is None:
                 row[0] += int(shown or 0)
             else:
                 row[1] += int(disliked or 0)
     min_trials = system.settings.min_impressions_for_rate
-    keys = sorted(counts)
     rows = []
-    for key in keys:
-        shown, disliked = counts[key]
-        version = key[1]
+    for (day, version), (shown, disliked) in sorted(counts.items()):
         rows.append(
-            (version, shown, disliked, version_label(version), *_rate_row(disliked, shown, min_trials))
+            (day, version, shown, disliked, version_label(version), *_rate_row(disliked, shown, min_trials))
         )
-    columns = [
-        "model_version_id",
-        "impressions",
-        "dislikes",
-        "version",
-        "rate",
-        "ci_low",
-        "ci_high",
-        "enough",
-    ]
-    df = pd.DataFrame(rows, columns=columns)
-    df.insert(0, "day", day_column([day for day, _ in keys]))
-    return df.astype({"model_version_id": "int64", "impressions": "int64", "dislikes": "int64"})
+    columns = ["day", "model_version_id", "impressions", "dislikes", "version"]
+    columns += ["rate", "ci_low", "ci_high", "enough"]
+    dtypes = {"day": "day", "model_version_id": "int64", "impressions": "int64", "dislikes": "int64"}
+    return to_frame(rows, columns, dtypes)
+
+
+_ACTIVATIONS = union_all(  # one round trip; the registry's ids as text, like the audit log's
+    select(audit_log.c.entity_id, audit_log.c.at).where(
+        audit_log.c.entity_type == "model_version",
+        audit_log.c.outcome == "ok",
+        audit_log.c.action.in_(ACTIVATION_ACTIONS),
+    ),
+    select(cast(model_versions.c.version_id, String), model_versions.c.activated_at).where(
+        model_versions.c.activated_at.is_not(None)
+    ),
+)
 
 
 def list_version_activations(system) -> pd.DataFrame:
     """Return when each model version was activated (from the audit log and the registry)."""
-    both = union_all(  # one round trip; the registry's ids as text, like the audit log's
-        select(audit_log.c.entity_id, audit_log.c.at).where(
-            audit_log.c.entity_type == "model_version",
-            audit_log.c.outcome == "ok",
-            audit_log.c.action.in_(ACTIVATION_ACTIONS),
-        ),
-        select(cast(model_versions.c.version_id, String), model_versions.c.activated_at).where(
-            model_versions.c.activated_at.is_not(None)
-        ),
-    )
     with read_connection(system.engine) as conn:
-        found = conn.execute(both).all()
+        found = conn.execute(_ACTIVATIONS).all()
     rows = {(int(v), pd.Timestamp(at).floor("s")) for v, at in found if str(v).isdigit()}
-    df = pd.DataFrame(sorted(rows, key=lambda r: r[1]), columns=["model_version_id", "activated_at"])
-    df["version"] = df["model_version_id"].map(version_label)
-    return df
+    rows = [(v, at, version_label(v)) for v, at in sorted(rows, key=lambda r: r[1])]
+    return to_frame(rows, ["model_version_id", "activated_at", "version"])
 
 
 def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_days: int = 7) -> dict:
@@ -336,7 +312,7 @@ def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_da
         where = [daily_impressions.c.day <= end]
         if versions:
             where.append(daily_impressions.c.model_version_id.in_(versions))
-        latest = _as_date(conn.execute(select(func.max(daily_impressions.c.day)).where(*where)).scalar())
+        latest = as_date(conn.execute(select(func.max(daily_impressions.c.day)).where(*where)).scalar())
         if latest is None:
             return {"status": "no_data", "latest_day": None}
         base_start, base_end = latest - timedelta(days=baseline_days), latest - timedelta(days=1)
@@ -385,8 +361,10 @@ def list_reason_counts(system, start: date, end: date, versions=(), reasons=()) 
     counted.sort(key=lambda r: (-r[1], r[0]))  # most dislikes first
     total = sum(n for _, n, _ in counted)
     records = [(reason, n, n / total, score_sum / n) for reason, n, score_sum in counted]
-    df = pd.DataFrame(records, columns=["reason", "dislikes", "share", "mean_predicted_score"])
-    return df.astype({"dislikes": "int64", "share": "float64", "mean_predicted_score": "float64"})
+    columns = ["reason", "dislikes", "share", "mean_predicted_score"]
+    return to_frame(
+        records, columns, {"dislikes": "int64", "share": "float64", "mean_predicted_score": "float64"}
+    )
 
 
 def list_reason_trend(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:
@@ -399,9 +377,7 @@ def list_reason_trend(system, start: date, end: date, versions=(), reasons=()) -
             .order_by(daily_dislikes.c.day, daily_dislikes.c.reason)
         ).all()
     rows = [(day, reason, int(n)) for day, reason, n in rows if n and int(n) > 0]
-    df = pd.DataFrame([(reason, n) for _, reason, n in rows], columns=["reason", "dislikes"])
-    df.insert(0, "day", day_column([day for day, _, _ in rows]))
-    return df.astype({"dislikes": "int64"})
+    return to_frame(rows, ["day", "reason", "dislikes"], {"day": "day", "dislikes": "int64"})
 
 
 def list_reason_genre(system, start: date, end: date, reasons=(), top_genres: int = 15) -> pd.DataFrame:
@@ -426,8 +402,7 @@ def list_reason_genre(system, start: date, end: date, reasons=(), top_genres: in
         per_genre[genre] = per_genre.get(genre, 0) + n
     top = set(sorted(per_genre, key=lambda g: (-per_genre[g], g))[:top_genres])
     kept = sorted((genre, reason, n) for reason, genre, n in rows if genre in top)
-    df = pd.DataFrame([(r, g, n) for g, r, n in kept], columns=["reason", "genre", "dislikes"])
-    return df.astype({"dislikes": "int64"})
+    return to_frame([(r, g, n) for g, r, n in kept], ["reason", "genre", "dislikes"], {"dislikes": "int64"})
 
 
 # ---------------------------------------------------------------- prediction errors
@@ -454,10 +429,8 @@ def list_score_histogram(system, start: date, end: date, versions=()) -> pd.Data
         per_version[version] = per_version.get(version, 0) + n
     records = [(v, b, n, b / 10, (b + 1) / 10, n / per_version[v], version_label(v)) for v, b, n in rows]
     columns = ["model_version_id", "bucket", "dislikes", "bucket_start", "bucket_end", "share", "version"]
-    df = pd.DataFrame(records, columns=columns)
-    return df.astype(
-        {"model_version_id": "int64", "bucket": "int64", "dislikes": "int64", "share": "float64"}
-    )
+    dtypes = {"model_version_id": "int64", "bucket": "int64", "dislikes": "int64", "share": "float64"}
+    return to_frame(records, columns, dtypes)
 
 
 def list_error_by_version(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:
@@ -477,36 +450,47 @@ def list_error_by_version(system, start: date, end: date, versions=(), reasons=(
         for v, n, score_sum in rows
         if n and int(n) > 0
     )
-    df = pd.DataFrame(records, columns=["model_version_id", "dislikes", "mean_prediction_error", "version"])
-    return df.astype({"model_version_id": "int64", "dislikes": "int64", "mean_prediction_error": "float64"})
+    columns = ["model_version_id", "dislikes", "mean_prediction_error", "version"]
+    dtypes = {"model_version_id": "int64", "dislikes": "int64", "mean_prediction_error": "float64"}
+    return to_frame(records, columns, dtypes)
 
 
-def list_confident_mistakes(system, limit: int = 15) -> pd.DataFrame:
-    """Return the films with the most high-score dislikes (all time)."""
-    columns = ["movie_id", "title", "dislikes", "high_score_dislikes", "score_sum", "last_disliked_at"]
+def _confident_mistakes() -> Select:
     stats = movie_dislike_stats
     order = (stats.c.high_score_dislikes.desc(), stats.c.dislikes.desc(), stats.c.movie_id)
     # The top films first, then their titles: joining the whole catalogue before the top-N
     # sort cost PostgreSQL several times more.
-    top = select(stats).where(stats.c.high_score_dislikes > 0).order_by(*order).limit(limit).subquery()
+    top = (
+        select(stats)
+        .where(stats.c.high_score_dislikes > 0)
+        .order_by(*order)
+        .limit(bindparam("limit"))
+        .subquery()
+    )
+    return (
+        select(
+            top.c.movie_id,
+            movies.c.title,
+            top.c.dislikes,
+            top.c.high_score_dislikes,
+            top.c.score_sum,
+            top.c.last_disliked_at,
+        )
+        .join(movies, movies.c.movie_id == top.c.movie_id)
+        .order_by(top.c.high_score_dislikes.desc(), top.c.dislikes.desc(), top.c.movie_id)
+    )
+
+
+_CONFIDENT_MISTAKES = _confident_mistakes()  # built once: it costs more than it runs
+
+
+def list_confident_mistakes(system, limit: int = 15) -> pd.DataFrame:
+    """Return the films with the most high-score dislikes (all time)."""
     with read_connection(system.engine) as conn:
-        rows = conn.execute(
-            select(
-                top.c.movie_id,
-                movies.c.title,
-                top.c.dislikes,
-                top.c.high_score_dislikes,
-                top.c.score_sum,
-                top.c.last_disliked_at,
-            )
-            .join(movies, movies.c.movie_id == top.c.movie_id)
-            .order_by(top.c.high_score_dislikes.desc(), top.c.dislikes.desc(), top.c.movie_id)
-        ).all()
+        rows = conn.execute(_CONFIDENT_MISTAKES, {"limit": int(limit)}).all()
     records = [(m, title, n, high, last, score_sum / n) for m, title, n, high, score_sum, last in rows]
-    columns = [c for c in columns if c != "score_sum"] + ["mean_predicted_score"]
-    df = pd.DataFrame(records, columns=columns)
-    df["last_disliked_at"] = time_column(df["last_disliked_at"])
-    return df
+    columns = ["movie_id", "title", "dislikes", "high_score_dislikes", "last_disliked_at"]
+    return to_frame(records, [*columns, "mean_predicted_score"], {"last_disliked_at": "time"})
 
 
 # ---------------------------------------------------------------- model versions
@@ -514,34 +498,37 @@ def list_confident_mistakes(system, limit: int = 15) -> pd.DataFrame:
 
 def list_versions(system) -> pd.DataFrame:
     """Return the registry: each version's metadata, offline metrics and all-time online rate."""
-    registry = system.list_model_versions()
-    with read_connection(system.engine) as conn:
-        online = online_rates(conn, [v["version_id"] for v in registry]) if registry else {}
-    records = [
-        {
-            "version_id": v["version_id"],
-            "version": version_label(v["version_id"]),
-            "status": v["status"],
-            "trigger": v["trigger"],
-            "parent": version_label(v["parent_id"]) if v["parent_id"] else "",
-            "created_at": v["created_at"],
-            "created_by": v["created_by"],
-            "activated_at": v["activated_at"],
-            **{m: v["metrics"].get(m) for m in OFFLINE_METRICS},
-            "dislikes": online[v["version_id"]][0],
-            "impressions": online[v["version_id"]][1],
-        }
-        for v in registry
-    ]
-    columns = ["version_id", "version", "status", "trigger", "parent", "created_at", "created_by"]
-    columns += ["activated_at", *OFFLINE_METRICS, "dislikes", "impressions"]
+    mv = model_versions.c
+    columns = (mv.version_id, mv.status, mv.trigger, mv.parent_id, mv.created_at, mv.created_by)
+    columns += (mv.activated_at, mv.metrics)
+    with read_connection(system.engine) as conn:  # the registry and its counts in one statement
+        rows = conn.execute(select_with_online_rates(columns=columns)).all()
     min_trials = system.settings.min_impressions_for_rate
-    rates = [_rate_row(r["dislikes"], r["impressions"], min_trials) for r in records]
-    columns += ["rate", "ci_low", "ci_high", "enough"]
-    df = pd.DataFrame([(*r.values(), *rate) for r, rate in zip(records, rates, strict=True)], columns=columns)
-    for col in ("created_at", "activated_at"):
-        df[col] = time_column(df[col])
-    return df
+    records = []
+    for version_id, status, trigger, parent, created_at, created_by, activated_at, metrics, x, n in rows:
+        metrics = metrics or {}
+        x, n = int(x or 0), int(n or 0)
+        records.append(
+            (
+                version_id,
+                version_label(version_id),
+                status,
+                trigger,
+                version_label(parent) if parent else "",
+                created_at,
+                created_by,
+                activated_at,
+                *(metrics.get(m) for m in OFFLINE_METRICS),
+                x,
+                n,
+                *_rate_row(x, n, min_trials),
+            )
+        )
+    names = ["version_id", "version", "status", "trigger", "parent", "created_at", "created_by"]
+    names += ["activated_at", *OFFLINE_METRICS, "dislikes", "impressions", "rate", "ci_low", "ci_high"]
+    names += ["enough"]
+    # Shown to the second, as the registry's own reads format them.
+    return to_frame(records, names, {"created_at": "seconds", "activated_at": "seconds"})
 
 
 def compare_versions(system, a: int, b: int) -> dict:
@@ -601,53 +588,76 @@ def get_retrain_status(system) -> dict:
     """
     with read_connection(system.engine) as conn:
         pending = count_pending_examples(conn, cap=PENDING_CAP)
-        job, candidate_id = conn.execute(
-            select(
-                select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1).scalar_subquery(),
-                select(func.max(model_versions.c.version_id))
-                .where(model_versions.c.status == "candidate")
-                .scalar_subquery(),
-            )
-        ).one()
-    active = system.get_active_model_version()
-    candidate = system.get_model_version(candidate_id) if candidate_id else None
+        rows = conn.execute(_RETRAIN_STATE).all()
+    job, candidate_id = rows[0].job_id, rows[0].candidate_id
+    active = candidate = None  # their metrics
+    active_id = None
+    for row in rows:
+        if row.active_slot == 1:
+            active_id, active = row.version_id, row.metrics or {}
+        if candidate_id is not None and row.version_id == candidate_id:
+            candidate = row.metrics or {}
     baseline = None
     if candidate is not None:
-        baseline = candidate["metrics"].get("active_on_same_holdout") or (active or {}).get("metrics")
-    comparison = pd.DataFrame(
+        baseline = candidate.get("active_on_same_holdout") or active
+    comparison = to_frame(
         [
-            {
-                "metric": m,
-                "active": (baseline or {}).get(m),
-                "candidate": candidate["metrics"].get(m) if candidate else None,
-            }
+            (m, (baseline or {}).get(m), candidate.get(m) if candidate is not None else None)
             for m in OFFLINE_METRICS
         ],
-        columns=["metric", "active", "candidate"],
+        ["metric", "active", "candidate"],
     )
     comparison["difference"] = pd.to_numeric(comparison["candidate"]) - pd.to_numeric(comparison["active"])
-    promotion = (candidate or {}).get("metrics", {}).get("promotion") or {}
+    promotion = (candidate or {}).get("promotion") or {}
     return {
         "untrained_examples": pending,
         "untrained_capped": pending >= PENDING_CAP,
         "retrain_threshold": system.settings.FEEDBACK_ACCUMULATION_THRESHOLD,
         "job": system.get_retrain_job(job) if job else None,
-        "active_version_id": active["version_id"] if active else None,
+        "active_version_id": active_id,
         "candidate_version_id": candidate_id,
         "candidate_note": promotion.get("reason"),
         "comparison": comparison,
     }
 
 
+def _retrain_state() -> Select:
+    """Select the job under way and the newest candidate's id, each row with the metrics of the
+    active version or of that candidate (one row without either): one statement."""
+    mv = model_versions.c
+    ids = select(
+        select(retrain_jobs.c.job_id)
+        .where(retrain_jobs.c.active_slot == 1)
+        .scalar_subquery()
+        .label("job_id"),
+        select(func.max(mv.version_id))
+        .where(mv.status == "candidate")
+        .scalar_subquery()
+        .label("candidate_id"),
+    ).subquery()
+    return select(ids.c.job_id, ids.c.candidate_id, mv.version_id, mv.active_slot, mv.metrics).select_from(
+        ids.outerjoin(model_versions, or_(mv.active_slot == 1, mv.version_id == ids.c.candidate_id))
+    )
+
+
+_RETRAIN_STATE = _retrain_state()
+
+
 def list_job_history(system, limit: int = 50) -> pd.DataFrame:
     """Return the latest retrain jobs, newest first."""
     columns = ["job_id", "status", "trigger", "requested_by", "created_at", "started_at", "finished_at"]
     columns += ["stage", "progress", "examples_claimed", "error"]
-    jobs = system.list_retrain_jobs(limit)
-    df = pd.DataFrame([[j[c] for c in columns] for j in jobs], columns=columns)
-    for col in ("created_at", "started_at", "finished_at"):
-        df[col] = time_column(df[col])
-    df["result_version"] = [
-        version_label(j["result_version_id"]) if j["result_version_id"] else "" for j in jobs
-    ]
-    return df
+    limit = check_limit(limit)  # as FeedbackSystem.list_retrain_jobs checks it
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(
+            select(*(retrain_jobs.c[c] for c in columns), retrain_jobs.c.result_version_id)
+            .order_by(retrain_jobs.c.job_id.desc())
+            .limit(limit)
+        ).all()
+    jobs = [(*r[:-1], version_label(r[-1]) if r[-1] else "") for r in rows]
+    # Times to the second, as the jobs' own reads format them; without rows the labels are a
+    # float column, as pandas made it when the list was assigned to an empty frame.
+    dtypes = {"created_at": "seconds", "started_at": "seconds", "finished_at": "seconds"}
+    return to_frame(
+        jobs, [*columns, "result_version"], dtypes | ({} if jobs else {"result_version": "float64"})
+    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, Select, bindparam, func, insert, select, text, update
 
 from feedback_core import stats
 from feedback_core.db import format_ts, read_connection, write_transaction
@@ -128,23 +129,44 @@ def activate(conn: Connection, version_id: int, actor: str, at, reason: str) -> 
     return {"version_id": version_id, "previous_version_id": previous, "changed": True}
 
 
-def online_rates(conn: Connection, version_ids: list[int]) -> dict[int, tuple[int, int]]:
-    """Return ``{version: (dislikes on its impressions, its impressions)}`` from the aggregates."""
-    shown = dict(
-        conn.execute(
-            select(daily_impressions.c.model_version_id, func.sum(daily_impressions.c.impressions))
-            .where(daily_impressions.c.model_version_id.in_(version_ids))
-            .group_by(daily_impressions.c.model_version_id)
-        ).all()
+@functools.cache
+def select_with_online_rates(by_id: bool = False, columns: tuple = ()) -> Select:
+    """Select model versions (those in the bound list ``version_ids`` when ``by_id``, else all;
+    newest first; ``columns``, else every column) with each one's all-time online counts as two
+    more columns: ``online_dislikes`` (attributed dislikes) and ``online_impressions``, summed
+    from the daily aggregates.
+
+    One statement for what a page shows of the registry (built once per shape); a version
+    without counts has 0.
+    """
+    shown = select(
+        daily_impressions.c.model_version_id.label("version_id"),
+        func.sum(daily_impressions.c.impressions).label("n"),
+    ).group_by(daily_impressions.c.model_version_id)
+    disliked = (
+        select(
+            daily_dislikes.c.model_version_id.label("version_id"),
+            func.sum(daily_dislikes.c.dislikes).label("n"),
+        )
+        .where(daily_dislikes.c.attributed == 1)
+        .group_by(daily_dislikes.c.model_version_id)
     )
-    disliked = dict(
-        conn.execute(
-            select(daily_dislikes.c.model_version_id, func.sum(daily_dislikes.c.dislikes))
-            .where(daily_dislikes.c.model_version_id.in_(version_ids), daily_dislikes.c.attributed == 1)
-            .group_by(daily_dislikes.c.model_version_id)
-        ).all()
+    query = select(*columns) if columns else select(model_versions)
+    if by_id:
+        wanted = bindparam("version_ids", expanding=True)
+        query = query.where(model_versions.c.version_id.in_(wanted))
+        shown = shown.where(daily_impressions.c.model_version_id.in_(wanted))
+        disliked = disliked.where(daily_dislikes.c.model_version_id.in_(wanted))
+    shown, disliked = shown.subquery("shown"), disliked.subquery("disliked")
+    return (
+        query.add_columns(
+            func.coalesce(disliked.c.n, 0).label("online_dislikes"),
+            func.coalesce(shown.c.n, 0).label("online_impressions"),
+        )
+        .outerjoin(shown, shown.c.version_id == model_versions.c.version_id)
+        .outerjoin(disliked, disliked.c.version_id == model_versions.c.version_id)
+        .order_by(model_versions.c.version_id.desc())
     )
-    return {v: (int(disliked.get(v) or 0), int(shown.get(v) or 0)) for v in version_ids}
 
 
 class Versions:
@@ -185,10 +207,14 @@ class Versions:
         """Compare two versions: offline metrics, online dislike rates, the test and a verdict."""
         a = check_id(a, "a")
         b = check_id(b, "b")
-        va, vb = self.get_model_version(a), self.get_model_version(b)
-        with read_connection(self.engine) as conn:
-            online = online_rates(conn, [a, b])
-        (xa, na), (xb, nb) = online[a], online[b]
+        with read_connection(self.engine) as conn:  # both versions and their counts at once
+            found = conn.execute(select_with_online_rates(by_id=True), {"version_ids": [a, b]}).all()
+        rows = {r.version_id: r for r in found}
+        for version_id in (a, b):
+            if version_id not in rows:
+                raise NotFoundError(f"model version {version_id} not found", "version_id")
+        va, vb = version_dict(rows[a]), version_dict(rows[b])
+        (xa, na), (xb, nb) = ((int(rows[v].online_dislikes), int(rows[v].online_impressions)) for v in (a, b))
         test = stats.two_proportion_test(xa, na, xb, nb)
         ra, rb = stats.rate_with_interval(xa, na), stats.rate_with_interval(xb, nb)
         min_n = self.settings.min_impressions_for_rate

@@ -144,6 +144,21 @@ def test_pattern_analysis_keeps_the_top_five(system):
     assert top == [{"name": "G", "count": 2}] + [{"name": n, "count": 1} for n in "ABCD"]
 
 
+def test_pattern_analysis_recent_trend_leaves_out_retracted_and_other_users_dislikes(system, clock):
+    """Patterns and the 30-day trend come from one statement; each keeps its own conditions."""
+    kept = system.save_dislike(1, 1, "A", reason="wrong_genre", genres=["Horror"], predicted_score=0.8)
+    gone = system.save_dislike(1, 2, "B", reason="wrong_genre", genres=["Horror"], predicted_score=0.2)
+    system.save_dislike(2, 3, "C", reason="other", genres=["Horror"], predicted_score=0.1)
+    system.retract_dislike(gone, 1)
+    clock.advance(days=29)  # both still inside the trend's 30 days
+    analysis = system.get_dislike_pattern_analysis(1)
+    assert analysis["recent_trend"] == {"days": 30, "total_dislikes": 1, "avg_predicted_score": 0.8}
+    assert analysis["total_dislikes"] == 1 and analysis["top_genres"] == [{"name": "Horror", "count": 1}]
+    assert kept != gone
+    clock.advance(days=2)
+    assert system.get_dislike_pattern_analysis(1)["recent_trend"]["total_dislikes"] == 0
+
+
 # ---------------------------------------------------------------- system metrics
 
 

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from conftest import BACKENDS, PG_URL, Clock, _fresh_pg
 from dashboard_data import build_sample
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
-from feedback_core import FeedbackSystem, Settings, lookups, queries
-from feedback_core.db import make_engine, upgrade_database, write_transaction
+from feedback_core import FeedbackSystem, NotFoundError, Settings, frames, lookups, queries
+from feedback_core.db import format_ts, make_engine, upgrade_database, write_transaction
 from feedback_core.schema import (
     audit_log,
     impressions,
@@ -493,3 +493,174 @@ def test_version_activations_come_from_the_registry_and_the_audit_log(sample):
     # only the latest: what is left is the audited rollback and re-activation.
     assert list(after["model_version_id"]) == [1, 2]
     assert list(after["activated_at"]) == [pd.Timestamp(SAMPLE_END + timedelta(hours=h)) for h in (1, 2)]
+
+
+# ---------------------------------------------------------------- merged reads agree with the system's
+
+
+def test_user_profile_frames_are_the_systems_reads(sample):
+    system, _ = sample
+    for user in (1, 2, 424242):  # the last one has nothing at all
+        profile = lookups.get_user_profile(system, user)
+        # What the page built from FeedbackSystem's own reads before they were merged.
+        dislikes = pd.DataFrame(
+            system.get_user_dislikes(user, limit=500),
+            columns=["created_at", "dislike_id", "movie_id", "movie_title", "reason", "predicted_score"]
+            + ["feedback_text", "recommendation_set_id", "genres", "cast", "franchise"],
+        )
+        dislikes["created_at"] = frames.time_column(dislikes["created_at"])
+        for col in ("genres", "cast"):
+            dislikes[col] = [", ".join(v) if isinstance(v, list) else v for v in dislikes[col]]
+        pd.testing.assert_frame_equal(profile["dislikes"], dislikes, check_exact=True)
+        weights = pd.DataFrame(
+            [
+                {"feature_type": kind, "feature_value": value, "weight": weight}
+                for kind, values in system.get_effective_weights(user).items()
+                for value, weight in values.items()
+            ],
+            columns=["feature_type", "feature_value", "weight"],
+        )
+        pd.testing.assert_frame_equal(profile["weights"], weights, check_exact=True)
+        assert profile["patterns"] == system.get_dislike_pattern_analysis(user)
+        assert list(profile["adjustments"]["adjustment_id"]) == [
+            a["adjustment_id"] for a in system.list_adjustments(status=None, user_id=user, limit=500)
+        ]
+
+
+def test_preview_counts_lists_weights_and_evidence_as_the_system_does(sample):
+    system, _ = sample
+    inbox = lookups.list_adjustment_inbox(system, status=None, limit=500)
+    # One adjustment per feature type, of users with liked films among the evidence.
+    picked = inbox.drop_duplicates("feature_type").head(3)
+    assert len(picked) >= 2
+    for row in picked.itertuples():
+        user, key = int(row.user_id), (row.feature_type, row.feature_value)
+        for lists in (5, 2):
+            preview = lookups.preview_adjustment(system, int(row.adjustment_id), lists=lists)
+            with system.engine.connect() as conn:
+                sets = conn.execute(
+                    select(func.count()).where(recommendation_sets.c.user_id == user)
+                ).scalar_one()
+            assert preview["lists"] == min(lists, sets)
+        evidence = system.get_feature_evidence(user).get(key, {})
+        assert preview["evidence_dislikes"] == evidence.get("dislikes", 0)
+        assert preview["evidence_likes"] == evidence.get("likes", 0)
+        assert preview["last_disliked_at"] == evidence.get("last_disliked_at")
+        current = system.get_effective_weights(user).get(key[0], {}).get(key[1], 1.0)
+        assert preview["weight_before"] == pytest.approx(current)
+    assert any(
+        lookups.preview_adjustment(system, int(r.adjustment_id))["evidence_likes"] for r in inbox.itertuples()
+    )
+    # Once applied, the feature's weight before the preview is the user's effective weight.
+    row = lookups.list_adjustment_inbox(system, user_id=9, limit=1).iloc[0]
+    system.approve_adjustment(int(row.adjustment_id), "approver@test")
+    weight = system.get_effective_weights(9)[row.feature_type][row.feature_value]
+    assert weight != 1.0
+    assert lookups.preview_adjustment(system, int(row.adjustment_id))["weight_before"] == pytest.approx(
+        weight
+    )
+
+
+def test_preview_of_a_user_without_lists(sample):
+    system, _ = sample
+    user = 6100  # nobody else's
+    system.record_dislike(
+        created_at=SAMPLE_END,
+        user_id=user,
+        movie_id=4,
+        movie_title="",
+        predicted_score=0.6,
+        reason="wrong_genre",
+    )
+    adjustment = lookups.list_adjustment_inbox(system, status=None, user_id=user, limit=1)
+    assert len(adjustment) == 1
+    preview = lookups.preview_adjustment(system, int(adjustment["adjustment_id"].iloc[0]))
+    assert (preview["lists"], preview["candidates"]) == (0, 0)
+    for part in ("before", "after", "leaving", "entering"):
+        frame = preview[part]
+        assert frame.empty and list(frame.columns) == ["movie_id", "title", "score", "has_feature", "rank"]
+        assert frame["rank"].dtype == "int64"
+
+
+def _rerank_with_iloc(candidates, shift, k):
+    """The re-ranking as it was written with DataFrame steps: the reference for its types."""
+    ids = candidates["movie_id"].tolist()
+
+    def shifted(p):
+        p = min(max(p, 1e-9), 1 - 1e-9)
+        return 1 / (1 + math.exp(-(math.log(p / (1 - p)) + shift)))
+
+    def top(scores):
+        best = sorted(range(len(ids)), key=lambda i: (-scores[i], ids[i]))[:k]
+        ranked = candidates.iloc[best].reset_index(drop=True)
+        return ranked.assign(score=[scores[i] for i in best], rank=range(1, len(best) + 1))
+
+    before = candidates["score"].tolist()
+    after = [shifted(p) if has else p for p, has in zip(before, candidates["has_feature"].tolist())]
+    return top(before), top(after)
+
+
+@pytest.mark.parametrize("rows", [pytest.param(14, id="fourteen"), pytest.param(0, id="none")])
+@pytest.mark.parametrize("shift", [0.0, -3.0])
+def test_rerank_keeps_the_candidates_column_types(rows, shift):
+    candidates = pd.DataFrame(
+        {
+            "movie_id": list(range(1, rows + 1)),
+            "title": [f"F{i}" for i in range(1, rows + 1)],
+            "score": [0.9 - i * 0.05 for i in range(rows)],
+            "has_feature": [i % 3 == 0 for i in range(rows)],
+        },
+        columns=["movie_id", "title", "score", "has_feature"],
+    )
+    for ranked, expected in zip(
+        lookups.rerank(candidates, shift, k=10), _rerank_with_iloc(candidates, shift, 10)
+    ):
+        pd.testing.assert_frame_equal(ranked, expected, check_exact=True)
+
+
+@pytest.mark.parametrize("a,b,missing", [(1, 99999, 99999), (99999, 1, 99999), (99998, 99999, 99998)])
+def test_comparing_a_missing_version_names_the_first_missing(sample, a, b, missing):
+    system, _ = sample
+    with pytest.raises(NotFoundError, match=f"model version {missing} not found"):
+        system.compare_model_versions(a, b)
+
+
+def test_compare_a_version_with_itself(sample):
+    system, _ = sample
+    same = system.compare_model_versions(2, 2)
+    assert same["a"]["online"] == same["b"]["online"] and same["difference"]["rate"] == 0
+    assert {k: v for k, v in same["a"].items() if k != "online"} == system.get_model_version(2)
+
+
+def test_retrain_status_and_job_history_are_the_registrys_and_the_jobs(sample):
+    system, _ = sample
+    status = queries.get_retrain_status(system)
+    active, candidate = (
+        system.get_active_model_version(),
+        system.get_model_version(status["candidate_version_id"]),
+    )
+    assert status["active_version_id"] == active["version_id"]
+    baseline = candidate["metrics"].get("active_on_same_holdout") or active["metrics"]
+    for row in status["comparison"].itertuples():
+        assert (row.active, row.candidate) == (baseline.get(row.metric), candidate["metrics"].get(row.metric))
+    assert status["candidate_note"] == candidate["metrics"]["promotion"]["reason"]
+    history = queries.list_job_history(system)
+    jobs = system.list_retrain_jobs(50)
+    assert list(history["job_id"]) == [j["job_id"] for j in jobs]
+    assert [format_ts(t) for t in history["created_at"]] == [j["created_at"] for j in jobs]
+    assert list(history["result_version"]) == [
+        f"v{j['result_version_id']}" if j["result_version_id"] else "" for j in jobs
+    ]
+
+
+def test_limits_may_be_numpy_integers(sample):
+    """Limits are bound as parameters of prebuilt statements: a numpy integer (a widget's or a
+    frame's value) is taken like an int, as a literal LIMIT took it."""
+    import numpy as np
+
+    system, _ = sample
+    assert len(lookups.list_adjustment_inbox(system, limit=np.int64(3))) == 3
+    assert len(queries.list_confident_mistakes(system, limit=np.int64(2))) == 2
+    assert lookups.list_user_lists(system, 1, sets=np.int64(2))["recommendation_set_id"].nunique() == 2
+    adjustment = int(lookups.list_adjustment_inbox(system, limit=1)["adjustment_id"].iloc[0])
+    assert lookups.preview_adjustment(system, adjustment, lists=np.int64(2))["lists"] == 2

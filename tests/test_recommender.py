@@ -212,3 +212,74 @@ def test_a_dislike_alone_lowers_films_sharing_its_genre(system):
     after = scores(system, 50, HORROR[1:] + COMEDY)
     assert all(after[m] < before[m] for m in HORROR[1:] + shares_cast)
     assert all(after[m] == before[m] for m in unrelated)
+
+
+def test_the_user_state_is_read_in_one_statement_as_the_separate_reads_had_it(system):
+    """load_user_state merges six reads (UNION ALL): each part equals its own query, typed alike."""
+    from sqlalchemy import event, select
+
+    from feedback_core.db import read_connection
+    from feedback_core.recommender import load_active_model, load_user_state
+    from feedback_core.schema import (
+        dislike_patterns,
+        movie_exclusions,
+        ratings,
+        user_dislikes,
+        user_feature_weights,
+    )
+
+    with read_connection(system.engine) as conn:  # before any version: the prior model
+        empty = load_user_state(conn, 7)
+        assert empty.model == load_active_model(conn)[1]
+    assert (empty.version_id, empty.stored_weights, empty.rated, empty.patterns) == (None, {}, [], [])
+    version = trained_world(system)
+    system.record_rating(7, 11, 5.0)
+    system.record_rating(7, 12, 1.0)
+    gone = dislike(system, 7, 1, "not_interested")["dislike_id"]
+    dislike(system, 7, 2, "wrong_genre")
+    dislike(system, 7, 21, "already_watched")
+    system.retract_dislike(gone, 7)
+    proposal = system.list_adjustments(user_id=7, limit=1)[0]
+    system.approve_adjustment(proposal["adjustment_id"], "approver@test")
+    statements = []
+    event.listen(system.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with read_connection(system.engine) as conn:
+        state = load_user_state(conn, 7)
+        assert len(statements) == 1
+        version_id, trained = load_active_model(conn)
+        rated = conn.execute(select(ratings.c.movie_id, ratings.c.rating).where(ratings.c.user_id == 7)).all()
+        disliked = conn.execute(
+            select(user_dislikes.c.movie_id).where(
+                user_dislikes.c.user_id == 7, user_dislikes.c.retracted_at.is_(None)
+            )
+        ).scalars()
+        excluded = conn.execute(
+            select(movie_exclusions.c.movie_id).where(movie_exclusions.c.user_id == 7)
+        ).scalars()
+        patterns = conn.execute(
+            select(
+                dislike_patterns.c.user_id,
+                dislike_patterns.c.pattern_type,
+                dislike_patterns.c.pattern_value,
+                dislike_patterns.c.dislike_count,
+                dislike_patterns.c.last_disliked_at,
+            ).where(dislike_patterns.c.user_id == 7)
+        ).all()
+        weights = conn.execute(
+            select(
+                user_feature_weights.c.user_id,
+                user_feature_weights.c.feature_type,
+                user_feature_weights.c.feature_value,
+                user_feature_weights.c.adjustment_sum,
+            ).where(user_feature_weights.c.user_id == 7)
+        ).all()
+    assert (state.version_id, state.model) == (version_id, trained) and version_id == version
+    assert sorted(state.rated) == sorted(map(tuple, rated)) and state.liked == [(7, 11)]
+    assert sorted(state.disliked) == sorted(disliked) == [2, 21]
+    assert sorted(state.excluded) == sorted(excluded) and 21 in state.excluded
+    assert sorted(state.patterns) == sorted(map(tuple, patterns)) and patterns
+    assert sorted(state.weights) == sorted(map(tuple, weights)) and weights
+    assert state.hidden == {11, 12, 2, 21}
+    # The same types as the separate reads: times as datetimes, counts as integers.
+    for mine, theirs in zip(sorted(state.patterns), sorted(map(tuple, patterns))):
+        assert [type(v) for v in mine] == [type(v) for v in theirs]
