@@ -535,6 +535,8 @@ def compare_versions(system, a: int, b: int) -> dict:
     """Return ``FeedbackSystem.compare_model_versions`` with its parts as tables for the page."""
     result = system.compare_model_versions(a, b)
     name_a, name_b = version_label(a), version_label(b)
+    if name_a == name_b:  # a version against itself: the tables still need two columns
+        name_a, name_b = f"{name_a} (A)", f"{name_b} (B)"
     offline = pd.DataFrame(
         [
             {"metric": m, name_a: v["a"], name_b: v["b"], "difference": v["difference"]}

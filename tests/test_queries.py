@@ -230,6 +230,14 @@ def test_versions_and_comparison_equal_a_recount(sample):
     assert set(comparison["weights"]["feature"]) == set(reference["weights"])
 
 
+def test_a_version_compared_with_itself_differs_by_nothing(sample):
+    system, _ = sample
+    comparison = queries.compare_versions(system, 2, 2)
+    assert list(comparison["offline"].columns) == ["metric", "v2 (A)", "v2 (B)", "difference"]
+    assert (comparison["weights"]["difference"] == 0).all()
+    assert comparison["difference"] == 0
+
+
 def test_latest_dislikes_are_the_newest_rows(sample):
     system, built = sample
     latest = lookups.list_latest_dislikes(
