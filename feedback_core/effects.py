@@ -28,7 +28,8 @@ _USER_SETS = Prepared(
         recommendation_sets.c.user_id == bindparam("user_id")
     )
 )
-_USER_ITEMS = Prepared(
+# Every film of every list shown to the user: (list, film).
+_SHOWN_TO_USER = (
     select(impressions.c.recommendation_set_id, impressions.c.movie_id)
     .join(
         recommendation_sets,
@@ -36,21 +37,13 @@ _USER_ITEMS = Prepared(
     )
     .where(recommendation_sets.c.user_id == bindparam("user_id"))
 )
+_USER_ITEMS = Prepared(_SHOWN_TO_USER)
 
 
 _USER_FILMS = Prepared(
     select(
         movies.c.movie_id, cast(movies.c.genres, Text), cast(movies.c["cast"], Text), movies.c.franchise
-    ).where(
-        movies.c.movie_id.in_(
-            select(impressions.c.movie_id)
-            .join(
-                recommendation_sets,
-                recommendation_sets.c.recommendation_set_id == impressions.c.recommendation_set_id,
-            )
-            .where(recommendation_sets.c.user_id == bindparam("user_id"))
-        )
-    )
+    ).where(movies.c.movie_id.in_(_SHOWN_TO_USER.with_only_columns(impressions.c.movie_id)))
 )
 _USER_DISLIKES = Prepared(
     select(

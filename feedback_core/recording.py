@@ -37,7 +37,6 @@ log = logging.getLogger("feedback_core")
 
 # The statements of the recording path, built once: building a statement costs more than
 # running it, and save_dislike must stay well under a millisecond (bench/record.py).
-_MOVIE_BY_ID = select(movies).where(movies.c.movie_id == bindparam("movie_id"))
 _MOVIE_FACTS = Prepared(
     select(movies.c.title, movies.c.genres, movies.c.cast, movies.c.franchise).where(
         movies.c.movie_id == bindparam("movie_id")
@@ -115,6 +114,8 @@ def _before_dislike_statement() -> Prepared:
 _BEFORE_DISLIKE = _before_dislike_statement()
 # Pending examples counted up to the threshold, and the queued or running retrain job.
 _RETRAIN_STATE = Prepared(select(_PENDING_UP_TO_CAP, _ACTIVE_JOB.statement.scalar_subquery()))
+_COUNT_PENDING_UP_TO_CAP = Prepared(select(_PENDING_UP_TO_CAP))
+_COUNT_PENDING = Prepared(select(func.count()).where(negative_examples.c.status == "pending"))
 _INSERT_DISLIKE = Prepared(insert(user_dislikes).returning(user_dislikes.c.dislike_id))
 _INSERT_EXAMPLE = Prepared(insert(negative_examples))
 _INSERT_PROPOSALS = Prepared(insert(feature_adjustments))
@@ -159,11 +160,6 @@ def write_audit(
     )
 
 
-def get_movie(conn: Connection, movie_id: int):
-    """Return the catalogue row of a movie, or None."""
-    return conn.execute(_MOVIE_BY_ID, {"movie_id": movie_id}).first()
-
-
 def read_before_dislike(conn: Connection, d: DislikeIn, now: datetime, window_s: float, cap: int) -> tuple:
     """Return what recording ``d`` needs to know first (see ``_before_dislike_statement``).
 
@@ -191,15 +187,9 @@ def lock_user(conn: Connection, user_id: int) -> None:
 
 def count_pending_examples(conn: Connection, cap: int | None = None) -> int:
     """Count unused negative examples; with ``cap``, stop counting there (cheap at any size)."""
-    return _count_pending_statement(cap).scalar(conn, {})
-
-
-@functools.lru_cache(maxsize=16)
-def _count_pending_statement(cap: int | None) -> Prepared:
-    inner = select(negative_examples.c.example_id).where(negative_examples.c.status == "pending")
-    if cap is not None:
-        inner = inner.limit(cap)
-    return Prepared(select(func.count()).select_from(inner.subquery()))
+    if cap is None:
+        return _COUNT_PENDING.scalar(conn, {})
+    return _COUNT_PENDING_UP_TO_CAP.scalar(conn, {"cap": cap})
 
 
 PROPOSAL_KEYS = (
