@@ -28,7 +28,7 @@ from sqlalchemy import Connection, func, insert, select, text
 
 from feedback_core import aggregates
 from feedback_core.catalog import MovieIn, check_rating, store_ratings, upsert_movies, validate_movie
-from feedback_core.db import Prepared, to_naive_utc, write_transaction
+from feedback_core.db import Prepared, checkpoints_in_background, to_naive_utc, write_transaction
 from feedback_core.errors import ValidationError
 from feedback_core.policy import propose_adjustments
 from feedback_core.recording import (
@@ -463,10 +463,12 @@ class Importer:
         """Write one batch in one transaction; return False when the import stopped."""
         with write_transaction(self.system.engine) as conn:
             if conn.dialect.name == "sqlite":
-                # Bulk writes: a page cache that holds the indexes being filled, and a WAL
-                # checkpoint every ~80 MB instead of every 4 MB (each one syncs the file).
+                # Bulk writes: a page cache that holds the indexes being filled and, unless a
+                # background thread checkpoints, a WAL checkpoint every ~80 MB instead of every
+                # 4 MB (each one syncs the file).
                 conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
-                conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT_PAGES}")
+                if not checkpoints_in_background(self.system.engine):
+                    conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT_PAGES}")
             errors = getattr(self, f"_write_{self.kind}")(conn, batch)
             if errors and self.on_error == "abort":
                 for error in errors:
@@ -482,12 +484,14 @@ class Importer:
 
     def _settle(self) -> None:
         """Give the connection back its usual SQLite settings and checkpoint the WAL."""
-        if self.system.engine.dialect.name != "sqlite" or not self.summary.batches:
+        engine = self.system.engine
+        if engine.dialect.name != "sqlite" or not self.summary.batches:
             return
-        with self.system.engine.connect() as conn:
+        with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA cache_size=-2000")
-            conn.exec_driver_sql("PRAGMA wal_autocheckpoint=1000")
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            if not checkpoints_in_background(engine):
+                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=1000")
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _report(self) -> None:
         if self.progress is not None:

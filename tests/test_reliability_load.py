@@ -74,7 +74,7 @@ def test_eight_processes_saving_500_dislikes_each_lose_and_double_nothing(make_s
 
 STORM_THRESHOLD = 5
 STORM_WRITERS = 2
-STORM_CAP = 1000  # calls per writer at most; writers stop earlier once enough retrains have run
+STORM_CAP = 3000  # calls per writer at most; writers stop earlier once enough retrains have run
 STORM_TARGET_JOBS = 2  # succeeded retrains to see while dislikes still pour in
 REASON_CYCLE = ("wrong_genre", "poor_quality", "not_interested", "irrelevant", "other")
 

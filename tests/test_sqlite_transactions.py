@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
+import time
+from pathlib import Path
 
 import pytest
 
-from feedback_core import FeedbackSystem, Settings
+from feedback_core import FeedbackSystem, Settings, db
 from feedback_core.db import read_connection, write_transaction
 
 
@@ -58,3 +61,96 @@ def test_a_read_opened_inside_a_write_is_not_a_writer(sqlite_system):
         with system.engine.connect() as other:
             with other.begin():  # deferred: it would deadlock against the writer otherwise
                 assert other.connection.dbapi_connection.in_transaction
+
+
+# ---------------------------------------------------------------- checkpoints off the write path
+
+
+def _checkpointer(system):
+    return db._CHECKPOINTERS[system.engine]
+
+
+def _write_blobs(system, count: int, size: int = 12_000) -> None:
+    with write_transaction(system.engine) as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS scratch (blob BLOB)")
+    for _ in range(count):
+        with write_transaction(system.engine) as conn:
+            conn.exec_driver_sql("INSERT INTO scratch VALUES (randomblob(?))", (size,))
+
+
+def _wait_for(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_commits_leave_checkpointing_to_a_background_thread(sqlite_system, monkeypatch):
+    system, path = sqlite_system
+    assert db.checkpoints_in_background(system.engine)
+    with read_connection(system.engine) as conn:
+        # No COMMIT of these connections runs SQLite's automatic checkpoint.
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    checkpointer = _checkpointer(system)
+    monkeypatch.setattr(checkpointer, "RESTART_FRAMES", 300)
+    monkeypatch.setattr(checkpointer, "REST_FRAMES", 50)
+    before = checkpointer.completed
+    _write_blobs(system, 800)  # a steady stream: each commit adds 4 pages to the log
+    assert _wait_for(lambda: checkpointer.completed >= before + 5)
+    # Past RESTART_FRAMES the thread caught up and a writer copied the rest, so that the
+    # writer after it could start the log afresh.
+    assert checkpointer.finished_by_writer >= 1
+    # Without checkpoints, or with checkpoints that never let a writer restart the log, it
+    # would hold every page written (800 x 4 x 4 KiB, ~13 MB).
+    unchecked = 800 * 4 * 4096
+    assert Path(f"{path}-wal").stat().st_size < unchecked * 0.6
+    with read_connection(system.engine) as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 800
+
+
+def test_the_checkpoint_thread_ends_when_idle_and_returns_with_the_next_write(sqlite_system, monkeypatch):
+    system, _ = sqlite_system
+    checkpointer = _checkpointer(system)
+    monkeypatch.setattr(checkpointer, "INTERVAL_S", 0.05)
+    monkeypatch.setattr(checkpointer, "IDLE_EXIT_S", 0.2)
+    _write_blobs(system, 1)
+    assert _wait_for(lambda: checkpointer._thread is None)
+    done = checkpointer.completed
+    assert done >= 1  # the idle interval checkpointed the last writes before ending
+    _write_blobs(system, 2)
+    assert checkpointer._thread is not None
+    assert _wait_for(lambda: checkpointer.completed > done)
+    assert _wait_for(lambda: checkpointer._thread is None)
+
+
+def _write_in_child(url: str, queue) -> None:
+    system = FeedbackSystem.from_settings(Settings(database_url=url))
+    checkpointer = _checkpointer(system)
+    checkpointer.INTERVAL_S = 0.05
+    _write_blobs(system, 5)
+    queue.put(_wait_for(lambda: checkpointer.completed >= 1, seconds=10))
+    system.close()
+
+
+def test_a_forked_process_checkpoints_its_own_writes(sqlite_system):
+    system, path = sqlite_system
+    _write_blobs(system, 3)  # the parent's thread runs while the child is forked
+    checkpointer = _checkpointer(system)
+    assert checkpointer._thread is not None
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_write_in_child, args=(f"sqlite:///{path}", queue))
+    child.start()
+    assert queue.get(timeout=30) is True
+    child.join(timeout=30)
+    assert child.exitcode == 0
+
+
+def test_memory_databases_keep_sqlites_own_checkpoints():
+    system = FeedbackSystem.from_settings(Settings(database_url="sqlite://"))
+    try:
+        assert not db.checkpoints_in_background(system.engine)
+    finally:
+        system.close()
