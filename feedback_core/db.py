@@ -121,7 +121,11 @@ def _sqlite_engine(settings: Settings, url) -> Engine:
         poolclass=NullPool if database in (None, "", ":memory:") else None,
         hide_parameters=True,
     )
-    checkpointer = _Checkpointer(os.path.abspath(database)) if on_disk and not url.query else None
+    checkpointer = (
+        _Checkpointer(os.path.abspath(database), settings.sqlite_busy_timeout_ms)
+        if on_disk and not url.query
+        else None
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -160,9 +164,9 @@ class _Checkpointer:
     A writer starts the log afresh only when it finds every frame copied, which never
     happens while a steady stream of writes runs past a background checkpoint. So once the
     log holds more than ``RESTART_FRAMES``, the thread catches up until little is left and
-    leaves the last step to the next writer of this process: right after its COMMIT it copies
-    the few frames written since (a millisecond or two, on its own connection, outside its
-    transaction), and the writer after it starts a fresh log.
+    leaves the last step to the next writer of this process: right after its COMMIT, outside
+    its transaction, it copies the few frames written since while holding other writers back
+    (~20 ms, once every hundred or so writes), and the writer after it starts a fresh log.
 
     A crash in the middle of a checkpoint loses nothing (the log stays valid). The thread
     ends after ``IDLE_EXIT_S`` without writes and starts again at the next one; a forked
@@ -175,9 +179,11 @@ class _Checkpointer:
     RESTART_FRAMES = 4_000  # ~16 MB of log
     REST_FRAMES = 100  # what may be left for the writer to copy
     CATCH_UP_ROUNDS = 4
+    FINISH_WAIT_MS = 200
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, busy_timeout_ms: int) -> None:
         self.path = path
+        self.busy_timeout_ms = int(busy_timeout_ms)
         self.completed = 0  # background checkpoints and writers' final steps (diagnostics)
         self.finished_by_writer = 0
         self._reset()
@@ -194,9 +200,7 @@ class _Checkpointer:
         """Note one committed write transaction of ``dbapi_conn`` (no transaction open)."""
         if self._writer_finishes:
             self._writer_finishes = False
-            # A busy result (the thread checkpointing again) is fine: the next round retries.
-            dbapi_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            self.finished_by_writer += 1
+            self._finish(dbapi_conn)
         with self._lock:
             self._pending += 1
             if self._thread is None:
@@ -206,6 +210,20 @@ class _Checkpointer:
                 self._thread.start()
             elif self._pending >= self.COMMITS_PER_CHECKPOINT:
                 self._wake.set()
+
+    def _finish(self, dbapi_conn) -> None:
+        # RESTART: copy the rest holding the write lock (taken like any writer's), wait for
+        # readers still on the old log, and leave it so that the next writer, of any process,
+        # starts it afresh. A PASSIVE one would not do under writes from several processes:
+        # another's COMMIT could land in between. The wait is short, so that a long read
+        # cannot hold writers back: when busy, the thread arranges another finish later.
+        dbapi_conn.execute(f"PRAGMA busy_timeout={self.FINISH_WAIT_MS}")
+        try:
+            busy, _frames, _copied = dbapi_conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        finally:
+            dbapi_conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
+        if not busy:
+            self.finished_by_writer += 1
 
     def _run(self) -> None:
         conn = None

@@ -110,6 +110,38 @@ def test_commits_leave_checkpointing_to_a_background_thread(sqlite_system, monke
         assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 800
 
 
+def _write_blobs_in_child(url: str, count: int, go) -> None:
+    system = FeedbackSystem.from_settings(Settings(database_url=url))
+    go.wait(30)
+    _write_blobs(system, count)
+    system.close()
+
+
+def test_the_log_stays_bounded_under_writes_from_several_processes(sqlite_system, monkeypatch):
+    system, path = sqlite_system
+    monkeypatch.setattr(db._Checkpointer, "RESTART_FRAMES", 300)
+    monkeypatch.setattr(db._Checkpointer, "REST_FRAMES", 50)
+    _write_blobs(system, 1)
+    context = multiprocessing.get_context("fork")
+    go = context.Event()
+    children = [
+        context.Process(target=_write_blobs_in_child, args=(f"sqlite:///{path}", 1500, go)) for _ in range(2)
+    ]
+    for child in children:
+        child.start()
+    go.set()
+    for child in children:
+        child.join(timeout=120)
+        assert child.exitcode == 0
+    # Each process's COMMITs can land between the other's checkpoint and the next BEGIN: the
+    # last step holds writers back so that the log is started afresh all the same. Without
+    # it the log keeps every page (3,000 x 4 x 4 KiB, ~49 MB; measured 1.27 x that).
+    unchecked = 3000 * 4 * 4096
+    assert Path(f"{path}-wal").stat().st_size < unchecked * 0.5
+    with read_connection(system.engine) as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 3001
+
+
 def test_the_checkpoint_thread_ends_when_idle_and_returns_with_the_next_write(sqlite_system, monkeypatch):
     system, _ = sqlite_system
     checkpointer = _checkpointer(system)
