@@ -239,6 +239,8 @@ class _Checkpointer:
                             return
                         continue
                 last_write = time.monotonic()
+                if self._writer_finishes:
+                    continue  # the next writer copies the rest: a checkpoint now would make it busy
                 try:
                     if conn is None:
                         conn = sqlite3.connect(self.path, isolation_level=None)
@@ -288,9 +290,10 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: [c._reset() for c in list(_LIVE_CHECKPOINTERS)])
 
 
-def checkpoints_in_background(engine: Engine) -> bool:
-    """Whether ``engine``'s SQLite log is checkpointed by a background thread (file databases)."""
-    return engine in _CHECKPOINTERS
+def usual_autocheckpoint(engine: Engine) -> int:
+    """The ``wal_autocheckpoint`` an SQLite connection of ``engine`` has: 0 when a background
+    thread checkpoints (file databases), else SQLite's default of 1,000 pages."""
+    return 0 if engine in _CHECKPOINTERS else 1000
 
 
 def _wrote(conn: Connection) -> None:
@@ -301,13 +304,19 @@ def _wrote(conn: Connection) -> None:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """Open one write transaction: commit on success, roll back on any error."""
+def write_transaction(engine: Engine, bulk: bool = False) -> Iterator[Connection]:
+    """Open one write transaction: commit on success, roll back on any error.
+
+    ``bulk``: a transaction of thousands of rows (an import batch) whose connection checkpoints
+    the SQLite log itself, with a large threshold (``PRAGMA wal_autocheckpoint``): the
+    background checkpointer, made for a stream of small writes, is not told of it.
+    """
     try:
         with engine.connect() as conn:
             with _begin_write(conn):
                 yield conn
-            _wrote(conn)
+            if not bulk:
+                _wrote(conn)
     except (OperationalError, DBAPIError) as exc:
         translated = _translate(exc)
         if translated is exc:

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, func, insert, select, text
 
 from feedback_core import aggregates
 from feedback_core.catalog import MovieIn, check_rating, store_ratings, upsert_movies, validate_movie
-from feedback_core.db import Prepared, checkpoints_in_background, to_naive_utc, write_transaction
+from feedback_core.db import Prepared, to_naive_utc, usual_autocheckpoint, write_transaction
 from feedback_core.errors import ValidationError
 from feedback_core.policy import propose_adjustments
 from feedback_core.recording import (
@@ -461,14 +461,12 @@ class Importer:
 
     def _flush(self, batch: list[tuple[int, Any]]) -> bool:
         """Write one batch in one transaction; return False when the import stopped."""
-        with write_transaction(self.system.engine) as conn:
+        with write_transaction(self.system.engine, bulk=True) as conn:
             if conn.dialect.name == "sqlite":
-                # Bulk writes: a page cache that holds the indexes being filled and, unless a
-                # background thread checkpoints, a WAL checkpoint every ~80 MB instead of every
-                # 4 MB (each one syncs the file).
+                # Bulk writes: a page cache that holds the indexes being filled, and a WAL
+                # checkpoint every ~80 MB (each one syncs the file), run by this connection.
                 conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
-                if not checkpoints_in_background(self.system.engine):
-                    conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT_PAGES}")
+                conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT_PAGES}")
             errors = getattr(self, f"_write_{self.kind}")(conn, batch)
             if errors and self.on_error == "abort":
                 for error in errors:
@@ -489,9 +487,8 @@ class Importer:
             return
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA cache_size=-2000")
-            if not checkpoints_in_background(engine):
-                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=1000")
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={usual_autocheckpoint(engine)}")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _report(self) -> None:
         if self.progress is not None:

@@ -89,7 +89,7 @@ def _wait_for(condition, seconds: float = 10.0) -> bool:
 
 def test_commits_leave_checkpointing_to_a_background_thread(sqlite_system, monkeypatch):
     system, path = sqlite_system
-    assert db.checkpoints_in_background(system.engine)
+    assert db.usual_autocheckpoint(system.engine) == 0
     with read_connection(system.engine) as conn:
         # No COMMIT of these connections runs SQLite's automatic checkpoint.
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
@@ -183,6 +183,35 @@ def test_a_forked_process_checkpoints_its_own_writes(sqlite_system):
 def test_memory_databases_keep_sqlites_own_checkpoints():
     system = FeedbackSystem.from_settings(Settings(database_url="sqlite://"))
     try:
-        assert not db.checkpoints_in_background(system.engine)
+        assert db.usual_autocheckpoint(system.engine) == 1000
+        with read_connection(system.engine) as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
     finally:
         system.close()
+
+
+def test_an_import_checkpoints_itself_and_leaves_connections_as_usual(sqlite_system):
+    system, path = sqlite_system
+    movies_csv = path.parent / "movies.csv"
+    movies_csv.write_text(
+        "movie_id,title,genres,cast,franchise,year\n"
+        + "".join(f"{i},Film {i},Drama|Comedy,Someone,,2001\n" for i in range(1, 3001))
+    )
+    checkpointer = _checkpointer(system)
+    _write_blobs(system, 1)
+    assert _wait_for(lambda: checkpointer._thread is None or checkpointer._pending == 0)
+    before = checkpointer.completed
+    summary = system.import_file(movies_csv, kind="movies", batch_size=500)
+    assert summary.imported == 3000 and summary.batches == 6
+    # Bulk batches are not the background thread's work (its rounds are made for small writes).
+    assert checkpointer._pending == 0 and checkpointer.completed == before
+    with read_connection(system.engine) as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -2000
+    # The import's last step copied its log into the database file.
+    probe = sqlite3.connect(path, isolation_level=None)
+    try:
+        _busy, frames, copied = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        probe.close()
+    assert frames == copied
