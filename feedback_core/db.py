@@ -195,6 +195,19 @@ class _Checkpointer:
         self._thread: threading.Thread | None = None
         self._pending = 0
         self._writer_finishes = False
+        self._stopping = False
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Checkpoint what is left and end the thread (a later write starts it again)."""
+        with self._lock:
+            thread = self._thread
+            if thread is None:
+                return
+            self._stopping = True
+            self._writer_finishes = False
+        self._wake.set()
+        thread.join(timeout)
+        self._stopping = False
 
     def committed(self, dbapi_conn) -> None:
         """Note one committed write transaction of ``dbapi_conn`` (no transaction open)."""
@@ -234,16 +247,21 @@ class _Checkpointer:
                 self._wake.clear()
                 with self._lock:
                     pending, self._pending = self._pending, 0
+                    stopping = self._stopping
                     if not pending:
-                        if time.monotonic() - last_write >= self.IDLE_EXIT_S:
+                        if stopping or time.monotonic() - last_write >= self.IDLE_EXIT_S:
                             return
                         continue
                 last_write = time.monotonic()
-                if self._writer_finishes:
+                if self._writer_finishes and not stopping:
                     continue  # the next writer copies the rest: a checkpoint now would make it busy
                 try:
                     if conn is None:
                         conn = sqlite3.connect(self.path, isolation_level=None)
+                    if stopping:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        self.completed += 1
+                        return
                     self._checkpoint(conn)
                     self.completed += 1
                 except sqlite3.Error:
@@ -288,6 +306,15 @@ _CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, _Checkpointer] = weakref.WeakK
 _LIVE_CHECKPOINTERS: weakref.WeakSet[_Checkpointer] = weakref.WeakSet()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: [c._reset() for c in list(_LIVE_CHECKPOINTERS)])
+
+
+def close_engine(engine: Engine) -> None:
+    """Release ``engine``'s pooled connections, after its background checkpointer has copied
+    what is left of the SQLite log and ended (the last connection to close removes the log)."""
+    checkpointer = _CHECKPOINTERS.get(engine)
+    if checkpointer is not None:
+        checkpointer.stop()
+    engine.dispose()
 
 
 def usual_autocheckpoint(engine: Engine) -> int:

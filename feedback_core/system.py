@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from feedback_core.adjustments import Adjustments
 from feedback_core.analytics import Analytics
 from feedback_core.catalog import CatalogOps
-from feedback_core.db import make_engine, to_naive_utc, upgrade_database, utcnow
+from feedback_core.db import close_engine, make_engine, to_naive_utc, upgrade_database, utcnow
 from feedback_core.importing import ImportOps
 from feedback_core.impressions import Impressions
 from feedback_core.jobs import Jobs
@@ -76,5 +76,5 @@ class FeedbackSystem(
         return upgrade_database(self.engine)
 
     def close(self) -> None:
-        """Release pooled connections."""
-        self.engine.dispose()
+        """Release pooled connections (and stop the SQLite checkpointer's thread)."""
+        close_engine(self.engine)

@@ -215,3 +215,23 @@ def test_an_import_checkpoints_itself_and_leaves_connections_as_usual(sqlite_sys
     finally:
         probe.close()
     assert frames == copied
+
+
+def test_closing_the_system_ends_the_thread_and_removes_the_log(tmp_path):
+    path = tmp_path / "closing.db"
+    system = FeedbackSystem.from_settings(Settings(database_url=f"sqlite:///{path}"))
+    system.init_feedback_tables()
+    checkpointer = _checkpointer(system)
+    _write_blobs(system, 20)
+    thread = checkpointer._thread
+    assert thread is not None and Path(f"{path}-wal").exists()
+    system.close()
+    assert not thread.is_alive() and checkpointer._thread is None
+    # No connection is left open: the last one to close copied the log and removed it.
+    assert not Path(f"{path}-wal").exists()
+    reopened = FeedbackSystem.from_settings(Settings(database_url=f"sqlite:///{path}"))
+    try:
+        with read_connection(reopened.engine) as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 20
+    finally:
+        reopened.close()
