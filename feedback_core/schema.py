@@ -260,6 +260,8 @@ dislike_patterns = Table(
     Column("dislike_count", Integer, nullable=False, default=0),
     Column("score_sum", Float, nullable=False, default=0.0),
     Column("last_disliked_at", DateTime),
+    # On SQLite a person's rows live together in the key's own tree (migration 0005).
+    sqlite_with_rowid=False,
 )
 
 # Daily aggregates the dashboard reads. model_version_id 0 means "not attributed to a version".

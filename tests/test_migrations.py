@@ -92,3 +92,50 @@ def test_every_query_path_has_an_index(migrated):
     assert covered("feature_adjustments", "dislike_id")
     assert covered("impressions", "recommendation_set_id", "movie_id")
     assert covered("dislike_patterns", "user_id", "pattern_type")
+
+
+def test_dislike_patterns_lose_their_rowid_on_sqlite_and_keep_their_rows(tmp_path):
+    from alembic import command
+
+    from feedback_core.db import _alembic_config
+
+    engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path / 'rowid.db'}"))
+    try:
+
+        def at(revision: str, downgrade: bool = False) -> None:
+            with engine.begin() as conn:
+                (command.downgrade if downgrade else command.upgrade)(_alembic_config(conn), revision)
+
+        def table_sql() -> str:
+            with engine.connect() as conn:
+                return conn.execute(
+                    text("SELECT sql FROM sqlite_master WHERE name = 'dislike_patterns'")
+                ).scalar_one()
+
+        def patterns() -> list[tuple]:
+            with engine.connect() as conn:
+                return [
+                    tuple(r) for r in conn.execute(text("SELECT * FROM dislike_patterns ORDER BY 1, 2, 3"))
+                ]
+
+        at("0004")
+        assert "WITHOUT ROWID" not in table_sql()
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO dislike_patterns VALUES (2, 'genre', 'Drama', 3, 2.1, '2026-11-01 10:00:00'),"
+                    " (1, 'reason', 'wrong_genre', 1, 0.9, NULL), (2, 'cast', 'Al Pacino', 2, 1.5, NULL)"
+                )
+            )
+        before = patterns()
+        at("head")
+        assert table_sql().rstrip().endswith("WITHOUT ROWID")
+        assert patterns() == before
+        with engine.connect() as conn:
+            pk = inspect(conn).get_pk_constraint("dislike_patterns")
+        assert pk["name"] == "pk_dislike_patterns"
+        assert pk["constrained_columns"] == ["user_id", "pattern_type", "pattern_value"]
+        at("0004", downgrade=True)
+        assert "WITHOUT ROWID" not in table_sql() and patterns() == before
+    finally:
+        engine.dispose()
