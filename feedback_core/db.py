@@ -257,7 +257,9 @@ class _Checkpointer:
                     continue  # the next writer copies the rest: a checkpoint now would make it busy
                 try:
                     if conn is None:
-                        conn = sqlite3.connect(self.path, isolation_level=None)
+                        # mode=rw: a database file removed meanwhile is not created anew.
+                        uri = f"{Path(self.path).as_uri()}?mode=rw"
+                        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
                     if stopping:
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                         self.completed += 1
@@ -265,10 +267,8 @@ class _Checkpointer:
                     self._checkpoint(conn)
                     self.completed += 1
                 except sqlite3.Error:
-                    # The next round tries again (on a fresh connection).
+                    # The next write asks again (on a fresh connection).
                     log.warning("checkpointing %s failed", self.path, exc_info=True)
-                    with self._lock:
-                        self._pending += pending
                     if conn is not None:
                         conn.close()
                         conn = None

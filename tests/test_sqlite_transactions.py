@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -235,3 +236,23 @@ def test_closing_the_system_ends_the_thread_and_removes_the_log(tmp_path):
             assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 20
     finally:
         reopened.close()
+
+
+def test_a_database_removed_under_the_thread_is_not_created_again(tmp_path, monkeypatch, caplog):
+    path = tmp_path / "removed.db"
+    system = FeedbackSystem.from_settings(Settings(database_url=f"sqlite:///{path}"))
+    system.init_feedback_tables()
+    checkpointer = _checkpointer(system)
+    monkeypatch.setattr(checkpointer, "INTERVAL_S", 0.05)
+    monkeypatch.setattr(checkpointer, "IDLE_EXIT_S", 0.3)
+    # A checkpoint round is due, and its connection does not exist yet when the file goes.
+    with checkpointer._lock:
+        checkpointer._pending += 1
+        checkpointer._thread = threading.Thread(target=checkpointer._run, daemon=True)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        checkpointer._thread.start()
+    assert _wait_for(lambda: checkpointer._thread is None)
+    assert not path.exists()
+    assert "checkpointing" in caplog.text  # reported, then the thread ended as when idle
+    system.engine.dispose()
