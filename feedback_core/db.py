@@ -266,7 +266,7 @@ class _Checkpointer:
                         return
                     self._checkpoint(conn)
                     self.completed += 1
-                except sqlite3.Error:
+                except (sqlite3.Error, OSError):
                     # The next write asks again (on a fresh connection).
                     log.warning("checkpointing %s failed", self.path, exc_info=True)
                     if conn is not None:
@@ -327,7 +327,11 @@ def _wrote(conn: Connection) -> None:
     """Note that ``conn`` committed a write transaction (its SQLite log then gets checkpointed)."""
     checkpointer = _CHECKPOINTERS.get(conn.engine)
     if checkpointer is not None:
-        checkpointer.committed(conn.connection.dbapi_connection)
+        try:
+            checkpointer.committed(conn.connection.dbapi_connection)
+        except sqlite3.Error:
+            # The write is committed: a checkpoint that failed must not make it look failed.
+            log.warning("checkpointing %s after a write failed", checkpointer.path, exc_info=True)
 
 
 @contextmanager

@@ -256,3 +256,20 @@ def test_a_database_removed_under_the_thread_is_not_created_again(tmp_path, monk
     assert not path.exists()
     assert "checkpointing" in caplog.text  # reported, then the thread ended as when idle
     system.engine.dispose()
+
+
+def test_a_failing_final_step_does_not_fail_the_committed_write(sqlite_system, monkeypatch, caplog):
+    system, _ = sqlite_system
+    checkpointer = _checkpointer(system)
+    _write_blobs(system, 1)
+
+    def broken(_dbapi_conn):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(checkpointer, "_finish", broken)
+    checkpointer._writer_finishes = True
+    with write_transaction(system.engine) as conn:
+        conn.exec_driver_sql("INSERT INTO scratch VALUES (x'00')")
+    assert "after a write failed" in caplog.text
+    with read_connection(system.engine) as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 2
