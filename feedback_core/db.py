@@ -178,8 +178,11 @@ class _Checkpointer:
     IDLE_EXIT_S = 10.0
     RESTART_FRAMES = 4_000  # ~16 MB of log
     REST_FRAMES = 100  # what may be left for the writer to copy
+    FORCE_FACTOR = 3  # past 3 x RESTART_FRAMES a writer finishes even a larger rest
     CATCH_UP_ROUNDS = 4
     FINISH_WAIT_MS = 200
+    FIRST_BACKOFF_S = 0.25
+    MAX_BACKOFF_S = 30.0
 
     def __init__(self, path: str, busy_timeout_ms: int) -> None:
         self.path = path
@@ -196,6 +199,8 @@ class _Checkpointer:
         self._pending = 0
         self._writer_finishes = False
         self._stopping = False
+        self._backoff = self.FIRST_BACKOFF_S / 2
+        self._arm_after = 0.0
 
     def stop(self, timeout: float = 30.0) -> None:
         """Checkpoint what is left and end the thread (a later write starts it again)."""
@@ -211,16 +216,18 @@ class _Checkpointer:
 
     def committed(self, dbapi_conn) -> None:
         """Note one committed write transaction of ``dbapi_conn`` (no transaction open)."""
-        if self._writer_finishes:
-            self._writer_finishes = False
+        with self._lock:
+            finish, self._writer_finishes = self._writer_finishes, False
+        if finish:
             self._finish(dbapi_conn)
         with self._lock:
             self._pending += 1
             if self._thread is None:
-                self._thread = threading.Thread(
+                thread = threading.Thread(
                     target=self._run, name=f"sqlite-checkpoint {Path(self.path).name}", daemon=True
                 )
-                self._thread.start()
+                thread.start()
+                self._thread = thread
             elif self._pending >= self.COMMITS_PER_CHECKPOINT:
                 self._wake.set()
 
@@ -231,11 +238,23 @@ class _Checkpointer:
         # another's COMMIT could land in between. The wait is short, so that a long read
         # cannot hold writers back: when busy, the thread arranges another finish later.
         dbapi_conn.execute(f"PRAGMA busy_timeout={self.FINISH_WAIT_MS}")
+        began = time.monotonic()
         try:
             busy, _frames, _copied = dbapi_conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         finally:
             dbapi_conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
-        if not busy:
+        if busy and time.monotonic() - began < self.FINISH_WAIT_MS / 2000:
+            # Answered at once: another process's checkpoint was running. The next writer
+            # tries again.
+            with self._lock:
+                self._writer_finishes = not self._stopping
+        elif busy:
+            # A reader still on the old log (a dashboard page, another process) made it wait
+            # in vain: do not hold writers back again at once; wait longer after each time.
+            self._backoff = min(self._backoff * 2, self.MAX_BACKOFF_S)
+            self._arm_after = time.monotonic() + self._backoff
+        else:
+            self._backoff = self.FIRST_BACKOFF_S / 2
             self.finished_by_writer += 1
 
     def _run(self) -> None:
@@ -250,6 +269,8 @@ class _Checkpointer:
                     stopping = self._stopping
                     if not pending:
                         if stopping or time.monotonic() - last_write >= self.IDLE_EXIT_S:
+                            # Decided under the lock: a write from now on starts a new thread.
+                            self._thread = None
                             return
                         continue
                 last_write = time.monotonic()
@@ -263,6 +284,8 @@ class _Checkpointer:
                     if stopping:
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                         self.completed += 1
+                        with self._lock:
+                            self._thread = None  # a write from now on starts a new thread
                         return
                     self._checkpoint(conn)
                     self.completed += 1
@@ -281,23 +304,24 @@ class _Checkpointer:
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        if frames <= self.RESTART_FRAMES:
+        if frames <= self.RESTART_FRAMES or time.monotonic() < self._arm_after:
             return
         for _ in range(self.CATCH_UP_ROUNDS):
-            # Each round copies what was written during the one before; the pages copied
-            # are synced to disk here, so that the writer's final step has only its few.
-            self._sync_database()
+            # Each round copies what was written during the one before. (Never open the
+            # database file outside SQLite, not even to sync it: closing any descriptor of
+            # it drops this process's POSIX locks, and SQLite's safety with them.)
             _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if frames - copied <= self.REST_FRAMES:
+            if copied >= 0 and frames - copied <= self.REST_FRAMES:
                 break
-        self._writer_finishes = True
-
-    def _sync_database(self) -> None:
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        else:
+            # Not caught up (a reader holds old frames, or writes outrun the copying): the
+            # next round tries again rather than leave a large rest to a writer, unless the
+            # log has grown so far that a writer's longer final step is the lesser evil.
+            if frames < self.RESTART_FRAMES * self.FORCE_FACTOR:
+                return
+        with self._lock:
+            if not self._stopping:
+                self._writer_finishes = True
 
 
 # Checkpointers by engine, and every one alive (a forked child resets them: no thread and
@@ -329,7 +353,7 @@ def _wrote(conn: Connection) -> None:
     if checkpointer is not None:
         try:
             checkpointer.committed(conn.connection.dbapi_connection)
-        except sqlite3.Error:
+        except Exception:
             # The write is committed: a checkpoint that failed must not make it look failed.
             log.warning("checkpointing %s after a write failed", checkpointer.path, exc_info=True)
 

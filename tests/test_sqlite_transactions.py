@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -158,23 +160,24 @@ def test_the_checkpoint_thread_ends_when_idle_and_returns_with_the_next_write(sq
     assert _wait_for(lambda: checkpointer._thread is None)
 
 
-def _write_in_child(url: str, queue) -> None:
-    system = FeedbackSystem.from_settings(Settings(database_url=url))
+def _write_in_forked_child(system, queue) -> None:
+    # The parent's engine and checkpointer, inherited: its pooled connections are the parent's
+    # to close, and its thread did not survive the fork.
+    system.engine.dispose(close=False)
     checkpointer = _checkpointer(system)
     checkpointer.INTERVAL_S = 0.05
+    done = checkpointer.completed
     _write_blobs(system, 5)
-    queue.put(_wait_for(lambda: checkpointer.completed >= 1, seconds=10))
-    system.close()
+    queue.put(_wait_for(lambda: checkpointer.completed > done, seconds=10))
 
 
 def test_a_forked_process_checkpoints_its_own_writes(sqlite_system):
-    system, path = sqlite_system
+    system, _ = sqlite_system
     _write_blobs(system, 3)  # the parent's thread runs while the child is forked
-    checkpointer = _checkpointer(system)
-    assert checkpointer._thread is not None
+    assert _checkpointer(system)._thread is not None
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    child = context.Process(target=_write_in_child, args=(f"sqlite:///{path}", queue))
+    child = context.Process(target=_write_in_forked_child, args=(system, queue))
     child.start()
     assert queue.get(timeout=30) is True
     child.join(timeout=30)
@@ -191,7 +194,7 @@ def test_memory_databases_keep_sqlites_own_checkpoints():
         system.close()
 
 
-def test_an_import_checkpoints_itself_and_leaves_connections_as_usual(sqlite_system):
+def test_an_import_checkpoints_itself_and_leaves_connections_as_usual(sqlite_system, monkeypatch):
     system, path = sqlite_system
     movies_csv = path.parent / "movies.csv"
     movies_csv.write_text(
@@ -199,8 +202,10 @@ def test_an_import_checkpoints_itself_and_leaves_connections_as_usual(sqlite_sys
         + "".join(f"{i},Film {i},Drama|Comedy,Someone,,2001\n" for i in range(1, 3001))
     )
     checkpointer = _checkpointer(system)
+    monkeypatch.setattr(checkpointer, "INTERVAL_S", 0.05)
+    monkeypatch.setattr(checkpointer, "IDLE_EXIT_S", 0.2)
     _write_blobs(system, 1)
-    assert _wait_for(lambda: checkpointer._thread is None or checkpointer._pending == 0)
+    assert _wait_for(lambda: checkpointer._thread is None)  # its round done, then idle
     before = checkpointer.completed
     summary = system.import_file(movies_csv, kind="movies", batch_size=500)
     assert summary.imported == 3000 and summary.batches == 6
@@ -273,3 +278,70 @@ def test_a_failing_final_step_does_not_fail_the_committed_write(sqlite_system, m
     assert "after a write failed" in caplog.text
     with read_connection(system.engine) as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 2
+
+
+def _in_another_process(path, sql: str):
+    """Open the database in a fresh process, run ``sql``, commit, close: return the first value."""
+    code = (
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], timeout=30)\n"
+        "row = c.execute(sys.argv[2]).fetchone()\n"
+        "c.commit()\n"
+        "c.close()\n"
+        "print(row[0] if row else '')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path), sql], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_checkpointing_keeps_the_locks_that_protect_the_log_from_other_processes(sqlite_system, monkeypatch):
+    # Closing any descriptor of the database file drops all of this process's POSIX locks on
+    # it; another process closing its last connection would then take the file for unused and
+    # delete the log under this process's feet, and two histories would part.
+    system, path = sqlite_system
+    checkpointer = _checkpointer(system)
+    monkeypatch.setattr(checkpointer, "RESTART_FRAMES", 200)
+    monkeypatch.setattr(checkpointer, "REST_FRAMES", 50)
+    _write_blobs(system, 400, size=6_000)
+    assert _wait_for(lambda: checkpointer.completed >= 3)
+    _write_blobs(system, 30, size=6_000)  # past the catch-up rounds, a writer's final step
+    assert checkpointer.finished_by_writer >= 1
+    assert _in_another_process(path, "SELECT count(*) FROM scratch") == "430"
+    assert Path(f"{path}-wal").exists()  # the other process knew it was not the last user
+    _write_blobs(system, 3, size=10)
+    _in_another_process(path, "INSERT INTO scratch VALUES (x'01')")
+    with read_connection(system.engine) as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 434
+    system.close()
+    assert _in_another_process(path, "SELECT count(*) FROM scratch") == "434"
+
+
+def test_a_reader_on_the_old_log_makes_the_final_step_back_off(sqlite_system):
+    system, path = sqlite_system
+    checkpointer = _checkpointer(system)
+    _write_blobs(system, 5)
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM scratch").fetchone()  # a snapshot that uses the log
+        finished = checkpointer.finished_by_writer
+        with checkpointer._lock:
+            checkpointer._writer_finishes = True
+        began = time.monotonic()
+        _write_blobs(system, 1)
+        waited = time.monotonic() - began
+        # It waited its short while for the reader, gave up, and holds off the next attempt.
+        assert checkpointer.FINISH_WAIT_MS / 1000 * 0.5 <= waited < 2.0
+        assert checkpointer.finished_by_writer == finished
+        assert checkpointer._arm_after > time.monotonic() - 0.01
+        assert not checkpointer._writer_finishes
+        began = time.monotonic()
+        _write_blobs(system, 1)
+        assert time.monotonic() - began < checkpointer.FINISH_WAIT_MS / 1000 * 0.5
+    finally:
+        reader.close()
+    with read_connection(system.engine) as conn:
+        # The step's own short wait is undone: the connection waits as configured again.
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == system.settings.sqlite_busy_timeout_ms
