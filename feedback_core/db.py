@@ -166,7 +166,7 @@ class _Checkpointer:
     log holds more than ``RESTART_FRAMES``, the thread catches up until little is left and
     leaves the last step to the next writer of this process: right after its COMMIT, outside
     its transaction, it copies the few frames written since while holding other writers back
-    (~20 ms, once every hundred or so writes), and the writer after it starts a fresh log.
+    (tens of ms, once every hundred or so writes), and the writer after it starts a fresh log.
 
     A crash in the middle of a checkpoint loses nothing (the log stays valid). The thread
     ends after ``IDLE_EXIT_S`` without writes and starts again at the next one; a forked
@@ -199,7 +199,7 @@ class _Checkpointer:
         self._pending = 0
         self._writer_finishes = False
         self._stopping = False
-        self._backoff = self.FIRST_BACKOFF_S / 2
+        self._backoff = 0.0  # seconds the last busy final step held off the next one
         self._arm_after = 0.0
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -251,10 +251,10 @@ class _Checkpointer:
         elif busy:
             # A reader still on the old log (a dashboard page, another process) made it wait
             # in vain: do not hold writers back again at once; wait longer after each time.
-            self._backoff = min(self._backoff * 2, self.MAX_BACKOFF_S)
+            self._backoff = min(max(self._backoff * 2, self.FIRST_BACKOFF_S), self.MAX_BACKOFF_S)
             self._arm_after = time.monotonic() + self._backoff
         else:
-            self._backoff = self.FIRST_BACKOFF_S / 2
+            self._backoff = 0.0
             self.finished_by_writer += 1
 
     def _run(self) -> None:
@@ -284,8 +284,6 @@ class _Checkpointer:
                     if stopping:
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                         self.completed += 1
-                        with self._lock:
-                            self._thread = None  # a write from now on starts a new thread
                         return
                     self._checkpoint(conn)
                     self.completed += 1
