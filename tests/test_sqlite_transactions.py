@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
+import os
 import sqlite3
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from feedback_core import FeedbackSystem, Settings, db
 from feedback_core.db import read_connection, write_transaction
@@ -345,3 +348,151 @@ def test_a_reader_on_the_old_log_makes_the_final_step_back_off(sqlite_system):
     with read_connection(system.engine) as conn:
         # The step's own short wait is undone: the connection waits as configured again.
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == system.settings.sqlite_busy_timeout_ms
+
+
+# ---------------------------------------------------------------- writers take turns
+
+
+def _writers(system) -> db._Writers:
+    return db._WRITERS[system.engine]
+
+
+def _turn_is_free(path) -> bool:
+    """Whether a writer could take its turn now (the file lock, from a descriptor of our own)."""
+    fd = os.open(f"{path}-writer", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _hold_a_write_in_another_process(url: str, seconds: float) -> subprocess.Popen:
+    """Start a process that holds a write transaction of the library for ``seconds``; return
+    once it holds it."""
+    code = (
+        "import sys, time\n"
+        "from feedback_core import FeedbackSystem, Settings\n"
+        "from feedback_core.db import write_transaction\n"
+        "system = FeedbackSystem.from_settings(Settings(database_url=sys.argv[1]))\n"
+        "with write_transaction(system.engine) as conn:\n"
+        "    conn.exec_driver_sql('INSERT INTO scratch VALUES (x\\'02\\')')\n"
+        "    print('holding', flush=True)\n"
+        "    time.sleep(float(sys.argv[2]))\n"
+        "system.close()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, url, str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_a_write_transaction_holds_the_turn_every_process_shares(sqlite_system):
+    system, path = sqlite_system
+    with write_transaction(system.engine):
+        assert not _turn_is_free(path)
+    assert _turn_is_free(path)
+    # A failed transaction gives its turn back too.
+    with pytest.raises(RuntimeError):
+        with write_transaction(system.engine):
+            raise RuntimeError("boom")
+    assert _turn_is_free(path)
+
+
+def test_a_writer_of_another_process_waits_for_its_turn_and_goes_on(sqlite_system):
+    system, path = sqlite_system
+    _write_blobs(system, 1)
+    holder = _hold_a_write_in_another_process(f"sqlite:///{path}", 0.6)
+    try:
+        assert not _turn_is_free(path)
+        began = time.monotonic()
+        _write_blobs(system, 1)  # waits for the holder's turn to end, then writes
+        waited = time.monotonic() - began
+    finally:
+        holder.wait(timeout=30)
+    assert holder.returncode == 0
+    assert 0.3 < waited < 5
+    with read_connection(system.engine) as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 3
+
+
+def test_a_writer_whose_turn_does_not_come_reports_the_database_busy_after_the_timeout(tmp_path):
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    system = FeedbackSystem.from_settings(Settings(database_url=url, sqlite_busy_timeout_ms=500))
+    system.init_feedback_tables()
+    _write_blobs(system, 1)
+    holder = _hold_a_write_in_another_process(url, 2)
+    try:
+        began = time.monotonic()
+        with pytest.raises(OperationalError, match="locked"):
+            _write_blobs(system, 1)
+        waited = time.monotonic() - began
+    finally:
+        holder.wait(timeout=30)
+    # The busy timeout once: waiting for the turn used it up, then SQLite's lock answered at
+    # once (it would have waited the timeout a second time).
+    assert 0.45 <= waited < 0.9
+    # Every connection still has its usual timeout, the one that failed among them.
+    connections = [system.engine.connect() for _ in range(3)]
+    try:
+        assert [c.exec_driver_sql("PRAGMA busy_timeout").scalar() for c in connections] == [500] * 3
+    finally:
+        for c in connections:
+            c.close()
+    _write_blobs(system, 1)
+    system.close()
+
+
+def _try_the_parents_turn(system, queue) -> None:
+    system.engine.dispose(close=False)  # the parent's connections are the parent's
+    writers = _writers(system)
+    queue.put(writers._lock(time.monotonic()))  # no waiting: is the turn free for this process?
+
+
+def test_a_forked_process_takes_turns_with_its_parent(sqlite_system):
+    system, _ = sqlite_system
+    _write_blobs(system, 1)  # the parent has its descriptor of the turn's file open
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    with write_transaction(system.engine):
+        child = context.Process(target=_try_the_parents_turn, args=(system, queue))
+        child.start()
+        # A copy of the parent's descriptor would share its lock and find the turn free.
+        assert queue.get(timeout=30) is False
+        child.join(timeout=30)
+    assert child.exitcode == 0
+
+
+def test_write_transactions_reuse_one_connection_but_not_a_failed_ones(sqlite_system):
+    system, _ = sqlite_system
+    with write_transaction(system.engine) as conn:
+        first = conn.connection.dbapi_connection
+    with write_transaction(system.engine) as conn:
+        assert conn.connection.dbapi_connection is first
+    assert len(_writers(system)._kept) == 1
+    with pytest.raises(RuntimeError):
+        with write_transaction(system.engine) as conn:
+            raise RuntimeError("boom")
+    assert _writers(system)._kept == []  # back to the pool instead
+    with write_transaction(system.engine):
+        assert _writers(system)._kept == []  # in use
+    assert len(_writers(system)._kept) == 1
+
+
+def test_writes_go_on_when_the_turns_file_cannot_be_made(sqlite_system, caplog):
+    system, path = sqlite_system
+    system.close()
+    Path(f"{path}-writer").unlink(missing_ok=True)
+    Path(f"{path}-writer").mkdir()  # in the way of the lock file
+    system = FeedbackSystem.from_settings(Settings(database_url=f"sqlite:///{path}"))
+    _write_blobs(system, 2)
+    _write_blobs(system, 1)
+    assert caplog.text.count("writers wait on SQLite's lock alone") == 1
+    with read_connection(system.engine) as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 3
+    system.close()
