@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Text, bindparam, cast, select
+from sqlalchemy import Text, bindparam, cast, literal_column, select
 
 from feedback_core.db import Prepared, read_connection
 from feedback_core.queries import rate_fields
@@ -23,6 +23,16 @@ def feature_keys(genres, billed, franchise) -> set[tuple[str, str]]:
     return keys | ({("franchise", franchise)} if franchise else set())
 
 
+# A person's applied adjustments. The status is a literal: only then may the planner use the
+# partial index of applied adjustments (a bound value could be any status).
+APPLIED_TO_USER = (
+    select(feature_adjustments)
+    .where(
+        feature_adjustments.c.user_id == bindparam("user_id"),
+        feature_adjustments.c.status == literal_column("'applied'"),
+    )
+    .order_by(feature_adjustments.c.applied_at)
+)
 _USER_SETS = Prepared(
     select(recommendation_sets.c.recommendation_set_id, recommendation_sets.c.created_at).where(
         recommendation_sets.c.user_id == bindparam("user_id")
@@ -92,11 +102,7 @@ def get_adjustment_effects(system, user_id: int) -> pd.DataFrame:
     """
     min_trials = system.settings.min_impressions_for_rate
     with read_connection(system.engine) as conn:
-        applied = conn.execute(
-            select(feature_adjustments)
-            .where(feature_adjustments.c.user_id == user_id, feature_adjustments.c.status == "applied")
-            .order_by(feature_adjustments.c.applied_at)
-        ).all()
+        applied = conn.execute(APPLIED_TO_USER, {"user_id": user_id}).all()
         if not applied:
             return pd.DataFrame(columns=["adjustment_id", "feature", "magnitude", "applied_at"])
         # A list's films are shown when the list is recorded: its created_at is their shown_at.

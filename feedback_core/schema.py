@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -195,7 +196,13 @@ feature_adjustments = Table(
     CheckConstraint("status IN ('proposed','approved','rejected','applied','reverted')", name="status"),
     CheckConstraint("feature_type IN ('genre','cast','franchise')", name="feature_type"),
     Index("ix_feature_adjustments_status", "status", "created_at"),
-    Index("ix_feature_adjustments_user", "user_id", "status"),
+    # A person's applied adjustments only: proposals, the many, stay out of it (migration 0006).
+    Index(
+        "ix_feature_adjustments_applied",
+        "user_id",
+        sqlite_where=text("status = 'applied'"),
+        postgresql_where=text("status = 'applied'"),
+    ),
     Index("ix_feature_adjustments_user_created", "user_id", "created_at"),
     Index("ix_feature_adjustments_dislike", "dislike_id"),
 )

@@ -139,3 +139,54 @@ def test_dislike_patterns_lose_their_rowid_on_sqlite_and_keep_their_rows(tmp_pat
         assert "WITHOUT ROWID" not in table_sql() and patterns() == before
     finally:
         engine.dispose()
+
+
+def test_only_applied_adjustments_enter_the_index_of_a_persons_applied_ones(migrated):
+    from feedback_core.effects import APPLIED_TO_USER
+
+    engine = migrated[0]
+    inspector = inspect(engine)
+    indexes = {ix["name"]: ix for ix in inspector.get_indexes("feature_adjustments")}
+    assert "ix_feature_adjustments_user" not in indexes  # (user_id, status): every proposal
+    assert indexes["ix_feature_adjustments_applied"]["column_names"] == ["user_id"]
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            definition = conn.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = 'ix_feature_adjustments_applied'")
+            ).scalar_one()
+            # The query the effects page runs is answered through it.
+            compiled = APPLIED_TO_USER.compile(dialect=engine.dialect)
+            plan = " ".join(
+                str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", (7,)).all()
+            )
+            assert "ix_feature_adjustments_applied" in plan
+        else:
+            definition = conn.execute(
+                text(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_feature_adjustments_applied'"
+                    " AND schemaname = current_schema()"
+                )
+            ).scalar_one()
+    assert "WHERE" in definition.upper() and "'applied'" in definition
+
+
+def test_the_applied_adjustments_index_migrates_both_ways(tmp_path):
+    from alembic import command
+
+    from feedback_core.db import _alembic_config
+
+    engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path / 'applied.db'}"))
+    try:
+
+        def at(revision: str, downgrade: bool = False) -> set[str]:
+            with engine.begin() as conn:
+                (command.downgrade if downgrade else command.upgrade)(_alembic_config(conn), revision)
+            return {ix["name"] for ix in inspect(engine).get_indexes("feature_adjustments")}
+
+        assert {"ix_feature_adjustments_user"} <= at("0005")
+        after = at("0006")
+        assert "ix_feature_adjustments_applied" in after and "ix_feature_adjustments_user" not in after
+        back = at("0005", downgrade=True)
+        assert "ix_feature_adjustments_user" in back and "ix_feature_adjustments_applied" not in back
+    finally:
+        engine.dispose()
