@@ -67,15 +67,29 @@ def _cutoff(times: list[datetime]) -> datetime:
     return cut
 
 
-def _both_labels_from(cutoff: datetime, rating_rows, dislike_rows, shown_rows) -> bool:
-    """Say whether events from ``cutoff`` on hold both a positive and a negative example."""
-    positive = any(t >= cutoff for _, _, t in shown_rows) or any(
-        t >= cutoff and r >= model.LIKED_RATING for _, _, r, t in rating_rows
+def _both_labels_from(cutoff: datetime, rating_rows, dislike_rows, shown_rows, films) -> bool:
+    """Say whether events from ``cutoff`` on make both a positive and a negative example (by the
+    rules ``load_training_data`` adds them with: films of the catalogue, a shown film only when
+    its viewer did not rate it)."""
+    rated = {(u, m) for u, m, _, _ in rating_rows}
+    positive = any(t >= cutoff and m in films and (u, m) not in rated for u, m, t in shown_rows) or any(
+        t >= cutoff and r >= model.LIKED_RATING and m in films for _, m, r, t in rating_rows
     )
-    negative = any(d[2] >= cutoff for d in dislike_rows) or any(
-        t >= cutoff and r <= LOW_RATING for _, _, r, t in rating_rows
+    negative = any(d[2] >= cutoff and d[1] in films for d in dislike_rows) or any(
+        t >= cutoff and r <= LOW_RATING and m in films for _, m, r, t in rating_rows
     )
     return positive and negative
+
+
+def holdout(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Return which examples to hold out for evaluation (``HOLDOUT_SHARE`` of them, at random),
+    never every example of a label: training needs both."""
+    held = rng.random(len(labels)) < HOLDOUT_SHARE
+    for label in np.unique(labels):
+        of_label = labels == label
+        if not (of_label & ~held).any():
+            held[rng.choice(np.flatnonzero(of_label))] = False
+    return held
 
 
 def load_training_data(
@@ -136,7 +150,7 @@ def load_training_data(
     if not times:
         raise ValueError("no ratings, dislikes or shown lists to train on yet")
     cutoff = _cutoff(times)
-    if not _both_labels_from(cutoff, rating_rows, dislike_rows, shown_rows):
+    if not _both_labels_from(cutoff, rating_rows, dislike_rows, shown_rows, catalog.index):
         # A burst of one kind of event (a flood of dislikes after a short rating history) can
         # put every event of the other label before the split, and training would fail until
         # more ratings came in, each retry queued again by the next dislike. As with too little
@@ -238,7 +252,7 @@ def fit_and_evaluate(
     progress(45, "building features")
     X, adj = model.feature_matrix(data.catalog, data.profiles, data.users, data.movies)
     rng = np.random.default_rng(seed)
-    held = rng.random(len(data.labels)) < HOLDOUT_SHARE
+    held = holdout(data.labels, rng)
     progress(60, "training")
     trained = model.train(X[~held], data.labels[~held], data.weights[~held], adjustment_strength)
     progress(80, "evaluating on held-out data")

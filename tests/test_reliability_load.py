@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from helpers import count, rows
 from loop_support import ALL_FILMS, build_world, films
@@ -22,7 +23,7 @@ from reliability_support import (
 )
 from sqlalchemy import and_, exists, func, select
 
-from feedback_core import ConflictError
+from feedback_core import ConflictError, training
 from feedback_core.schema import (
     audit_log,
     dislike_feedback_impact,
@@ -220,6 +221,33 @@ def test_a_burst_of_dislikes_larger_than_the_rating_history_still_trains(system,
     assert job["status"] == "succeeded", job["error"]
     assert job["examples_claimed"] == 90
     assert count(system, negative_examples, negative_examples.c.status == "used") == 90
+
+
+def test_a_burst_whose_only_recent_likes_are_rated_films_still_trains(system, clock):
+    # A film shown to someone who rated it is not a "shown, not disliked" positive (the rating
+    # speaks for it). The burst check above used to count such lists as positives anyway, kept
+    # the split inside the burst, and the retrain failed with no liked film among its examples.
+    system.add_movies(films())
+    liked = [(u, m, 4.5, clock() - timedelta(days=2, hours=u)) for u in (1, 2, 3, 4) for m in ALL_FILMS[:5]]
+    assert system.record_ratings(liked) == 20
+    for i in range(90):
+        system.save_dislike(user_id=100 + i // 9, movie_id=ALL_FILMS[i % 24], reason="wrong_genre")
+    for user in (1, 2):
+        system.record_recommendation_set(user, list(ALL_FILMS[:5]))  # films they rated
+    job = system.retrain("analyst@test")
+    assert job["status"] == "succeeded", job["error"]
+    assert job["examples_claimed"] == 90
+
+
+def test_the_held_out_share_never_takes_every_example_of_a_label():
+    # The storm test saw it: with few liked films among many dislikes, the random 20% held out
+    # for evaluation sometimes took all of them, and training refused to run.
+    labels = np.array([1] + [0] * 40)
+    for seed in range(200):
+        held = training.holdout(labels, np.random.default_rng(seed))
+        assert set(labels[~held]) == {0, 1}
+    many = np.array([0, 1] * 5000)
+    assert 0.18 < training.holdout(many, np.random.default_rng(1)).mean() < 0.22
 
 
 # ---------------------------------------------------------------- two approvers at once
