@@ -149,7 +149,14 @@ def _sqlite_engine(settings: Settings, url) -> Engine:
     engine.dialect.do_begin = _sqlite_begin
     if checkpointer is not None:
         _CHECKPOINTERS[engine] = checkpointer
-        _WRITERS[engine] = _Writers(os.path.abspath(database), settings.sqlite_busy_timeout_ms)
+        # On the engine itself: the kept connection refers to the engine, and a table of
+        # engines would keep every engine that ever wrote alive.
+        writers = engine._feedback_writers = _Writers(
+            os.path.abspath(database), settings.sqlite_busy_timeout_ms
+        )
+        # A kept connection stays checked out, and a checked-out connection keeps its engine
+        # alive: ``engine.dispose()`` lets go of it first, as ``close_engine`` does.
+        engine.dispose = _disposing_writers_first(engine.dispose, writers)
     return engine
 
 
@@ -330,21 +337,24 @@ class _Writers:
     Writers take turns. SQLite makes a writer that finds the write lock taken sleep 1, 2, 5,
     10 ms... before it tries again, however soon the lock is free: with two API workers
     recording dislikes (about a millisecond each) a tenth of their time went to such sleeps.
-    Here a writer first takes a lock on a file next to the database (``<database>-writer``)
-    that every process using it shares, asking again every few tens of microseconds up to a
-    millisecond, so it starts soon after the writer before it ends. Programs that do not take
-    that lock (``sqlite3``, other tools) are still kept out by SQLite's own. A writer whose
-    turn has not come within the busy timeout goes straight to SQLite's lock, which then
-    reports the database busy as it always did. The kernel releases a process's file lock when
-    the process ends, however it ends.
+    Here a writer first takes a lock (``flock``) on a file next to the database
+    (``<database>-writer``) that every process using it shares, asking again every few tens
+    of microseconds up to a millisecond, so it starts soon after the writer before it ends.
+    Programs that do not take that lock (``sqlite3``, other tools) are still kept out by
+    SQLite's own. A writer whose turn has not come within the busy timeout goes straight to
+    SQLite's lock, which then reports the database busy as it always did. The lock goes with
+    the process's open file: the kernel releases it when the process ends, and a forked child
+    closes its copy of the file at once, so that it never holds the lock for a parent that died.
 
     The connection of the last write transaction is kept for the next one (writers take
     turns, so one is nearly always enough): checking a connection out of the pool and back in
-    costs more than the BEGIN and COMMIT of a small write transaction.
+    costs more than the BEGIN and COMMIT of a small write transaction. It is dropped when the
+    engine is disposed of (its pool replaced) and closed by ``close_engine``.
     """
 
     FIRST_WAIT_S = 0.00005
     LONGEST_WAIT_S = 0.001
+    RETRY_FILE_AFTER_S = 60.0
 
     def __init__(self, path: str, busy_timeout_ms: int) -> None:
         self.path = f"{path}-writer"
@@ -353,23 +363,25 @@ class _Writers:
         _LIVE_WRITERS.add(self)
 
     def _reset(self) -> None:
-        # Also in a forked child: its copy of the descriptor shares the parent's open file,
-        # and with it the file lock, so it opens its own. The kept connection it inherited
-        # is the parent's: set aside, never used, and never closed (closing would let SQLite
-        # act on the parent's files from here).
-        _INHERITED.extend(getattr(self, "_kept", ()))
+        # Also in a forked child. Its copy of the lock file shares the parent's open file, and
+        # with it the lock: closed here (the parent's stays open), the child opens its own. The
+        # kept connection it inherited is the parent's: set aside, never used, never closed
+        # (closing it would let SQLite act on the parent's files from here).
+        inherited = getattr(self, "_file", None)
+        if inherited is not None:
+            inherited.close()
+        _INHERITED.extend(conn for conn, _ in getattr(self, "_kept", ()))
         self._turns = threading.Lock()
-        self._fd: int | None = None
-        self._lock_file = True
-        self._kept: list[Connection] = []
+        self._file = None
+        self._no_file_until = 0.0
+        self._kept: list[tuple[Connection, object]] = []  # (connection, the pool it came from)
         self._kept_lock = threading.Lock()
 
     @contextmanager
     def transaction(self, engine: Engine, bulk: bool) -> Iterator[Connection]:
         """One write transaction (see ``write_transaction``), begun in turn."""
-        conn = None if bulk else self._take()
-        if conn is None:
-            conn = engine.connect()
+        taken = None if bulk else self._take(engine)
+        conn, pool = taken if taken is not None else (engine.connect(), engine.pool)
         keep = False
         try:
             with self._turn() as had_turn:
@@ -378,29 +390,43 @@ class _Writers:
                 if not bulk:
                     _wrote(conn)
             # An import's connection leaves with its own settings (see importing._settle).
-            keep = not bulk and not conn.invalidated
+            keep = not bulk
         finally:
-            if keep:
-                self._keep(conn)
+            if keep and not (conn.closed or conn.invalidated or conn.in_transaction()):
+                self._keep(engine, conn, pool)
             else:
                 conn.close()
 
-    def close(self) -> None:
-        """Close the kept connection (back to the pool)."""
+    def close(self, close_connections: bool = True) -> None:
+        """Let go of the kept connection and close the lock file (the engine is being disposed
+        of; ``close_connections`` as ``Engine.dispose``'s ``close``: False in a forked child,
+        whose connections are its parent's to close)."""
         with self._kept_lock:
             kept, self._kept = self._kept, []
-        for conn in kept:
-            conn.close()
+        for conn, _ in kept:
+            if close_connections:
+                conn.close()
+            else:
+                _INHERITED.append(conn)
+        with self._turns:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
-    def _take(self) -> Connection | None:
+    def _take(self, engine: Engine) -> tuple[Connection, object] | None:
         with self._kept_lock:
-            return self._kept.pop() if self._kept else None
+            taken = self._kept.pop() if self._kept else None
+        if taken is not None and taken[1] is not engine.pool:  # disposed of meanwhile
+            taken[0].close()
+            return None
+        return taken
 
-    def _keep(self, conn: Connection) -> None:
-        with self._kept_lock:
-            if not self._kept:
-                self._kept.append(conn)
-                return
+    def _keep(self, engine: Engine, conn: Connection, pool: object) -> None:
+        if pool is engine.pool:
+            with self._kept_lock:
+                if not self._kept:
+                    self._kept.append((conn, pool))
+                    return
         conn.close()
 
     @contextmanager
@@ -414,35 +440,48 @@ class _Writers:
         try:
             locked = self._lock(deadline)
             try:
-                yield locked or not self._lock_file
+                yield locked is not False
             finally:
                 if locked:
-                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                    fcntl.flock(self._file, fcntl.LOCK_UN)
         finally:
             self._turns.release()
 
-    def _lock(self, deadline: float) -> bool:
-        if not self._lock_file:
+    def _lock(self, deadline: float) -> bool | None:
+        """Take the lock file's lock: True, False when the busy timeout went by first, None
+        when there is no lock file to take (SQLite's lock alone then)."""
+        if self._file is None and not self._open():
+            return None
+        wait = self.FIRST_WAIT_S
+        while True:
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(wait)
+                wait = min(wait * 2, self.LONGEST_WAIT_S)
+
+    def _open(self) -> bool:
+        if time.monotonic() < self._no_file_until:
             return False
-        try:
-            if self._fd is None:
-                # A file of its own, never the database: closing any descriptor of the
-                # database would drop the POSIX locks SQLite holds on it.
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            wait = self.FIRST_WAIT_S
-            while True:
-                try:
-                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return True
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        return False
-                    time.sleep(wait)
-                    wait = min(wait * 2, self.LONGEST_WAIT_S)
-        except OSError:
-            log.warning("cannot lock %s: writers wait on SQLite's lock alone", self.path, exc_info=True)
-            self._lock_file = False
-            return False
+        # A file of its own, never the database: closing any descriptor of the database file
+        # would drop the POSIX locks SQLite holds on it. Read-only will do for a lock (another
+        # user's process may have made the file).
+        for flags in (os.O_RDWR | os.O_CREAT, os.O_RDONLY):
+            try:
+                self._file = _LockFile(self.path, flags)
+                return True
+            except OSError:
+                continue
+        log.warning(
+            "cannot open %s: writers wait on SQLite's lock alone for the next %.0f s",
+            self.path,
+            self.RETRY_FILE_AFTER_S,
+        )
+        self._no_file_until = time.monotonic() + self.RETRY_FILE_AFTER_S
+        return False
 
     @contextmanager
     def _begin_without_waiting(self, conn: Connection) -> Iterator[None]:
@@ -457,7 +496,40 @@ class _Writers:
             yield
 
 
-_WRITERS: weakref.WeakKeyDictionary[Engine, _Writers] = weakref.WeakKeyDictionary()
+class _LockFile:
+    """A descriptor of a lock file, closed exactly once: by ``close``, or when dropped."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, path: str, flags: int) -> None:
+        self.fd = -1  # until it opens (a failed open leaves nothing to close)
+        self.fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    __del__ = close
+
+
+def _disposing_writers_first(dispose, writers: _Writers):
+    def dispose_engine(close: bool = True) -> None:
+        writers.close(close)
+        dispose(close)
+
+    dispose_engine.__doc__ = dispose.__doc__
+    return dispose_engine
+
+
+def _writers(engine: Engine) -> _Writers | None:
+    """The writers' turns of an SQLite file engine (None for other engines)."""
+    return getattr(engine, "_feedback_writers", None)
+
+
 _LIVE_WRITERS: weakref.WeakSet[_Writers] = weakref.WeakSet()
 _INHERITED: list[Connection] = []  # a forked child's copies of its parent's kept connections
 if hasattr(os, "register_at_fork"):
@@ -475,7 +547,7 @@ if hasattr(os, "register_at_fork"):
 def close_engine(engine: Engine) -> None:
     """Release ``engine``'s pooled connections, after its background checkpointer has copied
     what is left of the SQLite log and ended (the last connection to close removes the log)."""
-    writers = _WRITERS.get(engine)
+    writers = _writers(engine)
     if writers is not None:
         writers.close()
     checkpointer = _CHECKPOINTERS.get(engine)
@@ -509,7 +581,7 @@ def write_transaction(engine: Engine, bulk: bool = False) -> Iterator[Connection
     the SQLite log itself, with a large threshold (``PRAGMA wal_autocheckpoint``): the
     background checkpointer, made for a stream of small writes, is not told of it.
     """
-    writers = _WRITERS.get(engine)
+    writers = _writers(engine)
     try:
         if writers is not None:  # an SQLite file
             with writers.transaction(engine, bulk) as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import gc
 import multiprocessing
 import os
 import sqlite3
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -354,7 +356,7 @@ def test_a_reader_on_the_old_log_makes_the_final_step_back_off(sqlite_system):
 
 
 def _writers(system) -> db._Writers:
-    return db._WRITERS[system.engine]
+    return db._writers(system.engine)
 
 
 def _turn_is_free(path) -> bool:
@@ -488,7 +490,7 @@ def test_writes_go_on_when_the_turns_file_cannot_be_made(sqlite_system, caplog):
     system, path = sqlite_system
     system.close()
     Path(f"{path}-writer").unlink(missing_ok=True)
-    Path(f"{path}-writer").mkdir()  # in the way of the lock file
+    Path(f"{path}-writer").symlink_to(path.parent / "no-such-folder" / "x")  # cannot be opened
     system = FeedbackSystem.from_settings(Settings(database_url=f"sqlite:///{path}"))
     _write_blobs(system, 2)
     _write_blobs(system, 1)
@@ -496,3 +498,76 @@ def test_writes_go_on_when_the_turns_file_cannot_be_made(sqlite_system, caplog):
     with read_connection(system.engine) as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 3
     system.close()
+
+
+def test_a_forked_child_does_not_hold_the_turn_of_a_parent_that_died(tmp_path):
+    # The lock belongs to the open file, which a fork shares: were the child's copy left open,
+    # a parent killed during its turn would leave every other writer waiting the busy timeout.
+    url = f"sqlite:///{tmp_path / 'orphan.db'}"
+    system = FeedbackSystem.from_settings(Settings(database_url=url, sqlite_busy_timeout_ms=3000))
+    system.init_feedback_tables()
+    _write_blobs(system, 1)
+    code = (
+        "import os, sys, time\n"
+        "from feedback_core import FeedbackSystem, Settings\n"
+        "from feedback_core.db import write_transaction\n"
+        "system = FeedbackSystem.from_settings(Settings(database_url=sys.argv[1]))\n"
+        "with write_transaction(system.engine) as conn:\n"
+        "    conn.exec_driver_sql('INSERT INTO scratch VALUES (x\\'03\\')')\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "with write_transaction(system.engine):\n"
+        "    print(child, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    try:
+        parent.kill()  # in the middle of its turn
+        parent.wait(timeout=30)
+        began = time.monotonic()
+        _write_blobs(system, 1)
+        assert time.monotonic() - began < 1.5  # not the 3 s busy timeout
+    finally:
+        os.kill(child, 9)
+    system.close()
+
+
+def test_closed_systems_leave_no_lock_file_open_and_disposed_engines_go(tmp_path):
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def one(name: str) -> FeedbackSystem:
+        system = FeedbackSystem.from_settings(Settings(database_url=f"sqlite:///{tmp_path / name}"))
+        _write_blobs(system, 2)
+        return system
+
+    one("warm.db").close()
+    before = open_files()
+    for i in range(10):
+        one(f"s{i}.db").close()
+    assert open_files() <= before + 1
+    # An engine disposed of without close_engine (as some tools do) is not kept alive by the
+    # connection its writers kept.
+    system = one("disposed.db")
+    engine = weakref.ref(system.engine)
+    system.engine.dispose()
+    del system
+    gc.collect()
+    assert engine() is None
+
+
+def test_a_connection_closed_by_its_transaction_is_not_kept(sqlite_system):
+    system, _ = sqlite_system
+    with write_transaction(system.engine) as conn:
+        conn.close()
+    assert _writers(system)._kept == []
+    _write_blobs(system, 1)  # the next write has a working connection
+    with write_transaction(system.engine):
+        pass  # ...and a disposed engine's kept connection is not reused
+    system.engine.dispose()
+    with write_transaction(system.engine) as conn:
+        assert conn.engine.pool is system.engine.pool
+        assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 1
