@@ -378,8 +378,15 @@ class _Writers:
         self._kept_lock = threading.Lock()
 
     @contextmanager
-    def transaction(self, engine: Engine, bulk: bool) -> Iterator[Connection]:
+    def transaction(self, engine: Engine, bulk: bool, connection: Connection | None) -> Iterator[Connection]:
         """One write transaction (see ``write_transaction``), begun in turn."""
+        if connection is not None:
+            with self._turn() as had_turn:
+                with _begin_write(connection) if had_turn else self._begin_without_waiting(connection):
+                    yield connection
+                if not bulk:
+                    _wrote(connection)
+            return
         taken = None if bulk else self._take(engine)
         conn, pool = taken if taken is not None else (engine.connect(), engine.pool)
         keep = False
@@ -389,7 +396,6 @@ class _Writers:
                     yield conn
                 if not bulk:
                     _wrote(conn)
-            # An import's connection leaves with its own settings (see importing._settle).
             keep = not bulk
         finally:
             if keep and not (conn.closed or conn.invalidated or conn.in_transaction()):
@@ -574,18 +580,25 @@ def _wrote(conn: Connection) -> None:
 
 
 @contextmanager
-def write_transaction(engine: Engine, bulk: bool = False) -> Iterator[Connection]:
+def write_transaction(
+    engine: Engine, bulk: bool = False, connection: Connection | None = None
+) -> Iterator[Connection]:
     """Open one write transaction: commit on success, roll back on any error.
 
     ``bulk``: a transaction of thousands of rows (an import batch) whose connection checkpoints
     the SQLite log itself, with a large threshold (``PRAGMA wal_autocheckpoint``): the
     background checkpointer, made for a stream of small writes, is not told of it.
+    ``connection``: run on this connection (no transaction open), which stays the caller's.
     """
     writers = _writers(engine)
     try:
         if writers is not None:  # an SQLite file
-            with writers.transaction(engine, bulk) as conn:
+            with writers.transaction(engine, bulk, connection) as conn:
                 yield conn
+            return
+        if connection is not None:
+            with _begin_write(connection):
+                yield connection
             return
         with engine.connect() as conn:
             with _begin_write(conn):

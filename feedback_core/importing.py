@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 
 from feedback_core import aggregates
 from feedback_core.catalog import MovieIn, check_rating, store_ratings, upsert_movies, validate_movie
@@ -416,6 +417,7 @@ class Importer:
         self._versions: set[int] | None = None
         self._seen_sets: set[int] = set()
         self._last_stamp: tuple = (object(), None)
+        self._conn: Connection | None = None
 
     # -- driving ------------------------------------------------------------------------
 
@@ -459,14 +461,22 @@ class Importer:
             if self.kind == "movies":
                 self.system._catalog_cache = None
 
-    def _flush(self, batch: list[tuple[int, Any]]) -> bool:
-        """Write one batch in one transaction; return False when the import stopped."""
-        with write_transaction(self.system.engine, bulk=True) as conn:
+    def _connection(self) -> Connection:
+        """The import's own connection, for all of its batches (returned by ``_settle``)."""
+        if self._conn is None:
+            conn = self.system.engine.connect()
             if conn.dialect.name == "sqlite":
                 # Bulk writes: a page cache that holds the indexes being filled, and a WAL
                 # checkpoint every ~80 MB (each one syncs the file), run by this connection.
                 conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
                 conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT_PAGES}")
+                conn.commit()
+            self._conn = conn
+        return self._conn
+
+    def _flush(self, batch: list[tuple[int, Any]]) -> bool:
+        """Write one batch in one transaction; return False when the import stopped."""
+        with write_transaction(self.system.engine, bulk=True, connection=self._connection()) as conn:
             errors = getattr(self, f"_write_{self.kind}")(conn, batch)
             if errors and self.on_error == "abort":
                 for error in errors:
@@ -481,14 +491,23 @@ class Importer:
         return True
 
     def _settle(self) -> None:
-        """Give the connection back its usual SQLite settings and checkpoint the WAL."""
-        engine = self.system.engine
-        if engine.dialect.name != "sqlite" or not self.summary.batches:
+        """Give the import's connection back its usual SQLite settings, checkpoint the WAL and
+        return the connection to the pool."""
+        conn, self._conn = self._conn, None
+        if conn is None:
             return
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA cache_size=-2000")
-            conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={usual_autocheckpoint(engine)}")
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        try:
+            if conn.dialect.name == "sqlite" and not conn.invalidated:
+                conn.exec_driver_sql("PRAGMA cache_size=-2000")
+                conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={usual_autocheckpoint(self.system.engine)}")
+                if self.summary.batches:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except DBAPIError:
+            # Its settings cannot be trusted: the pool gets a fresh connection instead.
+            log.warning("could not restore the import connection's settings", exc_info=True)
+            conn.invalidate()
+        finally:
+            conn.close()
 
     def _report(self) -> None:
         if self.progress is not None:

@@ -212,13 +212,23 @@ def test_an_import_checkpoints_itself_and_leaves_connections_as_usual(sqlite_sys
     _write_blobs(system, 1)
     assert _wait_for(lambda: checkpointer._thread is None)  # its round done, then idle
     before = checkpointer.completed
+    pooled = [system.engine.connect() for _ in range(3)]  # the pool holds several connections
+    for conn in pooled:
+        conn.close()
     summary = system.import_file(movies_csv, kind="movies", batch_size=500)
     assert summary.imported == 3000 and summary.batches == 6
     # Bulk batches are not the background thread's work (its rounds are made for small writes).
     assert checkpointer._pending == 0 and checkpointer.completed == before
-    with read_connection(system.engine) as conn:
-        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
-        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -2000
+    # The import's settings stayed on its own connection, which got the usual ones back: no
+    # pooled connection keeps a 128 MiB cache or an inline checkpoint threshold.
+    connections = [system.engine.connect() for _ in range(4)]
+    try:
+        for conn in connections:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -2000
+    finally:
+        for conn in connections:
+            conn.close()
     # The import's last step copied its log into the database file.
     probe = sqlite3.connect(path, isolation_level=None)
     try:
