@@ -414,10 +414,15 @@ class _Writers:
                 conn.close()
             else:
                 _INHERITED.append(conn)
-        with self._turns:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+        # Not while a write of this process holds its turn (a dispose inside a write transaction
+        # would wait for itself): the file then closes when the engine goes.
+        if self._turns.acquire(timeout=1.0):
+            try:
+                if self._file is not None:
+                    self._file.close()
+                    self._file = None
+            finally:
+                self._turns.release()
 
     def _take(self, engine: Engine) -> tuple[Connection, object] | None:
         with self._kept_lock:

@@ -581,3 +581,18 @@ def test_a_connection_closed_by_its_transaction_is_not_kept(sqlite_system):
     with write_transaction(system.engine) as conn:
         assert conn.engine.pool is system.engine.pool
         assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 1
+
+
+def test_disposing_of_the_engine_inside_a_write_does_not_wait_for_itself(sqlite_system):
+    system, _ = sqlite_system
+
+    def write_then_dispose() -> None:
+        with write_transaction(system.engine) as conn:
+            conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS scratch (blob BLOB)")
+            system.engine.dispose()
+
+    writer = threading.Thread(target=write_then_dispose, daemon=True)  # a hang fails, not blocks
+    writer.start()
+    writer.join(timeout=10)
+    assert not writer.is_alive()
+    _write_blobs(system, 1)  # and writes go on
