@@ -12,7 +12,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from importlib import resources
@@ -380,15 +380,12 @@ class _Writers:
     @contextmanager
     def transaction(self, engine: Engine, bulk: bool, connection: Connection | None) -> Iterator[Connection]:
         """One write transaction (see ``write_transaction``), begun in turn."""
-        if connection is not None:
-            with self._turn() as had_turn:
-                with _begin_write(connection) if had_turn else self._begin_without_waiting(connection):
-                    yield connection
-                if not bulk:
-                    _wrote(connection)
-            return
-        taken = None if bulk else self._take(engine)
-        conn, pool = taken if taken is not None else (engine.connect(), engine.pool)
+        owned = connection is None
+        if owned:
+            taken = None if bulk else self._take(engine)
+            conn, pool = taken if taken is not None else (engine.connect(), engine.pool)
+        else:
+            conn, pool = connection, None
         keep = False
         try:
             with self._turn() as had_turn:
@@ -398,7 +395,9 @@ class _Writers:
                     _wrote(conn)
             keep = not bulk
         finally:
-            if keep and not (conn.closed or conn.invalidated or conn.in_transaction()):
+            if not owned:
+                pass  # the caller's
+            elif keep and not (conn.closed or conn.invalidated or conn.in_transaction()):
                 self._keep(engine, conn, pool)
             else:
                 conn.close()
@@ -558,13 +557,10 @@ if hasattr(os, "register_at_fork"):
 def close_engine(engine: Engine) -> None:
     """Release ``engine``'s pooled connections, after its background checkpointer has copied
     what is left of the SQLite log and ended (the last connection to close removes the log)."""
-    writers = _writers(engine)
-    if writers is not None:
-        writers.close()
     checkpointer = _CHECKPOINTERS.get(engine)
     if checkpointer is not None:
         checkpointer.stop()
-    engine.dispose()
+    engine.dispose()  # on an SQLite file also lets go of the writers' kept connection
 
 
 def usual_autocheckpoint(engine: Engine) -> int:
@@ -601,11 +597,7 @@ def write_transaction(
             with writers.transaction(engine, bulk, connection) as conn:
                 yield conn
             return
-        if connection is not None:
-            with _begin_write(connection):
-                yield connection
-            return
-        with engine.connect() as conn:
+        with engine.connect() if connection is None else nullcontext(connection) as conn:
             with _begin_write(conn):
                 yield conn
     except (OperationalError, DBAPIError) as exc:
@@ -958,13 +950,13 @@ def _binder(statement: Executable, dialect, keys: tuple):
 
     # Rows whose values are already in placeholder order need only the columns whose type
     # converts the value processed (a date, a time, a JSON list): most of a row is as given.
-    in_order = [i for i, _ in columns_in] == list(range(len(keys)))
+    in_order = compiled.positional and [i for i, _ in columns_in] == list(range(len(keys)))
     to_process = [(i, processor) for i, processor in columns_in if processor is not None]
 
     def bind_tuples(rows: Sequence[tuple]):
         if fixed_slots:
             return [bind(dict(zip(keys, row))) for row in rows]
-        if len(rows) < 8 and in_order and compiled.positional and all(len(row) == len(keys) for row in rows):
+        if len(rows) < 8 and in_order and all(len(row) == len(keys) for row in rows):
             # A few rows (a dislike's): row by row, touching only the converted columns.
             if not to_process:
                 return list(rows)

@@ -207,16 +207,21 @@ def test_a_threshold_storm_runs_one_retrain_at_a_time_and_trains_every_example_o
     )
 
 
-def test_a_burst_of_dislikes_larger_than_the_rating_history_still_trains(system, clock):
-    # Found by the storm above: the split between profile events and examples is taken by count,
-    # so when dislikes outnumber every other event the split fell inside the burst, no liked film
-    # was left among the examples, and every retrain failed (and was queued again) until more
-    # ratings came in.
+def _rate_then_burst(system, clock) -> None:
+    """Four users liked five films two days ago; now 90 dislikes of ten others pour in."""
     system.add_movies(films())
     liked = [(u, m, 4.5, clock() - timedelta(days=2, hours=u)) for u in (1, 2, 3, 4) for m in ALL_FILMS[:5]]
     assert system.record_ratings(liked) == 20
     for i in range(90):
         system.save_dislike(user_id=100 + i // 9, movie_id=ALL_FILMS[i % 24], reason="wrong_genre")
+
+
+def test_a_burst_of_dislikes_larger_than_the_rating_history_still_trains(system, clock):
+    # Found by the storm above: the split between profile events and examples is taken by count,
+    # so when dislikes outnumber every other event the split fell inside the burst, no liked film
+    # was left among the examples, and every retrain failed (and was queued again) until more
+    # ratings came in.
+    _rate_then_burst(system, clock)
     job = system.retrain("analyst@test")
     assert job["status"] == "succeeded", job["error"]
     assert job["examples_claimed"] == 90
@@ -227,11 +232,7 @@ def test_a_burst_whose_only_recent_likes_are_rated_films_still_trains(system, cl
     # A film shown to someone who rated it is not a "shown, not disliked" positive (the rating
     # speaks for it). The burst check above used to count such lists as positives anyway, kept
     # the split inside the burst, and the retrain failed with no liked film among its examples.
-    system.add_movies(films())
-    liked = [(u, m, 4.5, clock() - timedelta(days=2, hours=u)) for u in (1, 2, 3, 4) for m in ALL_FILMS[:5]]
-    assert system.record_ratings(liked) == 20
-    for i in range(90):
-        system.save_dislike(user_id=100 + i // 9, movie_id=ALL_FILMS[i % 24], reason="wrong_genre")
+    _rate_then_burst(system, clock)
     for user in (1, 2):
         system.record_recommendation_set(user, list(ALL_FILMS[:5]))  # films they rated
     job = system.retrain("analyst@test")
