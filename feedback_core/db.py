@@ -1054,17 +1054,36 @@ def _alembic_config(connection: Connection):
 
 def upgrade_database(engine: Engine) -> str:
     """Bring the database to the latest schema (harmless to repeat); return the revision."""
+    migrate(engine, "head")
+    return current_revision(engine) or ""
+
+
+def migrate(engine: Engine, revision: str, downgrade: bool = False) -> None:
+    """Upgrade (or downgrade) the schema to ``revision`` in one write transaction.
+
+    On SQLite the migrations run with foreign keys off, as SQLite's procedure for rebuilding
+    a table requires (dropping the old copy would otherwise delete its rows' references); a
+    migration that rebuilds a table checks the references it could break before it ends.
+    """
     from alembic import command
 
+    sqlite = engine.dialect.name == "sqlite"
     with _migrate_lock:
         with engine.connect() as conn:
-            with _begin_write(conn):
-                if engine.dialect.name == "postgresql":
-                    # Two processes migrating at once would race on CREATE TABLE.
-                    conn.execute(text("SELECT pg_advisory_xact_lock(7216354)"))
-                command.upgrade(_alembic_config(conn), "head")
-            _wrote(conn)
-        return current_revision(engine) or ""
+            # Outside any transaction: the pragma is ignored inside one.
+            raw = conn.connection.dbapi_connection if sqlite else None
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with _begin_write(conn):
+                    if not sqlite:
+                        # Two processes migrating at once would race on CREATE TABLE.
+                        conn.execute(text("SELECT pg_advisory_xact_lock(7216354)"))
+                    (command.downgrade if downgrade else command.upgrade)(_alembic_config(conn), revision)
+                _wrote(conn)
+            finally:
+                if raw is not None and not conn.invalidated:
+                    raw.execute("PRAGMA foreign_keys=ON")
 
 
 def current_revision(engine: Engine) -> str | None:

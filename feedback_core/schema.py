@@ -125,10 +125,24 @@ user_dislikes = Table(
     Column("idempotency_key", String(200)),
     Column("created_at", DateTime, nullable=False),
     Column("retracted_at", DateTime),
-    UniqueConstraint("user_id", "idempotency_key", name="uq_user_dislikes_idempotency"),
+    # Keys and lists are looked up only by value: most dislikes have neither, and stay out of
+    # these two indexes (migration 0007). A key is unique per person.
+    Index(
+        "uq_user_dislikes_idempotency",
+        "user_id",
+        "idempotency_key",
+        unique=True,
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
+    Index(
+        "ix_user_dislikes_set",
+        "recommendation_set_id",
+        sqlite_where=text("recommendation_set_id IS NOT NULL"),
+        postgresql_where=text("recommendation_set_id IS NOT NULL"),
+    ),
     Index("ix_user_dislikes_user_created", "user_id", "created_at", "dislike_id"),
     Index("ix_user_dislikes_user_movie", "user_id", "movie_id", "created_at"),
-    Index("ix_user_dislikes_set", "recommendation_set_id"),
     Index("ix_user_dislikes_created", "created_at"),
 )
 

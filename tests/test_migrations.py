@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -10,7 +12,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
 from feedback_core import FeedbackSystem, Settings
-from feedback_core.db import current_revision, head_revision, make_engine, upgrade_database
+from feedback_core.db import current_revision, head_revision, make_engine, migrate, upgrade_database
 from feedback_core.schema import metadata
 
 # Migrations on PostgreSQL run in a schema of their own inside the test database, so the shared
@@ -95,16 +97,11 @@ def test_every_query_path_has_an_index(migrated):
 
 
 def test_dislike_patterns_lose_their_rowid_on_sqlite_and_keep_their_rows(tmp_path):
-    from alembic import command
-
-    from feedback_core.db import _alembic_config
-
     engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path / 'rowid.db'}"))
     try:
 
         def at(revision: str, downgrade: bool = False) -> None:
-            with engine.begin() as conn:
-                (command.downgrade if downgrade else command.upgrade)(_alembic_config(conn), revision)
+            migrate(engine, revision, downgrade)
 
         def table_sql() -> str:
             with engine.connect() as conn:
@@ -171,16 +168,11 @@ def test_only_applied_adjustments_enter_the_index_of_a_persons_applied_ones(migr
 
 
 def test_the_applied_adjustments_index_migrates_both_ways(tmp_path):
-    from alembic import command
-
-    from feedback_core.db import _alembic_config
-
     engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path / 'applied.db'}"))
     try:
 
         def at(revision: str, downgrade: bool = False) -> set[str]:
-            with engine.begin() as conn:
-                (command.downgrade if downgrade else command.upgrade)(_alembic_config(conn), revision)
+            migrate(engine, revision, downgrade)
             return {ix["name"] for ix in inspect(engine).get_indexes("feature_adjustments")}
 
         assert {"ix_feature_adjustments_user"} <= at("0005")
@@ -188,5 +180,168 @@ def test_the_applied_adjustments_index_migrates_both_ways(tmp_path):
         assert "ix_feature_adjustments_applied" in after and "ix_feature_adjustments_user" not in after
         back = at("0005", downgrade=True)
         assert "ix_feature_adjustments_user" in back and "ix_feature_adjustments_applied" not in back
+    finally:
+        engine.dispose()
+
+
+def _plan(conn, statement, params: dict) -> str:
+    """The query plan of a Core statement with ``params``, as one string."""
+    compiled = statement.compile(dialect=conn.dialect)
+    values = compiled.construct_params(params)
+    if compiled.positional:
+        values = tuple(values[name] for name in compiled.positiontup)
+    if conn.dialect.name == "sqlite":
+        rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", values)
+        return " ".join(str(row[-1]) for row in rows)
+    conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    rows = conn.exec_driver_sql(f"EXPLAIN {compiled}", values)
+    return " ".join(str(row[0]) for row in rows)
+
+
+def test_only_set_keys_and_lists_enter_the_dislikes_key_and_list_indexes(migrated):
+    from sqlalchemy.exc import IntegrityError
+
+    from feedback_core.lookups import _USER_LISTS
+    from feedback_core.recording import _BEFORE_DISLIKE
+
+    engine = migrated[0]
+    indexes = {ix["name"]: ix for ix in inspect(engine).get_indexes("user_dislikes")}
+    assert indexes["uq_user_dislikes_idempotency"]["unique"]
+    assert indexes["uq_user_dislikes_idempotency"]["column_names"] == ["user_id", "idempotency_key"]
+    assert indexes["ix_user_dislikes_set"]["column_names"] == ["recommendation_set_id"]
+    assert not inspect(engine).get_unique_constraints("user_dislikes")
+    with engine.connect() as conn:
+        for name, condition in (
+            ("uq_user_dislikes_idempotency", "idempotency_key is not null"),
+            ("ix_user_dislikes_set", "recommendation_set_id is not null"),
+        ):
+            if engine.dialect.name == "sqlite":
+                sql = "SELECT sql FROM sqlite_master WHERE name = :n"
+            else:
+                sql = "SELECT indexdef FROM pg_indexes WHERE indexname = :n AND schemaname = current_schema()"
+            definition = conn.execute(text(sql), {"n": name}).scalar_one().lower()
+            assert condition in definition.replace("(", "").replace(")", "")
+
+    system = FeedbackSystem(engine, Settings(database_url="sqlite://"))
+    system.add_movies([{"movie_id": m, "title": f"Film {m}"} for m in (501, 502, 503)])
+    first = system.save_dislike(77, 501, "Film 501", idempotency_key="k-1")
+    system.save_dislike(77, 502, "Film 502")  # no key: any number of them
+    system.save_dislike(77, 503, "Film 503")
+    system.save_dislike(78, 501, "Film 501", idempotency_key="k-1")  # another person's key
+    assert system.save_dislike(77, 503, "Film 503", idempotency_key="k-1") == first
+    with pytest.raises(IntegrityError):
+        with engine.begin() as conn:  # the index itself, not only the code, keeps keys unique
+            conn.execute(
+                text(
+                    "INSERT INTO user_dislikes (user_id, movie_id, movie_title, predicted_score, reason,"
+                    ' feedback_text, genres, "cast", idempotency_key, created_at)'
+                    " VALUES (77, 502, 'x', 0.5, 'not_interested', '', '[]', '[]', 'k-1', '2026-11-30 00:00:00')"
+                )
+            )
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM user_dislikes WHERE user_id = 77")).scalar() == 3
+    # Recording's lookups by key and by list, and the lists page's join, use the indexes.
+    with engine.connect() as conn:
+        with conn.begin():
+            before = _plan(
+                conn,
+                _BEFORE_DISLIKE.statement,
+                {
+                    "user_id": 77,
+                    "movie_id": 501,
+                    "idempotency_key": "k-1",
+                    "set_id": 5,
+                    "since": datetime(2026, 11, 30),
+                    "cap": 20,
+                },
+            )
+            lists = _plan(conn, _USER_LISTS, {"user_id": 77, "sets": 3})
+    assert "uq_user_dislikes_idempotency" in before
+    assert "ix_user_dislikes_set" in lists
+
+
+@pytest.mark.parametrize(
+    "kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=PG_SKIP))]
+)
+def test_the_partial_dislike_indexes_migrate_both_ways_keeping_every_row(kind, tmp_path):
+    if kind == "sqlite":
+        engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path / 'partial.db'}"))
+        admin = None
+    else:
+        admin = make_engine(Settings(database_url=PG_URL))
+        with admin.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS migration_0007 CASCADE"))
+            conn.execute(text("CREATE SCHEMA migration_0007"))
+        url = make_url(PG_URL).update_query_dict({"options": "-csearch_path=migration_0007"})
+        engine = make_engine(Settings(database_url=url.render_as_string(hide_password=False)))
+    try:
+
+        def dump() -> dict[str, list[tuple]]:
+            with engine.connect() as conn:
+                return {
+                    table: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {table} ORDER BY 1"))]
+                    for table in (
+                        "user_dislikes",
+                        "negative_examples",
+                        "feature_adjustments",
+                        "movie_exclusions",
+                    )
+                }
+
+        def shape() -> tuple[set[str], list]:
+            inspector = inspect(engine)
+            names = {ix["name"] for ix in inspector.get_indexes("user_dislikes")}
+            return names, [u["name"] for u in inspector.get_unique_constraints("user_dislikes")]
+
+        migrate(engine, "0006")
+        system = FeedbackSystem(engine, Settings(database_url="sqlite://"))
+        system.add_movies([{"movie_id": m, "title": f"Film {m}", "genres": ["Drama"]} for m in range(1, 6)])
+        shown = system.record_recommendation_set(3, [{"movie_id": 2, "rank": 1, "predicted_score": 0.8}])
+        system.save_dislike(3, 1, reason="wrong_genre", idempotency_key="a")
+        system.save_dislike(3, 2, recommendation_set_id=shown, reason="already_watched", predicted_score=0.8)
+        gone = system.save_dislike(4, 3, reason="wrong_genre")
+        system.retract_dislike(gone, 4)
+        before = dump()
+        assert shape()[1] == ["uq_user_dislikes_idempotency"]
+
+        migrate(engine, "0007")
+        names, constraints = shape()
+        assert constraints == [] and {"uq_user_dislikes_idempotency", "ix_user_dislikes_set"} <= names
+        assert dump() == before
+        system.save_dislike(3, 4, reason="wrong_genre", idempotency_key="b")  # ids go on from the last
+
+        migrate(engine, "0006", downgrade=True)
+        names, constraints = shape()
+        assert constraints == ["uq_user_dislikes_idempotency"]
+        # (PostgreSQL lists a constraint's own index among the indexes too)
+        assert kind == "postgresql" or "uq_user_dislikes_idempotency" not in names
+        assert "ix_user_dislikes_set" in names
+        after = dump()
+        assert after["user_dislikes"][: len(before["user_dislikes"])] == before["user_dislikes"]
+        assert len(after["user_dislikes"]) == len(before["user_dislikes"]) + 1
+        if kind == "sqlite":
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # on again afterwards
+                assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+    finally:
+        engine.dispose()
+        if admin is not None:
+            with admin.begin() as conn:
+                conn.execute(text("DROP SCHEMA IF EXISTS migration_0007 CASCADE"))
+            admin.dispose()
+
+
+def test_the_user_dislikes_rebuild_refuses_to_run_with_foreign_keys_on(tmp_path):
+    from alembic import command
+
+    from feedback_core.db import _alembic_config
+
+    engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path / 'refuse.db'}"))
+    try:
+        migrate(engine, "0006")
+        with pytest.raises(RuntimeError, match="feedback-core init"):
+            with engine.begin() as conn:  # foreign keys on, as on every connection of the engine
+                command.upgrade(_alembic_config(conn), "0007")
+        assert current_revision(engine) == "0006"
     finally:
         engine.dispose()
