@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 from feedback_core import Settings
 from feedback_core.aggregates import HIGH_SCORE
-from feedback_core.db import head_revision, make_engine, upgrade_database
+from feedback_core.db import close_engine, head_revision, make_engine, upgrade_database
 from feedback_core.policy import propose_adjustments
 from feedback_core.schema import model_versions
 
@@ -347,7 +347,7 @@ def sqlite_database(world: World, size: int, rebuild: bool) -> Path:
         started = time.perf_counter()
         engine = make_engine(Settings(database_url=f"sqlite:///{building}"))
         upgrade_database(engine)
-        engine.dispose()
+        close_engine(engine)  # its checkpointer too: the bulk pragmas below need the file alone
         # A file under construction needs no journal: if the build fails it is thrown away.
         event.listen(engine, "connect", _bulk_load_pragmas)
         prefill(engine, world, size, _utcnow())

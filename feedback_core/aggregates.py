@@ -54,12 +54,13 @@ class Upsert:
         """Upsert ``rows`` in the caller's transaction."""
         if not rows:
             return
-        if len(rows) > 1:
-            rows = sorted(rows, key=self._key_of)
         stmt = self._statements.get(conn.dialect.name)
         if stmt is None:
             stmt = self._statements[conn.dialect.name] = self._statement(conn.dialect.name)
-        stmt.execute_rows(conn, self.columns, rows).close()
+        if len(rows) == 1:
+            stmt.execute_row(conn, self.columns, rows[0]).close()
+        else:
+            stmt.execute_rows(conn, self.columns, sorted(rows, key=self._key_of)).close()
 
     def _statement(self, dialect_name: str) -> Prepared:
         dialect = postgresql if dialect_name == "postgresql" else sqlite
@@ -124,10 +125,27 @@ def add_dislike(
     at: datetime,
     sign: int = 1,
 ) -> None:
-    """Count one dislike (``sign=-1`` uncounts a retracted one) in every aggregate."""
-    counts = DislikeCounts()
-    counts.add(user_id, movie_id, reason, score, genres, cast, franchise, version_key, attributed, at, sign)
-    counts.write(conn)
+    """Count one dislike (``sign=-1`` uncounts a retracted one) in every aggregate.
+
+    The rows ``DislikeCounts`` would count for this one dislike, built directly: on the path
+    of every live dislike its dictionaries cost a tenth of the aggregates' time.
+    """
+    day = at.date()
+    last = at if sign > 0 else None
+    weighted = sign * score
+    kinds = [("total", ""), ("reason", reason)]
+    kinds += [("genre", g) for g in genres]
+    kinds += [("cast", c) for c in cast]
+    if franchise:
+        kinds.append(("franchise", franchise))
+    _PATTERNS.write(
+        conn, [(user_id, kind, value, sign, weighted, last) for kind, value in dict.fromkeys(kinds)]
+    )
+    _DAILY.write(conn, [(day, version_key, reason, int(attributed), sign, weighted)])
+    _REASON_GENRE.write(conn, [(day, reason, genre, sign) for genre in dict.fromkeys(genres)])
+    _HISTOGRAM.write(conn, [(day, version_key, bucket_of(score), sign)])
+    high = sign if score >= HIGH_SCORE else 0
+    _MOVIES.write(conn, [(movie_id, sign, high, weighted, last)])
 
 
 class DislikeCounts:

@@ -846,14 +846,17 @@ class Prepared:
     def execute_rows(self, conn: Connection, keys: tuple[str, ...], rows: Sequence[tuple]):
         """Run an executemany of ``rows``, tuples of values in ``keys`` order (no mapping per
         row: the bulk path of an import); return the driver cursor."""
+        if len(rows) == 1:
+            return self.execute_row(conn, keys, rows[0])
         return self._run(conn, _Rows(keys, rows))[0]
 
-    def _run(self, conn: Connection, params):
-        many = isinstance(params, (list, tuple, _Rows))
-        if many and len(params) == 1 and not isinstance(params, _Rows):
-            # One row: a plain execute (psycopg runs executemany as a pipeline, a round trip more).
-            params, many = params[0], False
-        dialect = conn.dialect
+    def execute_row(self, conn: Connection, keys: tuple[str, ...], row: tuple):
+        """Run with one row of values in ``keys`` order; return the driver cursor. The lean
+        path of a live dislike's aggregates: a statement's own cost there is a few microseconds."""
+        sql, bind, _ = self._compiled_for(conn.dialect, keys)
+        return self._execute(conn, sql, bind.row(row), False)
+
+    def _compiled_for(self, dialect, keys: tuple) -> tuple:
         last = self._last
         if last[0] is dialect:
             per_dialect = last[1]
@@ -862,24 +865,36 @@ class Prepared:
             if per_dialect is None:
                 per_dialect = self._compiled[dialect] = {}
             self._last = (dialect, per_dialect)
-        keys = params.keys if isinstance(params, _Rows) else tuple(params[0] if many else params)
         found = per_dialect.get(keys)
         if found is None:
             found = per_dialect[keys] = _binder(self.statement, dialect, keys)
-        sql, bind, converters = found
+        return found
+
+    def _run(self, conn: Connection, params):
+        many = isinstance(params, (list, tuple, _Rows))
+        if many and len(params) == 1 and not isinstance(params, _Rows):
+            # One row: a plain execute (psycopg runs executemany as a pipeline, a round trip more).
+            params, many = params[0], False
+        keys = params.keys if isinstance(params, _Rows) else tuple(params[0] if many else params)
+        sql, bind, converters = self._compiled_for(conn.dialect, keys)
+        if isinstance(params, _Rows):
+            values = bind.tuples(params.rows)
+            if len(values) == 1:  # as above: one row is a plain execute
+                values, many = values[0], False
+        else:
+            values = bind.many(params) if many else bind(params)
+        return self._execute(conn, sql, values, many), converters
+
+    @staticmethod
+    def _execute(conn: Connection, sql: str, values, many: bool):
+        dialect = conn.dialect
         dbapi_conn = conn.connection.dbapi_connection
         cursor = dbapi_conn.cursor()
         try:
-            if isinstance(params, _Rows):
-                rows = bind.tuples(params.rows)
-                if len(rows) == 1:  # as above: one row is a plain execute
-                    cursor.execute(sql, rows[0])
-                else:
-                    cursor.executemany(sql, rows)
-            elif many:
-                cursor.executemany(sql, bind.many(params))
+            if many:
+                cursor.executemany(sql, values)
             else:
-                cursor.execute(sql, bind(params))
+                cursor.execute(sql, values)
         except dialect.loaded_dbapi.Error as exc:
             # What SQLAlchemy's own execution does: a lost connection is not put back in the pool.
             gone = dialect.is_disconnect(exc, dbapi_conn, cursor)
@@ -895,7 +910,7 @@ class Prepared:
                 connection_invalidated=gone,
                 dialect=dialect,
             ) from exc
-        return cursor, converters
+        return cursor
 
 
 def _binder(statement: Executable, dialect, keys: tuple):
@@ -987,8 +1002,20 @@ def _binder(statement: Executable, dialect, keys: tuple):
             )
         return bound if compiled.positional else [dict(zip(names, values)) for values in bound]
 
+    def bind_row(row: tuple):
+        # One row (a live dislike's aggregate): as given, but for the converted columns.
+        if in_order and len(row) == len(keys):
+            if not to_process:
+                return row
+            values = list(row)
+            for i, processor in to_process:
+                values[i] = processor(values[i])
+            return tuple(values)
+        return bind_tuples([row])[0]
+
     bind.many = bind_many
     bind.tuples = bind_tuples
+    bind.row = bind_row
     return compiled.string, bind, []  # the result converters, filled by the first row
 
 
