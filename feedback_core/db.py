@@ -30,7 +30,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidRequestError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from feedback_core.errors import ConfigError, DatabaseUnavailableError
@@ -377,30 +377,9 @@ class _Writers:
         self._kept: list[tuple[Connection, object]] = []  # (connection, the pool it came from)
         self._kept_lock = threading.Lock()
 
-    @contextmanager
-    def transaction(self, engine: Engine, bulk: bool, connection: Connection | None) -> Iterator[Connection]:
+    def transaction(self, engine: Engine, bulk: bool, connection: Connection | None) -> _WriteTransaction:
         """One write transaction (see ``write_transaction``), begun in turn."""
-        owned = connection is None
-        if owned:
-            taken = None if bulk else self._take(engine)
-            conn, pool = taken if taken is not None else (engine.connect(), engine.pool)
-        else:
-            conn, pool = connection, None
-        keep = False
-        try:
-            with self._turn() as had_turn:
-                with _begin_write(conn) if had_turn else self._begin_without_waiting(conn):
-                    yield conn
-                if not bulk:
-                    _wrote(conn)
-            keep = not bulk
-        finally:
-            if not owned:
-                pass  # the caller's
-            elif keep and not (conn.closed or conn.invalidated or conn.in_transaction()):
-                self._keep(engine, conn, pool)
-            else:
-                conn.close()
+        return _WriteTransaction(self, engine, bulk, connection)
 
     def close(self, close_connections: bool = True) -> None:
         """Let go of the kept connection and close the lock file (the engine is being disposed
@@ -439,23 +418,27 @@ class _Writers:
                     return
         conn.close()
 
-    @contextmanager
-    def _turn(self) -> Iterator[bool]:
-        """Wait for this writer's turn among the process's threads and among processes; yield
-        whether it came within the busy timeout."""
+    def _take_turn(self) -> tuple[bool, bool | None]:
+        """Wait for this writer's turn among the process's threads and among processes; return
+        whether the process's own came and the lock file's lock (``_lock``), both within the
+        busy timeout. ``_end_turn`` gives back what was taken."""
         deadline = time.monotonic() + self.busy_timeout_ms / 1000
         if not self._turns.acquire(timeout=self.busy_timeout_ms / 1000):
-            yield False
-            return
+            return False, False
         try:
-            locked = self._lock(deadline)
-            try:
-                yield locked is not False
-            finally:
-                if locked:
-                    fcntl.flock(self._file, fcntl.LOCK_UN)
-        finally:
+            return True, self._lock(deadline)
+        except BaseException:
             self._turns.release()
+            raise
+
+    def _end_turn(self, taken: tuple[bool, bool | None]) -> None:
+        own, locked = taken
+        try:
+            if locked:
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+        finally:
+            if own:
+                self._turns.release()
 
     def _lock(self, deadline: float) -> bool | None:
         """Take the lock file's lock: True, False when the busy timeout went by first, None
@@ -493,17 +476,144 @@ class _Writers:
         self._no_file_until = time.monotonic() + self.RETRY_FILE_AFTER_S
         return False
 
-    @contextmanager
-    def _begin_without_waiting(self, conn: Connection) -> Iterator[None]:
-        # The busy timeout went by waiting for a turn: SQLite's lock answers at once.
-        dbapi_conn = conn.connection.dbapi_connection
-        dbapi_conn.execute("PRAGMA busy_timeout=0")
+
+class _WriteTransaction:
+    """One write transaction on an SQLite file (see ``write_transaction``).
+
+    BEGIN IMMEDIATE and COMMIT go straight to the driver's connection, in turn: SQLAlchemy's
+    transaction objects and a context manager per step cost more than SQLite takes to begin
+    and commit a small write. SQLAlchemy still works inside: its first statement finds the
+    transaction begun (``_sqlite_begin`` does nothing then), and what it began it commits or
+    rolls back here, with the rest.
+    """
+
+    __slots__ = ("_writers", "_engine", "_bulk", "_owned", "_conn", "_pool", "_taken")
+
+    def __init__(self, writers: _Writers, engine: Engine, bulk: bool, connection: Connection | None) -> None:
+        self._writers, self._engine, self._bulk = writers, engine, bulk
+        self._owned = connection is None
+        self._conn, self._pool, self._taken = connection, None, None
+
+    def __enter__(self) -> Connection:
+        writers, engine = self._writers, self._engine
+        if self._owned:
+            taken = None if self._bulk else writers._take(engine)
+            self._conn, self._pool = taken if taken is not None else (engine.connect(), engine.pool)
+        conn = self._conn
         try:
-            transaction = _begin_write(conn)
-        finally:
-            dbapi_conn.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
-        with transaction:
-            yield
+            if conn.in_transaction():
+                raise InvalidRequestError("a write transaction needs a connection with no transaction open")
+            self._taken = writers._take_turn()
+            try:
+                dbapi_conn = conn.connection.dbapi_connection
+                own, locked = self._taken
+                if own and locked is not False:
+                    _driver_call(conn, dbapi_conn, "BEGIN IMMEDIATE")
+                else:
+                    # The busy timeout went by waiting for a turn: SQLite's lock answers at once.
+                    dbapi_conn.execute("PRAGMA busy_timeout=0")
+                    try:
+                        _driver_call(conn, dbapi_conn, "BEGIN IMMEDIATE")
+                    finally:
+                        dbapi_conn.execute(f"PRAGMA busy_timeout={writers.busy_timeout_ms}")
+            except BaseException:
+                writers._end_turn(self._taken)
+                raise
+        except BaseException as exc:
+            self._release(keep=False)
+            _raise_translated(exc)
+        return conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        conn = self._conn
+        committed = False
+        try:
+            try:
+                if exc_type is None:
+                    _end(conn, commit=True)
+                    committed = True
+                    if not self._bulk:
+                        checkpointer = _CHECKPOINTERS.get(self._engine)
+                        if checkpointer is not None:
+                            _note_commit(checkpointer, conn)
+                else:
+                    _end(conn, commit=False)
+            finally:
+                self._writers._end_turn(self._taken)
+        except BaseException as failure:
+            self._release(keep=False)
+            if exc_type is None:
+                _raise_translated(failure)
+            log.warning("rolling back a failed write transaction failed", exc_info=True)
+        else:
+            self._release(keep=committed and not self._bulk)
+        if isinstance(exc, (OperationalError, DBAPIError)):
+            translated = _translate(exc)
+            if translated is not exc:
+                raise translated from exc
+
+    def _release(self, keep: bool) -> None:
+        conn = self._conn
+        if not self._owned or conn is None:
+            return  # the caller's
+        if keep and not (conn.closed or conn.invalidated or conn.in_transaction()):
+            self._writers._keep(self._engine, conn, self._pool)
+        else:
+            conn.close()
+
+
+def _driver_call(conn: Connection, dbapi_conn, sql: str) -> None:
+    """Run ``sql`` on the driver's connection, its errors raised as SQLAlchemy's."""
+    try:
+        dbapi_conn.execute(sql)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        gone = conn.dialect.is_disconnect(exc, dbapi_conn, None)
+        if gone:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            sql, None, exc, conn.dialect.loaded_dbapi.Error, connection_invalidated=gone, dialect=conn.dialect
+        ) from exc
+
+
+def _end(conn: Connection, commit: bool) -> None:
+    """Commit or roll back the write transaction of ``conn``: through SQLAlchemy if a statement
+    of its own began one inside, else on the driver's connection."""
+    if conn.closed:
+        return  # closed inside: rolled back then, as SQLAlchemy's transaction would be
+    if conn.invalidated:
+        if commit:
+            raise DatabaseUnavailableError(
+                "the database is unavailable (the connection was lost); retry shortly"
+            )
+        return
+    if conn.in_transaction():
+        if commit:
+            conn.commit()
+        else:
+            conn.rollback()
+        return
+    dbapi_conn = conn.connection.dbapi_connection
+    if dbapi_conn.in_transaction:
+        _driver_call(conn, dbapi_conn, "COMMIT" if commit else "ROLLBACK")
+    elif commit:
+        raise InvalidRequestError("the write transaction had already ended before its commit")
+
+
+def _note_commit(checkpointer: _Checkpointer, conn: Connection) -> None:
+    try:
+        checkpointer.committed(conn.connection.dbapi_connection)
+    except Exception:
+        # The write is committed: a checkpoint that failed must not make it look failed.
+        log.warning("checkpointing %s after a write failed", checkpointer.path, exc_info=True)
+
+
+def _raise_translated(exc: BaseException) -> None:
+    """Raise ``exc``, a lost or unreachable database as DatabaseUnavailableError."""
+    if isinstance(exc, (OperationalError, DBAPIError)):
+        translated = _translate(exc)
+        if translated is not exc:
+            raise translated from exc
+    raise exc
 
 
 class _LockFile:
@@ -573,30 +683,29 @@ def _wrote(conn: Connection) -> None:
     """Note that ``conn`` committed a write transaction (its SQLite log then gets checkpointed)."""
     checkpointer = _CHECKPOINTERS.get(conn.engine)
     if checkpointer is not None:
-        try:
-            checkpointer.committed(conn.connection.dbapi_connection)
-        except Exception:
-            # The write is committed: a checkpoint that failed must not make it look failed.
-            log.warning("checkpointing %s after a write failed", checkpointer.path, exc_info=True)
+        _note_commit(checkpointer, conn)
 
 
-@contextmanager
-def write_transaction(
-    engine: Engine, bulk: bool = False, connection: Connection | None = None
-) -> Iterator[Connection]:
-    """Open one write transaction: commit on success, roll back on any error.
+def write_transaction(engine: Engine, bulk: bool = False, connection: Connection | None = None):
+    """Open one write transaction (a context manager giving its connection): commit on
+    success, roll back on any error.
 
     ``bulk``: a transaction of thousands of rows (an import batch) whose connection checkpoints
     the SQLite log itself, with a large threshold (``PRAGMA wal_autocheckpoint``): the
     background checkpointer, made for a stream of small writes, is not told of it.
     ``connection``: run on this connection (no transaction open), which stays the caller's.
+    The block ends the transaction by returning (commit) or raising (roll back), never by
+    calling the connection's ``commit()`` or ``rollback()``.
     """
     writers = _writers(engine)
+    if writers is not None:  # an SQLite file
+        return _WriteTransaction(writers, engine, bulk, connection)
+    return _write_transaction(engine, connection)
+
+
+@contextmanager
+def _write_transaction(engine: Engine, connection: Connection | None) -> Iterator[Connection]:
     try:
-        if writers is not None:  # an SQLite file
-            with writers.transaction(engine, bulk, connection) as conn:
-                yield conn
-            return
         with engine.connect() if connection is None else nullcontext(connection) as conn:
             with _begin_write(conn):
                 yield conn
@@ -612,6 +721,8 @@ _BEGINNING_WRITE: ContextVar[bool] = ContextVar("feedback_beginning_write", defa
 
 
 def _sqlite_begin(dbapi_conn) -> None:
+    if dbapi_conn.in_transaction:
+        return  # a write transaction begun on the driver's connection (``_WriteTransaction``)
     dbapi_conn.execute("BEGIN IMMEDIATE" if _BEGINNING_WRITE.get() else "BEGIN")
 
 

@@ -385,6 +385,14 @@ def _existing_pairs(conn: Connection, table: str, first: str, second: str, pairs
 # ---------------------------------------------------------------- the importer
 
 
+class _BatchRejected(Exception):
+    """A batch with bad rows under ``--on-error abort``: its transaction is rolled back."""
+
+    def __init__(self, errors: list) -> None:
+        super().__init__(f"{len(errors)} bad row(s)")
+        self.errors = errors
+
+
 class Importer:
     """One import run of one file into one system."""
 
@@ -476,14 +484,16 @@ class Importer:
 
     def _flush(self, batch: list[tuple[int, Any]]) -> bool:
         """Write one batch in one transaction; return False when the import stopped."""
-        with write_transaction(self.system.engine, bulk=True, connection=self._connection()) as conn:
-            errors = getattr(self, f"_write_{self.kind}")(conn, batch)
-            if errors and self.on_error == "abort":
-                for error in errors:
-                    self.summary.reject(error)
-                self.summary.aborted = True
-                conn.rollback()
-                return False
+        try:
+            with write_transaction(self.system.engine, bulk=True, connection=self._connection()) as conn:
+                errors = getattr(self, f"_write_{self.kind}")(conn, batch)
+                if errors and self.on_error == "abort":
+                    raise _BatchRejected(errors)  # rolls the batch back
+        except _BatchRejected as rejected:
+            for error in rejected.errors:
+                self.summary.reject(error)
+            self.summary.aborted = True
+            return False
         for error in errors:
             self.summary.reject(error)
         self.summary.batches += 1

@@ -15,7 +15,7 @@ import weakref
 from pathlib import Path
 
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, InvalidRequestError, OperationalError
 
 from feedback_core import FeedbackSystem, Settings, db
 from feedback_core.db import read_connection, write_transaction
@@ -596,3 +596,91 @@ def test_disposing_of_the_engine_inside_a_write_does_not_wait_for_itself(sqlite_
     writer.join(timeout=10)
     assert not writer.is_alive()
     _write_blobs(system, 1)  # and writes go on
+
+
+# ---------------------------------------------------------------- begun on the driver's connection
+
+
+def _scratch(system) -> list[int]:
+    with read_connection(system.engine) as conn:
+        return [row[0] for row in conn.exec_driver_sql("SELECT n FROM numbers ORDER BY n")]
+
+
+@pytest.fixture
+def numbers(sqlite_system):
+    system, path = sqlite_system
+    with write_transaction(system.engine) as conn:
+        conn.exec_driver_sql("CREATE TABLE numbers (n INTEGER PRIMARY KEY)")
+    return system, path
+
+
+def _insert_on_driver(conn, n: int) -> None:
+    """A write that SQLAlchemy does not see (as Prepared statements run)."""
+    conn.connection.dbapi_connection.execute("INSERT INTO numbers VALUES (?)", (n,))
+
+
+def test_writes_through_the_driver_and_through_sqlalchemy_share_one_transaction(numbers):
+    system, path = numbers
+    with write_transaction(system.engine) as conn:
+        _insert_on_driver(conn, 1)
+        assert not _other_writer_can_begin(path)  # the write lock is held from the start
+        conn.exec_driver_sql("INSERT INTO numbers VALUES (2)")  # SQLAlchemy begins nothing new
+        with conn.begin_nested():
+            conn.exec_driver_sql("INSERT INTO numbers VALUES (3)")
+        with pytest.raises(RuntimeError):
+            with conn.begin_nested():
+                conn.exec_driver_sql("INSERT INTO numbers VALUES (4)")
+                raise RuntimeError("undo this savepoint only")
+        _insert_on_driver(conn, 5)
+    assert _scratch(system) == [1, 2, 3, 5]
+    assert _other_writer_can_begin(path)
+
+
+@pytest.mark.parametrize("through_sqlalchemy", [False, True])
+def test_an_error_rolls_back_every_write_of_the_transaction(numbers, through_sqlalchemy):
+    system, path = numbers
+    with pytest.raises(RuntimeError):
+        with write_transaction(system.engine) as conn:
+            _insert_on_driver(conn, 1)
+            if through_sqlalchemy:
+                conn.exec_driver_sql("INSERT INTO numbers VALUES (2)")
+            raise RuntimeError("boom")
+    assert _scratch(system) == []
+    assert _other_writer_can_begin(path)
+    with write_transaction(system.engine) as conn:  # the next one starts clean, on a kept connection
+        assert not conn.in_transaction() or conn.connection.dbapi_connection.in_transaction
+        _insert_on_driver(conn, 7)
+    assert _scratch(system) == [7]
+
+
+def test_a_failing_commit_raises_keeps_nothing_and_gives_the_turn_back(numbers):
+    system, path = numbers
+    with write_transaction(system.engine) as conn:
+        conn.exec_driver_sql("CREATE TABLE parents (id INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql("CREATE TABLE children (parent INTEGER REFERENCES parents (id))")
+    with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+        with write_transaction(system.engine) as conn:
+            _insert_on_driver(conn, 1)
+            # Checked at COMMIT: the commit itself fails.
+            conn.connection.dbapi_connection.execute("PRAGMA defer_foreign_keys=ON")
+            conn.connection.dbapi_connection.execute("INSERT INTO children VALUES (99)")
+    assert _scratch(system) == []
+    assert _turn_is_free(path) and _other_writer_can_begin(path)
+    assert all(not kept.connection.dbapi_connection.in_transaction for kept, _ in _writers(system)._kept)
+    with write_transaction(system.engine) as conn:
+        _insert_on_driver(conn, 2)
+    assert _scratch(system) == [2]
+
+
+def test_a_transaction_ended_inside_its_block_is_an_error_not_a_silent_commit(numbers):
+    system, _ = numbers
+    with pytest.raises(InvalidRequestError, match="already ended"):
+        with write_transaction(system.engine) as conn:
+            conn.exec_driver_sql("INSERT INTO numbers VALUES (1)")
+            conn.rollback()
+    assert _scratch(system) == []
+    with system.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")  # a connection in a transaction already
+        with pytest.raises(InvalidRequestError, match="no transaction open"):
+            with write_transaction(system.engine, connection=conn):
+                pass
