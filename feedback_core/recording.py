@@ -324,7 +324,10 @@ class Recording:
         idempotency_key: str | None = None,
     ) -> int:
         """Record a dislike with its example, proposals and aggregates; return its id."""
-        return self.record_dislike(
+        return self._record_dislike(
+            created_at=None,
+            with_patterns=False,
+            full=False,
             user_id=user_id,
             movie_id=movie_id,
             movie_title=movie_title,
@@ -336,7 +339,7 @@ class Recording:
             cast=cast,
             franchise=franchise,
             idempotency_key=idempotency_key,
-        )["dislike_id"]
+        )
 
     def record_dislike(
         self, created_at: datetime | None = None, with_patterns: bool = False, **fields: Any
@@ -346,6 +349,11 @@ class Recording:
         ``with_patterns``: also return the user's ``user_patterns`` (reason distribution and
         total) as they stand after this dislike, read in the same transaction.
         """
+        return self._record_dislike(created_at, with_patterns, True, **fields)
+
+    def _record_dislike(self, created_at: datetime | None, with_patterns: bool, full: bool, **fields):
+        """``record_dislike``; not ``full``, only the dislike's id is returned (what
+        ``save_dislike`` gives back: the rest would be built for nothing)."""
         d = validate_dislike(self.settings, **fields)
         now = created_at or self.now()
         with write_transaction(self.engine) as conn:
@@ -355,6 +363,8 @@ class Recording:
             by_key, repeat, *movie, owner, version_id, shown, pending, active_job = before
             existing = by_key if by_key is not None else repeat
             if existing is not None:
+                if not full:
+                    return existing
                 outcome = self._dislike_outcome(conn, existing, duplicate=True)
                 if with_patterns:
                     outcome["user_patterns"] = user_pattern_summary(conn, d.user_id)
@@ -420,15 +430,17 @@ class Recording:
             # The count was read under this transaction's write lock, before this example.
             if active_job is None and pending + 1 >= threshold:
                 queue_retrain_job(conn, at=now, trigger="threshold", actor="system")
-            outcome = {
-                "dislike_id": dislike_id,
-                "duplicate": False,
-                "training_impact": {"error_recorded": d.predicted_score, "weight": weight},
-                "feature_adjustments": {
-                    **adjustments_as_dict(d.reason, proposals),
-                    "exclude_movie": rule.exclude_movie,
-                },
-            }
+            outcome = dislike_id
+            if full:
+                outcome = {
+                    "dislike_id": dislike_id,
+                    "duplicate": False,
+                    "training_impact": {"error_recorded": d.predicted_score, "weight": weight},
+                    "feature_adjustments": {
+                        **adjustments_as_dict(d.reason, proposals),
+                        "exclude_movie": rule.exclude_movie,
+                    },
+                }
             if with_patterns:
                 outcome["user_patterns"] = user_pattern_summary(conn, d.user_id)
         log.info(

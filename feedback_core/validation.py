@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from feedback_core.errors import ValidationError
 from feedback_core.settings import REASONS, Settings
@@ -13,9 +13,9 @@ from feedback_core.settings import REASONS, Settings
 MAX_ID = 2**63 - 1
 
 
-@dataclass(frozen=True)
-class DislikeIn:
-    """A validated dislike, ready to store."""
+class DislikeIn(NamedTuple):
+    """A validated dislike, ready to store (a named tuple: made for every dislike, it costs
+    half what a frozen dataclass does)."""
 
     user_id: int
     movie_id: int
