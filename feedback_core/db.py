@@ -154,6 +154,7 @@ def _sqlite_engine(settings: Settings, url) -> Engine:
         writers = engine._feedback_writers = _Writers(
             os.path.abspath(database), settings.sqlite_busy_timeout_ms
         )
+        writers.checkpointer = checkpointer
         # A kept connection stays checked out, and a checked-out connection keeps its engine
         # alive: ``engine.dispose()`` lets go of it first, as ``close_engine`` does.
         engine.dispose = _disposing_writers_first(engine.dispose, writers)
@@ -359,6 +360,7 @@ class _Writers:
     def __init__(self, path: str, busy_timeout_ms: int) -> None:
         self.path = f"{path}-writer"
         self.busy_timeout_ms = int(busy_timeout_ms)
+        self.checkpointer: _Checkpointer | None = None  # the engine's, told of every commit
         self._reset()
         _LIVE_WRITERS.add(self)
 
@@ -532,10 +534,8 @@ class _WriteTransaction:
                 if exc_type is None:
                     _end(conn, commit=True)
                     committed = True
-                    if not self._bulk:
-                        checkpointer = _CHECKPOINTERS.get(self._engine)
-                        if checkpointer is not None:
-                            _note_commit(checkpointer, conn)
+                    if not self._bulk and self._writers.checkpointer is not None:
+                        _note_commit(self._writers.checkpointer, conn)
                 else:
                     _end(conn, commit=False)
             finally:
@@ -924,6 +924,19 @@ class Prepared:
         finally:
             cursor.close()
         return tuple(v if f is None else f(v) for f, v in zip(converters, row, strict=True))
+
+    def first_row(self, conn: Connection, keys: tuple[str, ...], row: tuple) -> tuple | None:
+        """``first`` with the parameters given as one row of values in ``keys`` order."""
+        sql, bind, converters = self._compiled_for(conn.dialect, keys)
+        cursor = self._execute(conn, sql, bind.row(row), False)
+        try:
+            found = cursor.fetchone()
+            if found is None:
+                return None
+            self._learn_converters(conn, cursor, converters)
+        finally:
+            cursor.close()
+        return tuple(v if f is None else f(v) for f, v in zip(converters, found, strict=True))
 
     def all(self, conn: Connection, params: Mapping) -> list[tuple]:
         """Run and return every row as a tuple."""

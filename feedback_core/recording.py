@@ -118,6 +118,25 @@ _COUNT_PENDING_UP_TO_CAP = Prepared(select(_PENDING_UP_TO_CAP))
 _COUNT_PENDING = Prepared(select(func.count()).where(negative_examples.c.status == "pending"))
 _INSERT_DISLIKE = Prepared(insert(user_dislikes).returning(user_dislikes.c.dislike_id))
 _INSERT_EXAMPLE = Prepared(insert(negative_examples))
+# Rows of one dislike given as tuples, in each table's column order (bound as given but for
+# the JSON lists and the times).
+DISLIKE_KEYS = (
+    "user_id",
+    "movie_id",
+    "movie_title",
+    "recommendation_set_id",
+    "model_version_id",
+    "predicted_score",
+    "reason",
+    "feedback_text",
+    "genres",
+    "cast",
+    "franchise",
+    "idempotency_key",
+    "created_at",
+)
+EXAMPLE_KEYS = ("dislike_id", "user_id", "movie_id", "weight", "error", "created_at", "status")
+EXCLUSION_KEYS = ("user_id", "movie_id", "dislike_id", "created_at")
 _INSERT_PROPOSALS = Prepared(insert(feature_adjustments))
 _LOCK_USER = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
 _USER_REASONS = Prepared(
@@ -374,40 +393,34 @@ class Recording:
             cast = list(d.cast) if d.cast is not None else list(movie_cast or [])
             franchise = d.franchise if d.franchise is not None else movie_franchise
             check_set(d, owner, shown)
-            dislike_id = _INSERT_DISLIKE.scalar(
+            dislike_id = _INSERT_DISLIKE.first_row(
                 conn,
-                {
-                    "user_id": d.user_id,
-                    "movie_id": d.movie_id,
-                    "movie_title": d.movie_title or title,
-                    "recommendation_set_id": d.recommendation_set_id,
-                    "model_version_id": version_id,
-                    "predicted_score": d.predicted_score,
-                    "reason": d.reason,
-                    "feedback_text": d.feedback_text,
-                    "genres": genres,
-                    "cast": cast,
-                    "franchise": franchise,
-                    "idempotency_key": d.idempotency_key,
-                    "created_at": now,
-                },
-            )
+                DISLIKE_KEYS,
+                (
+                    d.user_id,
+                    d.movie_id,
+                    d.movie_title or title,
+                    d.recommendation_set_id,
+                    version_id,
+                    d.predicted_score,
+                    d.reason,
+                    d.feedback_text,
+                    genres,
+                    cast,
+                    franchise,
+                    d.idempotency_key,
+                    now,
+                ),
+            )[0]
             weight = self.settings.DISLIKE_WEIGHT_MULTIPLIER
             rule = self.settings.reason_policy[d.reason]
             proposals = propose_adjustments(rule, genres, cast, franchise)
             # Writes whose results nobody reads: one round trip on PostgreSQL.
             with pipelined(conn):
-                _INSERT_EXAMPLE.execute(
+                _INSERT_EXAMPLE.execute_row(
                     conn,
-                    {
-                        "dislike_id": dislike_id,
-                        "user_id": d.user_id,
-                        "movie_id": d.movie_id,
-                        "weight": weight,
-                        "error": d.predicted_score,
-                        "created_at": now,
-                        "status": "pending",
-                    },
+                    EXAMPLE_KEYS,
+                    (dislike_id, d.user_id, d.movie_id, weight, d.predicted_score, now, "pending"),
                 ).close()
                 self._store_proposals(conn, dislike_id, d, proposals, now)
                 if rule.exclude_movie:
@@ -513,8 +526,8 @@ class Recording:
 
     def _exclude_movie(self, conn: Connection, user_id: int, movie_id: int, dislike_id: int, now) -> None:
         # An earlier exclusion of the same movie stands (and keeps its dislike).
-        exclusion_insert(conn.dialect.name).execute(
-            conn, {"user_id": user_id, "movie_id": movie_id, "dislike_id": dislike_id, "created_at": now}
+        exclusion_insert(conn.dialect.name).execute_row(
+            conn, EXCLUSION_KEYS, (user_id, movie_id, dislike_id, now)
         ).close()
 
     def _dislike_outcome(self, conn: Connection, dislike_id: int, duplicate: bool) -> dict:
