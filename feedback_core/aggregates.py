@@ -52,15 +52,17 @@ class Upsert:
 
     def write(self, conn: Connection, rows: Sequence[tuple]) -> None:
         """Upsert ``rows`` in the caller's transaction."""
-        if not rows:
-            return
+        if rows:
+            Prepared.execute_all(conn, [self.run(conn, rows)])
+
+    def run(
+        self, conn: Connection, rows: Sequence[tuple]
+    ) -> tuple[Prepared, tuple[str, ...], Sequence[tuple]]:
+        """The upsert of ``rows`` as a step of ``Prepared.execute_all``: statement, keys, rows."""
         stmt = self._statements.get(conn.dialect.name)
         if stmt is None:
             stmt = self._statements[conn.dialect.name] = self._statement(conn.dialect.name)
-        if len(rows) == 1:
-            stmt.execute_row(conn, self.columns, rows[0]).close()
-        else:
-            stmt.execute_rows(conn, self.columns, sorted(rows, key=self._key_of)).close()
+        return stmt, self.columns, rows if len(rows) < 2 else sorted(rows, key=self._key_of)
 
     def _statement(self, dialect_name: str) -> Prepared:
         dialect = postgresql if dialect_name == "postgresql" else sqlite
@@ -138,14 +140,18 @@ def add_dislike(
     kinds += [("cast", c) for c in cast]
     if franchise:
         kinds.append(("franchise", franchise))
-    _PATTERNS.write(
-        conn, [(user_id, kind, value, sign, weighted, last) for kind, value in dict.fromkeys(kinds)]
-    )
-    _DAILY.write(conn, [(day, version_key, reason, int(attributed), sign, weighted)])
-    _REASON_GENRE.write(conn, [(day, reason, genre, sign) for genre in dict.fromkeys(genres)])
-    _HISTOGRAM.write(conn, [(day, version_key, bucket_of(score), sign)])
     high = sign if score >= HIGH_SCORE else 0
-    _MOVIES.write(conn, [(movie_id, sign, high, weighted, last)])
+    patterns = [(user_id, kind, value, sign, weighted, last) for kind, value in dict.fromkeys(kinds)]
+    Prepared.execute_all(
+        conn,
+        [
+            _PATTERNS.run(conn, patterns),
+            _DAILY.run(conn, [(day, version_key, reason, int(attributed), sign, weighted)]),
+            _REASON_GENRE.run(conn, [(day, reason, genre, sign) for genre in dict.fromkeys(genres)]),
+            _HISTOGRAM.run(conn, [(day, version_key, bucket_of(score), sign)]),
+            _MOVIES.run(conn, [(movie_id, sign, high, weighted, last)]),
+        ],
+    )
 
 
 class DislikeCounts:

@@ -223,3 +223,41 @@ def test_a_session_belongs_to_its_thread(system):
         worker.join()
     assert seen["own"] is seen["own again"]
     assert seen["thread"] is not seen["own"]
+
+
+def test_statements_run_in_turn_on_one_cursor_raise_as_sqlalchemy_does_and_roll_back(system):
+    from datetime import date
+
+    from sqlalchemy.exc import IntegrityError
+
+    from feedback_core.aggregates import _DAILY, _HISTOGRAM
+    from feedback_core.db import Prepared
+    from feedback_core.schema import daily_dislikes, daily_score_histogram
+
+    day = date(2026, 11, 30)
+    with pytest.raises(IntegrityError) as caught:
+        with write_transaction(system.engine) as conn:
+            Prepared.execute_all(
+                conn,
+                [
+                    _DAILY.run(conn, [(day, 0, "wrong_genre", 0, 1, 0.5)]),
+                    _HISTOGRAM.run(conn, []),  # nothing to write: skipped
+                    _HISTOGRAM.run(conn, [(day, 987654, 3, None)]),  # dislikes may not be NULL
+                ],
+            )
+    # Bound values stay out of the message, as with SQLAlchemy's hide_parameters (PostgreSQL's
+    # own detail may still name the failing row: error bodies never carry messages).
+    assert "[parameters:" not in str(caught.value)
+    assert system.engine.dialect.name != "sqlite" or "987654" not in str(caught.value)
+    with read_connection(system.engine) as conn:
+        assert conn.execute(select(func.count()).select_from(daily_dislikes)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(daily_score_histogram)).scalar() == 0
+    with write_transaction(system.engine) as conn:  # the connection works on
+        Prepared.execute_all(conn, [_HISTOGRAM.run(conn, [(day, 0, 3, 2), (day, 0, 1, 1)])])
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(
+            select(daily_score_histogram.c.bucket, daily_score_histogram.c.dislikes).order_by(
+                daily_score_histogram.c.bucket
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [(1, 1), (3, 2)]
