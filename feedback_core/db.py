@@ -29,6 +29,7 @@ from sqlalchemy import (
     inspect,
     text,
 )
+from sqlalchemy.dialects import sqlite as sqlite_types
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidRequestError, OperationalError
 from sqlalchemy.pool import NullPool
@@ -1095,7 +1096,7 @@ def _binder(statement: Executable, dialect, keys: tuple):
         key = param.key if param.key in keys else name if name in keys else None
         if key is not None:
             if processor is not None and isinstance(param.type, (Date, DateTime)):
-                processor = _memoised(dialect.name, repr(impl), processor)
+                processor = _memoised(dialect.name, repr(impl), _quicker(impl, processor))
             slots.append((key, None, processor))
             continue
         if param.required or param.callable:
@@ -1174,6 +1175,28 @@ def _binder(statement: Executable, dialect, keys: tuple):
     bind.tuples = bind_tuples
     bind.row = bind_row
     return compiled.string, bind, []  # the result converters, filled by the first row
+
+
+def _quicker(impl, processor):
+    """SQLite's DATETIME text written by ``datetime.isoformat`` (in C) when the type keeps its
+    default format: the same text as its own processor, at half the cost. Anything else (a
+    date, a custom format) goes to the type's processor."""
+    default = getattr(sqlite_types.DATETIME, "_storage_format", None)
+    if not (
+        isinstance(impl, sqlite_types.DATETIME)
+        and default
+        and getattr(impl, "_storage_format", None) == default
+    ):
+        return processor
+
+    def datetime_text(value):
+        if type(value) is datetime:
+            if value.tzinfo is not None:
+                value = value.replace(tzinfo=None)  # as the type does: the clock time as given
+            return value.isoformat(" ", "microseconds")
+        return processor(value)
+
+    return datetime_text
 
 
 def _memoised(dialect_name: str, type_repr: str, processor):

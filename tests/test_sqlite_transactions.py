@@ -684,3 +684,28 @@ def test_a_transaction_ended_inside_its_block_is_an_error_not_a_silent_commit(nu
         with pytest.raises(InvalidRequestError, match="no transaction open"):
             with write_transaction(system.engine, connection=conn):
                 pass
+
+
+def test_times_are_written_as_sqlalchemys_sqlite_datetime_writes_them():
+    from datetime import UTC, date, datetime, timedelta, timezone
+
+    from sqlalchemy.dialects import sqlite as sqlite_types
+
+    impl = sqlite_types.DATETIME()
+    own = impl.bind_processor(sqlite_types.dialect())
+    quick = db._quicker(impl, own)
+    assert quick is not own  # the default format: the quicker path is taken
+    values = [
+        datetime(2026, 11, 30, 2, 17, 11, 123456),
+        datetime(2026, 11, 30, 2, 17, 11),  # no microseconds: still six digits
+        datetime(5, 1, 2, 3, 4, 5, 6),  # a year below 1000: padded to four digits
+        datetime(2026, 11, 30, 2, 17, 11, 99, tzinfo=UTC),
+        datetime(2026, 11, 30, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+        date(2026, 11, 30),  # a date given for a time: midnight
+        None,
+    ]
+    assert [quick(v) for v in values] == [own(v) for v in values]
+    # A custom format keeps the type's own processor.
+    truncated = sqlite_types.DATETIME(truncate_microseconds=True)
+    processor = truncated.bind_processor(sqlite_types.dialect())
+    assert db._quicker(truncated, processor) is processor
