@@ -867,14 +867,18 @@ def _reading_session(engine: Engine) -> _ReadingSession | None:
     return session
 
 
-@contextmanager
-def pipelined(conn: Connection) -> Iterator[None]:
+def pipelined(conn: Connection):
     """Send the statements of the block without waiting for each answer (PostgreSQL pipeline
     mode; elsewhere nothing changes). For writes whose results are not read inside the block:
     their errors are raised when it ends, and the transaction is then rolled back as usual."""
-    if conn.dialect.name != "postgresql":
-        yield
-        return
+    return _pipeline(conn) if conn.dialect.name == "postgresql" else _NO_PIPELINE
+
+
+_NO_PIPELINE = nullcontext()
+
+
+@contextmanager
+def _pipeline(conn: Connection) -> Iterator[None]:
     dbapi_conn = conn.connection.dbapi_connection
     try:
         with dbapi_conn.pipeline():

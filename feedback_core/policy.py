@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from feedback_core.errors import ValidationError
 from feedback_core.settings import ReasonPolicy
@@ -16,8 +16,7 @@ from feedback_core.settings import ReasonPolicy
 FEATURE_TYPES = ("genre", "cast", "franchise")
 
 
-@dataclass(frozen=True)
-class ProposedAdjustment:
+class ProposedAdjustment(NamedTuple):
     """One signed change to one user's weight for one feature value."""
 
     feature_type: str
