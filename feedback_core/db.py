@@ -483,11 +483,11 @@ class _Writers:
 class _WriteTransaction:
     """One write transaction on an SQLite file (see ``write_transaction``).
 
-    BEGIN IMMEDIATE and COMMIT go straight to the driver's connection, in turn: SQLAlchemy's
-    transaction objects and a context manager per step cost more than SQLite takes to begin
-    and commit a small write. SQLAlchemy still works inside: its first statement finds the
-    transaction begun (``_sqlite_begin`` does nothing then), and what it began it commits or
-    rolls back here, with the rest.
+    ``BEGIN IMMEDIATE`` goes straight to the driver's connection, in turn, and SQLAlchemy's
+    transaction is then opened over it (``_sqlite_begin`` sends nothing more): a transaction
+    object and a context manager per step cost more than SQLite takes to begin and commit a
+    small write. The end goes through SQLAlchemy: a commit that fails is rolled back before
+    the error is raised, so a connection never goes back to the pool inside a transaction.
     """
 
     __slots__ = ("_writers", "_engine", "_bulk", "_owned", "_conn", "_pool", "_taken")
@@ -499,11 +499,11 @@ class _WriteTransaction:
 
     def __enter__(self) -> Connection:
         writers, engine = self._writers, self._engine
-        if self._owned:
-            taken = None if self._bulk else writers._take(engine)
-            self._conn, self._pool = taken if taken is not None else (engine.connect(), engine.pool)
-        conn = self._conn
         try:
+            if self._owned:
+                taken = None if self._bulk else writers._take(engine)
+                self._conn, self._pool = taken if taken is not None else (engine.connect(), engine.pool)
+            conn = self._conn
             if conn.in_transaction():
                 raise InvalidRequestError("a write transaction needs a connection with no transaction open")
             self._taken = writers._take_turn()
@@ -519,6 +519,11 @@ class _WriteTransaction:
                         _driver_call(conn, dbapi_conn, "BEGIN IMMEDIATE")
                     finally:
                         dbapi_conn.execute(f"PRAGMA busy_timeout={writers.busy_timeout_ms}")
+                try:
+                    conn.begin()
+                except BaseException:
+                    dbapi_conn.rollback()
+                    raise
             except BaseException:
                 writers._end_turn(self._taken)
                 raise
@@ -533,12 +538,12 @@ class _WriteTransaction:
         try:
             try:
                 if exc_type is None:
-                    _end(conn, commit=True)
+                    _commit(conn)
                     committed = True
                     if not self._bulk and self._writers.checkpointer is not None:
                         _note_commit(self._writers.checkpointer, conn)
                 else:
-                    _end(conn, commit=False)
+                    _roll_back(conn)
             finally:
                 self._writers._end_turn(self._taken)
         except BaseException as failure:
@@ -568,36 +573,48 @@ def _driver_call(conn: Connection, dbapi_conn, sql: str) -> None:
     try:
         dbapi_conn.execute(sql)
     except conn.dialect.loaded_dbapi.Error as exc:
-        gone = conn.dialect.is_disconnect(exc, dbapi_conn, None)
-        if gone:
-            conn.invalidate(exc)
-        raise DBAPIError.instance(
-            sql, None, exc, conn.dialect.loaded_dbapi.Error, connection_invalidated=gone, dialect=conn.dialect
-        ) from exc
+        _raise_driver_error(conn, dbapi_conn, None, sql, exc)
 
 
-def _end(conn: Connection, commit: bool) -> None:
-    """Commit or roll back the write transaction of ``conn``: through SQLAlchemy if a statement
-    of its own began one inside, else on the driver's connection."""
+def _commit(conn: Connection) -> None:
+    """Commit the write transaction of ``conn``; if that fails, roll it back, then raise."""
     if conn.closed:
-        return  # closed inside: rolled back then, as SQLAlchemy's transaction would be
+        raise InvalidRequestError(
+            "the connection was closed inside its write transaction: nothing was committed"
+        )
     if conn.invalidated:
-        if commit:
-            raise DatabaseUnavailableError(
-                "the database is unavailable (the connection was lost); retry shortly"
-            )
-        return
-    if conn.in_transaction():
-        if commit:
-            conn.commit()
-        else:
-            conn.rollback()
-        return
-    dbapi_conn = conn.connection.dbapi_connection
-    if dbapi_conn.in_transaction:
-        _driver_call(conn, dbapi_conn, "COMMIT" if commit else "ROLLBACK")
-    elif commit:
+        _roll_back(conn)
+        raise DatabaseUnavailableError("the database is unavailable (the connection was lost); retry shortly")
+    transaction = conn.get_transaction()
+    if transaction is None or not transaction.is_active:
+        _roll_back(conn)
         raise InvalidRequestError("the write transaction had already ended before its commit")
+    try:
+        transaction.commit()
+    except BaseException:
+        try:
+            _roll_back(conn)
+        except Exception:
+            log.warning("rolling back after a failed commit failed", exc_info=True)
+        raise
+
+
+def _roll_back(conn: Connection) -> None:
+    """Roll back whatever ``conn`` has open, SQLAlchemy's transaction and the driver's; a
+    connection that cannot be rolled back is invalidated (never used again)."""
+    if conn.closed:
+        return  # closing rolled it back
+    try:
+        if conn.get_transaction() is not None:
+            conn.rollback()
+        if not conn.invalidated:
+            dbapi_conn = conn.connection.dbapi_connection
+            if dbapi_conn.in_transaction:
+                dbapi_conn.rollback()
+    except BaseException as exc:
+        if not (conn.closed or conn.invalidated):
+            conn.invalidate(exc if isinstance(exc, Exception) else None)
+        raise
 
 
 def _note_commit(checkpointer: _Checkpointer, conn: Connection) -> None:
@@ -997,18 +1014,19 @@ class Prepared:
         cursor = dbapi_conn.cursor()
         sql = ""
         try:
-            for statement, keys, rows in runs:
-                if not rows:
-                    continue
-                sql, bind, _ = statement._compiled_for(dialect, keys)
-                if len(rows) == 1:
-                    cursor.execute(sql, bind.row(rows[0]))
-                else:
-                    cursor.executemany(sql, bind.tuples(rows))
-        except dialect.loaded_dbapi.Error as exc:
-            _raise_driver_error(conn, dbapi_conn, cursor, sql, exc)
+            try:
+                for statement, keys, rows in runs:
+                    if not rows:
+                        continue
+                    sql, bind, _ = statement._compiled_for(dialect, keys)
+                    if len(rows) == 1:
+                        cursor.execute(sql, bind.row(rows[0]))
+                    else:
+                        cursor.executemany(sql, bind.tuples(rows))
+            except dialect.loaded_dbapi.Error as exc:
+                _raise_driver_error(conn, dbapi_conn, cursor, sql, exc)
         finally:
-            cursor.close()
+            _close_quietly(cursor)
 
     def _compiled_for(self, dialect, keys: tuple) -> tuple:
         last = self._last
@@ -1053,8 +1071,17 @@ class Prepared:
             try:
                 _raise_driver_error(conn, dbapi_conn, cursor, sql, exc)
             finally:
-                cursor.close()
+                _close_quietly(cursor)
         return cursor
+
+
+def _close_quietly(cursor) -> None:
+    # After a lost connection was invalidated its cursors may refuse even to close: the error
+    # being raised is the one to see.
+    try:
+        cursor.close()
+    except Exception:
+        pass
 
 
 def _raise_driver_error(conn: Connection, dbapi_conn, cursor, sql: str, exc: Exception) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError, InvalidRequestError, OperationalError
 
 from feedback_core import FeedbackSystem, Settings, db
 from feedback_core.db import read_connection, write_transaction
+from feedback_core.errors import DatabaseUnavailableError
 
 
 @pytest.fixture
@@ -571,8 +572,10 @@ def test_closed_systems_leave_no_lock_file_open_and_disposed_engines_go(tmp_path
 
 def test_a_connection_closed_by_its_transaction_is_not_kept(sqlite_system):
     system, _ = sqlite_system
-    with write_transaction(system.engine) as conn:
-        conn.close()
+    # Closing rolled the block back: reported, not taken for a commit.
+    with pytest.raises(InvalidRequestError, match="closed inside"):
+        with write_transaction(system.engine) as conn:
+            conn.close()
     assert _writers(system)._kept == []
     _write_blobs(system, 1)  # the next write has a working connection
     with write_transaction(system.engine):
@@ -653,30 +656,49 @@ def test_an_error_rolls_back_every_write_of_the_transaction(numbers, through_sql
     assert _scratch(system) == [7]
 
 
-def test_a_failing_commit_raises_keeps_nothing_and_gives_the_turn_back(numbers):
+@pytest.mark.parametrize("callers_connection", [False, True])
+@pytest.mark.parametrize("through_sqlalchemy", [False, True])
+def test_a_failing_commit_raises_keeps_nothing_and_gives_the_turn_back(
+    numbers, through_sqlalchemy, callers_connection
+):
     system, path = numbers
     with write_transaction(system.engine) as conn:
         conn.exec_driver_sql("CREATE TABLE parents (id INTEGER PRIMARY KEY)")
         conn.exec_driver_sql("CREATE TABLE children (parent INTEGER REFERENCES parents (id))")
-    with pytest.raises(IntegrityError, match="FOREIGN KEY"):
-        with write_transaction(system.engine) as conn:
-            _insert_on_driver(conn, 1)
-            # Checked at COMMIT: the commit itself fails.
-            conn.connection.dbapi_connection.execute("PRAGMA defer_foreign_keys=ON")
-            conn.connection.dbapi_connection.execute("INSERT INTO children VALUES (99)")
-    assert _scratch(system) == []
-    assert _turn_is_free(path) and _other_writer_can_begin(path)
-    assert all(not kept.connection.dbapi_connection.in_transaction for kept, _ in _writers(system)._kept)
-    with write_transaction(system.engine) as conn:
-        _insert_on_driver(conn, 2)
+    own = system.engine.connect() if callers_connection else None
+    try:
+        with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+            with write_transaction(system.engine, connection=own) as conn:
+                if through_sqlalchemy:
+                    conn.exec_driver_sql("INSERT INTO numbers VALUES (1)")
+                else:
+                    _insert_on_driver(conn, 1)
+                # Checked at COMMIT: the commit itself fails.
+                conn.connection.dbapi_connection.execute("PRAGMA defer_foreign_keys=ON")
+                conn.connection.dbapi_connection.execute("INSERT INTO children VALUES (99)")
+        # Rolled back: no lock held, nothing for a later reader of a pooled connection to see.
+        assert _turn_is_free(path) and _other_writer_can_begin(path)
+        assert _scratch(system) == []
+        assert all(not kept.connection.dbapi_connection.in_transaction for kept, _ in _writers(system)._kept)
+        if own is not None:
+            assert not own.in_transaction() and not own.connection.dbapi_connection.in_transaction
+        with write_transaction(system.engine, connection=own) as conn:  # the caller goes on
+            _insert_on_driver(conn, 2)
+    finally:
+        if own is not None:
+            own.close()
     assert _scratch(system) == [2]
 
 
-def test_a_transaction_ended_inside_its_block_is_an_error_not_a_silent_commit(numbers):
+@pytest.mark.parametrize("through_sqlalchemy", [False, True])
+def test_a_transaction_ended_inside_its_block_is_an_error_not_a_silent_commit(numbers, through_sqlalchemy):
     system, _ = numbers
     with pytest.raises(InvalidRequestError, match="already ended"):
         with write_transaction(system.engine) as conn:
-            conn.exec_driver_sql("INSERT INTO numbers VALUES (1)")
+            if through_sqlalchemy:
+                conn.exec_driver_sql("INSERT INTO numbers VALUES (1)")
+            else:
+                _insert_on_driver(conn, 1)  # what SQLAlchemy does not see is rolled back too
             conn.rollback()
     assert _scratch(system) == []
     with system.engine.connect() as conn:
@@ -709,3 +731,32 @@ def test_times_are_written_as_sqlalchemys_sqlite_datetime_writes_them():
     truncated = sqlite_types.DATETIME(truncate_microseconds=True)
     processor = truncated.bind_processor(sqlite_types.dialect())
     assert db._quicker(truncated, processor) is processor
+
+
+def test_a_database_that_cannot_be_opened_is_reported_unavailable(tmp_path):
+    folder = tmp_path / "gone"
+    system = FeedbackSystem.from_settings(Settings(database_url=f"sqlite:///{folder / 'db.db'}"))
+    system.init_feedback_tables()
+    system.close()  # no pooled or kept connection left
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    with pytest.raises(DatabaseUnavailableError):
+        with write_transaction(system.engine):
+            pass
+
+
+def test_a_callers_connection_lost_inside_the_block_can_be_used_again(numbers):
+    system, _ = numbers
+    own = system.engine.connect()
+    try:
+        with pytest.raises(DatabaseUnavailableError):
+            with write_transaction(system.engine, connection=own) as conn:
+                conn.exec_driver_sql("INSERT INTO numbers VALUES (1)")
+                conn.invalidate()
+        assert not own.in_transaction()
+        with write_transaction(system.engine, connection=own) as conn:
+            _insert_on_driver(conn, 2)
+    finally:
+        own.close()
+    assert _scratch(system) == [2]
