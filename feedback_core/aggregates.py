@@ -225,11 +225,16 @@ class DislikeCounts:
 
     def write(self, conn: Connection) -> None:
         """Upsert the counted rows into the aggregate tables (in the caller's transaction)."""
-        _PATTERNS.write(conn, [(*key, *values) for key, values in self.patterns.items()])
-        _DAILY.write(conn, [(*key, *values) for key, values in self.daily.items()])
-        _REASON_GENRE.write(conn, [(*key, n) for key, n in self.reason_genre.items()])
-        _HISTOGRAM.write(conn, [(*key, n) for key, n in self.histogram.items()])
-        _MOVIES.write(conn, [(movie, *values) for movie, values in self.movies.items()])
+        Prepared.execute_all(
+            conn,
+            [
+                _PATTERNS.run(conn, [(*key, *values) for key, values in self.patterns.items()]),
+                _DAILY.run(conn, [(*key, *values) for key, values in self.daily.items()]),
+                _REASON_GENRE.run(conn, [(*key, n) for key, n in self.reason_genre.items()]),
+                _HISTOGRAM.run(conn, [(*key, n) for key, n in self.histogram.items()]),
+                _MOVIES.run(conn, [(movie, *values) for movie, values in self.movies.items()]),
+            ],
+        )
 
 
 def add_impressions(conn: Connection, counts: Mapping[tuple, int]) -> None:

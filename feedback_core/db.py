@@ -380,10 +380,6 @@ class _Writers:
         self._kept: list[tuple[Connection, object]] = []  # (connection, the pool it came from)
         self._kept_lock = threading.Lock()
 
-    def transaction(self, engine: Engine, bulk: bool, connection: Connection | None) -> _WriteTransaction:
-        """One write transaction (see ``write_transaction``), begun in turn."""
-        return _WriteTransaction(self, engine, bulk, connection)
-
     def close(self, close_connections: bool = True) -> None:
         """Let go of the kept connection and close the lock file (the engine is being disposed
         of; ``close_connections`` as ``Engine.dispose``'s ``close``: False in a forked child,
@@ -1050,9 +1046,7 @@ class Prepared:
         keys = params.keys if isinstance(params, _Rows) else tuple(params[0] if many else params)
         sql, bind, converters = self._compiled_for(conn.dialect, keys)
         if isinstance(params, _Rows):
-            values = bind.tuples(params.rows)
-            if len(values) == 1:  # as above: one row is a plain execute
-                values, many = values[0], False
+            values = bind.tuples(params.rows)  # several: ``execute_rows`` runs one row alone
         else:
             values = bind.many(params) if many else bind(params)
         return self._execute(conn, sql, values, many), converters
@@ -1162,15 +1156,7 @@ def _binder(statement: Executable, dialect, keys: tuple):
             return [bind(dict(zip(keys, row))) for row in rows]
         if len(rows) < 8 and in_order and all(len(row) == len(keys) for row in rows):
             # A few rows (a dislike's): row by row, touching only the converted columns.
-            if not to_process:
-                return list(rows)
-            bound = []
-            for row in rows:
-                values = list(row)
-                for i, processor in to_process:
-                    values[i] = processor(values[i])
-                bound.append(tuple(values))
-            return bound
+            return [bind_row(row) for row in rows]
         if len(rows) < 8:
             # A few rows (a dislike's aggregates): row by row costs less than transposing.
             bound = [
@@ -1192,7 +1178,7 @@ def _binder(statement: Executable, dialect, keys: tuple):
         return bound if compiled.positional else [dict(zip(names, values)) for values in bound]
 
     def bind_row(row: tuple):
-        # One row (a live dislike's aggregate): as given, but for the converted columns.
+        # One row (a live dislike's): as given, but for the converted columns.
         if in_order and len(row) == len(keys):
             if not to_process:
                 return row
