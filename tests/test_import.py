@@ -7,6 +7,7 @@ exclusions and aggregates.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -367,6 +368,34 @@ def test_abort_keeps_earlier_batches_and_nothing_of_the_failing_one(system, tmp_
     assert (summary.imported, summary.already_present, summary.aborted) == (3, 2, False)
     assert count(system, user_dislikes) == 5
     assert recount_differences(system.engine) == []
+
+
+def test_the_garbage_collector_is_paused_while_importing_and_restored_after(system, tmp_path):
+    load_world(system, tmp_path)
+    states = []
+
+    def watch(done, total, summary):
+        states.append(gc.isenabled())
+
+    good = write(tmp_path, "good.csv", DISLIKES_HEADER + "11,1,900,0.91,wrong_genre,,2026-10-01T10:05:00Z\n")
+    bad = write(tmp_path, "bad.csv", DISLIKES_HEADER + "12,5,901,0.66,bored,,2026-10-02T08:00:00Z\n")
+    assert gc.isenabled()
+    summary = system.import_file(good, "dislikes", progress=watch)
+    assert summary.imported == 1 and states and not any(states)
+    assert gc.isenabled()
+    # An aborted import and a failing one restore it too.
+    assert system.import_file(bad, "dislikes").aborted
+    assert gc.isenabled()
+    with pytest.raises(ZeroDivisionError):
+        system.import_file(good, "dislikes", progress=lambda *a: 1 / 0)
+    assert gc.isenabled()
+    # Off before, off after: an import never turns on what its caller turned off.
+    gc.disable()
+    try:
+        system.import_file(good, "dislikes")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_failing_check_against_the_database_also_keeps_nothing_of_its_batch(system, tmp_path):
