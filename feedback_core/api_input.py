@@ -222,10 +222,12 @@ def check_idempotency_key(raw: str) -> str:
 def parse_timestamp(value: str, field: str) -> datetime:
     """Parse an ISO 8601 timestamp (``2025-11-30T18:00:00Z``); naive means UTC."""
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
+        # A zone offset can carry a moment past year 1 or 9999 in UTC: OverflowError.
+        return to_naive_utc(datetime.fromisoformat(value))
+    except (ValueError, OverflowError):
         shown = value if len(value) <= 40 else value[:37] + "..."
         raise ValidationError(
-            f"{field} must be an ISO 8601 timestamp such as 2025-11-30T18:00:00Z, got {shown!r}", field
+            f"{field} must be an ISO 8601 timestamp such as 2025-11-30T18:00:00Z between years 1 "
+            f"and 9999 in UTC, got {shown!r}",
+            field,
         ) from None
-    return to_naive_utc(moment)

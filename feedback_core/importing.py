@@ -310,9 +310,10 @@ def _moment(record: dict, name: str, default: datetime) -> tuple[datetime, str]:
         raise _Reject(f"{name} must be an ISO 8601 timestamp such as 2026-01-31T18:30:00Z", name)
     try:
         moment = to_naive_utc(datetime.fromisoformat(value.strip()))
-    except ValueError:
+    except (ValueError, OverflowError):  # Overflow: an offset carrying it past year 1 or 9999
         raise _Reject(
-            f"{name} must be an ISO 8601 timestamp such as 2026-01-31T18:30:00Z, got {value.strip()!r}",
+            f"{name} must be an ISO 8601 timestamp such as 2026-01-31T18:30:00Z between years 1 "
+            f"and 9999 in UTC, got {value.strip()!r}",
             name,
         ) from None
     return moment, moment.isoformat(sep=" ")

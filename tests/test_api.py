@@ -402,6 +402,9 @@ def test_ratings_are_recorded_for_the_acting_user(api, clock):
         ({"movie_id": 2, "rating": 7}, "rating"),
         ({"movie_id": 2, "rating": "4"}, "rating"),
         ({"movie_id": 2, "rating": 4, "rated_at": "yesterday"}, "rated_at"),
+        # In range as written, out of range in UTC.
+        ({"movie_id": 2, "rating": 4, "rated_at": "0001-01-01T00:00:00+01:00"}, "rated_at"),
+        ({"movie_id": 2, "rating": 4, "rated_at": "9999-12-31T23:59:59-01:00"}, "rated_at"),
         ({"movie_id": 999, "rating": 4}, "movie_id"),
     ]:
         bad = api.post("/api/ratings", body)

@@ -314,6 +314,7 @@ BAD_DISLIKES = DISLIKES_HEADER + (
     "12,1,900,0.5,other,,\n"  # 11: someone else's list
     "11,3,555,0.5,other,,\n"  # 12: list never imported
     "13,5,,0.2,other,fine too,2026-10-04T00:00:00Z\n"  # 13: fine
+    "11,2,900,0.5,other,,0001-01-01T00:00:00+01:00\n"  # 14: before year 1 in UTC
 )
 EXPECTED_ERRORS = {
     3: "expected 7 columns",
@@ -326,6 +327,7 @@ EXPECTED_ERRORS = {
     10: "movie_id 4 was not in recommendation_set_id 900",
     11: "recommendation_set_id 900 was not shown to user 12",
     12: "recommendation_set_id 555 is not an imported shown list",
+    14: "created_at must be an ISO 8601 timestamp such as 2026-01-31T18:30:00Z between years 1 and 9999",
 }
 
 
@@ -337,7 +339,7 @@ def test_bad_rows_are_reported_by_line_and_skip_imports_the_rest(system, tmp_pat
     assert sorted(found) == sorted(EXPECTED_ERRORS)
     for line, text in EXPECTED_ERRORS.items():
         assert text in found[line], (line, found[line])
-    assert (summary.imported, summary.rejected, summary.aborted) == (2, 10, False)
+    assert (summary.imported, summary.rejected, summary.aborted) == (2, 11, False)
     assert sorted((r.user_id, r.movie_id) for r in rows(system, user_dislikes)) == [(11, 1), (13, 5)]
     assert recount_differences(system.engine) == []
 
@@ -508,7 +510,7 @@ def test_cli_abort_and_skip(system, tmp_path, capsys):
     assert "import stopped, nothing of the failing batch imported" in err
     assert count(system, user_dislikes) == 0
     code, out, err = run(capsys, "--db", url, "import", path, "--kind", "dislikes", "--on-error", "skip")
-    assert code == 0 and "2 imported" in out and "10 rejected" in out
+    assert code == 0 and "2 imported" in out and "11 rejected" in out
     assert f"{path}:12: recommendation_set_id 555" in err
     with pytest.raises(SystemExit) as info:
         run(capsys, "--db", url, "import", path, "--kind", "films")
