@@ -39,7 +39,7 @@ from feedback_core.errors import (
     PermissionDeniedError,
     ValidationError,
 )
-from feedback_core.idempotency import claim_key, complete_key, release_key
+from feedback_core.idempotency import STALE_AFTER, claim_key, complete_key, release_key
 from feedback_core.settings import Settings
 
 log = logging.getLogger("feedback_core.api")
@@ -438,12 +438,28 @@ def _idempotent(view: Callable) -> Callable:
             _release_quietly(engine, scope, key)
             raise
         if 200 <= response.status_code < 300:
-            complete_key(engine, scope, key, fingerprint, response.status_code, response.get_json())
+            _complete_quietly(engine, scope, key, fingerprint, response)
         else:
             _release_quietly(engine, scope, key)
         return response
 
     return wrapper
+
+
+def _complete_quietly(engine, scope: str, key: str, fingerprint: str, response) -> None:
+    """Store a successful response for replay. The request's own writes are committed by now:
+    if storing fails too, the caller is still told the truth (its success), not a 503 that
+    would invite a retry; the claim then stays until it goes stale (idempotency.STALE_AFTER)."""
+    try:
+        complete_key(engine, scope, key, fingerprint, response.status_code, response.get_json())
+    except (DatabaseUnavailableError, OperationalError):
+        log.error(
+            "could not store the response to an Idempotency-Key request for %s: a retry after %s "
+            "may run it again",
+            scope,
+            STALE_AFTER,
+            exc_info=True,
+        )
 
 
 def _release_quietly(engine, scope: str, key: str) -> None:

@@ -25,6 +25,7 @@ from feedback_core.api import (
 )
 from feedback_core.db import current_revision, format_ts
 from feedback_core.errors import DatabaseUnavailableError, NotFoundError, ValidationError
+from feedback_core.idempotency import IdempotencyKeyReusedError
 
 # ---------------------------------------------------------------- the specification's endpoints
 
@@ -48,9 +49,18 @@ def post_dislike():
     inp.check_shape(body, DISLIKE_FIELDS, required=("movie_id",))
     user_id = caller().user_id
     fields = {"movie_title": "", **body}  # the title is optional once the movie is catalogued
+    key = request.headers.get("Idempotency-Key")
     outcome = current_system().record_dislike(
-        user_id=user_id, idempotency_key=request.headers.get("Idempotency-Key"), with_patterns=True, **fields
+        user_id=user_id, idempotency_key=key, with_patterns=True, **fields
     )
+    if key is not None and outcome["movie_id"] != fields["movie_id"]:
+        # The user's key already named a dislike of another film (sent through another
+        # credential: within one, the HTTP layer tells the two bodies apart first).
+        raise IdempotencyKeyReusedError(
+            f"this Idempotency-Key already recorded user {user_id}'s dislike {outcome['dislike_id']} "
+            f"of movie {outcome['movie_id']}; use a new key for every distinct request",
+            "Idempotency-Key",
+        )
     return ok(
         {
             "dislike_id": outcome["dislike_id"],

@@ -37,7 +37,9 @@ KEY_ROLES = ("service", "admin")
 LOOKUP_CHARS = 12  # "fbk_" and 8 random characters: enough to find the row, useless to an attacker
 MAX_TOKEN_TTL_SECONDS = 3600
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,99}$")
-# last_used_at is written at most this often per key: a write per request would serialise them.
+# last_used_at: when the key last authenticated a request, accepted or refused afterwards (an
+# operator looking for a leaked key wants both), written at most this often per key: a write per
+# request would serialise them.
 TOUCH_INTERVAL = timedelta(minutes=5)
 _KEY_COLUMNS = ("key_id", "name", "role", "key_hash", "revoked_at", "last_used_at")
 _KeyRow = namedtuple("_KeyRow", _KEY_COLUMNS)

@@ -68,6 +68,13 @@ def claim_key(
                     )
                 )
                 return None
+            if row.status_code == IN_PROGRESS and now - row.created_at >= stale_after:
+                # The first attempt died without finishing (or without releasing its claim after
+                # failing): this one takes its place, whatever that one's body was.
+                conn.execute(
+                    update(table).where(*where).values(created_at=now, body={"fingerprint": fingerprint})
+                )
+                return None
             if (row.body or {}).get("fingerprint") != fingerprint:
                 raise IdempotencyKeyReusedError(
                     "this Idempotency-Key was already used for a different request; use a new key "
@@ -76,14 +83,10 @@ def claim_key(
                 )
             if row.status_code != IN_PROGRESS:
                 return StoredResponse(row.status_code, row.body["response"])
-            if now - row.created_at < stale_after:
-                raise RequestInProgressError(
-                    "a request with this Idempotency-Key is still being processed; retry shortly",
-                    "Idempotency-Key",
-                )
-            # The first attempt died without finishing: this one takes its place.
-            conn.execute(update(table).where(*where).values(created_at=now))
-            return None
+            raise RequestInProgressError(
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+                "Idempotency-Key",
+            )
     except IntegrityError:  # a concurrent first attempt inserted the placeholder just now
         raise RequestInProgressError(
             "a request with this Idempotency-Key is still being processed; retry shortly",

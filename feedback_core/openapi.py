@@ -339,7 +339,11 @@ def _operation(
             "content": {"application/json": {"schema": _ref(body)}},
         }
         parameters.append(IDEMPOTENCY_HEADER)
-        codes |= {"409", "413", "415"}
+        codes |= {"415"}
+    if IDEMPOTENCY_HEADER in parameters:
+        # A retry is told from another request by its body too, so the body is read (and
+        # capped) even where the operation takes none.
+        codes |= {"409", "413"}
     if parameters:
         op["parameters"] = parameters
     codes |= set(errors)

@@ -447,6 +447,7 @@ class Recording:
             if full:
                 outcome = {
                     "dislike_id": dislike_id,
+                    "movie_id": d.movie_id,
                     "duplicate": False,
                     "training_impact": {"error_recorded": d.predicted_score, "weight": weight},
                     "feature_adjustments": {
@@ -548,6 +549,7 @@ class Recording:
         rule = self.settings.reason_policy[row.reason]
         return {
             "dislike_id": dislike_id,
+            "movie_id": row.movie_id,
             "duplicate": duplicate,
             "training_impact": {
                 "error_recorded": row.predicted_score,

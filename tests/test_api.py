@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from feedback_core.api import ApiConfig, create_app, register_feedback_routes
+from feedback_core.apikeys import create_api_key
 from feedback_core.errors import ConfigError, DatabaseUnavailableError
 from feedback_core.schema import (
     audit_log,
@@ -550,6 +551,69 @@ def test_a_retried_request_with_the_same_key_returns_the_first_response(api):
     other_user = api.post("/api/dislike", SPEC_DISLIKE, headers=headers, user=8)
     assert other_user.status_code == 201  # keys are scoped to the caller and the user
     assert count(api.system, user_dislikes) == 2
+
+
+def test_a_key_reused_through_another_credential_never_passes_off_another_films_dislike(api):
+    _, second_key = create_api_key(api.system.engine, "recommender-2", "service", api.system.now())
+    headers = {"Idempotency-Key": "shared-key"}
+    first = api.post("/api/dislike", SPEC_DISLIKE, headers=headers)
+    assert first.status_code == 201
+    before = row_counts(api.system)
+    # Another credential is another HTTP scope; the user's stored key still names film 123.
+    other_film = api.post("/api/dislike", {**SPEC_DISLIKE, "movie_id": 124}, headers=headers, key=second_key)
+    assert other_film.status_code == 409
+    error = error_of(other_film)
+    assert (error["code"], error["field"]) == ("idempotency_key_reused", "Idempotency-Key")
+    assert "movie 123" in error["message"]
+    assert row_counts(api.system) == before
+    # The same dislike through it is the first one, not a new one.
+    same = api.post("/api/dislike", SPEC_DISLIKE, headers=headers, key=second_key)
+    assert same.status_code == 200 and same.get_json()["duplicate"] is True
+    assert same.get_json()["dislike_id"] == first.get_json()["dislike_id"]
+    assert count(api.system, user_dislikes) == 1
+
+
+def test_a_success_whose_response_cannot_be_stored_is_still_a_success(api, monkeypatch, caplog):
+    import feedback_core.api as api_module
+
+    def cannot_store(*args, **kwargs):
+        raise DatabaseUnavailableError("the database is unavailable; retry shortly")
+
+    catalogue(api.system)
+    monkeypatch.setattr(api_module, "complete_key", cannot_store)
+    r = api.post("/api/recommendation-sets", {"items": [1, 2, 3]}, headers={"Idempotency-Key": "set-A"})
+    assert r.status_code == 201  # it was recorded: the caller must not be told to retry
+    assert count(api.system, recommendation_sets) == 1
+    assert "could not store the response to an Idempotency-Key request" in caplog.text
+
+
+def test_a_stale_claim_is_taken_over_by_a_corrected_request(api, clock, monkeypatch):
+    import feedback_core.api as api_module
+
+    def cannot_release(*args, **kwargs):
+        raise DatabaseUnavailableError("the database is unavailable; retry shortly")
+
+    # A failed request whose claim could not be released (as a worker killed mid-request leaves it).
+    monkeypatch.setattr(api_module, "release_key", cannot_release)
+    bad = api.post("/api/ratings", {"movie_id": 1, "rating": 9}, headers={"Idempotency-Key": "rate-B"})
+    monkeypatch.undo()
+    assert bad.status_code == 400
+    catalogue(api.system)
+    fixed = {"movie_id": 1, "rating": 4}
+    early = api.post("/api/ratings", fixed, headers={"Idempotency-Key": "rate-B"})
+    assert early.status_code == 409  # the failed attempt's claim, left behind, is not stale yet
+    clock.advance(minutes=2)
+    late = api.post("/api/ratings", fixed, headers={"Idempotency-Key": "rate-B"})
+    assert late.status_code in (200, 201), late.get_json()
+    assert count(api.system, ratings) == 1
+
+
+def test_an_oversized_body_on_an_idempotent_delete_is_a_documented_413(api):
+    # The key's request is told apart by its body, so the body is read and capped there too;
+    # api.delete checks the answer against the OpenAPI document.
+    too_big = b"x" * (ApiConfig().max_body_bytes + 1)
+    r = api.delete("/api/dislike/5", headers={"Idempotency-Key": "d1"}, data=too_big)
+    assert r.status_code == 413 and error_of(r)["code"] == "payload_too_large"
 
 
 def test_a_failed_request_does_not_use_up_its_key(api):
