@@ -177,9 +177,12 @@ def post_rating():
     return ok(payload, 201)
 
 
-@route("/api/user-tokens", ["POST"], SERVICE, idempotent=True)
+@route("/api/user-tokens", ["POST"], SERVICE)
 def post_user_token():
-    """Issue a short-lived token that lets a browser act for one user only."""
+    """Issue a short-lived token that lets a browser act for one user only.
+
+    Not replayed under an Idempotency-Key: a retry just issues another token (nothing is
+    written), and a stored response would keep a live credential in the database."""
     body = json_body()
     inp.check_shape(body, {"user_id": ("integer",), "ttl_seconds": ("integer",)}, required=("user_id",))
     tokens = api_state().tokens

@@ -322,6 +322,7 @@ def _operation(
     body_optional: bool = False,
     errors: tuple[str, ...] = (),
     tag: str,
+    idempotent: bool = True,
 ) -> dict:
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "x-access": access}
     parameters = list(params)
@@ -338,8 +339,9 @@ def _operation(
             "required": not body_optional,
             "content": {"application/json": {"schema": _ref(body)}},
         }
-        parameters.append(IDEMPOTENCY_HEADER)
-        codes |= {"415"}
+        if idempotent:
+            parameters.append(IDEMPOTENCY_HEADER)
+        codes |= {"413", "415"}
     if IDEMPOTENCY_HEADER in parameters:
         # A retry is told from another request by its body too, so the body is read (and
         # capped) even where the operation takes none.
@@ -503,6 +505,8 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> dict:
                     ("token", "user_id", "expires_at"),
                 ),
                 body="UserTokenIn",
+                # Issuing writes nothing, and a token must never be stored for a replay.
+                idempotent=False,
                 errors=("404",),
                 tag=loop,
             )

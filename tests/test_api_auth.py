@@ -186,6 +186,14 @@ def mint(api, user_id: int, **extra) -> str:
     return body["token"]
 
 
+def test_a_token_is_never_stored_for_a_replay(api):
+    before = row_counts(api.system)
+    r = api.post("/api/user-tokens", {"user_id": 5}, user=None, headers={"Idempotency-Key": "mint-1"})
+    assert r.status_code == 201 and "Idempotent-Replayed" not in r.headers
+    assert row_counts(api.system) == before  # issuing writes nothing, not even a stored response
+    assert "Idempotency-Key" not in json.dumps(api.checker.doc["paths"]["/api/user-tokens"])
+
+
 def test_a_user_token_acts_for_its_user_only(api):
     token = mint(api, 5)
     assert (
