@@ -15,7 +15,7 @@ from feedback_core.aggregates import Upsert
 from feedback_core.catalog import LIKED_RATING
 from feedback_core.db import format_ts, read_connection, write_transaction
 from feedback_core.errors import ConflictError, NotFoundError, ValidationError
-from feedback_core.recording import write_audit
+from feedback_core.recording import lock_user, write_audit
 from feedback_core.schema import (
     dislike_feedback_impact,
     dislike_patterns,
@@ -56,6 +56,8 @@ def _adjustment_dict(row) -> dict:
         "decided_by": row.decided_by,
         "decided_at": format_ts(row.decided_at),
         "note": row.note,
+        "applied_at": format_ts(row.applied_at),
+        "reverted_at": format_ts(row.reverted_at),
     }
 
 
@@ -181,6 +183,8 @@ class Adjustments:
     def _bulk(self, ids: Sequence[int], decide) -> dict:
         if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
             raise ValidationError("adjustment_ids must be a list of ids", "adjustment_ids")
+        # Every id is checked before any is decided: a bad one changes nothing.
+        ids = [check_id(i, f"adjustment_ids[{n}]") for n, i in enumerate(ids)]
         done, skipped = [], []
         for i in ids:
             try:
@@ -195,34 +199,41 @@ class Adjustments:
         actor = check_text(actor, "actor", 120, allow_empty=False)
         now = self.now()
         with write_transaction(self.engine) as conn:
-            row = self._lock_adjustment(conn, adjustment_id)
+            row = self._lock_for_weights(conn, adjustment_id)
             self._require_status(row, "applied")
-            before, after = self._add_to_weight(
-                conn, row.user_id, row.feature_type, row.feature_value, -row.magnitude, now
-            )
-            conn.execute(
-                update(feature_adjustments)
-                .where(feature_adjustments.c.adjustment_id == adjustment_id)
-                .values(status="reverted", reverted_at=now)
-            )
-            self._impact(conn, row, -row.magnitude, before, after, actor, "reverted", now)
-            write_audit(
-                conn,
-                at=now,
-                actor=actor,
-                action="adjustment.reverted",
-                entity_type="adjustment",
-                entity_id=adjustment_id,
-                details={
-                    "user_id": row.user_id,
-                    "feature": f"{row.feature_type}:{row.feature_value}",
-                    "weight_before": before,
-                    "weight_after": after,
-                    "status_before": "applied",
-                    "status_after": "reverted",
-                },
-            )
+            self._revert(conn, row, actor, now)
             return _adjustment_dict(self._lock_adjustment(conn, adjustment_id))
+
+    def _revert(self, conn: Connection, row, actor: str, now: datetime, why: str | None = None) -> None:
+        """Take an applied adjustment out of its user's weight (under the user's lock)."""
+        before, after = self._add_to_weight(
+            conn, row.user_id, row.feature_type, row.feature_value, -row.magnitude, now
+        )
+        conn.execute(
+            update(feature_adjustments)
+            .where(feature_adjustments.c.adjustment_id == row.adjustment_id)
+            .values(status="reverted", reverted_at=now)
+        )
+        self._impact(conn, row, -row.magnitude, before, after, actor, "reverted", now)
+        details = {
+            "user_id": row.user_id,
+            "feature": f"{row.feature_type}:{row.feature_value}",
+            "weight_before": before,
+            "weight_after": after,
+            "status_before": "applied",
+            "status_after": "reverted",
+        }
+        if why:
+            details["why"] = why
+        write_audit(
+            conn,
+            at=now,
+            actor=actor,
+            action="adjustment.reverted",
+            entity_type="adjustment",
+            entity_id=row.adjustment_id,
+            details=details,
+        )
 
     def get_feature_evidence(self, user_id: int) -> dict[tuple[str, str], dict]:
         """Return, per (feature type, value), the user's dislikes, latest dislike and liked films."""
@@ -281,11 +292,27 @@ class Adjustments:
             raise NotFoundError(f"adjustment {adjustment_id} not found", "adjustment_id")
         return row
 
+    def _lock_for_weights(self, conn: Connection, adjustment_id: int):
+        """Lock the adjustment's user, then the adjustment: one user's weights change one
+        decision at a time (PostgreSQL; SQLite's write lock already does), so each records the
+        weight it really moved from. The user first, as retracting a dislike does, so that the
+        two never wait for each other in opposite orders."""
+        user_id = conn.execute(
+            select(feature_adjustments.c.user_id).where(feature_adjustments.c.adjustment_id == adjustment_id)
+        ).scalar()
+        if user_id is None:
+            raise NotFoundError(f"adjustment {adjustment_id} not found", "adjustment_id")
+        lock_user(conn, user_id)
+        return self._lock_adjustment(conn, adjustment_id)
+
     @staticmethod
     def _require_status(row, wanted: str) -> None:
         if row.status != wanted:
-            who = f" by {row.decided_by}" if row.decided_by else ""
-            when = f" at {format_ts(row.decided_at)}" if row.decided_at else ""
+            if row.status == "reverted":  # the revert's actor is in its impact and audit records
+                who, when = "", f" at {format_ts(row.reverted_at)}" if row.reverted_at else ""
+            else:
+                who = f" by {row.decided_by}" if row.decided_by else ""
+                when = f" at {format_ts(row.decided_at)}" if row.decided_at else ""
             raise ConflictError(
                 f"adjustment {row.adjustment_id} is already {row.status}{who}{when}; only "
                 f"{wanted} adjustments can take this decision",
@@ -329,7 +356,7 @@ class Adjustments:
         )
 
     def _apply_adjustment(self, conn, adjustment_id: int, actor: str, magnitude: float | None, now) -> dict:
-        row = self._lock_adjustment(conn, adjustment_id)
+        row = self._lock_for_weights(conn, adjustment_id)
         self._require_status(row, "proposed")
         retracted = conn.execute(
             select(user_dislikes.c.retracted_at).where(user_dislikes.c.dislike_id == row.dislike_id)

@@ -195,16 +195,25 @@ class CatalogOps:
         clean = []
         now = self.now()
         for i, row in enumerate(rows):
+            if isinstance(row, (str, bytes)) or not isinstance(row, Sequence) or not 3 <= len(row) <= 4:
+                raise ValidationError(
+                    f"rows[{i}] must be (user_id, movie_id, rating) or (user_id, movie_id, rating, "
+                    f"rated_at), got {row!r}",
+                    f"rows[{i}]",
+                )
             user_id, movie_id, rating, *rest = row
             at = rest[0] if rest and rest[0] is not None else now
             try:
+                if not isinstance(at, datetime):
+                    raise ValidationError(f"rated_at must be a datetime, got {at!r}", "rated_at")
+                try:
+                    at = to_naive_utc(at)
+                except OverflowError:  # an offset carrying it past year 1 or 9999 in UTC
+                    raise ValidationError(
+                        f"rated_at must be between years 1 and 9999 in UTC, got {at!r}", "rated_at"
+                    ) from None
                 clean.append(
-                    (
-                        check_id(user_id, "user_id"),
-                        check_id(movie_id, "movie_id"),
-                        check_rating(rating),
-                        to_naive_utc(at),
-                    )
+                    (check_id(user_id, "user_id"), check_id(movie_id, "movie_id"), check_rating(rating), at)
                 )
             except ValidationError as exc:
                 raise ValidationError(f"rows[{i}]: {exc.message}", exc.field) from None

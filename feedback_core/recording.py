@@ -562,7 +562,8 @@ class Recording:
         }
 
     def retract_dislike(self, dislike_id: int, user_id: int, actor: str | None = None) -> dict:
-        """Undo a dislike: drop its unused example and pending proposals, keep an audit record."""
+        """Undo a dislike: drop its unused example, withdraw its pending proposals, revert its
+        applied adjustments, keep an audit record."""
         dislike_id = check_id(dislike_id, "dislike_id")
         user_id = check_id(user_id, "user_id")
         now = self.now()
@@ -596,6 +597,19 @@ class Recording:
                     note="dislike retracted",
                 )
             ).rowcount
+            # What was applied on its evidence leaves the user's weights with it (recorded as a
+            # revert with the reason): an undone dislike must not go on shaping the scores.
+            applied = conn.execute(
+                select(feature_adjustments)
+                .where(
+                    feature_adjustments.c.dislike_id == dislike_id,
+                    feature_adjustments.c.status == "applied",
+                )
+                .order_by(feature_adjustments.c.adjustment_id)
+                .with_for_update()
+            ).all()
+            for adjustment in applied:
+                self._revert(conn, adjustment, actor or f"user:{user_id}", now, why="dislike retracted")
             conn.execute(movie_exclusions.delete().where(movie_exclusions.c.dislike_id == dislike_id))
             # Another live dislike that excludes the film keeps it excluded.
             excluding = [r for r, rule in self.settings.reason_policy.items() if rule.exclude_movie]
@@ -626,7 +640,11 @@ class Recording:
                 at=row.created_at,
                 sign=-1,
             )
-            details = {"example_removed": bool(removed_example), "proposals_withdrawn": withdrawn}
+            details = {
+                "example_removed": bool(removed_example),
+                "proposals_withdrawn": withdrawn,
+                "adjustments_reverted": len(applied),
+            }
             write_audit(
                 conn,
                 at=now,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping
@@ -12,6 +14,8 @@ from types import MappingProxyType
 from typing import Any
 
 from feedback_core.errors import ConfigError
+
+log = logging.getLogger("feedback_core")
 
 REASONS = (
     "wrong_genre",
@@ -81,6 +85,7 @@ class Settings:
     max_list_items: int = 50
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.reason_policy is None:
             policy = default_reason_policy(
                 self.GENRE_DEEMPHASIS_FACTOR,
@@ -104,6 +109,27 @@ class Settings:
                 merged[reason] = _reason_rule(reason, rule)
             object.__setattr__(self, "reason_policy", MappingProxyType(merged))
         self._check()
+
+    def _check_types(self) -> None:
+        # Settings built in Python skip from_env's parsing: a string where a number belongs
+        # would otherwise fail later with a message that names no setting.
+        for f in fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            if kind == "float":
+                wrong = isinstance(value, bool) or not isinstance(value, (int, float))
+            elif kind == "int":
+                wrong = isinstance(value, bool) or not isinstance(value, int)
+            elif kind == "bool":
+                wrong = not isinstance(value, bool)
+            elif kind == "str":
+                wrong = not isinstance(value, str)
+            else:  # the reason policy
+                wrong = value is not None and not isinstance(value, Mapping)
+                kind = "mapping of reason to rule"
+            if wrong:
+                name = f.name if f.name.isupper() else _env_names(f.name)[0]
+                kind = {"float": "number", "int": "whole number", "bool": "true or false"}.get(kind, kind)
+                raise ConfigError(f"{name} must be a {kind}, got {value!r}")
 
     def _check(self) -> None:
         if not 0 < self.DISLIKE_WEIGHT_MULTIPLIER <= 10:
@@ -136,8 +162,17 @@ class Settings:
         for name in ("min_impressions_for_rate", "sqlite_busy_timeout_ms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"FEEDBACK_{name.upper()} must be 0 or more")
-        if not math.isfinite(self.promotion_margin):
-            raise ConfigError("FEEDBACK_PROMOTION_MARGIN must be a finite number")
+        if not (math.isfinite(self.promotion_margin) and 0 <= self.promotion_margin <= 1):
+            # A candidate is promoted only if it beats the active version by this much.
+            raise ConfigError(
+                f"FEEDBACK_PROMOTION_MARGIN must be a number between 0 and 1, got {self.promotion_margin!r}"
+            )
+        if not (math.isfinite(self.adjustment_strength) and 0 < self.adjustment_strength <= 100):
+            # 0 would make approvals change nothing, a negative value turn them upside down.
+            raise ConfigError(
+                "FEEDBACK_ADJUSTMENT_STRENGTH must be a number above 0 and at most 100, "
+                f"got {self.adjustment_strength!r}"
+            )
 
     def with_(self, **changes: Any) -> "Settings":
         """Return a copy with some settings changed."""
@@ -164,10 +199,44 @@ class Settings:
             if not isinstance(values["reason_policy"], dict):
                 raise ConfigError("FEEDBACK_REASON_POLICY must be a JSON object keyed by reason")
         values.update(overrides)
+        _warn_about_likely_typos(env)
         try:
             return cls(**values)
         except TypeError as exc:
             raise ConfigError(f"invalid settings: {exc}") from None
+
+
+# FEEDBACK_* variables read elsewhere (the API, the dashboard, the operator tools, tests).
+OTHER_VARIABLES = (
+    "FEEDBACK_ENV",
+    "FEEDBACK_API_SECRET",
+    "FEEDBACK_API_MAX_BODY_BYTES",
+    "FEEDBACK_API_KEY_CACHE_SECONDS",
+    "FEEDBACK_OPERATOR",
+    "FEEDBACK_OPERATOR_ROLES",
+    "FEEDBACK_DASHBOARD_READ_URL",
+    "FEEDBACK_DASHBOARD_WORKER",
+    "FEEDBACK_PAGE_BUDGET_S",
+    "FEEDBACK_TEST_PG_URL",
+    "FEEDBACK_BENCH_PG_URL",
+)
+
+
+def known_variables() -> set[str]:
+    """Every environment variable the system reads."""
+    names = {var for f in fields(Settings) for var in _env_names(f.name)}
+    return names | set(OTHER_VARIABLES)
+
+
+def _warn_about_likely_typos(env: Mapping[str, str]) -> None:
+    """Log a ``FEEDBACK_*`` variable that is no setting but nearly one: a misspelt setting
+    would otherwise be ignored without a word, its default silently in force."""
+    known = known_variables()
+    for var in env:
+        if var.startswith("FEEDBACK_") and var not in known:
+            close = difflib.get_close_matches(var, sorted(known), n=1, cutoff=0.85)
+            if close:
+                log.warning("[FEEDBACK] %s is not a setting and is ignored; did you mean %s?", var, close[0])
 
 
 def _reason_rule(reason: str, rule: Any) -> ReasonPolicy:
@@ -190,8 +259,9 @@ def _reason_rule(reason: str, rule: Any) -> ReasonPolicy:
         # A string or NaN here would only fail later, inside a dislike's transaction.
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ConfigError(f"reason policy for {reason!r}: {kind} must be a number, got {value!r}")
-        if not -1.0 <= value <= 1.0:
-            raise ConfigError(f"reason policy for {reason!r}: {kind} must be between -1 and 1, got {value!r}")
+        if not -1.0 <= value <= 0.0:
+            # A dislike de-emphasises: a positive change would make disliking a genre boost it.
+            raise ConfigError(f"reason policy for {reason!r}: {kind} must be between -1 and 0, got {value!r}")
     if not isinstance(rule.exclude_movie, bool):
         raise ConfigError(
             f"reason policy for {reason!r}: exclude_movie must be true or false, got {rule.exclude_movie!r}"

@@ -213,6 +213,82 @@ def test_proposals_of_a_retracted_dislike_cannot_be_approved(system):
     assert system.get_effective_weights(1) == {}
 
 
+def test_retracting_a_dislike_reverts_what_was_applied_on_its_evidence(system, clock):
+    proposal = horror_proposal(system)
+    system.approve_adjustment(proposal["adjustment_id"], actor="ana")
+    assert system.get_effective_weights(1) == {"genre": {"Horror": pytest.approx(0.85)}}
+    clock.advance(minutes=3)
+    outcome = system.retract_dislike(proposal["dislike_id"], 1)
+    assert outcome["adjustments_reverted"] == 1
+    assert system.get_effective_weights(1) == {}
+    reverted = system.get_adjustment(proposal["adjustment_id"])
+    assert (reverted["status"], reverted["decided_by"]) == ("reverted", "ana")
+    assert reverted["reverted_at"] is not None and reverted["applied_at"] is not None
+    impacts = rows(system, dislike_feedback_impact, order_by=dislike_feedback_impact.c.impact_id)
+    assert [(i.action, round(i.adjustment, 6), i.actor) for i in impacts] == [
+        ("applied", -0.15, "ana"),
+        ("reverted", 0.15, "user:1"),
+    ]
+    (audit,) = audits(system, "adjustment.reverted", proposal["adjustment_id"])
+    assert audit.details["why"] == "dislike retracted"
+    # Disliked again and approved again: one live dislike, one adjustment's worth.
+    again = horror_proposal(system, movie_id=11)
+    system.approve_adjustment(again["adjustment_id"], actor="ana")
+    assert system.get_effective_weights(1) == {"genre": {"Horror": pytest.approx(0.85)}}
+    # A second revert of the retracted one says when it was reverted, not who approved it.
+    with pytest.raises(ConflictError) as err:
+        system.revert_adjustment(proposal["adjustment_id"], actor="cy")
+    assert "already reverted at" in err.value.message and "by ana" not in err.value.message
+
+
+def test_retracting_an_auto_approved_dislike_leaves_no_weight_behind(make_system):
+    system = make_system(auto_approve=True)
+    dislike_id = system.save_dislike(1, 10, "A", reason="poor_quality", cast=["Ann"], franchise="Saga")
+    assert system.get_effective_weights(1) != {}
+    assert system.retract_dislike(dislike_id, 1)["adjustments_reverted"] == 2
+    assert system.get_effective_weights(1) == {}
+
+
+def test_a_bad_id_in_a_bulk_decision_changes_nothing(system):
+    first = horror_proposal(system, movie_id=10)
+    second = horror_proposal(system, user_id=2, movie_id=11)
+    before = row_counts(system)
+    with pytest.raises(ValidationError) as err:
+        system.approve_adjustments([first["adjustment_id"], "x", second["adjustment_id"]], actor="ana")
+    assert err.value.field == "adjustment_ids[1]"
+    assert row_counts(system) == before
+    assert {system.get_adjustment(a["adjustment_id"])["status"] for a in (first, second)} == {"proposed"}
+
+
+def test_concurrent_approvals_of_one_feature_record_the_weights_they_really_moved(system):
+    import threading
+
+    for movie in range(10, 16):
+        system.save_dislike(1, movie, f"M{movie}", reason="wrong_genre", genres=["Horror"])
+    ids = [a["adjustment_id"] for a in system.list_adjustments(user_id=1)]
+    start = threading.Barrier(len(ids))
+    errors = []
+
+    def approve(adjustment_id):
+        start.wait()
+        try:
+            system.approve_adjustment(adjustment_id, actor="ana")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=approve, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    impacts = rows(system, dislike_feedback_impact, order_by=dislike_feedback_impact.c.impact_id)
+    steps = [(round(i.weight_before, 6), round(i.weight_after, 6)) for i in impacts]
+    expected = [(round(1 - 0.15 * k, 6), round(1 - 0.15 * (k + 1), 6)) for k in range(len(ids))]
+    assert steps == expected  # each from where the previous one left the weight
+    assert system.get_effective_weights(1) == {"genre": {"Horror": pytest.approx(0.1)}}
+
+
 def test_auto_approve_applies_proposals_at_once(make_system):
     system = make_system(auto_approve=True)
     system.save_dislike(1, 10, "A", reason="not_interested", genres=["Horror"], franchise="Saga")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from conftest import row_counts
-from helpers import rows
+from helpers import count, rows
 
 from feedback_core import ValidationError
 from feedback_core.catalog import check_rating, validate_movie
@@ -159,6 +160,21 @@ def test_rating_statistics_equal_a_recount_after_many_changes(system):
         assert count == len(mine)
         assert total == pytest.approx(sum(mine))
         assert likes == sum(1 for r in mine if r >= 4)
+
+
+def test_malformed_rating_rows_are_refused_naming_the_row_and_nothing_is_stored(system):
+    system.add_movies([{"movie_id": 1, "title": "A"}])
+    for bad, field in [
+        ([(1, 1)], "rows[0]"),
+        ([None], "rows[0]"),
+        ([(1, 1, 4.5, 7, 8)], "rows[0]"),
+        ([(1, 1, 4.5), (1, 1, 4.5, "2024-01-01")], "rated_at"),
+        ([(1, 1, 4.5, datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))))], "rated_at"),
+    ]:
+        with pytest.raises(ValidationError) as err:
+            system.record_ratings(bad)
+        assert err.value.field == field, err.value.message
+    assert count(system, ratings) == 0
 
 
 def test_a_bulk_rating_naming_a_pair_twice_keeps_the_last(system):

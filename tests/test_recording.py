@@ -419,6 +419,7 @@ def test_retract_dislike_undoes_example_proposals_and_aggregates(system, clock):
         "retracted": True,
         "example_removed": True,
         "proposals_withdrawn": 2,
+        "adjustments_reverted": 0,
     }
     (dislike,) = rows(system, user_dislikes, user_dislikes.c.dislike_id == dislike_id)
     assert dislike.retracted_at == clock()  # the record stays, marked
@@ -427,7 +428,7 @@ def test_retract_dislike_undoes_example_proposals_and_aggregates(system, clock):
     assert {(p.status, p.note) for p in withdrawn} == {("rejected", "dislike retracted")}
     (audit,) = rows(system, audit_log, audit_log.c.action == "dislike.retracted")
     assert (audit.actor, audit.entity_type, audit.entity_id) == ("user:1", "dislike", str(dislike_id))
-    assert audit.details == {"example_removed": True, "proposals_withdrawn": 2}
+    assert audit.details == {"example_removed": True, "proposals_withdrawn": 2, "adjustments_reverted": 0}
 
     patterns = patterns_of(system, 1)
     assert patterns[("total", "")] == 1 and patterns[("reason", "wrong_genre")] == 0

@@ -151,6 +151,11 @@ def test_reason_policy_is_read_only():
         ("FEEDBACK_REASON_POLICY", '{"other": {"genre": -3}}'),
         ("FEEDBACK_REASON_POLICY", '{"other": {"exclude_movie": "no"}}'),
         ("FEEDBACK_REASON_POLICY", '{"other": {"cast_limit": -1}}'),
+        # A dislike never boosts: a positive change would make disliking a genre raise it.
+        ("FEEDBACK_REASON_POLICY", '{"wrong_genre": {"genre": 0.5}}'),
+        ("FEEDBACK_ADJUSTMENT_STRENGTH", "-3"),
+        ("FEEDBACK_ADJUSTMENT_STRENGTH", "0"),
+        ("FEEDBACK_PROMOTION_MARGIN", "-5"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_variable(var, raw):
@@ -166,6 +171,33 @@ def test_direct_construction_validates_too():
         Settings(database_url=URL, FEEDBACK_ACCUMULATION_THRESHOLD=0)
     with pytest.raises(ConfigError):
         Settings(database_url=URL, reason_policy={"other": {"genre": float("nan")}})
+    # Wrong types name the setting (they used to fail inside arithmetic, naming nothing).
+    for changes, named in [
+        ({"GENRE_DEEMPHASIS_FACTOR": "0.2"}, "GENRE_DEEMPHASIS_FACTOR must be a number"),
+        ({"FEEDBACK_ACCUMULATION_THRESHOLD": 2.5}, "FEEDBACK_ACCUMULATION_THRESHOLD must be a whole number"),
+        ({"auto_approve": "yes"}, "FEEDBACK_AUTO_APPROVE must be a true or false"),
+        ({"reason_policy": [1]}, "FEEDBACK_REASON_POLICY must be a mapping"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            Settings(database_url=URL, **changes)
+        assert named in err.value.message
+
+
+def test_a_misspelt_variable_is_reported_with_the_setting_it_is_close_to(caplog):
+    with caplog.at_level("WARNING", logger="feedback_core"):
+        settings = from_env(FEEDBACK_GENRE_DEEMPHASIS_FACTR="0.5", FEEDBACK_AUTOAPPROVE="true")
+    assert settings.GENRE_DEEMPHASIS_FACTOR == 0.15 and settings.auto_approve is False
+    assert (
+        "FEEDBACK_GENRE_DEEMPHASIS_FACTR is not a setting and is ignored; did you mean "
+        "FEEDBACK_GENRE_DEEMPHASIS_FACTOR?" in caplog.text
+    )
+    assert "did you mean FEEDBACK_AUTO_APPROVE?" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="feedback_core"):
+        from_env(
+            FEEDBACK_TEST_PG_URL="postgresql://x", FEEDBACK_DASHBOARD_READ_URL="sqlite://", FEEDBACK_ZZZ="1"
+        )
+    assert caplog.text == ""  # known elsewhere, or nothing like a setting
 
 
 def test_with_returns_a_changed_copy():
