@@ -10,7 +10,7 @@ import operator
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Table, case
+from sqlalchemy import Connection, Table, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from feedback_core.db import Prepared
@@ -21,6 +21,7 @@ from feedback_core.schema import (
     daily_score_histogram,
     dislike_patterns,
     movie_dislike_stats,
+    user_dislikes,
 )
 
 HIGH_SCORE = 0.7  # a dislike above this predicted score is a "confident mistake"
@@ -152,6 +153,88 @@ def add_dislike(
             _MOVIES.run(conn, [(movie_id, sign, high, weighted, last)]),
         ],
     )
+
+
+def settle_latest_after_retraction(
+    conn: Connection,
+    *,
+    user_id: int,
+    movie_id: int,
+    reason: str,
+    genres: Sequence[str],
+    cast: Sequence[str],
+    franchise: str | None,
+    at: datetime,
+) -> None:
+    """After a retracted dislike (made ``at``) was uncounted: the "last disliked" moments it set
+    fall back to the latest live dislike's, or to NULL where none is left. Only rows whose latest
+    moment was this dislike's change; the retracted row must already be marked retracted."""
+    kinds = {("total", ""), ("reason", reason)} | {("genre", g) for g in genres}
+    kinds |= {("cast", c) for c in cast} | ({("franchise", franchise)} if franchise else set())
+    stale = {
+        (kind, value): count
+        for kind, value, count in conn.execute(
+            select(
+                dislike_patterns.c.pattern_type,
+                dislike_patterns.c.pattern_value,
+                dislike_patterns.c.dislike_count,
+            ).where(dislike_patterns.c.user_id == user_id, dislike_patterns.c.last_disliked_at == at)
+        )
+        if (kind, value) in kinds
+    }
+    latest: dict[tuple[str, str], datetime | None] = {key: None for key, count in stale.items() if count <= 0}
+    wanted = {key for key, count in stale.items() if count > 0}
+    if wanted:
+        # The user's live dislikes newest first (their own index), until each row has its moment.
+        for created, why, their_genres, their_cast, their_franchise in conn.execute(
+            select(
+                user_dislikes.c.created_at,
+                user_dislikes.c.reason,
+                user_dislikes.c.genres,
+                user_dislikes.c.cast,
+                user_dislikes.c.franchise,
+            )
+            .where(user_dislikes.c.user_id == user_id, user_dislikes.c.retracted_at.is_(None))
+            .order_by(user_dislikes.c.created_at.desc(), user_dislikes.c.dislike_id.desc())
+        ):
+            theirs = {("total", ""), ("reason", why)} | {("genre", g) for g in their_genres or []}
+            theirs |= {("cast", c) for c in their_cast or []}
+            theirs |= {("franchise", their_franchise)} if their_franchise else set()
+            for key in wanted & theirs:
+                latest[key] = created
+            wanted -= theirs
+            if not wanted:
+                break
+    for (kind, value), moment in latest.items():
+        conn.execute(
+            update(dislike_patterns)
+            .where(
+                dislike_patterns.c.user_id == user_id,
+                dislike_patterns.c.pattern_type == kind,
+                dislike_patterns.c.pattern_value == value,
+            )
+            .values(last_disliked_at=moment)
+        )
+    film = conn.execute(
+        select(movie_dislike_stats.c.dislikes, movie_dislike_stats.c.last_disliked_at).where(
+            movie_dislike_stats.c.movie_id == movie_id
+        )
+    ).first()
+    if film is not None and film.last_disliked_at == at:
+        moment = None
+        if film.dislikes > 0:
+            # Newest first through the index on time, to the film's latest live dislike.
+            moment = conn.execute(
+                select(user_dislikes.c.created_at)
+                .where(user_dislikes.c.movie_id == movie_id, user_dislikes.c.retracted_at.is_(None))
+                .order_by(user_dislikes.c.created_at.desc())
+                .limit(1)
+            ).scalar()
+        conn.execute(
+            update(movie_dislike_stats)
+            .where(movie_dislike_stats.c.movie_id == movie_id)
+            .values(last_disliked_at=moment)
+        )
 
 
 class DislikeCounts:

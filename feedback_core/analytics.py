@@ -161,9 +161,16 @@ class Analytics:
                     func.coalesce(func.sum(daily_dislikes.c.score_sum), 0.0),
                 )
             ).one()
-            # Both extremes come from the index on error: no scan at any size.
-            max_error = conn.execute(select(func.max(negative_examples.c.error))).scalar()
-            min_error = conn.execute(select(func.min(negative_examples.c.error))).scalar()
+            # Both extremes walk the index on error from its end to the first example of a live
+            # dislike (a retracted dislike's used example stays, as training data): no scan.
+            extreme = (
+                select(negative_examples.c.error)
+                .join(user_dislikes, user_dislikes.c.dislike_id == negative_examples.c.dislike_id)
+                .where(user_dislikes.c.retracted_at.is_(None))
+                .limit(1)
+            )
+            max_error = conn.execute(extreme.order_by(negative_examples.c.error.desc())).scalar()
+            min_error = conn.execute(extreme.order_by(negative_examples.c.error)).scalar()
             examples = conn.execute(select(func.count()).select_from(negative_examples)).scalar_one()
             pending = conn.execute(
                 select(func.count()).where(negative_examples.c.status == "pending")

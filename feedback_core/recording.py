@@ -31,7 +31,7 @@ from feedback_core.schema import (
     retrain_jobs,
     user_dislikes,
 )
-from feedback_core.validation import DislikeIn, check_id, validate_dislike
+from feedback_core.validation import DislikeIn, check_id, check_moment, validate_dislike
 
 log = logging.getLogger("feedback_core")
 
@@ -374,7 +374,7 @@ class Recording:
         """``record_dislike``; not ``full``, only the dislike's id is returned (what
         ``save_dislike`` gives back: the rest would be built for nothing)."""
         d = validate_dislike(self.settings, **fields)
-        now = created_at or self.now()
+        now = self.now() if created_at is None else check_moment(created_at, "created_at")
         with write_transaction(self.engine) as conn:
             lock_user(conn, d.user_id)
             threshold = self.settings.FEEDBACK_ACCUMULATION_THRESHOLD
@@ -639,6 +639,16 @@ class Recording:
                 attributed=row.recommendation_set_id is not None,
                 at=row.created_at,
                 sign=-1,
+            )
+            aggregates.settle_latest_after_retraction(
+                conn,
+                user_id=row.user_id,
+                movie_id=row.movie_id,
+                reason=row.reason,
+                genres=row.genres or [],
+                cast=row.cast or [],
+                franchise=row.franchise,
+                at=row.created_at,
             )
             details = {
                 "example_removed": bool(removed_example),

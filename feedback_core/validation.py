@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from feedback_core.errors import ValidationError
@@ -63,6 +64,20 @@ def check_score(value: Any, field: str = "predicted_score") -> float:
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise ValidationError(f"{field} must be a number between 0 and 1, got {value!r}", field)
     return value
+
+
+def check_moment(value: Any, field: str) -> datetime:
+    """Return a moment as naive UTC (the storage format); a naive one is taken to be UTC."""
+    if not isinstance(value, datetime):
+        raise ValidationError(f"{field} must be a datetime, got {_show(value)}", field)
+    if value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # an offset carrying it past year 1 or 9999
+        raise ValidationError(
+            f"{field} must be between years 1 and 9999 in UTC, got {value!r}", field
+        ) from None
 
 
 def check_reason(value: Any, field: str = "reason") -> str:

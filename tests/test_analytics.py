@@ -187,6 +187,19 @@ def test_model_feedback_metrics(system):
     }
 
 
+def test_error_extremes_leave_out_retracted_dislikes_even_after_training(system):
+    add_movies(system, [1, 2, 3])
+    high = system.save_dislike(1, 1, predicted_score=0.95)
+    system.save_dislike(1, 2, predicted_score=0.2)
+    system.save_dislike(2, 3, predicted_score=0.6)
+    batch = system.get_negative_training_batch(limit=10)
+    system.mark_negative_examples_as_used([e["example_id"] for e in batch])
+    system.retract_dislike(high, 1)  # its used example stays, as training data
+    m = system.get_model_feedback_metrics()["metrics"]
+    assert m["total_dislikes"] == 2
+    assert (m["max_error"], m["min_error"]) == (0.6, 0.2)
+
+
 def test_feedback_improvement_metrics_per_version_and_week(system, clock):
     add_movies(system, range(1, 11))
     add_model_version(system, 1)

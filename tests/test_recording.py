@@ -21,6 +21,7 @@ from feedback_core.schema import (
     daily_score_histogram,
     dislike_patterns,
     feature_adjustments,
+    impressions,
     movie_dislike_stats,
     movie_exclusions,
     movies,
@@ -440,6 +441,65 @@ def test_retract_dislike_undoes_example_proposals_and_aggregates(system, clock):
     assert count(system, movie_exclusions) == 1
     system.retract_dislike(seen, 1)
     assert count(system, movie_exclusions) == 0  # the movie may be recommended again
+
+
+def test_retracting_the_latest_dislike_moves_last_disliked_back(system, clock):
+    from datetime import datetime, timedelta, timezone
+
+    from reliability_support import recount_differences
+
+    add_movies(system, [1, 2, 3], genres=["Horror"])
+    first = datetime(2026, 1, 10, 12)
+    system.record_dislike(created_at=first, user_id=1, movie_id=1, reason="wrong_genre", predicted_score=0.5)
+    system.record_dislike(created_at=first, user_id=2, movie_id=3, reason="other", predicted_score=0.4)
+    later = system.record_dislike(
+        created_at=datetime(2026, 1, 20, 12), user_id=1, movie_id=2, reason="wrong_genre", predicted_score=0.6
+    )["dislike_id"]
+    only = system.record_dislike(
+        created_at=datetime(2026, 1, 21, 9, tzinfo=timezone(timedelta(hours=2))),  # 07:00 UTC
+        user_id=2,
+        movie_id=2,
+        reason="other",
+        predicted_score=0.3,
+    )["dislike_id"]
+    system.retract_dislike(later, 1)
+    system.retract_dislike(only, 2)
+    assert recount_differences(system.engine) == []
+    patterns = {
+        (p.user_id, p.pattern_type, p.pattern_value): p.last_disliked_at
+        for p in rows(system, dislike_patterns)
+    }
+    assert patterns[(1, "total", "")] == patterns[(1, "genre", "Horror")] == first
+    assert patterns[(2, "total", "")] == first
+    assert patterns[(2, "reason", "other")] == first
+    # Film 2's only live dislikes are gone: no "last disliked" moment is left.
+    (film,) = rows(system, movie_dislike_stats, movie_dislike_stats.c.movie_id == 2)
+    assert (film.dislikes, film.last_disliked_at) == (0, None)
+    # The adjustment inbox's "disliked within 7 days" no longer sees the retracted one.
+    from feedback_core.lookups import list_adjustment_inbox
+
+    clock.moment = datetime(2026, 1, 21, 12)
+    assert list_adjustment_inbox(system, within_days=7).empty
+
+
+def test_a_time_zone_is_stored_as_utc(system):
+    from datetime import datetime, timedelta, timezone
+
+    add_movies(system, [1], genres=["Drama"])
+    east = timezone(timedelta(hours=5))
+    set_id = system.record_recommendation_set(1, [1], shown_at=datetime(2026, 1, 11, 2, tzinfo=east))
+    dislike_id = system.save_dislike(1, 1, recommendation_set_id=set_id)
+    (shown,) = rows(system, impressions)
+    assert shown.shown_at == datetime(2026, 1, 10, 21)
+    at = system.record_dislike(
+        created_at=datetime(2026, 1, 11, 2, tzinfo=east), user_id=2, movie_id=1, reason="other"
+    )
+    (stored,) = rows(system, user_dislikes, user_dislikes.c.dislike_id == at["dislike_id"])
+    assert stored.created_at == datetime(2026, 1, 10, 21)
+    assert dislike_id
+    with pytest.raises(ValidationError) as err:
+        system.record_recommendation_set(1, [1], shown_at="2026-01-11")
+    assert err.value.field == "shown_at"
 
 
 def test_retract_keeps_an_example_already_used_in_training(system):
