@@ -5,9 +5,11 @@ checked with the rules of the live path; a bad row is reported with its line num
 under ``on_error="abort"`` (the default), stops the import before its batch is written, so
 nothing of a failed batch is kept. Re-running a file imports only what is missing: movies
 and ratings are upserts, a shown list is known by the id it had in the file
-(``recommendation_sets.external_id``) and a dislike by an idempotency key made from its
-content. Imported dislikes get the negative examples, proposals, exclusions and aggregates
-a live one gets.
+(``recommendation_sets.external_id``) and gets the items it lacks, and a dislike is known by
+an idempotency key made from its content or, when it names a list, by the shown item it
+dislikes (one dislike an item, as the live path keeps). Imported dislikes get the negative
+examples, proposals, exclusions and aggregates a live one gets. On PostgreSQL the batches of
+one kind take turns, so two imports of one file at once store it once.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from feedback_core.schema import (
     user_dislikes,
 )
 from feedback_core.settings import REASONS
-from feedback_core.validation import DislikeIn, check_id, check_score, validate_dislike
+from feedback_core.validation import MAX_ID, DislikeIn, check_id, check_score, validate_dislike
 
 log = logging.getLogger("feedback_core")
 
@@ -74,6 +76,7 @@ DEFAULT_BATCH = 50_000
 BULK_CACHE_KIB = 131_072  # SQLite page cache while importing (128 MiB)
 BULK_CHECKPOINT_PAGES = 20_000
 KEPT_ERRORS = 1_000  # row errors kept in the summary (all are counted)
+CR_ALONE = "lines must end in LF or CRLF; a CR alone ends no line (save the file with LF or CRLF)"
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,9 @@ class RecordReader:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                yield number, None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+                # A CR alone ends no line here: such a file reads as one line of many objects.
+                cr_alone = "\r" in line.rstrip("\r\n")
+                yield number, None, CR_ALONE if cr_alone else f"invalid JSON: {exc.msg} (column {exc.colno})"
                 continue
             if not isinstance(record, dict):
                 yield number, None, "each line must be a JSON object"
@@ -208,25 +213,34 @@ class RecordReader:
 
     def _csv(self, lines: Iterator[str]):
         reader = csv.reader(lines, strict=True)
-        try:
-            header = [name.strip() for name in next(reader)]
-        except StopIteration:
+        header: list[str] = []
+        while not any(name.strip() for name in header):  # blank lines before the header row
+            try:
+                header = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield reader.line_num, None, f"the header row is not valid CSV: {_csv_problem(exc)}"
+                return
+        end = reader.line_num
+        bad = self._bad_line(1, end)
+        if bad is not None:
+            yield bad[0], None, bad[1]
             return
-        except csv.Error as exc:
-            yield 1, None, f"the header row is not valid CSV: {exc}"
-            return
+        header = [name.strip() for name in header]
         required, optional = COLUMNS[self.kind]
         missing = [c for c in required if c not in header]
         unknown = sorted(set(header) - set(required + optional))
-        if missing or unknown:
+        twice = sorted({c for c in header if header.count(c) > 1})
+        if missing or unknown or twice:
             problems = []
             if missing:
                 problems.append(f"missing column(s) {', '.join(missing)}")
             if unknown:
                 problems.append(self._unknown_message(unknown))
-            yield 1, None, "; ".join(problems)
+            problems += [f"column {c} appears twice in the header row" for c in twice]
+            yield end, None, "; ".join(problems)
             return
-        end = reader.line_num
         while True:
             start = end + 1
             try:
@@ -235,13 +249,13 @@ class RecordReader:
                 return
             except csv.Error as exc:
                 end = reader.line_num
-                yield start, None, f"not valid CSV: {exc}"
+                yield start, None, f"not valid CSV: {_csv_problem(exc)}"
                 continue
             end = reader.line_num
             if self._bad_lines:
-                bad = [self._bad_lines.pop(n) for n in range(start, end + 1) if n in self._bad_lines]
-                if bad:
-                    yield start, None, bad[0]
+                bad = self._bad_line(start, end)
+                if bad is not None:  # named by its own line, which may be inside a quoted field
+                    yield bad[0], None, bad[1]
                     continue
             if not any(row) or (len(row) == 1 and not row[0].strip()):
                 continue
@@ -250,12 +264,25 @@ class RecordReader:
                 continue
             yield start, dict(zip(header, row)), None
 
+    def _bad_line(self, first: int, last: int) -> tuple[int, str] | None:
+        """The first line from ``first`` to ``last`` that is not UTF-8 and its message (all
+        of them forgotten)."""
+        bad = [(n, self._bad_lines.pop(n)) for n in range(first, last + 1) if n in self._bad_lines]
+        return bad[0] if bad else None
+
     def _unknown_message(self, unknown: list[str]) -> str:
         required, optional = COLUMNS[self.kind]
         return (
             f"unknown column(s) {', '.join(unknown)}; a {self.kind} file has "
             f"{', '.join(required)} and optionally {', '.join(optional)}"
         )
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    # Python's words for a CR alone speak of its own "universal-newline mode".
+    if "new-line character seen in unquoted field" in str(exc):
+        return CR_ALONE
+    return str(exc)
 
 
 # ---------------------------------------------------------------- field conversion
@@ -273,6 +300,26 @@ def _id(record: dict, name: str, optional: bool = False) -> int | None:
         return check_id(value, name)
     except ValidationError as exc:
         raise _Reject(exc.message, name) from None
+    except ValueError:  # digits int() cannot read ("²" passes str.isdigit), or thousands of them
+        raise _Reject(f"{name} must be a positive integer, got {_shown(value)}", name) from None
+
+
+def _whole(value: Any) -> int:
+    """Return an int (not a bool) as it is and a string of digits as its int; else raise ValueError.
+
+    The fast paths' conversion: ``int()`` alone also takes "1_2", " +7", 9.7 and true, which the
+    field checks refuse.
+    """
+    if value.__class__ is int:
+        return value
+    if value.__class__ is str and value.isdigit():
+        return int(value)
+    raise ValueError(value)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _score(record: dict, name: str, default: float | None = None) -> float:
@@ -295,9 +342,12 @@ def _score(record: dict, name: str, default: float | None = None) -> float:
 def _int_in(record: dict, name: str, low: int, high: int) -> int:
     value = record.get(name)
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
+        try:
+            value = int(value)
+        except ValueError:  # digits int() cannot read: refused below as they are
+            pass
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _Reject(f"{name} must be an integer between {low} and {high}, got {value!r}", name)
+        raise _Reject(f"{name} must be an integer between {low} and {high}, got {_shown(value)}", name)
     return value
 
 
@@ -350,6 +400,10 @@ _INSERT_DISLIKES = Prepared(insert(user_dislikes))
 _INSERT_EXAMPLES = Prepared(insert(negative_examples))
 _INSERT_PROPOSALS = Prepared(insert(feature_adjustments))
 CHUNK = 500  # ids per IN (...) lookup
+_TAKE_TURNS = text("SELECT pg_advisory_xact_lock(:k)")
+# A lock per kind of import, apart from the other locks of the system (7216354-7216355, and
+# lock_user's 1,000,000,007 + user id).
+_TURN_KEYS = {"movies": 7216360, "ratings": 7216361, "impressions": 7216362, "dislikes": 7216363}
 
 
 def _new_ids(conn: Connection, table: str, n: int) -> list[int]:
@@ -464,22 +518,22 @@ class Importer:
         try:
             for line, record, error in self.reader:
                 self.summary.rows_read += 1
-                where = None
+                item = where = None
                 if error is None:
                     try:
                         item = convert(record)
                     except _Reject as exc:
                         error, where = exc.message, exc.field
+                # A full batch is complete once a row that cannot join it comes, good or bad: it
+                # is written before that row counts, so a bad row never takes it down too.
+                if len(batch) >= self.batch_size and self._ends_batch(item, record, last_set):
+                    if failed or not self._flush(batch):
+                        break
+                    batch = []
                 if error is not None:
                     self.summary.reject(RowError(line, error, where))
                     failed = failed or self.on_error == "abort"
                     continue
-                # Rows of one shown list stay in one batch.
-                boundary = self.kind != "impressions" or item[0] != last_set
-                if len(batch) >= self.batch_size and boundary:
-                    if failed or not self._flush(batch):
-                        break
-                    batch = []
                 if self.kind == "impressions":
                     last_set = item[0]
                 batch.append((line, item))
@@ -494,6 +548,23 @@ class Importer:
             self._report()
             if self.kind == "movies":
                 self.system._catalog_cache = None
+
+    def _ends_batch(self, item: Any, record: dict | None, last_set: int | None) -> bool:
+        """Whether a row (``item``, or the ``record`` of a bad row) cannot join the batch before it.
+
+        Rows of one shown list stay in one batch: a bad row ends it only when the list it names
+        can be read and is another one.
+        """
+        if self.kind != "impressions":
+            return True
+        if item is not None:
+            return item[0] != last_set
+        if record is None:
+            return False
+        try:
+            return _id(record, "recommendation_set_id") != last_set
+        except _Reject:
+            return False
 
     def _connection(self) -> Connection:
         """The import's own connection, for all of its batches (returned by ``_settle``)."""
@@ -512,6 +583,10 @@ class Importer:
         """Write one batch in one transaction; return False when the import stopped."""
         try:
             with write_transaction(self.system.engine, bulk=True, connection=self._connection()) as conn:
+                if conn.dialect.name == "postgresql":
+                    # Batches of one kind take turns, so that two imports of one file never both
+                    # find a row missing and both insert it (SQLite's BEGIN IMMEDIATE already does).
+                    conn.execute(_TAKE_TURNS, {"k": _TURN_KEYS[self.kind]})
                 errors = getattr(self, f"_write_{self.kind}")(conn, batch)
                 if errors and self.on_error == "abort":
                     raise _BatchRejected(errors)  # rolls the batch back
@@ -615,11 +690,20 @@ class Importer:
 
     def _convert_impressions(self, record: dict) -> tuple:
         try:  # the common case, a clean CSV row: plain conversions, no messages built
-            set_id, user_id = int(record["recommendation_set_id"]), int(record["user_id"])
-            movie_id, rank = int(record["movie_id"]), int(record["rank"])
-            score = float(record["predicted_score"])
+            set_id, user_id = _whole(record["recommendation_set_id"]), _whole(record["user_id"])
+            movie_id, rank = _whole(record["movie_id"]), _whole(record["rank"])
+            score = record["predicted_score"]
+            if score.__class__ is bool:
+                raise TypeError(score)
+            score = float(score)
             version = record.get("model_version")
-            if set_id > 0 and user_id > 0 and movie_id > 0 and 1 <= rank <= 100_000 and 0.0 <= score <= 1.0:
+            if (
+                0 < set_id <= MAX_ID
+                and 0 < user_id <= MAX_ID
+                and 0 < movie_id <= MAX_ID
+                and 1 <= rank <= 100_000
+                and 0.0 <= score <= 1.0
+            ):
                 if version is None or version == "":
                     return (
                         set_id,
@@ -630,8 +714,8 @@ class Importer:
                         None,
                         self._shown_at(record.get("shown_at")),
                     )
-        except (TypeError, ValueError):
-            pass
+        except (KeyError, TypeError, ValueError):
+            pass  # checked field by field below, for the message
         set_id = _id(record, "recommendation_set_id")
         user_id = _id(record, "user_id")
         movie_id = _id(record, "movie_id")
@@ -648,6 +732,47 @@ class Importer:
         return self._last_stamp[1]
 
     def _write_impressions(self, conn: Connection, batch: list) -> list[RowError]:
+        sets, errors = self._group_sets(conn, batch)
+        stored = self._stored_sets(conn, list(sets))
+        errors = sorted(errors + self._check_stored_sets(sets, stored), key=lambda error: error.line)
+        if errors and self.on_error == "abort":
+            return errors
+        self._seen_sets.update(sets)
+        new = [ext for ext in sets if ext not in stored and sets[ext]["items"]]
+        ids = _new_ids(conn, "recommendation_sets", len(new))
+        set_rows, item_rows, counts = [], [], Counter()
+        for set_id, ext in zip(ids, new, strict=True):
+            head = sets[ext]
+            user_id, version, shown_at = head["user_id"], head["version"], head["shown_at"]
+            set_rows.append((set_id, user_id, version, "import", shown_at, ext))
+            item_rows += [
+                (set_id, user_id, movie_id, rank, score, version, shown_at)
+                for _, movie_id, rank, score in head["items"]
+            ]
+            counts[(shown_at.date(), version or 0)] += len(head["items"])
+        # A list stored before, whole or in part (by a run that skipped some of its rows): the
+        # items it lacks are added to it, as it was shown.
+        wanted = [(stored[ext][0], item[1]) for ext in stored for item in sets[ext]["items"]]
+        shown = _existing_pairs(conn, "impressions", "recommendation_set_id", "movie_id", wanted)
+        for ext, (set_id, user_id, version, shown_at) in stored.items():
+            missing = [item for item in sets[ext]["items"] if (set_id, item[1]) not in shown]
+            self.summary.already_present += len(sets[ext]["items"]) - len(missing)
+            if missing:
+                item_rows += [
+                    (set_id, user_id, m, rank, score, version, shown_at) for _, m, rank, score in missing
+                ]
+                counts[(shown_at.date(), version or 0)] += len(missing)
+        if set_rows:
+            _INSERT_SETS.execute_rows(conn, _SET_KEYS, set_rows).close()
+        if item_rows:
+            _INSERT_IMPRESSIONS.execute_rows(conn, IMPRESSION_KEYS, item_rows).close()
+            aggregates.add_impressions(conn, counts)
+        self.summary.imported += len(item_rows)
+        return errors
+
+    def _group_sets(self, conn: Connection, batch: list) -> tuple[dict[int, dict], list[RowError]]:
+        """Gather a batch's rows into shown lists by their id in the file, checking each row
+        against the catalogue and the rows of its list before it."""
         known_movies = self._movie_facts(conn)
         known_versions = self._model_versions(conn)
         sets: dict[int, dict] = {}
@@ -689,44 +814,58 @@ class Importer:
                     f"rows of recommendation_set_id {ext} name different model versions",
                     "model_version",
                 )
+            elif shown_at != head["shown_at"]:
+                problem = (
+                    f"rows of recommendation_set_id {ext} name different times ({head['shown_at']} "
+                    f"and {shown_at}); a list is shown at one time",
+                    "shown_at",
+                )
             elif movie_id in head["movies"]:
                 problem = (f"movie_id {movie_id} appears twice in recommendation_set_id {ext}", "movie_id")
             if problem is not None:
                 errors.append(RowError(line, *problem))
                 continue
             head["movies"].add(movie_id)
-            head["items"].append((movie_id, rank, score))
-        if errors and self.on_error == "abort":
-            return errors
-        self._seen_sets.update(sets)
-        ext_ids = list(sets)
-        present = set()
+            head["items"].append((line, movie_id, rank, score))
+        return sets, errors
+
+    def _stored_sets(self, conn: Connection, ext_ids: list[int]) -> dict[int, tuple]:
+        """Map the lists of ``ext_ids`` imported before to (set id, user, version, shown at)."""
+        stored: dict[int, tuple] = {}
         for chunk in _chunks(ext_ids):
-            present |= set(
-                conn.execute(
-                    select(recommendation_sets.c.external_id).where(
-                        recommendation_sets.c.external_id.in_(chunk)
-                    )
-                ).scalars()
-            )
-        new = [ext for ext in ext_ids if ext not in present and sets[ext]["items"]]
-        self.summary.already_present += sum(len(sets[ext]["items"]) for ext in present)
-        ids = _new_ids(conn, "recommendation_sets", len(new))
-        set_rows, item_rows, counts = [], [], Counter()
-        for set_id, ext in zip(ids, new, strict=True):
+            for ext, *head in conn.execute(
+                select(
+                    recommendation_sets.c.external_id,
+                    recommendation_sets.c.recommendation_set_id,
+                    recommendation_sets.c.user_id,
+                    recommendation_sets.c.model_version_id,
+                    recommendation_sets.c.created_at,
+                ).where(recommendation_sets.c.external_id.in_(chunk))
+            ):
+                stored[ext] = tuple(head)
+        return stored
+
+    def _check_stored_sets(self, sets: dict[int, dict], stored: dict[int, tuple]) -> list[RowError]:
+        """Refuse (and drop) the rows of a list stored before that name another user or version."""
+        errors: list[RowError] = []
+        for ext, (_, owner, stored_version, _) in stored.items():
             head = sets[ext]
-            user_id, version, shown_at = head["user_id"], head["version"], head["shown_at"]
-            set_rows.append((set_id, user_id, version, "import", shown_at, ext))
-            item_rows += [
-                (set_id, user_id, movie_id, rank, score, version, shown_at)
-                for movie_id, rank, score in head["items"]
-            ]
-            counts[(shown_at.date(), version or 0)] += len(head["items"])
-        if set_rows:
-            _INSERT_SETS.execute_rows(conn, _SET_KEYS, set_rows).close()
-            _INSERT_IMPRESSIONS.execute_rows(conn, IMPRESSION_KEYS, item_rows).close()
-            aggregates.add_impressions(conn, counts)
-        self.summary.imported += len(item_rows)
+            if owner != head["user_id"]:
+                problem = (
+                    f"recommendation_set_id {ext} was shown to user {owner}; this row names user "
+                    f"{head['user_id']}",
+                    "recommendation_set_id",
+                )
+            elif stored_version != head["version"]:
+                problem = (
+                    f"recommendation_set_id {ext} was imported with model_version "
+                    f"{stored_version or 'none'}; this row names {head['version'] or 'none'}",
+                    "model_version",
+                )
+            else:
+                continue
+            errors += [RowError(item[0], *problem) for item in head["items"]]
+            head["items"] = []
         return errors
 
     # -- dislikes -----------------------------------------------------------------------
@@ -754,7 +893,7 @@ class Importer:
                     movie_id=movie_id,
                     predicted_score=score,
                     reason=reason,
-                    feedback_text=record.get("feedback_text") or "",
+                    feedback_text=record.get("feedback_text"),  # None is "", 0 and false are refused
                 )
             except ValidationError as exc:
                 raise _Reject(exc.message, exc.field) from None
@@ -765,16 +904,25 @@ class Importer:
     def _fast_dislike(self, record: dict) -> DislikeIn | None:
         """The common case, a clean CSV row, without building messages; None to check slowly."""
         try:
-            user_id, movie_id = int(record["user_id"]), int(record["movie_id"])
+            user_id, movie_id = _whole(record["user_id"]), _whole(record["movie_id"])
             score = record.get("predicted_score")
-            score = 0.0 if score is None or score == "" else float(score)
-        except (TypeError, ValueError):
+            if score is None or score == "":
+                score = 0.0
+            elif score.__class__ is bool:
+                return None
+            else:
+                score = float(score)
+        except (KeyError, TypeError, ValueError):
             return None
-        reason = record.get("reason") or "not_interested"
-        text = record.get("feedback_text") or ""
+        reason = record.get("reason")
+        if reason is None or reason == "":
+            reason = "not_interested"
+        text = record.get("feedback_text")
+        if text is None:
+            text = ""
         if (
-            user_id > 0
-            and movie_id > 0
+            0 < user_id <= MAX_ID
+            and 0 < movie_id <= MAX_ID
             and 0.0 <= score <= 1.0
             and reason in REASONS
             and isinstance(text, str)
@@ -792,11 +940,20 @@ class Importer:
         pairs = list(dict.fromkeys((d.user_id, key) for _, (d, _, _, key) in batch))
         present = _existing_pairs(conn, "user_dislikes", "user_id", "idempotency_key", pairs)
         sets = self._resolve_sets(conn, {(s, d.movie_id) for _, (d, s, _, _) in batch if s is not None})
+        # One shown item is disliked once, as record_dislike keeps it (its "repeat"): a row of a
+        # list whose film its user disliked there, and has not retracted, is already present.
+        disliked = self._disliked_items(conn, [head[0] for head in sets.values()])
         fresh, seen = [], set()
         for line, (d, set_ext, created_at, key) in batch:
             if (d.user_id, key) in present or (d.user_id, key) in seen:
                 self.summary.already_present += 1
                 continue
+            item = None
+            if set_ext is not None and set_ext in sets:
+                item = (d.user_id, sets[set_ext][0], d.movie_id)
+                if item in disliked:
+                    self.summary.already_present += 1
+                    continue
             problem = None
             if d.movie_id not in facts:
                 problem = (_not_in_catalogue(d.movie_id), "movie_id")
@@ -822,12 +979,33 @@ class Importer:
                 errors.append(RowError(line, *problem))
                 continue
             seen.add((d.user_id, key))
+            if item is not None:
+                disliked.add(item)
             fresh.append((d, set_ext, created_at, key))
         if errors and self.on_error == "abort":
             return errors
         self._store_dislikes(conn, fresh, facts, sets)
         self.summary.imported += len(fresh)
         return errors
+
+    def _disliked_items(self, conn: Connection, set_ids: list[int]) -> set[tuple[int, int, int]]:
+        """Return (user, set id, movie) of the dislikes of these lists that are not retracted."""
+        found: set[tuple[int, int, int]] = set()
+        for chunk in _chunks(sorted(set_ids)):
+            found.update(
+                tuple(row)
+                for row in conn.execute(
+                    select(
+                        user_dislikes.c.user_id,
+                        user_dislikes.c.recommendation_set_id,
+                        user_dislikes.c.movie_id,
+                    ).where(
+                        user_dislikes.c.recommendation_set_id.in_(chunk),
+                        user_dislikes.c.retracted_at.is_(None),
+                    )
+                )
+            )
+        return found
 
     def _resolve_sets(self, conn: Connection, wanted: set[tuple[int, int]]) -> dict[int, tuple]:
         """Map imported set ids to (set id, user, version, the wanted movies it showed)."""
@@ -919,13 +1097,16 @@ class Importer:
             exclusion_insert(conn.dialect.name).execute(conn, exclusions).close()
         counts.write(conn)
         if proposals and self.settings.auto_approve:
-            adjustment_ids = conn.execute(
-                select(feature_adjustments.c.adjustment_id).where(
-                    feature_adjustments.c.dislike_id.between(ids[0], ids[-1]),
-                    feature_adjustments.c.status == "proposed",
-                )
-            ).scalars()
-            for adjustment_id in list(adjustment_ids):
+            # By this batch's own ids: on PostgreSQL, live dislikes can take ids between them.
+            adjustment_ids: list[int] = []
+            for chunk in _chunks(ids):
+                adjustment_ids += conn.execute(
+                    select(feature_adjustments.c.adjustment_id).where(
+                        feature_adjustments.c.dislike_id.in_(chunk),
+                        feature_adjustments.c.status == "proposed",
+                    )
+                ).scalars()
+            for adjustment_id in sorted(adjustment_ids):
                 self.system._apply_adjustment(
                     conn, adjustment_id, actor="auto-approve", magnitude=None, now=self.now
                 )

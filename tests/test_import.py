@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from helpers import count, rows
 from reliability_support import recount_differences
 from sqlalchemy import func, select
 
-from feedback_core import FeedbackSystem, Settings
+from feedback_core import FeedbackSystem, Settings, importing
 from feedback_core.cli import main
 from feedback_core.db import make_engine, upgrade_database
 from feedback_core.schema import (
@@ -285,6 +286,77 @@ def test_a_dislike_repeated_within_a_file_is_stored_once(system, tmp_path):
     assert count(system, user_dislikes) == 1 and count(system, negative_examples) == 1
 
 
+def test_a_shown_item_is_disliked_once_as_live(system, tmp_path):
+    load_world(system, tmp_path)
+    # Two rows of one impression at different moments: one dislike, as ``record_dislike`` keeps.
+    twice = "11,1,900,0.91,wrong_genre,,2026-10-01T10:05:00Z\n11,1,900,0.91,other,,2026-10-01T10:07:00Z\n"
+    summary = system.import_file(write(tmp_path, "d1.csv", DISLIKES_HEADER + twice), "dislikes")
+    assert (summary.imported, summary.already_present, summary.rejected) == (1, 1, 0)
+    # The same across batches.
+    twice = "11,3,900,0.4,other,,2026-10-01T10:05:00Z\n11,3,900,0.4,other,,2026-10-01T10:08:00Z\n"
+    summary = system.import_file(write(tmp_path, "d2.csv", DISLIKES_HEADER + twice), "dislikes", batch_size=1)
+    assert (summary.imported, summary.already_present) == (1, 1)
+    # An impression disliked live is not disliked again by an import; once retracted, it may be.
+    set_900 = {r.external_id: r.recommendation_set_id for r in rows(system, recommendation_sets)}[900]
+    live = system.record_dislike(
+        created_at=datetime(2026, 10, 1, 10, 8), user_id=11, movie_id=2, recommendation_set_id=set_900
+    )
+    again = write(tmp_path, "d3.csv", DISLIKES_HEADER + "11,2,900,0.85,other,,2026-10-01T10:09:00Z\n")
+    summary = system.import_file(again, "dislikes")
+    assert (summary.imported, summary.already_present) == (0, 1)
+    system.retract_dislike(live["dislike_id"], 11)
+    summary = system.import_file(again, "dislikes")
+    assert (summary.imported, summary.already_present) == (1, 0)
+    with system.engine.connect() as conn:
+        per_movie = dict(
+            conn.execute(
+                select(user_dislikes.c.movie_id, func.count())
+                .where(user_dislikes.c.retracted_at.is_(None))
+                .group_by(user_dislikes.c.movie_id)
+            ).all()
+        )
+        stats = dict(
+            conn.execute(select(movie_dislike_stats.c.movie_id, movie_dislike_stats.c.dislikes)).all()
+        )
+    assert per_movie == {1: 1, 2: 1, 3: 1}
+    assert stats == per_movie
+    assert recount_differences(system.engine) == []
+
+
+def test_a_rerun_completes_a_partly_imported_shown_list(system, tmp_path):
+    write(tmp_path, "m.csv", MOVIES_CSV)
+    system.import_file(tmp_path / "m.csv", "movies")
+    shown = IMPRESSIONS_HEADER + (
+        "900,11,1,1,0.9,,2026-10-01T10:00:00Z\n"
+        "900,11,7,2,0.8,,2026-10-01T10:00:00Z\n"  # film 7 not in the catalogue yet
+        "900,11,2,3,0.7,,2026-10-01T10:00:00Z\n"
+    )
+    path = write(tmp_path, "i.csv", shown)
+    summary = system.import_file(path, "impressions", on_error="skip")
+    assert (summary.imported, summary.rejected) == (2, 1)
+    system.import_file(write(tmp_path, "m7.csv", "movie_id,title\n7,Seven\n"), "movies")
+    summary = system.import_file(path, "impressions", on_error="skip")
+    assert (summary.imported, summary.already_present, summary.rejected) == (1, 2, 0)
+    (the_set,) = rows(system, recommendation_sets)
+    items = rows(system, impressions)
+    assert sorted((r.movie_id, r.rank, r.recommendation_set_id, r.user_id) for r in items) == [
+        (1, 1, the_set.recommendation_set_id, 11),
+        (2, 3, the_set.recommendation_set_id, 11),
+        (7, 2, the_set.recommendation_set_id, 11),
+    ]
+    assert {r.shown_at for r in items} == {the_set.created_at}
+    daily = {(r.day.isoformat(), r.model_version_id): r.impressions for r in rows(system, daily_impressions)}
+    assert daily == {("2026-10-01", 0): 3}
+    # The list was shown to user 11: a row naming another user is refused, not counted as present.
+    before = row_counts(system)
+    other = write(tmp_path, "o.csv", IMPRESSIONS_HEADER + "900,12,3,4,0.5,,2026-10-01T10:00:00Z\n")
+    summary = system.import_file(other, "impressions")
+    assert summary.aborted and (summary.imported, summary.already_present) == (0, 0)
+    assert [(e.line, e.field) for e in summary.errors] == [(2, "recommendation_set_id")]
+    assert "recommendation_set_id 900 was shown to user 11" in summary.errors[0].text
+    assert row_counts(system) == before
+
+
 def test_import_of_many_dislikes_queues_one_retrain_job(make_system, tmp_path):
     system = make_system(FEEDBACK_ACCUMULATION_THRESHOLD=5)
     write(tmp_path, "m.csv", MOVIES_CSV)
@@ -423,6 +495,11 @@ def test_a_failing_check_against_the_database_also_keeps_nothing_of_its_batch(sy
         (IMPRESSIONS_HEADER + "1,5,1,0,0.5,,\n", 2, "rank must be an integer between 1 and 100000"),
         (IMPRESSIONS_HEADER + "1,5,1,1,0.5,42,\n", 2, "model_version 42 does not exist"),
         (IMPRESSIONS_HEADER + "1,5,99,1,0.5,,\n", 2, "movie_id 99 is not in the catalogue"),
+        (
+            IMPRESSIONS_HEADER + "1,5,1,1,0.5,,2026-10-01T10:00:00Z\n1,5,2,2,0.5,,2026-12-25T18:00:00Z\n",
+            3,
+            "shown_at: rows of recommendation_set_id 1 name different times",
+        ),
         ("recommendation_set_id,user_id,movie_id\n1,2,3\n", 1, "missing column(s) rank, predicted_score"),
         (IMPRESSIONS_HEADER.strip() + ",colour\n", 1, "unknown column(s) colour"),
     ],
@@ -457,6 +534,193 @@ def test_bad_encoding_and_broken_json_name_their_line(system, tmp_path):
     )
     assert summary.imported == 1
     assert recount_differences(system.engine) == []
+
+
+BIG_ID = "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    ("kind", "content", "field"),
+    [
+        ("dislikes", DISLIKES_HEADER + f"{BIG_ID},1,,0.5,other,,\n", "user_id"),
+        ("dislikes", DISLIKES_HEADER + f"11,{BIG_ID},,0.5,other,,\n", "movie_id"),
+        ("dislikes", DISLIKES_HEADER + f"11,1,{BIG_ID},0.5,other,,\n", "recommendation_set_id"),
+        ("impressions", IMPRESSIONS_HEADER + f"{BIG_ID},5,1,1,0.5,,\n", "recommendation_set_id"),
+        ("impressions", IMPRESSIONS_HEADER + f"7,{BIG_ID},1,1,0.5,,\n", "user_id"),
+        ("impressions", IMPRESSIONS_HEADER + f"7,5,{BIG_ID},1,0.5,,\n", "movie_id"),
+        ("ratings", f"user_id,movie_id,rating\n{BIG_ID},1,4\n", "user_id"),
+    ],
+)
+def test_ids_beyond_the_largest_are_refused_by_name(system, tmp_path, kind, content, field):
+    load_world(system, tmp_path)
+    before = row_counts(system)
+    summary = system.import_file(write(tmp_path, "x.csv", content), kind, on_error="skip")
+    assert (summary.imported, summary.rejected) == (0, 1)
+    assert summary.errors[0].field == field
+    assert f"{field} must be a positive integer, got {BIG_ID}" in summary.errors[0].text
+    assert row_counts(system) == before
+
+
+RULES = {
+    "recommendation_set_id": "must be a positive integer",
+    "user_id": "must be a positive integer",
+    "movie_id": "must be a positive integer",
+    "rank": "must be an integer between 1 and 100000",
+    "predicted_score": "must be a number between 0 and 1",
+    "reason": "reason must be one of",
+    "feedback_text": "feedback_text must be a string",
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "record", "field"),
+    [
+        ("impressions", {"recommendation_set_id": 900.7}, "recommendation_set_id"),
+        ("impressions", {"recommendation_set_id": 951, "user_id": True}, "user_id"),
+        ("impressions", {"movie_id": "1_2"}, "movie_id"),
+        ("impressions", {"rank": 2.9}, "rank"),
+        ("impressions", {"rank": "1_0"}, "rank"),
+        ("impressions", {"predicted_score": True}, "predicted_score"),
+        ("dislikes", {"user_id": 11.9}, "user_id"),
+        ("dislikes", {"user_id": "1_1"}, "user_id"),
+        ("dislikes", {"movie_id": True}, "movie_id"),
+        ("dislikes", {"predicted_score": False}, "predicted_score"),
+        ("dislikes", {"reason": False}, "reason"),
+        ("dislikes", {"reason": 0}, "reason"),
+        ("dislikes", {"feedback_text": 0}, "feedback_text"),
+        ("dislikes", {"user_id": "\u00b2"}, "user_id"),  # str.isdigit takes it, int() does not
+    ],
+)
+def test_values_the_checks_refuse_are_never_coerced(system, tmp_path, kind, record, field):
+    load_world(system, tmp_path)
+    good = {
+        "impressions": {
+            "recommendation_set_id": 950,
+            "user_id": 11,
+            "movie_id": 1,
+            "rank": 1,
+            "predicted_score": 0.5,
+        },
+        "dislikes": {"user_id": 11, "movie_id": 1, "predicted_score": 0.5, "reason": "other"},
+    }[kind]
+    path = write(tmp_path, "x.jsonl", json.dumps(good) + "\n" + json.dumps({**good, **record}) + "\n")
+    before = row_counts(system)
+    summary = system.import_file(path, kind)
+    assert summary.aborted and summary.imported == 0
+    assert [(e.line, e.field) for e in summary.errors] == [(2, field)]
+    assert RULES[field] in summary.errors[0].text
+    assert row_counts(system) == before
+
+
+@pytest.mark.parametrize(
+    ("kind", "record", "field"),
+    [
+        ("dislikes", {"movie_id": 1}, "user_id"),
+        (
+            "impressions",
+            {"user_id": 11, "movie_id": 1, "rank": 1, "predicted_score": 0.5},
+            "recommendation_set_id",
+        ),
+        (
+            "impressions",
+            {"recommendation_set_id": 950, "user_id": 11, "movie_id": 1, "rank": 1},
+            "predicted_score",
+        ),
+    ],
+)
+def test_a_json_line_without_a_required_field_is_refused_by_name(system, tmp_path, kind, record, field):
+    load_world(system, tmp_path)
+    summary = system.import_file(write(tmp_path, "x.jsonl", json.dumps(record) + "\n"), kind)
+    assert summary.aborted and summary.imported == 0
+    assert [(e.line, e.field) for e in summary.errors] == [(1, field)]
+
+
+def test_a_csv_id_with_an_underscore_is_refused(system, tmp_path):
+    load_world(system, tmp_path)
+    summary = system.import_file(
+        write(tmp_path, "d.csv", DISLIKES_HEADER + "1_1,3,,0.5,other,,\n"), "dislikes"
+    )
+    assert summary.aborted and summary.imported == 0
+    assert [(e.line, e.text) for e in summary.errors] == [
+        (2, "user_id must be a positive integer, got '1_1'")
+    ]
+    assert count(system, user_dislikes) == 0
+
+
+def test_abort_keeps_a_full_batch_that_ends_before_the_bad_row(system, tmp_path):
+    load_world(system, tmp_path)
+    good = "user_id,movie_id,rating\n1,1,4\n2,1,4\n3,1,4\n4,1,4\n"
+    summary = system.import_file(write(tmp_path, "r.csv", good + "5,1,9\n6,1,4\n"), "ratings", batch_size=2)
+    assert summary.aborted and (summary.batches, summary.imported) == (2, 4)
+    assert [(e.line, e.field) for e in summary.errors] == [(6, "rating")]
+    assert sorted(r.user_id for r in rows(system, ratings)) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("bad", "kept"),
+    [
+        ("31,5,3,0,0.5,,2026-10-05T10:00:00Z\n", [30]),  # another list: the full batch is complete
+        ("30,5,3,0,0.5,,2026-10-05T10:00:00Z\n", []),  # the same list: the batch fails with it
+        ("x,5,3,1,0.5,,2026-10-05T10:00:00Z\n", []),  # whose list cannot be told
+    ],
+)
+def test_abort_keeps_a_full_batch_of_shown_lists_before_the_bad_row(system, tmp_path, bad, kept):
+    load_world(system, tmp_path)
+    shown = IMPRESSIONS_HEADER + (
+        "30,5,1,1,0.5,,2026-10-05T10:00:00Z\n30,5,2,2,0.5,,2026-10-05T10:00:00Z\n" + bad
+    )
+    summary = system.import_file(write(tmp_path, "i.csv", shown), "impressions", batch_size=2)
+    assert summary.aborted and summary.imported == 2 * len(kept)
+    assert [e.line for e in summary.errors] == [4]
+    stored = sorted(r.external_id for r in rows(system, recommendation_sets) if r.external_id < 900)
+    assert stored == kept
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "errors", "imported"),
+    [
+        (  # a bad byte on the second line of a quoted field: that line is named
+            "multiline.csv",
+            (DISLIKES_HEADER + '13,1,,0.5,other,"ab\ncaf').encode() + b'\xe9",\n13,2,,0.5,other,,\n',
+            [(3, "the line is not valid UTF-8 (byte 4)")],
+            1,
+        ),
+        (  # blank lines before the header row
+            "blank.csv",
+            "\n \n" + DISLIKES_HEADER + "13,1,,0.5,other,,\n13,2,,0.5,bored,,\n",
+            [(5, "reason must be one of")],
+            1,
+        ),
+        (
+            "cr.csv",
+            (DISLIKES_HEADER + "13,1,,0.5,other,,\n").replace("\n", "\r"),
+            [(1, "lines must end in LF or CRLF")],
+            0,
+        ),
+        (
+            "cr.jsonl",
+            '{"user_id": 13, "movie_id": 1}\r{"user_id": 13, "movie_id": 2}\r',
+            [(1, "lines must end in LF or CRLF")],
+            0,
+        ),
+        (
+            "twice.csv",
+            "user_id,movie_id,movie_id\n13,1,1\n",
+            [(1, "column movie_id appears twice in the header row")],
+            0,
+        ),
+    ],
+)
+def test_file_format_faults_name_their_line(system, tmp_path, name, content, errors, imported):
+    load_world(system, tmp_path)
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    summary = system.import_file(path, "dislikes", on_error="skip")
+    assert [e.line for e in summary.errors] == [line for line, _ in errors]
+    for error, (_, text) in zip(summary.errors, errors, strict=True):
+        assert text in error.text, error.text
+    assert "universal-newline" not in str(summary.errors)
+    assert summary.imported == imported
 
 
 def test_bad_arguments_are_refused_before_reading(system, tmp_path):
@@ -515,6 +779,85 @@ def test_cli_abort_and_skip(system, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         run(capsys, "--db", url, "import", path, "--kind", "films")
     assert info.value.code == 2 and "invalid choice: 'films'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- imports beside other writers
+
+
+def test_two_imports_of_one_file_at_once_store_it_once(make_system, tmp_path):
+    first, second = make_system(), make_system()
+    first.import_file(write(tmp_path, "m.csv", MOVIES_CSV), "movies")
+    sets = 300
+    shown = IMPRESSIONS_HEADER + "".join(
+        f"{5000 + s},{100 + s},{1 + r},{r + 1},0.5,,2026-10-0{1 + s % 9}T12:00:00Z\n"
+        for s in range(sets)
+        for r in range(3)
+    )
+    disliked = DISLIKES_HEADER + "".join(
+        f"{100 + s},{1 + s % 3},{5000 + s},0.5,wrong_genre,,2026-10-0{1 + s % 9}T12:05:00Z\n"
+        for s in range(sets)
+    )
+    for kind, content, n in (("impressions", shown, sets * 3), ("dislikes", disliked, sets)):
+        path = write(tmp_path, f"{kind}.csv", content)
+        start = threading.Barrier(2)
+        results: dict[int, object] = {}
+
+        def work(system, slot, path=path, kind=kind, start=start, results=results):
+            start.wait()
+            try:
+                results[slot] = system.import_file(path, kind, batch_size=20)
+            except Exception as exc:  # reported by the assertion below
+                results[slot] = exc
+
+        threads = [threading.Thread(target=work, args=(s, i)) for i, s in enumerate((first, second))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        summaries = [results[0], results[1]]
+        assert all(not isinstance(s, Exception) for s in summaries), summaries
+        assert sum(s.imported for s in summaries) == n, [s.as_dict() for s in summaries]
+        assert sum(s.already_present for s in summaries) == n
+        assert not any(s.rejected or s.aborted for s in summaries)
+    assert count(first, recommendation_sets) == sets and count(first, impressions) == sets * 3
+    assert count(first, user_dislikes) == sets and count(first, negative_examples) == sets
+    assert recount_differences(first.engine) == []
+
+
+def test_auto_approve_applies_only_the_imports_own_proposals(make_system, backend, tmp_path, monkeypatch):
+    if backend != "postgresql":
+        pytest.skip("SQLite takes the ids under the write lock: no other dislike can fall between them")
+    system = make_system(auto_approve=True)
+    live = make_system()  # a writer without auto-approve: its proposals wait for review
+    load_world(system, tmp_path)
+    take_ids = importing._new_ids
+    live_ids = []
+
+    def ids_around_a_live_dislike(conn, table, n):
+        if table != "user_dislikes":
+            return take_ids(conn, table, n)
+        ids = take_ids(conn, table, n + 1)
+        # A live dislike recorded meanwhile gets a sequence value between this batch's ids.
+        with live.engine.begin() as other:
+            other.exec_driver_sql(
+                "SELECT setval(pg_get_serial_sequence('user_dislikes', 'dislike_id'), %s)", (ids[0],)
+            )
+        live_ids.append(live.record_dislike(user_id=13, movie_id=3, reason="wrong_genre")["dislike_id"])
+        with live.engine.begin() as other:
+            other.exec_driver_sql(
+                "SELECT setval(pg_get_serial_sequence('user_dislikes', 'dislike_id'), %s)", (ids[-1],)
+            )
+        return [ids[0], *ids[2:]]
+
+    monkeypatch.setattr(importing, "_new_ids", ids_around_a_live_dislike)
+    summary = system.import_file(write(tmp_path, "d.csv", DISLIKES_CSV), "dislikes")
+    assert summary.imported == 6
+    imported = [r.dislike_id for r in rows(system, user_dislikes) if r.dislike_id not in live_ids]
+    assert min(imported) < live_ids[0] < max(imported)
+    statuses: dict[bool, set] = {}
+    for r in rows(system, feature_adjustments):
+        statuses.setdefault(r.dislike_id in live_ids, set()).add(r.status)
+    assert statuses == {True: {"proposed"}, False: {"applied"}}
 
 
 # ---------------------------------------------------------------- killed mid-file
