@@ -55,13 +55,21 @@ _USER_FILMS = Prepared(
         movies.c.movie_id, cast(movies.c.genres, Text), cast(movies.c["cast"], Text), movies.c.franchise
     ).where(movies.c.movie_id.in_(_SHOWN_TO_USER.with_only_columns(impressions.c.movie_id)))
 )
+# The user's live dislikes of shown films, each at the time its list was shown: a dislike falls
+# on the same side of an adjustment as the impression it is a share of (a list shown before an
+# approval and disliked after it counts before, with its impressions).
 _USER_DISLIKES = Prepared(
     select(
-        user_dislikes.c.created_at,
+        recommendation_sets.c.created_at,
         cast(user_dislikes.c.genres, Text),
         cast(user_dislikes.c["cast"], Text),
         user_dislikes.c.franchise,
-    ).where(
+    )
+    .join(
+        recommendation_sets,
+        recommendation_sets.c.recommendation_set_id == user_dislikes.c.recommendation_set_id,
+    )
+    .where(
         user_dislikes.c.user_id == bindparam("user_id"),
         user_dislikes.c.retracted_at.is_(None),
         user_dislikes.c.recommendation_set_id.is_not(None),

@@ -289,6 +289,27 @@ def test_concurrent_approvals_of_one_feature_record_the_weights_they_really_move
     assert system.get_effective_weights(1) == {"genre": {"Horror": pytest.approx(0.1)}}
 
 
+def test_an_effect_counts_each_dislike_with_the_impressions_it_is_a_share_of(make_system, clock):
+    from feedback_core.lookups import get_adjustment_effects
+
+    system = make_system(min_impressions_for_rate=1)
+    system.add_movies([{"movie_id": m, "title": f"M{m}", "genres": ["Horror"]} for m in range(1, 25)])
+    before = system.record_recommendation_set(1, list(range(1, 11)))
+    system.save_dislike(1, 1, recommendation_set_id=before, reason="wrong_genre")
+    (proposal,) = system.list_adjustments(user_id=1)
+    clock.advance(hours=1)
+    system.approve_adjustment(proposal["adjustment_id"], actor="ana")
+    clock.advance(minutes=30)
+    for movie in range(2, 7):  # disliked after the approval, shown before it
+        system.save_dislike(1, movie, recommendation_set_id=before, reason="other")
+    clock.advance(minutes=30)
+    system.record_recommendation_set(1, [21, 22, 23])
+    (effect,) = get_adjustment_effects(system, 1).to_dict("records")
+    assert (effect["impressions_before"], effect["dislikes_before"]) == (10, 6)
+    assert (effect["impressions_after"], effect["dislikes_after"]) == (3, 0)
+    assert effect["rate_before"] == pytest.approx(0.6) and effect["rate_after"] == 0
+
+
 def test_auto_approve_applies_proposals_at_once(make_system):
     system = make_system(auto_approve=True)
     system.save_dislike(1, 10, "A", reason="not_interested", genres=["Horror"], franchise="Saga")
