@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Connection, Table, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -127,13 +127,20 @@ def add_dislike(
     attributed: bool,
     at: datetime,
     sign: int = 1,
+    shown_on: date | None = None,
 ) -> None:
     """Count one dislike (``sign=-1`` uncounts a retracted one) in every aggregate.
+
+    ``shown_on``: the day its list was shown, for a dislike that names one. ``daily_dislikes``
+    counts it on that day, beside the impressions it is a share of, so that a day's (or a
+    version's) dislike rate never counts a dislike whose impression it does not; the other
+    tables count dislikes on the day they were made.
 
     The rows ``DislikeCounts`` would count for this one dislike, built directly: on the path
     of every live dislike its dictionaries cost a tenth of the aggregates' time.
     """
     day = at.date()
+    rate_day = shown_on if shown_on is not None else day
     last = at if sign > 0 else None
     weighted = sign * score
     kinds = [("total", ""), ("reason", reason)]
@@ -147,7 +154,7 @@ def add_dislike(
         conn,
         [
             _PATTERNS.run(conn, patterns),
-            _DAILY.run(conn, [(day, version_key, reason, int(attributed), sign, weighted)]),
+            _DAILY.run(conn, [(rate_day, version_key, reason, int(attributed), sign, weighted)]),
             _REASON_GENRE.run(conn, [(day, reason, genre, sign) for genre in dict.fromkeys(genres)]),
             _HISTOGRAM.run(conn, [(day, version_key, bucket_of(score), sign)]),
             _MOVIES.run(conn, [(movie_id, sign, high, weighted, last)]),
@@ -264,9 +271,12 @@ class DislikeCounts:
         attributed: bool,
         at: datetime,
         sign: int = 1,
+        shown_on: date | None = None,
     ) -> None:
-        """Count one dislike; ``sign=-1`` uncounts a retracted one."""
+        """Count one dislike; ``sign=-1`` uncounts a retracted one (``shown_on``: as for
+        ``add_dislike``)."""
         day = at.date()
+        rate_day = shown_on if shown_on is not None else day
         last = at if sign > 0 else None
         keys = [("total", ""), ("reason", reason)]
         keys += [("genre", g) for g in genres]
@@ -284,9 +294,9 @@ class DislikeCounts:
                 row[1] += weighted
                 if last is not None and (row[2] is None or last > row[2]):
                     row[2] = last
-        row = self.daily.get((day, version_key, reason, int(attributed)))
+        row = self.daily.get((rate_day, version_key, reason, int(attributed)))
         if row is None:
-            self.daily[(day, version_key, reason, int(attributed))] = [sign, weighted]
+            self.daily[(rate_day, version_key, reason, int(attributed))] = [sign, weighted]
         else:
             row[0] += sign
             row[1] += weighted

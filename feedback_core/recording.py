@@ -103,6 +103,7 @@ def _before_dislike_statement() -> Prepared:
             .where(the_set)
             .scalar_subquery()
             .label("version_id"),
+            select(recommendation_sets.c.created_at).where(the_set).scalar_subquery().label("shown_at"),
             shown.label("shown"),
             # Counted only when no job is queued or running: otherwise nothing depends on it.
             case((active_job.is_(None), _PENDING_UP_TO_CAP), else_=None).label("pending"),
@@ -379,7 +380,7 @@ class Recording:
             lock_user(conn, d.user_id)
             threshold = self.settings.FEEDBACK_ACCUMULATION_THRESHOLD
             before = read_before_dislike(conn, d, now, self.settings.duplicate_window_seconds, threshold)
-            by_key, repeat, *movie, owner, version_id, shown, pending, active_job = before
+            by_key, repeat, *movie, owner, version_id, shown_at, shown, pending, active_job = before
             existing = by_key if by_key is not None else repeat
             if existing is not None:
                 if not full:
@@ -437,6 +438,7 @@ class Recording:
                     version_key=version_id or 0,
                     attributed=d.recommendation_set_id is not None,
                     at=now,
+                    shown_on=None if shown_at is None else shown_at.date(),
                 )
             if proposals:
                 self._auto_approve(conn, dislike_id, now)
@@ -578,6 +580,13 @@ class Recording:
             conn.execute(
                 update(user_dislikes).where(user_dislikes.c.dislike_id == dislike_id).values(retracted_at=now)
             )
+            shown_at = None
+            if row.recommendation_set_id is not None:
+                shown_at = conn.execute(
+                    select(recommendation_sets.c.created_at).where(
+                        recommendation_sets.c.recommendation_set_id == row.recommendation_set_id
+                    )
+                ).scalar()
             removed_example = conn.execute(
                 negative_examples.delete().where(
                     negative_examples.c.dislike_id == dislike_id,
@@ -639,6 +648,7 @@ class Recording:
                 attributed=row.recommendation_set_id is not None,
                 at=row.created_at,
                 sign=-1,
+                shown_on=None if shown_at is None else shown_at.date(),
             )
             aggregates.settle_latest_after_retraction(
                 conn,

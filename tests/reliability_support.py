@@ -34,6 +34,7 @@ from feedback_core.schema import (
     daily_score_histogram,
     dislike_patterns,
     movie_dislike_stats,
+    recommendation_sets,
     user_dislikes,
 )
 
@@ -269,6 +270,13 @@ def recount_differences(engine) -> list[str]:
     """Recount every maintained aggregate from the live dislike rows; return every mismatch."""
     with engine.connect() as conn:
         live = conn.execute(select(user_dislikes).where(user_dislikes.c.retracted_at.is_(None))).all()
+        # A dislike that names a list counts in daily_dislikes on the day the list was shown.
+        shown_on = {
+            r.recommendation_set_id: r.created_at.date()
+            for r in conn.execute(
+                select(recommendation_sets.c.recommendation_set_id, recommendation_sets.c.created_at)
+            )
+        }
         stored = {
             "dislike_patterns": {
                 (r.user_id, r.pattern_type, r.pattern_value): (
@@ -309,7 +317,8 @@ def recount_differences(engine) -> list[str]:
             p[0] += 1
             p[1] += d.predicted_score
             p[2] = d.created_at if p[2] is None else max(p[2], d.created_at)
-        entry = daily[(day, version, d.reason, int(d.recommendation_set_id is not None))]
+        rate_day = day if d.recommendation_set_id is None else shown_on[d.recommendation_set_id]
+        entry = daily[(rate_day, version, d.reason, int(d.recommendation_set_id is not None))]
         entry[0] += 1
         entry[1] += d.predicted_score
         for g in set(d.genres):

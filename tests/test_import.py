@@ -263,6 +263,20 @@ def test_json_lines_are_imported_like_csv(system, tmp_path):
 # ---------------------------------------------------------------- re-running a file
 
 
+def test_an_imported_dislike_of_a_list_counts_on_the_lists_day(system, tmp_path):
+    write_movies = write(tmp_path, "movies.csv", MOVIES_CSV)
+    assert not system.import_file(write_movies, "movies").rejected
+    shown = (
+        IMPRESSIONS_HEADER + "700,11,1,1,0.9,,2026-10-01T23:55:00Z\n700,11,2,2,0.8,,2026-10-01T23:55:00Z\n"
+    )
+    assert system.import_file(write(tmp_path, "i.csv", shown), "impressions").imported == 2
+    late = DISLIKES_HEADER + "11,1,700,0.9,other,,2026-10-02T00:05:00Z\n"
+    assert system.import_file(write(tmp_path, "d.csv", late), "dislikes").imported == 1
+    (row,) = rows(system, daily_dislikes)
+    assert (str(row.day), row.attributed, row.dislikes) == ("2026-10-01", 1, 1)
+    assert recount_differences(system.engine) == []
+
+
 def test_rerunning_every_file_duplicates_nothing(system, tmp_path):
     load_world(system, tmp_path)
     system.import_file(write(tmp_path, "dislikes.csv", DISLIKES_CSV), "dislikes")

@@ -331,6 +331,58 @@ def test_the_partial_dislike_indexes_migrate_both_ways_keeping_every_row(kind, t
             admin.dispose()
 
 
+@pytest.mark.parametrize(
+    "kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=PG_SKIP))]
+)
+def test_dislikes_of_a_list_move_to_its_day_and_back(kind, tmp_path):
+    from reliability_support import recount_differences
+
+    if kind == "sqlite":
+        engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path / 'days.db'}"))
+        admin = None
+    else:
+        admin = make_engine(Settings(database_url=PG_URL))
+        with admin.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS migration_0008 CASCADE"))
+            conn.execute(text("CREATE SCHEMA migration_0008"))
+        url = make_url(PG_URL).update_query_dict({"options": "-csearch_path=migration_0008"})
+        engine = make_engine(Settings(database_url=url.render_as_string(hide_password=False)))
+    try:
+
+        def days() -> dict:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    text(
+                        "SELECT day, attributed, SUM(dislikes) FROM daily_dislikes "
+                        "GROUP BY day, attributed HAVING SUM(dislikes) > 0 ORDER BY day, attributed"
+                    )
+                ).all()
+            return {(str(day)[:10], attributed): int(n) for day, attributed, n in rows}
+
+        upgrade_database(engine)
+        now = [datetime(2026, 1, 10, 23, 50)]
+        system = FeedbackSystem(engine, Settings(database_url="sqlite://"), clock=lambda: now[0])
+        system.add_movies([{"movie_id": m, "title": f"Film {m}"} for m in range(1, 4)])
+        shown = system.record_recommendation_set(3, [1, 2])  # 10 Jan 23:50
+        now[0] = datetime(2026, 1, 11, 0, 10)
+        system.save_dislike(3, 1, recommendation_set_id=shown)  # counts on the 10th
+        now[0] = datetime(2026, 1, 11, 0, 20)
+        system.save_dislike(3, 3)  # no list: on the 11th
+        after = {("2026-01-10", 1): 1, ("2026-01-11", 0): 1}
+        assert days() == after and recount_differences(engine) == []
+
+        migrate(engine, "0007", downgrade=True)
+        assert days() == {("2026-01-11", 0): 1, ("2026-01-11", 1): 1}  # as 0007 counted them
+        migrate(engine, "0008")
+        assert days() == after and recount_differences(engine) == []
+    finally:
+        engine.dispose()
+        if admin is not None:
+            with admin.begin() as conn:
+                conn.execute(text("DROP SCHEMA IF EXISTS migration_0008 CASCADE"))
+            admin.dispose()
+
+
 def test_the_user_dislikes_rebuild_refuses_to_run_with_foreign_keys_on(tmp_path):
     from alembic import command
 
