@@ -98,17 +98,19 @@ def _before_dislike_statement() -> Prepared:
             movies.c.genres,
             movies.c.cast,
             movies.c.franchise,
-            select(recommendation_sets.c.user_id).where(the_set).scalar_subquery().label("owner"),
-            select(recommendation_sets.c.model_version_id)
-            .where(the_set)
-            .scalar_subquery()
-            .label("version_id"),
-            select(recommendation_sets.c.created_at).where(the_set).scalar_subquery().label("shown_at"),
+            recommendation_sets.c.user_id.label("owner"),
+            recommendation_sets.c.model_version_id.label("version_id"),
+            recommendation_sets.c.created_at.label("shown_at"),
             shown.label("shown"),
             # Counted only when no job is queued or running: otherwise nothing depends on it.
             case((active_job.is_(None), _PENDING_UP_TO_CAP), else_=None).label("pending"),
             active_job.label("active_job"),
-        ).select_from(one_row.outerjoin(movies, movies.c.movie_id == bindparam("movie_id")))
+        ).select_from(
+            # One row whatever is found: the film and the list, each when there is one.
+            one_row.outerjoin(movies, movies.c.movie_id == bindparam("movie_id")).outerjoin(
+                recommendation_sets, the_set
+            )
+        )
     )
 
 
