@@ -96,7 +96,8 @@ def fmt_rate(rate: dict | pd.Series, suffix: str = "", trials: str = "trials") -
     """
     value = rate[f"rate{suffix}"]
     if value is None or pd.isna(value):
-        return "no impressions"
+        # Impressions but no rate: the counts cannot be one (more dislikes than impressions).
+        return "more dislikes than impressions" if rate[trials] else "no impressions"
     if not rate[f"enough{suffix}"]:
         return f"too few impressions ({int(rate[trials])})"
     return f"{fmt_pct(value, 2)} ({fmt_interval(rate, suffix)})"

@@ -185,7 +185,12 @@ class Analytics:
             ).scalar_one()
             active = active_version_summary(conn)
         count = int(count)
-        rate = rate_with_interval(int(attributed), int(impressions)) if impressions else None
+        # (No rate for counts no rate can come from: dislikes of more items than were shown.)
+        rate = (
+            rate_with_interval(int(attributed), int(impressions))
+            if impressions and attributed <= impressions
+            else None
+        )
         return {
             "metrics": {
                 "total_negative_examples": examples,
@@ -239,15 +244,15 @@ class Analytics:
                 if skip_unversioned and key == 0:
                     continue
                 dislikes, shown, score_sum = groups[key]
-                rate = rate_with_interval(dislikes, shown)
+                rate = rate_with_interval(dislikes, shown) if dislikes <= shown else None
                 out.append(
                     {
                         key_name: key,
                         "dislikes": dislikes,
                         "impressions": shown,
-                        "dislike_rate": rate.rate,
-                        "ci_low": rate.low,
-                        "ci_high": rate.high,
+                        "dislike_rate": rate and rate.rate,
+                        "ci_low": rate and rate.low,
+                        "ci_high": rate and rate.high,
                         "mean_prediction_error": round(score_sum / dislikes, 4) if dislikes else None,
                     }
                 )

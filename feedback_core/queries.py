@@ -46,7 +46,7 @@ from feedback_core.schema import (
     movies,
     retrain_jobs,
 )
-from feedback_core.stats import rate_with_interval, two_proportion_test
+from feedback_core.stats import ProportionTest, Rate, rate_with_interval, two_proportion_test
 from feedback_core.validation import check_limit
 from feedback_core.versions import select_with_online_rates
 
@@ -94,15 +94,35 @@ def version_condition(column, versions: Sequence[int]):
     return or_(*clauses)
 
 
+def counts_possible(events: int, trials: int) -> bool:
+    """Say whether ``events`` of ``trials`` can be a rate (none negative, no more events than trials)."""
+    return 0 <= events <= trials
+
+
+def _rate(events: int, trials: int, min_trials: int) -> tuple[Rate, bool]:
+    """Return a row's rate and whether it may be shown (``enough``).
+
+    Counts that cannot be a rate (more dislikes than impressions: aggregates gone wrong, or a
+    day's dislikes of the day before's lists) get no rate, not a clamped one, and never raise:
+    a page shows them flagged. A rate is ``enough`` on at least ``min_trials`` impressions and
+    never on none, whatever ``min_trials`` is.
+    """
+    if not counts_possible(events, trials):
+        return Rate(events, trials, None, None, None), False
+    rate = rate_with_interval(events, trials)
+    return rate, rate.rate is not None and trials >= min_trials
+
+
 def _rate_row(events: int, trials: int, min_trials: int) -> tuple:
     """Return (rate, ci_low, ci_high, enough) of one row."""
-    rate = rate_with_interval(events, trials)
-    return rate.rate, rate.low, rate.high, trials >= min_trials
+    rate, enough = _rate(events, trials, min_trials)
+    return rate.rate, rate.low, rate.high, enough
 
 
 def rate_fields(events: int, trials: int, min_trials: int) -> dict:
     """Return a rate's fields (events, trials, rate, ci_low, ci_high) and ``enough``."""
-    return {**rate_with_interval(events, trials).as_dict(), "enough": trials >= min_trials}
+    rate, enough = _rate(events, trials, min_trials)
+    return {**rate.as_dict(), "enough": enough}
 
 
 # ---------------------------------------------------------------- database and filters
@@ -321,24 +341,28 @@ def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_da
         )
     x_b, n_b = day["attributed_dislikes"], day["impressions"]
     x_a, n_a = base["attributed_dislikes"], base["impressions"]
-    test = two_proportion_test(x_a, n_a, x_b, n_b)
-    if n_a < min_trials or n_b < min_trials:
-        status = "insufficient"
-    elif test.p_value < 0.05 and test.difference > 0:
-        status = "worse"
-    elif test.p_value < 0.05:
-        status = "better"
+    latest_rate, baseline_rate = day["dislike_rate"], base["dislike_rate"]
+    if not (counts_possible(x_a, n_a) and counts_possible(x_b, n_b)):
+        # More dislikes than impressions: there is no rate to test, and the page says why.
+        status, test = "inconsistent", ProportionTest(None, None, None, None)
     else:
-        status = "steady"
+        test = two_proportion_test(x_a, n_a, x_b, n_b)
+        if not (latest_rate["enough"] and baseline_rate["enough"]):
+            status = "insufficient"
+        elif test.p_value >= 0.05:
+            status = "steady"
+        else:
+            status = "worse" if test.difference > 0 else "better"
     return {
         "status": status,
         "latest_day": latest,
         "baseline_start": base_start,
         "baseline_end": base_end,
-        "latest": day["dislike_rate"],
-        "baseline": base["dislike_rate"],
+        "latest": latest_rate,
+        "baseline": baseline_rate,
         "difference": test.difference,
         "p_value": test.p_value,
+        "test": test.method,
     }
 
 
@@ -573,6 +597,7 @@ def compare_versions(system, a: int, b: int) -> dict:
         "difference_low": result["difference"]["ci_low"],
         "difference_high": result["difference"]["ci_high"],
         "p_value": result["p_value"],
+        "test": result["test"],
         "verdict": result["verdict"],
         "weights": weights,
     }

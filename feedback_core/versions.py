@@ -215,13 +215,21 @@ class Versions:
                 raise NotFoundError(f"model version {version_id} not found", "version_id")
         va, vb = version_dict(rows[a]), version_dict(rows[b])
         (xa, na), (xb, nb) = ((int(rows[v].online_dislikes), int(rows[v].online_impressions)) for v in (a, b))
-        test = stats.two_proportion_test(xa, na, xb, nb)
-        ra, rb = stats.rate_with_interval(xa, na), stats.rate_with_interval(xb, nb)
         min_n = self.settings.min_impressions_for_rate
+        impossible = [(v, x, n) for v, x, n in ((a, xa, na), (b, xb, nb)) if not 0 <= x <= n]
+        if impossible:
+            # More dislikes than impressions: the aggregates are wrong, and a rate or a test
+            # from them would be fiction. Show the counts and say so.
+            v, x, n = impossible[0]
+            test = stats.ProportionTest(None, None, None, None)
+            verdict = f"no verdict: version {v} counts more dislikes ({x:,}) than impressions ({n:,})"
+        else:
+            test = stats.two_proportion_test(xa, na, xb, nb)
+            verdict = stats.verdict(f"version {a}", f"version {b}", xa, na, xb, nb)
         features = sorted(set(va["weights"]) | set(vb["weights"]))
         return {
-            "a": {**va, "online": {**ra.as_dict(), "enough_data": na >= min_n}},
-            "b": {**vb, "online": {**rb.as_dict(), "enough_data": nb >= min_n}},
+            "a": {**va, "online": _online_rate(xa, na, min_n)},
+            "b": {**vb, "online": _online_rate(xb, nb, min_n)},
             "offline": {
                 m: {
                     "a": va["metrics"].get(m),
@@ -233,8 +241,18 @@ class Versions:
             "weights": {f: {"a": va["weights"].get(f), "b": vb["weights"].get(f)} for f in features},
             "difference": {"rate": test.difference, "ci_low": test.low, "ci_high": test.high},
             "p_value": test.p_value,
-            "verdict": stats.verdict(f"version {a}", f"version {b}", xa, na, xb, nb),
+            "test": test.method,
+            "verdict": verdict,
         }
+
+
+def _online_rate(dislikes: int, impressions: int, min_impressions: int) -> dict:
+    """Return a version's online rate and ``enough_data``: no rate from impossible counts or none."""
+    if not 0 <= dislikes <= impressions:
+        rate = stats.Rate(dislikes, impressions, None, None, None)
+    else:
+        rate = stats.rate_with_interval(dislikes, impressions)
+    return {**rate.as_dict(), "enough_data": rate.rate is not None and impressions >= min_impressions}
 
 
 def _diff(x, y):

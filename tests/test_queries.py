@@ -16,12 +16,14 @@ import pandas as pd
 import pytest
 from conftest import BACKENDS, PG_URL, Clock, _fresh_pg
 from dashboard_data import build_sample
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 
 from feedback_core import FeedbackSystem, NotFoundError, Settings, frames, lookups, queries
 from feedback_core.db import format_ts, make_engine, upgrade_database, write_transaction
 from feedback_core.schema import (
     audit_log,
+    daily_dislikes,
+    daily_impressions,
     impressions,
     movies,
     recommendation_sets,
@@ -29,6 +31,7 @@ from feedback_core.schema import (
     user_dislikes,
 )
 from feedback_core.stats import wilson_interval
+from feedback_core.versions import insert_version
 
 SAMPLE_END = datetime(2026, 11, 1, 12, 0, 0)
 FAR = date(2031, 3, 1)  # crafted scenarios live here, far from the sample's days
@@ -58,8 +61,15 @@ def sample(request, tmp_path_factory):
 def raw_dislikes(system) -> pd.DataFrame:
     with system.engine.connect() as conn:
         rows = conn.execute(select(user_dislikes).where(user_dislikes.c.retracted_at.is_(None))).all()
+        shown = dict(
+            conn.execute(select(recommendation_sets.c.recommendation_set_id, recommendation_sets.c.created_at)).all()
+        )
     df = pd.DataFrame([r._mapping for r in rows])
-    df["day"] = pd.to_datetime(df["created_at"]).dt.date
+    # A dislike of a list counts on the day the list was shown (beside its impressions).
+    df["day"] = [
+        pd.Timestamp(shown[s] if pd.notna(s) else at).date()
+        for s, at in zip(df["recommendation_set_id"], df["created_at"], strict=True)
+    ]
     df["version"] = df["model_version_id"].fillna(0).astype(int)
     df["attributed"] = df["recommendation_set_id"].notna()
     return df
@@ -449,6 +459,148 @@ def test_latest_day_check(sample, latest, status):
     if status == "insufficient":
         rates = queries.list_daily_rates(system, end, end, (3,))
         assert not rates["enough"].any()
+
+
+def test_no_rate_is_enough_without_impressions_even_with_no_minimum(sample):
+    system, built = sample
+    # FEEDBACK_MIN_IMPRESSIONS_FOR_RATE=0 is allowed: a rate still needs an impression.
+    zero = FeedbackSystem(system.engine, system.settings.with_(min_impressions_for_rate=0), system.now)
+    start = built["start"]
+    overview = queries.get_overview(zero, start, start)
+    assert overview["previous"]["impressions"] == 0  # the day before the sample
+    assert overview["previous"]["dislike_rate"]["enough"] is False
+    assert overview["current"]["dislike_rate"]["enough"] is True
+    check = queries.get_latest_day_check(zero, start)  # nothing in the 7 days before it
+    assert check["status"] == "insufficient" and check["p_value"] is None
+    assert queries.rate_fields(0, 0, min_trials=0)["enough"] is False
+
+
+@pytest.mark.parametrize(
+    "events,trials,min_trials,rate,enough",
+    [
+        (3, 30, 30, 0.1, True),
+        (3, 29, 30, 3 / 29, False),
+        (0, 0, 0, None, False),
+        (0, 1, 0, 0.0, True),
+        (5, 3, 0, None, False),  # more dislikes than impressions: no rate, never a clamped 100%
+        (2, 0, 30, None, False),
+    ],
+)
+def test_rate_fields_are_enough_only_on_real_impressions(events, trials, min_trials, rate, enough):
+    got = queries.rate_fields(events, trials, min_trials)
+    assert (got["events"], got["trials"], got["rate"], got["enough"]) == (events, trials, rate, enough)
+    assert (got["ci_low"] is None) == (rate is None)
+
+
+def test_more_dislikes_than_impressions_give_no_rate_and_never_raise(make_system):
+    system = make_system()
+    day = date(2026, 10, 30)
+    with write_transaction(system.engine) as conn:
+        for _ in range(2):
+            insert_version(
+                conn,
+                at=datetime(2026, 10, 1),
+                actor="analyst",
+                trigger="manual",
+                parent_id=None,
+                weights={},
+                metrics={},
+                examples={},
+                settings={},
+            )
+        # Broken aggregates: v1 counts 50 dislikes of 40 impressions on the latest day.
+        shown = [(day - timedelta(days=d), v, 400 if d else 40) for d in range(8) for v in (1, 2)]
+        conn.execute(
+            insert(daily_impressions),
+            [{"day": d, "model_version_id": v, "impressions": n} for d, v, n in shown],
+        )
+        conn.execute(
+            insert(daily_dislikes),
+            [
+                {
+                    "day": d,
+                    "model_version_id": v,
+                    "reason": "other",
+                    "attributed": 1,
+                    "dislikes": x,
+                    "score_sum": 0.0,
+                }
+                for d, v, n in shown
+                for x in [50 if (d, v) == (day, 1) else n // 10]
+            ],
+        )
+    rates = queries.list_daily_rates(system, day, day)
+    broken = rates.set_index("model_version_id").loc[1]
+    assert (broken["dislikes"], broken["impressions"]) == (50, 40)
+    assert pd.isna(broken["rate"]) and pd.isna(broken["ci_low"]) and not broken["enough"]
+    assert rates.set_index("model_version_id").loc[2, "enough"]
+    overview = queries.get_overview(system, day, day)
+    assert overview["current"]["dislike_rate"]["rate"] == pytest.approx(54 / 80)  # both versions
+    assert queries.get_overview(system, day, day, versions=(1,))["current"]["dislike_rate"]["rate"] is None
+    check = queries.get_latest_day_check(system, day, versions=(1,))
+    assert check["status"] == "inconsistent" and check["p_value"] is None
+    assert check["latest"]["rate"] is None and not check["latest"]["enough"]
+    assert queries.get_latest_day_check(system, day, versions=(2,))["status"] == "steady"
+    versions = queries.list_versions(system).set_index("version_id")
+    assert versions.loc[1, "dislikes"] == 50 + 7 * 40 and versions.loc[1, "impressions"] == 40 + 7 * 400
+    assert versions.loc[1, "enough"]  # all time the counts are possible
+    # All time, too many dislikes for v2: the comparison shows counts, no rate and no test.
+    with write_transaction(system.engine) as conn:
+        conn.execute(
+            daily_dislikes.update()
+            .where(daily_dislikes.c.model_version_id == 2)
+            .values(dislikes=daily_dislikes.c.dislikes + 1000)
+        )
+    versions = queries.list_versions(system).set_index("version_id")
+    assert pd.isna(versions.loc[2, "rate"]) and not versions.loc[2, "enough"]
+    comparison = queries.compare_versions(system, 1, 2)
+    assert comparison["p_value"] is None and comparison["difference"] is None and comparison["test"] is None
+    impossible = 8 * 1000 + 4 + 7 * 40
+    assert (
+        comparison["verdict"]
+        == f"no verdict: version 2 counts more dislikes ({impossible:,}) than impressions (2,840)"
+    )
+    online = comparison["online"].set_index("version_id")
+    assert pd.isna(online.loc[2, "rate"]) and not online.loc[2, "enough"] and online.loc[1, "enough"]
+
+
+def test_few_dislikes_are_tested_exactly_and_the_interval_agrees(make_system):
+    system = make_system(min_impressions_for_rate=0)
+    catalogue = [{"movie_id": m, "title": f"Film {m}", "genres": ["Drama"]} for m in range(1, 101)]
+    system.add_movies(catalogue)
+    with write_transaction(system.engine) as conn:
+        for _ in range(3):
+            insert_version(
+                conn,
+                at=datetime(2026, 10, 1),
+                actor="analyst",
+                trigger="manual",
+                parent_id=None,
+                weights={},
+                metrics={},
+                examples={},
+                settings={},
+            )
+    for user in range(1, 11):  # v1: 0 dislikes in 1,000 impressions
+        items = [{"movie_id": m, "predicted_score": 0.5} for m in range(1, 101)]
+        system.record_recommendation_set(user, items, model_version_id=1)
+    items = [{"movie_id": m, "predicted_score": 0.5} for m in range(1, 31)]
+    set_id = system.record_recommendation_set(99, items, model_version_id=2)  # v2: 1 in 30
+    system.record_dislike(
+        user_id=99, movie_id=1, recommendation_set_id=set_id, reason="other", predicted_score=0.5
+    )
+    comparison = queries.compare_versions(system, 1, 2)
+    # Fisher's exact test: 30 / 1030. The pooled z-test said p = 7.6e-9 beside an interval
+    # from -3.1 to +9.8 points.
+    assert comparison["test"] == "fisher_exact"
+    assert comparison["p_value"] == pytest.approx(30 / 1030)
+    assert 0 < comparison["difference_low"] < comparison["difference"] < comparison["difference_high"]
+    assert comparison["verdict"] == "version 2's dislike rate is 3.3 points higher, p = 0.029"
+    # With no minimum, a rate still needs impressions: v3 never served.
+    versions = queries.list_versions(system).set_index("version_id")
+    assert versions.loc[3, "impressions"] == 0 and not versions.loc[3, "enough"]
+    assert versions.loc[2, "enough"] and versions.loc[1, "enough"]
+    assert system.compare_model_versions(2, 3)["b"]["online"]["enough_data"] is False
 
 
 def test_empty_and_missing_databases(tmp_path):

@@ -3,14 +3,20 @@
 Wilson intervals: Newcombe (1998), "Two-sided confidence intervals for the single proportion",
 Statistics in Medicine 17, table I (method 3). Difference of proportions: Newcombe (1998),
 "Interval estimation for the difference between independent proportions", 56/70 vs 48/80
-(method 1, the Wald interval: 0.0575 to 0.3425).
+(method 10, the hybrid score interval: 0.0524 to 0.3339). Fisher's exact test: the two-sided
+p-values R's ``fisher.test`` gives, and a recount of every small table by exact fractions.
 """
 
 from __future__ import annotations
 
+import itertools
+from fractions import Fraction
+from math import comb
+
 import pytest
 
 from feedback_core.stats import (
+    fisher_exact_p,
     impressions_needed,
     rate_with_interval,
     two_proportion_test,
@@ -66,10 +72,11 @@ def test_rate_without_trials_is_none_not_zero():
 def test_two_proportion_interval_matches_newcombe():
     t = two_proportion_test(48, 80, 56, 70)  # difference is b - a = 0.8 - 0.6
     assert t.difference == pytest.approx(0.2)
-    assert t.low == pytest.approx(0.0575, abs=5e-5)
-    assert t.high == pytest.approx(0.3425, abs=5e-5)
+    assert t.low == pytest.approx(0.0524, abs=5e-5)
+    assert t.high == pytest.approx(0.3339, abs=5e-5)
     # pooled z = 0.2 / sqrt(104/150 * 46/150 * (1/70 + 1/80)) = 2.650, two-sided p = 0.0080
     assert t.p_value == pytest.approx(0.0080, abs=5e-5)
+    assert t.method == "z_test"  # every expected count is 5 or more
 
 
 def test_two_proportion_test_textbook_case():
@@ -94,6 +101,71 @@ def test_two_proportion_test_without_variance_has_p_one(x_a, n_a, x_b, n_b):
 def test_two_proportion_test_without_trials_is_empty():
     t = two_proportion_test(0, 0, 3, 10)
     assert (t.difference, t.low, t.high, t.p_value) == (None, None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("x_a", "n_a", "x_b", "n_b", "p_value"),
+    [
+        (0, 1000, 1, 30, 0.02913),  # the pooled z-test said 7.6e-9 here
+        (8, 10, 1, 6, 0.03497),
+        (1, 4, 3, 4, 0.48571),  # the lady tasting tea
+        (14, 420, 12, 60, 1.2198e-5),
+        (0, 50, 0, 50, 1.0),
+    ],
+)
+def test_small_counts_use_fishers_exact_test(x_a, n_a, x_b, n_b, p_value):
+    t = two_proportion_test(x_a, n_a, x_b, n_b)
+    assert t.method == "fisher_exact"
+    assert t.p_value == pytest.approx(p_value, rel=1e-3)
+
+
+def test_fishers_exact_test_equals_a_recount_of_every_small_table():
+    for n_a, n_b in [(1, 1), (3, 5), (6, 6), (8, 3)]:
+        for x_a, x_b in itertools.product(range(n_a + 1), range(n_b + 1)):
+            events, total = x_a + x_b, n_a + n_b
+            pmf = {
+                k: Fraction(comb(events, k) * comb(total - events, n_b - k), comb(total, n_b))
+                for k in range(max(0, events - n_a), min(events, n_b) + 1)
+            }
+            expected = sum(p for p in pmf.values() if p <= pmf[x_b])
+            assert fisher_exact_p(x_a, n_a, x_b, n_b) == pytest.approx(float(expected), rel=1e-9)
+
+
+def test_the_test_and_the_interval_agree_on_few_dislikes():
+    # 0 of 1000 against 1 of 30: significant (Fisher p = 0.029), and the interval excludes 0.
+    t = two_proportion_test(0, 1000, 1, 30)
+    assert t.p_value < 0.05 and 0 < t.low < t.difference < t.high
+    # Clearly significant or clearly not, the test and the interval never contradict each
+    # other (at the 5% edge Fisher's exact test, being conservative, can differ a little).
+    arms = [(10, 10), (30, 30), (30, 1000), (1000, 30), (50, 500), (200, 5000), (1000, 1000)]
+    for n_a, n_b in arms:
+        for x_a, x_b in itertools.product(range(min(n_a, 40) + 1), range(min(n_b, 40) + 1)):
+            t = two_proportion_test(x_a, n_a, x_b, n_b)
+            excludes_zero = t.low > 0 or t.high < 0
+            if t.p_value < 0.01:
+                assert excludes_zero, (x_a, n_a, x_b, n_b, t)
+            elif t.p_value > 0.2:
+                assert not excludes_zero, (x_a, n_a, x_b, n_b, t)
+
+
+@pytest.mark.parametrize(
+    ("successes", "trials"), [(31, 30), (1, 0), (-1, 30), (0, -1)], ids=["more", "none", "negative", "neg-n"]
+)
+def test_impossible_counts_are_refused_not_clamped(successes, trials):
+    for compute in (
+        lambda: wilson_interval(successes, trials),
+        lambda: rate_with_interval(successes, trials),
+        lambda: two_proportion_test(successes, trials, 1, 10),
+        lambda: two_proportion_test(1, 10, successes, trials),
+        lambda: verdict("a", "b", successes, trials, 1, 10),
+    ):
+        with pytest.raises(ValueError, match=f"got {successes} of {trials}"):
+            compute()
+
+
+def test_wilson_interval_at_the_edges_is_exactly_zero_and_one():
+    assert wilson_interval(0, 1000)[0] == 0.0
+    assert wilson_interval(1000, 1000)[1] == 1.0
 
 
 def test_impressions_needed():

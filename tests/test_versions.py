@@ -318,9 +318,14 @@ def test_compare_versions_with_a_significant_difference(make_system):
     assert (b["ci_low"], b["ci_high"]) == pytest.approx(wilson(10, 200))
     assert a["ci_low"] < 0.3 < a["ci_high"] and a["enough_data"] is True
     diff = report["difference"]
-    se = math.sqrt(0.3 * 0.7 / 200 + 0.05 * 0.95 / 200)
+    (low_a, high_a), (low_b, high_b) = wilson(60, 200), wilson(10, 200)
     assert diff["rate"] == pytest.approx(-0.25)
-    assert (diff["ci_low"], diff["ci_high"]) == pytest.approx((-0.25 - Z * se, -0.25 + Z * se))
+    # Newcombe's interval (method 10): each side's distance from the two Wilson intervals.
+    newcombe = (
+        -0.25 - math.hypot(0.05 - low_b, high_a - 0.3),
+        -0.25 + math.hypot(high_b - 0.05, 0.3 - low_a),
+    )
+    assert (diff["ci_low"], diff["ci_high"]) == pytest.approx(newcombe)
     assert report["p_value"] == pytest.approx(pooled_p_value(60, 200, 10, 200), rel=1e-6)
     assert report["p_value"] < 0.001
     assert report["verdict"] == f"version {v2}'s dislike rate is 25.0 points lower, p < 0.001"

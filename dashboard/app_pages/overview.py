@@ -74,6 +74,12 @@ elif check["status"] == "insufficient":
         f"{check['latest_day']:%d %b}: too few impressions to compare the latest day with the days before.",
         icon=":material/hourglass_empty:",
     )
+elif check["status"] == "inconsistent":
+    st.warning(
+        f"{check['latest_day']:%d %b}: more dislikes than impressions were counted on the latest day or the "
+        "7 days before, so there is no rate to compare.",
+        icon=":material/error:",
+    )
 
 st.subheader("Dislike rate per day")
 rates = data.query(queries.list_daily_rates, *f.args)
@@ -86,13 +92,19 @@ if rates.empty:
     st.info("No impressions in this window: widen the dates or clear the version filter.")
 else:
     st.altair_chart(charts.daily_rate_chart(rates, in_window), width="stretch")
-    sparse = int((~rates["enough"]).sum())
+    # Impressions but no rate: more dislikes than impressions, which cannot be a rate.
+    impossible = int((rates["rate"].isna() & (rates["impressions"] > 0)).sum())
+    sparse = int((~rates["enough"]).sum()) - impossible
     if sparse:
         st.caption(
             f"▼ {sparse} day/version slices had fewer than "
             f"{data.get_system().settings.min_impressions_for_rate} impressions: no rate is drawn for them."
         )
-    table = rates.assign(dislike_rate=ui.rate_column(rates))[
+    if impossible:
+        st.caption(f"▼ {impossible} day/version slices counted more dislikes than impressions: no rate.")
+    # A rate on too few impressions is not shown, not even in the raw columns.
+    shown = {column: rates[column].where(rates["enough"]) for column in ("rate", "ci_low", "ci_high")}
+    table = rates.assign(dislike_rate=ui.rate_column(rates), **shown)[
         ["day", "version", "impressions", "dislikes", "dislike_rate", "rate", "ci_low", "ci_high", "enough"]
     ]
     with st.expander("The numbers behind the chart"):

@@ -5,6 +5,9 @@ import streamlit as st
 from dashboard import charts, data, ui
 from feedback_core import queries
 
+# Which test gave the p-value: Fisher's exact test when a count is small, else the z-test.
+TESTS = {"fisher_exact": "Fisher's exact test", "z_test": "two-proportion z-test"}
+
 st.title("Model versions")
 versions = data.query(queries.list_versions)
 if versions.empty:
@@ -17,7 +20,9 @@ active_id = int(active.iloc[0]) if len(active) else None
 
 st.subheader("Registry")
 st.caption("Online rates count every impression each version served (all time).")
-registry = versions.assign(dislike_rate=ui.rate_column(versions))
+# A rate on too few impressions is not shown, not even in the raw columns.
+shown = {column: versions[column].where(versions["enough"]) for column in ("rate", "ci_low", "ci_high")}
+registry = versions.assign(dislike_rate=ui.rate_column(versions), **shown)
 ui.show_table(
     registry.drop(columns=["version_id"]),
     "model_versions",
@@ -59,7 +64,7 @@ else:
         st.caption(
             f"Difference B − A: {comparison['difference'] * 100:+.2f} points "
             f"(95% interval {comparison['difference_low'] * 100:+.2f} to {comparison['difference_high'] * 100:+.2f}), "
-            f"two-proportion z-test {ui.fmt_p(comparison['p_value'])}."
+            f"{TESTS.get(comparison['test'], 'test')} {ui.fmt_p(comparison['p_value'])}."
         )
     online = comparison["online"]
     cols = st.columns(2)
