@@ -32,6 +32,20 @@ def build_system(args: argparse.Namespace):
     return FeedbackSystem.from_settings(Settings.from_env(**overrides))
 
 
+def schema_problem(system) -> str | None:
+    """Say why the loop cannot run on this database (no schema, or an old one); None when current."""
+    from feedback_core.db import current_revision, head_revision
+
+    revision, latest = current_revision(system.engine), head_revision()
+    if revision is None:
+        return "the database has no feedback schema: run feedback-core init"
+    if revision != latest:
+        return (
+            f"the database is at schema revision {revision}, not the latest {latest}: run feedback-core init"
+        )
+    return None
+
+
 @command("init", "create or upgrade the database schema (harmless to repeat)")
 def cmd_init(args: argparse.Namespace) -> int:
     system = build_system(args)

@@ -8,7 +8,7 @@ import tempfile
 
 from tqdm import tqdm
 
-from feedback_core.cli import build_system, command
+from feedback_core.cli import build_system, command, schema_problem
 from feedback_core.settings import Settings, mask_url
 
 
@@ -89,6 +89,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema_ready(system) -> bool:
+    """Say so (and return False) when the database needs ``feedback-core init`` first."""
+    problem = schema_problem(system)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+    return problem is None
+
+
 def _worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--once", action="store_true", help="run what is queued, then exit")
     p.add_argument("--poll", type=float, default=2.0, help="seconds between queue checks (default 2)")
@@ -97,6 +105,8 @@ def _worker_arguments(p: argparse.ArgumentParser) -> None:
 @command("worker", "claim queued retrain jobs and run them", _worker_arguments)
 def cmd_worker(args: argparse.Namespace) -> int:
     system = build_system(args)
+    if not _schema_ready(system):
+        return 2
     recovered = system.recover_stale_jobs()
     if recovered:
         print(f"marked failed (their worker had died): jobs {recovered}")
@@ -113,6 +123,8 @@ def _retrain_arguments(p: argparse.ArgumentParser) -> None:
 @command("retrain", "train a new model version now, in this process", _retrain_arguments)
 def cmd_retrain(args: argparse.Namespace) -> int:
     system = build_system(args)
+    if not _schema_ready(system):
+        return 2
     job = system.retrain(args.actor)
     if job["status"] != "succeeded":
         print(f"retrain job {job['job_id']} failed: {job['error']}", file=sys.stderr)

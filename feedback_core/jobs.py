@@ -12,12 +12,12 @@ from sqlalchemy import Connection, select, update
 
 from feedback_core import training
 from feedback_core.db import format_ts, read_connection, write_transaction
-from feedback_core.errors import ConflictError, NotFoundError
+from feedback_core.errors import ConflictError, FeedbackError, NotFoundError
 from feedback_core.recommender import load_active_model
 from feedback_core.recording import queue_retrain_job, write_audit
 from feedback_core.schema import negative_examples, retrain_jobs
 from feedback_core.validation import check_id, check_limit, check_text
-from feedback_core.versions import activate, insert_version
+from feedback_core.versions import activate, active_version_id, insert_version, lock_activations
 
 log = logging.getLogger("feedback_core")
 
@@ -66,6 +66,13 @@ def _process_alive(worker_id: str | None) -> bool | None:
     return True
 
 
+def _worker_gone(job, now) -> bool:
+    """Say whether a running job's worker is dead (this host) or silent too long (elsewhere)."""
+    alive = _process_alive(job.worker_id)
+    stale = job.heartbeat_at is None or now - job.heartbeat_at > timedelta(seconds=STALE_AFTER_SECONDS)
+    return alive is False or (alive is None and stale)
+
+
 def release_examples(conn: Connection, job_id: int) -> int:
     """Give a failed job's claimed examples back to the pool."""
     return conn.execute(
@@ -79,8 +86,12 @@ class Jobs:
     """Retrain-job operations of ``FeedbackSystem``."""
 
     def request_retrain(self, actor: str, trigger: str = "manual") -> dict:
-        """Queue a retrain by hand; if one is already queued or running, return that one."""
+        """Queue a retrain by hand; if one is already queued or running, return that one.
+
+        A job whose worker died is failed first, so it never stands in the way.
+        """
         actor = check_text(actor, "actor", 120, allow_empty=False)
+        self.recover_stale_jobs()
         with write_transaction(self.engine) as conn:
             job_id = queue_retrain_job(conn, at=self.now(), trigger=trigger, actor=actor)
             if job_id is None:
@@ -111,21 +122,30 @@ class Jobs:
         return [job_dict(r) for r in rows]
 
     def recover_stale_jobs(self) -> list[int]:
-        """Mark running jobs whose worker died as failed and release their examples."""
+        """Mark running jobs whose worker died as failed and release their examples.
+
+        One read when nothing is stale: the worker runs it on every poll, and asking for a
+        retrain runs it before deciding.
+        """
         now = self.now()
+        columns = (retrain_jobs.c.job_id, retrain_jobs.c.worker_id, retrain_jobs.c.heartbeat_at)
+        with read_connection(self.engine) as conn:
+            running = conn.execute(select(*columns).where(retrain_jobs.c.status == "running")).all()
+        gone = [job.job_id for job in running if _worker_gone(job, now)]
+        if not gone:
+            return []
         failed = []
         with write_transaction(self.engine) as conn:
-            running = conn.execute(select(retrain_jobs).where(retrain_jobs.c.status == "running")).all()
+            # Read again under the write lock: a heartbeat may have arrived since.
+            running = conn.execute(
+                select(*columns).where(retrain_jobs.c.job_id.in_(gone), retrain_jobs.c.status == "running")
+            ).all()
             for job in running:
-                alive = _process_alive(job.worker_id)
-                stale = job.heartbeat_at is None or now - job.heartbeat_at > timedelta(
-                    seconds=STALE_AFTER_SECONDS
-                )
-                if alive is False or (alive is None and stale):
-                    self._fail(
-                        conn, job.job_id, f"worker {job.worker_id} stopped while the job was running", now
-                    )
+                error = f"worker {job.worker_id} stopped while the job was running"
+                if _worker_gone(job, now) and self._fail(conn, job.job_id, job.worker_id, error, now):
                     failed.append(job.job_id)
+        for job_id in failed:
+            log.warning("[FEEDBACK] Retrain job %s failed: its worker stopped", job_id)
         return failed
 
     def claim_next_job(self, worker_id: str | None = None, job_id: int | None = None) -> dict | None:
@@ -163,42 +183,66 @@ class Jobs:
         stop: threading.Event | None = None,
         max_jobs: int | None = None,
     ) -> int:
-        """Run queued jobs until stopped (``once``: until the queue is empty). Return jobs run."""
+        """Run queued jobs until stopped (``once``: until the queue is empty). Return jobs run.
+
+        Every poll first fails the jobs of workers that died, so their examples train again.
+        """
         stop = stop or threading.Event()
-        self.recover_stale_jobs()
+        worker_id = this_worker_id()
         done = 0
         while not stop.is_set() and (max_jobs is None or done < max_jobs):
-            job = self.claim_next_job()
+            self.recover_stale_jobs()
+            job = self.claim_next_job(worker_id=worker_id)
             if job is None:
                 if once:
                     break
                 stop.wait(poll_seconds)
                 continue
-            self.run_job(job["job_id"])
+            try:
+                self.run_job(job["job_id"], worker_id)
+            except ConflictError as exc:  # another thread of this process started it first
+                log.warning("[FEEDBACK] Retrain job %s not run here: %s", job["job_id"], exc.message)
+                continue
             done += 1
         return done
 
     def retrain(self, actor: str, trigger: str = "manual") -> dict:
         """Queue (or reuse the queued) retrain job and run it now, in this process."""
-        job = self.request_retrain(actor, trigger)
+        job = self.request_retrain(actor, trigger)  # fails a dead worker's job first
         if job["status"] == "running":
             raise ConflictError(f"retrain job {job['job_id']} is already running", "job_id")
-        claimed = self.claim_next_job(job_id=job["job_id"])
+        worker_id = this_worker_id()
+        claimed = self.claim_next_job(worker_id=worker_id, job_id=job["job_id"])
         if claimed is None:
             raise ConflictError(f"retrain job {job['job_id']} was claimed by another worker", "job_id")
-        return self.run_job(job["job_id"])
+        return self.run_job(job["job_id"], worker_id)
 
-    def run_job(self, job_id: int) -> dict:
-        """Run one claimed job: train, evaluate, store the candidate, maybe promote it."""
+    def run_job(self, job_id: int, worker_id: str | None = None) -> dict:
+        """Run a job this worker claimed: train, evaluate, store the candidate, maybe promote it.
+
+        Args:
+            worker_id: the claimer's id given to ``claim_next_job`` (default: this process).
+
+        Raises:
+            ConflictError: the job is not running for ``worker_id`` or has already started;
+                nothing is changed.
+        """
+        job_id = check_id(job_id, "job_id")
+        worker_id = worker_id or this_worker_id()
+        job, claimed = self._start_job(job_id, worker_id)
         stop_beat = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(job_id, stop_beat), daemon=True)
+        beat = threading.Thread(target=self._heartbeat, args=(job_id, worker_id, stop_beat), daemon=True)
         beat.start()
         try:
-            self._run_job(job_id)
-        except Exception as exc:  # any failure must release the examples and record why
+            self._train_and_record(job, worker_id, claimed)
+        except (ValueError, FeedbackError) as exc:
+            # Expected: the data cannot train a model, or the job was taken away; the message
+            # says which, a stack trace would add nothing.
+            log.warning("[FEEDBACK] Retrain job %s failed: %s", job_id, exc)
+            self._fail_own(job_id, worker_id, exc)
+        except Exception as exc:  # anything else is a bug: keep its trace, still release the examples
             log.exception("[FEEDBACK] Retrain job %s failed", job_id)
-            with write_transaction(self.engine) as conn:
-                self._fail(conn, job_id, f"{type(exc).__name__}: {exc}", self.now())
+            self._fail_own(job_id, worker_id, exc)
         finally:
             stop_beat.set()
             beat.join(timeout=5)
@@ -206,13 +250,13 @@ class Jobs:
 
     # ------------------------------------------------------------ internals
 
-    def _heartbeat(self, job_id: int, stop: threading.Event) -> None:
+    def _heartbeat(self, job_id: int, worker_id: str, stop: threading.Event) -> None:
         while not stop.wait(HEARTBEAT_SECONDS):
             try:
                 with write_transaction(self.engine) as conn:
                     conn.execute(
                         update(retrain_jobs)
-                        .where(retrain_jobs.c.job_id == job_id, retrain_jobs.c.status == "running")
+                        .where(*_running_for(job_id, worker_id))
                         .values(heartbeat_at=self.now())
                     )
             except Exception:  # a missed heartbeat is harmless; the next one retries
@@ -222,17 +266,27 @@ class Jobs:
         with write_transaction(self.engine) as conn:
             conn.execute(
                 update(retrain_jobs)
-                .where(retrain_jobs.c.job_id == job_id)
+                .where(retrain_jobs.c.job_id == job_id, retrain_jobs.c.status == "running")
                 .values(progress=percent, stage=stage, heartbeat_at=self.now())
             )
 
-    def _fail(self, conn: Connection, job_id: int, error: str, now) -> None:
-        released = release_examples(conn, job_id)
-        conn.execute(
+    def _fail_own(self, job_id: int, worker_id: str, exc: BaseException) -> None:
+        with write_transaction(self.engine) as conn:
+            self._fail(conn, job_id, worker_id, f"{type(exc).__name__}: {exc}", self.now())
+
+    def _fail(self, conn: Connection, job_id: int, worker_id: str | None, error: str, now) -> bool:
+        """Fail the job and release its examples if it is still running for ``worker_id``.
+
+        Return whether it was; a job that finished or was failed meanwhile is left as it is.
+        """
+        failed = conn.execute(
             update(retrain_jobs)
-            .where(retrain_jobs.c.job_id == job_id)
+            .where(*_running_for(job_id, worker_id))
             .values(status="failed", active_slot=None, finished_at=now, error=error[:2000], stage="failed")
-        )
+        ).rowcount
+        if not failed:
+            return False
+        released = release_examples(conn, job_id)
         write_audit(
             conn,
             at=now,
@@ -242,13 +296,37 @@ class Jobs:
             entity_id=job_id,
             details={"error": error[:500], "examples_released": released},
         )
+        return True
 
-    def _run_job(self, job_id: int) -> None:
-        s = self.settings
+    def _start_job(self, job_id: int, worker_id: str) -> tuple:
+        """Start a job claimed by ``worker_id``: take the pending examples; return (job, examples).
+
+        Raises ConflictError, changing nothing, when the job is not this worker's to start.
+        """
         with write_transaction(self.engine) as conn:
-            job = conn.execute(select(retrain_jobs).where(retrain_jobs.c.job_id == job_id)).one()
+            job = conn.execute(
+                select(retrain_jobs).where(retrain_jobs.c.job_id == job_id).with_for_update()
+            ).first()
+            if job is None:
+                raise NotFoundError(f"retrain job {job_id} not found", "job_id")
             if job.status != "running":
-                raise ConflictError(f"retrain job {job_id} is {job.status}, not running", "job_id")
+                raise ConflictError(
+                    f"retrain job {job_id} is {job.status}, not running: only a claimed job runs "
+                    "(claim_next_job), once",
+                    "job_id",
+                )
+            if job.worker_id != worker_id:
+                raise ConflictError(
+                    f"retrain job {job_id} was claimed by worker {job.worker_id}, not {worker_id}: "
+                    "only the worker that claimed a job runs it",
+                    "job_id",
+                )
+            # claim_next_job leaves the job at stage "starting"; leaving it is the start, which
+            # only one caller wins, however many systems of this process try.
+            if job.stage != "starting":
+                raise ConflictError(
+                    f"retrain job {job_id} is already being run (stage {job.stage!r})", "job_id"
+                )
             claimed = conn.execute(
                 update(negative_examples)
                 .where(negative_examples.c.status == "pending")
@@ -259,6 +337,11 @@ class Jobs:
                 .where(retrain_jobs.c.job_id == job_id)
                 .values(examples_claimed=claimed, progress=10, stage="loading training data")
             )
+        return job, claimed
+
+    def _train_and_record(self, job, worker_id: str, claimed: int) -> None:
+        s = self.settings
+        job_id = job.job_id
         now = self.now()
         with read_connection(self.engine) as conn:
             data = training.load_training_data(
@@ -277,15 +360,31 @@ class Jobs:
         )
         metrics["active_on_same_holdout"] = baseline
         promote, why = _promotion_decision(metrics, baseline, s.promotion_margin)
-        metrics["promotion"] = {"promoted": promote, "reason": why, "margin": s.promotion_margin}
         self._progress(job_id, 95, "recording the new version")
         now = self.now()
         with write_transaction(self.engine) as conn:
             still = conn.execute(
-                select(retrain_jobs.c.status).where(retrain_jobs.c.job_id == job_id)
-            ).scalar()
-            if still != "running":
-                raise ConflictError(f"retrain job {job_id} was marked {still} while training", "job_id")
+                select(retrain_jobs.c.status, retrain_jobs.c.worker_id)
+                .where(retrain_jobs.c.job_id == job_id)
+                .with_for_update()
+            ).first()
+            if (still.status, still.worker_id) != ("running", worker_id):
+                raise ConflictError(
+                    f"retrain job {job_id} was marked {still.status} while training", "job_id"
+                )
+            # No activation can slip in between reading the active version and promoting.
+            lock_activations(conn)
+            active_now = active_version_id(conn)
+            if active_now != active_id:
+                # Someone activated or rolled back meanwhile: the comparison no longer holds, and
+                # promoting would silently undo their decision.
+                promote = False
+                why = (
+                    f"not activated: the active version changed from {_version_label(active_id)} to "
+                    f"{_version_label(active_now)} while this job trained (it was compared with "
+                    f"{_version_label(active_id)}: {why}); an analyst decides"
+                )
+            metrics["promotion"] = {"promoted": promote, "reason": why, "margin": s.promotion_margin}
             version_id = insert_version(
                 conn,
                 at=now,
@@ -311,7 +410,7 @@ class Jobs:
             )
             conn.execute(
                 update(retrain_jobs)
-                .where(retrain_jobs.c.job_id == job_id)
+                .where(*_running_for(job_id, worker_id))
                 .values(
                     status="succeeded",
                     active_slot=None,
@@ -328,7 +427,12 @@ class Jobs:
                 action="retrain.succeeded",
                 entity_type="retrain_job",
                 entity_id=job_id,
-                details={"version_id": version_id, "auc": metrics.get("auc"), "promoted": promote},
+                details={
+                    "version_id": version_id,
+                    "auc": metrics.get("auc"),
+                    "promoted": promote,
+                    "reason": why,
+                },
             )
             if promote:
                 activate(conn, version_id, "system", now, why)
@@ -339,6 +443,19 @@ class Jobs:
             metrics.get("auc"),
             promote,
         )
+
+
+def _version_label(version_id: int | None) -> str:
+    return "no version" if version_id is None else f"version {version_id}"
+
+
+def _running_for(job_id: int, worker_id: str | None) -> tuple:
+    """Conditions matching the job only while it is running for ``worker_id``."""
+    return (
+        retrain_jobs.c.job_id == job_id,
+        retrain_jobs.c.status == "running",
+        retrain_jobs.c.worker_id == worker_id,
+    )
 
 
 def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> tuple[bool, str]:

@@ -73,7 +73,11 @@ class Reinforcement:
         with read_connection(self.engine) as conn:
             row = conn.execute(
                 _example_query()
-                .where(negative_examples.c.user_id == user_id, negative_examples.c.movie_id == movie_id)
+                .where(
+                    negative_examples.c.user_id == user_id,
+                    negative_examples.c.movie_id == movie_id,
+                    user_dislikes.c.retracted_at.is_(None),
+                )
                 .order_by(negative_examples.c.example_id.desc())
                 .limit(1)
             ).first()
@@ -105,7 +109,9 @@ class Reinforcement:
         """Say whether enough unused examples wait and no retrain is under way.
 
         With ``queue=True`` a job is queued when the answer is yes (at most one ever waits).
+        A job whose worker died is failed first: it is not under way.
         """
+        self.recover_stale_jobs()
         threshold = self.settings.FEEDBACK_ACCUMULATION_THRESHOLD
         with write_transaction(self.engine) as conn:
             pending = count_pending_examples(conn, cap=threshold)
@@ -133,7 +139,11 @@ class Reinforcement:
     def mark_negative_examples_as_used(
         self, example_ids: Sequence[int], model_version_id: int | None = None
     ) -> int:
-        """Mark examples consumed by a training run; return how many changed (used ones stay)."""
+        """Mark pending examples consumed by a training run; return how many were marked.
+
+        Skipped, and not counted: examples already used, examples a retrain job has claimed
+        (that job marks them used, or gives them back if it fails) and unknown ids.
+        """
         if isinstance(example_ids, (str, bytes)) or not isinstance(example_ids, Sequence):
             raise ValidationError("example_ids must be a list of example ids", "example_ids")
         ids = [check_id(e, f"example_ids[{i}]") for i, e in enumerate(example_ids)]
@@ -147,11 +157,15 @@ class Reinforcement:
                     update(negative_examples)
                     .where(
                         negative_examples.c.example_id.in_(ids[start : start + 500]),
-                        negative_examples.c.status != "used",
+                        negative_examples.c.status == "pending",
                     )
                     .values(status="used", used_at=now, used_in_version_id=version)
                 ).rowcount
-        log.info("[FEEDBACK] %s negative examples marked as used", changed)
+        log.info(
+            "[FEEDBACK] %s negative examples marked as used (%s used, claimed or unknown skipped)",
+            changed,
+            len(set(ids)) - changed,
+        )
         return changed
 
     def record_feedback_impact(
@@ -227,14 +241,6 @@ class Reinforcement:
         return policy.apply_feature_adjustments(
             current_weights, adjustments, self.settings.weight_min, self.settings.weight_max
         )
-
-
-def _optional_weight(value: Any, field: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValidationError(f"{field} must be a finite number or None, got {value!r}", field)
-    return float(value)
 
 
 def _optional_weight(value: Any, field: str) -> float | None:

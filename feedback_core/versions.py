@@ -89,11 +89,17 @@ def insert_version(
     ).scalar_one()
 
 
+def lock_activations(conn: Connection) -> None:
+    """Take turns with every activation until the caller's transaction ends (PostgreSQL; an
+    SQLite write transaction already holds the only write lock)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(7216355)"))
+
+
 def activate(conn: Connection, version_id: int, actor: str, at, reason: str) -> dict:
     """Make one version active and retire the previous one, inside the caller's transaction."""
-    if conn.dialect.name == "postgresql":
-        # Two activations at once must take turns, or the second would miss the first's change.
-        conn.execute(text("SELECT pg_advisory_xact_lock(7216355)"))
+    # Two activations at once must take turns, or the second would miss the first's change.
+    lock_activations(conn)
     row = conn.execute(
         select(model_versions).where(model_versions.c.version_id == version_id).with_for_update()
     ).first()

@@ -13,7 +13,7 @@ from conftest import PG_SKIP, PG_URL
 
 from feedback_core import FeedbackSystem
 from feedback_core.cli import main
-from feedback_core.db import head_revision
+from feedback_core.db import current_revision, head_revision, migrate
 
 SCRIPT = Path(sys.executable).parent / "feedback-core"
 
@@ -103,3 +103,58 @@ def test_the_installed_console_script(tmp_path):
     system = FeedbackSystem.from_url(url)
     assert system.count_rows()["user_dislikes"] == 0  # the tables exist
     system.close()
+
+
+@pytest.mark.parametrize("argv", [["worker", "--once"], ["retrain"]])
+def test_loop_commands_on_a_database_without_the_schema_say_run_init(tmp_path, capsys, argv):
+    url = f"sqlite:///{tmp_path / 'bare.db'}"
+    code, out, err = run(capsys, "--db", url, *argv)
+    assert code == 2
+    assert err == "error: the database has no feedback schema: run feedback-core init\n"
+    assert current_revision_of(url) is None  # nothing was created
+
+
+@pytest.mark.parametrize("argv", [["worker", "--once"], ["retrain"]])
+def test_loop_commands_on_an_old_schema_say_run_init(tmp_path, capsys, argv):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    system = FeedbackSystem.from_url(url)
+    migrate(system.engine, "0006")
+    system.close()
+    code, out, err = run(capsys, "--db", url, *argv)
+    assert code == 2
+    assert f"schema revision 0006, not the latest {head_revision()}: run feedback-core init" in err
+    assert current_revision_of(url) == "0006"
+
+
+def test_retrain_on_an_empty_database_fails_in_one_clear_line(tmp_path, capsys, caplog):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    run(capsys, "--db", url, "init")
+    code, out, err = run(capsys, "--db", url, "retrain")
+    assert code == 1
+    assert "retrain job 1 failed: ValueError: no ratings, dislikes or shown lists to train on yet" in err
+    assert "Traceback" not in out + err
+    (record,) = [r for r in caplog.records if "Retrain job 1 failed" in r.getMessage()]
+    assert record.exc_info is None and "no ratings, dislikes or shown lists" in record.getMessage()
+
+
+def test_an_unexpected_training_failure_is_logged_with_its_traceback(tmp_path, capsys, caplog, monkeypatch):
+    from feedback_core import training
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(training, "load_training_data", broken)
+    url = f"sqlite:///{tmp_path / 'broken.db'}"
+    run(capsys, "--db", url, "init")
+    code, _, err = run(capsys, "--db", url, "retrain")
+    assert code == 1 and "retrain job 1 failed: RuntimeError: disk on fire" in err
+    (record,) = [r for r in caplog.records if "Retrain job 1 failed" in r.getMessage()]
+    assert record.exc_info is not None
+
+
+def current_revision_of(url: str) -> str | None:
+    system = FeedbackSystem.from_url(url)
+    try:
+        return current_revision(system.engine)
+    finally:
+        system.close()

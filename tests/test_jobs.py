@@ -10,6 +10,7 @@ import sys
 import threading
 
 import pytest
+from conftest import row_counts
 from helpers import count, finish_retrain_jobs, rows
 from loop_support import ALL_FILMS, COMEDY, HORROR, build_world, dislike, trained_world
 
@@ -344,3 +345,146 @@ def test_a_dead_pid_on_this_host_is_failed_at_once(system):
     system.claim_next_job(worker_id=f"{socket.gethostname()}:{os.getpid()}")
     assert system.recover_stale_jobs() == []  # this very process is alive
     assert system.get_retrain_job(own["job_id"])["status"] == "running"
+
+
+# ------------------------------------------------------------------ who runs a job
+
+
+def test_run_job_refuses_a_finished_job_and_changes_nothing(system):
+    trained_world(system)
+    (job,) = jobs(system)
+    before = row_counts(system)
+    with pytest.raises(ConflictError) as err:
+        system.run_job(job.job_id)
+    assert "succeeded, not running" in err.value.message
+    assert jobs(system) == [job] and row_counts(system) == before
+
+
+def test_run_job_refuses_a_job_another_worker_claimed(system):
+    build_world(system)
+    some_dislikes(system, 3)
+    job = system.request_retrain("analyst@test")
+    system.claim_next_job(worker_id="elsewhere.example:4242")
+    held = jobs(system)
+    with pytest.raises(ConflictError) as err:
+        system.run_job(job["job_id"])
+    assert "claimed by worker elsewhere.example:4242" in err.value.message
+    assert jobs(system) == held
+    assert {(e.status, e.job_id) for e in examples(system)} == {("pending", None)}
+    with pytest.raises(ConflictError):
+        system.run_job(job["job_id"], worker_id="elsewhere.example:4243")
+    assert jobs(system) == held
+
+
+def test_a_claimed_job_run_twice_at_once_trains_once(make_system, monkeypatch):
+    system, other = make_system(), make_system()  # e.g. a worker thread and a script
+    trained_world(system)
+    ids = some_dislikes(system, 5)
+    job = system.request_retrain("analyst@test")
+    system.claim_next_job(job_id=job["job_id"])
+
+    # The first run holds inside training while the second one is asked for.
+    from feedback_core import training
+
+    real_fit = training.fit_and_evaluate
+    inside, go = threading.Event(), threading.Event()
+
+    def fit_and_hold(*args, **kwargs):
+        if threading.current_thread() is first:
+            inside.set()
+            assert go.wait(120)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit_and_evaluate", fit_and_hold)
+    results: list = []
+    first = threading.Thread(target=lambda: results.append(system.run_job(job["job_id"])))
+    first.start()
+    try:
+        assert inside.wait(120), "the first run never reached training"
+        held = jobs(system)
+        with pytest.raises(ConflictError) as err:
+            other.run_job(job["job_id"])
+        assert "already being run" in err.value.message
+        assert jobs(system) == held
+    finally:
+        go.set()
+        first.join(timeout=120)
+    (done,) = results
+    assert (done["status"], done["error"], done["examples_claimed"]) == ("succeeded", None, 5)
+    assert [v.version_id for v in rows(system, model_versions, model_versions.c.version_id > 1)] == [
+        done["result_version_id"]
+    ]
+    used = rows(system, negative_examples, negative_examples.c.dislike_id.in_(ids))
+    assert {(e.status, e.used_in_version_id) for e in used} == {("used", done["result_version_id"])}
+
+
+def test_a_job_failed_by_recovery_while_it_trained_stays_as_recovery_left_it(system, clock, monkeypatch):
+    trained_world(system)
+    some_dislikes(system, 4)
+    job = system.request_retrain("analyst@test")
+    system.claim_next_job(worker_id="elsewhere.example:4242")
+    from feedback_core import training
+
+    real_fit = training.fit_and_evaluate
+
+    def fit_while_declared_dead(*args, **kwargs):
+        # Its heartbeat looks stale to another system, which fails the job and frees its examples.
+        clock.advance(minutes=5)
+        assert system.recover_stale_jobs() == [job["job_id"]]
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit_and_evaluate", fit_while_declared_dead)
+    done = system.run_job(job["job_id"], worker_id="elsewhere.example:4242")
+    assert (done["status"], done["result_version_id"]) == ("failed", None)
+    assert done["error"] == "worker elsewhere.example:4242 stopped while the job was running"
+    assert count(system, audit_log, audit_log.c.action == "retrain.failed") == 1
+    assert count(system, model_versions) == 1
+    assert {(e.status, e.job_id) for e in examples(system)} == {("pending", None)}
+
+
+# ------------------------------------------------------------------ promotion and rollback
+
+
+def test_a_rollback_while_a_job_trains_is_not_overridden(system, monkeypatch):
+    from feedback_core import jobs as jobs_module
+
+    # Every new version beats the one it was compared with.
+    monkeypatch.setattr(jobs_module, "_promotion_decision", lambda *args: (True, "better"))
+    v1 = trained_world(system)
+    some_dislikes(system, 4)
+    v2 = system.retrain("analyst@test")["result_version_id"]
+    assert system.get_active_model_version()["version_id"] == v2
+    some_dislikes(system, 4, first_user=400)
+
+    from feedback_core import training
+
+    real_fit = training.fit_and_evaluate
+
+    def fit_while_rolled_back(*args, **kwargs):
+        fitted = real_fit(*args, **kwargs)
+        system.activate_model_version(v1, "analyst@test", reason="rollback: v2 is bad")
+        return fitted
+
+    monkeypatch.setattr(training, "fit_and_evaluate", fit_while_rolled_back)
+    done = system.retrain("analyst@test")
+    assert done["status"] == "succeeded", done["error"]
+    v3 = system.get_model_version(done["result_version_id"])
+    assert system.get_active_model_version()["version_id"] == v1  # the rollback stands
+    assert (v3["status"], v3["parent_id"], v3["activated_at"]) == ("candidate", v2, None)
+    promotion = v3["metrics"]["promotion"]
+    assert promotion["promoted"] is False
+    assert promotion["reason"].startswith(
+        f"not activated: the active version changed from version {v2} to version {v1} while this job trained"
+    )
+    (audit,) = rows(
+        system,
+        audit_log,
+        audit_log.c.action == "retrain.succeeded",
+        audit_log.c.entity_id == str(done["job_id"]),
+    )
+    assert audit.details["promoted"] is False and audit.details["reason"] == promotion["reason"]
+    # With nothing changed meanwhile, the next job is promoted as before.
+    monkeypatch.setattr(training, "fit_and_evaluate", real_fit)
+    some_dislikes(system, 4, first_user=500)
+    v4 = system.retrain("analyst@test")["result_version_id"]
+    assert system.get_active_model_version()["version_id"] == v4

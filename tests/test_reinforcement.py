@@ -7,6 +7,7 @@ import copy
 import pytest
 from conftest import row_counts
 from helpers import add_model_version, count, finish_retrain_jobs, rows
+from sqlalchemy import update
 
 from feedback_core import NotFoundError, ValidationError
 from feedback_core.schema import audit_log, dislike_feedback_impact, negative_examples, retrain_jobs
@@ -37,6 +38,18 @@ def test_apply_dislike_to_training_data_needs_a_dislike(system):
     with pytest.raises(ValidationError) as err:
         system.apply_dislike_to_training_data(1, 2, predicted_score=1.5)
     assert err.value.field == "predicted_score"
+
+
+def test_apply_dislike_to_training_data_skips_a_retracted_dislike(system):
+    dislike_id = system.save_dislike(1, 10, "A")
+    (example,) = system.get_negative_training_batch()
+    system.mark_negative_examples_as_used([example["example_id"]])  # used: retracting keeps it
+    system.retract_dislike(dislike_id, 1)
+    with pytest.raises(NotFoundError) as err:
+        system.apply_dislike_to_training_data(1, 10)
+    assert "no unretracted dislike of movie 10 by user 1" in err.value.message
+    again = system.save_dislike(1, 10, "A")  # disliked once more: that one counts
+    assert system.apply_dislike_to_training_data(1, 10)["dislike_id"] == again
 
 
 def test_get_negative_training_batch_is_oldest_first(system, clock):
@@ -76,6 +89,24 @@ def test_mark_negative_examples_as_used(system, clock):
     # used ones stay used and are not counted again; unknown ids change nothing
     assert system.mark_negative_examples_as_used([first, third, third + 100]) == 1
     assert system.get_untrained_negative_feedback_count() == 0
+
+
+def test_mark_negative_examples_skips_examples_a_retrain_job_holds(system):
+    for movie in (10, 11):
+        system.save_dislike(1, movie, f"M{movie}")
+    free, held = (e["example_id"] for e in system.get_negative_training_batch())
+    job = system.request_retrain("analyst@test")
+    system.claim_next_job(worker_id="w1")
+    with system.engine.begin() as conn:  # what the running job did when it started
+        conn.execute(
+            update(negative_examples)
+            .where(negative_examples.c.example_id == held)
+            .values(status="claimed", job_id=job["job_id"])
+        )
+    assert system.mark_negative_examples_as_used([free, held]) == 1
+    by_id = {e.example_id: e for e in rows(system, negative_examples)}
+    assert (by_id[free].status, by_id[free].job_id) == ("used", None)
+    assert (by_id[held].status, by_id[held].job_id, by_id[held].used_at) == ("claimed", job["job_id"], None)
 
 
 def test_mark_negative_examples_rejects_bad_input_and_changes_nothing(system):
