@@ -62,7 +62,9 @@ def raw_dislikes(system) -> pd.DataFrame:
     with system.engine.connect() as conn:
         rows = conn.execute(select(user_dislikes).where(user_dislikes.c.retracted_at.is_(None))).all()
         shown = dict(
-            conn.execute(select(recommendation_sets.c.recommendation_set_id, recommendation_sets.c.created_at)).all()
+            conn.execute(
+                select(recommendation_sets.c.recommendation_set_id, recommendation_sets.c.created_at)
+            ).all()
         )
     df = pd.DataFrame([r._mapping for r in rows])
     # A dislike of a list counts on the day the list was shown (beside its impressions).
