@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from feedback_core.errors import (
     AuthenticationError,
     ConflictError,
@@ -26,12 +28,26 @@ from feedback_core.system import FeedbackSystem
 _default: FeedbackSystem | None = None
 _default_lock = threading.Lock()
 
-_DEFAULTS = Settings.__dataclass_fields__
-DISLIKE_WEIGHT_MULTIPLIER = _DEFAULTS["DISLIKE_WEIGHT_MULTIPLIER"].default
-FEEDBACK_ACCUMULATION_THRESHOLD = _DEFAULTS["FEEDBACK_ACCUMULATION_THRESHOLD"].default
-GENRE_DEEMPHASIS_FACTOR = _DEFAULTS["GENRE_DEEMPHASIS_FACTOR"].default
-CAST_DEEMPHASIS_FACTOR = _DEFAULTS["CAST_DEEMPHASIS_FACTOR"].default
-FRANCHISE_DEEMPHASIS_FACTOR = _DEFAULTS["FRANCHISE_DEEMPHASIS_FACTOR"].default
+# The specification's configuration constants, read as module attributes: the values in force
+# (the default system's, else the environment's), not the defaults. They are set through the
+# environment (FEEDBACK_ACCUMULATION_THRESHOLD=5 ...), not by assigning to them.
+_CONSTANTS = (
+    "DISLIKE_WEIGHT_MULTIPLIER",
+    "FEEDBACK_ACCUMULATION_THRESHOLD",
+    "GENRE_DEEMPHASIS_FACTOR",
+    "CAST_DEEMPHASIS_FACTOR",
+    "FRANCHISE_DEEMPHASIS_FACTOR",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CONSTANTS or name == "DB_PATH":
+        settings = _default.settings if _default is not None else Settings.from_env()
+        if name == "DB_PATH":  # the specification's database file: the SQLite file in use
+            url = make_url(settings.database_url)
+            return url.database if url.get_backend_name() == "sqlite" else None
+        return getattr(settings, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_default_system() -> FeedbackSystem:
@@ -122,6 +138,7 @@ __all__ = [
     "AuthenticationError",
     "CAST_DEEMPHASIS_FACTOR",
     "ConflictError",
+    "DB_PATH",
     "DISLIKE_WEIGHT_MULTIPLIER",
     "DatabaseUnavailableError",
     "FEEDBACK_ACCUMULATION_THRESHOLD",

@@ -300,7 +300,7 @@ class _Checkpointer:
                     self.completed += 1
                 except (sqlite3.Error, OSError):
                     # The next write asks again (on a fresh connection).
-                    log.warning("checkpointing %s failed", self.path, exc_info=True)
+                    log.warning("[FEEDBACK] checkpointing %s failed", self.path, exc_info=True)
                     if conn is not None:
                         conn.close()
                         conn = None
@@ -468,7 +468,7 @@ class _Writers:
             except OSError:
                 continue
         log.warning(
-            "cannot open %s: writers wait on SQLite's lock alone for the next %.0f s",
+            "[FEEDBACK] cannot open %s: writers wait on SQLite's lock alone for the next %.0f s",
             self.path,
             self.RETRY_FILE_AFTER_S,
         )
@@ -546,7 +546,7 @@ class _WriteTransaction:
             self._release(keep=False)
             if exc_type is None:
                 _raise_translated(failure)
-            log.warning("rolling back a failed write transaction failed", exc_info=True)
+            log.warning("[FEEDBACK] rolling back a failed write transaction failed", exc_info=True)
         else:
             self._release(keep=committed and not self._bulk)
         if isinstance(exc, (OperationalError, DBAPIError)):
@@ -591,7 +591,7 @@ def _commit(conn: Connection) -> None:
         try:
             _roll_back(conn)
         except Exception:
-            log.warning("rolling back after a failed commit failed", exc_info=True)
+            log.warning("[FEEDBACK] rolling back after a failed commit failed", exc_info=True)
         raise
 
 
@@ -618,7 +618,7 @@ def _note_commit(checkpointer: _Checkpointer, conn: Connection) -> None:
         checkpointer.committed(conn.connection.dbapi_connection)
     except Exception:
         # The write is committed: a checkpoint that failed must not make it look failed.
-        log.warning("checkpointing %s after a write failed", checkpointer.path, exc_info=True)
+        log.warning("[FEEDBACK] checkpointing %s after a write failed", checkpointer.path, exc_info=True)
 
 
 def _raise_translated(exc: BaseException) -> None:
@@ -862,7 +862,7 @@ class _ReadingSession:
                 except (OperationalError, DBAPIError):
                     # Ending after an error: that error is the one to report, and a connection
                     # that cannot even roll back is discarded by the pool.
-                    log.debug("rolling back a reading session failed", exc_info=True)
+                    log.debug("[FEEDBACK] rolling back a reading session failed", exc_info=True)
         finally:
             conn.close()
 

@@ -615,7 +615,7 @@ class Importer:
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         except DBAPIError:
             # Its settings cannot be trusted: the pool gets a fresh connection instead.
-            log.warning("could not restore the import connection's settings", exc_info=True)
+            log.warning("[FEEDBACK] could not restore the import connection's settings", exc_info=True)
             conn.invalidate()
         finally:
             conn.close()

@@ -33,7 +33,8 @@ def dislike_weight(count: int, latest: datetime | None, now: datetime) -> float:
     """Return how strongly a user dislikes a movie: ``min(count / 3, 1) * decay`` (0 if none)."""
     if count <= 0 or latest is None:
         return 0.0
-    days = (now - latest).total_seconds() / 86400.0
+    # Whole days: a dislike from today decays not at all (PRODUCT.md), one from yesterday a day.
+    days = (now.date() - latest.date()).days
     return min(count / 3.0, 1.0) * decay_factor(days)
 
 

@@ -127,3 +127,64 @@ def test_set_default_system_replaces_the_default(default_system):
     assert feedback_core.get_default_system() is default_system
     feedback_core.save_dislike(7, 8, "Eight")
     assert default_system.count_rows()["user_dislikes"] == 1
+
+
+def test_the_constants_show_the_settings_in_force(monkeypatch, tmp_path):
+    feedback_core.set_default_system(None)
+    monkeypatch.setenv("FEEDBACK_DB_URL", f"sqlite:///{tmp_path / 'movies.db'}")
+    monkeypatch.setenv("FEEDBACK_ACCUMULATION_THRESHOLD", "5")
+    monkeypatch.setenv("GENRE_DEEMPHASIS_FACTOR", "0.2")
+    try:
+        assert feedback_core.FEEDBACK_ACCUMULATION_THRESHOLD == 5
+        assert feedback_core.GENRE_DEEMPHASIS_FACTOR == 0.2
+        assert feedback_core.DB_PATH == str(tmp_path / "movies.db")  # the specification's DB_PATH
+        namespace: dict = {}
+        exec("from feedback_core import FEEDBACK_ACCUMULATION_THRESHOLD, DB_PATH", namespace)
+        assert namespace["FEEDBACK_ACCUMULATION_THRESHOLD"] == 5
+        # Once a default system exists, its settings are the ones in force.
+        feedback_core.set_default_system(
+            feedback_core.FeedbackSystem.from_settings(
+                feedback_core.Settings(database_url="sqlite://", FEEDBACK_ACCUMULATION_THRESHOLD=7)
+            )
+        )
+        assert feedback_core.FEEDBACK_ACCUMULATION_THRESHOLD == 7
+        assert feedback_core.DB_PATH in ("", None)  # an in-memory database has no file
+        with pytest.raises(AttributeError):
+            feedback_core.NO_SUCH_CONSTANT  # noqa: B018
+    finally:
+        feedback_core.set_default_system(None)
+
+
+def test_a_host_app_without_logging_gets_the_feedback_lines_in_its_log(tmp_path):
+    import subprocess
+    import sys
+
+    host = (
+        "from flask import Flask\n"
+        "from feedback_core import init_feedback_tables, register_feedback_routes, save_dislike\n"
+        "app = Flask('host')\n"
+        "init_feedback_tables()\n"
+        "register_feedback_routes(app)\n"
+        "save_dislike(user_id=1, movie_id=2, movie_title='T', predicted_score=0.5, reason='wrong_genre',"
+        " genres=['Drama'])\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "FEEDBACK_DB_URL": f"sqlite:///{tmp_path / 'app.db'}"}
+    done = subprocess.run([sys.executable, "-c", host], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "[FEEDBACK] Dislike 1 recorded" in done.stderr  # what the specification's monitoring greps
+    assert "[FEEDBACK] Feature adjustments proposed" in done.stderr
+
+
+def test_every_log_line_carries_the_feedback_prefix():
+    import re
+    from pathlib import Path
+
+    source = Path(feedback_core.__file__).parent
+    calls = re.compile(r"\blog\.(?:debug|info|warning|error|exception|critical)\(\s*f?\"([^\"]*)")
+    unprefixed = [
+        f"{path.name}: {message[:50]}"
+        for path in sorted(source.rglob("*.py"))
+        for message in calls.findall(path.read_text(encoding="utf-8"))
+        if not message.startswith("[FEEDBACK]")
+    ]
+    assert unprefixed == []

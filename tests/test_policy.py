@@ -247,3 +247,16 @@ def test_apply_feature_adjustments_rejects_non_numbers(bad):
 )
 def test_should_retrain(untrained, threshold, job_active, expected):
     assert should_retrain(untrained, threshold, job_active) is expected
+
+
+def test_dislike_weight_counts_whole_days():
+    from datetime import datetime
+
+    from feedback_core.policy import dislike_weight
+
+    # A dislike from today does not decay, whatever the hour (PRODUCT.md); yesterday's is a day old.
+    assert dislike_weight(1, datetime(2026, 1, 10, 0, 1), datetime(2026, 1, 10, 23, 59)) == 1 / 3
+    assert dislike_weight(1, datetime(2026, 1, 9, 23, 59), datetime(2026, 1, 10, 0, 1)) == 1 / 3 * (
+        1 - 1 / 180
+    )
+    assert dislike_weight(3, datetime(2025, 1, 1), datetime(2026, 1, 10)) == 0.5
