@@ -1,7 +1,8 @@
 """The feedback dashboard: ``streamlit run dashboard/app.py`` (``make run`` loads the demo first).
 
-This entry script runs on every page view: it identifies the person, checks the database,
-creates the shared sidebar filters, then runs the selected page from ``app_pages/``.
+This entry script runs on every page view: it identifies the person (and stops a person without
+a role), checks the database, creates the shared sidebar filters on the pages they filter, then
+runs the selected page from ``app_pages/``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ PAGES = {
 }
 
 
+# The pages the sidebar's dates, versions and reasons filter; the others read what they show
+# whole (or have their own filters), so the sidebar does not offer a choice they would ignore.
+FILTERED_PAGES = PAGES["Monitor"]
+
+
 def _identify() -> identity.Identity:
     try:
         who = identity.current_identity()
@@ -74,6 +80,17 @@ def _identify() -> identity.Identity:
             except StreamlitAuthError as exc:  # e.g. Authlib missing, or [auth] incomplete
                 st.error("Sign-in is configured but cannot start.", icon=":material/badge:")
                 st.text(str(exc))
+        st.stop()
+    if not who.can_view():
+        st.title("Dislike feedback")
+        st.warning(
+            "You have no role here, so there is nothing to show you: ask an admin to give you one "
+            "(the viewer role lets you look at every page).",
+            icon=":material/lock:",
+        )
+        st.text(f"Signed in as {who.describe()}")
+        if who.mode == "oidc" and st.button("Sign out", key="logout"):
+            st.logout()
         st.stop()
     return who
 
@@ -122,7 +139,10 @@ def _show_page(who: identity.Identity, navigation) -> bool:
             icon=":material/upgrade:",
         )
     data.start_worker_if_enabled()
-    ui.sidebar_filters(data.query(queries.get_data_bounds), data.query(queries.list_filter_versions))
+    if navigation in FILTERED_PAGES:
+        ui.sidebar_filters(data.query(queries.get_data_bounds), data.query(queries.list_filter_versions))
+    else:
+        ui.keep_filters()
     ui.show_flashes()
     navigation.run()
     return True

@@ -45,6 +45,11 @@ class Identity:
         how = "signed in" if self.mode == "oidc" else "local mode"
         return f"{self.principal.name} · {roles} ({how})"
 
+    def can_view(self) -> bool:
+        """Say whether this person may look at the pages: any role lets them (viewer, and the
+        approver and admin roles include looking); no role, nothing."""
+        return bool(self.principal.roles)
+
 
 def _secret(section: str) -> dict | None:
     try:

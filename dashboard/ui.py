@@ -18,6 +18,7 @@ from dashboard import data, identity
 from feedback_core.errors import FeedbackError
 from feedback_core.queries import version_label
 from feedback_core.settings import REASONS
+from feedback_core.versions import ANY_ACTIVE
 
 DEFAULT_WINDOW_DAYS = 28
 
@@ -25,9 +26,12 @@ DEFAULT_WINDOW_DAYS = 28
 # ---------------------------------------------------------------- filters
 
 
+FILTER_KEYS = ("filter_dates", "filter_versions", "filter_reasons")
+
+
 @dataclass(frozen=True)
 class Filters:
-    """The sidebar's selection, shared by every page."""
+    """The sidebar's selection, shared by the pages that draw it (see ``app.FILTERED_PAGES``)."""
 
     start: date
     end: date
@@ -40,12 +44,33 @@ class Filters:
         return (self.start, self.end, self.versions, self.reasons)
 
 
+def keep_filters() -> None:
+    """Keep the filters' values while a page that does not draw them is shown.
+
+    Streamlit forgets a widget's value in a run that does not draw it; set through the
+    Session State API the value stays, and the next page with the filters shows it again.
+    """
+    for key in FILTER_KEYS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def _in_order(picked: Any) -> tuple:
+    """Return the picked dates earliest first (a range picked backwards is read forwards)."""
+    if not isinstance(picked, (tuple, list)):
+        picked = (picked,)
+    return tuple(sorted(picked))
+
+
 def sidebar_filters(bounds: dict, versions: pd.DataFrame) -> None:
     """Create the shared filters in the sidebar (once, in the entry script, with keys)."""
     last = bounds.get("last_day") or date.today()
     first = bounds.get("first_day") or last
     if "filter_dates" not in st.session_state:
         st.session_state["filter_dates"] = (max(first, last - timedelta(days=DEFAULT_WINDOW_DAYS - 1)), last)
+    elif st.session_state["filter_dates"]:
+        # Before the widget is drawn, so that it shows the range the pages use.
+        st.session_state["filter_dates"] = _in_order(st.session_state["filter_dates"])
     st.sidebar.date_input(
         "Dates (UTC)", key="filter_dates", help="Inclusive; compared with the window before it"
     )
@@ -68,9 +93,7 @@ def sidebar_filters(bounds: dict, versions: pd.DataFrame) -> None:
 
 def current_filters() -> Filters:
     """Return the sidebar's current selection."""
-    picked = st.session_state.get("filter_dates") or (date.today(),)
-    if not isinstance(picked, (tuple, list)):
-        picked = (picked,)
+    picked = _in_order(st.session_state.get("filter_dates") or (date.today(),))
     start = picked[0]
     end = picked[1] if len(picked) > 1 else start  # while a range is half picked
     return Filters(
@@ -188,19 +211,24 @@ Point the dashboard at another database with `FEEDBACK_DB_URL`.
 # ---------------------------------------------------------------- flash messages
 
 
+FLASH_BOXES = {
+    "success": (st.success, ":material/check_circle:"),
+    "info": (st.info, ":material/info:"),
+    "warning": (st.warning, ":material/warning:"),
+    "error": (st.error, ":material/error:"),
+}
+
+
 def flash(kind: str, message: str) -> None:
-    """Keep a message to show at the top of the next run (after an action's rerun)."""
+    """Keep a message (``success``, ``info``, ``warning`` or ``error``) to show at the top of the next run."""
     st.session_state.setdefault("flash", []).append((kind, message))
 
 
 def show_flashes() -> None:
     """Show and forget the kept messages (as plain text: they may quote user data)."""
     for kind, message in st.session_state.pop("flash", []):
-        box = st.success if kind == "success" else st.error
-        box(
-            escape_markdown(message),
-            icon=":material/check_circle:" if kind == "success" else ":material/error:",
-        )
+        box, icon = FLASH_BOXES[kind]
+        box(escape_markdown(message), icon=icon)
 
 
 def escape_markdown(text: str) -> str:
@@ -210,48 +238,60 @@ def escape_markdown(text: str) -> str:
 
 # ---------------------------------------------------------------- confirmed actions
 
+# Each action returns its outcome as (flash kind, message): only what changed something is a success.
+Outcome = tuple[str, str]
 
-def _approve(op, ids: list[int], magnitude: float | None = None) -> str:
+
+def _approve(op, ids: list[int], magnitude: float | None = None) -> Outcome:
     if len(ids) == 1:
         result = op.approve_adjustment(ids[0], magnitude)
-        return f"Adjustment {ids[0]} approved and applied: weight {result['weight_before']:.2f} → {result['weight_after']:.2f}"
-    return _bulk_message("approved", op.approve_adjustments(ids))
+        return (
+            "success",
+            f"Adjustment {ids[0]} approved and applied: weight {result['weight_before']:.2f} → {result['weight_after']:.2f}",
+        )
+    return _bulk_outcome("approved", op.approve_adjustments(ids))
 
 
-def _reject(op, ids: list[int], note: str = "") -> str:
+def _reject(op, ids: list[int], note: str = "") -> Outcome:
     if len(ids) == 1:
         op.reject_adjustment(ids[0], note)
-        return f"Adjustment {ids[0]} rejected"
-    return _bulk_message("rejected", op.reject_adjustments(ids, note))
+        return "success", f"Adjustment {ids[0]} rejected"
+    return _bulk_outcome("rejected", op.reject_adjustments(ids, note))
 
 
-def _bulk_message(verb: str, result: dict) -> str:
-    message = f"{len(result['decided'])} adjustments {verb}"
-    if result["skipped"]:
-        message += f"; {len(result['skipped'])} skipped: " + "; ".join(
-            s["error"] for s in result["skipped"][:3]
-        )
-    return message
+def _bulk_outcome(verb: str, result: dict) -> Outcome:
+    decided, skipped = len(result["decided"]), result["skipped"]
+    message = f"{decided or 'No'} adjustment{'' if decided == 1 else 's'} {verb}"
+    if skipped:
+        message += f"; {len(skipped)} skipped: " + "; ".join(s["error"] for s in skipped[:3])
+    if not decided:
+        return "error", message
+    return ("warning" if skipped else "success"), message
 
 
-def _revert(op, adjustment_id: int) -> str:
+def _revert(op, adjustment_id: int) -> Outcome:
     op.revert_adjustment(adjustment_id)
-    return f"Adjustment {adjustment_id} reverted"
+    return "success", f"Adjustment {adjustment_id} reverted"
 
 
-def _retrain(op) -> str:
+def _retrain(op) -> Outcome:
     job = op.request_retrain()
     if not job.get("created", True):
-        return f"Retrain job {job['job_id']} was already {job['status']}: one at a time"
-    return f"Retrain job {job['job_id']} queued"
+        return (
+            "info",
+            f"Retrain job {job['job_id']} was already {job['status']}: one at a time, so none was added",
+        )
+    return "success", f"Retrain job {job['job_id']} queued"
 
 
-def _activate(op, version_id: int) -> str:
-    op.activate_model_version(version_id)
-    return f"{version_label(version_id)} is now the active model version"
+def _activate(op, version_id: int, expected_active: Any = ANY_ACTIVE) -> Outcome:
+    result = op.activate_model_version(version_id, expected_active=expected_active)
+    if not result["changed"]:
+        return "info", f"{version_label(version_id)} is already the active model version: nothing changed"
+    return "success", f"{version_label(version_id)} is now the active model version"
 
 
-ACTIONS: dict[str, Callable[..., str]] = {
+ACTIONS: dict[str, Callable[..., Outcome]] = {
     "approve": _approve,
     "reject": _reject,
     "revert": _revert,
@@ -260,9 +300,34 @@ ACTIONS: dict[str, Callable[..., str]] = {
 }
 
 
-def ask_to_confirm(kind: str, summary: str, verb: str, **args: Any) -> None:
-    """Queue an action; the confirmation dialog opens in this run and it runs only on "Confirm"."""
-    st.session_state["pending_action"] = {"kind": kind, "summary": summary, "verb": verb, "args": args}
+def ask_to_confirm(
+    kind: str, summary: str, verb: str, *, origin: str = "", reset: tuple[str, ...] = (), **args: Any
+) -> None:
+    """Queue an action; the confirmation dialog opens in this run and it runs only on "Confirm".
+
+    ``origin`` names the button that asked (see ``pending_action``); ``reset`` lists widget keys
+    to clear once the action has done something (a note that was used, say).
+    """
+    st.session_state["pending_action"] = {
+        "kind": kind,
+        "summary": summary,
+        "verb": verb,
+        "origin": origin,
+        "reset": reset,
+        "args": args,
+    }
+
+
+def pending_action(origin: str) -> dict | None:
+    """Return the arguments of the action waiting for confirmation if ``origin`` asked for it."""
+    pending = st.session_state.get("pending_action")
+    return pending["args"] if pending is not None and pending["origin"] == origin else None
+
+
+def withdraw_pending(message: str) -> None:
+    """Close the confirmation dialog unanswered (what it asked about changed) and say why."""
+    _forget_pending()
+    st.warning(escape_markdown(message), icon=":material/warning:")
 
 
 def _forget_pending() -> None:
@@ -279,18 +344,25 @@ def _confirm_dialog() -> None:
     left, right = st.columns(2)
     if left.button(pending["verb"], type="primary", key="confirm_action", width="stretch"):
         _forget_pending()
-        run_action(pending["kind"], **pending["args"])
+        run_action(pending["kind"], reset=pending["reset"], **pending["args"])
         st.rerun()
     if right.button("Cancel", key="cancel_action", width="stretch"):
         _forget_pending()
         st.rerun()
 
 
-def run_action(kind: str, **args: Any) -> None:
-    """Take an action as the current person, keep its outcome as a message, refresh the data."""
+def run_action(kind: str, reset: tuple[str, ...] = (), **args: Any) -> None:
+    """Take an action as the current person, keep its outcome as a message, refresh the data.
+
+    The widgets named in ``reset`` start empty on the next run unless the action did nothing.
+    """
     try:
         operator = identity.get_operator(data.get_system())
-        flash("success", ACTIONS[kind](operator, **args))
+        outcome, message = ACTIONS[kind](operator, **args)
+        flash(outcome, message)
+        if outcome != "error":
+            for key in reset:
+                st.session_state.pop(key, None)
     except FeedbackError as exc:  # refused, already decided, invalid, database down: all told plainly
         flash("error", exc.message)
     except identity.IdentityError as exc:

@@ -14,6 +14,7 @@ from typing import Any
 from feedback_core.db import write_transaction
 from feedback_core.errors import PermissionDeniedError
 from feedback_core.recording import write_audit
+from feedback_core.versions import ANY_ACTIVE
 
 ROLES = ("viewer", "approver", "admin")
 
@@ -104,7 +105,10 @@ class Operator:
         self._require("retrain.request", "retrain_job")
         return self.system.request_retrain(self.principal.name)
 
-    def activate_model_version(self, version_id: int) -> dict:
-        """Activate (or roll back to) a model version as this principal."""
+    def activate_model_version(self, version_id: int, expected_active=ANY_ACTIVE) -> dict:
+        """Activate (or roll back to) a model version as this principal; with ``expected_active``
+        only while that version (None: none) is still the active one."""
         self._require("model.activate", "model_version", version_id)
-        return self.system.activate_model_version(version_id, self.principal.name)
+        return self.system.activate_model_version(
+            version_id, self.principal.name, expected_active=expected_active
+        )

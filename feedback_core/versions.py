@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Select, bindparam, func, insert, select, text
 
 from feedback_core import stats
 from feedback_core.db import format_ts, read_connection, write_transaction
-from feedback_core.errors import NotFoundError, ValidationError
+from feedback_core.errors import ConflictError, NotFoundError, ValidationError
 from feedback_core.recording import write_audit
 from feedback_core.schema import daily_dislikes, daily_impressions, model_versions
 from feedback_core.validation import check_id, check_text
@@ -17,6 +17,9 @@ from feedback_core.validation import check_id, check_text
 log = logging.getLogger("feedback_core")
 
 METRICS = ("auc", "log_loss", "accuracy", "precision_at_10", "dislike_top10_share")
+
+# ``expected_active`` left out: activate whatever is active now (None means "no version is").
+ANY_ACTIVE = object()
 
 
 def active_version_id(conn: Connection) -> int | None:
@@ -96,8 +99,15 @@ def lock_activations(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(7216355)"))
 
 
-def activate(conn: Connection, version_id: int, actor: str, at, reason: str) -> dict:
-    """Make one version active and retire the previous one, inside the caller's transaction."""
+def activate(
+    conn: Connection, version_id: int, actor: str, at, reason: str, expected_active=ANY_ACTIVE
+) -> dict:
+    """Make one version active and retire the previous one, inside the caller's transaction.
+
+    Raises:
+        ConflictError: ``expected_active`` was given and another version (or none) is active:
+            the caller decided on what it saw, and that changed meanwhile. Nothing is written.
+    """
     # Two activations at once must take turns, or the second would miss the first's change.
     lock_activations(conn)
     row = conn.execute(
@@ -110,6 +120,12 @@ def activate(conn: Connection, version_id: int, actor: str, at, reason: str) -> 
     ).scalar()
     if previous == version_id:
         return {"version_id": version_id, "previous_version_id": previous, "changed": False}
+    if expected_active is not ANY_ACTIVE and previous != expected_active:
+        raise ConflictError(
+            f"{_describe(previous)} became active after you looked ({_describe(expected_active)} was), "
+            f"so version {version_id} was not activated: nothing changed; look again and decide",
+            "expected_active",
+        )
     if previous is not None:
         conn.execute(
             update(model_versions)
@@ -133,6 +149,10 @@ def activate(conn: Connection, version_id: int, actor: str, at, reason: str) -> 
     )
     log.info("[FEEDBACK] Model version %s activated by %s (previous %s)", version_id, actor, previous)
     return {"version_id": version_id, "previous_version_id": previous, "changed": True}
+
+
+def _describe(version_id: int | None) -> str:
+    return "no version" if version_id is None else f"version {version_id}"
 
 
 @functools.cache
@@ -201,12 +221,21 @@ class Versions:
             row = conn.execute(select(model_versions).where(model_versions.c.active_slot == 1)).first()
         return version_dict(row) if row is not None else None
 
-    def activate_model_version(self, version_id: int, actor: str, reason: str = "manual") -> dict:
-        """Activate a version (or roll back to an earlier one): atomic and audited."""
+    def activate_model_version(
+        self, version_id: int, actor: str, reason: str = "manual", *, expected_active=ANY_ACTIVE
+    ) -> dict:
+        """Activate a version (or roll back to an earlier one): atomic and audited.
+
+        Pass ``expected_active`` (a version id, or None for none) to act only if that is still
+        the active version, checked inside the activation's transaction; else ``ConflictError``.
+        Activating the version already active changes nothing (``changed`` is False).
+        """
         version_id = check_id(version_id, "version_id")
         actor = check_text(actor, "actor", 120, allow_empty=False)
+        if expected_active is not ANY_ACTIVE and expected_active is not None:
+            expected_active = check_id(expected_active, "expected_active")
         with write_transaction(self.engine) as conn:
-            result = activate(conn, version_id, actor, self.now(), reason)
+            result = activate(conn, version_id, actor, self.now(), reason, expected_active)
         return {**result, "version": self.get_model_version(version_id)}
 
     def compare_model_versions(self, a: int, b: int) -> dict:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import pytest
-from dashboard_data import HOSTILE_TEXT, HOSTILE_TITLE, build_sample
-from sqlalchemy import Engine, event, select, update
+from dashboard_data import HOSTILE_TEXT, HOSTILE_TITLE, _version, build_sample
+from sqlalchemy import Engine, event, insert, select, update
 from streamlit.testing.v1 import AppTest
 
 from dashboard import charts, data, ui
@@ -101,6 +101,15 @@ def confirm(at: AppTest) -> AppTest:
 def audit_rows(system: FeedbackSystem, action: str) -> list:
     with system.engine.connect() as conn:
         return conn.execute(select(audit_log).where(audit_log.c.action == action)).all()
+
+
+def said(boxes, *needles: str) -> bool:
+    """Say whether one of these message boxes says every needle (flashes escape markdown)."""
+    return any(all(ui.escape_markdown(n) in box.value for n in needles) for box in boxes)
+
+
+def button_keys(at: AppTest) -> list:
+    return [b.key for b in at.button]
 
 
 def no_markdown_renders(at: AppTest, *needles: str) -> None:
@@ -377,6 +386,7 @@ def test_start_a_retrain_then_see_it_finish(own_db):
     assert own_db.run_worker(once=True) == 1
     at.run()
     assert not at.exception
+    assert said(at.success, f"Retrain job {job.job_id} succeeded", "v4")
     history = table(at, "job_id", "status", "requested_by")
     assert history.iloc[0]["job_id"] == job.job_id and history.iloc[0]["status"] == "succeeded"
 
@@ -429,10 +439,178 @@ def test_a_viewer_sees_disabled_actions(shared_db, dashboard_env):
     assert at.button(key="start_retrain").disabled
 
 
+def stale_job(system: FeedbackSystem) -> int:
+    """Insert a running job whose worker, on another host, has been silent for hours."""
+    hours_ago = system.now() - timedelta(hours=5)
+    with system.engine.begin() as conn:
+        return conn.execute(
+            insert(retrain_jobs)
+            .values(
+                status="running",
+                active_slot=1,
+                trigger="manual",
+                requested_by="someone@example.com",
+                created_at=hours_ago,
+                started_at=hours_ago,
+                progress=40,
+                stage="training",
+                worker_id="worker-host-b:4242",
+                heartbeat_at=hours_ago,
+                examples_claimed=0,
+            )
+            .returning(retrain_jobs.c.job_id)
+        ).scalar_one()
+
+
+def test_a_job_whose_worker_died_is_failed_when_the_retrain_page_opens(own_db):
+    job_id = stale_job(own_db)
+    at = open_page("retrain")
+    assert own_db.get_retrain_job(job_id)["status"] == "failed"
+    assert said(at.warning, f"Retrain job {job_id}", "worker-host-b:4242")
+    assert not any(f"Job {job_id}" in p.proto.text for p in at.get("progress"))
+    assert not at.button(key="start_retrain").disabled
+    at.run()
+    assert not at.warning  # said once
+    # A worker that dies while the page watches: the page still shows the job as it was (queued).
+    at.button(key="start_retrain").click().run()
+    confirm(at)
+    with own_db.engine.begin() as conn:
+        conn.execute(
+            update(retrain_jobs)
+            .where(retrain_jobs.c.active_slot == 1)
+            .values(
+                status="running",
+                worker_id="worker-host-b:4242",
+                heartbeat_at=own_db.now() - timedelta(hours=1),
+            )
+        )
+    at.run()
+    assert said(at.warning, "was marked failed", "worker-host-b:4242")
+    assert not at.button(key="start_retrain").disabled
+
+
+def test_a_job_that_fails_while_the_page_watches_says_why(own_db):
+    at = open_page("retrain")
+    at.button(key="start_retrain").click().run()
+    confirm(at)
+    with own_db.engine.begin() as conn:  # what a worker records when training raises
+        job_id = conn.execute(select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1)).scalar()
+        conn.execute(
+            update(retrain_jobs)
+            .where(retrain_jobs.c.job_id == job_id)
+            .values(status="failed", active_slot=None, stage="failed", error="training failed: no positives")
+        )
+    at.run()
+    assert not at.exception
+    assert said(at.error, f"Retrain job {job_id} failed", "training failed: no positives")
+    assert not at.button(key="start_retrain").disabled
+
+
+def test_activation_refuses_when_the_active_version_changed_meanwhile(own_db):
+    at = open_page("versions")
+    at.selectbox(key="activate_target").set_value(3).run()
+    at.button(key="activate_version").click().run()
+    assert "It replaces v2" in " ".join(t.value for t in at.text)
+    own_db.activate_model_version(1, "other@example.com")  # another admin rolls back meanwhile
+    confirm(at)
+    assert own_db.get_active_model_version()["version_id"] == 1
+    assert said(at.error, "version 1 became active after you looked (version 2 was)", "nothing changed")
+    assert not said(at.success, "now the active model version")
+    assert [r.actor for r in audit_rows(own_db, "model.activated")] == []
+    # Asking for the version that is active already says so, and records nothing.
+    at.selectbox(key="activate_target").set_value(2).run()
+    at.button(key="activate_version").click().run()
+    own_db.activate_model_version(2, "other@example.com")
+    confirm(at)
+    assert said(at.info, "v2 is already the active model version")
+    assert not said(at.success, "now the active model version")
+    assert [r.actor for r in audit_rows(own_db, "model.activated")] == ["other@example.com"]
+
+
+def test_the_promote_dialog_closes_when_the_candidate_changes(own_db):
+    at = open_page("retrain")
+    at.button(key="promote_candidate").click().run()
+    assert "confirm_action" in button_keys(at)
+    with own_db.engine.begin() as conn:  # a retrain finished meanwhile: v4 is the candidate now
+        conn.execute(
+            insert(model_versions).values(_version(4, 2, "candidate", None, "manual", own_db.now(), 0.8))
+        )
+    data.refresh()
+    at.run()
+    assert not at.exception
+    assert "confirm_action" not in button_keys(at)
+    assert said(at.warning, "v3") and at.button(key="promote_candidate").label == "Promote v4"
+    assert own_db.get_active_model_version()["version_id"] == 2
+
+
+def test_decisions_that_decided_nothing_are_not_called_a_success(own_db):
+    at = open_page("adjustments")
+    targets = [int(i) for i in lookups.list_adjustment_inbox(own_db, limit=4)["adjustment_id"]]
+    at.multiselect(key="inbox_selection").set_value(targets[:2]).run()
+    at.button(key="approve_selected").click().run()
+    own_db.reject_adjustments(targets[:2], "other@example.com", "duplicate")  # decided meanwhile
+    confirm(at)
+    assert not at.success and said(at.error, "No adjustments approved", "2 skipped")
+    at.multiselect(key="inbox_selection").set_value(targets[2:]).run()
+    at.button(key="approve_selected").click().run()
+    own_db.reject_adjustment(targets[2], "other@example.com", "duplicate")
+    confirm(at)
+    assert not at.success and said(at.warning, "1 adjustment approved", "1 skipped")
+    assert own_db.get_adjustment(targets[3])["status"] == "applied"
+    open_page("retrain", at)
+    at.button(key="start_retrain").click().run()
+    job = own_db.request_retrain("other@example.com")  # queued meanwhile
+    confirm(at)
+    assert not at.success and said(at.info, f"Retrain job {job['job_id']} was already queued")
+
+
+def test_the_rejection_note_is_cleared_once_used(own_db):
+    at = open_page("adjustments")
+    first, second = (int(i) for i in lookups.list_adjustment_inbox(own_db, limit=2)["adjustment_id"])
+    at.multiselect(key="inbox_selection").set_value([first]).run()
+    at.text_input(key="reject_note").input("user 9 loves action after all").run()
+    at.button(key="reject_selected").click().run()
+    confirm(at)
+    assert own_db.get_adjustment(first)["note"] == "user 9 loves action after all"
+    at.multiselect(key="inbox_selection").set_value([second]).run()
+    assert at.text_input(key="reject_note").value == ""
+
+
+# ---------------------------------------------------------------- the shared filters
+
+
+def test_the_sidebar_filters_are_drawn_only_on_the_pages_they_filter(shared_db):
+    at = open_page("overview")
+    at.sidebar.multiselect(key="filter_reasons").set_value(["wrong_genre"]).run()
+    for page in ("versions", "retrain", "adjustments", "users", "audit"):
+        open_page(page, at)
+        assert not at.sidebar.date_input and not at.sidebar.multiselect, page
+    for page in ("reasons", "errors", "overview"):
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception
+        assert at.sidebar.multiselect(key="filter_reasons").value == ["wrong_genre"], page  # kept
+
+
+def test_a_reversed_date_range_is_read_forwards(shared_db):
+    at = open_page("overview")
+    bounds = queries.get_data_bounds(shared_db)
+    first, last = bounds["first_day"], bounds["last_day"]
+    at.sidebar.date_input(key="filter_dates").set_value((last, first)).run()
+    assert not at.exception
+    days = (last - first).days + 1
+    assert f"{first:%d %b %Y} – {last:%d %b %Y}, compared with the {days} days before" in [
+        c.value for c in at.caption
+    ]
+    assert (
+        metric(at, "Dislikes") == f"{shared_db.get_model_feedback_metrics()['metrics']['total_dislikes']:,}"
+    )
+
+
 # ---------------------------------------------------------------- identity and database states
 
 
-def test_oidc_sign_in_and_roles_from_secrets(shared_db):
+def oidc_app() -> AppTest:
+    """The app with sign-in configured (an identity provider that is not reachable here)."""
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.secrets["auth"] = {
         "redirect_uri": "http://localhost:8501/oauth2callback",
@@ -441,6 +619,11 @@ def test_oidc_sign_in_and_roles_from_secrets(shared_db):
         "client_secret": "x",
         "server_metadata_url": "https://id.example.com/.well-known/openid-configuration",
     }
+    return at
+
+
+def test_oidc_sign_in_and_roles_from_secrets(shared_db):
+    at = oidc_app()
     at.secrets["feedback_roles"] = {
         "default": ["viewer"],
         "users": {"alice@example.com": ["viewer", "approver"]},
@@ -458,6 +641,22 @@ def test_oidc_sign_in_and_roles_from_secrets(shared_db):
     at.user = {"is_logged_in": True, "email": "bob@example.com"}
     at.run()
     assert "Signed in as bob@example.com · viewer (signed in)" in [t.value for t in at.text]
+
+
+def test_a_person_without_a_role_sees_no_page(shared_db):
+    at = oidc_app()
+    at.secrets["feedback_roles"] = {"default": [], "users": {"alice@example.com": ["viewer"]}}
+    at.user = {"is_logged_in": True, "email": "mallory@example.com"}
+    at.run()
+    for page in PAGES:
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception, page
+        assert not at.metric and not at.dataframe and not at.sidebar.date_input, page
+        assert any("no role" in w.value for w in at.warning), page
+        assert "logout" in button_keys(at)
+    at.user = {"is_logged_in": True, "email": "alice@example.com"}  # a viewer
+    at.run()
+    assert [t.value for t in at.title] == ["Audit log"] and not at.warning
 
 
 def test_invalid_roles_are_explained(shared_db, dashboard_env):

@@ -13,7 +13,7 @@ from helpers import rows
 from loop_support import ALL_FILMS, COMEDY, HORROR, build_world, dislike, trained_world
 from sqlalchemy import select, text
 
-from feedback_core import NotFoundError, ValidationError
+from feedback_core import ConflictError, NotFoundError, ValidationError
 from feedback_core.jobs import _promotion_decision
 from feedback_core.model import FEATURES
 from feedback_core.schema import audit_log, model_versions, user_dislikes
@@ -173,6 +173,24 @@ def test_activate_and_roll_back_are_audited_and_keep_exactly_one_active(make_sys
     again = system.activate_model_version(v2, "oncall@test")
     assert again["changed"] is False
     assert row_counts(system) == before
+
+
+def test_activation_refuses_when_another_version_became_active(make_system):
+    system = make_system(promotion_margin=1.0)
+    v1, v2, v3 = three_versions(system)
+    before = row_counts(system)
+    # The caller saw v2 active; v1 is: someone else acted meanwhile.
+    with pytest.raises(
+        ConflictError, match=rf"version {v1} became active after you looked \(version {v2} was\)"
+    ):
+        system.activate_model_version(v3, "analyst@test", expected_active=v2)
+    with pytest.raises(ConflictError, match=r"\(no version was\)"):
+        system.activate_model_version(v3, "analyst@test", expected_active=None)
+    assert row_counts(system) == before and active_ids(system) == [v1]
+    assert system.activate_model_version(v3, "analyst@test", expected_active=v1)["changed"] is True
+    # Already active: nothing to refuse and nothing changes, whatever the caller saw.
+    again = system.activate_model_version(v3, "analyst@test", expected_active=v2)
+    assert again["changed"] is False and active_ids(system) == [v3]
 
 
 @pytest.mark.parametrize(

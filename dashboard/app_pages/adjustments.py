@@ -134,7 +134,12 @@ with inbox_tab:
         )
     if reject:
         ui.ask_to_confirm(
-            "reject", f"Reject {what}?" + (f" Note: {note}" if note else ""), "Reject", ids=picked, note=note
+            "reject",
+            f"Reject {what}?" + (f" Note: {note}" if note else ""),
+            "Reject",
+            reset=("reject_note",),  # the note was about these; the next rejection starts blank
+            ids=picked,
+            note=note,
         )
 
 with applied_tab:

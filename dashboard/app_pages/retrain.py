@@ -9,15 +9,56 @@ from feedback_core.errors import DatabaseUnavailableError
 label = queries.version_label
 
 
+def finished_message(job: dict) -> tuple[str, str]:
+    """Return the flash kind and message that say how a finished job ended."""
+    if job["status"] == "failed":
+        return "error", f"Retrain job {job['job_id']} failed: {job['error'] or 'no reason was recorded'}"
+    version_id = job["result_version_id"]
+    if version_id is None:
+        return "success", f"Retrain job {job['job_id']} succeeded"
+    promoted = data.get_system().get_model_version(version_id)["status"] == "active"
+    then = (
+        "and is now the active version"
+        if promoted
+        else "as a candidate: compare it below and promote it if you like"
+    )
+    return "success", f"Retrain job {job['job_id']} succeeded: {label(version_id)} was trained {then}"
+
+
+def recover_dead_job(job: dict) -> None:
+    """Fail the running job whose worker died (it would show as running for ever) and say so."""
+    if job["status"] != "running":
+        return  # no read at all: only a running job can have lost its worker
+    failed = data.get_system().recover_stale_jobs()
+    if not failed:
+        return
+    for job_id in failed:
+        worker = f" ({job['worker_id']})" if job_id == job["job_id"] else ""
+        ui.flash(
+            "warning",
+            f"Retrain job {job_id} was marked failed: its worker{worker} stopped while the job ran, "
+            "and its examples went back to the pool. You can start another retrain.",
+        )
+    data.refresh()
+    st.rerun(scope="app")  # the page's numbers were read before the recovery: read them again
+
+
 @st.fragment(run_every="2s")
 def job_progress(job_id: int) -> None:
-    """Poll one job without blocking the page; redraw the whole page once it has finished."""
+    """Poll one job without blocking the page; redraw the whole page once it has finished.
+
+    Its first run is part of the page's: a job whose worker died is failed when the page opens,
+    and when the worker dies while someone watches.
+    """
     try:
         job = data.get_system().get_retrain_job(job_id)  # a primary-key read, deliberately uncached
+        recover_dead_job(job)
+        finished = finished_message(job) if job["status"] in ("succeeded", "failed") else None
     except DatabaseUnavailableError as exc:  # a fragment rerun is outside the page's error handling
         st.warning(f"Progress unavailable: {exc.message}")
         return
-    if job["status"] in ("succeeded", "failed"):
+    if finished is not None:
+        ui.flash(*finished)
         data.refresh()
         st.rerun(scope="app")
     st.progress(
@@ -65,6 +106,14 @@ if job is not None:
 
 st.subheader("Candidate against the active version")
 candidate = status["candidate_version_id"]
+promoting = ui.pending_action("promote_candidate")
+if promoting is not None and (
+    promoting["version_id"] != candidate or promoting["expected_active"] != status["active_version_id"]
+):
+    ui.withdraw_pending(
+        f"Nothing was promoted: the candidate or the active version changed while you were asked to "
+        f"promote {label(promoting['version_id'])}. Look at the comparison below again."
+    )
 if candidate is None:
     st.info("No candidate waiting: every trained version has been promoted or retired.")
 else:
@@ -82,7 +131,9 @@ else:
             f"Promote {label(candidate)} to active? It serves every recommendation from now on; "
             f"{label(status['active_version_id'])} can be restored from the Model versions page.",
             f"Promote {label(candidate)}",
+            origin="promote_candidate",
             version_id=int(candidate),
+            expected_active=status["active_version_id"],
         )
 
 st.subheader("History")

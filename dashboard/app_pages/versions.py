@@ -103,4 +103,5 @@ else:
             "for every recommendation from now on.",
             f"{verb} {label(target)}",
             version_id=int(target),
+            expected_active=active_id,  # refused if another activation happens before "Confirm"
         )
