@@ -26,6 +26,7 @@ from feedback_core.api import (
 from feedback_core.db import current_revision, format_ts
 from feedback_core.errors import DatabaseUnavailableError, NotFoundError, ValidationError
 from feedback_core.idempotency import IdempotencyKeyReusedError
+from feedback_core.validation import check_id
 
 # ---------------------------------------------------------------- the specification's endpoints
 
@@ -233,10 +234,17 @@ def get_model_version(version_id: str):
 
 @route("/api/model-versions/<version_id>/activate", ["POST"], ADMIN, idempotent=True)
 def activate_model_version(version_id: str):
-    """Activate (or roll back to) a model version."""
-    inp.check_shape(json_body(optional=True), {})
+    """Activate (or roll back to) a model version; with ``expected_active`` (a version id, or
+    null for none) only while that version is still the active one (409 otherwise)."""
+    body = json_body(optional=True)
+    inp.check_shape(body, {"expected_active": ("integer", "null")})
     vid = inp.check_positive_int_text(version_id, "version_id")
-    return ok({"model_version": operator().activate_model_version(vid)})
+    if "expected_active" not in body:
+        return ok({"model_version": operator().activate_model_version(vid)})
+    expected = body["expected_active"]
+    if expected is not None:
+        expected = check_id(expected, "expected_active")
+    return ok({"model_version": operator().activate_model_version(vid, expected_active=expected)})
 
 
 @route("/api/retrain-jobs", ["POST"], ADMIN, idempotent=True)

@@ -256,6 +256,7 @@ def _schemas(settings: Settings) -> dict:
         ),
         "RejectIn": _obj({"note": {"type": ["string", "null"], "maxLength": 2000}}, closed=True),
         "Empty": _obj({}, closed=True),
+        "ActivateIn": _obj({"expected_active": {"type": ["integer", "null"], "minimum": 1}}, closed=True),
         "ModelVersion": _obj({"version_id": ID}, ("version_id",)),
         "RetrainJob": _obj(
             {
@@ -548,7 +549,7 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> dict:
                 "200",
                 _ok({"model_version": {"type": "object"}}, ("model_version",)),
                 params=(_path_id("version_id"),),
-                body="Empty",
+                body="ActivateIn",
                 body_optional=True,
                 errors=("404",),
                 tag=ops,

@@ -512,6 +512,17 @@ def test_model_versions_can_be_listed_compared_and_activated(api):
     )
     assert api.post("/api/model-versions/9/activate", key="admin", user=None).status_code == 404
 
+    # Activation as decided on what the caller saw: refused once another version became active.
+    before = row_counts(api.system)
+    stale = api.post("/api/model-versions/1/activate", {"expected_active": 1}, key="admin", user=None)
+    assert stale.status_code == 409 and error_of(stale)["field"] == "expected_active"
+    bad = api.post("/api/model-versions/1/activate", {"expected_active": "2"}, key="admin", user=None)
+    assert bad.status_code == 400 and error_of(bad)["field"] == "expected_active"
+    assert row_counts(api.system) == before
+    rolled = api.post("/api/model-versions/1/activate", {"expected_active": 2}, key="admin", user=None)
+    assert rolled.status_code == 200
+    assert [v.version_id for v in rows(api.system, model_versions, model_versions.c.active_slot == 1)] == [1]
+
 
 def test_retrain_can_be_requested_and_followed(api):
     r = api.post("/api/retrain-jobs", key="admin", user=None)
