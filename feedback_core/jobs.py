@@ -14,7 +14,7 @@ from feedback_core import training
 from feedback_core.db import format_ts, read_connection, write_transaction
 from feedback_core.errors import ConflictError, FeedbackError, NotFoundError
 from feedback_core.recommender import load_active_model
-from feedback_core.recording import queue_retrain_job, write_audit
+from feedback_core.recording import queue_retrain_if_due, queue_retrain_job, write_audit
 from feedback_core.schema import negative_examples, retrain_jobs
 from feedback_core.validation import check_id, check_limit, check_text
 from feedback_core.versions import activate, active_version_id, insert_version, lock_activations
@@ -436,6 +436,11 @@ class Jobs:
             )
             if promote:
                 activate(conn, version_id, "system", now, why)
+            # Dislikes that came in while this job trained may have crossed the threshold again:
+            # queue the next job now rather than at the next dislike, which may be long in coming.
+            follow_up = queue_retrain_if_due(conn, s.FEEDBACK_ACCUMULATION_THRESHOLD, at=now, actor="system")
+        if follow_up is not None:
+            log.info("[FEEDBACK] Feedback threshold reached: retrain job %s queued (threshold)", follow_up)
         log.info(
             "[FEEDBACK] Retrain job %s produced version %s (auc %s, promoted %s)",
             job_id,

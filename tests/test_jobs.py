@@ -163,6 +163,31 @@ def test_a_successful_job_marks_its_examples_used_with_the_new_version(system, c
     assert audit.details["version_id"] == version
 
 
+def test_dislikes_that_crossed_the_threshold_while_a_job_trained_queue_the_next_at_its_end(
+    make_system, clock, monkeypatch
+):
+    system = make_system(FEEDBACK_ACCUMULATION_THRESHOLD=3)
+    trained_world(system)
+    from feedback_core import training
+
+    real_load = training.load_training_data
+
+    def load_and_meanwhile_dislike(*args, **kwargs):
+        # Three more while the job trains: the threshold is crossed again, with a job running.
+        for film in COMEDY[:3]:
+            dislike(system, 998, film)
+        return real_load(*args, **kwargs)
+
+    some_dislikes(system, 2)
+    monkeypatch.setattr(training, "load_training_data", load_and_meanwhile_dislike)
+    done = system.retrain("analyst@test")
+    monkeypatch.undo()
+    assert done["status"] == "succeeded", done["error"]
+    assert system.get_untrained_negative_feedback_count() == 3
+    queued = [j for j in jobs(system) if j.status == "queued"]
+    assert [(j.trigger, j.requested_by) for j in queued] == [("threshold", "system")]
+
+
 def test_a_failed_job_releases_its_examples_and_leaves_the_active_version(system, clock):
     first = trained_world(system)
     # Take every like back (3 stars is neither liked nor disliked): with no shown lists either,
