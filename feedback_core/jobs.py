@@ -347,7 +347,7 @@ class Jobs:
             data = training.load_training_data(
                 conn, now, s.DISLIKE_WEIGHT_MULTIPLIER, (s.weight_min, s.weight_max), job_id
             )
-            active_id, active_model = load_active_model(conn)
+            active_id, active_model = load_active_model(conn, s.adjustment_strength)
             if active_id is None:
                 active_model = None
         self._progress(job_id, 40, "building features")

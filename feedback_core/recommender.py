@@ -63,13 +63,16 @@ def load_catalog(conn: Connection) -> model.Catalog:
     return model.build_catalog(rows)
 
 
-def load_active_model(conn: Connection) -> tuple[int | None, model.TrainedModel]:
-    """Return the active version id and its model (the prior model when none is active)."""
+def load_active_model(
+    conn: Connection, adjustment_strength: float = 3.0
+) -> tuple[int | None, model.TrainedModel]:
+    """Return the active version id and its model (the prior model, with ``adjustment_strength``,
+    when none is active)."""
     row = conn.execute(
         select(model_versions.c.version_id, model_versions.c.weights).where(model_versions.c.active_slot == 1)
     ).first()
     if row is None:
-        return None, model.prior_model()
+        return None, model.prior_model(adjustment_strength)
     return row.version_id, model.TrainedModel.from_dict(row.weights)
 
 
@@ -133,11 +136,12 @@ class UserState:
     patterns: list[tuple]  # (user_id, pattern_type, pattern_value, dislike_count, last_disliked_at)
     weights: list[tuple]  # (user_id, feature_type, feature_value, adjustment_sum)
 
-    @property
-    def model(self) -> model.TrainedModel:
-        """Return the active model (the prior model before the first version)."""
+    def model(self, adjustment_strength: float) -> model.TrainedModel:
+        """Return the active model (before the first version, the prior model with the
+        configured strength of approved adjustments; a version keeps the strength it was
+        trained with)."""
         if self.version_id is None:
-            return model.prior_model()
+            return model.prior_model(adjustment_strength)
         return model.TrainedModel.from_dict(self.stored_weights)
 
     @property
@@ -213,7 +217,8 @@ class Recommender:
         rows = np.arange(catalog.size) if movie_rows is None else movie_rows
         users = np.full(len(rows), profiles.user_index[user_id])
         X, adjustment = model.feature_matrix(catalog, profiles, users, rows)
-        return catalog, state.version_id, state.model.predict(X, adjustment), state.hidden
+        scorer = state.model(self.settings.adjustment_strength)
+        return catalog, state.version_id, scorer.predict(X, adjustment), state.hidden
 
     def score_movies(self, user_id: int, movie_ids: list[int]) -> list[dict]:
         """Score movies for a user with the active version, without recording anything."""

@@ -211,8 +211,10 @@ def load_training_data(
         elif r <= LOW_RATING:
             add(u, m, 0, 1.0)
             counts["negatives_from_ratings"] += 1
+    # A film the user disliked is no liked example from another list it was shown in either.
+    disliked_pairs = {(u, m) for u, m, *_ in dislike_rows}
     for u, m, t in shown_rows:
-        if t >= cutoff and m in midx and (u, m) not in rated_pairs:
+        if t >= cutoff and m in midx and (u, m) not in rated_pairs and (u, m) not in disliked_pairs:
             add(u, m, 1, SHOWN_POSITIVE_WEIGHT)
             counts["shown_not_disliked"] += 1
     # One example per disliked (user, movie): weight = multiplier x dislike weight of the pair.

@@ -188,6 +188,29 @@ def test_dislikes_that_crossed_the_threshold_while_a_job_trained_queue_the_next_
     assert [(j.trigger, j.requested_by) for j in queued] == [("threshold", "system")]
 
 
+def test_a_disliked_film_is_no_liked_example_from_another_list(system, clock):
+    from feedback_core import training
+    from feedback_core.db import read_connection
+
+    trained_world(system)
+    user, film = 77, COMEDY[0]
+    clock.advance(hours=1)
+    first = system.record_recommendation_set(user, [film, COMEDY[1]])
+    clock.advance(hours=1)
+    second = system.record_recommendation_set(user, [film, COMEDY[2]])
+    dislike(system, user, film, "other", recommendation_set_id=second)
+    assert first != second
+    done = system.retrain("analyst@test")
+    assert done["status"] == "succeeded", done["error"]
+    with read_connection(system.engine) as conn:
+        data = training.load_training_data(conn, clock(), 0.8, (0.1, 2.0), None)
+    u, m = data.profiles.user_index[user], data.catalog.index[film]
+    mine = (data.users == u) & (data.movies == m)
+    assert list(data.labels[mine]) == [0]  # the dislike only, not also the first list's showing
+    other = (data.users == u) & (data.movies == data.catalog.index[COMEDY[1]])
+    assert list(data.labels[other]) == [1]  # shown and not disliked: a liked example still
+
+
 def test_a_failed_job_releases_its_examples_and_leaves_the_active_version(system, clock):
     first = trained_world(system)
     # Take every like back (3 stars is neither liked nor disliked): with no shown lists either,

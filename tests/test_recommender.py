@@ -183,6 +183,18 @@ def test_an_approved_horror_adjustment_lowers_that_users_horror_films_at_once(sy
     assert scores(system, user, films) == before
 
 
+def test_before_the_first_version_an_approval_moves_scores_by_the_configured_strength(make_system):
+    system = make_system(adjustment_strength=6.0)
+    build_world(system)  # no model version yet: the prior model scores
+    dislike(system, 50, HORROR[0], "wrong_genre")
+    before = scores(system, 50, HORROR[1:])
+    (proposal,) = system.list_adjustments(user_id=50)
+    system.approve_adjustment(proposal["adjustment_id"], "approver@test")
+    after = scores(system, 50, HORROR[1:])
+    for m in HORROR[1:]:
+        assert logit(after[m]) - logit(before[m]) == pytest.approx(6.0 * -0.15, abs=1e-4)
+
+
 def test_an_edited_magnitude_moves_the_score_by_that_much(system):
     trained_world(system)
     dislike(system, 50, HORROR[0], "wrong_genre")
@@ -230,7 +242,7 @@ def test_the_user_state_is_read_in_one_statement_as_the_separate_reads_had_it(sy
 
     with read_connection(system.engine) as conn:  # before any version: the prior model
         empty = load_user_state(conn, 7)
-        assert empty.model == load_active_model(conn)[1]
+        assert empty.model(3.0) == load_active_model(conn)[1]
     assert (empty.version_id, empty.stored_weights, empty.rated, empty.patterns) == (None, {}, [], [])
     version = trained_world(system)
     system.record_rating(7, 11, 5.0)
@@ -273,7 +285,7 @@ def test_the_user_state_is_read_in_one_statement_as_the_separate_reads_had_it(sy
                 user_feature_weights.c.adjustment_sum,
             ).where(user_feature_weights.c.user_id == 7)
         ).all()
-    assert (state.version_id, state.model) == (version_id, trained) and version_id == version
+    assert (state.version_id, state.model(3.0)) == (version_id, trained) and version_id == version
     assert sorted(state.rated) == sorted(map(tuple, rated)) and state.liked == [(7, 11)]
     assert sorted(state.disliked) == sorted(disliked) == [2, 21]
     assert sorted(state.excluded) == sorted(excluded) and 21 in state.excluded
