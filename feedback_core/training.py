@@ -81,14 +81,23 @@ def _both_labels_from(cutoff: datetime, rating_rows, dislike_rows, shown_rows, f
     return positive and negative
 
 
-def holdout(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def holdout(labels: np.ndarray, rng: np.random.Generator, groups: np.ndarray | None = None) -> np.ndarray:
     """Return which examples to hold out for evaluation (``HOLDOUT_SHARE`` of them, at random),
-    never every example of a label: training needs both."""
-    held = rng.random(len(labels)) < HOLDOUT_SHARE
+    never every example of a label: training needs both.
+
+    ``groups``: examples of one group (one user and film, shown in several lists) fall on the
+    same side, or the model would be evaluated on pairs it trained on.
+    """
+    if groups is None:
+        groups = np.arange(len(labels))
+    _, group_of = np.unique(groups, return_inverse=True)
+    held_group = rng.random(group_of.max() + 1 if len(group_of) else 0) < HOLDOUT_SHARE
+    held = held_group[group_of]
     for label in np.unique(labels):
         of_label = labels == label
         if not (of_label & ~held).any():
-            held[rng.choice(np.flatnonzero(of_label))] = False
+            held_group[group_of[rng.choice(np.flatnonzero(of_label))]] = False
+            held = held_group[group_of]
     return held
 
 
@@ -254,7 +263,7 @@ def fit_and_evaluate(
     progress(45, "building features")
     X, adj = model.feature_matrix(data.catalog, data.profiles, data.users, data.movies)
     rng = np.random.default_rng(seed)
-    held = holdout(data.labels, rng)
+    held = holdout(data.labels, rng, groups=data.users * (int(data.movies.max(initial=0)) + 1) + data.movies)
     progress(60, "training")
     trained = model.train(X[~held], data.labels[~held], data.weights[~held], adjustment_strength)
     progress(80, "evaluating on held-out data")

@@ -249,6 +249,12 @@ def test_the_held_out_share_never_takes_every_example_of_a_label():
         assert set(labels[~held]) == {0, 1}
     many = np.array([0, 1] * 5000)
     assert 0.18 < training.holdout(many, np.random.default_rng(1)).mean() < 0.22
+    # Rows of one (user, film) — one film shown in several lists — fall on the same side.
+    pairs = np.repeat(np.arange(2000), 3)
+    labels = np.tile([1, 1, 0, 1], 1500)
+    held = training.holdout(labels, np.random.default_rng(2), groups=pairs)
+    assert all(len(set(held[pairs == p])) == 1 for p in range(2000))
+    assert 0.17 < held.mean() < 0.23
 
 
 # ---------------------------------------------------------------- two approvers at once
