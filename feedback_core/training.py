@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, or_, select
 
 from feedback_core import model
 from feedback_core.policy import dislike_weight
 from feedback_core.recommender import load_catalog
 from feedback_core.schema import (
+    feature_adjustments,
     impressions,
     negative_examples,
     ratings,
     user_dislikes,
-    user_feature_weights,
 )
 
 HOLDOUT_SHARE = 0.2
@@ -147,14 +147,6 @@ def load_training_data(
             .limit(MAX_SHOWN_POSITIVES)
         )
     ]
-    adjustments = conn.execute(
-        select(
-            user_feature_weights.c.user_id,
-            user_feature_weights.c.feature_type,
-            user_feature_weights.c.feature_value,
-            user_feature_weights.c.adjustment_sum,
-        )
-    ).all()
     times = [r[3] for r in rating_rows] + [d[2] for d in dislike_rows] + [s[2] for s in shown_rows]
     if not times:
         raise ValueError("no ratings, dislikes or shown lists to train on yet")
@@ -165,6 +157,18 @@ def load_training_data(
         # more ratings came in, each retry queued again by the next dislike. As with too little
         # data: every event is an example, the profiles start empty.
         cutoff = min(times)
+    # The adjustments in force at the cutoff, as the profiles: one approved later (perhaps from
+    # a dislike that is itself an example here) must not score that example.
+    fa = feature_adjustments
+    adjustments = conn.execute(
+        select(fa.c.user_id, fa.c.feature_type, fa.c.feature_value, func.sum(fa.c.magnitude))
+        .where(
+            fa.c.status.in_(("applied", "reverted")),
+            fa.c.applied_at < cutoff,
+            or_(fa.c.reverted_at.is_(None), fa.c.reverted_at >= cutoff),
+        )
+        .group_by(fa.c.user_id, fa.c.feature_type, fa.c.feature_value)
+    ).all()
 
     # Profiles from the past only.
     liked_before = [(u, m) for u, m, r, t in rating_rows if t < cutoff and r >= model.LIKED_RATING]

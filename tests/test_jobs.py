@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
 import pytest
 from conftest import row_counts
@@ -209,6 +210,30 @@ def test_a_disliked_film_is_no_liked_example_from_another_list(system, clock):
     assert list(data.labels[mine]) == [0]  # the dislike only, not also the first list's showing
     other = (data.users == u) & (data.movies == data.catalog.index[COMEDY[1]])
     assert list(data.labels[other]) == [1]  # shown and not disliked: a liked example still
+
+
+def test_training_profiles_hold_only_the_adjustments_in_force_at_the_cutoff(system, clock):
+    from feedback_core import training
+    from feedback_core.db import read_connection
+
+    trained_world(system)  # ratings over the 20 days before now: the cutoff falls among them
+    now = clock.moment
+    clock.moment = now - timedelta(days=19)  # an adjustment approved long before the cutoff
+    dislike(system, 78, HORROR[1], "wrong_genre")
+    (early,) = system.list_adjustments(user_id=78)
+    system.approve_adjustment(early["adjustment_id"], "approver@test")
+    clock.moment = now
+    dislike(system, 77, HORROR[0], "wrong_genre")
+    (proposal,) = system.list_adjustments(user_id=77)
+    system.approve_adjustment(proposal["adjustment_id"], "approver@test")
+    assert system.get_effective_weights(77) == {"genre": {"Horror": pytest.approx(0.85)}}
+    with read_connection(system.engine) as conn:
+        data = training.load_training_data(conn, clock(), 0.8, (0.1, 2.0), None)
+    assert now - timedelta(days=19) < data.cutoff < now
+    # Approved after the cutoff (from a dislike that is itself an example): not in the profiles.
+    genre = data.profiles.adjust["genre"]
+    assert genre[data.profiles.user_index[78]].nnz == 1  # in force at the cutoff
+    assert sum(matrix.nnz for matrix in data.profiles.adjust.values()) == 1  # and only that one
 
 
 def test_a_failed_job_releases_its_examples_and_leaves_the_active_version(system, clock):
