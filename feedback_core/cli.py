@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy.exc import DBAPIError
 
 from feedback_core.errors import FeedbackError
 from feedback_core.settings import Settings, mask_url
@@ -24,21 +28,44 @@ def command(name: str, help_text: str, arguments: Callable[[argparse.ArgumentPar
     return register
 
 
-def build_system(args: argparse.Namespace):
-    """Build the system for the command's ``--db`` (or the environment)."""
+def build_system(args: argparse.Namespace, create: bool = False):
+    """Build the system for the command's ``--db`` (or the environment).
+
+    Args:
+        create: the command may create the database (an SQLite file and its folders); a
+            command that only reads or changes existing data says "run init" instead.
+    """
+    from feedback_core.db import parse_database_url
     from feedback_core.system import FeedbackSystem
 
     overrides = {"database_url": args.db} if args.db else {}
-    return FeedbackSystem.from_settings(Settings.from_env(**overrides))
+    settings = Settings.from_env(**overrides)
+    args.database_url = settings.database_url  # for main's messages about the database file
+    path = _sqlite_path(parse_database_url(settings.database_url))
+    if not create and path is not None and not path.exists():
+        raise FeedbackError(f"no database at {path}: run feedback-core init")
+    return FeedbackSystem.from_settings(settings)
+
+
+def _sqlite_path(url) -> Path | None:
+    """Return the file of an on-disk SQLite URL, None for anything else."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or ":memory:" in database:
+        return None
+    # A URI filename (sqlite:///file:PATH?mode=ro&uri=true) names its file after "file:".
+    return Path(database.removeprefix("file:"))
 
 
 def schema_problem(system) -> str | None:
-    """Say why the loop cannot run on this database (no schema, or an old one); None when current."""
-    from feedback_core.db import current_revision, head_revision
+    """Say why the loop cannot run on this database (no schema, an old or a newer one); None when current."""
+    from feedback_core.db import current_revision, head_revision, newer_schema_problem
 
     revision, latest = current_revision(system.engine), head_revision()
     if revision is None:
         return "the database has no feedback schema: run feedback-core init"
+    newer = newer_schema_problem(revision)
+    if newer is not None:
+        return newer
     if revision != latest:
         return (
             f"the database is at schema revision {revision}, not the latest {latest}: run feedback-core init"
@@ -46,9 +73,39 @@ def schema_problem(system) -> str | None:
     return None
 
 
+def schema_ready(system) -> bool:
+    """Say so (and return False) when the database needs ``feedback-core init`` first."""
+    problem = schema_problem(system)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+    return problem is None
+
+
+def positive_int(text: str) -> int:
+    """Parse a whole number of 1 or more (an argparse ``type``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """Parse a TCP port, 0 (any free one) to 65535 (an argparse ``type``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port between 0 (any free one) and 65535, got {value}")
+    return value
+
+
 @command("init", "create or upgrade the database schema (harmless to repeat)")
 def cmd_init(args: argparse.Namespace) -> int:
-    system = build_system(args)
+    system = build_system(args, create=True)
     revision = system.init_feedback_tables()
     print(f"database {mask_url(system.settings.database_url)} is at schema revision {revision}")
     return 0
@@ -120,14 +177,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
     )
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # inside the try: a closed pipe fails here, not at exit
+        return code
     except FeedbackError as exc:
         where = f" ({exc.field})" if exc.field else ""
         print(f"error{where}: {exc.message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly. Python's documented recipe: point
+        # stdout at devnull so the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        # A file the command was given (or the database file) that cannot be read or written.
+        print(f"error: {exc.filename or _database_name(args)}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except DBAPIError as exc:
+        if not _read_only(exc):
+            raise
+        print(f"error: {_database_name(args)} is read-only: nothing was written", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _read_only(exc: Exception) -> bool:
+    """Tell whether a driver error means the database (file) refuses writes."""
+    message = str(getattr(exc, "orig", exc)).lower()
+    return "readonly database" in message or "read-only" in message
+
+
+def _database_name(args: argparse.Namespace) -> str:
+    """Name the command's database for a message: its file, or its URL with the password masked."""
+    from feedback_core.db import parse_database_url
+
+    url = getattr(args, "database_url", None)
+    if url is None:
+        return "the database"
+    path = _sqlite_path(parse_database_url(url))
+    return str(path) if path is not None else mask_url(url)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from feedback_core.cli import build_system, command
+from feedback_core.cli import build_system, command, port_number, schema_ready
 
 
 def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    p.add_argument("--port", type=port_number, default=5000, help="port (default 5000)")
     p.add_argument(
         "--debug",
         action="store_true",
@@ -26,7 +26,7 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from feedback_core.api import create_app
 
-    system = build_system(args)
+    system = build_system(args, create=True)
     system.init_feedback_tables()
     app = create_app(system=system)
     print(f"feedback-core API on http://{args.host}:{args.port} (development server; Ctrl-C to stop)")
@@ -52,6 +52,8 @@ def cmd_create_api_key(args: argparse.Namespace) -> int:
     from feedback_core.apikeys import create_api_key
 
     system = build_system(args)
+    if not schema_ready(system):
+        return 2
     record, key = create_api_key(system.engine, args.name, args.role, system.now())
     if args.json:
         print(json.dumps({"key_id": record.key_id, "name": record.name, "role": record.role, "key": key}))
@@ -73,6 +75,8 @@ def cmd_revoke_api_key(args: argparse.Namespace) -> int:
     from feedback_core.apikeys import revoke_api_key
 
     system = build_system(args)
+    if not schema_ready(system):
+        return 2
     record = revoke_api_key(system.engine, args.name, system.now())
     print(f"API key {record.name!r} revoked")
     return 0
@@ -86,7 +90,10 @@ def _list_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_list_api_keys(args: argparse.Namespace) -> int:
     from feedback_core.apikeys import list_api_keys
 
-    keys = list_api_keys(build_system(args).engine)
+    system = build_system(args)
+    if not schema_ready(system):
+        return 2
+    keys = list_api_keys(system.engine)
     if args.json:
         print(json.dumps(keys, indent=2))
         return 0

@@ -8,15 +8,15 @@ import tempfile
 
 from tqdm import tqdm
 
-from feedback_core.cli import build_system, command, schema_problem
+from feedback_core.cli import build_system, command, positive_int, schema_ready
 from feedback_core.settings import Settings, mask_url
 
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    p.add_argument("--users", type=int, default=300, help="simulated people (default 300)")
-    p.add_argument("--days", type=int, default=30, help="simulated days (default 30)")
-    p.add_argument("--movies", type=int, default=1500, help="catalogue size (default 1500)")
+    p.add_argument("--users", type=positive_int, default=300, help="simulated people (default 300)")
+    p.add_argument("--days", type=positive_int, default=30, help="simulated days (default 30)")
+    p.add_argument("--movies", type=positive_int, default=1500, help="catalogue size (default 1500)")
     p.add_argument("--if-empty", action="store_true", help="do nothing when the database has data")
 
 
@@ -24,7 +24,7 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from feedback_core.demo import build_demo
 
-    system = build_system(args)
+    system = build_system(args, create=True)
     system.init_feedback_tables()
     counts = system.count_rows()
     if counts["movies"] or counts["user_dislikes"]:
@@ -51,11 +51,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _simulate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rounds", type=int, default=10, help="rounds to simulate (default 10)")
+    p.add_argument("--rounds", type=positive_int, default=10, help="rounds to simulate (default 10)")
     p.add_argument("--no-feedback", action="store_true", help="record nothing users do (the control)")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--users", type=int, default=300)
-    p.add_argument("--movies", type=int, default=1500)
+    p.add_argument("--users", type=positive_int, default=300)
+    p.add_argument("--movies", type=positive_int, default=1500)
 
 
 @command(
@@ -70,7 +70,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db or f"sqlite:///{tmp}/simulation.db"
         settings = Settings.from_env(database_url=url)
-        FeedbackSystem.from_settings(settings).init_feedback_tables()
+        system = FeedbackSystem.from_settings(settings)
+        system.init_feedback_tables()
+        counts = system.count_rows()
+        system.close()
+        if counts["movies"] or counts["user_dislikes"]:
+            # The simulation writes thousands of made-up rows: never into a real database.
+            print(
+                f"error: the database {mask_url(url)} is not empty; simulate needs a new (scratch) database",
+                file=sys.stderr,
+            )
+            return 2
         mode = "without feedback" if args.no_feedback else "with feedback"
         print(f"simulating {args.rounds} rounds {mode}: {args.users} people, {args.movies} films")
         print(f"{'round':>5}  {'impressions':>11}  {'dislikes':>8}  {'dislike rate':>12}")
@@ -89,14 +99,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _schema_ready(system) -> bool:
-    """Say so (and return False) when the database needs ``feedback-core init`` first."""
-    problem = schema_problem(system)
-    if problem is not None:
-        print(f"error: {problem}", file=sys.stderr)
-    return problem is None
-
-
 def _worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--once", action="store_true", help="run what is queued, then exit")
     p.add_argument("--poll", type=float, default=2.0, help="seconds between queue checks (default 2)")
@@ -105,7 +107,7 @@ def _worker_arguments(p: argparse.ArgumentParser) -> None:
 @command("worker", "claim queued retrain jobs and run them", _worker_arguments)
 def cmd_worker(args: argparse.Namespace) -> int:
     system = build_system(args)
-    if not _schema_ready(system):
+    if not schema_ready(system):
         return 2
     recovered = system.recover_stale_jobs()
     if recovered:
@@ -123,7 +125,7 @@ def _retrain_arguments(p: argparse.ArgumentParser) -> None:
 @command("retrain", "train a new model version now, in this process", _retrain_arguments)
 def cmd_retrain(args: argparse.Namespace) -> int:
     system = build_system(args)
-    if not _schema_ready(system):
+    if not schema_ready(system):
         return 2
     job = system.retrain(args.actor)
     if job["status"] != "succeeded":
@@ -180,7 +182,7 @@ def cmd_import_catalog(args: argparse.Namespace) -> int:
 def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int) -> int:
     from feedback_core.errors import ValidationError
 
-    system = build_system(args)
+    system = build_system(args, create=True)
     system.init_feedback_tables()
     with tqdm(total=0, desc=f"importing {kind}", unit="B", unit_scale=True, file=sys.stderr) as bar:
 
@@ -196,6 +198,10 @@ def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int) 
         except ValidationError as exc:
             bar.close()
             print(f"error: {exc.field}: {exc.message}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            bar.close()
+            print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
             return 2
     for error in summary.errors[:20]:
         print(f"{args.file}:{error.line}: {error.text}", file=sys.stderr)

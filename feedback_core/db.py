@@ -30,8 +30,14 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import sqlite as sqlite_types
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidRequestError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    InvalidRequestError,
+    OperationalError,
+)
 from sqlalchemy.pool import NullPool
 
 from feedback_core.errors import ConfigError, DatabaseUnavailableError
@@ -64,9 +70,21 @@ def format_ts(moment: datetime | None) -> str | None:
     return to_naive_utc(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def parse_database_url(database_url: str) -> URL:
+    """Parse a database URL; raise ConfigError (password masked) when it is malformed."""
+    try:
+        return make_url(database_url)
+    except (ArgumentError, ValueError):
+        # ValueError: make_url's own complaint (a port that is not a number) may echo the password.
+        raise ConfigError(
+            f"the database URL {mask_url(database_url)!r} (from --db or FEEDBACK_DB_URL) is malformed: "
+            "use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/NAME"
+        ) from None
+
+
 def make_engine(settings: Settings) -> Engine:
     """Build the engine for ``settings.database_url``, configured for concurrent use."""
-    url = make_url(settings.database_url)
+    url = parse_database_url(settings.database_url)
     backend = url.get_backend_name()
     if backend == "sqlite":
         return _sqlite_engine(settings, url)
@@ -1257,7 +1275,16 @@ def _translate(exc: DBAPIError) -> Exception:
     message = str(exc.orig).lower() if exc.orig is not None else ""
     if any(
         hint in message
-        for hint in ("connection refused", "could not connect", "server closed", "unable to open")
+        for hint in (
+            "connection refused",
+            "could not connect",
+            "server closed",
+            "unable to open",
+            "failed to resolve host",
+            "could not translate host name",
+            "name or service not known",
+            "timeout expired",
+        )
     ):
         return DatabaseUnavailableError("the database is unavailable; retry shortly")
     return exc
@@ -1277,9 +1304,31 @@ def _alembic_config(connection: Connection):
 
 
 def upgrade_database(engine: Engine) -> str:
-    """Bring the database to the latest schema (harmless to repeat); return the revision."""
+    """Bring the database to the latest schema (harmless to repeat); return the revision.
+
+    Raises:
+        ConfigError: the database is at a revision this code does not know (a newer one).
+        DatabaseUnavailableError: the database cannot be reached.
+    """
     migrate(engine, "head")
     return current_revision(engine) or ""
+
+
+def newer_schema_problem(revision: str | None) -> str | None:
+    """Say so when ``revision`` is unknown to this code (a newer release wrote it); else None."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    if revision is None:
+        return None
+    try:
+        ScriptDirectory.from_config(_alembic_config(None)).get_revision(revision)
+    except CommandError:
+        return (
+            f"the database's schema {revision} is newer than this feedback-core ({head_revision()}): "
+            "upgrade feedback-core"
+        )
+    return None
 
 
 def migrate(engine: Engine, revision: str, downgrade: bool = False) -> None:
@@ -1289,6 +1338,21 @@ def migrate(engine: Engine, revision: str, downgrade: bool = False) -> None:
     a table requires (dropping the old copy would otherwise delete its rows' references); a
     migration that rebuilds a table checks the references it could break before it ends.
     """
+    from alembic.util import CommandError
+
+    try:
+        _migrate(engine, revision, downgrade)
+    except (OperationalError, DBAPIError) as exc:
+        _raise_translated(exc)
+    except CommandError:
+        # Alembic cannot step from a revision it does not know: say which, and what to do.
+        problem = newer_schema_problem(current_revision(engine))
+        if problem is None:
+            raise
+        raise ConfigError(problem) from None
+
+
+def _migrate(engine: Engine, revision: str, downgrade: bool) -> None:
     from alembic import command
 
     sqlite = engine.dialect.name == "sqlite"

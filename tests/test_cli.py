@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import PG_SKIP, PG_URL
+from sqlalchemy import text
 
 from feedback_core import FeedbackSystem
 from feedback_core.cli import main
@@ -48,7 +50,7 @@ def test_db_option_overrides_the_environment(tmp_path, capsys, monkeypatch):
 
 
 def test_info_shows_revision_and_row_counts(tmp_path, capsys):
-    url = f"sqlite:///{tmp_path / 'info.db'}"
+    url = _bare_file(tmp_path, "info.db")
     code, out, _ = run(capsys, "--db", url, "info")
     assert code == 0 and "empty database: run feedback-core init" in out
     run(capsys, "--db", url, "init")
@@ -107,7 +109,7 @@ def test_the_installed_console_script(tmp_path):
 
 @pytest.mark.parametrize("argv", [["worker", "--once"], ["retrain"]])
 def test_loop_commands_on_a_database_without_the_schema_say_run_init(tmp_path, capsys, argv):
-    url = f"sqlite:///{tmp_path / 'bare.db'}"
+    url = _bare_file(tmp_path, "bare.db")
     code, out, err = run(capsys, "--db", url, *argv)
     assert code == 2
     assert err == "error: the database has no feedback schema: run feedback-core init\n"
@@ -158,3 +160,211 @@ def current_revision_of(url: str) -> str | None:
         return current_revision(system.engine)
     finally:
         system.close()
+
+
+@pytest.mark.parametrize("url", ["nonsense", "postgresql://bob:s3cret@127.0.0.1:notaport/db", "sqlite//x.db"])
+@pytest.mark.parametrize("source", ["--db", "FEEDBACK_DB_URL"])
+def test_a_malformed_database_url_is_one_clear_line(capsys, monkeypatch, url, source):
+    if source == "--db":
+        code, out, err = run(capsys, "--db", url, "info")
+    else:
+        monkeypatch.setenv("FEEDBACK_DB_URL", url)
+        code, out, err = run(capsys, "info")
+    assert code == 2
+    assert "--db" in err and "FEEDBACK_DB_URL" in err
+    assert "s3cret" not in out + err
+    assert err.count("\n") == 1
+
+
+def _bare_file(tmp_path, name: str) -> str:
+    """Return the URL of an existing SQLite file without the schema."""
+    path = tmp_path / name
+    sqlite3.connect(path).execute("CREATE TABLE unrelated (x INTEGER)").connection.close()
+    return f"sqlite:///{path}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list-api-keys"],
+        ["create-api-key", "--name", "n", "--role", "service"],
+        ["revoke-api-key", "--name", "n"],
+    ],
+)
+def test_api_key_commands_on_a_database_without_the_schema_say_run_init(tmp_path, capsys, argv):
+    url = _bare_file(tmp_path, "bare.db")
+    code, out, err = run(capsys, "--db", url, *argv)
+    assert code == 2
+    assert err == "error: the database has no feedback schema: run feedback-core init\n"
+    assert current_revision_of(url) is None
+
+
+def _newer_database(tmp_path) -> str:
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    system = FeedbackSystem.from_url(url)
+    system.init_feedback_tables()
+    with system.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    system.close()
+    return url
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["init"],
+        ["demo", "--if-empty"],
+        ["import", "movies.csv", "--kind", "movies"],
+        ["worker", "--once"],
+        ["retrain"],
+        ["list-api-keys"],
+    ],
+)
+def test_a_database_newer_than_the_code_says_upgrade_feedback_core(tmp_path, capsys, monkeypatch, argv):
+    url = _newer_database(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "movies.csv").write_text("movie_id,title\n1,Heat\n")
+    code, out, err = run(capsys, "--db", url, *argv)
+    assert code == 2
+    assert err == (
+        f"error: the database's schema 0099 is newer than this feedback-core ({head_revision()}): "
+        "upgrade feedback-core\n"
+    )
+    assert current_revision_of(url) == "0099"
+
+
+@pytest.mark.parametrize(
+    "argv", [["init"], ["demo", "--users", "5"], ["import", "movies.csv", "--kind", "movies"], ["info"]]
+)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://bob:s3cret-pw@127.0.0.1:1/feedback?connect_timeout=2",
+        "postgresql://bob:s3cret-pw@no-such-host.invalid/feedback?connect_timeout=2",
+    ],
+)
+def test_an_unreachable_postgres_is_one_line_for_every_command(tmp_path, capsys, monkeypatch, argv, url):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "movies.csv").write_text("movie_id,title\n1,Heat\n")
+    code, out, err = run(capsys, "--db", url, *argv)
+    assert code == 2
+    assert "unavailable" in err and err.count("\n") == 1
+    assert "s3cret-pw" not in out + err
+
+
+def test_serve_on_an_unreachable_postgres_is_one_line(capsys, monkeypatch):
+    from flask import Flask
+
+    monkeypatch.setattr(Flask, "run", lambda *a, **k: pytest.fail("the server must not start"))
+    url = "postgresql+psycopg://bob:s3cret-pw@127.0.0.1:1/feedback?connect_timeout=2"
+    code, out, err = run(capsys, "--db", url, "serve")
+    assert code == 2 and "unavailable" in err and "s3cret-pw" not in out + err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["info"],
+        ["list-api-keys"],
+        ["create-api-key", "--name", "n", "--role", "service"],
+        ["revoke-api-key", "--name", "n"],
+        ["worker", "--once"],
+        ["retrain"],
+    ],
+)
+def test_read_only_commands_create_no_database(tmp_path, capsys, argv):
+    path = tmp_path / "missing" / "dir" / "x.db"
+    code, out, err = run(capsys, "--db", f"sqlite:///{path}", *argv)
+    assert code == 2
+    assert err == f"error: no database at {path}: run feedback-core init\n"
+    assert not (tmp_path / "missing").exists()
+
+
+def test_simulate_refuses_a_database_with_data(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'real.db'}"
+    system = FeedbackSystem.from_url(url)
+    system.init_feedback_tables()
+    system.save_dislike(1, 10, "A")
+    before = system.count_rows()
+    system.close()
+    code, out, err = run(capsys, "--db", url, "simulate", "--rounds", "1", "--users", "5", "--movies", "20")
+    assert code == 2
+    assert "not empty" in err
+    system = FeedbackSystem.from_url(url)
+    assert system.count_rows() == before
+    system.close()
+
+
+def test_an_unreadable_import_file_is_one_line(tmp_path, capsys, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    path = tmp_path / "movies.csv"
+    path.write_text("movie_id,title\n1,Heat\n")
+    path.chmod(0)
+    if os.geteuid() == 0:  # root reads every file: refuse it the way the kernel would
+        real_open = Path.open
+
+        def refusing_open(self, *args, **kwargs):
+            if self == path:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_open(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "open", refusing_open)
+    code, out, err = run(capsys, "--db", url, "import", str(path), "--kind", "movies")
+    assert code == 2
+    assert err.splitlines()[-1] == f"error: cannot read {path}: Permission denied"
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["init"], ["create-api-key", "--name", "n", "--role", "service"]])
+def test_a_read_only_database_file_is_one_line(tmp_path, capsys, argv):
+    path = tmp_path / "ro.db"
+    system = FeedbackSystem.from_url(f"sqlite:///{path}")
+    migrate(system.engine, "0006" if argv == ["init"] else "head")  # init has something to write
+    system.close()
+    # Opened read-only as a file without write permission is (root ignores permissions).
+    code, out, err = run(capsys, "--db", f"sqlite:///file:{path}?mode=ro&uri=true", *argv)
+    assert code == 2
+    assert err == f"error: {path} is read-only: nothing was written\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--port", "99999"],
+        ["serve", "--port", "-1"],
+        ["demo", "--users", "0"],
+        ["demo", "--movies", "0"],
+        ["demo", "--days", "0"],
+        ["demo", "--users", "-3"],
+        ["simulate", "--rounds", "0"],
+        ["simulate", "--users", "0"],
+    ],
+)
+def test_out_of_range_numbers_are_usage_errors(tmp_path, capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--db", f"sqlite:///{tmp_path / 'x.db'}", *argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {argv[1]}" in err and "Traceback" not in err
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_closed_output_pipe_is_quiet(tmp_path):
+    url = f"sqlite:///{tmp_path / 'pipe.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBACK_")}
+    assert subprocess.run([str(SCRIPT), "--db", url, "init"], env=env, timeout=120).returncode == 0
+    # The reader is gone before the command writes anything (as with `| head -0`).
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run(
+            [str(SCRIPT), "--db", url, "info"],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+    finally:
+        os.close(writer)
+    assert done.stderr == ""
