@@ -24,7 +24,7 @@ run: $(VENV)/.installed
 	FEEDBACK_DB_URL="$${FEEDBACK_DB_URL:-$(DB_URL)}" $(BIN)/feedback-core init
 	FEEDBACK_DB_URL="$${FEEDBACK_DB_URL:-$(DB_URL)}" $(BIN)/feedback-core demo --if-empty
 	FEEDBACK_DASHBOARD_WORKER=1 FEEDBACK_DB_URL="$${FEEDBACK_DB_URL:-$(DB_URL)}" \
-		$(BIN)/streamlit run dashboard/app.py --server.port $(PORT)
+		$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.address 127.0.0.1
 
 ## test: install the test requirements and run the whole suite
 test: $(VENV)/.installed-test
