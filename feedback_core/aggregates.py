@@ -162,6 +162,12 @@ def add_dislike(
     )
 
 
+def _pattern_keys(reason: str, genres, cast, franchise: str | None) -> set[tuple[str, str]]:
+    """The ``dislike_patterns`` keys (kind, value) one dislike counts in."""
+    keys = {("total", ""), ("reason", reason)} | {("genre", g) for g in genres} | {("cast", c) for c in cast}
+    return keys | {("franchise", franchise)} if franchise else keys
+
+
 def settle_latest_after_retraction(
     conn: Connection,
     *,
@@ -176,8 +182,7 @@ def settle_latest_after_retraction(
     """After a retracted dislike (made ``at``) was uncounted: the "last disliked" moments it set
     fall back to the latest live dislike's, or to NULL where none is left. Only rows whose latest
     moment was this dislike's change; the retracted row must already be marked retracted."""
-    kinds = {("total", ""), ("reason", reason)} | {("genre", g) for g in genres}
-    kinds |= {("cast", c) for c in cast} | ({("franchise", franchise)} if franchise else set())
+    kinds = _pattern_keys(reason, genres, cast, franchise)
     stale = {
         (kind, value): count
         for kind, value, count in conn.execute(
@@ -204,9 +209,7 @@ def settle_latest_after_retraction(
             .where(user_dislikes.c.user_id == user_id, user_dislikes.c.retracted_at.is_(None))
             .order_by(user_dislikes.c.created_at.desc(), user_dislikes.c.dislike_id.desc())
         ):
-            theirs = {("total", ""), ("reason", why)} | {("genre", g) for g in their_genres or []}
-            theirs |= {("cast", c) for c in their_cast or []}
-            theirs |= {("franchise", their_franchise)} if their_franchise else set()
+            theirs = _pattern_keys(why, their_genres or [], their_cast or [], their_franchise)
             for key in wanted & theirs:
                 latest[key] = created
             wanted -= theirs

@@ -1009,19 +1009,11 @@ class Importer:
 
     def _resolve_sets(self, conn: Connection, wanted: set[tuple[int, int]]) -> dict[int, tuple]:
         """Map imported set ids to (set id, user, version, the wanted movies it showed, shown at)."""
-        found: dict[int, tuple] = {}
-        external = sorted({ext for ext, _ in wanted})
-        for chunk in _chunks(external):
-            for ext, set_id, user_id, version, shown_at in conn.execute(
-                select(
-                    recommendation_sets.c.external_id,
-                    recommendation_sets.c.recommendation_set_id,
-                    recommendation_sets.c.user_id,
-                    recommendation_sets.c.model_version_id,
-                    recommendation_sets.c.created_at,
-                ).where(recommendation_sets.c.external_id.in_(chunk))
-            ):
-                found[ext] = (set_id, user_id, version, set(), shown_at)
+        stored = self._stored_sets(conn, sorted({ext for ext, _ in wanted}))
+        found = {
+            ext: (set_id, user_id, version, set(), shown_at)
+            for ext, (set_id, user_id, version, shown_at) in stored.items()
+        }
         pairs = sorted((found[ext][0], movie_id) for ext, movie_id in wanted if ext in found)
         by_id = {head[0]: head for head in found.values()}
         for set_id, movie_id in _existing_pairs(

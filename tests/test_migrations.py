@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import pytest
@@ -260,21 +262,35 @@ def test_only_set_keys_and_lists_enter_the_dislikes_key_and_list_indexes(migrate
     assert "ix_user_dislikes_set" in lists
 
 
+@contextmanager
+def scratch_engine(kind: str, sqlite_path, pg_schema: str) -> Iterator:
+    """An engine on an empty SQLite file, or on an empty schema of its own in the PostgreSQL test
+    database (dropped afterwards)."""
+    admin = None
+    if kind == "sqlite":
+        engine = make_engine(Settings(database_url=f"sqlite:///{sqlite_path}"))
+    else:
+        admin = make_engine(Settings(database_url=PG_URL))
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {pg_schema} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {pg_schema}"))
+        url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={pg_schema}"})
+        engine = make_engine(Settings(database_url=url.render_as_string(hide_password=False)))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        if admin is not None:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {pg_schema} CASCADE"))
+            admin.dispose()
+
+
 @pytest.mark.parametrize(
     "kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=PG_SKIP))]
 )
 def test_the_partial_dislike_indexes_migrate_both_ways_keeping_every_row(kind, tmp_path):
-    if kind == "sqlite":
-        engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path / 'partial.db'}"))
-        admin = None
-    else:
-        admin = make_engine(Settings(database_url=PG_URL))
-        with admin.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS migration_0007 CASCADE"))
-            conn.execute(text("CREATE SCHEMA migration_0007"))
-        url = make_url(PG_URL).update_query_dict({"options": "-csearch_path=migration_0007"})
-        engine = make_engine(Settings(database_url=url.render_as_string(hide_password=False)))
-    try:
+    with scratch_engine(kind, tmp_path / "partial.db", "migration_0007") as engine:
 
         def dump() -> dict[str, list[tuple]]:
             with engine.connect() as conn:
@@ -323,12 +339,6 @@ def test_the_partial_dislike_indexes_migrate_both_ways_keeping_every_row(kind, t
             with engine.connect() as conn:
                 assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # on again afterwards
                 assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
-    finally:
-        engine.dispose()
-        if admin is not None:
-            with admin.begin() as conn:
-                conn.execute(text("DROP SCHEMA IF EXISTS migration_0007 CASCADE"))
-            admin.dispose()
 
 
 @pytest.mark.parametrize(
@@ -337,17 +347,7 @@ def test_the_partial_dislike_indexes_migrate_both_ways_keeping_every_row(kind, t
 def test_dislikes_of_a_list_move_to_its_day_and_back(kind, tmp_path):
     from reliability_support import recount_differences
 
-    if kind == "sqlite":
-        engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path / 'days.db'}"))
-        admin = None
-    else:
-        admin = make_engine(Settings(database_url=PG_URL))
-        with admin.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS migration_0008 CASCADE"))
-            conn.execute(text("CREATE SCHEMA migration_0008"))
-        url = make_url(PG_URL).update_query_dict({"options": "-csearch_path=migration_0008"})
-        engine = make_engine(Settings(database_url=url.render_as_string(hide_password=False)))
-    try:
+    with scratch_engine(kind, tmp_path / "days.db", "migration_0008") as engine:
 
         def days() -> dict:
             with engine.connect() as conn:
@@ -375,12 +375,6 @@ def test_dislikes_of_a_list_move_to_its_day_and_back(kind, tmp_path):
         assert days() == {("2026-01-11", 0): 1, ("2026-01-11", 1): 1}  # as 0007 counted them
         migrate(engine, "0008")
         assert days() == after and recount_differences(engine) == []
-    finally:
-        engine.dispose()
-        if admin is not None:
-            with admin.begin() as conn:
-                conn.execute(text("DROP SCHEMA IF EXISTS migration_0008 CASCADE"))
-            admin.dispose()
 
 
 def test_the_user_dislikes_rebuild_refuses_to_run_with_foreign_keys_on(tmp_path):

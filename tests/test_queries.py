@@ -494,22 +494,27 @@ def test_rate_fields_are_enough_only_on_real_impressions(events, trials, min_tri
     assert (got["ci_low"] is None) == (rate is None)
 
 
+def add_bare_versions(conn, n: int) -> None:
+    """Add ``n`` model versions with nothing in them (rows for the rate tables to name)."""
+    for _ in range(n):
+        insert_version(
+            conn,
+            at=datetime(2026, 10, 1),
+            actor="analyst",
+            trigger="manual",
+            parent_id=None,
+            weights={},
+            metrics={},
+            examples={},
+            settings={},
+        )
+
+
 def test_more_dislikes_than_impressions_give_no_rate_and_never_raise(make_system):
     system = make_system()
     day = date(2026, 10, 30)
     with write_transaction(system.engine) as conn:
-        for _ in range(2):
-            insert_version(
-                conn,
-                at=datetime(2026, 10, 1),
-                actor="analyst",
-                trigger="manual",
-                parent_id=None,
-                weights={},
-                metrics={},
-                examples={},
-                settings={},
-            )
+        add_bare_versions(conn, 2)
         # Broken aggregates: v1 counts 50 dislikes of 40 impressions on the latest day.
         shown = [(day - timedelta(days=d), v, 400 if d else 40) for d in range(8) for v in (1, 2)]
         conn.execute(
@@ -571,18 +576,7 @@ def test_few_dislikes_are_tested_exactly_and_the_interval_agrees(make_system):
     catalogue = [{"movie_id": m, "title": f"Film {m}", "genres": ["Drama"]} for m in range(1, 101)]
     system.add_movies(catalogue)
     with write_transaction(system.engine) as conn:
-        for _ in range(3):
-            insert_version(
-                conn,
-                at=datetime(2026, 10, 1),
-                actor="analyst",
-                trigger="manual",
-                parent_id=None,
-                weights={},
-                metrics={},
-                examples={},
-                settings={},
-            )
+        add_bare_versions(conn, 3)
     for user in range(1, 11):  # v1: 0 dislikes in 1,000 impressions
         items = [{"movie_id": m, "predicted_score": 0.5} for m in range(1, 101)]
         system.record_recommendation_set(user, items, model_version_id=1)
