@@ -121,7 +121,7 @@ def fill(
 
 def train_once(path: str) -> None:
     """Child process: run one retrain job and print its timings as JSON."""
-    from feedback_core import model, training
+    from feedback_core import training
 
     system = FeedbackSystem.from_url(f"sqlite:///{path}")
     start = time.perf_counter()
@@ -135,8 +135,8 @@ def train_once(path: str) -> None:
     from feedback_core.db import read_connection
 
     with read_connection(system.engine) as conn:
-        data = training.load_training_data(conn, system.now(), 0.8, (0.1, 2.0), None)
-    X, _ = model.feature_matrix(data.catalog, data.profiles, data.users, data.movies)
+        data = training.load_training_data(conn, (0.1, 2.0), None)
+    X, _ = training.features(data, data.users, data.movies, data.times)
     base_start = time.perf_counter()
     LogisticRegression(max_iter=300).fit(X, data.labels, sample_weight=data.weights)
     baseline = time.perf_counter() - base_start

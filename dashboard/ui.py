@@ -6,6 +6,7 @@ through ``st.text``, ``st.dataframe`` or widget options, never through markdown.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -176,27 +177,34 @@ def show_unreachable(message: str) -> None:
 
 
 def show_guidance(status: str, masked_url: str) -> None:
-    """Explain how to fill an empty (or uninitialised) database."""
+    """Explain how to fill an empty (or uninitialised) database, with commands for this one."""
     st.title("Welcome: there is no feedback yet")
     st.text(f"Database: {masked_url}")
     if status == "missing":
         st.warning("This database has no tables yet.", icon=":material/database:")
+    db = f"--db {shlex.quote(masked_url)}"
+    hidden = (
+        "\nThe password in the URL is hidden here: put the real one in place of `***`.\n"
+        if "***" in masked_url
+        else ""
+    )
     st.markdown(
-        """
-**Try it with demo data** (a few weeks of synthetic users, lists, dislikes and model versions):
+        f"""
+**Try it with demo data** (a few weeks of synthetic users, lists, dislikes and model versions),
+from the project folder:
 
 ```bash
-feedback-core init    # create the tables (harmless to repeat)
-feedback-core demo    # load the demo data
+.venv/bin/feedback-core {db} init    # create the tables (harmless to repeat)
+.venv/bin/feedback-core {db} demo    # load the demo data
 ```
-
-then reload this page. `make run` does both and opens the dashboard.
+{hidden}
+then reload this page. `make run` does both for the default database and opens the dashboard.
 
 **Or connect your recommender** through the HTTP API so real feedback arrives:
 
 ```bash
-feedback-core create-api-key --name recommender --role service   # prints the key once
-feedback-core serve                                              # the API; see the README's "API" section
+.venv/bin/feedback-core {db} create-api-key --name recommender --role service   # prints the key once
+.venv/bin/feedback-core {db} serve        # the API; see the README's "API" section
 ```
 
 - `POST /api/recommendation-sets` records each list you show (the impressions every rate needs);

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -40,7 +41,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             bar.set_postfix_str(text)
             bar.update(n)
 
-        summary = build_demo(system.settings, args.seed, args.users, args.days, args.movies, progress)
+        def build(settings: Settings) -> dict:
+            return build_demo(settings, args.seed, args.users, args.days, args.movies, progress)
+
+        summary = _build_whole(system.settings, build)
     print(
         f"demo ready: {summary['movies']:,} films, {summary['users']} people, {summary['days']} days, "
         f"{summary['impressions']:,} impressions, {summary['dislikes']:,} dislikes, "
@@ -48,6 +52,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{summary['last_day_rate']:.1%} on the last day"
     )
     return 0
+
+
+def _build_whole(settings: Settings, build) -> dict:
+    """Run ``build`` so that an interrupted build leaves the database as it was (empty).
+
+    An SQLite database is built in a file beside it (``<file>.building``) that replaces it only
+    once complete; a build stopped half-way would otherwise leave a partial demo that the next
+    ``demo --if-empty`` (``make run``) keeps as "already has data". Other databases are built in
+    place, in their own transactions.
+    """
+    import os
+    import sqlite3
+    from contextlib import closing
+
+    from feedback_core.cli import _sqlite_path
+    from feedback_core.db import parse_database_url
+    from feedback_core.system import FeedbackSystem
+
+    url = parse_database_url(settings.database_url)
+    target = _sqlite_path(url)
+    if target is None:
+        return build(settings)
+    building = target.with_name(target.name + ".building")
+    _remove_sqlite_files(building)
+    scratch = settings.with_(
+        database_url=url.set(database=str(building)).render_as_string(hide_password=False)
+    )
+    system = FeedbackSystem.from_settings(scratch)
+    try:
+        system.init_feedback_tables()
+    finally:
+        system.close()
+    summary = build(scratch)
+    with closing(sqlite3.connect(building)) as con:  # the file alone holds everything
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    _remove_sqlite_files(target, ("-wal", "-shm", "-journal"))  # the empty database's log dies with it
+    os.replace(building, target)
+    _remove_sqlite_files(building)
+    return summary
+
+
+def _remove_sqlite_files(path, suffixes=("", "-wal", "-shm", "-journal", "-writer")) -> None:
+    """Remove an SQLite file and what SQLite and the engine keep beside it."""
+    for suffix in suffixes:
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 def _simulate_arguments(p: argparse.ArgumentParser) -> None:
@@ -182,6 +231,12 @@ def cmd_import_catalog(args: argparse.Namespace) -> int:
 def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int) -> int:
     from feedback_core.errors import ValidationError
 
+    try:  # before the database is created or migrated: a mistyped name changes nothing
+        with Path(args.file).open("rb"):
+            pass
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     system = build_system(args, create=True)
     system.init_feedback_tables()
     with tqdm(total=0, desc=f"importing {kind}", unit="B", unit_scale=True, file=sys.stderr) as bar:

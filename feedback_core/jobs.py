@@ -342,18 +342,14 @@ class Jobs:
     def _train_and_record(self, job, worker_id: str, claimed: int) -> None:
         s = self.settings
         job_id = job.job_id
-        now = self.now()
         with read_connection(self.engine) as conn:
-            data = training.load_training_data(
-                conn, now, s.DISLIKE_WEIGHT_MULTIPLIER, (s.weight_min, s.weight_max), job_id
-            )
+            data = training.load_training_data(conn, (s.weight_min, s.weight_max), job_id)
             active_id, active_model = load_active_model(conn, s.adjustment_strength)
             if active_id is None:
                 active_model = None
         self._progress(job_id, 40, "building features")
         trained, metrics, baseline = training.fit_and_evaluate(
             data,
-            seed=job_id,
             adjustment_strength=s.adjustment_strength,
             active=active_model,
             progress=lambda p, stage: self._progress(job_id, p, stage),
@@ -400,7 +396,8 @@ class Jobs:
                     "adjustment_strength": s.adjustment_strength,
                     "promotion_margin": s.promotion_margin,
                     "holdout_share": training.HOLDOUT_SHARE,
-                    "seed": job_id,
+                    "seed": training.SEED,
+                    "cutoff": data.cutoff.isoformat(sep=" "),
                 },
             )
             conn.execute(
@@ -474,10 +471,21 @@ def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> 
             False,
             f"held-out AUC {new:.4f} vs active {old:.4f}: not better by {margin}; an analyst decides",
         )
+    gain = metrics.get("auc_gain")
+    if gain is not None and not gain["low"] > 0:
+        return False, (
+            f"held-out AUC {new:.4f} vs active {old:.4f}: the gain of {gain['difference']:+.4f} is within "
+            f"the noise of the held-out sample (95% interval {gain['low']:+.4f} to {gain['high']:+.4f}, "
+            f"p = {gain['p_value']:.2g}, DeLong's test); an analyst decides"
+        )
     new_share, old_share = metrics.get("dislike_top10_share"), baseline.get("dislike_top10_share")
     if new_share is not None and old_share is not None and new_share > old_share:
         return False, (
             f"held-out AUC {new:.4f} beats {old:.4f}, but {new_share:.1%} of held-out dislikes would "
             f"still reach a top 10 (active: {old_share:.1%}); an analyst decides"
         )
-    return True, f"held-out AUC {new:.4f} beats the active version's {old:.4f} by at least {margin}"
+    significant = "" if gain is None else f" (p = {gain['p_value']:.2g}, DeLong's test)"
+    return (
+        True,
+        f"held-out AUC {new:.4f} beats the active version's {old:.4f} by at least {margin}{significant}",
+    )

@@ -89,11 +89,7 @@ def build_catalog(rows: Iterable[Sequence]) -> Catalog:
         )
         for k in KINDS
     }
-    counts_a, sums_a = np.array(counts), np.array(sums)
-    popularity = np.log1p(counts_a) / max(math.log1p(counts_a.max()) if n else 1.0, 1e-9)
-    total = counts_a.sum()
-    prior = sums_a.sum() / total if total else 3.5
-    quality = ((sums_a + prior * QUALITY_PRIOR_COUNT) / (counts_a + QUALITY_PRIOR_COUNT)) / 5.0
+    popularity, quality = popularity_and_quality(np.array(counts), np.array(sums))
     return Catalog(
         movie_ids=np.array(ids, dtype=np.int64),
         titles=titles,
@@ -105,6 +101,17 @@ def build_catalog(rows: Iterable[Sequence]) -> Catalog:
         index={m: i for i, m in enumerate(ids)},
         sizes={k: np.asarray(matrices[k].sum(axis=1)).ravel() for k in KINDS},
     )
+
+
+def popularity_and_quality(counts: np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return each film's popularity (log rating count, 0..1) and quality (mean rating shrunk
+    towards the catalogue's mean by ``QUALITY_PRIOR_COUNT`` ratings, / 5) from its ratings."""
+    counts, sums = np.asarray(counts, dtype=float), np.asarray(sums, dtype=float)
+    popularity = np.log1p(counts) / max(math.log1p(counts.max()) if len(counts) else 1.0, 1e-9)
+    total = counts.sum()
+    prior = sums.sum() / total if total else 3.5
+    quality = ((sums + prior * QUALITY_PRIOR_COUNT) / (counts + QUALITY_PRIOR_COUNT)) / 5.0
+    return popularity, quality
 
 
 # ------------------------------------------------------------------ user profiles
@@ -261,6 +268,54 @@ def feature_matrix(
     return X, np.asarray(adjustment, dtype=float)
 
 
+def aversion_as_of(
+    catalog: Catalog,
+    profiles: Profiles,
+    events: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    users: np.ndarray,
+    movies: np.ndarray,
+    times: np.ndarray,
+) -> np.ndarray:
+    """Return the three aversion features of each pair as they stood at the pair's own time.
+
+    ``events[kind]`` holds the users' dislikes of feature values as ``(profile row, vocabulary
+    index, time)``; ``times`` are in the same unit, seconds. A pair sees only the dislikes
+    strictly before its time, with the decay of that moment, so a dislike never explains
+    itself and the model learns how past dislikes predict the next ones: the relation the live
+    model uses (``build_profiles`` over every dislike up to now).
+    """
+    n = len(users)
+    out = np.zeros((n, len(KINDS)))
+    for col, kind in enumerate(KINDS):
+        ev_user, ev_value, ev_time = events.get(kind, (np.zeros(0, np.int64),) * 2 + (np.zeros(0),))
+        if n == 0 or len(ev_user) == 0:
+            continue
+        width = np.int64(max(len(catalog.vocab[kind]), 1))
+        rows = catalog.matrices[kind][movies]
+        pair = np.repeat(np.arange(n), np.diff(rows.indptr))
+        q_user, q_value, q_time = users[pair].astype(np.int64), rows.indices.astype(np.int64), times[pair]
+        ev_key = ev_user.astype(np.int64) * width + ev_value
+        order = np.lexsort((ev_time, ev_key))
+        ev_key, ev_time = ev_key[order], ev_time[order]
+        keys, key_id = np.unique(ev_key, return_inverse=True)
+        stamps, stamp_id = np.unique(np.concatenate([ev_time, q_time]), return_inverse=True)
+        span = np.int64(len(stamps) + 1)
+        # Events sorted by (key, time) are sorted by key_id * span + time rank too.
+        ev_code = key_id.astype(np.int64) * span + stamp_id[: len(ev_time)]
+        q_key = q_user * width + q_value
+        found = np.minimum(np.searchsorted(keys, q_key), len(keys) - 1)
+        known = keys[found] == q_key
+        first = np.searchsorted(ev_key, q_key, "left")
+        end = np.searchsorted(ev_code, found * span + stamp_id[len(ev_time) :], "left")
+        count = np.where(known, end - first, 0)
+        last = ev_time[np.maximum(end - 1, 0)]
+        days = (q_time - last) / 86400.0
+        d = np.where(count > 0, count * decay_of(days), 0.0)
+        likes = np.asarray(profiles.liked[kind][q_user, q_value]).ravel() if len(q_user) else np.zeros(0)
+        out[:, col] = np.maximum(_reduce(np.maximum, d / (d + likes + 1.0), rows), 0.0)
+    return out
+
+
 # ------------------------------------------------------------------ training and scoring
 
 
@@ -381,6 +436,46 @@ def auc(y: np.ndarray, scores: np.ndarray) -> float | None:
         return None
     ranks = rankdata(scores)
     return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def compare_aucs(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> dict | None:
+    """Compare two models' AUCs on the same rows with DeLong's test (DeLong, DeLong and
+    Clarke-Pearson 1988; the midrank form of Sun and Xu 2014).
+
+    Returns ``difference`` (AUC of a minus AUC of b), its ``standard_error``, the 95% interval
+    ``low``..``high`` and the two-sided ``p_value``; None when a label is missing.
+    """
+    from scipy.stats import norm, rankdata
+
+    y = np.asarray(y)
+    positive = y == 1
+    m, n = int(positive.sum()), int((~positive).sum())
+    if m == 0 or n == 0:
+        return None
+    components = []
+    for scores in (np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float)):
+        every = rankdata(scores)
+        x, z = every[positive], every[~positive]
+        v10 = (x - rankdata(scores[positive])) / n  # per positive: the share of negatives below it
+        v01 = 1.0 - (z - rankdata(scores[~positive])) / m  # per negative: the share of positives above it
+        components.append((v10, v01))
+    (a10, a01), (b10, b01) = components
+    difference = float(a10.mean() - b10.mean())
+    d10, d01 = a10 - b10, a01 - b01
+    variance = (d10.var(ddof=1) / m if m > 1 else 0.0) + (d01.var(ddof=1) / n if n > 1 else 0.0)
+    se = math.sqrt(max(variance, 0.0))
+    if se == 0.0:
+        p_value = 1.0 if difference == 0.0 else 0.0
+    else:
+        p_value = float(2 * norm.sf(abs(difference) / se))
+    half = float(norm.ppf(0.975)) * se
+    return {
+        "difference": difference,
+        "standard_error": se,
+        "low": difference - half,
+        "high": difference + half,
+        "p_value": p_value,
+    }
 
 
 def evaluate(model: TrainedModel, X: np.ndarray, adj: np.ndarray, y: np.ndarray, users: np.ndarray) -> dict:

@@ -1,8 +1,16 @@
 """Training data: load positives and weighted negatives, build features, train and evaluate.
 
-Features must never see the label they predict. Every run picks a cutoff time: the users'
-statistics (liked films, dislikes per genre, cast, franchise) come from events before it, and
-the examples are the events from it on. This is what the live model sees too: the past only.
+Features must never see the label they predict. Every run picks a cutoff time: the films a
+user liked come from ratings before it, and the examples are the events from it on. A user's
+aversions (dislikes per genre, cast, franchise) are taken as they stood at each example's own
+time, from the dislikes strictly before it. That time is the moment the model scored the
+example: when a rated film was rated, when a shown film's list (or a disliked film's list) was
+shown. A disliked film's example so sees what the recommender knew when it chose the film, never
+its own dislike, and the model learns how past dislikes predict the next one: the relation the
+live model uses, the past only.
+
+Each disliked (user, film) pair is one negative example weighted by the sum of its stored
+negative examples' weights (``DISLIKE_WEIGHT_MULTIPLIER`` when each was recorded).
 """
 
 from __future__ import annotations
@@ -15,13 +23,13 @@ import numpy as np
 from sqlalchemy import Connection, func, or_, select
 
 from feedback_core import model
-from feedback_core.policy import dislike_weight
 from feedback_core.recommender import load_catalog
 from feedback_core.schema import (
     feature_adjustments,
     impressions,
     negative_examples,
     ratings,
+    recommendation_sets,
     user_dislikes,
 )
 
@@ -34,6 +42,8 @@ TOP10_SAMPLE = 100
 # lists offered, so the model learns what gets disliked among what it actually shows.
 SHOWN_POSITIVE_WEIGHT = 0.25
 MAX_SHOWN_POSITIVES = 300_000
+# The held-out split depends on the data only: the same data give the same model.
+SEED = 20261130
 
 
 @dataclass
@@ -47,6 +57,8 @@ class TrainingData:
     labels: np.ndarray
     weights: np.ndarray
     is_dislike: np.ndarray
+    times: np.ndarray  # seconds since the epoch, per example: the moment its features are taken at
+    dislike_events: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # see model.aversion_as_of
     seen_by_user: dict[int, np.ndarray]  # profile row -> catalogue rows rated before the cutoff
     cutoff: datetime
     counts: dict[str, int]
@@ -54,6 +66,39 @@ class TrainingData:
 
 def _naive(value) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _seconds(moments: list[datetime]) -> np.ndarray:
+    return np.array(moments, dtype="datetime64[us]").astype(np.int64) / 1e6
+
+
+def _dislike_events(catalog: model.Catalog, uidx: dict[int, int], dislike_rows) -> dict:
+    """Return, per kind, every dislike's (profile row, vocabulary index, time) of the values it
+    counts against (the catalogue's vocabulary only: other values score no film)."""
+    events = {}
+    for kind in model.KINDS:
+        vocab = catalog.vocab[kind]
+        rows, values, moments = [], [], []
+        for u, _, t, genres, cast, franchise, *_ in dislike_rows:
+            names = (
+                genres if kind == "genre" else cast if kind == "cast" else [franchise] if franchise else []
+            )
+            for name in dict.fromkeys(names):
+                j = vocab.get(name)
+                if j is not None:
+                    rows.append(uidx[u])
+                    values.append(j)
+                    moments.append(t)
+        events[kind] = (np.array(rows, dtype=np.int64), np.array(values, dtype=np.int64), _seconds(moments))
+    return events
+
+
+def features(data: "TrainingData", users: np.ndarray, movies: np.ndarray, times: np.ndarray):
+    """Return ``(X, adjustment)`` for pairs at the given moments (aversions as of each)."""
+    X, adj = model.feature_matrix(data.catalog, data.profiles, users, movies)
+    aversion = model.aversion_as_of(data.catalog, data.profiles, data.dislike_events, users, movies, times)
+    X[:, [model.FEATURES.index(f"{kind}_aversion") for kind in model.KINDS]] = aversion
+    return X, adj
 
 
 def _cutoff(times: list[datetime]) -> datetime:
@@ -102,7 +147,7 @@ def holdout(labels: np.ndarray, rng: np.random.Generator, groups: np.ndarray | N
 
 
 def load_training_data(
-    conn: Connection, now: datetime, multiplier: float, weight_bounds: tuple[float, float], job_id: int | None
+    conn: Connection, weight_bounds: tuple[float, float], job_id: int | None
 ) -> TrainingData:
     """Read ratings, shown lists and negative examples (used, or claimed by ``job_id``)."""
     catalog = load_catalog(conn)
@@ -116,8 +161,8 @@ def load_training_data(
     if job_id is not None:
         status_ok = status_ok | (negative_examples.c.job_id == job_id)
     dislike_rows = [
-        (u, m, _naive(t), genres or [], cast or [], franchise)
-        for u, m, t, genres, cast, franchise in conn.execute(
+        (u, m, _naive(t), genres or [], cast or [], franchise, weight, _naive(shown or t))
+        for u, m, t, genres, cast, franchise, weight, shown in conn.execute(
             select(
                 user_dislikes.c.user_id,
                 user_dislikes.c.movie_id,
@@ -125,8 +170,14 @@ def load_training_data(
                 user_dislikes.c.genres,
                 user_dislikes.c.cast,
                 user_dislikes.c.franchise,
+                negative_examples.c.weight,
+                recommendation_sets.c.created_at,
             )
             .join(negative_examples, negative_examples.c.dislike_id == user_dislikes.c.dislike_id)
+            .outerjoin(
+                recommendation_sets,
+                recommendation_sets.c.recommendation_set_id == user_dislikes.c.recommendation_set_id,
+            )
             .where(status_ok, user_dislikes.c.retracted_at.is_(None))
         )
     ]
@@ -170,10 +221,17 @@ def load_training_data(
         .group_by(fa.c.user_id, fa.c.feature_type, fa.c.feature_value)
     ).all()
 
-    # Profiles from the past only.
+    # Profiles from the past only; the films' popularity and quality too, or a rating that is an
+    # example would raise its own film's quality and count (the stored figures include it).
+    counts, sums = np.zeros(catalog.size), np.zeros(catalog.size)
+    for _, m, r, t in rating_rows:
+        if t < cutoff and m in catalog.index:
+            counts[catalog.index[m]] += 1
+            sums[catalog.index[m]] += r
+    catalog.popularity, catalog.quality = model.popularity_and_quality(counts, sums)
     liked_before = [(u, m) for u, m, r, t in rating_rows if t < cutoff and r >= model.LIKED_RATING]
     patterns: dict[tuple[int, str, str], list] = {}
-    for u, _, t, genres, cast, franchise in dislike_rows:
+    for u, _, t, genres, cast, franchise, *_ in dislike_rows:
         if t >= cutoff:
             continue
         values = [("genre", g) for g in genres] + [("cast", c) for c in cast]
@@ -195,11 +253,12 @@ def load_training_data(
     )
     uidx, midx = profiles.user_index, catalog.index
 
-    users, movies_, labels, weights, is_dislike = [], [], [], [], []
+    users, movies_, labels, weights, is_dislike, moments = [], [], [], [], [], []
 
-    def add(u: int, m: int, label: int, weight: float, dislike: bool = False) -> None:
+    def add(u: int, m: int, t: datetime, label: int, weight: float, dislike: bool = False) -> None:
         users.append(uidx[u])
         movies_.append(midx[m])
+        moments.append(t)
         labels.append(label)
         weights.append(weight)
         is_dislike.append(dislike)
@@ -219,27 +278,29 @@ def load_training_data(
         if t < cutoff:
             seen_by_user.setdefault(uidx[u], []).append(midx[m])
         elif r >= model.LIKED_RATING:
-            add(u, m, 1, 1.0)
+            add(u, m, t, 1, 1.0)
             counts["positives"] += 1
         elif r <= LOW_RATING:
-            add(u, m, 0, 1.0)
+            add(u, m, t, 0, 1.0)
             counts["negatives_from_ratings"] += 1
     # A film the user disliked is no liked example from another list it was shown in either.
     disliked_pairs = {(u, m) for u, m, *_ in dislike_rows}
     for u, m, t in shown_rows:
         if t >= cutoff and m in midx and (u, m) not in rated_pairs and (u, m) not in disliked_pairs:
-            add(u, m, 1, SHOWN_POSITIVE_WEIGHT)
+            add(u, m, t, 1, SHOWN_POSITIVE_WEIGHT)
             counts["shown_not_disliked"] += 1
-    # One example per disliked (user, movie): weight = multiplier x dislike weight of the pair.
+    # One example per disliked (user, movie), weighted by its stored examples' weights, with
+    # the features of the moment the model scored it: when the list it was disliked from was
+    # shown (else the dislike's own time), the first time for a film disliked more than once.
     pairs: dict[tuple[int, int], list] = {}
-    for u, m, t, *_ in dislike_rows:
-        entry = pairs.setdefault((u, m), [0, t, t])
-        entry[0] += 1
+    for u, m, t, *_, weight, scored in dislike_rows:
+        entry = pairs.setdefault((u, m), [0.0, t, scored])
+        entry[0] += weight
         entry[1] = max(entry[1], t)
-        entry[2] = min(entry[2], t)
-    for (u, m), (count, latest, _first) in pairs.items():
+        entry[2] = min(entry[2], scored)
+    for (u, m), (weight, latest, first) in pairs.items():
         if m in midx and latest >= cutoff:
-            add(u, m, 0, multiplier * dislike_weight(count, latest, now), dislike=True)
+            add(u, m, first, 0, weight, dislike=True)
             counts["negatives_from_dislikes"] += 1
     counts["negative_examples"] = len(dislike_rows)
     return TrainingData(
@@ -250,6 +311,8 @@ def load_training_data(
         labels=np.array(labels, dtype=np.int64),
         weights=np.array(weights, dtype=float),
         is_dislike=np.array(is_dislike, dtype=bool),
+        times=_seconds(moments),
+        dislike_events=_dislike_events(catalog, uidx, dislike_rows),
         seen_by_user={u: np.array(v, dtype=np.int64) for u, v in seen_by_user.items()},
         cutoff=cutoff,
         counts=counts,
@@ -258,15 +321,14 @@ def load_training_data(
 
 def fit_and_evaluate(
     data: TrainingData,
-    seed: int,
     adjustment_strength: float,
     active: model.TrainedModel | None,
     progress: Callable[[int, str], None] = lambda p, s: None,
 ) -> tuple[model.TrainedModel, dict, dict | None]:
     """Train on 80% of examples and evaluate the result (and the active model) on the rest."""
     progress(45, "building features")
-    X, adj = model.feature_matrix(data.catalog, data.profiles, data.users, data.movies)
-    rng = np.random.default_rng(seed)
+    X, adj = features(data, data.users, data.movies, data.times)
+    rng = np.random.default_rng(SEED)
     held = holdout(data.labels, rng, groups=data.users * (int(data.movies.max(initial=0)) + 1) + data.movies)
     progress(60, "training")
     trained = model.train(X[~held], data.labels[~held], data.weights[~held], adjustment_strength)
@@ -280,6 +342,10 @@ def fit_and_evaluate(
     if active is not None:
         baseline = model.evaluate(active, X[held], adj[held], data.labels[held], data.users[held])
         baseline["dislike_top10_share"] = shares[1]
+        # Whether the gain is more than the luck of this held-out sample (DeLong's test).
+        metrics["auc_gain"] = model.compare_aucs(
+            data.labels[held], trained.predict(X[held], adj[held]), active.predict(X[held], adj[held])
+        )
     return trained, metrics, baseline
 
 
@@ -300,7 +366,9 @@ def _dislike_top10_share(
     hits = np.zeros(len(models))
     for i in rows:
         u = data.users[i]
-        Xu, adju = model.feature_matrix(data.catalog, data.profiles, np.full(len(all_movies), u), all_movies)
+        Xu, adju = features(
+            data, np.full(len(all_movies), u), all_movies, np.full(len(all_movies), data.times[i])
+        )
         seen = data.seen_by_user.get(u)
         for j, candidate in enumerate(models):
             scores = candidate.predict(Xu, adju)

@@ -315,6 +315,16 @@ def test_an_unreadable_import_file_is_one_line(tmp_path, capsys, monkeypatch):
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", [["import", "--kind", "movies"], ["import-catalog"]])
+def test_importing_a_missing_file_creates_and_migrates_nothing(tmp_path, capsys, command):
+    target = tmp_path / "new" / "x.db"
+    missing = tmp_path / "no-such.csv"
+    code, out, err = run(capsys, "--db", f"sqlite:///{target}", command[0], str(missing), *command[1:])
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [f"error: cannot read {missing}: No such file or directory"]
+    assert not target.exists() and not target.parent.exists()
+
+
 @pytest.mark.parametrize("argv", [["init"], ["create-api-key", "--name", "n", "--role", "service"]])
 def test_a_read_only_database_file_is_one_line(tmp_path, capsys, argv):
     path = tmp_path / "ro.db"

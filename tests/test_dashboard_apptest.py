@@ -679,7 +679,10 @@ def test_an_empty_database_shows_guidance_on_every_page(dashboard_env, tmp_path,
         at.switch_page(f"app_pages/{page}.py").run()
         assert not at.exception, page
         assert [t.value for t in at.title] == ["Welcome: there is no feedback yet"]
-        assert "feedback-core demo" in " ".join(m.value for m in at.markdown)
+        guidance = " ".join(m.value for m in at.markdown)
+        # The commands name this database: without it they would fill the default one.
+        assert f".venv/bin/feedback-core --db {url} demo" in guidance
+        assert f".venv/bin/feedback-core --db {url} init" in guidance
 
 
 def test_an_unreachable_database_says_so(dashboard_env):

@@ -125,6 +125,56 @@ def test_the_demo_command_refuses_a_database_with_data(system, capsys):
     assert row_counts(system)["movies"] == 1
 
 
+def _counts(path) -> dict:
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(path)) as con:
+        return {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("movies", "user_dislikes")
+        }
+
+
+def test_an_interrupted_demo_build_leaves_the_database_empty_and_the_next_builds_it(tmp_path):
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "demo.db"
+    url = f"sqlite:///{target}"
+    assert main(["--db", url, "init"]) == 0
+    command = [sys.executable, "-m", "feedback_core.cli", "--db", url, "demo", "--if-empty"]
+    size = ["--users", "40", "--days", "30", "--movies", "300"]
+    child = subprocess.Popen(command + size, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    building = tmp_path / "demo.db.building"
+    deadline = time.monotonic() + 60
+    # Killed once the build has written films and dislikes (its first days are done).
+    while time.monotonic() < deadline and child.poll() is None:
+        try:
+            if any(f.exists() and _counts(f)["user_dislikes"] > 0 for f in (building, target)):
+                break
+        except sqlite3.OperationalError:
+            pass  # its schema is not there yet
+        time.sleep(0.05)
+    assert child.poll() is None, child.communicate()
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert _counts(target) == {"movies": 0, "user_dislikes": 0}
+
+    done = subprocess.run(
+        command + ["--users", "20", "--days", "2", "--movies", "100"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "demo ready" in done.stdout
+    counts = _counts(target)
+    assert counts["movies"] == 100 and counts["user_dislikes"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir() if "building" in p.name) == []
+    assert FeedbackSystem.from_url(url).count_rows()["movies"] == 100  # a sound database for the library
+
+
 # ------------------------------------------------------------------ the simulation
 
 

@@ -204,7 +204,7 @@ def test_a_disliked_film_is_no_liked_example_from_another_list(system, clock):
     done = system.retrain("analyst@test")
     assert done["status"] == "succeeded", done["error"]
     with read_connection(system.engine) as conn:
-        data = training.load_training_data(conn, clock(), 0.8, (0.1, 2.0), None)
+        data = training.load_training_data(conn, (0.1, 2.0), None)
     u, m = data.profiles.user_index[user], data.catalog.index[film]
     mine = (data.users == u) & (data.movies == m)
     assert list(data.labels[mine]) == [0]  # the dislike only, not also the first list's showing
@@ -228,7 +228,7 @@ def test_training_profiles_hold_only_the_adjustments_in_force_at_the_cutoff(syst
     system.approve_adjustment(proposal["adjustment_id"], "approver@test")
     assert system.get_effective_weights(77) == {"genre": {"Horror": pytest.approx(0.85)}}
     with read_connection(system.engine) as conn:
-        data = training.load_training_data(conn, clock(), 0.8, (0.1, 2.0), None)
+        data = training.load_training_data(conn, (0.1, 2.0), None)
     assert now - timedelta(days=19) < data.cutoff < now
     # Approved after the cutoff (from a dislike that is itself an example): not in the profiles.
     genre = data.profiles.adjust["genre"]

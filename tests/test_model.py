@@ -170,6 +170,70 @@ def test_cast_and_franchise_aversion():
     assert (X[:, COL["genre_aversion"]] == 0).all()
 
 
+def test_aversion_as_of_each_moment_matches_profiles_built_then():
+    """Each pair sees the dislikes strictly before its own moment, with that moment's decay: the
+    same value as the live profiles built at that moment from those dislikes."""
+    cat = catalog()
+    rng = np.random.default_rng(5)
+    users = [1, 2, 3]
+    liked = [(1, 1), (2, 4), (3, 9)]
+    values = {
+        "genre": ["Horror", "Comedy", "Action", "Unknown"],
+        "cast": ["Ann", "Bob", "Hana"],
+        "franchise": ["Saga"],
+    }
+    dislikes = [
+        (
+            int(rng.choice(users)),
+            kind,
+            str(rng.choice(values[kind])),
+            NOW + timedelta(days=int(rng.integers(0, 200))),
+        )
+        for kind in model.KINDS
+        for _ in range(25)
+    ]
+    uidx = {u: i for i, u in enumerate(users)}
+    base = model.build_profiles(cat, liked, [], [], NOW, users=users)
+    seconds = lambda t: (t - datetime(1970, 1, 1)).total_seconds()  # noqa: E731
+    events = {}
+    for kind in model.KINDS:
+        mine = [(u, v, t) for u, k, v, t in dislikes if k == kind and v in cat.vocab[kind]]
+        events[kind] = (
+            np.array([uidx[u] for u, _, _ in mine], dtype=np.int64),
+            np.array([cat.vocab[kind][v] for _, v, _ in mine], dtype=np.int64),
+            np.array([seconds(t) for _, _, t in mine]),
+        )
+    # Moments on dislike times too: a dislike at the very moment is not yet counted.
+    moments = sorted({t for *_, t in dislikes})[::7] + [NOW - timedelta(days=1), NOW + timedelta(days=400)]
+    pairs = [(u, m, t) for u in users for m in range(1, 11) for t in moments]
+    u_rows = np.array([uidx[u] for u, _, _ in pairs])
+    m_rows = np.array([cat.index[m] for _, m, _ in pairs])
+    got = model.aversion_as_of(cat, base, events, u_rows, m_rows, np.array([seconds(t) for *_, t in pairs]))
+    checked = 0
+    for i, (u, m, t) in enumerate(pairs):
+        before: dict[tuple, list] = {}
+        for du, kind, value, dt in dislikes:
+            if du == u and dt < t:
+                entry = before.setdefault((kind, value), [0, dt])
+                entry[0] += 1
+                entry[1] = max(entry[1], dt)
+        patterns = [(u, kind, value, c, last) for (kind, value), (c, last) in before.items()]
+        then = model.build_profiles(cat, liked, patterns, [], t, users=users)
+        X, _ = features_for(cat, then, u, [m])
+        expected = [X[0, COL[f"{kind}_aversion"]] for kind in model.KINDS]
+        assert got[i] == pytest.approx(expected), (u, m, t)
+        checked += any(expected)
+    assert checked > 50  # most pairs had earlier dislikes to see
+
+
+def test_aversion_as_of_without_dislikes_is_zero():
+    cat = catalog()
+    profiles = model.build_profiles(cat, [], [], [], NOW, users=[1])
+    empty = {k: (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)) for k in model.KINDS}
+    got = model.aversion_as_of(cat, profiles, empty, np.zeros(3, np.int64), np.arange(3), np.zeros(3))
+    assert got.shape == (3, 3) and not got.any()
+
+
 def test_aversion_lowers_the_prior_models_score():
     cat = catalog()
     prior = model.prior_model()
@@ -327,6 +391,52 @@ def rows_for(p):
     X = np.zeros((len(p), len(FEATURES)))
     X[:, COL["popularity"]] = np.log(p / (1 - p))
     return X, np.zeros(len(p))
+
+
+def _delong_by_definition(y, a, b):
+    """DeLong's variance of AUC(a) - AUC(b) from its definition, pair by pair."""
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+
+    def psi(s, i, j):
+        return 1.0 if s[i] > s[j] else 0.5 if s[i] == s[j] else 0.0
+
+    d10 = np.array([np.mean([psi(a, i, j) - psi(b, i, j) for j in neg]) for i in pos])
+    d01 = np.array([np.mean([psi(a, i, j) - psi(b, i, j) for i in pos]) for j in neg])
+    return d10.mean(), d10.var(ddof=1) / len(pos) + d01.var(ddof=1) / len(neg)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_compare_aucs_matches_delong_by_definition(seed):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(60) < 0.4).astype(int)
+    a = np.round(y + rng.normal(0, 1.0, 60), 1)  # rounded: ties count half
+    b = np.round(y + rng.normal(0, 1.5, 60), 1)
+    got = model.compare_aucs(y, a, b)
+    difference, variance = _delong_by_definition(y, a, b)
+    assert got["difference"] == pytest.approx(difference)
+    assert got["difference"] == pytest.approx(model.auc(y, a) - model.auc(y, b))
+    assert got["standard_error"] == pytest.approx(math.sqrt(variance))
+    assert got["low"] < got["difference"] < got["high"]
+
+
+def test_compare_aucs_tells_a_real_gain_from_noise():
+    rng = np.random.default_rng(9)
+    y = (rng.random(4000) < 0.3).astype(int)
+    signal = y + rng.normal(0, 1.0, 4000)
+    better, worse = signal, signal + rng.normal(0, 2.0, 4000)
+    assert model.compare_aucs(y, better, worse)["p_value"] < 1e-6
+    # Two equally good models (independent noise): no significant difference, either way.
+    twin_a, twin_b = y + rng.normal(0, 1.0, 4000), y + rng.normal(0, 1.0, 4000)
+    same = model.compare_aucs(y, twin_a, twin_b)
+    assert same["low"] < 0 < same["high"] and same["p_value"] > 0.05
+    assert model.compare_aucs(y, better, better) == {
+        "difference": 0.0,
+        "standard_error": 0.0,
+        "low": 0.0,
+        "high": 0.0,
+        "p_value": 1.0,
+    }
+    assert model.compare_aucs(np.ones(5), np.arange(5.0), np.arange(5.0)) is None
 
 
 def test_evaluate_on_a_known_tiny_case():

@@ -129,6 +129,21 @@ PROMOTION_CASES = [
     ),
     ({"auc": None}, {"auc": 0.70}, 0.005, False, "not available"),
     ({"auc": 0.69}, {"auc": 0.70}, -0.02, True, "beats"),
+    # Better by the margin, but within the noise of the held-out rows: an analyst decides.
+    (
+        {"auc": 0.72, "auc_gain": {"difference": 0.02, "low": -0.01, "high": 0.05, "p_value": 0.2}},
+        {"auc": 0.70},
+        0.005,
+        False,
+        "within the noise",
+    ),
+    (
+        {"auc": 0.72, "auc_gain": {"difference": 0.02, "low": 0.004, "high": 0.036, "p_value": 0.01}},
+        {"auc": 0.70},
+        0.005,
+        True,
+        "p = 0.01",
+    ),
 ]
 
 

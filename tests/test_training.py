@@ -1,0 +1,180 @@
+"""Training data and what a retrain learns from dislikes.
+
+A user's aversions are taken as they stood when the model scored each example (its list's
+shown time), so a retrain learns how earlier dislikes predict the next: strongly where people
+keep disliking what they disliked before, hardly where dislikes fall at random.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from loop_support import COMEDY, HORROR, dislike, trained_world
+from sqlalchemy import func, select
+
+from feedback_core import FeedbackSystem, Settings, training
+from feedback_core.db import read_connection
+from feedback_core.model import FEATURES, prior_model
+from feedback_core.schema import movies, ratings
+
+USERS = range(200, 240)
+DAYS = 6
+
+
+def _load(system):
+    """Retrain (so the pending dislikes become used examples) and read the training data."""
+    done = system.retrain("analyst@test")
+    assert done["status"] == "succeeded", done["error"]
+    with read_connection(system.engine) as conn:
+        return training.load_training_data(conn, (0.1, 2.0), None)
+
+
+def _show_lists(system, clock, disliked) -> None:
+    """Each day show every user two Horror and two Comedy films (new ones each day); ``disliked``
+    picks which of a list the user dislikes."""
+    for day in range(DAYS):
+        clock.advance(days=1)
+        for user in USERS:
+            films = [
+                HORROR[(2 * day) % 8],
+                HORROR[(2 * day + 1) % 8],
+                COMEDY[(2 * day) % 8],
+                COMEDY[(2 * day + 1) % 8],
+            ]
+            set_id = system.record_recommendation_set(user, films)
+            for film in disliked(user, day, films):
+                dislike(system, user, film, "not_interested", recommendation_set_id=set_id)
+            clock.advance(seconds=30)
+
+
+def _aversion_after_retrain(system) -> float:
+    done = system.retrain("analyst@test")
+    assert done["status"] == "succeeded", done["error"]
+    return system.get_model_version(done["result_version_id"])["weights"]["genre_aversion"]
+
+
+def test_a_dislike_example_sees_the_dislikes_before_its_list_was_shown_not_its_own(system, clock):
+    trained_world(system)
+    user = 77
+    clock.advance(hours=1)
+    first = system.record_recommendation_set(user, [HORROR[0], COMEDY[0]])
+    clock.advance(minutes=5)
+    dislike(system, user, HORROR[0], recommendation_set_id=first)
+    clock.advance(hours=1)
+    second = system.record_recommendation_set(user, [HORROR[1], COMEDY[1]])
+    clock.advance(minutes=5)
+    dislike(system, user, HORROR[1], recommendation_set_id=second)
+    data = _load(system)
+    X, _ = training.features(data, data.users, data.movies, data.times)
+    u = data.profiles.user_index[user]
+    aversion = FEATURES.index("genre_aversion")
+
+    def row(film):
+        (i,) = np.flatnonzero((data.users == u) & (data.movies == data.catalog.index[film]))
+        return i
+
+    assert X[row(HORROR[0]), aversion] == 0.0  # nothing disliked before its list was shown
+    assert X[row(HORROR[1]), aversion] == pytest.approx(0.5, abs=1e-3)  # the first dislike: 1 / (1 + 0 + 1)
+    assert X[row(COMEDY[0]), aversion] == 0.0  # shown with the first list: before any dislike
+    assert X[row(COMEDY[1]), aversion] == 0.0  # Comedy was never disliked
+    assert list(data.labels[[row(HORROR[0]), row(HORROR[1])]]) == [0, 0]
+
+
+def test_a_dislike_example_weighs_what_its_stored_examples_weigh(make_system, clock):
+    system = make_system(DISLIKE_WEIGHT_MULTIPLIER=0.5)
+    trained_world(system)
+    clock.advance(hours=1)
+    lists = [system.record_recommendation_set(77, [HORROR[0], COMEDY[0]]) for _ in range(2)]
+    dislike(system, 77, HORROR[0], recommendation_set_id=lists[0])
+    dislike(system, 77, HORROR[0], recommendation_set_id=lists[1])  # the same film from another list
+    dislike(system, 78, HORROR[1])
+    data = _load(system)
+    weights = {
+        (user, film): data.weights[
+            (data.users == data.profiles.user_index[user])
+            & (data.movies == data.catalog.index[film])
+            & data.is_dislike
+        ]
+        for user, film in ((77, HORROR[0]), (78, HORROR[1]))
+    }
+    assert list(weights[(77, HORROR[0])]) == [pytest.approx(1.0)]  # one example: 2 x 0.5
+    assert list(weights[(78, HORROR[1])]) == [pytest.approx(0.5)]
+
+
+def test_the_same_data_give_the_same_model_and_the_version_records_its_cutoff(system, clock):
+    trained_world(system)
+    _show_lists(system, clock, lambda user, day, films: films[:1] if user % 3 == 0 else [])
+    clock.advance(hours=1)
+    first = system.retrain("analyst@test")
+    second = system.retrain("analyst@test")  # nothing new: the same examples, another job
+    assert first["job_id"] != second["job_id"]
+    a, b = (system.get_model_version(j["result_version_id"]) for j in (first, second))
+    assert a["weights"] == b["weights"] and a["intercept"] == b["intercept"]
+    with read_connection(system.engine) as conn:
+        cutoff = training.load_training_data(conn, (0.1, 2.0), None).cutoff
+    assert a["settings"]["cutoff"] == b["settings"]["cutoff"] == str(cutoff)
+
+
+def _fresh(tmp_path, name, clock) -> FeedbackSystem:
+    system = FeedbackSystem.from_settings(Settings(database_url=f"sqlite:///{tmp_path / name}"), clock=clock)
+    system.init_feedback_tables()
+    return system
+
+
+def test_a_retrain_learns_how_strongly_dislikes_predict_the_next(tmp_path, clock):
+    """Where users who disliked Horror dislike the next Horror films too, the genre aversion
+    weight grows beyond its starting point; where each list's dislike falls on a film at random,
+    it shrinks towards zero. (Training needs no second backend: it reads through the library.)"""
+    prior = prior_model().coefficients["genre_aversion"]
+    start = clock.moment
+
+    repeat = _fresh(tmp_path, "repeat.db", clock)
+    trained_world(repeat)
+    # Half the users dislike every Horror film they are shown.
+    _show_lists(repeat, clock, lambda user, day, films: films[:2] if user % 2 == 0 else [])
+    learned_repeat = _aversion_after_retrain(repeat)
+    repeat.close()
+
+    clock.moment = start
+    rng = np.random.default_rng(4)
+    chance = _fresh(tmp_path, "chance.db", clock)
+    trained_world(chance)
+    # Every user dislikes one film of each list, whatever its genre.
+    _show_lists(chance, clock, lambda user, day, films: [films[int(rng.integers(4))]])
+    learned_chance = _aversion_after_retrain(chance)
+    chance.close()
+
+    assert learned_repeat < prior - 0.5, (learned_repeat, prior)
+    assert learned_chance > prior + 0.5, (learned_chance, prior)
+
+
+def test_training_reads_the_films_popularity_and_quality_from_before_the_cutoff(system, clock):
+    """A rating that is an example must not raise its own film's quality: the stored figures
+    include every rating, the training catalogue only those before the cutoff."""
+    from feedback_core import model
+
+    trained_world(system)
+    clock.advance(hours=1)
+    film = COMEDY[3]
+    system.record_ratings([(500 + i, film, 5.0, clock.advance(minutes=1)) for i in range(30)])
+    data = _load(system)
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(
+            select(ratings.c.movie_id, ratings.c.rating, ratings.c.rated_at).where(
+                ratings.c.rated_at < data.cutoff
+            )
+        ).all()
+    counts, sums = np.zeros(data.catalog.size), np.zeros(data.catalog.size)
+    for m, r, _ in rows:
+        counts[data.catalog.index[m]] += 1
+        sums[data.catalog.index[m]] += r
+    popularity, quality = model.popularity_and_quality(counts, sums)
+    assert data.cutoff < clock.moment - timedelta(minutes=30)  # the 30 new ratings are examples
+    assert data.catalog.quality == pytest.approx(quality)
+    assert data.catalog.popularity == pytest.approx(popularity)
+    with read_connection(system.engine) as conn:  # the live model sees every rating
+        stored = conn.execute(select(movies.c.rating_count).where(movies.c.movie_id == film)).scalar_one()
+        every = conn.execute(select(func.count()).where(ratings.c.movie_id == film)).scalar_one()
+    assert stored == every >= counts[data.catalog.index[film]] + 30
