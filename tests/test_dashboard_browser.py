@@ -1,6 +1,6 @@
 """The dashboard in a real browser: ``streamlit run`` on a free port against a prepared database,
 Debian's Chromium driven by Playwright through every page; one adjustment approved and one
-retrain started through the confirmation dialogs; a screenshot of each page in docs/screenshots/.
+retrain started through the confirmation dialogs; a screenshot of each page (in docs/screenshots/ with FEEDBACK_SCREENSHOTS=docs).
 
 Skipped (with the reason) where Chromium or Playwright is missing; CI installs both.
 """
@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -25,7 +26,13 @@ from feedback_core.db import make_engine, upgrade_database
 from feedback_core.schema import audit_log, feature_adjustments, retrain_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The pictures in docs/ are refreshed on request (FEEDBACK_SCREENSHOTS=docs), so a test run
+# leaves the working tree as it was; otherwise they go to a scratch folder.
+SCREENSHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("FEEDBACK_SCREENSHOTS") == "docs"
+    else Path(tempfile.gettempdir()) / "feedback-screenshots"
+)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [
     "--no-sandbox",
