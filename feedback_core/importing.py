@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import codecs
 import csv
-import gc
 import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +33,7 @@ from feedback_core import aggregates
 from feedback_core.catalog import MovieIn, check_rating, store_ratings, upsert_movies, validate_movie
 from feedback_core.db import Prepared, to_naive_utc, usual_autocheckpoint, write_transaction
 from feedback_core.errors import ValidationError
+from feedback_core.memory import collector_paused
 from feedback_core.policy import propose_adjustments
 from feedback_core.recording import (
     PROPOSAL_KEYS,
@@ -442,25 +441,6 @@ def _existing_pairs(conn: Connection, table: str, first: str, second: str, pairs
 # ---------------------------------------------------------------- the importer
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for an import, and restore it after.
-
-    An import allocates millions of short-lived tuples that form no cycles; with the collector
-    on, every batch set off collections that walked the whole batch again and again: 45% of an
-    impressions import, 25% of a dislikes import (bench/ingest.py). Memory is still freed by
-    reference counting. The collector is turned back on only if it was on before, so an import
-    inside another import, or in a thread beside one, leaves the process as it found it.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 class _BatchRejected(Exception):
     """A batch with bad rows under ``--on-error abort``: its transaction is rolled back."""
 
@@ -506,7 +486,7 @@ class Importer:
     # -- driving ------------------------------------------------------------------------
 
     def run(self) -> ImportSummary:
-        with _collector_paused():
+        with collector_paused():
             return self._run()
 
     def _run(self) -> ImportSummary:

@@ -472,6 +472,11 @@ def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> 
             f"held-out AUC {new:.4f} vs active {old:.4f}: not better by {margin}; an analyst decides",
         )
     gain = metrics.get("auc_gain")
+    if "auc_gain" in metrics and gain is None:
+        return False, (
+            f"held-out AUC {new:.4f} vs active {old:.4f}: too few held-out examples of a label to "
+            "tell a gain from luck; an analyst decides"
+        )
     if gain is not None and not gain["low"] > 0:
         return False, (
             f"held-out AUC {new:.4f} vs active {old:.4f}: the gain of {gain['difference']:+.4f} is within "

@@ -268,45 +268,86 @@ def feature_matrix(
     return X, np.asarray(adjustment, dtype=float)
 
 
+@dataclass
+class DislikeHistory:
+    """Users' dislikes of feature values, indexed for aversions as of any moment.
+
+    Per kind: ``codes`` sorts the events by (user and value, time) as ``key_id * span + time
+    rank`` (``keys``: the distinct user-and-value keys, ``moments``: the distinct times, so
+    ``span = len(moments) + 1``), ``times`` are the events' times in that order.
+    """
+
+    keys: dict[str, np.ndarray]
+    starts: dict[str, np.ndarray]  # per key: the position of its first event
+    codes: dict[str, np.ndarray]
+    times: dict[str, np.ndarray]
+    moments: dict[str, np.ndarray]
+
+
+def dislike_history(
+    catalog: Catalog, events: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+) -> DislikeHistory:
+    """Index ``events[kind] = (profile row, vocabulary index, time in seconds)`` of every dislike."""
+    history = DislikeHistory({}, {}, {}, {}, {})
+    for kind in KINDS:
+        ev_user, ev_value, ev_time = events.get(
+            kind, (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        )
+        width = np.int64(max(len(catalog.vocab[kind]), 1))
+        ev_key = np.asarray(ev_user, dtype=np.int64) * width + np.asarray(ev_value, dtype=np.int64)
+        ev_time = np.asarray(ev_time, dtype=float)
+        order = np.lexsort((ev_time, ev_key))
+        ev_key, ev_time = ev_key[order], ev_time[order]
+        keys, key_id = np.unique(ev_key, return_inverse=True)
+        moments, rank = np.unique(ev_time, return_inverse=True)
+        span = np.int64(len(moments) + 1)
+        history.keys[kind] = keys
+        history.starts[kind] = np.searchsorted(ev_key, keys)
+        history.codes[kind] = key_id.astype(np.int64) * span + rank  # sorted, as the events are
+        history.times[kind] = ev_time
+        history.moments[kind] = moments
+    return history
+
+
 def aversion_as_of(
     catalog: Catalog,
     profiles: Profiles,
-    events: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    history: DislikeHistory,
     users: np.ndarray,
     movies: np.ndarray,
     times: np.ndarray,
 ) -> np.ndarray:
     """Return the three aversion features of each pair as they stood at the pair's own time.
 
-    ``events[kind]`` holds the users' dislikes of feature values as ``(profile row, vocabulary
-    index, time)``; ``times`` are in the same unit, seconds. A pair sees only the dislikes
-    strictly before its time, with the decay of that moment, so a dislike never explains
-    itself and the model learns how past dislikes predict the next ones: the relation the live
-    model uses (``build_profiles`` over every dislike up to now).
+    ``history`` holds the users' dislikes (``dislike_history``); ``times`` are seconds, like
+    its times. A pair sees only the dislikes strictly before its time, with the decay of that
+    moment, so a dislike never explains itself and the model learns how past dislikes predict
+    the next ones: the relation the live model uses (``build_profiles`` over every dislike up
+    to now).
     """
     n = len(users)
     out = np.zeros((n, len(KINDS)))
     for col, kind in enumerate(KINDS):
-        ev_user, ev_value, ev_time = events.get(kind, (np.zeros(0, np.int64),) * 2 + (np.zeros(0),))
-        if n == 0 or len(ev_user) == 0:
+        keys, starts, codes, ev_time, moments = (
+            history.keys[kind],
+            history.starts[kind],
+            history.codes[kind],
+            history.times[kind],
+            history.moments[kind],
+        )
+        if n == 0 or len(keys) == 0:
             continue
         width = np.int64(max(len(catalog.vocab[kind]), 1))
+        span = np.int64(len(moments) + 1)
         rows = catalog.matrices[kind][movies]
         pair = np.repeat(np.arange(n), np.diff(rows.indptr))
         q_user, q_value, q_time = users[pair].astype(np.int64), rows.indices.astype(np.int64), times[pair]
-        ev_key = ev_user.astype(np.int64) * width + ev_value
-        order = np.lexsort((ev_time, ev_key))
-        ev_key, ev_time = ev_key[order], ev_time[order]
-        keys, key_id = np.unique(ev_key, return_inverse=True)
-        stamps, stamp_id = np.unique(np.concatenate([ev_time, q_time]), return_inverse=True)
-        span = np.int64(len(stamps) + 1)
-        # Events sorted by (key, time) are sorted by key_id * span + time rank too.
-        ev_code = key_id.astype(np.int64) * span + stamp_id[: len(ev_time)]
         q_key = q_user * width + q_value
         found = np.minimum(np.searchsorted(keys, q_key), len(keys) - 1)
         known = keys[found] == q_key
-        first = np.searchsorted(ev_key, q_key, "left")
-        end = np.searchsorted(ev_code, found * span + stamp_id[len(ev_time) :], "left")
+        first = starts[found]
+        # Past its events before the moment: those whose time ranks below the moment's.
+        end = np.searchsorted(codes, found * span + np.searchsorted(moments, q_time))
         count = np.where(known, end - first, 0)
         last = ev_time[np.maximum(end - 1, 0)]
         days = (q_time - last) / 86400.0
@@ -443,14 +484,15 @@ def compare_aucs(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> d
     Clarke-Pearson 1988; the midrank form of Sun and Xu 2014).
 
     Returns ``difference`` (AUC of a minus AUC of b), its ``standard_error``, the 95% interval
-    ``low``..``high`` and the two-sided ``p_value``; None when a label is missing.
+    ``low``..``high`` and the two-sided ``p_value``; None with fewer than two rows of a label
+    (no variance to estimate).
     """
     from scipy.stats import norm, rankdata
 
     y = np.asarray(y)
     positive = y == 1
     m, n = int(positive.sum()), int((~positive).sum())
-    if m == 0 or n == 0:
+    if m < 2 or n < 2:
         return None
     components = []
     for scores in (np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float)):
@@ -462,7 +504,7 @@ def compare_aucs(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> d
     (a10, a01), (b10, b01) = components
     difference = float(a10.mean() - b10.mean())
     d10, d01 = a10 - b10, a01 - b01
-    variance = (d10.var(ddof=1) / m if m > 1 else 0.0) + (d01.var(ddof=1) / n if n > 1 else 0.0)
+    variance = d10.var(ddof=1) / m + d01.var(ddof=1) / n
     se = math.sqrt(max(variance, 0.0))
     if se == 0.0:
         p_value = 1.0 if difference == 0.0 else 0.0

@@ -15,14 +15,16 @@ negative examples' weights (``DISLIKE_WEIGHT_MULTIPLIER`` when each was recorded
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, String, func, or_, select, type_coerce
 
 from feedback_core import model
+from feedback_core.memory import collector_paused
 from feedback_core.recommender import load_catalog
 from feedback_core.schema import (
     feature_adjustments,
@@ -58,7 +60,7 @@ class TrainingData:
     weights: np.ndarray
     is_dislike: np.ndarray
     times: np.ndarray  # seconds since the epoch, per example: the moment its features are taken at
-    dislike_events: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # see model.aversion_as_of
+    dislikes: model.DislikeHistory  # every dislike read, for aversions as of each example
     seen_by_user: dict[int, np.ndarray]  # profile row -> catalogue rows rated before the cutoff
     cutoff: datetime
     counts: dict[str, int]
@@ -68,35 +70,57 @@ def _naive(value) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
+def _raw(column):
+    """Read a column as the driver gives it, without the column type's processing: SQLite's
+    moments (text) are parsed by ``_naive`` several times faster (millions of rows here), JSON
+    lists are decoded once per distinct text. PostgreSQL gives datetimes as they are."""
+    return type_coerce(column, String)
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
 def _seconds(moments: list[datetime]) -> np.ndarray:
-    return np.array(moments, dtype="datetime64[us]").astype(np.int64) / 1e6
+    """Return naive UTC moments as seconds since the epoch (numpy's own datetime conversion of
+    Python objects is several times slower)."""
+    return np.array([(t - _EPOCH).total_seconds() for t in moments], dtype=float)
 
 
 def _dislike_events(catalog: model.Catalog, uidx: dict[int, int], dislike_rows) -> dict:
     """Return, per kind, every dislike's (profile row, vocabulary index, time) of the values it
     counts against (the catalogue's vocabulary only: other values score no film)."""
-    events = {}
-    for kind in model.KINDS:
-        vocab = catalog.vocab[kind]
-        rows, values, moments = [], [], []
-        for u, _, t, genres, cast, franchise, *_ in dislike_rows:
-            names = (
-                genres if kind == "genre" else cast if kind == "cast" else [franchise] if franchise else []
-            )
+    seconds = _seconds([d[2] for d in dislike_rows])
+    vocab = catalog.vocab
+    found: dict[str, tuple[list, list, list]] = {kind: ([], [], []) for kind in model.KINDS}
+    genre_of, cast_of, franchise_of = found["genre"], found["cast"], found["franchise"]
+    for i, (u, _, _, genres, cast, franchise, *_) in enumerate(dislike_rows):
+        row = uidx[u]
+        for kind_vocab, into, names in (
+            (vocab["genre"], genre_of, genres),
+            (vocab["cast"], cast_of, cast),
+            (vocab["franchise"], franchise_of, (franchise,) if franchise else ()),
+        ):
             for name in dict.fromkeys(names):
-                j = vocab.get(name)
+                j = kind_vocab.get(name)
                 if j is not None:
-                    rows.append(uidx[u])
-                    values.append(j)
-                    moments.append(t)
-        events[kind] = (np.array(rows, dtype=np.int64), np.array(values, dtype=np.int64), _seconds(moments))
+                    into[0].append(row)
+                    into[1].append(j)
+                    into[2].append(i)
+    events = {
+        kind: (
+            np.array(rows, dtype=np.int64),
+            np.array(values, dtype=np.int64),
+            seconds[np.array(which, dtype=np.int64)],
+        )
+        for kind, (rows, values, which) in found.items()
+    }
     return events
 
 
 def features(data: "TrainingData", users: np.ndarray, movies: np.ndarray, times: np.ndarray):
     """Return ``(X, adjustment)`` for pairs at the given moments (aversions as of each)."""
     X, adj = model.feature_matrix(data.catalog, data.profiles, users, movies)
-    aversion = model.aversion_as_of(data.catalog, data.profiles, data.dislike_events, users, movies, times)
+    aversion = model.aversion_as_of(data.catalog, data.profiles, data.dislikes, users, movies, times)
     X[:, [model.FEATURES.index(f"{kind}_aversion") for kind in model.KINDS]] = aversion
     return X, adj
 
@@ -112,11 +136,10 @@ def _cutoff(times: list[datetime]) -> datetime:
     return cut
 
 
-def _both_labels_from(cutoff: datetime, rating_rows, dislike_rows, shown_rows, films) -> bool:
+def _both_labels_from(cutoff: datetime, rating_rows, dislike_rows, shown_rows, films, rated: set) -> bool:
     """Say whether events from ``cutoff`` on make both a positive and a negative example (by the
     rules ``load_training_data`` adds them with: films of the catalogue, a shown film only when
-    its viewer did not rate it)."""
-    rated = {(u, m) for u, m, _, _ in rating_rows}
+    its viewer did not rate it, ``rated`` holding the (user, film) pairs rated)."""
     positive = any(t >= cutoff and m in films and (u, m) not in rated for u, m, t in shown_rows) or any(
         t >= cutoff and r >= model.LIKED_RATING and m in films for _, m, r, t in rating_rows
     )
@@ -150,28 +173,53 @@ def load_training_data(
     conn: Connection, weight_bounds: tuple[float, float], job_id: int | None
 ) -> TrainingData:
     """Read ratings, shown lists and negative examples (used, or claimed by ``job_id``)."""
+    with collector_paused():
+        return _load_training_data(conn, weight_bounds, job_id)
+
+
+def _load_training_data(
+    conn: Connection, weight_bounds: tuple[float, float], job_id: int | None
+) -> TrainingData:
     catalog = load_catalog(conn)
     rating_rows = [
         (u, m, r, _naive(t))
         for u, m, r, t in conn.execute(
-            select(ratings.c.user_id, ratings.c.movie_id, ratings.c.rating, ratings.c.rated_at)
+            select(ratings.c.user_id, ratings.c.movie_id, ratings.c.rating, _raw(ratings.c.rated_at))
         )
     ]
     status_ok = negative_examples.c.status == "used"
     if job_id is not None:
         status_ok = status_ok | (negative_examples.c.job_id == job_id)
+    decoded: dict[str | None, list] = {None: []}  # lists repeat (one per film): decode each once
+
+    def names(text: str | list | None) -> list:
+        if isinstance(text, list):  # PostgreSQL's driver decodes JSON itself
+            return text
+        if text not in decoded:
+            decoded[text] = json.loads(text)
+        return decoded[text]
+
     dislike_rows = [
-        (u, m, _naive(t), genres or [], cast or [], franchise, weight, _naive(shown or t))
+        (
+            u,
+            m,
+            _naive(t),
+            names(genres) or [],
+            names(cast) or [],
+            franchise,
+            weight,
+            min(_naive(shown or t), _naive(t)),
+        )
         for u, m, t, genres, cast, franchise, weight, shown in conn.execute(
             select(
                 user_dislikes.c.user_id,
                 user_dislikes.c.movie_id,
-                user_dislikes.c.created_at,
-                user_dislikes.c.genres,
-                user_dislikes.c.cast,
+                _raw(user_dislikes.c.created_at),
+                _raw(user_dislikes.c.genres),
+                _raw(user_dislikes.c.cast),
                 user_dislikes.c.franchise,
                 negative_examples.c.weight,
-                recommendation_sets.c.created_at,
+                _raw(recommendation_sets.c.created_at),
             )
             .join(negative_examples, negative_examples.c.dislike_id == user_dislikes.c.dislike_id)
             .outerjoin(
@@ -192,7 +240,7 @@ def load_training_data(
     shown_rows = [
         (u, m, _naive(t))
         for u, m, t in conn.execute(
-            select(impressions.c.user_id, impressions.c.movie_id, impressions.c.shown_at)
+            select(impressions.c.user_id, impressions.c.movie_id, _raw(impressions.c.shown_at))
             .where(~disliked_shown)
             .order_by(impressions.c.impression_id.desc())
             .limit(MAX_SHOWN_POSITIVES)
@@ -202,7 +250,8 @@ def load_training_data(
     if not times:
         raise ValueError("no ratings, dislikes or shown lists to train on yet")
     cutoff = _cutoff(times)
-    if not _both_labels_from(cutoff, rating_rows, dislike_rows, shown_rows, catalog.index):
+    rated_pairs = {(u, m) for u, m, _, _ in rating_rows}
+    if not _both_labels_from(cutoff, rating_rows, dislike_rows, shown_rows, catalog.index, rated_pairs):
         # A burst of one kind of event (a flood of dislikes after a short rating history) can
         # put every event of the other label before the split, and training would fail until
         # more ratings came in, each retry queued again by the next dislike. As with too little
@@ -221,31 +270,13 @@ def load_training_data(
         .group_by(fa.c.user_id, fa.c.feature_type, fa.c.feature_value)
     ).all()
 
-    # Profiles from the past only; the films' popularity and quality too, or a rating that is an
-    # example would raise its own film's quality and count (the stored figures include it).
-    counts, sums = np.zeros(catalog.size), np.zeros(catalog.size)
-    for _, m, r, t in rating_rows:
-        if t < cutoff and m in catalog.index:
-            counts[catalog.index[m]] += 1
-            sums[catalog.index[m]] += r
-    catalog.popularity, catalog.quality = model.popularity_and_quality(counts, sums)
+    # Profiles from the past only.
     liked_before = [(u, m) for u, m, r, t in rating_rows if t < cutoff and r >= model.LIKED_RATING]
-    patterns: dict[tuple[int, str, str], list] = {}
-    for u, _, t, genres, cast, franchise, *_ in dislike_rows:
-        if t >= cutoff:
-            continue
-        values = [("genre", g) for g in genres] + [("cast", c) for c in cast]
-        if franchise:
-            values.append(("franchise", franchise))
-        for kind, value in values:
-            entry = patterns.setdefault((u, kind, value), [0, t])
-            entry[0] += 1
-            entry[1] = max(entry[1], t)
     all_users = {r[0] for r in rating_rows} | {d[0] for d in dislike_rows} | {s[0] for s in shown_rows}
     profiles = model.build_profiles(
         catalog,
         liked_before,
-        [(u, k, v, c, last) for (u, k, v), (c, last) in patterns.items()],
+        [],  # aversions are taken as of each example, from ``dislikes`` (see ``features``)
         adjustments,
         cutoff,
         weight_bounds,
@@ -253,15 +284,9 @@ def load_training_data(
     )
     uidx, midx = profiles.user_index, catalog.index
 
-    users, movies_, labels, weights, is_dislike, moments = [], [], [], [], [], []
-
-    def add(u: int, m: int, t: datetime, label: int, weight: float, dislike: bool = False) -> None:
-        users.append(uidx[u])
-        movies_.append(midx[m])
-        moments.append(t)
-        labels.append(label)
-        weights.append(weight)
-        is_dislike.append(dislike)
+    # (profile row, catalogue row, moment, label, weight, from a dislike) per example
+    examples: list[tuple] = []
+    add = examples.append
 
     seen_by_user: dict[int, list[int]] = {}
     counts = {
@@ -270,24 +295,35 @@ def load_training_data(
         "shown_not_disliked": 0,
         "negatives_from_dislikes": 0,
     }
-    rated_pairs = set()
+    rated_before, rating_before = [], []
     for u, m, r, t in rating_rows:
-        if m not in midx:
+        j = midx.get(m)
+        if j is None:
             continue
-        rated_pairs.add((u, m))
         if t < cutoff:
-            seen_by_user.setdefault(uidx[u], []).append(midx[m])
+            seen_by_user.setdefault(uidx[u], []).append(j)
+            rated_before.append(j)
+            rating_before.append(r)
         elif r >= model.LIKED_RATING:
-            add(u, m, t, 1, 1.0)
+            add((uidx[u], j, t, 1, 1.0, False))
             counts["positives"] += 1
         elif r <= LOW_RATING:
-            add(u, m, t, 0, 1.0)
+            add((uidx[u], j, t, 0, 1.0, False))
             counts["negatives_from_ratings"] += 1
+    # The films' popularity and quality from the past only too, or a rating that is an example
+    # would raise its own film's figures (the stored ones include it). With no rating before the
+    # cutoff (too little data to split) the stored figures stay, or every film would look alike
+    # to both the candidate and the active version.
+    if rated_before:
+        catalog.popularity, catalog.quality = model.popularity_and_quality(
+            np.bincount(rated_before, minlength=catalog.size),
+            np.bincount(rated_before, weights=rating_before, minlength=catalog.size),
+        )
     # A film the user disliked is no liked example from another list it was shown in either.
     disliked_pairs = {(u, m) for u, m, *_ in dislike_rows}
     for u, m, t in shown_rows:
         if t >= cutoff and m in midx and (u, m) not in rated_pairs and (u, m) not in disliked_pairs:
-            add(u, m, t, 1, SHOWN_POSITIVE_WEIGHT)
+            add((uidx[u], midx[m], t, 1, SHOWN_POSITIVE_WEIGHT, False))
             counts["shown_not_disliked"] += 1
     # One example per disliked (user, movie), weighted by its stored examples' weights, with
     # the features of the moment the model scored it: when the list it was disliked from was
@@ -300,19 +336,20 @@ def load_training_data(
         entry[2] = min(entry[2], scored)
     for (u, m), (weight, latest, first) in pairs.items():
         if m in midx and latest >= cutoff:
-            add(u, m, first, 0, weight, dislike=True)
+            add((uidx[u], midx[m], first, 0, weight, True))
             counts["negatives_from_dislikes"] += 1
     counts["negative_examples"] = len(dislike_rows)
+    users, films, moments, labels, weights, is_dislike = zip(*examples) if examples else ([],) * 6
     return TrainingData(
         catalog=catalog,
         profiles=profiles,
         users=np.array(users, dtype=np.int64),
-        movies=np.array(movies_, dtype=np.int64),
+        movies=np.array(films, dtype=np.int64),
         labels=np.array(labels, dtype=np.int64),
         weights=np.array(weights, dtype=float),
         is_dislike=np.array(is_dislike, dtype=bool),
         times=_seconds(moments),
-        dislike_events=_dislike_events(catalog, uidx, dislike_rows),
+        dislikes=model.dislike_history(catalog, _dislike_events(catalog, uidx, dislike_rows)),
         seen_by_user={u: np.array(v, dtype=np.int64) for u, v in seen_by_user.items()},
         cutoff=cutoff,
         counts=counts,
@@ -342,9 +379,19 @@ def fit_and_evaluate(
     if active is not None:
         baseline = model.evaluate(active, X[held], adj[held], data.labels[held], data.users[held])
         baseline["dislike_top10_share"] = shares[1]
-        # Whether the gain is more than the luck of this held-out sample (DeLong's test).
+        # Whether the gain is more than the luck of this held-out sample (DeLong's test), with
+        # one row per (user, film): a film shown in several lists is one observation, not many.
+        group = data.users[held] * (int(data.movies.max(initial=0)) + 1) + data.movies[held]
+        _, first, of_group = np.unique(group, return_index=True, return_inverse=True)
+        size = np.bincount(of_group)
+
+        def per_group(scores: np.ndarray) -> np.ndarray:
+            return np.bincount(of_group, weights=scores) / size
+
         metrics["auc_gain"] = model.compare_aucs(
-            data.labels[held], trained.predict(X[held], adj[held]), active.predict(X[held], adj[held])
+            data.labels[held][first],
+            per_group(trained.predict(X[held], adj[held])),
+            per_group(active.predict(X[held], adj[held])),
         )
     return trained, metrics, baseline
 

@@ -208,7 +208,8 @@ def test_aversion_as_of_each_moment_matches_profiles_built_then():
     pairs = [(u, m, t) for u in users for m in range(1, 11) for t in moments]
     u_rows = np.array([uidx[u] for u, _, _ in pairs])
     m_rows = np.array([cat.index[m] for _, m, _ in pairs])
-    got = model.aversion_as_of(cat, base, events, u_rows, m_rows, np.array([seconds(t) for *_, t in pairs]))
+    history = model.dislike_history(cat, events)
+    got = model.aversion_as_of(cat, base, history, u_rows, m_rows, np.array([seconds(t) for *_, t in pairs]))
     checked = 0
     for i, (u, m, t) in enumerate(pairs):
         before: dict[tuple, list] = {}
@@ -230,7 +231,8 @@ def test_aversion_as_of_without_dislikes_is_zero():
     cat = catalog()
     profiles = model.build_profiles(cat, [], [], [], NOW, users=[1])
     empty = {k: (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)) for k in model.KINDS}
-    got = model.aversion_as_of(cat, profiles, empty, np.zeros(3, np.int64), np.arange(3), np.zeros(3))
+    history = model.dislike_history(cat, empty)
+    got = model.aversion_as_of(cat, profiles, history, np.zeros(3, np.int64), np.arange(3), np.zeros(3))
     assert got.shape == (3, 3) and not got.any()
 
 
@@ -437,6 +439,8 @@ def test_compare_aucs_tells_a_real_gain_from_noise():
         "p_value": 1.0,
     }
     assert model.compare_aucs(np.ones(5), np.arange(5.0), np.arange(5.0)) is None
+    # One row of a label leaves no variance to estimate: no verdict, rather than "certain".
+    assert model.compare_aucs(np.array([1, 0, 0, 0]), np.arange(4.0), -np.arange(4.0)) is None
 
 
 def test_evaluate_on_a_known_tiny_case():

@@ -178,3 +178,19 @@ def test_training_reads_the_films_popularity_and_quality_from_before_the_cutoff(
         stored = conn.execute(select(movies.c.rating_count).where(movies.c.movie_id == film)).scalar_one()
         every = conn.execute(select(func.count()).where(ratings.c.movie_id == film)).scalar_one()
     assert stored == every >= counts[data.catalog.index[film]] + 30
+
+
+def test_a_dislike_never_sees_itself_when_its_list_is_stamped_after_it(system, clock):
+    """A list's shown time comes from the caller (or an import): one stamped after the dislike
+    (clock skew) must not make the dislike part of its own example's features."""
+    trained_world(system)
+    clock.advance(hours=1)
+    later = clock.moment + timedelta(seconds=5)
+    shown = system.record_recommendation_set(77, [HORROR[0], COMEDY[0]], shown_at=later)
+    dislike(system, 77, HORROR[0], recommendation_set_id=shown)
+    data = _load(system)
+    X, _ = training.features(data, data.users, data.movies, data.times)
+    mine = np.flatnonzero(
+        (data.users == data.profiles.user_index[77]) & (data.movies == data.catalog.index[HORROR[0]])
+    )
+    assert len(mine) == 1 and X[mine[0], FEATURES.index("genre_aversion")] == 0.0

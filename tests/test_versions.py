@@ -137,6 +137,7 @@ PROMOTION_CASES = [
         False,
         "within the noise",
     ),
+    ({"auc": 0.72, "auc_gain": None}, {"auc": 0.70}, 0.005, False, "too few held-out examples"),
     (
         {"auc": 0.72, "auc_gain": {"difference": 0.02, "low": 0.004, "high": 0.036, "p_value": 0.01}},
         {"auc": 0.70},
