@@ -245,9 +245,17 @@ def _rowmax(
 
 
 def feature_matrix(
-    catalog: Catalog, profiles: Profiles, users: np.ndarray, movies: np.ndarray
+    catalog: Catalog,
+    profiles: Profiles,
+    users: np.ndarray,
+    movies: np.ndarray,
+    aversion: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(X, adjustment)`` for pairs given as profile-row and catalogue-row indices."""
+    """Return ``(X, adjustment)`` for pairs given as profile-row and catalogue-row indices.
+
+    ``aversion``: the three aversion columns when the caller has them (training takes them as
+    of each example, ``aversion_as_of``); else they come from the profiles.
+    """
     n = len(users)
     mats = catalog.matrices
     n_liked = profiles.n_liked[users]
@@ -259,8 +267,11 @@ def feature_matrix(
     f_hits = _rowdot(profiles.liked["franchise"], users, mats["franchise"], movies)
     X[:, 2] = f_hits / (f_hits + 1.0)
     # A film is disliked when any one of its genres (or cast, franchise) is: the largest aversion.
-    for col, kind in ((3, "genre"), (4, "cast"), (5, "franchise")):
-        X[:, col] = _rowmax(profiles.aversion[kind], users, mats[kind], movies)
+    if aversion is not None:
+        X[:, 3:6] = aversion
+    else:
+        for col, kind in ((3, "genre"), (4, "cast"), (5, "franchise")):
+            X[:, col] = _rowmax(profiles.aversion[kind], users, mats[kind], movies)
     X[:, 6] = catalog.popularity[movies]
     X[:, 7] = catalog.quality[movies]
     X[:, 8] = (n_liked > 0).astype(float)

@@ -106,7 +106,7 @@ def _dislike_events(catalog: model.Catalog, uidx: dict[int, int], dislike_rows) 
                     into[0].append(row)
                     into[1].append(j)
                     into[2].append(i)
-    events = {
+    return {
         kind: (
             np.array(rows, dtype=np.int64),
             np.array(values, dtype=np.int64),
@@ -114,15 +114,12 @@ def _dislike_events(catalog: model.Catalog, uidx: dict[int, int], dislike_rows) 
         )
         for kind, (rows, values, which) in found.items()
     }
-    return events
 
 
 def features(data: "TrainingData", users: np.ndarray, movies: np.ndarray, times: np.ndarray):
     """Return ``(X, adjustment)`` for pairs at the given moments (aversions as of each)."""
-    X, adj = model.feature_matrix(data.catalog, data.profiles, users, movies)
     aversion = model.aversion_as_of(data.catalog, data.profiles, data.dislikes, users, movies, times)
-    X[:, [model.FEATURES.index(f"{kind}_aversion") for kind in model.KINDS]] = aversion
-    return X, adj
+    return model.feature_matrix(data.catalog, data.profiles, users, movies, aversion)
 
 
 def _cutoff(times: list[datetime]) -> datetime:
@@ -366,7 +363,8 @@ def fit_and_evaluate(
     progress(45, "building features")
     X, adj = features(data, data.users, data.movies, data.times)
     rng = np.random.default_rng(SEED)
-    held = holdout(data.labels, rng, groups=data.users * (int(data.movies.max(initial=0)) + 1) + data.movies)
+    pair = data.users * (int(data.movies.max(initial=0)) + 1) + data.movies  # one key per (user, film)
+    held = holdout(data.labels, rng, groups=pair)
     progress(60, "training")
     trained = model.train(X[~held], data.labels[~held], data.weights[~held], adjustment_strength)
     progress(80, "evaluating on held-out data")
@@ -381,8 +379,7 @@ def fit_and_evaluate(
         baseline["dislike_top10_share"] = shares[1]
         # Whether the gain is more than the luck of this held-out sample (DeLong's test), with
         # one row per (user, film): a film shown in several lists is one observation, not many.
-        group = data.users[held] * (int(data.movies.max(initial=0)) + 1) + data.movies[held]
-        _, first, of_group = np.unique(group, return_index=True, return_inverse=True)
+        _, first, of_group = np.unique(pair[held], return_index=True, return_inverse=True)
         size = np.bincount(of_group)
 
         def per_group(scores: np.ndarray) -> np.ndarray:
