@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Table, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from feedback_core.db import Prepared
+from feedback_core.policy import BLAMES
 from feedback_core.schema import (
     daily_dislikes,
     daily_impressions,
@@ -143,13 +144,9 @@ def add_dislike(
     rate_day = shown_on if shown_on is not None else day
     last = at if sign > 0 else None
     weighted = sign * score
-    kinds = [("total", ""), ("reason", reason)]
-    kinds += [("genre", g) for g in genres]
-    kinds += [("cast", c) for c in cast]
-    if franchise:
-        kinds.append(("franchise", franchise))
+    kinds = pattern_keys(reason, genres, cast, franchise)
     high = sign if score >= HIGH_SCORE else 0
-    patterns = [(user_id, kind, value, sign, weighted, last) for kind, value in dict.fromkeys(kinds)]
+    patterns = [(user_id, kind, value, sign, weighted, last) for kind, value in kinds]
     Prepared.execute_all(
         conn,
         [
@@ -162,10 +159,18 @@ def add_dislike(
     )
 
 
-def _pattern_keys(reason: str, genres, cast, franchise: str | None) -> set[tuple[str, str]]:
-    """The ``dislike_patterns`` keys (kind, value) one dislike counts in."""
-    keys = {("total", ""), ("reason", reason)} | {("genre", g) for g in genres} | {("cast", c) for c in cast}
-    return keys | {("franchise", franchise)} if franchise else keys
+def pattern_keys(reason: str, genres, cast, franchise: str | None) -> list[tuple[str, str]]:
+    """The ``dislike_patterns`` keys (kind, value) one dislike counts in, each once: its total,
+    its reason and the feature values its reason blames (``policy.BLAMES``)."""
+    blamed = BLAMES[reason]
+    keys = [("total", ""), ("reason", reason)]
+    if "genre" in blamed:
+        keys += [("genre", g) for g in genres]
+    if "cast" in blamed:
+        keys += [("cast", c) for c in cast]
+    if franchise and "franchise" in blamed:
+        keys.append(("franchise", franchise))
+    return list(dict.fromkeys(keys))
 
 
 def settle_latest_after_retraction(
@@ -182,7 +187,7 @@ def settle_latest_after_retraction(
     """After a retracted dislike (made ``at``) was uncounted: the "last disliked" moments it set
     fall back to the latest live dislike's, or to NULL where none is left. Only rows whose latest
     moment was this dislike's change; the retracted row must already be marked retracted."""
-    kinds = _pattern_keys(reason, genres, cast, franchise)
+    kinds = set(pattern_keys(reason, genres, cast, franchise))
     stale = {
         (kind, value): count
         for kind, value, count in conn.execute(
@@ -209,7 +214,7 @@ def settle_latest_after_retraction(
             .where(user_dislikes.c.user_id == user_id, user_dislikes.c.retracted_at.is_(None))
             .order_by(user_dislikes.c.created_at.desc(), user_dislikes.c.dislike_id.desc())
         ):
-            theirs = _pattern_keys(why, their_genres or [], their_cast or [], their_franchise)
+            theirs = set(pattern_keys(why, their_genres or [], their_cast or [], their_franchise))
             for key in wanted & theirs:
                 latest[key] = created
             wanted -= theirs
@@ -281,14 +286,9 @@ class DislikeCounts:
         day = at.date()
         rate_day = shown_on if shown_on is not None else day
         last = at if sign > 0 else None
-        keys = [("total", ""), ("reason", reason)]
-        keys += [("genre", g) for g in genres]
-        keys += [("cast", c) for c in cast]
-        if franchise:
-            keys.append(("franchise", franchise))
         patterns = self.patterns
         weighted = sign * score
-        for kind, value in dict.fromkeys(keys):
+        for kind, value in pattern_keys(reason, genres, cast, franchise):
             row = patterns.get((user_id, kind, value))
             if row is None:
                 patterns[(user_id, kind, value)] = [sign, weighted, last]

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, String, func, or_, select, type_coerce
 
 from feedback_core import model
 from feedback_core.memory import collector_paused
+from feedback_core.policy import BLAMES
 from feedback_core.recommender import load_catalog
 from feedback_core.schema import (
     feature_adjustments,
@@ -201,17 +202,19 @@ def _load_training_data(
             u,
             m,
             _naive(t),
-            names(genres) or [],
-            names(cast) or [],
-            franchise,
+            # Only the feature values its reason blames count against them (policy.BLAMES).
+            (names(genres) or []) if "genre" in BLAMES[why] else [],
+            (names(cast) or []) if "cast" in BLAMES[why] else [],
+            franchise if "franchise" in BLAMES[why] else None,
             weight,
             min(_naive(shown or t), _naive(t)),
         )
-        for u, m, t, genres, cast, franchise, weight, shown in conn.execute(
+        for u, m, t, why, genres, cast, franchise, weight, shown in conn.execute(
             select(
                 user_dislikes.c.user_id,
                 user_dislikes.c.movie_id,
                 _raw(user_dislikes.c.created_at),
+                user_dislikes.c.reason,
                 _raw(user_dislikes.c.genres),
                 _raw(user_dislikes.c.cast),
                 user_dislikes.c.franchise,

@@ -266,8 +266,20 @@ def _close(a: float, b: float) -> bool:
     return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(a)), abs(float(b)))
 
 
-def recount_differences(engine) -> list[str]:
-    """Recount every maintained aggregate from the live dislike rows; return every mismatch."""
+# The features each reason's dislikes count against (PRODUCT.md's meaning of the reasons).
+BLAMED = {
+    "wrong_genre": {"genre"},
+    "poor_quality": {"cast", "franchise"},
+    "already_watched": set(),
+    "not_interested": {"genre", "franchise"},
+    "irrelevant": {"genre"},
+    "other": set(),
+}
+
+
+def recount_differences(engine, blamed: dict[str, set[str]] = BLAMED) -> list[str]:
+    """Recount every maintained aggregate from the live dislike rows; return every mismatch
+    (``blamed``: what each reason's dislikes count against in the per-user patterns)."""
     with engine.connect() as conn:
         live = conn.execute(select(user_dislikes).where(user_dislikes.c.retracted_at.is_(None))).all()
         # A dislike that names a list counts in daily_dislikes on the day the list was shown.
@@ -309,9 +321,11 @@ def recount_differences(engine) -> list[str]:
     per_movie: dict = defaultdict(lambda: [0, 0, 0.0, None])
     for d in live:
         day, version = d.created_at.date(), d.model_version_id or 0
+        kinds = blamed[d.reason]
         keys = [("total", ""), ("reason", d.reason)]
-        keys += [("genre", g) for g in d.genres] + [("cast", c) for c in d.cast]
-        keys += [("franchise", d.franchise)] if d.franchise else []
+        keys += [("genre", g) for g in d.genres if "genre" in kinds]
+        keys += [("cast", c) for c in d.cast if "cast" in kinds]
+        keys += [("franchise", d.franchise)] if d.franchise and "franchise" in kinds else []
         for kind, value in set(keys):
             p = patterns[(d.user_id, kind, value)]
             p[0] += 1

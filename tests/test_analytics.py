@@ -125,12 +125,10 @@ def test_get_dislike_pattern_analysis(system, clock):
         "reason_distribution": {"wrong_genre": 3, "poor_quality": 1},
         "recent_trend": {"days": 30, "total_dislikes": 3, "avg_predicted_score": 0.5},
         "total_dislikes": 4,
-        "top_genres": [
-            {"name": "Horror", "count": 3},
-            {"name": "Comedy", "count": 1},
-            {"name": "Drama", "count": 1},
-        ],
-        "top_cast": [{"name": "Ann", "count": 2}, {"name": "Bob", "count": 1}],
+        # Each dislike counts against what its reason blames: wrong_genre the genres (not Ann),
+        # poor_quality the cast and franchise (not Comedy).
+        "top_genres": [{"name": "Horror", "count": 3}, {"name": "Drama", "count": 1}],
+        "top_cast": [{"name": "Ann", "count": 1}, {"name": "Bob", "count": 1}],
         "top_franchises": [{"name": "Saga", "count": 1}],
     }
     assert list(analysis["reason_distribution"]) == ["wrong_genre", "poor_quality"]  # most common first

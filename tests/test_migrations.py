@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -127,7 +127,7 @@ def test_dislike_patterns_lose_their_rowid_on_sqlite_and_keep_their_rows(tmp_pat
                 )
             )
         before = patterns()
-        at("head")
+        at("0005")  # (0009 recounts the feature rows from the dislikes: this test has none)
         assert table_sql().rstrip().endswith("WITHOUT ROWID")
         assert patterns() == before
         with engine.connect() as conn:
@@ -375,6 +375,64 @@ def test_dislikes_of_a_list_move_to_its_day_and_back(kind, tmp_path):
         assert days() == {("2026-01-11", 0): 1, ("2026-01-11", 1): 1}  # as 0007 counted them
         migrate(engine, "0008")
         assert days() == after and recount_differences(engine) == []
+
+
+@pytest.mark.parametrize(
+    "kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=PG_SKIP))]
+)
+def test_patterns_are_recounted_by_what_each_reason_blames_and_back(kind, tmp_path):
+    from reliability_support import BLAMED, recount_differences
+
+    with scratch_engine(kind, tmp_path / "blames.db", "migration_0009") as engine:
+
+        def patterns() -> dict:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    text(
+                        "SELECT user_id, pattern_type, pattern_value, dislike_count, score_sum, "
+                        "last_disliked_at FROM dislike_patterns WHERE dislike_count > 0"
+                    )
+                ).all()
+            return {(u, k, v): (n, round(s, 9), str(t)) for u, k, v, n, s, t in rows}
+
+        upgrade_database(engine)
+        now = [datetime(2026, 1, 10, 12)]
+        system = FeedbackSystem(engine, Settings(database_url="sqlite://"), clock=lambda: now[0])
+        system.add_movies(
+            [
+                {"movie_id": m, "title": f"Film {m}", "genres": ["Horror", "Drama"], "cast": ["Ann", "Bob"]}
+                | ({"franchise": "Saga"} if m % 2 else {})
+                for m in range(1, 8)
+            ]
+        )
+        for movie, (user, reason) in enumerate(
+            [
+                (1, "wrong_genre"),
+                (1, "poor_quality"),
+                (1, "already_watched"),
+                (2, "not_interested"),
+                (2, "irrelevant"),
+                (2, "other"),
+                (1, "poor_quality"),
+            ],
+            start=1,
+        ):
+            now[0] += timedelta(hours=1)
+            system.save_dislike(user, movie, reason=reason, predicted_score=movie / 10)
+        system.save_dislike(2, 3, reason="wrong_genre", genres=["War", "War"], cast=["Cy"])  # War once
+        retracted = system.save_dislike(2, 1, reason="poor_quality", cast=["Cy"])
+        system.retract_dislike(retracted, 2)
+        every = {reason: {"genre", "cast", "franchise"} for reason in BLAMED}
+        blamed = patterns()
+        assert (1, "genre", "Horror") in blamed and (1, "cast", "Ann") in blamed
+        assert (2, "cast", "Ann") not in blamed and (2, "cast", "Cy") not in blamed
+        assert blamed[(2, "genre", "War")][0] == 1 and recount_differences(engine) == []
+
+        migrate(engine, "0008", downgrade=True)
+        assert recount_differences(engine, every) == []  # what 0008 counted: every value of every dislike
+        assert patterns()[(2, "cast", "Ann")][0] == 3
+        migrate(engine, "0009")
+        assert patterns() == blamed and recount_differences(engine) == []
 
 
 def test_the_user_dislikes_rebuild_refuses_to_run_with_foreign_keys_on(tmp_path):

@@ -215,15 +215,28 @@ def test_a_proposal_changes_nothing_until_approved_and_a_rejection_never(system)
     assert scores(system, 50, HORROR[1:]) == before
 
 
-def test_a_dislike_alone_lowers_films_sharing_its_genre(system):
+@pytest.mark.parametrize(
+    "reason, lowered",
+    [
+        ("irrelevant", {"genre"}),  # "made no sense": the film's genre
+        ("poor_quality", {"cast"}),  # "the film itself disappointed": its cast, not its genre
+        ("other", set()),  # blames nothing: counted, and no film moves
+    ],
+)
+def test_a_dislike_alone_lowers_the_films_sharing_what_its_reason_blames(system, reason, lowered):
     trained_world(system)
+    horror_only = [m for m in HORROR[1:] if m % 4 != HORROR[0] % 4]  # the genre, not the cast
+    horror_and_cast = [m for m in HORROR[1:] if m % 4 == HORROR[0] % 4]
+    cast_only = [m for m in COMEDY if m % 4 == HORROR[0] % 4]
     unrelated = [m for m in COMEDY if m % 4 != HORROR[0] % 4]  # no genre or cast in common
-    shares_cast = [m for m in COMEDY if m % 4 == HORROR[0] % 4]
     before = scores(system, 50, HORROR[1:] + COMEDY)
-    dislike(system, 50, HORROR[0], "other")  # no proposal: only the aversion features move
+    dislike(system, 50, HORROR[0], reason)  # no proposal is approved: only the aversions move
     after = scores(system, 50, HORROR[1:] + COMEDY)
-    assert all(after[m] < before[m] for m in HORROR[1:] + shares_cast)
+    assert all((after[m] < before[m]) == ("genre" in lowered) for m in horror_only)
+    assert all((after[m] < before[m]) == bool(lowered) for m in horror_and_cast)
+    assert all((after[m] < before[m]) == ("cast" in lowered) for m in cast_only)
     assert all(after[m] == before[m] for m in unrelated)
+    assert all(after[m] <= before[m] for m in before)
 
 
 def test_the_user_state_is_read_in_one_statement_as_the_separate_reads_had_it(system):

@@ -82,6 +82,28 @@ def test_a_dislike_example_sees_the_dislikes_before_its_list_was_shown_not_its_o
     assert list(data.labels[[row(HORROR[0]), row(HORROR[1])]]) == [0, 0]
 
 
+def test_a_dislike_counts_in_later_examples_only_against_what_its_reason_blames(system, clock):
+    trained_world(system)
+    user = 78
+    same_cast = HORROR[4]  # "Star 1", like HORROR[0]
+    assert same_cast % 4 == HORROR[0] % 4
+    clock.advance(hours=1)
+    first = system.record_recommendation_set(user, [HORROR[0]])
+    clock.advance(minutes=5)
+    dislike(system, user, HORROR[0], "poor_quality", recommendation_set_id=first)  # the film, not Horror
+    clock.advance(hours=1)
+    second = system.record_recommendation_set(user, [same_cast])
+    clock.advance(minutes=5)
+    dislike(system, user, same_cast, "wrong_genre", recommendation_set_id=second)
+    data = _load(system)
+    X, _ = training.features(data, data.users, data.movies, data.times)
+    (i,) = np.flatnonzero(
+        (data.users == data.profiles.user_index[user]) & (data.movies == data.catalog.index[same_cast])
+    )
+    assert X[i, FEATURES.index("genre_aversion")] == 0.0
+    assert X[i, FEATURES.index("cast_aversion")] == pytest.approx(0.5, abs=1e-3)
+
+
 def test_a_dislike_example_weighs_what_its_stored_examples_weigh(make_system, clock):
     system = make_system(DISLIKE_WEIGHT_MULTIPLIER=0.5)
     trained_world(system)

@@ -50,6 +50,11 @@ with right:
         columns=["kind", "name", "dislikes"],
     )
     ui.show_table(top, f"user_{user_id}_top_features")
+    st.caption(
+        "A dislike counts against what its reason blames: wrong genre and irrelevant the film's "
+        "genres, poor quality its cast and franchise, not interested its genres and franchise, "
+        "already watched and other nothing."
+    )
 
 st.subheader("Effective feature weights")
 if profile["weights"].empty:
