@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from feedback_core.policy import BLAMES
 from feedback_core.settings import REASONS, Settings
 from feedback_core.validation import MAX_ID
 
@@ -44,6 +45,11 @@ def _schemas(settings: Settings) -> dict:
     names = {"type": "array", "items": NAME, "maxItems": settings.max_list_items}
     adjustments = {"type": "object", "additionalProperties": {"type": "number"}}
     counted = {"type": "array", "items": _obj({"name": {"type": "string"}, "count": {"type": "integer"}})}
+
+    def blamed(what: str, kind: str) -> str:
+        reasons = ", ".join(r for r, kinds in BLAMES.items() if kind in kinds)
+        return f"the user's most-disliked {what}, counting the dislikes whose reason blames them ({reasons})"
+
     return {
         "Error": _obj(
             {
@@ -97,9 +103,9 @@ def _schemas(settings: Settings) -> dict:
                     ("total_dislikes", "avg_predicted_score"),
                 ),
                 "total_dislikes": {"type": "integer"},
-                "top_genres": counted,
-                "top_cast": counted,
-                "top_franchises": counted,
+                "top_genres": {**counted, "description": blamed("genres", "genre")},
+                "top_cast": {**counted, "description": blamed("cast", "cast")},
+                "top_franchises": {**counted, "description": blamed("franchises", "franchise")},
             },
             ("reason_distribution", "recent_trend", "total_dislikes"),
         ),
