@@ -35,8 +35,9 @@ from sqlalchemy.engine import make_url
 from feedback_core import Settings
 from feedback_core.aggregates import HIGH_SCORE
 from feedback_core.db import close_engine, head_revision, make_engine, upgrade_database
-from feedback_core.policy import propose_adjustments
+from feedback_core.policy import TOP_CAST, propose_adjustments
 from feedback_core.schema import model_versions
+from feedback_core.settings import BLAMES
 
 GENERATOR_VERSION = 2  # bump when the prefill changes, so cached databases are rebuilt
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -298,6 +299,18 @@ def aggregate_sql(pg: bool) -> list[str]:
         return f"json_array_elements_text(d.{column}) AS j(value)" if pg else f"json_each(d.{column}) AS j"
 
     cast_column = '"cast"'  # a reserved word on both backends
+    # Of the cast, the first TOP_CAST billed (their position in the list, from 0).
+    billed = (
+        f"json_array_elements_text(d.{cast_column}) WITH ORDINALITY AS j(value, n)"
+        if pg
+        else f"json_each(d.{cast_column}) AS j"
+    )
+    position = "j.n - 1" if pg else "j.key"
+
+    def blaming(kind: str) -> str:
+        """A dislike counts against a feature only when its reason blames it (settings.BLAMES)."""
+        reasons = ", ".join(f"'{r}'" for r, kinds in BLAMES.items() if kind in kinds)
+        return f"d.reason IN ({reasons})"
 
     def patterns(kind: str, value: str | None, join: str = "", where: str = "") -> str:
         group = f"d.user_id, {value}" if value else "d.user_id"
@@ -310,9 +323,18 @@ def aggregate_sql(pg: bool) -> list[str]:
     return [
         patterns("total", None),
         patterns("reason", "d.reason"),
-        patterns("genre", "j.value", join=f" CROSS JOIN {each('genres')}"),
-        patterns("cast", "j.value", join=f" CROSS JOIN {each(cast_column)}"),
-        patterns("franchise", "d.franchise", where="WHERE d.franchise IS NOT NULL AND d.franchise <> ''"),
+        patterns("genre", "j.value", join=f" CROSS JOIN {each('genres')}", where=f"WHERE {blaming('genre')}"),
+        patterns(
+            "cast",
+            "j.value",
+            join=f" CROSS JOIN {billed}",
+            where=f"WHERE {blaming('cast')} AND {position} < {TOP_CAST}",
+        ),
+        patterns(
+            "franchise",
+            "d.franchise",
+            where=f"WHERE d.franchise IS NOT NULL AND d.franchise <> '' AND {blaming('franchise')}",
+        ),
         "INSERT INTO daily_dislikes (day, model_version_id, reason, attributed, dislikes, score_sum) "
         f"SELECT {day}, coalesce(d.model_version_id, 0), d.reason, CASE WHEN d.recommendation_set_id IS NULL THEN 0 ELSE 1 END, "
         "count(*), sum(d.predicted_score) FROM user_dislikes AS d GROUP BY 1, 2, 3, 4",

@@ -56,6 +56,7 @@ from sqlalchemy.engine import make_url
 from feedback_core import Settings, policy
 from feedback_core.db import make_engine, upgrade_database
 from feedback_core.model import prior_model
+from feedback_core.settings import BLAMES
 
 GENERATOR_VERSION = 1  # bump when the data changes, so cached databases are rebuilt
 SET_SIZE = 10
@@ -486,6 +487,12 @@ CHECKS = {
         "SELECT user_id, count(*) FROM user_dislikes WHERE retracted_at IS NULL GROUP BY 1",
         "SELECT user_id, dislike_count FROM dislike_patterns WHERE pattern_type = 'total' AND dislike_count <> 0",
     ),
+    "dislikes per user and genre, of the reasons that blame genres": (
+        "SELECT d.user_id, j.value, count(*) FROM user_dislikes AS d CROSS JOIN {genres} "
+        "WHERE d.retracted_at IS NULL AND d.reason IN ({genre_reasons}) GROUP BY 1, 2",
+        "SELECT user_id, pattern_value, dislike_count FROM dislike_patterns "
+        "WHERE pattern_type = 'genre' AND dislike_count <> 0",
+    ),
     "attributed dislikes are of a shown item": (
         "SELECT count(*) FROM user_dislikes AS d WHERE d.recommendation_set_id IS NOT NULL AND NOT EXISTS "
         "(SELECT 1 FROM impressions AS i WHERE i.recommendation_set_id = d.recommendation_set_id "
@@ -500,13 +507,16 @@ def check_consistency(engine) -> list[str]:
     pg = engine.dialect.name == "postgresql"
     day_i = "CAST(shown_at AS DATE)" if pg else "substr(shown_at, 1, 10)"
     day_d = "CAST(created_at AS DATE)" if pg else "substr(created_at, 1, 10)"
+    blanks = {
+        "day_i": day_i,
+        "day_d": day_d,
+        "genres": "json_array_elements_text(d.genres) AS j(value)" if pg else "json_each(d.genres) AS j",
+        "genre_reasons": ", ".join(f"'{r}'" for r, kinds in BLAMES.items() if "genre" in kinds),
+    }
     problems = []
     with engine.connect() as conn:
         for name, (raw, kept) in CHECKS.items():
-            from_raw = {
-                tuple(map(str, r[:-1])): int(r[-1])
-                for r in conn.execute(text(raw.format(day_i=day_i, day_d=day_d)))
-            }
+            from_raw = {tuple(map(str, r[:-1])): int(r[-1]) for r in conn.execute(text(raw.format(**blanks)))}
             from_kept = {tuple(map(str, r[:-1])): int(r[-1]) for r in conn.execute(text(kept))}
             if from_raw != from_kept:
                 diff = set(from_raw.items()) ^ set(from_kept.items())

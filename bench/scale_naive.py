@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from feedback_core import lookups, queries
+from feedback_core.policy import TOP_CAST
+from feedback_core.settings import BLAMES
 from feedback_core.stats import rate_with_interval, two_proportion_test
 
 ACTIVATIONS = ("model.activated", "model.rollback")
@@ -69,9 +71,14 @@ def _as_list(value) -> list:
 
 
 def _features(row) -> list[tuple[str, str]]:
-    genres, cast = _as_list(row.genres), _as_list(row.cast)
-    values = [("genre", g) for g in genres] + [("cast", c) for c in cast]
-    return values + ([("franchise", row.franchise)] if row.franchise else [])
+    """The feature values a dislike counts against: those its reason blames (of the cast, the
+    first ``TOP_CAST``)."""
+    blamed = BLAMES[row.reason]
+    genres, cast = _as_list(row.genres), _as_list(row.cast)[:TOP_CAST]
+    values = [("genre", g) for g in genres if "genre" in blamed] + [
+        ("cast", c) for c in cast if "cast" in blamed
+    ]
+    return values + ([("franchise", row.franchise)] if row.franchise and "franchise" in blamed else [])
 
 
 def naive_pages(engine, start: date, end: date, user_id: int, today: date) -> tuple[dict, dict]:

@@ -260,7 +260,9 @@ class Adjustments:
         for kind, value, count, last in patterns:
             evidence[(kind, value)] = {"dislikes": count, "last_disliked_at": format_ts(last), "likes": 0}
         for genres, cast, franchise in liked:
-            values = [("genre", g) for g in genres or []] + [("cast", c) for c in (cast or [])[:5]]
+            values = [("genre", g) for g in genres or []] + [
+                ("cast", c) for c in (cast or [])[: policy.TOP_CAST]
+            ]
             if franchise:
                 values.append(("franchise", franchise))
             for key in values:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Table, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from feedback_core.db import Prepared
-from feedback_core.policy import BLAMES
+from feedback_core.policy import TOP_CAST
 from feedback_core.schema import (
     daily_dislikes,
     daily_impressions,
@@ -24,6 +24,7 @@ from feedback_core.schema import (
     movie_dislike_stats,
     user_dislikes,
 )
+from feedback_core.settings import BLAMES
 
 HIGH_SCORE = 0.7  # a dislike above this predicted score is a "confident mistake"
 
@@ -161,13 +162,14 @@ def add_dislike(
 
 def pattern_keys(reason: str, genres, cast, franchise: str | None) -> list[tuple[str, str]]:
     """The ``dislike_patterns`` keys (kind, value) one dislike counts in, each once: its total,
-    its reason and the feature values its reason blames (``policy.BLAMES``)."""
+    its reason and the feature values its reason blames (``settings.BLAMES``; of the cast, the
+    ``TOP_CAST`` billed first, whom the model knows the film by)."""
     blamed = BLAMES[reason]
     keys = [("total", ""), ("reason", reason)]
     if "genre" in blamed:
         keys += [("genre", g) for g in genres]
     if "cast" in blamed:
-        keys += [("cast", c) for c in cast]
+        keys += [("cast", c) for c in cast[:TOP_CAST]]
     if franchise and "franchise" in blamed:
         keys.append(("franchise", franchise))
     return list(dict.fromkeys(keys))

@@ -174,7 +174,7 @@ def has_feature(features, feature_type: str, feature_value: str) -> bool:
     if feature_type == "genre":
         return feature_value in (features["genres"] or [])
     if feature_type == "cast":  # like the model and the proposals: the top five billed
-        return feature_value in (features["cast"] or [])[:5]
+        return feature_value in (features["cast"] or [])[: policy.TOP_CAST]
     return features["franchise"] == feature_value
 
 
@@ -325,7 +325,9 @@ def _feature_evidence(state, liked_films, kind: str, value: str) -> dict:
             if pattern_type == kind and pattern_value == value and count > 0:
                 evidence.update(dislikes=count, last_disliked_at=format_ts(last))
     for film in liked_films:
-        values = [("genre", g) for g in film.genres or []] + [("cast", c) for c in (film.cast or [])[:5]]
+        values = [("genre", g) for g in film.genres or []] + [
+            ("cast", c) for c in (film.cast or [])[: policy.TOP_CAST]
+        ]
         if film.franchise:
             values.append(("franchise", film.franchise))
         evidence["likes"] += values.count((kind, value))

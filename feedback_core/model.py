@@ -20,6 +20,8 @@ from datetime import datetime
 import numpy as np
 from scipy import sparse
 
+from feedback_core.policy import TOP_CAST
+
 FEATURES = (
     "genre_affinity",
     "cast_affinity",
@@ -74,7 +76,7 @@ def build_catalog(rows: Iterable[Sequence]) -> Catalog:
         sums.append(float(rating_sum or 0.0))
         values = {
             "genre": genres,
-            "cast": list(cast or [])[:5],
+            "cast": list(cast or [])[:TOP_CAST],
             "franchise": [franchise] if franchise else [],
         }
         for kind, names in values.items():

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from feedback_core.policy import BLAMES
-from feedback_core.settings import REASONS, Settings
+from feedback_core.settings import BLAMES, REASONS, Settings
 from feedback_core.validation import MAX_ID
 
 OPENAPI_VERSION = "3.1.0"

@@ -14,17 +14,7 @@ from feedback_core.errors import ValidationError
 from feedback_core.settings import ReasonPolicy
 
 FEATURE_TYPES = ("genre", "cast", "franchise")
-# What each reason says the user holds against a film's features (PRODUCT.md): a dislike counts
-# against those only. "The film itself disappointed" blames its cast and franchise, not its
-# genres; "seen it" and "other" blame nothing.
-BLAMES = {
-    "wrong_genre": ("genre",),
-    "poor_quality": ("cast", "franchise"),
-    "already_watched": (),
-    "not_interested": ("genre", "franchise"),
-    "irrelevant": ("genre",),
-    "other": (),
-}
+TOP_CAST = 5  # the cast members a film is known by: the model's features and the patterns use these
 
 
 class ProposedAdjustment(NamedTuple):

@@ -25,6 +25,17 @@ REASONS = (
     "irrelevant",
     "other",
 )
+# What each reason says the user holds against a film's features (PRODUCT.md): a dislike counts
+# against those only, and its reason's rule may propose changes to those only. "The film itself
+# disappointed" blames its cast and franchise, not its genres; "seen it" and "other" blame nothing.
+BLAMES = {
+    "wrong_genre": ("genre",),
+    "poor_quality": ("cast", "franchise"),
+    "already_watched": (),
+    "not_interested": ("genre", "franchise"),
+    "irrelevant": ("genre",),
+    "other": (),
+}
 
 
 @dataclass(frozen=True)
@@ -262,6 +273,13 @@ def _reason_rule(reason: str, rule: Any) -> ReasonPolicy:
         if not -1.0 <= value <= 0.0:
             # A dislike de-emphasises: a positive change would make disliking a genre boost it.
             raise ConfigError(f"reason policy for {reason!r}: {kind} must be between -1 and 0, got {value!r}")
+        if value and kind not in BLAMES[reason]:
+            # Its dislikes count against nothing else: such proposals would have no evidence.
+            blamed = " and ".join(BLAMES[reason]) or "no feature"
+            raise ConfigError(
+                f"reason policy for {reason!r}: {kind} must be 0, because {reason} dislikes blame "
+                f"{blamed} (PRODUCT.md); got {value!r}"
+            )
     if not isinstance(rule.exclude_movie, bool):
         raise ConfigError(
             f"reason policy for {reason!r}: exclude_movie must be true or false, got {rule.exclude_movie!r}"

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, String, func, or_, select, type_coerce
 
 from feedback_core import model
 from feedback_core.memory import collector_paused
-from feedback_core.policy import BLAMES
+from feedback_core.policy import TOP_CAST
 from feedback_core.recommender import load_catalog
 from feedback_core.schema import (
     feature_adjustments,
@@ -35,6 +35,7 @@ from feedback_core.schema import (
     recommendation_sets,
     user_dislikes,
 )
+from feedback_core.settings import BLAMES
 
 HOLDOUT_SHARE = 0.2
 PROFILE_SHARE = 0.5  # the earliest half of the events builds the profiles
@@ -202,9 +203,9 @@ def _load_training_data(
             u,
             m,
             _naive(t),
-            # Only the feature values its reason blames count against them (policy.BLAMES).
+            # Only the feature values its reason blames count against them, as in the patterns.
             (names(genres) or []) if "genre" in BLAMES[why] else [],
-            (names(cast) or []) if "cast" in BLAMES[why] else [],
+            (names(cast) or [])[:TOP_CAST] if "cast" in BLAMES[why] else [],
             franchise if "franchise" in BLAMES[why] else None,
             weight,
             min(_naive(shown or t), _naive(t)),

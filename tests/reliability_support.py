@@ -277,9 +277,10 @@ BLAMED = {
 }
 
 
-def recount_differences(engine, blamed: dict[str, set[str]] = BLAMED) -> list[str]:
+def recount_differences(engine, blamed: dict[str, set[str]] = BLAMED, top_cast: int | None = 5) -> list[str]:
     """Recount every maintained aggregate from the live dislike rows; return every mismatch
-    (``blamed``: what each reason's dislikes count against in the per-user patterns)."""
+    (``blamed``: what each reason's dislikes count against in the per-user patterns; of the
+    cast, the first ``top_cast``, or all of them)."""
     with engine.connect() as conn:
         live = conn.execute(select(user_dislikes).where(user_dislikes.c.retracted_at.is_(None))).all()
         # A dislike that names a list counts in daily_dislikes on the day the list was shown.
@@ -324,7 +325,7 @@ def recount_differences(engine, blamed: dict[str, set[str]] = BLAMED) -> list[st
         kinds = blamed[d.reason]
         keys = [("total", ""), ("reason", d.reason)]
         keys += [("genre", g) for g in d.genres if "genre" in kinds]
-        keys += [("cast", c) for c in d.cast if "cast" in kinds]
+        keys += [("cast", c) for c in d.cast[:top_cast] if "cast" in kinds]
         keys += [("franchise", d.franchise)] if d.franchise and "franchise" in kinds else []
         for kind, value in set(keys):
             p = patterns[(d.user_id, kind, value)]

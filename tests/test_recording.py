@@ -145,7 +145,7 @@ def test_save_dislike_stores_dislike_example_proposals_and_aggregates(system, cl
     # The per-user patterns count the dislike against what its reason blames, and only that.
     patterns = patterns_of(system, 123)
     assert patterns[("total", "")] == 1 and patterns[("reason", reason)] == 1
-    values = {"genre": GENRES, "cast": CAST, "franchise": ["Saga"]}
+    values = {"genre": GENRES, "cast": CAST[:5], "franchise": ["Saga"]}  # the cast billed first
     expected_features = {(kind, v): 1 for kind in BLAMED[reason] for v in values[kind]}
     assert {key: n for key, n in patterns.items() if key[0] in values} == expected_features
     (day,) = rows(system, daily_dislikes)
@@ -178,9 +178,12 @@ def test_save_dislike_stores_dislike_example_proposals_and_aggregates(system, cl
 def test_weight_and_policy_come_from_settings(make_system):
     system = make_system(
         DISLIKE_WEIGHT_MULTIPLIER=0.5,
-        reason_policy={"other": ReasonPolicy(genre=-0.3), "wrong_genre": ReasonPolicy(exclude_movie=True)},
+        reason_policy={
+            "irrelevant": ReasonPolicy(genre=-0.3),
+            "wrong_genre": ReasonPolicy(exclude_movie=True),
+        },
     )
-    first = system.save_dislike(1, 10, "A", reason="other", genres=["Drama"], predicted_score=0.4)
+    first = system.save_dislike(1, 10, "A", reason="irrelevant", genres=["Drama"], predicted_score=0.4)
     second = system.save_dislike(1, 11, "B", reason="wrong_genre", genres=["Drama"])
     assert [e.weight for e in rows(system, negative_examples)] == [0.5, 0.5]
     assert proposals_of(system, first) == {("genre", "Drama", -0.3)}

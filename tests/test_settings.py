@@ -107,13 +107,29 @@ def test_factors_drive_the_derived_reason_policy():
 
 
 def test_reason_policy_json_overrides_reason_by_reason():
-    policy = {"other": {"genre": -0.02}, "wrong_genre": {"genre": -0.3, "exclude_movie": True}}
+    policy = {"irrelevant": {"genre": -0.02}, "wrong_genre": {"genre": -0.3, "exclude_movie": True}}
     s = from_env(FEEDBACK_REASON_POLICY=json.dumps(policy))
-    assert s.reason_policy["other"] == ReasonPolicy(genre=-0.02)
+    assert s.reason_policy["irrelevant"] == ReasonPolicy(genre=-0.02)
     assert s.reason_policy["wrong_genre"] == ReasonPolicy(genre=-0.3, exclude_movie=True)
     # reasons not named keep their defaults
     assert s.reason_policy["poor_quality"] == ReasonPolicy(cast=-0.10, franchise=-0.12)
     assert s.reason_policy["already_watched"].exclude_movie is True
+
+
+def test_a_reason_may_propose_changes_only_to_what_it_blames():
+    with pytest.raises(ConfigError) as err:
+        Settings(database_url=URL, reason_policy={"poor_quality": {"genre": -0.1}})
+    assert err.value.message == (
+        "reason policy for 'poor_quality': genre must be 0, because poor_quality dislikes blame "
+        "cast and franchise (PRODUCT.md); got -0.1"
+    )
+    with pytest.raises(ConfigError, match="other dislikes blame no feature"):
+        Settings(database_url=URL, reason_policy={"other": ReasonPolicy(cast=-0.05)})
+    # Zero is allowed anywhere: it proposes nothing.
+    assert (
+        Settings(database_url=URL, reason_policy={"other": {"genre": 0}}).reason_policy["other"]
+        == ReasonPolicy()
+    )
 
 
 def test_reason_policy_is_read_only():
@@ -153,6 +169,9 @@ def test_reason_policy_is_read_only():
         ("FEEDBACK_REASON_POLICY", '{"other": {"cast_limit": -1}}'),
         # A dislike never boosts: a positive change would make disliking a genre raise it.
         ("FEEDBACK_REASON_POLICY", '{"wrong_genre": {"genre": 0.5}}'),
+        # A reason proposes changes only to what its dislikes count against (settings.BLAMES).
+        ("FEEDBACK_REASON_POLICY", '{"other": {"genre": -0.02}}'),
+        ("FEEDBACK_REASON_POLICY", '{"poor_quality": {"genre": -0.1}}'),
         ("FEEDBACK_ADJUSTMENT_STRENGTH", "-3"),
         ("FEEDBACK_ADJUSTMENT_STRENGTH", "0"),
         ("FEEDBACK_PROMOTION_MARGIN", "-5"),

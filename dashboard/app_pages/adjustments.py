@@ -39,7 +39,7 @@ def show_preview(adjustment_id: int, magnitude: float) -> None:
     st.markdown("**Preview:** the user's recent lists re-ranked as if this were applied")
     st.text(
         f"User {preview['user_id']}, {preview['feature']}: weight {preview['weight_before']:.2f} → "
-        f"{preview['weight_after']:.2f}. Evidence: {preview['evidence_dislikes']} disliked and "
+        f"{preview['weight_after']:.2f}. Evidence: {preview['evidence_dislikes']} disliked for it and "
         f"{preview['evidence_likes']} liked films with it (last dislike {preview['last_disliked_at'] or 'never'}). "
         f"Re-ranked: {preview['candidates']} films from {preview['lists']} recent lists, scored by the active model."
     )
@@ -68,7 +68,9 @@ with inbox_tab:
     inbox = data.query(lookups.list_adjustment_inbox, status="proposed", **inbox_filters())
     st.caption(
         f"{len(inbox):,} proposals{' (the 200 newest)' if len(inbox) == 200 else ''}. "
-        "Evidence: how often this user disliked films with this feature, and when last."
+        "Evidence: how often this user disliked films with this feature for a reason that blames "
+        "it (wrong genre, not interested and irrelevant blame genres; poor quality the cast and "
+        "franchise; not interested the franchise too), and when last."
     )
     ui.show_table(
         inbox.drop(columns=["status", "decided_by", "decided_at", "note"]),

@@ -13,7 +13,7 @@ down_revision = "0008"
 branch_labels = None
 depends_on = None
 
-# What each reason blames (feedback_core.policy.BLAMES at this revision; written out so that
+# What each reason blames (feedback_core.settings.BLAMES at this revision; written out so that
 # the migration keeps meaning what it meant when later code changes).
 BLAMED_BY = {
     "genre": ("wrong_genre", "not_interested", "irrelevant"),
@@ -21,24 +21,29 @@ BLAMED_BY = {
     "franchise": ("poor_quality", "not_interested"),
 }
 EVERY_REASON = ("wrong_genre", "poor_quality", "already_watched", "not_interested", "irrelevant", "other")
+TOP_CAST = 5  # the cast members counted: the first five billed (feedback_core.policy.TOP_CAST)
 
 
-def _values(kind: str, dialect: str) -> tuple[str, str]:
-    """Return (FROM clause addition, value expression) listing one dislike's values of ``kind``."""
+def _values(kind: str, dialect: str) -> tuple[str, str, str]:
+    """Return (FROM clause addition, value expression, position expression from 0) listing one
+    dislike's values of ``kind``."""
     if kind == "franchise":  # recording counts a franchise that is neither NULL nor empty
-        return "", "NULLIF(d.franchise, '')"
-    column = "genres" if kind == "genre" else '"cast"'
-    if dialect == "sqlite":
-        return f", json_each(d.{column}) AS v", "v.value"
-    return f", json_array_elements_text(d.{column}) AS v(value)", "v.value"
+        return "", "NULLIF(d.franchise, '')", "0"
+    column = "d.genres" if kind == "genre" else 'd."cast"'
+    if dialect == "sqlite":  # json_each lists nothing for a NULL or a scalar
+        return f", json_each({column}) AS v", "v.value", "v.key"
+    listed = f"CASE WHEN json_typeof({column}) = 'array' THEN {column} ELSE '[]'::json END"
+    return f", json_array_elements_text({listed}) WITH ORDINALITY AS v(value, n)", "v.value", "v.n - 1"
 
 
-def _recount(blamed_by: dict[str, tuple[str, ...]]) -> None:
-    """Rebuild the genre, cast and franchise rows from the live dislikes whose reasons blame them."""
+def _recount(blamed_by: dict[str, tuple[str, ...]], top_cast: bool) -> None:
+    """Rebuild the genre, cast and franchise rows from the live dislikes whose reasons blame
+    them (``top_cast``: of the cast, only the first ``TOP_CAST`` count)."""
     dialect = op.get_bind().dialect.name
     op.execute(sa.text("DELETE FROM dislike_patterns WHERE pattern_type IN ('genre', 'cast', 'franchise')"))
     for kind, reasons in blamed_by.items():
-        source, value = _values(kind, dialect)
+        source, value, position = _values(kind, dialect)
+        first = f" AND {position} < {TOP_CAST}" if kind == "cast" and top_cast else ""
         listed = ", ".join(f"'{r}'" for r in reasons)
         # A value listed twice in one dislike counts once, as recording counts it.
         op.execute(
@@ -48,7 +53,7 @@ def _recount(blamed_by: dict[str, tuple[str, ...]]) -> None:
                 f"SELECT user_id, '{kind}', value, COUNT(*), SUM(predicted_score), MAX(created_at) FROM ("
                 f"SELECT DISTINCT d.dislike_id, d.user_id, {value} AS value, d.predicted_score, d.created_at "
                 f"FROM user_dislikes d{source} "
-                f"WHERE d.retracted_at IS NULL AND d.reason IN ({listed}) AND {value} IS NOT NULL"
+                f"WHERE d.retracted_at IS NULL AND d.reason IN ({listed}) AND {value} IS NOT NULL{first}"
                 ") AS blamed GROUP BY user_id, value"
             )
         )
@@ -57,9 +62,10 @@ def _recount(blamed_by: dict[str, tuple[str, ...]]) -> None:
 def upgrade() -> None:
     # A dislike said "the film itself disappointed" (poor_quality) counted against the film's
     # genres too, and "seen it" (already_watched) against everything: people's aversions,
-    # which the model scores with, grew from dislikes that did not blame those features.
-    _recount(BLAMED_BY)
+    # which the model scores with, grew from dislikes that did not blame those features. Of
+    # the cast, those billed after the fifth counted too, though the model knows none of them.
+    _recount(BLAMED_BY, top_cast=True)
 
 
 def downgrade() -> None:
-    _recount({kind: EVERY_REASON for kind in BLAMED_BY})
+    _recount({kind: EVERY_REASON for kind in BLAMED_BY}, top_cast=False)
