@@ -395,7 +395,7 @@ class Jobs:
                     "FEEDBACK_ACCUMULATION_THRESHOLD": s.FEEDBACK_ACCUMULATION_THRESHOLD,
                     "adjustment_strength": s.adjustment_strength,
                     "promotion_margin": s.promotion_margin,
-                    "holdout_share": training.HOLDOUT_SHARE,
+                    "folds": training.FOLDS,
                     "seed": training.SEED,
                     "cutoff": data.cutoff.isoformat(sep=" "),
                 },

@@ -444,12 +444,15 @@ def train(
     adjustment_strength: float = 3.0,
     prior: TrainedModel | None = None,
     prior_strength: float = 20.0,
+    start: TrainedModel | None = None,
 ) -> TrainedModel:
     """Fit weighted logistic regression, shrunk towards ``prior`` and with sign constraints.
 
     The penalty ``prior_strength / 2 * |w - w_prior|^2`` keeps a model trained on little
     evidence close to the sensible starting point; with more evidence the data decide.
-    Raises ValueError when one class is missing.
+    ``start``: where the search begins (the prior when not given), e.g. a model fitted to
+    nearly the same data, which it then reaches in a few steps. Raises ValueError when one
+    class is missing.
     """
     from scipy.optimize import minimize
 
@@ -470,12 +473,13 @@ def train(
         return value, grad
 
     bounds = [SIGN_BOUNDS.get(f, (None, None)) for f in FEATURES] + [(None, None)]
-    start = np.clip(
-        w0,
+    first = w0 if start is None else np.array([start.coefficients[f] for f in FEATURES] + [start.intercept])
+    first = np.clip(
+        first,
         [b[0] if b[0] is not None else -np.inf for b in bounds],
         [b[1] if b[1] is not None else np.inf for b in bounds],
     )
-    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500})
+    result = minimize(loss, first, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500})
     coefficients = {f: float(c) for f, c in zip(FEATURES, result.x[:-1])}
     return TrainedModel(coefficients, float(result.x[-1]), adjustment_strength)
 
@@ -535,9 +539,13 @@ def compare_aucs(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> d
 
 def evaluate(model: TrainedModel, X: np.ndarray, adj: np.ndarray, y: np.ndarray, users: np.ndarray) -> dict:
     """Return AUC, log loss, accuracy and precision@10 (per user) on held-out rows."""
+    return evaluate_scores(model.predict(X, adj) if len(y) else np.zeros(0), y, users)
+
+
+def evaluate_scores(p: np.ndarray, y: np.ndarray, users: np.ndarray) -> dict:
+    """``evaluate`` of predictions already made (``p``: the probability of each row's like)."""
     if len(y) == 0:
         return {"auc": None, "log_loss": None, "accuracy": None, "precision_at_10": None, "held_out": 0}
-    p = model.predict(X, adj)
     clipped = np.clip(p, 1e-7, 1 - 1e-7)
     log_loss = float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)))
     precisions = []

@@ -37,7 +37,7 @@ from feedback_core.schema import (
 )
 from feedback_core.settings import BLAMES
 
-HOLDOUT_SHARE = 0.2
+FOLDS = 5  # cross-validation: each example is scored by a model trained on the other folds
 PROFILE_SHARE = 0.5  # the earliest half of the events builds the profiles
 MIN_EXAMPLES = 50
 LOW_RATING = 2.0  # ratings at or below this are negatives too
@@ -46,7 +46,7 @@ TOP10_SAMPLE = 100
 # lists offered, so the model learns what gets disliked among what it actually shows.
 SHOWN_POSITIVE_WEIGHT = 0.25
 MAX_SHOWN_POSITIVES = 300_000
-# The held-out split depends on the data only: the same data give the same model.
+# The folds depend on the data only: the same data give the same model and the same figures.
 SEED = 20261130
 
 
@@ -148,24 +148,12 @@ def _both_labels_from(cutoff: datetime, rating_rows, dislike_rows, shown_rows, f
     return positive and negative
 
 
-def holdout(labels: np.ndarray, rng: np.random.Generator, groups: np.ndarray | None = None) -> np.ndarray:
-    """Return which examples to hold out for evaluation (``HOLDOUT_SHARE`` of them, at random),
-    never every example of a label: training needs both.
-
-    ``groups``: examples of one group (one user and film, shown in several lists) fall on the
-    same side, or the model would be evaluated on pairs it trained on.
-    """
-    if groups is None:
-        groups = np.arange(len(labels))
+def folds(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Return each example's fold (0 .. ``FOLDS`` - 1), drawn at random per group: the examples
+    of one group (one user and film, shown in several lists) fall in the same fold, or a model
+    would be evaluated on pairs it trained on."""
     _, group_of = np.unique(groups, return_inverse=True)
-    held_group = rng.random(group_of.max() + 1 if len(group_of) else 0) < HOLDOUT_SHARE
-    held = held_group[group_of]
-    for label in np.unique(labels):
-        of_label = labels == label
-        if not (of_label & ~held).any():
-            held_group[group_of[rng.choice(np.flatnonzero(of_label))]] = False
-            held = held_group[group_of]
-    return held
+    return rng.integers(FOLDS, size=group_of.max() + 1 if len(group_of) else 0)[group_of]
 
 
 def load_training_data(
@@ -363,36 +351,49 @@ def fit_and_evaluate(
     active: model.TrainedModel | None,
     progress: Callable[[int, str], None] = lambda p, s: None,
 ) -> tuple[model.TrainedModel, dict, dict | None]:
-    """Train on 80% of examples and evaluate the result (and the active model) on the rest."""
+    """Train on every example and evaluate by cross-validation: each example is scored by a
+    model trained on the other folds (``FOLDS``, one (user, film) in one fold), the active
+    model on every example too."""
     progress(45, "building features")
     X, adj = features(data, data.users, data.movies, data.times)
+    y, w = data.labels, data.weights
     rng = np.random.default_rng(SEED)
     pair = data.users * (int(data.movies.max(initial=0)) + 1) + data.movies  # one key per (user, film)
-    held = holdout(data.labels, rng, groups=pair)
-    progress(60, "training")
-    trained = model.train(X[~held], data.labels[~held], data.weights[~held], adjustment_strength)
-    progress(80, "evaluating on held-out data")
-    metrics = model.evaluate(trained, X[held], adj[held], data.labels[held], data.users[held])
-    sample = _top10_sample(data, held, rng)
-    models = [trained] if active is None else [trained, active]
+    progress(50, "training")
+    trained = model.train(X, y, w, adjustment_strength)
+    fold = folds(pair, rng)
+    oof = np.full(len(y), np.nan)
+    by_fold: dict[int, model.TrainedModel] = {}
+    for k in range(FOLDS):
+        progress(55 + 5 * k, f"cross-validating ({k + 1} of {FOLDS})")
+        test = fold == k
+        # A fold whose rest lacks a label (a handful of liked films) is left unscored.
+        if not test.any() or len(np.unique(y[~test])) < 2:
+            continue
+        # From the model of every example: four fifths of them lead to nearly the same one.
+        by_fold[k] = model.train(X[~test], y[~test], w[~test], adjustment_strength, start=trained)
+        oof[test] = by_fold[k].predict(X[test], adj[test])
+    scored = ~np.isnan(oof)
+    progress(80, "evaluating")
+    metrics = model.evaluate_scores(oof[scored], y[scored], data.users[scored])
+    sample = _top10_sample(data, scored, rng)
+    models = [[by_fold[fold[i]] for i in sample]] + ([] if active is None else [[active] * len(sample)])
     shares = _dislike_top10_share(data, models, sample)
     metrics["dislike_top10_share"] = shares[0]
     baseline = None
     if active is not None:
-        baseline = model.evaluate(active, X[held], adj[held], data.labels[held], data.users[held])
+        baseline = model.evaluate(active, X[scored], adj[scored], y[scored], data.users[scored])
         baseline["dislike_top10_share"] = shares[1]
-        # Whether the gain is more than the luck of this held-out sample (DeLong's test), with
-        # one row per (user, film): a film shown in several lists is one observation, not many.
-        _, first, of_group = np.unique(pair[held], return_index=True, return_inverse=True)
+        # Whether the gain is more than the luck of this sample (DeLong's test), with one row
+        # per (user, film): a film shown in several lists is one observation, not many.
+        _, first, of_group = np.unique(pair[scored], return_index=True, return_inverse=True)
         size = np.bincount(of_group)
 
         def per_group(scores: np.ndarray) -> np.ndarray:
             return np.bincount(of_group, weights=scores) / size
 
         metrics["auc_gain"] = model.compare_aucs(
-            data.labels[held][first],
-            per_group(trained.predict(X[held], adj[held])),
-            per_group(active.predict(X[held], adj[held])),
+            y[scored][first], per_group(oof[scored]), per_group(active.predict(X[scored], adj[scored]))
         )
     return trained, metrics, baseline
 
@@ -405,21 +406,22 @@ def _top10_sample(data: TrainingData, held: np.ndarray, rng) -> np.ndarray:
 
 
 def _dislike_top10_share(
-    data: TrainingData, models: list[model.TrainedModel], rows: np.ndarray
+    data: TrainingData, models: list[list[model.TrainedModel]], rows: np.ndarray
 ) -> list[float | None]:
-    """Per model: the share of held-out dislikes whose film would still rank in the user's top 10."""
+    """Per model (one per row: the model that did not train on it): the share of the sampled
+    dislikes whose film would still rank in the user's top 10."""
     if len(rows) == 0:
         return [None] * len(models)
     all_movies = np.arange(data.catalog.size)
     hits = np.zeros(len(models))
-    for i in rows:
+    for n, i in enumerate(rows):
         u = data.users[i]
         Xu, adju = features(
             data, np.full(len(all_movies), u), all_movies, np.full(len(all_movies), data.times[i])
         )
         seen = data.seen_by_user.get(u)
-        for j, candidate in enumerate(models):
-            scores = candidate.predict(Xu, adju)
+        for j, per_row in enumerate(models):
+            scores = per_row[n].predict(Xu, adju)
             if seen is not None and len(seen):
                 scores[seen] = -np.inf
             hits[j] += 1 + int((scores > scores[data.movies[i]]).sum()) <= 10

@@ -240,21 +240,13 @@ def test_a_burst_whose_only_recent_likes_are_rated_films_still_trains(system, cl
     assert job["examples_claimed"] == 90
 
 
-def test_the_held_out_share_never_takes_every_example_of_a_label():
-    # The storm test saw it: with few liked films among many dislikes, the random 20% held out
-    # for evaluation sometimes took all of them, and training refused to run.
-    labels = np.array([1] + [0] * 40)
-    for seed in range(200):
-        held = training.holdout(labels, np.random.default_rng(seed))
-        assert set(labels[~held]) == {0, 1}
-    many = np.array([0, 1] * 5000)
-    assert 0.18 < training.holdout(many, np.random.default_rng(1)).mean() < 0.22
-    # Rows of one (user, film) — one film shown in several lists — fall on the same side.
-    pairs = np.repeat(np.arange(2000), 3)
-    labels = np.tile([1, 1, 0, 1], 1500)
-    held = training.holdout(labels, np.random.default_rng(2), groups=pairs)
-    assert all(len(set(held[pairs == p])) == 1 for p in range(2000))
-    assert 0.17 < held.mean() < 0.23
+def test_cross_validation_folds_keep_a_pair_together_and_cover_every_example():
+    pairs = np.repeat(np.arange(2000), 3)  # one film shown in three lists: one (user, film)
+    fold = training.folds(pairs, np.random.default_rng(2))
+    assert all(len(set(fold[pairs == p])) == 1 for p in range(2000))
+    shares = np.bincount(fold, minlength=training.FOLDS) / len(fold)
+    assert len(shares) == training.FOLDS and all(0.17 < s < 0.23 for s in shares)
+    assert (training.folds(pairs, np.random.default_rng(2)) == fold).all()  # the same data, the same folds
 
 
 # ---------------------------------------------------------------- two approvers at once

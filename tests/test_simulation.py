@@ -7,10 +7,14 @@ are compared over the last three rounds (one round of 600 impressions is noisy).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
-from feedback_core import FeedbackSystem, Settings
-from feedback_core.demo import simulate
+from feedback_core import FeedbackSystem, Settings, model
+from feedback_core.db import utcnow, write_transaction
+from feedback_core.demo import SimClock, _decider, make_world, prepare_world, run_round, simulate
+from feedback_core.versions import insert_version
 
 ROUNDS, USERS, MOVIES, SEED = 10, 60, 1500, 7
 
@@ -49,3 +53,50 @@ def test_without_feedback_the_dislike_rate_stays_put(without_feedback):
         assert abs(r.dislike_rate / first - 1) <= 0.15, (
             f"round {r.round}: {r.dislike_rate:.1%} against {first:.1%} in round 1"
         )
+
+
+def _after_a_bad_release(folder, retrain: bool) -> tuple[list, int, int]:
+    """Activate a version that ignores people's dislikes (its aversion weights 0), then run the
+    loop; return (rounds, the bad version, the version active at the end)."""
+    settings = Settings(database_url=f"sqlite:///{folder / ('retrain.db' if retrain else 'frozen.db')}")
+    FeedbackSystem.from_settings(settings).init_feedback_tables()
+    start = utcnow().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=ROUNDS)
+    clock = SimClock(start)
+    system = FeedbackSystem.from_settings(settings, clock=clock)
+    try:
+        world = make_world(1, MOVIES, USERS)
+        prepare_world(system, world, start, "simulation")
+        good = system.get_active_model_version()
+        blind = dict(good["weights"], genre_aversion=0.0, cast_aversion=0.0, franchise_aversion=0.0)
+        bad = model.TrainedModel(blind, good["intercept"], good["adjustment_strength"])
+        with write_transaction(system.engine) as conn:
+            bad_id = insert_version(
+                conn,
+                at=clock(),
+                actor="release",
+                trigger="manual",
+                parent_id=good["version_id"],
+                weights=bad.as_dict(),
+                metrics={},
+                examples={},
+                settings={},
+            )
+        system.activate_model_version(bad_id, "release")
+        decide = _decider(system, world, leave_share=0.0, actor="approver@simulation")
+        rounds = [
+            run_round(system, world, clock, list(range(1, USERS + 1)), True, n, decide, retrain=retrain)
+            for n in range(1, ROUNDS + 1)
+        ]
+        return rounds, bad_id, system.get_active_model_version()["version_id"]
+    finally:
+        system.close()
+
+
+@pytest.mark.slow
+def test_retraining_replaces_a_version_that_ignores_dislikes_and_lowers_the_dislike_rate(tmp_path):
+    frozen, bad, still = _after_a_bad_release(tmp_path, retrain=False)
+    rounds, bad_again, active = _after_a_bad_release(tmp_path, retrain=True)
+    assert bad == bad_again and still == bad  # the same world; without retraining it stays
+    assert active != bad, "a retrained candidate should have beaten the bad release"
+    on, off = _late_rate(rounds), _late_rate(frozen)
+    assert on <= 0.85 * off, f"last three rounds: {on:.1%} retraining, {off:.1%} keeping the bad release"

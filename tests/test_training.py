@@ -14,7 +14,7 @@ import pytest
 from loop_support import COMEDY, HORROR, dislike, trained_world
 from sqlalchemy import func, select
 
-from feedback_core import FeedbackSystem, Settings, training
+from feedback_core import FeedbackSystem, Settings, model, training
 from feedback_core.db import read_connection
 from feedback_core.model import FEATURES, prior_model
 from feedback_core.schema import movies, ratings
@@ -102,6 +102,26 @@ def test_a_dislike_counts_in_later_examples_only_against_what_its_reason_blames(
     )
     assert X[i, FEATURES.index("genre_aversion")] == 0.0
     assert X[i, FEATURES.index("cast_aversion")] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_every_example_is_scored_by_a_model_that_did_not_train_on_it(system, clock):
+    trained_world(system)
+    _show_lists(system, clock, lambda user, day, films: films[:1] if (user + day) % 3 == 0 else [])
+    data = _load(system)
+    trained, metrics, _ = training.fit_and_evaluate(data, 3.0, None)
+    assert metrics["held_out"] == len(data.labels)  # cross-validated: every example, none left out
+    # The same folds by hand: each fifth scored by a model of the other four fifths.
+    X, adj = training.features(data, data.users, data.movies, data.times)
+    pair = data.users * (int(data.movies.max()) + 1) + data.movies
+    fold = training.folds(pair, np.random.default_rng(training.SEED))
+    scores = np.empty(len(data.labels))
+    for k in range(training.FOLDS):
+        test = fold == k
+        by_others = model.train(X[~test], data.labels[~test], data.weights[~test], 3.0)
+        scores[test] = by_others.predict(X[test], adj[test])
+    assert metrics["auc"] == pytest.approx(model.auc(data.labels, scores), abs=1e-3)
+    # The stored model itself is trained on every example.
+    assert trained == model.train(X, data.labels, data.weights, 3.0)
 
 
 def test_a_dislike_example_weighs_what_its_stored_examples_weigh(make_system, clock):
