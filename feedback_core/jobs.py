@@ -93,12 +93,24 @@ class Jobs:
         actor = check_text(actor, "actor", 120, allow_empty=False)
         self.recover_stale_jobs()
         with write_transaction(self.engine) as conn:
-            job_id = queue_retrain_job(conn, at=self.now(), trigger=trigger, actor=actor)
+            now = self.now()
+            job_id = queue_retrain_job(conn, at=now, trigger=trigger, actor=actor)
             if job_id is None:
                 job_id = conn.execute(
                     select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1)
                 ).scalar_one()
                 created = False
+                # The job stays its first requester's (often "system", at the threshold); the
+                # audit log keeps who else asked for it, and when.
+                write_audit(
+                    conn,
+                    at=now,
+                    actor=actor,
+                    action="retrain.requested",
+                    entity_type="retrain_job",
+                    entity_id=job_id,
+                    details={"trigger": trigger, "joined": True},
+                )
             else:
                 created = True
         return {**self.get_retrain_job(job_id), "created": created}
@@ -435,9 +447,7 @@ class Jobs:
                 activate(conn, version_id, "system", now, why)
             # Dislikes that came in while this job trained may have crossed the threshold again:
             # queue the next job now rather than at the next dislike, which may be long in coming.
-            follow_up = queue_retrain_if_due(conn, s.FEEDBACK_ACCUMULATION_THRESHOLD, at=now, actor="system")
-        if follow_up is not None:
-            log.info("[FEEDBACK] Feedback threshold reached: retrain job %s queued (threshold)", follow_up)
+            queue_retrain_if_due(conn, s.FEEDBACK_ACCUMULATION_THRESHOLD, at=now, actor="system")
         log.info(
             "[FEEDBACK] Retrain job %s produced version %s (auc %s, promoted %s)",
             job_id,

@@ -301,7 +301,10 @@ def queue_retrain_job(conn: Connection, *, at: datetime, trigger: str, actor: st
         entity_id=job_id,
         details={"trigger": trigger},
     )
-    log.info("[FEEDBACK] Feedback threshold reached: retrain job %s queued (%s)", job_id, trigger)
+    if trigger == "threshold":
+        log.info("[FEEDBACK] Feedback threshold reached: retrain job %s queued (threshold)", job_id)
+    else:
+        log.info("[FEEDBACK] Retrain job %s queued by %s (%s)", job_id, actor, trigger)
     return job_id
 
 

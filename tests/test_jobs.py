@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import socket
@@ -64,6 +65,42 @@ def test_crossing_the_threshold_queues_exactly_one_job(make_system, clock):
     assert [j.status for j in jobs(system)] == ["succeeded", "queued"]
 
 
+def test_the_log_says_threshold_only_when_the_threshold_queued_the_job(make_system, caplog, monkeypatch):
+    system = make_system(FEEDBACK_ACCUMULATION_THRESHOLD=5)
+    build_world(system)
+    caplog.set_level(logging.INFO, logger="feedback_core")
+
+    def said(text: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+    manual = system.request_retrain("analyst@test")["job_id"]
+    assert said("Feedback threshold reached") == []
+    assert said(f"Retrain job {manual} queued by analyst@test (manual)")
+    finish_retrain_jobs(system)
+    some_dislikes(system, 5)
+    (line,) = said("Feedback threshold reached")
+    assert line.startswith("[FEEDBACK] Feedback threshold reached: retrain job")
+    # Dislikes that cross the threshold again while the job trains queue one follow-up job when
+    # it ends, said once.
+    from feedback_core import training
+
+    real_fit = training.fit_and_evaluate
+
+    def fit_while_dislikes_arrive(*args, **kwargs):
+        some_dislikes(system, 5, first_user=900)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit_and_evaluate", fit_while_dislikes_arrive)
+    caplog.clear()
+    job = system.claim_next_job(worker_id="w1")
+    assert system.run_job(job["job_id"], worker_id="w1")["status"] == "succeeded"
+    (follow_up,) = [j for j in jobs(system) if j.status == "queued"]
+    assert (follow_up.trigger, follow_up.requested_by) == ("threshold", "system")
+    assert said("Feedback threshold reached") == [
+        f"[FEEDBACK] Feedback threshold reached: retrain job {follow_up.job_id} queued (threshold)"
+    ]
+
+
 def test_racing_dislikes_past_the_threshold_queue_one_job(make_system):
     system = make_system(FEEDBACK_ACCUMULATION_THRESHOLD=5)
     build_world(system)
@@ -97,6 +134,10 @@ def test_request_retrain_returns_the_job_already_queued(system, clock):
     second = system.request_retrain("someone-else@test")
     assert second["created"] is False
     assert second["job_id"] == first["job_id"] and second["requested_by"] == "analyst@test"
+    # The audit log keeps who else asked for the job, and when.
+    (joined,) = rows(system, audit_log, audit_log.c.action == "retrain.requested")
+    assert (joined.actor, joined.entity_id, joined.at) == ("someone-else@test", str(first["job_id"]), clock())
+    assert joined.details == {"trigger": "manual", "joined": True}
     # While it runs, still the same job.
     system.claim_next_job(worker_id="w1")
     third = system.request_retrain("someone-else@test")
