@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from feedback_core import lookups, queries
-from feedback_core.policy import TOP_CAST
-from feedback_core.settings import BLAMES
+from feedback_core.policy import blamed_features
 from feedback_core.stats import rate_with_interval, two_proportion_test
 
 ACTIVATIONS = ("model.activated", "model.rollback")
@@ -71,14 +70,12 @@ def _as_list(value) -> list:
 
 
 def _features(row) -> list[tuple[str, str]]:
-    """The feature values a dislike counts against: those its reason blames (of the cast, the
-    first ``TOP_CAST``)."""
-    blamed = BLAMES[row.reason]
-    genres, cast = _as_list(row.genres), _as_list(row.cast)[:TOP_CAST]
-    values = [("genre", g) for g in genres if "genre" in blamed] + [
-        ("cast", c) for c in cast if "cast" in blamed
-    ]
-    return values + ([("franchise", row.franchise)] if row.franchise and "franchise" in blamed else [])
+    """The feature values a dislike counts against (``policy.blamed_features``)."""
+    genres, cast, franchise = blamed_features(
+        row.reason, _as_list(row.genres), _as_list(row.cast), row.franchise
+    )
+    values = [("genre", g) for g in genres] + [("cast", c) for c in cast]
+    return values + ([("franchise", franchise)] if franchise else [])
 
 
 def naive_pages(engine, start: date, end: date, user_id: int, today: date) -> tuple[dict, dict]:

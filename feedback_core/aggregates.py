@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Table, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from feedback_core.db import Prepared
-from feedback_core.policy import TOP_CAST
+from feedback_core.policy import blamed_features
 from feedback_core.schema import (
     daily_dislikes,
     daily_impressions,
@@ -24,7 +24,6 @@ from feedback_core.schema import (
     movie_dislike_stats,
     user_dislikes,
 )
-from feedback_core.settings import BLAMES
 
 HIGH_SCORE = 0.7  # a dislike above this predicted score is a "confident mistake"
 
@@ -162,15 +161,10 @@ def add_dislike(
 
 def pattern_keys(reason: str, genres, cast, franchise: str | None) -> list[tuple[str, str]]:
     """The ``dislike_patterns`` keys (kind, value) one dislike counts in, each once: its total,
-    its reason and the feature values its reason blames (``settings.BLAMES``; of the cast, the
-    ``TOP_CAST`` billed first, whom the model knows the film by)."""
-    blamed = BLAMES[reason]
-    keys = [("total", ""), ("reason", reason)]
-    if "genre" in blamed:
-        keys += [("genre", g) for g in genres]
-    if "cast" in blamed:
-        keys += [("cast", c) for c in cast[:TOP_CAST]]
-    if franchise and "franchise" in blamed:
+    its reason and the feature values its reason blames (``policy.blamed_features``)."""
+    genres, cast, franchise = blamed_features(reason, genres, cast, franchise)
+    keys = [("total", ""), ("reason", reason)] + [("genre", g) for g in genres] + [("cast", c) for c in cast]
+    if franchise:
         keys.append(("franchise", franchise))
     return list(dict.fromkeys(keys))
 

@@ -11,10 +11,23 @@ from datetime import datetime
 from typing import NamedTuple
 
 from feedback_core.errors import ValidationError
-from feedback_core.settings import ReasonPolicy
+from feedback_core.settings import BLAMES, ReasonPolicy
 
 FEATURE_TYPES = ("genre", "cast", "franchise")
 TOP_CAST = 5  # the cast members a film is known by: the model's features and the patterns use these
+
+
+def blamed_features(
+    reason: str, genres: Sequence[str], cast: Sequence[str], franchise: str | None
+) -> tuple[Sequence[str], Sequence[str], str | None]:
+    """Return the (genres, cast, franchise) one dislike counts against: those its reason blames
+    (``settings.BLAMES``), of the cast the ``TOP_CAST`` billed first; the rest empty."""
+    blamed = BLAMES[reason]
+    return (
+        genres if "genre" in blamed else (),
+        cast[:TOP_CAST] if "cast" in blamed else (),
+        franchise if franchise and "franchise" in blamed else None,
+    )
 
 
 class ProposedAdjustment(NamedTuple):

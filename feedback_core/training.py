@@ -25,7 +25,7 @@ from sqlalchemy import Connection, String, func, or_, select, type_coerce
 
 from feedback_core import model
 from feedback_core.memory import collector_paused
-from feedback_core.policy import TOP_CAST
+from feedback_core.policy import blamed_features
 from feedback_core.recommender import load_catalog
 from feedback_core.schema import (
     feature_adjustments,
@@ -35,7 +35,6 @@ from feedback_core.schema import (
     recommendation_sets,
     user_dislikes,
 )
-from feedback_core.settings import BLAMES
 
 FOLDS = 5  # cross-validation: each example is scored by a model trained on the other folds
 PROFILE_SHARE = 0.5  # the earliest half of the events builds the profiles
@@ -192,9 +191,7 @@ def _load_training_data(
             m,
             _naive(t),
             # Only the feature values its reason blames count against them, as in the patterns.
-            (names(genres) or []) if "genre" in BLAMES[why] else [],
-            (names(cast) or [])[:TOP_CAST] if "cast" in BLAMES[why] else [],
-            franchise if "franchise" in BLAMES[why] else None,
+            *blamed_features(why, names(genres) or [], names(cast) or [], franchise),
             weight,
             min(_naive(shown or t), _naive(t)),
         )
@@ -382,7 +379,8 @@ def fit_and_evaluate(
     metrics["dislike_top10_share"] = shares[0]
     baseline = None
     if active is not None:
-        baseline = model.evaluate(active, X[scored], adj[scored], y[scored], data.users[scored])
+        by_active = active.predict(X[scored], adj[scored])
+        baseline = model.evaluate_scores(by_active, y[scored], data.users[scored])
         baseline["dislike_top10_share"] = shares[1]
         # Whether the gain is more than the luck of this sample (DeLong's test), with one row
         # per (user, film): a film shown in several lists is one observation, not many.
@@ -393,13 +391,13 @@ def fit_and_evaluate(
             return np.bincount(of_group, weights=scores) / size
 
         metrics["auc_gain"] = model.compare_aucs(
-            y[scored][first], per_group(oof[scored]), per_group(active.predict(X[scored], adj[scored]))
+            y[scored][first], per_group(oof[scored]), per_group(by_active)
         )
     return trained, metrics, baseline
 
 
-def _top10_sample(data: TrainingData, held: np.ndarray, rng) -> np.ndarray:
-    rows = np.flatnonzero(held & data.is_dislike)
+def _top10_sample(data: TrainingData, scored: np.ndarray, rng) -> np.ndarray:
+    rows = np.flatnonzero(scored & data.is_dislike)
     if len(rows) > TOP10_SAMPLE:
         rows = np.sort(rng.choice(rows, TOP10_SAMPLE, replace=False))
     return rows
