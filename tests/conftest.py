@@ -6,7 +6,9 @@ Set ``FEEDBACK_TEST_PG_URL`` (``.ci/run`` does) to run every storage test on Pos
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -50,10 +52,39 @@ def _fresh_pg(settings: Settings):
             conn.execute(text("CREATE SCHEMA public"))
         upgrade_database(engine)
         _pg_migrated = True
-    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    # Emptying only the tables the last test wrote is several times faster than truncating
+    # all of them; every sequence starts again at 1, as after a fresh migration.
+    probe = " UNION ALL ".join(f"(SELECT '{t.name}' FROM \"{t.name}\" LIMIT 1)" for t in metadata.sorted_tables)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        used = [name for (name,) in conn.execute(text(probe))]
+        if used:
+            names = ", ".join(f'"{name}"' for name in used)
+            conn.execute(text(f"TRUNCATE {names} CASCADE"))
+        conn.execute(
+            text(
+                "SELECT setval(c.oid, 1, false) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind = 'S' AND n.nspname = current_schema()"
+            )
+        ).all()
     return engine
+
+
+def _fresh_sqlite(template: Path, database: Path) -> None:
+    """Put a migrated, empty database at ``database``: a copy of one migrated once per run."""
+    if not template.exists():
+        settings = Settings(database_url=f"sqlite:///{template}")
+        engine = make_engine(settings)
+        upgrade_database(engine)
+        engine.dispose()
+        leftovers = [p.name for p in template.parent.iterdir() if p != template]
+        assert not leftovers, f"the migrated template left {leftovers} beside it"
+    shutil.copyfile(template, database)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """Where the run's migrated SQLite template goes (built on first use)."""
+    return tmp_path_factory.mktemp("template") / "feedback.db"
 
 
 @pytest.fixture
@@ -72,7 +103,7 @@ def db_url(backend, tmp_path) -> str:
 
 
 @pytest.fixture
-def make_system(db_url, backend, clock):
+def make_system(db_url, backend, clock, sqlite_template):
     """Build systems on the test's fresh database, with optional setting overrides."""
     built: list[FeedbackSystem] = []
     prepared = False
@@ -84,9 +115,7 @@ def make_system(db_url, backend, clock):
             if backend == "postgresql":
                 _fresh_pg(settings).dispose()
             else:
-                engine = make_engine(settings)
-                upgrade_database(engine)
-                engine.dispose()
+                _fresh_sqlite(sqlite_template, Path(db_url.removeprefix("sqlite:///")))
             prepared = True
         system = FeedbackSystem.from_settings(settings, clock=clock)
         built.append(system)
