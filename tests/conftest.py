@@ -54,7 +54,9 @@ def _fresh_pg(settings: Settings):
         _pg_migrated = True
     # Emptying only the tables the last test wrote is several times faster than truncating
     # all of them; every sequence starts again at 1, as after a fresh migration.
-    probe = " UNION ALL ".join(f"(SELECT '{t.name}' FROM \"{t.name}\" LIMIT 1)" for t in metadata.sorted_tables)
+    probe = " UNION ALL ".join(
+        f"(SELECT '{t.name}' FROM \"{t.name}\" LIMIT 1)" for t in metadata.sorted_tables
+    )
     with engine.begin() as conn:
         used = [name for (name,) in conn.execute(text(probe))]
         if used:
