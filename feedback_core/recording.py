@@ -464,19 +464,20 @@ class Recording:
                 }
             if with_patterns:
                 outcome["user_patterns"] = user_pattern_summary(conn, d.user_id)
-        log.info(
-            "[FEEDBACK] Dislike %s recorded: user %s movie %s reason %s score %.3f",
-            dislike_id,
-            d.user_id,
-            d.movie_id,
-            d.reason,
-            d.predicted_score,
-        )
-        if proposals and log.isEnabledFor(logging.INFO):
+        if log.isEnabledFor(logging.INFO):
+            # One line per dislike, its proposals on it: every line is a write to the log.
+            proposed = ""
+            if proposals:
+                changes = {f"{p.feature_type}:{p.feature_value}": p.magnitude for p in proposals}
+                proposed = f"; Feature adjustments proposed: {changes}"
             log.info(
-                "[FEEDBACK] Feature adjustments proposed for dislike %s: %s",
+                "[FEEDBACK] Dislike %s recorded: user %s movie %s reason %s score %.3f%s",
                 dislike_id,
-                {f"{p.feature_type}:{p.feature_value}": p.magnitude for p in proposals},
+                d.user_id,
+                d.movie_id,
+                d.reason,
+                d.predicted_score,
+                proposed,
             )
         return outcome
 
