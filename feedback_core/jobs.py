@@ -476,16 +476,24 @@ def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> 
     new, old = metrics.get("auc"), baseline.get("auc")
     if new is None or old is None:
         return False, "AUC not available on held-out data; an analyst decides"
-    if new < old + margin:
-        return (
-            False,
-            f"held-out AUC {new:.4f} vs active {old:.4f}: not better by {margin}; an analyst decides",
-        )
     gain = metrics.get("auc_gain")
     if "auc_gain" in metrics and gain is None:
         return False, (
             f"held-out AUC {new:.4f} vs active {old:.4f}: too few held-out examples of a label to "
             "tell a gain from luck; an analyst decides"
+        )
+    # The margin and the noise are judged on one measure: the gain with one row per (user,
+    # film) (DeLong's test's), not the AUCs over rows, where a film shown in several lists
+    # counts several times.
+    if gain is not None and gain["difference"] < margin:
+        return False, (
+            f"held-out AUC {new:.4f} vs active {old:.4f}: the gain per (user, film) of "
+            f"{gain['difference']:+.4f} is not better by {margin}; an analyst decides"
+        )
+    if gain is None and new < old + margin:
+        return (
+            False,
+            f"held-out AUC {new:.4f} vs active {old:.4f}: not better by {margin}; an analyst decides",
         )
     if gain is not None and not gain["low"] > 0:
         return False, (
@@ -499,7 +507,11 @@ def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> 
             f"held-out AUC {new:.4f} beats {old:.4f}, but {new_share:.1%} of held-out dislikes would "
             f"still reach a top 10 (active: {old_share:.1%}); an analyst decides"
         )
-    significant = "" if gain is None else f" (p = {gain['p_value']:.2g}, DeLong's test)"
+    significant = (
+        ""
+        if gain is None
+        else f" (per (user, film): {gain['difference']:+.4f}, p = {gain['p_value']:.2g}, DeLong's test)"
+    )
     return (
         True,
         f"held-out AUC {new:.4f} beats the active version's {old:.4f} by at least {margin}{significant}",

@@ -138,6 +138,22 @@ PROMOTION_CASES = [
         "within the noise",
     ),
     ({"auc": 0.72, "auc_gain": None}, {"auc": 0.70}, 0.005, False, "too few held-out examples"),
+    # The margin is judged per (user, film), where DeLong's test judges the noise: rows of a film
+    # shown in many lists make the AUC over rows differ (both ways).
+    (
+        {"auc": 0.7127, "auc_gain": {"difference": 0.0014, "low": 0.0010, "high": 0.0018, "p_value": 2e-13}},
+        {"auc": 0.70},
+        0.005,
+        False,
+        "the gain per (user, film) of +0.0014 is not better by 0.005",
+    ),
+    (
+        {"auc": 0.702, "auc_gain": {"difference": 0.02, "low": 0.004, "high": 0.036, "p_value": 0.01}},
+        {"auc": 0.70},
+        0.005,
+        True,
+        "per (user, film): +0.0200",
+    ),
     (
         {"auc": 0.72, "auc_gain": {"difference": 0.02, "low": 0.004, "high": 0.036, "p_value": 0.01}},
         {"auc": 0.70},
