@@ -65,6 +65,9 @@ class TrainingData:
     seen_by_user: dict[int, np.ndarray]  # profile row -> catalogue rows rated before the cutoff
     cutoff: datetime
     counts: dict[str, int]
+    # Per example, its film's (popularity, quality) as of its moment, when there is no rating
+    # before the cutoff (every event an example): else the catalogue's figures of the past.
+    film_figures: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _naive(value) -> datetime:
@@ -121,6 +124,42 @@ def features(data: "TrainingData", users: np.ndarray, movies: np.ndarray, times:
     """Return ``(X, adjustment)`` for pairs at the given moments (aversions as of each)."""
     aversion = model.aversion_as_of(data.catalog, data.profiles, data.dislikes, users, movies, times)
     return model.feature_matrix(data.catalog, data.profiles, users, movies, aversion)
+
+
+def example_features(data: "TrainingData"):
+    """``features`` of every example, with its film's figures as of its moment when the data
+    have them (``film_figures``)."""
+    X, adj = features(data, data.users, data.movies, data.times)
+    if data.film_figures is not None:
+        X[:, model.FEATURES.index("popularity")], X[:, model.FEATURES.index("quality")] = data.film_figures
+    return X, adj
+
+
+def _film_figures_as_of(
+    rating_rows: list[tuple], midx: dict[int, int], movies: np.ndarray, times: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each example's film's popularity and quality from the ratings made before the example's
+    moment (``model.popularity_and_quality``'s formulas, scaled by the final counts): a rating
+    that is an example does not count in its own film's figures."""
+    rated = [(midx[m], r, t) for _, m, r, t in rating_rows if m in midx]
+    film = np.array([f for f, _, _ in rated], dtype=np.int64)
+    value = np.array([r for _, r, _ in rated], dtype=float)
+    when = _seconds([t for _, _, t in rated])
+    # Moments as ranks, so that (film, moment) is one exact integer key.
+    moments = np.unique(np.concatenate([when, times]))
+    width = len(moments) + 1
+    order = np.lexsort((when, film))
+    key = film[order] * width + np.searchsorted(moments, when[order])
+    cumulative = np.concatenate([[0.0], np.cumsum(value[order])])
+    first = np.searchsorted(key, movies * width)
+    before = np.searchsorted(key, movies * width + np.searchsorted(moments, times))  # strictly earlier
+    counts = (before - first).astype(float)
+    sums = cumulative[before] - cumulative[first]
+    most = np.bincount(film).max() if len(film) else 0
+    popularity = np.log1p(counts) / max(np.log1p(most), 1e-9)
+    prior = value.mean() if len(value) else 3.5
+    quality = ((sums + prior * model.QUALITY_PRIOR_COUNT) / (counts + model.QUALITY_PRIOR_COUNT)) / 5.0
+    return popularity, quality
 
 
 def _cutoff(times: list[datetime]) -> datetime:
@@ -326,19 +365,40 @@ def _load_training_data(
             counts["negatives_from_dislikes"] += 1
     counts["negative_examples"] = len(dislike_rows)
     users, films, moments, labels, weights, is_dislike = zip(*examples) if examples else ([],) * 6
+    columns = (
+        np.array(users, dtype=np.int64),
+        np.array(films, dtype=np.int64),
+        _seconds(moments),
+        np.array(labels, dtype=np.int64),
+        np.array(weights, dtype=float),
+        np.array(is_dislike, dtype=bool),
+    )
+    # The examples in an order of their own (user, film, moment, ...), not the order the
+    # database returned rows in: the same data give the same sample of dislikes, so the same
+    # figures.
+    order = np.lexsort(columns[::-1])
+    users, films, times, labels, weights, is_dislike = (column[order] for column in columns)
+    film_figures = None
+    if not rated_before and len(films):
+        # No rating before the cutoff (too little data to split, or a burst of one kind of
+        # event): the catalogue's figures count the very ratings that are examples here, and a
+        # film's quality would give its own rating away. Each example takes its film's figures
+        # as they stood at its moment instead.
+        film_figures = _film_figures_as_of(rating_rows, midx, films, times)
     return TrainingData(
         catalog=catalog,
         profiles=profiles,
-        users=np.array(users, dtype=np.int64),
-        movies=np.array(films, dtype=np.int64),
-        labels=np.array(labels, dtype=np.int64),
-        weights=np.array(weights, dtype=float),
-        is_dislike=np.array(is_dislike, dtype=bool),
-        times=_seconds(moments),
+        users=users,
+        movies=films,
+        labels=labels,
+        weights=weights,
+        is_dislike=is_dislike,
+        times=times,
         dislikes=model.dislike_history(catalog, _dislike_events(catalog, uidx, dislike_rows)),
         seen_by_user={u: np.array(v, dtype=np.int64) for u, v in seen_by_user.items()},
         cutoff=cutoff,
         counts=counts,
+        film_figures=film_figures,
     )
 
 
@@ -352,7 +412,7 @@ def fit_and_evaluate(
     model trained on the other folds (``FOLDS``, one (user, film) in one fold), the active
     model on every example too."""
     progress(45, "building features")
-    X, adj = features(data, data.users, data.movies, data.times)
+    X, adj = example_features(data)
     y, w = data.labels, data.weights
     rng = np.random.default_rng(SEED)
     pair = data.users * (int(data.movies.max(initial=0)) + 1) + data.movies  # one key per (user, film)

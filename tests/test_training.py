@@ -159,6 +159,78 @@ def test_the_same_data_give_the_same_model_and_the_version_records_its_cutoff(sy
     assert a["settings"]["cutoff"] == b["settings"]["cutoff"] == str(cutoff)
 
 
+def test_the_examples_and_figures_do_not_depend_on_the_order_the_database_returns_rows(tmp_path, clock):
+    """The same data stored in another order (rows inserted the other way round, ids
+    renumbered) give the same examples in the same order, so the same sampled dislikes and
+    the same figures."""
+    import shutil
+    import sqlite3
+
+    system = _fresh(tmp_path, "one.db", clock)
+    trained_world(system)
+    _show_lists(system, clock, lambda user, day, films: films[:1] if user % 3 == 0 else films[2:3])
+    assert system.retrain("analyst@test")["status"] == "succeeded"  # every example used
+    system.close()
+    shutil.copyfile(tmp_path / "one.db", tmp_path / "other.db")
+    with sqlite3.connect(tmp_path / "other.db") as raw:  # foreign keys are not enforced here
+        for table in ("user_dislikes", "negative_examples", "feature_adjustments", "movie_exclusions"):
+            raw.execute(f"UPDATE {table} SET dislike_id = -dislike_id")
+        raw.execute("UPDATE negative_examples SET example_id = -example_id")
+        raw.execute("CREATE TEMP TABLE kept AS SELECT * FROM ratings")
+        raw.execute("DELETE FROM ratings")
+        raw.execute("INSERT INTO ratings SELECT * FROM kept ORDER BY user_id DESC, movie_id DESC")
+    loaded = []
+    for name in ("one.db", "other.db"):
+        with read_connection(_fresh(tmp_path, name, clock).engine) as conn:
+            loaded.append(training.load_training_data(conn, (0.1, 2.0), None))
+    one, other = loaded
+    assert one.is_dislike.sum() > training.TOP10_SAMPLE  # the share is taken from a sample
+    for column in ("users", "movies", "times", "labels", "weights", "is_dislike"):
+        assert np.array_equal(getattr(one, column), getattr(other, column)), column
+    active = prior_model()
+    (_, a, a_active), (_, b, b_active) = (training.fit_and_evaluate(d, 3.0, active) for d in loaded)
+    assert a["dislike_top10_share"] == b["dislike_top10_share"]
+    assert a_active["dislike_top10_share"] == b_active["dislike_top10_share"]
+    assert a["auc"] == pytest.approx(b["auc"], abs=1e-9)
+
+
+def test_with_every_rating_an_example_a_films_quality_leaves_out_the_ratings_after_it(tmp_path, clock):
+    """Too little data to split: every rating is an example, and the stored figures of its film
+    count it. Ratings at random (1 or 5, whatever the film) hold nothing to learn, so the
+    cross-validated AUC stays near 0.5 and no feature predicts the label."""
+    system = _fresh(tmp_path, "small.db", clock)
+    rng = np.random.default_rng(7)
+    system.add_movies(
+        {
+            "movie_id": m,
+            "title": f"Film {m}",
+            "genres": [("Drama", "Comedy", "Horror")[m % 3]],
+            "cast": [f"Star {m}"],
+        }
+        for m in range(1, 61)
+    )
+    rows = [
+        (1000 + 2 * m + k, m, float(rng.choice([1.0, 5.0])), clock.moment - timedelta(hours=m + k))
+        for m in range(1, 61)
+        for k in range(1 + m % 2)
+    ]
+    system.record_ratings(rows)
+    with read_connection(system.engine) as conn:
+        data = training.load_training_data(conn, (0.1, 2.0), None)
+    assert data.cutoff == min(r[3] for r in rows) and data.film_figures is not None
+    quality = FEATURES.index("quality")
+    stored, _ = training.features(data, data.users, data.movies, data.times)
+    assert model.auc(data.labels, stored[:, quality]) > 0.9  # what the stored figures give away
+    X, _ = training.example_features(data)
+    assert 0.35 < model.auc(data.labels, X[:, quality]) < 0.65
+    # A film's first rating sees no rating of it; its second sees the first.
+    first = data.times == data.times.min()
+    assert np.all(X[first, FEATURES.index("popularity")] == 0.0)
+    done = system.retrain("analyst@test")
+    assert 0.35 < system.get_model_version(done["result_version_id"])["metrics"]["auc"] < 0.65
+    system.close()
+
+
 def _fresh(tmp_path, name, clock) -> FeedbackSystem:
     system = FeedbackSystem.from_settings(Settings(database_url=f"sqlite:///{tmp_path / name}"), clock=clock)
     system.init_feedback_tables()
