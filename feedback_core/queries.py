@@ -609,24 +609,33 @@ def compare_versions(system, a: int, b: int) -> dict:
 def get_retrain_status(system) -> dict:
     """Return untrained examples against the threshold, the job under way, and candidate vs active.
 
-    The candidate is compared with the active version evaluated on the candidate's own
-    held-out data when training recorded that (the fair comparison), else with the active
-    version's own metrics.
+    The candidate is compared with the version that was active when it was trained, evaluated
+    on the candidate's own examples when training recorded that (the fair comparison; that
+    version is ``baseline_version_id``, which may no longer be the active one), else with the
+    active version's own metrics (``baseline_on_same_examples`` False). The comparison's
+    ``active`` column holds the baseline's figures.
     """
     with read_connection(system.engine) as conn:
         pending = count_pending_examples(conn, cap=PENDING_CAP)
         rows = conn.execute(_RETRAIN_STATE).all()
     job, candidate_id = rows[0].job_id, rows[0].candidate_id
     active = candidate = None  # their metrics
-    active_id = None
+    active_id = parent_id = None
     for row in rows:
         if row.active_slot == 1:
             active_id, active = row.version_id, row.metrics or {}
         if candidate_id is not None and row.version_id == candidate_id:
-            candidate = row.metrics or {}
-    baseline = None
+            candidate, parent_id = row.metrics or {}, row.parent_id
+    # What the candidate is compared with: the version active when it was trained, scored on
+    # the candidate's own examples (which may no longer be the active one), else the active
+    # version's own figures.
+    baseline = baseline_id = None
+    same_examples = False
     if candidate is not None:
-        baseline = candidate.get("active_on_same_holdout") or active
+        if candidate.get("active_on_same_holdout"):
+            baseline, baseline_id, same_examples = candidate["active_on_same_holdout"], parent_id, True
+        else:
+            baseline, baseline_id = active, active_id
     comparison = to_frame(
         [
             (m, (baseline or {}).get(m), candidate.get(m) if candidate is not None else None)
@@ -643,6 +652,8 @@ def get_retrain_status(system) -> dict:
         "job": system.get_retrain_job(job) if job else None,
         "active_version_id": active_id,
         "candidate_version_id": candidate_id,
+        "baseline_version_id": baseline_id,
+        "baseline_on_same_examples": same_examples,
         "candidate_note": promotion.get("reason"),
         "comparison": comparison,
     }
@@ -662,7 +673,9 @@ def _retrain_state() -> Select:
         .scalar_subquery()
         .label("candidate_id"),
     ).subquery()
-    return select(ids.c.job_id, ids.c.candidate_id, mv.version_id, mv.active_slot, mv.metrics).select_from(
+    return select(
+        ids.c.job_id, ids.c.candidate_id, mv.version_id, mv.active_slot, mv.parent_id, mv.metrics
+    ).select_from(
         ids.outerjoin(model_versions, or_(mv.active_slot == 1, mv.version_id == ids.c.candidate_id))
     )
 

@@ -259,6 +259,36 @@ def test_retrain_page_shows_progress_inputs_and_history(shared_db):
     assert "auc" in set(comparison["metric"])
 
 
+def test_retrain_page_names_the_version_a_candidate_was_compared_with(own_db):
+    """Once another version is active, the candidate's comparison keeps the name of the
+    version it was trained against, and the page says which is active now."""
+    from feedback_core.db import write_transaction
+    from feedback_core.versions import insert_version
+
+    candidate = queries.get_retrain_status(own_db)["candidate_version_id"]
+    parent = own_db.get_model_version(candidate)["parent_id"]
+    with write_transaction(own_db.engine) as conn:
+        other = insert_version(
+            conn,
+            at=own_db.now(),
+            actor="t",
+            trigger="manual",
+            parent_id=parent,
+            weights=own_db.get_active_model_version()["weights"],
+            metrics={"auc": 0.9},
+            examples={},
+            settings={},
+        )
+    own_db.activate_model_version(other, "ops@example.com")
+    at = open_page("retrain")
+    comparison = table(at, "metric", f"v{parent}", f"v{candidate}")
+    assert f"v{other}" not in comparison.columns
+    assert any(
+        f"v{parent}, the version active when it was trained; v{other} is active now" in w.value
+        for w in at.warning
+    )
+
+
 def test_users_page_matches_the_pattern_analysis(shared_db):
     at = open_page("users")
     user = int(at.number_input(key="user_id").value)

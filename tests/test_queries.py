@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, insert, select
 
 from feedback_core import FeedbackSystem, NotFoundError, Settings, frames, lookups, queries
 from feedback_core.db import format_ts, make_engine, upgrade_database, write_transaction
+from feedback_core.model import prior_model
 from feedback_core.schema import (
     audit_log,
     daily_dislikes,
@@ -822,3 +823,48 @@ def test_limits_may_be_numpy_integers(sample):
     assert lookups.list_user_lists(system, 1, sets=np.int64(2))["recommendation_set_id"].nunique() == 2
     adjustment = int(lookups.list_adjustment_inbox(system, limit=1)["adjustment_id"].iloc[0])
     assert lookups.preview_adjustment(system, adjustment, lists=np.int64(2))["lists"] == 2
+
+
+def test_a_candidate_is_compared_with_the_version_active_when_it_was_trained(make_system):
+    """After another version was activated, the candidate's recorded comparison is still with
+    the version it was trained against, and says so; without a recorded one, the active
+    version's own figures are given, marked as from other examples."""
+    system = make_system()
+    prior = prior_model().as_dict()
+
+    def version(parent, metrics) -> int:
+        with write_transaction(system.engine) as conn:
+            return insert_version(
+                conn,
+                at=system.now(),
+                actor="t",
+                trigger="manual",
+                parent_id=parent,
+                weights=prior,
+                metrics=metrics,
+                examples={},
+                settings={},
+            )
+
+    first = version(None, {"auc": 0.60})
+    system.activate_model_version(first, "t")
+    candidate = version(first, {"auc": 0.65, "active_on_same_holdout": {"auc": 0.61}})
+    status = queries.get_retrain_status(system)
+    assert (status["candidate_version_id"], status["baseline_version_id"]) == (candidate, first)
+    assert status["baseline_on_same_examples"] is True
+    auc = status["comparison"].set_index("metric").loc["auc"]
+    assert (auc["active"], auc["candidate"]) == (0.61, 0.65)
+
+    later = version(first, {"auc": 0.70})
+    system.activate_model_version(later, "t")
+    assert system.get_model_version(candidate)["status"] == "candidate"
+    status = queries.get_retrain_status(system)
+    assert status["active_version_id"] == later
+    assert status["baseline_version_id"] == first  # not the active version's name on its figures
+    assert status["comparison"].set_index("metric").loc["auc", "active"] == 0.61
+
+    newest = version(later, {"auc": 0.66})  # no comparison recorded
+    status = queries.get_retrain_status(system)
+    assert (status["candidate_version_id"], status["baseline_version_id"]) == (newest, later)
+    assert status["baseline_on_same_examples"] is False
+    assert status["comparison"].set_index("metric").loc["auc", "active"] == 0.70

@@ -117,11 +117,23 @@ if promoting is not None and (
 if candidate is None:
     st.info("No candidate waiting: every trained version has been promoted or retired.")
 else:
+    baseline = status["baseline_version_id"]
     comparison = status["comparison"].rename(
-        columns={"active": label(status["active_version_id"]), "candidate": label(candidate)}
+        columns={"active": label(baseline), "candidate": label(candidate)}
     )
     if status["candidate_note"]:
         st.text(f"At training: {status['candidate_note']}")
+    if baseline is not None and baseline != status["active_version_id"]:
+        st.warning(
+            f"These figures compare {label(candidate)} with {label(baseline)}, the version active when it "
+            f"was trained; {label(status['active_version_id'])} is active now. Start a retrain to compare "
+            "a candidate with it."
+        )
+    elif baseline is not None and not status["baseline_on_same_examples"]:
+        st.caption(
+            f"{label(baseline)}'s figures are its own, from the examples it was evaluated on, not the "
+            "candidate's: the difference is indicative only."
+        )
     ui.show_table(comparison, "candidate_vs_active")
     if ui.action_button(
         f"Promote {label(candidate)}", "model.activate", key="promote_candidate", type="primary"
