@@ -142,12 +142,21 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# Long-running commands: they log the system's [FEEDBACK] lines (INFO) without -v.
+SERVICES = ("serve", "worker")
+
+
 def make_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every registered command."""
     _load_commands()
     parser = argparse.ArgumentParser(prog="feedback-core", description="Recommendation feedback system")
     parser.add_argument("--db", help="database URL (overrides FEEDBACK_DB_URL)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log [FEEDBACK] lines to stderr")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log every INFO line to stderr (serve and worker log the [FEEDBACK] lines without it)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (fn, arguments, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -176,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(message)s",
     )
+    if args.command in SERVICES:
+        # A service's log is what its operators read (and grep for [FEEDBACK]).
+        logging.getLogger("feedback_core").setLevel(logging.INFO)
     try:
         code = args.handler(args)
         sys.stdout.flush()  # inside the try: a closed pipe fails here, not at exit

@@ -198,8 +198,8 @@ def _import_arguments(p: argparse.ArgumentParser) -> None:
         "--on-error",
         choices=("abort", "skip"),
         default="abort",
-        help="abort: stop at the first bad row, keeping nothing of its batch (default); "
-        "skip: report bad rows and import the rest",
+        help="abort: stop at the batch of the first bad row, report all of that batch's bad rows "
+        "and keep none of it (default); skip: report bad rows and import the rest",
     )
     p.add_argument(
         "--batch", type=int, default=DEFAULT_BATCH, help=f"rows per transaction (default {DEFAULT_BATCH:,})"

@@ -507,7 +507,10 @@ class Importer:
                 # A full batch is complete once a row that cannot join it comes, good or bad: it
                 # is written before that row counts, so a bad row never takes it down too.
                 if len(batch) >= self.batch_size and self._ends_batch(item, record, last_set):
-                    if failed or not self._flush(batch):
+                    if failed:
+                        self._check(batch)
+                        break
+                    if not self._flush(batch):
                         break
                     batch = []
                 if error is not None:
@@ -518,9 +521,12 @@ class Importer:
                     last_set = item[0]
                 batch.append((line, item))
             else:
-                if batch and not failed:
+                if batch and failed:
+                    self._check(batch)
+                elif batch:
                     self._flush(batch)
             self.summary.aborted = self.summary.aborted or failed
+            self.summary.errors.sort(key=lambda e: e.line)
             return self.summary
         finally:
             self.summary.seconds = time.perf_counter() - started
@@ -580,6 +586,24 @@ class Importer:
         self.summary.batches += 1
         self._report()
         return True
+
+    def _check(self, batch: list[tuple[int, Any]]) -> None:
+        """Under "abort", the good rows of a batch that has bad ones: checked against the
+        database (the catalogue, the shown lists) in a transaction that is rolled back, so
+        that every error of the batch is reported at once and nothing of it is kept."""
+        if not batch:
+            return
+        counts = (self.summary.imported, self.summary.already_present)
+        try:
+            with write_transaction(self.system.engine, bulk=True, connection=self._connection()) as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(_TAKE_TURNS, {"k": _TURN_KEYS[self.kind]})
+                raise _BatchRejected(getattr(self, f"_write_{self.kind}")(conn, batch))
+        except _BatchRejected as checked:
+            for error in checked.errors:
+                self.summary.reject(error)
+        finally:
+            self.summary.imported, self.summary.already_present = counts
 
     def _settle(self) -> None:
         """Give the import's connection back its usual SQLite settings, checkpoint the WAL and

@@ -378,3 +378,25 @@ def test_a_closed_output_pipe_is_quiet(tmp_path):
     finally:
         os.close(writer)
     assert done.stderr == ""
+
+
+def test_the_worker_logs_the_feedback_lines_without_being_asked_and_a_one_off_command_does_not(tmp_path):
+    from loop_support import trained_world
+
+    url = f"sqlite:///{tmp_path / 'loop.db'}"
+    system = FeedbackSystem.from_url(url)
+    system.init_feedback_tables()
+    trained_world(system)
+    job = system.request_retrain("ops@example.com")["job_id"]
+    system.close()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    worker = subprocess.run(
+        [str(SCRIPT), "--db", url, "worker", "--once"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert worker.returncode == 0, worker.stderr
+    assert f"INFO [FEEDBACK] Retrain job {job} produced version" in worker.stderr
+    assert "alembic" not in worker.stderr  # the libraries' INFO lines stay out
+    info = subprocess.run(
+        [str(SCRIPT), "--db", url, "info"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert info.returncode == 0 and info.stderr == ""

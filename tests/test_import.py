@@ -778,6 +778,26 @@ def test_cli_imports_with_progress_and_summary(system, tmp_path, capsys):
     assert code == 0 and "0 imported, 6 already present" in out
 
 
+def test_abort_reports_every_error_of_the_failing_batch_those_found_in_the_database_too(system, tmp_path):
+    load_world(system, tmp_path)
+    lines = [
+        "11,1,900,0.91,wrong_genre,,2026-10-01T10:05:00Z\n",  # 2
+        "11,999,,0.85,other,,2026-10-01T10:06:00Z\n",  # 3: a film not in the catalogue
+        "12,5,901,0.66,bored,,2026-10-02T08:00:00Z\n",  # 4: a reason that does not exist
+        "12,4,901,0.77,other,,2026-10-02T08:00:00Z\n",  # 5
+        "11,6,555,0.55,other,,2026-10-03T20:10:00Z\n",  # 6: a list never imported
+    ]
+    before = row_counts(system)
+    summary = system.import_file(write(tmp_path, "d.csv", DISLIKES_HEADER + "".join(lines)), "dislikes")
+    assert summary.aborted and summary.imported == 0 and summary.rejected == 3
+    assert [(e.line, e.field) for e in summary.errors] == [
+        (3, "movie_id"),
+        (4, "reason"),
+        (6, "recommendation_set_id"),
+    ]
+    assert row_counts(system) == before
+
+
 def test_cli_abort_and_skip(system, tmp_path, capsys):
     load_world(system, tmp_path)
     url = system.settings.database_url
