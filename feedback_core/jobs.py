@@ -470,6 +470,9 @@ def _running_for(job_id: int, worker_id: str | None) -> tuple:
     )
 
 
+TOP10_SIGNIFICANCE = 0.05  # a candidate that keeps more dislikes in a top 10 than this chance allows
+
+
 def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> tuple[bool, str]:
     if baseline is None:
         return True, "first version: nothing active to compare with"
@@ -502,10 +505,19 @@ def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> 
             f"p = {gain['p_value']:.2g}, DeLong's test); an analyst decides"
         )
     new_share, old_share = metrics.get("dislike_top10_share"), baseline.get("dislike_top10_share")
-    if new_share is not None and old_share is not None and new_share > old_share:
+    paired = metrics.get("dislike_top10_test")
+    if paired is not None:
+        # On the same sampled dislikes: refused when the candidate puts more of them in a top
+        # 10 than the active version beyond what chance gives (one film in a hundred is not).
+        worse = paired["p_value"] < TOP10_SIGNIFICANCE
+    else:
+        worse = new_share is not None and old_share is not None and new_share > old_share
+    if worse:
         return False, (
             f"held-out AUC {new:.4f} beats {old:.4f}, but {new_share:.1%} of held-out dislikes would "
-            f"still reach a top 10 (active: {old_share:.1%}); an analyst decides"
+            f"still reach a top 10 (active: {old_share:.1%}"
+            + ("" if paired is None else f"; p = {paired['p_value']:.2g}, McNemar's test")
+            + "); an analyst decides"
         )
     significant = (
         ""

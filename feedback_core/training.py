@@ -16,6 +16,7 @@ negative examples' weights (``DISLIKE_WEIGHT_MULTIPLIER`` when each was recorded
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -435,13 +436,21 @@ def fit_and_evaluate(
     metrics = model.evaluate_scores(oof[scored], y[scored], data.users[scored])
     sample = _top10_sample(data, scored, rng)
     models = [[by_fold[fold[i]] for i in sample]] + ([] if active is None else [[active] * len(sample)])
-    shares = _dislike_top10_share(data, models, sample)
-    metrics["dislike_top10_share"] = shares[0]
+    hits = _dislike_top10_hits(data, models, sample)
+    metrics["dislike_top10_share"] = float(hits[0].mean()) if len(sample) else None
     baseline = None
     if active is not None:
         by_active = active.predict(X[scored], adj[scored])
         baseline = model.evaluate_scores(by_active, y[scored], data.users[scored])
-        baseline["dislike_top10_share"] = shares[1]
+        baseline["dislike_top10_share"] = float(hits[1].mean()) if len(sample) else None
+        # The same sampled dislikes under both: those only the candidate would still put in a
+        # top 10, against those only the active version would (McNemar's test of the two).
+        worse, better = int((hits[0] & ~hits[1]).sum()), int((hits[1] & ~hits[0]).sum())
+        metrics["dislike_top10_test"] = {
+            "candidate_only": worse,
+            "active_only": better,
+            "p_value": _one_sided_sign_test(worse, better),
+        }
         # Whether the gain is more than the luck of this sample (DeLong's test), with one row
         # per (user, film): a film shown in several lists is one observation, not many.
         _, first, of_group = np.unique(pair[scored], return_index=True, return_inverse=True)
@@ -463,15 +472,20 @@ def _top10_sample(data: TrainingData, scored: np.ndarray, rng) -> np.ndarray:
     return rows
 
 
-def _dislike_top10_share(
+def _one_sided_sign_test(worse: int, better: int) -> float:
+    """The chance of ``worse`` or more of ``worse + better`` discordant pairs falling one way
+    when either way is as likely (McNemar's exact test, one-sided)."""
+    n = worse + better
+    return sum(math.comb(n, k) for k in range(worse, n + 1)) / 2**n if n else 1.0
+
+
+def _dislike_top10_hits(
     data: TrainingData, models: list[list[model.TrainedModel]], rows: np.ndarray
-) -> list[float | None]:
-    """Per model (one per row: the model that did not train on it): the share of the sampled
-    dislikes whose film would still rank in the user's top 10."""
-    if len(rows) == 0:
-        return [None] * len(models)
+) -> list[np.ndarray]:
+    """Per model (one per row: the model that did not train on it), whether each sampled
+    dislike's film would still rank in the user's top 10."""
     all_movies = np.arange(data.catalog.size)
-    hits = np.zeros(len(models))
+    hits = [np.zeros(len(rows), dtype=bool) for _ in models]
     for n, i in enumerate(rows):
         u = data.users[i]
         Xu, adju = features(
@@ -482,5 +496,5 @@ def _dislike_top10_share(
             scores = per_row[n].predict(Xu, adju)
             if seen is not None and len(seen):
                 scores[seen] = -np.inf
-            hits[j] += 1 + int((scores > scores[data.movies[i]]).sum()) <= 10
-    return [float(h / len(rows)) for h in hits]
+            hits[j][n] = 1 + int((scores > scores[data.movies[i]]).sum()) <= 10
+    return hits

@@ -122,6 +122,14 @@ def test_every_example_is_scored_by_a_model_that_did_not_train_on_it(system, clo
     assert metrics["auc"] == pytest.approx(model.auc(data.labels, scores), abs=1e-3)
     # The stored model itself is trained on every example.
     assert trained == model.train(X, data.labels, data.weights, 3.0)
+    # Against an active version: the top-10 shares on the same sampled dislikes, and the paired
+    # counts behind McNemar's test.
+    _, metrics, baseline = training.fit_and_evaluate(data, 3.0, prior_model())
+    sampled = min(training.TOP10_SAMPLE, int(data.is_dislike.sum()))
+    paired = metrics["dislike_top10_test"]
+    difference = round((metrics["dislike_top10_share"] - baseline["dislike_top10_share"]) * sampled)
+    assert paired["candidate_only"] - paired["active_only"] == difference
+    assert 0.0 < paired["p_value"] <= 1.0
 
 
 def test_a_dislike_example_weighs_what_its_stored_examples_weigh(make_system, clock):

@@ -127,6 +127,29 @@ PROMOTION_CASES = [
         False,
         "top 10",
     ),
+    # The same sampled dislikes under both: one more in a top 10 is chance, many more are not.
+    (
+        {
+            "auc": 0.80,
+            "dislike_top10_share": 0.21,
+            "dislike_top10_test": {"candidate_only": 2, "active_only": 1, "p_value": 0.5},
+        },
+        {"auc": 0.70, "dislike_top10_share": 0.20},
+        0.005,
+        True,
+        "beats",
+    ),
+    (
+        {
+            "auc": 0.80,
+            "dislike_top10_share": 0.30,
+            "dislike_top10_test": {"candidate_only": 11, "active_only": 1, "p_value": 0.003},
+        },
+        {"auc": 0.70, "dislike_top10_share": 0.20},
+        0.005,
+        False,
+        "p = 0.003, McNemar's test",
+    ),
     ({"auc": None}, {"auc": 0.70}, 0.005, False, "not available"),
     ({"auc": 0.69}, {"auc": 0.70}, -0.02, True, "beats"),
     # Better by the margin, but within the noise of the held-out rows: an analyst decides.
