@@ -180,6 +180,7 @@ def test_versions_page_compares_like_the_system(shared_db):
         assert metric(at, f"Dislike rate of {label}").startswith(f"{online['rate'] * 100:.2f}%")
     registry = table(at, "version", "status", "trigger")
     assert list(registry["version"]) == ["v3", "v2", "v1"]
+    assert any("their difference is indicative only" in c.value for c in at.caption)
 
 
 def test_rates_on_too_few_impressions_are_left_blank(own_db):

@@ -76,6 +76,11 @@ else:
         )
     tab_offline, tab_weights = st.tabs(["Offline metrics", "Weights side by side"])
     with tab_offline:
+        st.caption(
+            "Each version's offline figures come from its own training run, on the examples of that "
+            "moment: their difference is indicative only. The Retrain page compares a candidate with "
+            "the version it was trained against on the same examples."
+        )
         ui.show_table(comparison["offline"], f"offline_metrics_{label(a)}_{label(b)}")
     with tab_weights:
         if comparison["weights"].empty:
