@@ -395,6 +395,7 @@ def test_the_worker_logs_the_feedback_lines_without_being_asked_and_a_one_off_co
     )
     assert worker.returncode == 0, worker.stderr
     assert f"INFO [FEEDBACK] Retrain job {job} produced version" in worker.stderr
+    assert "running the queued retrain jobs" in worker.stdout and "Ctrl-C" not in worker.stdout
     assert "alembic" not in worker.stderr  # the libraries' INFO lines stay out
     info = subprocess.run(
         [str(SCRIPT), "--db", url, "info"], capture_output=True, text=True, env=env, timeout=120
