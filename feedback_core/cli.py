@@ -185,9 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(message)s",
     )
+    system_log = logging.getLogger("feedback_core")
+    level = system_log.level
     if args.command in SERVICES:
         # A service's log is what its operators read (and grep for [FEEDBACK]).
-        logging.getLogger("feedback_core").setLevel(logging.INFO)
+        system_log.setLevel(logging.INFO)
     try:
         code = args.handler(args)
         sys.stdout.flush()  # inside the try: a closed pipe fails here, not at exit
@@ -213,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        system_log.setLevel(level)  # main() may be called in a process that goes on
 
 
 def _read_only(exc: Exception) -> bool:

@@ -482,6 +482,7 @@ class Importer:
         self._seen_sets: set[int] = set()
         self._last_stamp: tuple = (object(), None)
         self._conn: Connection | None = None
+        self._checking = False  # the writers look rows up and return their errors, writing nothing
 
     # -- driving ------------------------------------------------------------------------
 
@@ -588,22 +589,23 @@ class Importer:
         return True
 
     def _check(self, batch: list[tuple[int, Any]]) -> None:
-        """Under "abort", the good rows of a batch that has bad ones: checked against the
-        database (the catalogue, the shown lists) in a transaction that is rolled back, so
-        that every error of the batch is reported at once and nothing of it is kept."""
-        if not batch:
+        """Under "abort", the good rows of a batch that has bad ones: looked up in the database
+        (the catalogue, the shown lists) and not written, so that every error of the batch is
+        reported at once. A movie row meets no such check."""
+        if not batch or self.kind == "movies":
             return
         counts = (self.summary.imported, self.summary.already_present)
+        self._checking = True
         try:
             with write_transaction(self.system.engine, bulk=True, connection=self._connection()) as conn:
                 if conn.dialect.name == "postgresql":
                     conn.execute(_TAKE_TURNS, {"k": _TURN_KEYS[self.kind]})
-                raise _BatchRejected(getattr(self, f"_write_{self.kind}")(conn, batch))
-        except _BatchRejected as checked:
-            for error in checked.errors:
-                self.summary.reject(error)
+                errors = getattr(self, f"_write_{self.kind}")(conn, batch)
         finally:
+            self._checking = False
             self.summary.imported, self.summary.already_present = counts
+        for error in errors:
+            self.summary.reject(error)
 
     def _settle(self) -> None:
         """Give the import's connection back its usual SQLite settings, checkpoint the WAL and
@@ -684,7 +686,7 @@ class Importer:
                 errors.append(RowError(line, _not_in_catalogue(row[1]), "movie_id"))
             else:
                 rows.append(row)
-        if errors and self.on_error == "abort":
+        if (errors and self.on_error == "abort") or self._checking:
             return errors
         store_ratings(conn, rows)
         self.summary.imported += len(rows)
@@ -739,7 +741,7 @@ class Importer:
         sets, errors = self._group_sets(conn, batch)
         stored = self._stored_sets(conn, list(sets))
         errors = sorted(errors + self._check_stored_sets(sets, stored), key=lambda error: error.line)
-        if errors and self.on_error == "abort":
+        if (errors and self.on_error == "abort") or self._checking:
             return errors
         self._seen_sets.update(sets)
         new = [ext for ext in sets if ext not in stored and sets[ext]["items"]]
@@ -986,7 +988,7 @@ class Importer:
             if item is not None:
                 disliked.add(item)
             fresh.append((d, set_ext, created_at, key))
-        if errors and self.on_error == "abort":
+        if (errors and self.on_error == "abort") or self._checking:
             return errors
         self._store_dislikes(conn, fresh, facts, sets)
         self.summary.imported += len(fresh)

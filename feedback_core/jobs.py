@@ -512,19 +512,18 @@ def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> 
         worse = paired["p_value"] < TOP10_SIGNIFICANCE
     else:
         worse = new_share is not None and old_share is not None and new_share > old_share
+    if gain is None:
+        passed = f"held-out AUC {new:.4f} beats the active version's {old:.4f} by at least {margin}"
+    else:
+        passed = (
+            f"the AUC gain per (user, film) of {gain['difference']:+.4f} is at least {margin} and beyond "
+            f"chance (p = {gain['p_value']:.2g}, DeLong's test; held-out AUC {new:.4f} vs active {old:.4f})"
+        )
     if worse:
         return False, (
-            f"held-out AUC {new:.4f} beats {old:.4f}, but {new_share:.1%} of held-out dislikes would "
-            f"still reach a top 10 (active: {old_share:.1%}"
+            f"{passed}, but {new_share:.1%} of held-out dislikes would still reach a top 10 (active: "
+            f"{old_share:.1%}"
             + ("" if paired is None else f"; p = {paired['p_value']:.2g}, McNemar's test")
             + "); an analyst decides"
         )
-    significant = (
-        ""
-        if gain is None
-        else f" (per (user, film): {gain['difference']:+.4f}, p = {gain['p_value']:.2g}, DeLong's test)"
-    )
-    return (
-        True,
-        f"held-out AUC {new:.4f} beats the active version's {old:.4f} by at least {margin}{significant}",
-    )
+    return True, passed

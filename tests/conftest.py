@@ -74,12 +74,15 @@ def _fresh_pg(settings: Settings):
 def _fresh_sqlite(template: Path, database: Path) -> None:
     """Put a migrated, empty database at ``database``: a copy of one migrated once per run."""
     if not template.exists():
-        settings = Settings(database_url=f"sqlite:///{template}")
-        engine = make_engine(settings)
+        # Migrated under another name and renamed when complete: a failed migration leaves no
+        # half-built template for the next tests to copy.
+        building = template.with_name("building.db")
+        engine = make_engine(Settings(database_url=f"sqlite:///{building}"))
         upgrade_database(engine)
         engine.dispose()
-        leftovers = [p.name for p in template.parent.iterdir() if p != template]
+        leftovers = [p.name for p in template.parent.iterdir() if p != building]
         assert not leftovers, f"the migrated template left {leftovers} beside it"
+        building.rename(template)
     shutil.copyfile(template, database)
 
 

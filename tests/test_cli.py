@@ -401,3 +401,15 @@ def test_the_worker_logs_the_feedback_lines_without_being_asked_and_a_one_off_co
         [str(SCRIPT), "--db", url, "info"], capture_output=True, text=True, env=env, timeout=120
     )
     assert info.returncode == 0 and info.stderr == ""
+
+
+def test_a_service_command_run_in_process_gives_the_logger_its_level_back(tmp_path, capsys):
+    import logging
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    run(capsys, "--db", url, "init")
+    system_log = logging.getLogger("feedback_core")
+    before = system_log.level
+    code, out, _ = run(capsys, "--db", url, "worker", "--once")
+    assert code == 0 and "ran 0 job(s)" in out
+    assert system_log.level == before

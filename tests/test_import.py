@@ -798,6 +798,25 @@ def test_abort_reports_every_error_of_the_failing_batch_those_found_in_the_datab
     assert row_counts(system) == before
 
 
+def test_checking_an_aborted_batch_writes_nothing_and_logs_no_retrain(make_system, tmp_path, caplog):
+    import logging
+
+    system = make_system(FEEDBACK_ACCUMULATION_THRESHOLD=2)
+    load_world(system, tmp_path)
+    lines = [
+        "11,1,900,0.91,wrong_genre,,2026-10-01T10:05:00Z\n",
+        "11,2,900,0.85,other,,2026-10-01T10:06:00Z\n",
+        "12,4,901,0.77,other,,2026-10-02T08:00:00Z\n",
+        "12,5,901,0.66,bored,,2026-10-02T08:00:00Z\n",  # bad: the batch is checked, not kept
+    ]
+    before = row_counts(system)
+    with caplog.at_level(logging.INFO, logger="feedback_core"):
+        summary = system.import_file(write(tmp_path, "d.csv", DISLIKES_HEADER + "".join(lines)), "dislikes")
+    assert summary.aborted and summary.rejected == 1 and summary.imported == 0
+    assert row_counts(system) == before
+    assert not [r for r in caplog.records if "threshold reached" in r.getMessage()]
+
+
 def test_cli_abort_and_skip(system, tmp_path, capsys):
     load_world(system, tmp_path)
     url = system.settings.database_url

@@ -175,7 +175,7 @@ PROMOTION_CASES = [
         {"auc": 0.70},
         0.005,
         True,
-        "per (user, film): +0.0200",
+        "the AUC gain per (user, film) of +0.0200 is at least 0.005 and beyond chance",
     ),
     (
         {"auc": 0.72, "auc_gain": {"difference": 0.02, "low": 0.004, "high": 0.036, "p_value": 0.01}},
