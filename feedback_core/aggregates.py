@@ -25,7 +25,7 @@ from feedback_core.schema import (
     user_dislikes,
 )
 
-HIGH_SCORE = 0.7  # a dislike above this predicted score is a "confident mistake"
+HIGH_SCORE = 0.7  # a dislike at or above this predicted score is a "confident mistake"
 
 
 class Upsert:

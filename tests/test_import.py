@@ -292,12 +292,14 @@ def test_rerunning_every_file_duplicates_nothing(system, tmp_path):
     assert recount_differences(system.engine) == []
 
 
-def test_a_dislike_repeated_within_a_file_is_stored_once(system, tmp_path):
+@pytest.mark.parametrize("listed", ["900", ""], ids=["of-a-list", "without-a-list"])
+def test_a_dislike_repeated_within_a_file_is_stored_once(system, tmp_path, listed):
     load_world(system, tmp_path)
-    line = "11,1,900,0.91,wrong_genre,,2026-10-01T10:05:00Z\n"
+    line = f"11,1,{listed},0.91,wrong_genre,,2026-10-01T10:05:00Z\n"
     summary = system.import_file(write(tmp_path, "d.csv", DISLIKES_HEADER + line + line), "dislikes")
-    assert (summary.imported, summary.already_present) == (1, 1)
+    assert (summary.imported, summary.already_present, summary.rejected) == (1, 1, 0)
     assert count(system, user_dislikes) == 1 and count(system, negative_examples) == 1
+    assert recount_differences(system.engine) == []
 
 
 def test_a_shown_item_is_disliked_once_as_live(system, tmp_path):

@@ -620,3 +620,27 @@ def test_concurrent_first_dislikes_of_a_new_movie(make_system):
     assert errors == []
     assert count(system, user_dislikes) == 60
     assert count(system, movies) == 15
+
+
+def test_a_dislike_at_the_high_score_counts_as_a_confident_mistake_and_one_below_does_not(system):
+    add_movie(system, 10, "A", genres=["Drama"])
+    add_movie(system, 11, "B", genres=["Drama"])
+    system.save_dislike(1, 10, "A", predicted_score=0.7, reason="other")
+    system.save_dislike(1, 11, "B", predicted_score=0.69, reason="other")
+    high = {r.movie_id: r.high_score_dislikes for r in rows(system, movie_dislike_stats)}
+    assert high == {10: 1, 11: 0}
+
+
+def test_a_dislike_after_midnight_of_a_list_shown_before_counts_on_the_lists_day(system, clock):
+    """The day's rate counts a dislike beside the impressions it is a share of."""
+    from datetime import datetime
+
+    add_movie(system, 10, "A", genres=["Drama"])
+    shown = datetime(2026, 11, 1, 23, 50)
+    set_id = system.record_recommendation_set(7, [{"movie_id": 10, "predicted_score": 0.6}], shown_at=shown)
+    clock.moment = datetime(2026, 11, 2, 0, 10)
+    system.record_dislike(user_id=7, movie_id=10, recommendation_set_id=set_id, reason="other")
+    (day,) = rows(system, daily_dislikes)
+    assert (day.day.isoformat(), day.attributed, day.dislikes) == ("2026-11-01", 1, 1)
+    (histogram,) = rows(system, daily_score_histogram)
+    assert histogram.day.isoformat() == "2026-11-02"  # the other tables: the day it was made

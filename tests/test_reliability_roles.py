@@ -34,6 +34,33 @@ def test_every_operator_action_is_listed_here():
     assert {action for _, action, _ in ACTIONS} == set(PERMISSIONS)
 
 
+def test_the_roles_are_the_documented_ones():
+    """A fixed copy of the README's "Who may do what": the refusal test below derives who lacks
+    a role from the table itself, so a widened table would widen it too."""
+    assert PERMISSIONS == {
+        "adjustment.approve": {"approver", "admin"},
+        "adjustment.reject": {"approver", "admin"},
+        "adjustment.revert": {"approver", "admin"},
+        "retrain.request": {"admin"},
+        "model.activate": {"admin"},
+    }
+
+
+def test_an_approver_starts_no_retrain_and_activates_no_version(system):
+    add_movie(system, 1, "Film 1", genres=["Horror"])
+    add_model_version(system, 1, active=True)
+    add_model_version(system, 2)
+    approver = Operator(system, Principal.of("ann@test", ["approver"]))
+    with pytest.raises(PermissionDeniedError, match="needs the admin role"):
+        approver.request_retrain()
+    with pytest.raises(PermissionDeniedError, match="needs the admin role"):
+        approver.activate_model_version(2)
+    assert system.list_retrain_jobs(10) == []
+    assert system.get_active_model_version()["version_id"] == 1
+    denied = [(r.action, r.outcome) for r in rows(system, audit_log, order_by=audit_log.c.audit_id)[-2:]]
+    assert denied == [("retrain.request", "denied"), ("model.activate", "denied")]
+
+
 def test_every_action_without_its_role_is_refused_recorded_and_changes_nothing(system):
     add_movie(system, 1, "Film 1", genres=["Horror", "Drama"])
     add_movie(system, 2, "Film 2", genres=["Comedy"])
