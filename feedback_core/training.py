@@ -453,16 +453,22 @@ def fit_and_evaluate(
         }
         # Whether the gain is more than the luck of this sample (DeLong's test), with one row
         # per (user, film): a film shown in several lists is one observation, not many.
-        _, first, of_group = np.unique(pair[scored], return_index=True, return_inverse=True)
-        size = np.bincount(of_group)
-
-        def per_group(scores: np.ndarray) -> np.ndarray:
-            return np.bincount(of_group, weights=scores) / size
-
-        metrics["auc_gain"] = model.compare_aucs(
-            y[scored][first], per_group(oof[scored]), per_group(by_active)
-        )
+        labels, per_group = by_pair(pair[scored], y[scored])
+        metrics["auc_gain"] = model.compare_aucs(labels, per_group(oof[scored]), per_group(by_active))
     return trained, metrics, baseline
+
+
+def by_pair(pair: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """One observation per (user, film) and label: the observations' labels, and a function
+    averaging a score per row into a score per observation. A film shown in several lists is
+    one observation; one both liked (rated) and disliked by its user is two, one of each label."""
+    _, first, of_group = np.unique(pair * 2 + labels, return_index=True, return_inverse=True)
+    size = np.bincount(of_group)
+
+    def per_group(scores: np.ndarray) -> np.ndarray:
+        return np.bincount(of_group, weights=scores) / size
+
+    return labels[first], per_group
 
 
 def _top10_sample(data: TrainingData, scored: np.ndarray, rng) -> np.ndarray:

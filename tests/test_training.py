@@ -316,3 +316,13 @@ def test_a_dislike_never_sees_itself_when_its_list_is_stamped_after_it(system, c
         (data.users == data.profiles.user_index[77]) & (data.movies == data.catalog.index[HORROR[0]])
     )
     assert len(mine) == 1 and X[mine[0], FEATURES.index("genre_aversion")] == 0.0
+
+
+def test_delongs_observations_are_one_per_user_film_and_label():
+    """A film shown in several lists is one observation; one its user both liked and disliked
+    is two, one of each label (not the label of whichever row came first)."""
+    pair = np.array([5, 5, 5, 7, 7])
+    labels = np.array([1, 1, 0, 0, 0])
+    observed, per_group = training.by_pair(pair, labels)
+    assert observed.tolist() == [0, 1, 0]
+    assert per_group(np.array([0.2, 0.4, 0.9, 0.1, 0.3])) == pytest.approx([0.9, 0.3, 0.2])
