@@ -161,10 +161,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     recovered = system.recover_stale_jobs()
     if recovered:
         print(f"marked failed (their worker had died): jobs {recovered}")
-    if args.once:
-        print(f"worker {mask_url(system.settings.database_url)}: running the queued retrain jobs")
-    else:
-        print(f"worker {mask_url(system.settings.database_url)}: waiting for retrain jobs (Ctrl-C stops)")
+    doing = "running the queued retrain jobs" if args.once else "waiting for retrain jobs (Ctrl-C stops)"
+    print(f"worker {mask_url(system.settings.database_url)}: {doing}")
     done = system.run_worker(once=args.once, poll_seconds=args.poll)
     print(f"ran {done} job(s)")
     return 0

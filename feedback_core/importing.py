@@ -21,6 +21,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -566,14 +567,20 @@ class Importer:
             self._conn = conn
         return self._conn
 
+    @contextmanager
+    def _batch_transaction(self) -> Iterator[Connection]:
+        """The transaction of one batch, on the import's own connection."""
+        with write_transaction(self.system.engine, bulk=True, connection=self._connection()) as conn:
+            if conn.dialect.name == "postgresql":
+                # Batches of one kind take turns, so that two imports of one file never both
+                # find a row missing and both insert it (SQLite's BEGIN IMMEDIATE already does).
+                conn.execute(_TAKE_TURNS, {"k": _TURN_KEYS[self.kind]})
+            yield conn
+
     def _flush(self, batch: list[tuple[int, Any]]) -> bool:
         """Write one batch in one transaction; return False when the import stopped."""
         try:
-            with write_transaction(self.system.engine, bulk=True, connection=self._connection()) as conn:
-                if conn.dialect.name == "postgresql":
-                    # Batches of one kind take turns, so that two imports of one file never both
-                    # find a row missing and both insert it (SQLite's BEGIN IMMEDIATE already does).
-                    conn.execute(_TAKE_TURNS, {"k": _TURN_KEYS[self.kind]})
+            with self._batch_transaction() as conn:
                 errors = getattr(self, f"_write_{self.kind}")(conn, batch)
                 if errors and self.on_error == "abort":
                     raise _BatchRejected(errors)  # rolls the batch back
@@ -597,9 +604,7 @@ class Importer:
         counts = (self.summary.imported, self.summary.already_present)
         self._checking = True
         try:
-            with write_transaction(self.system.engine, bulk=True, connection=self._connection()) as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.execute(_TAKE_TURNS, {"k": _TURN_KEYS[self.kind]})
+            with self._batch_transaction() as conn:
                 errors = getattr(self, f"_write_{self.kind}")(conn, batch)
         finally:
             self._checking = False

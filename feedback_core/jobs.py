@@ -488,15 +488,10 @@ def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> 
     # The margin and the noise are judged on one measure: the gain with one row per (user,
     # film) (DeLong's test's), not the AUCs over rows, where a film shown in several lists
     # counts several times.
-    if gain is not None and gain["difference"] < margin:
+    if new < old + margin if gain is None else gain["difference"] < margin:
+        measured = "" if gain is None else f"the gain per (user, film) of {gain['difference']:+.4f} is "
         return False, (
-            f"held-out AUC {new:.4f} vs active {old:.4f}: the gain per (user, film) of "
-            f"{gain['difference']:+.4f} is not better by {margin}; an analyst decides"
-        )
-    if gain is None and new < old + margin:
-        return (
-            False,
-            f"held-out AUC {new:.4f} vs active {old:.4f}: not better by {margin}; an analyst decides",
+            f"held-out AUC {new:.4f} vs active {old:.4f}: {measured}not better by {margin}; an analyst decides"
         )
     if gain is not None and not gain["low"] > 0:
         return False, (

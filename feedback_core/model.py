@@ -105,13 +105,21 @@ def build_catalog(rows: Iterable[Sequence]) -> Catalog:
     )
 
 
-def popularity_and_quality(counts: np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def popularity_and_quality(
+    counts: np.ndarray, sums: np.ndarray, most: float | None = None, prior: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Return each film's popularity (log rating count, 0..1) and quality (mean rating shrunk
-    towards the catalogue's mean by ``QUALITY_PRIOR_COUNT`` ratings, / 5) from its ratings."""
+    towards the catalogue's mean by ``QUALITY_PRIOR_COUNT`` ratings, / 5) from its ratings.
+
+    ``most`` (the count popularity 1 stands for) and ``prior`` (the catalogue's mean rating)
+    default to what ``counts`` and ``sums`` say: give them when these are not one per film."""
     counts, sums = np.asarray(counts, dtype=float), np.asarray(sums, dtype=float)
-    popularity = np.log1p(counts) / max(math.log1p(counts.max()) if len(counts) else 1.0, 1e-9)
-    total = counts.sum()
-    prior = sums.sum() / total if total else 3.5
+    if most is None:
+        most = counts.max() if len(counts) else math.e - 1  # log1p: 1
+    popularity = np.log1p(counts) / max(math.log1p(most), 1e-9)
+    if prior is None:
+        total = counts.sum()
+        prior = sums.sum() / total if total else 3.5
     quality = ((sums + prior * QUALITY_PRIOR_COUNT) / (counts + QUALITY_PRIOR_COUNT)) / 5.0
     return popularity, quality
 

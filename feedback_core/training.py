@@ -140,8 +140,8 @@ def _film_figures_as_of(
     rating_rows: list[tuple], midx: dict[int, int], movies: np.ndarray, times: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each example's film's popularity and quality from the ratings made before the example's
-    moment (``model.popularity_and_quality``'s formulas, scaled by the final counts): a rating
-    that is an example does not count in its own film's figures."""
+    moment (scaled by the final counts and mean): a rating that is an example does not count in
+    its own film's figures."""
     rated = [(midx[m], r, t) for _, m, r, t in rating_rows if m in midx]
     film = np.array([f for f, _, _ in rated], dtype=np.int64)
     value = np.array([r for _, r, _ in rated], dtype=float)
@@ -154,13 +154,12 @@ def _film_figures_as_of(
     cumulative = np.concatenate([[0.0], np.cumsum(value[order])])
     first = np.searchsorted(key, movies * width)
     before = np.searchsorted(key, movies * width + np.searchsorted(moments, times))  # strictly earlier
-    counts = (before - first).astype(float)
-    sums = cumulative[before] - cumulative[first]
-    most = np.bincount(film).max() if len(film) else 0
-    popularity = np.log1p(counts) / max(np.log1p(most), 1e-9)
-    prior = value.mean() if len(value) else 3.5
-    quality = ((sums + prior * model.QUALITY_PRIOR_COUNT) / (counts + model.QUALITY_PRIOR_COUNT)) / 5.0
-    return popularity, quality
+    return model.popularity_and_quality(
+        before - first,
+        cumulative[before] - cumulative[first],
+        most=np.bincount(film).max() if len(film) else 0,
+        prior=value.mean() if len(value) else 3.5,
+    )
 
 
 def _cutoff(times: list[datetime]) -> datetime:
