@@ -260,12 +260,7 @@ class Adjustments:
         for kind, value, count, last in patterns:
             evidence[(kind, value)] = {"dislikes": count, "last_disliked_at": format_ts(last), "likes": 0}
         for genres, cast, franchise in liked:
-            values = [("genre", g) for g in genres or []] + [
-                ("cast", c) for c in (cast or [])[: policy.TOP_CAST]
-            ]
-            if franchise:
-                values.append(("franchise", franchise))
-            for key in values:
+            for key in policy.feature_keys(genres, cast, franchise):
                 entry = evidence.setdefault(key, {"dislikes": 0, "last_disliked_at": None, "likes": 0})
                 entry["likes"] += 1
         return evidence

@@ -13,16 +13,9 @@ import pandas as pd
 from sqlalchemy import Text, bindparam, cast, literal_column, select
 
 from feedback_core.db import Prepared, read_connection
-from feedback_core.policy import TOP_CAST
+from feedback_core.policy import feature_keys
 from feedback_core.queries import rate_fields
 from feedback_core.schema import feature_adjustments, impressions, movies, recommendation_sets, user_dislikes
-
-
-def feature_keys(genres, billed, franchise) -> set[tuple[str, str]]:
-    """Return the (type, value) features a film carries, as ``has_feature`` reads them (top five billed)."""
-    keys = {("genre", g) for g in genres or []} | {("cast", c) for c in (billed or [])[:TOP_CAST]}
-    return keys | ({("franchise", franchise)} if franchise else set())
-
 
 # A person's applied adjustments. The status is a literal: only then may the planner use the
 # partial index of applied adjustments (a bound value could be any status).

@@ -325,12 +325,7 @@ def _feature_evidence(state, liked_films, kind: str, value: str) -> dict:
             if pattern_type == kind and pattern_value == value and count > 0:
                 evidence.update(dislikes=count, last_disliked_at=format_ts(last))
     for film in liked_films:
-        values = [("genre", g) for g in film.genres or []] + [
-            ("cast", c) for c in (film.cast or [])[: policy.TOP_CAST]
-        ]
-        if film.franchise:
-            values.append(("franchise", film.franchise))
-        evidence["likes"] += values.count((kind, value))
+        evidence["likes"] += (kind, value) in policy.feature_keys(film.genres, film.cast, film.franchise)
     return evidence
 
 

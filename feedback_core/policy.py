@@ -38,6 +38,13 @@ class ProposedAdjustment(NamedTuple):
     magnitude: float
 
 
+def feature_keys(genres, cast, franchise) -> set[tuple[str, str]]:
+    """Return the (type, value) features a film carries, as the model reads them: its genres,
+    the ``TOP_CAST`` billed first, its franchise."""
+    keys = {("genre", g) for g in genres or []} | {("cast", c) for c in (cast or [])[:TOP_CAST]}
+    return keys | ({("franchise", franchise)} if franchise else set())
+
+
 def decay_factor(days_since_latest: float) -> float:
     """Return ``max(0.5, 1 - days / 180)``: recent dislikes count fully, old ones half."""
     return max(0.5, 1.0 - max(days_since_latest, 0.0) / 180.0)
