@@ -26,7 +26,7 @@ from flask import Blueprint, Flask, current_app, g, jsonify, make_response, requ
 from flask.json.provider import DefaultJSONProvider
 from flask.logging import default_handler
 from sqlalchemy.exc import IntegrityError, OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from feedback_core import api_input as inp
 from feedback_core.apikeys import TOKEN_PREFIX, KeyVerifier, UserTokens
@@ -89,6 +89,7 @@ class Caller:
     name: str
     scope: str
     user_id: int | None = None
+    key_id: int | None = None  # the API key's, for a key
 
 
 @dataclass
@@ -188,7 +189,9 @@ def create_app(
         system = FeedbackSystem.from_settings(settings or Settings.from_env())
     config = config or ApiConfig.from_env()
     app = FeedbackApp(__name__, static_folder=None)
-    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    # One byte over the API's cap: a body of exactly the cap, sent in chunks, then ends within
+    # the stream's limit (reading past that limit is Werkzeug's 413 even at the end).
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes + 1
     app.config.update(flask_config or {})
     register_feedback_routes(app, system=system, config=config)
     _refuse_debug(app, app.debug)
@@ -332,11 +335,12 @@ def _identify(access: str) -> Caller:
     if credential.startswith(TOKEN_PREFIX):
         if state.tokens is None:
             raise AuthenticationError("user tokens are not enabled on this server")
-        user_id = state.tokens.verify(credential, now)
+        user_id, issuer = state.tokens.verify(credential, now)
+        state.keys.check_issuer(issuer)
         who = Caller("user", f"user:{user_id}", "token", user_id)
     else:
         key = state.keys.verify(credential, now)
-        who = Caller(key.role, f"api:{key.name}", f"key:{key.key_id}")
+        who = Caller(key.role, f"api:{key.name}", f"key:{key.key_id}", key_id=key.key_id)
     if access == ADMIN and who.kind != "admin":
         raise PermissionDeniedError("this endpoint needs an admin API key")
     if access == SERVICE and who.kind == "user":
@@ -375,13 +379,22 @@ def operator() -> Operator:
 def _raw_body() -> bytes:
     if "raw_body" not in g:
         cap = body_cap()
+        too_large = inp.PayloadTooLargeError(f"the request body is larger than {cap} bytes", None)
         length = request.content_length
         if length is not None and length > cap:
-            raise inp.PayloadTooLargeError(f"the request body is larger than {cap} bytes", None)
-        raw = request.stream.read(cap + 1)
-        if len(raw) > cap:
-            raise inp.PayloadTooLargeError(f"the request body is larger than {cap} bytes", None)
-        g.raw_body = raw
+            raise too_large
+        # Read to the end: a body sent in chunks (no Content-Length) may stop short of a limit
+        # the stream was given (the app's MAX_CONTENT_LENGTH) without being complete.
+        parts, size = [], 0
+        try:
+            while part := request.stream.read(min(65536, cap + 1 - size)):
+                parts.append(part)
+                size += len(part)
+                if size > cap:
+                    raise too_large
+        except RequestEntityTooLarge:
+            raise too_large from None
+        g.raw_body = b"".join(parts)
     return g.raw_body
 
 
@@ -390,7 +403,7 @@ def json_body(optional: bool = False) -> dict:
     if (
         optional
         and not request.content_length
-        and "chunked" not in request.headers.get("Transfer-Encoding", "")
+        and "chunked" not in request.headers.get("Transfer-Encoding", "").lower()
     ):
         return {}
     charset = request.mimetype_params.get("charset", "utf-8").lower()
@@ -435,7 +448,10 @@ def _idempotent(view: Callable) -> Callable:
             return view(**kwargs)
         key = inp.check_idempotency_key(raw_key)
         who = caller()
-        path = request.path if len(request.path) <= 120 else hashlib.sha256(request.path.encode()).hexdigest()
+        path = request.path
+        if len(path) > 120 or not (path.isascii() and path.isprintable()):
+            # Stored as text: long or odd paths (a NUL, which PostgreSQL refuses) by their digest.
+            path = hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()
         scope = f"{who.scope}|user:{who.user_id or '-'}|{request.method} {path}"
         # The same key with another body is a different request, not a retry.
         parts = [request.query_string, request.headers.get("Content-Type", "").encode(), _raw_body()]

@@ -19,7 +19,7 @@ from feedback_core.errors import FeedbackError, ValidationError
 from feedback_core.validation import MAX_ID
 
 MAX_DEPTH = 32
-_DIGITS = re.compile(r"^[0-9]{1,19}$")
+_POSITIVE = re.compile(r"[1-9][0-9]{0,18}")  # as written by any JSON encoder: no sign, no padding
 # Visible ASCII, inner spaces allowed: UUIDs, ULIDs and the like all fit.
 _IDEMPOTENCY_KEY = re.compile(r"^[!-~](?:[ -~]{0,198}[!-~])?$")
 
@@ -56,10 +56,16 @@ def parse_json_body(raw: bytes) -> dict:
         raise ValidationError(f"the body is not valid UTF-8 (byte {exc.start})", None) from None
     try:
         data = json.loads(
-            text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+            object_pairs_hook=_unique_keys,
         )
     except RecursionError:
         raise ValidationError(f"the body is nested more than {MAX_DEPTH} levels deep", None) from None
+    except _DuplicateKey as exc:
+        raise ValidationError(str(exc), exc.field) from None
     except json.JSONDecodeError as exc:
         raise ValidationError(
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", None
@@ -69,6 +75,25 @@ def parse_json_body(raw: bytes) -> dict:
     if not isinstance(data, dict):
         raise ValidationError(f"the body must be a JSON object, got {json_type(data)}", None)
     check_strings(data)
+    return data
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, name: str) -> None:
+        self.field = name if len(name) <= 60 else name[:57] + "..."
+        super().__init__(f"the body names {self.field!r} more than once; send each field once")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    # A repeated name would leave the last value standing, and a proxy or a log that read the
+    # first would see another request than the one acted on.
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _DuplicateKey(name)
+            seen.add(name)
     return data
 
 
@@ -176,18 +201,27 @@ def check_shape(
 
 
 def check_positive_int_text(raw: str, field: str) -> int:
-    """Parse a header or path segment that must be a positive 64-bit integer."""
-    raw = raw.strip()
-    if not _DIGITS.match(raw) or not 0 < int(raw) <= MAX_ID:
+    """Parse a header or path segment that must be a positive 64-bit integer, in plain digits
+    (one id, one spelling: ``02`` or `` 2`` would be another path to the same row)."""
+    if not _POSITIVE.fullmatch(raw) or not 0 < int(raw) <= MAX_ID:
         shown = raw if len(raw) <= 40 else raw[:37] + "..."
-        raise ValidationError(f"{field} must be a positive integer, got {shown!r}", field)
+        raise ValidationError(
+            f"{field} must be a positive integer in plain digits (no sign, spaces or leading zeros), "
+            f"got {shown!r}",
+            field,
+        )
     return int(raw)
 
 
 def check_query(args: Mapping[str, str], allowed: Iterable[str]) -> None:
     """Reject unknown query parameters (a typo must not go unnoticed) and control characters."""
     allowed = tuple(allowed)
-    for name, value in args.items():
+    lists = args.lists() if hasattr(args, "lists") else ((name, [value]) for name, value in args.items())
+    for name, values in lists:
+        if name in allowed and len(values) > 1:
+            # Only one would be used, and the others never checked.
+            raise ValidationError(f"{name} is given {len(values)} times; give it once", name)
+        value = values[0]
         if name not in allowed:
             shown = name if len(name) <= 60 else name[:57] + "..."
             known = ", ".join(allowed) or "none"

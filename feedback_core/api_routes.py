@@ -52,7 +52,13 @@ def post_dislike():
     fields = {"movie_title": "", **body}  # the title is optional once the movie is catalogued
     key = request.headers.get("Idempotency-Key")
     outcome = current_system().record_dislike(
-        user_id=user_id, idempotency_key=key, with_patterns=True, **fields
+        user_id=user_id,
+        idempotency_key=key,
+        with_patterns=True,
+        # A browser holding a user token acts for its user alone: it adds no film to the
+        # catalogue every user's recommendations are drawn from.
+        add_movie=caller().kind != "user",
+        **fields,
     )
     if key is not None and outcome["movie_id"] != fields["movie_id"]:
         # The user's key already named a dislike of another film (sent through another
@@ -189,7 +195,9 @@ def post_user_token():
     tokens = api_state().tokens
     if tokens is None:
         raise NotFoundError("user tokens are not enabled on this server (set FEEDBACK_API_SECRET)", None)
-    token, expires = tokens.issue(body["user_id"], current_system().now(), body.get("ttl_seconds", 900))
+    token, expires = tokens.issue(
+        body["user_id"], current_system().now(), body.get("ttl_seconds", 900), caller().key_id
+    )
     return ok(
         {
             "token": token,
@@ -319,4 +327,5 @@ def openapi_document():
     """Return the OpenAPI 3 document of this API."""
     from feedback_core.openapi import build_openapi
 
+    query_args()
     return jsonify(build_openapi(current_system().settings, body_cap()))

@@ -6,7 +6,8 @@ created. Keys carry 256 bits of entropy, so a fast unsalted digest is enough: th
 to brute-force. The presented key's digest is compared in constant time.
 
 An end-user token lets a browser call the user endpoints for one user only. It is signed with
-the server's secret (``FEEDBACK_API_SECRET``) by ``itsdangerous`` and expires after minutes.
+the server's secret (``FEEDBACK_API_SECRET``) by ``itsdangerous``, expires after minutes, and
+names the key that issued it: revoking that key ends its tokens too.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ TOKEN_PREFIX = "fbu."
 KEY_ROLES = ("service", "admin")
 LOOKUP_CHARS = 12  # "fbk_" and 8 random characters: enough to find the row, useless to an attacker
 MAX_TOKEN_TTL_SECONDS = 3600
+# What a key can look like (``generate_key``'s alphabet): anything else is refused before any
+# lookup, a NUL byte for one (PostgreSQL cannot even compare such a string).
+_KEY_SHAPE = re.compile(r"fbk_[A-Za-z0-9_-]{8,196}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,99}$")
 # last_used_at: when the key last authenticated a request, accepted or refused afterwards (an
 # operator looking for a leaked key wants both), written at most this often per key: a write per
@@ -46,6 +50,7 @@ _KeyRow = namedtuple("_KeyRow", _KEY_COLUMNS)
 _KEYS_BY_PREFIX = Prepared(
     select(*(api_keys.c[c] for c in _KEY_COLUMNS)).where(api_keys.c.prefix == bindparam("prefix"))
 )
+_KEY_REVOKED = Prepared(select(api_keys.c.revoked_at).where(api_keys.c.key_id == bindparam("key_id")))
 _INSERT_KEY = Prepared(insert(api_keys).returning(api_keys.c.key_id))
 
 
@@ -169,11 +174,12 @@ class KeyVerifier:
         self.cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, ApiKey]] = {}
+        self._live: dict[int, float] = {}  # key id -> when it was last found not revoked
         self._lock = threading.Lock()
 
     def verify(self, presented: str, now: datetime) -> ApiKey:
         """Return the key's record, or raise ``AuthenticationError`` (unknown or revoked)."""
-        if not presented.startswith(KEY_PREFIX) or len(presented) > 200:
+        if not _KEY_SHAPE.fullmatch(presented):
             raise AuthenticationError("the API key is not valid")
         digest = hash_key(presented)
         if self.cache_seconds > 0:
@@ -208,6 +214,26 @@ class KeyVerifier:
                 )
         return ApiKey(found.key_id, found.name, found.role)
 
+    def check_issuer(self, key_id: int) -> None:
+        """Raise ``AuthenticationError`` unless the key ``key_id`` (a user token's issuer) exists
+        and is not revoked; remembered like verified keys, for ``cache_seconds``."""
+        if self.cache_seconds > 0:
+            with self._lock:
+                seen = self._live.get(key_id)
+            if seen is not None and self._clock() - seen < self.cache_seconds:
+                return
+        with read_connection(self.engine) as conn:
+            row = _KEY_REVOKED.first(conn, {"key_id": key_id})
+        if row is None or row[0] is not None:
+            raise AuthenticationError(
+                "the API key that issued this user token was revoked; ask the service for a new token"
+            )
+        if self.cache_seconds > 0:
+            with self._lock:
+                if len(self._live) > 1000:
+                    self._live.clear()
+                self._live[key_id] = self._clock()
+
 
 # ---------------------------------------------------------------- end-user tokens
 
@@ -221,8 +247,8 @@ class UserTokens:
         self._serializer = URLSafeSerializer(secret, salt="feedback-core.user-token")
         self.max_ttl_seconds = max_ttl_seconds
 
-    def issue(self, user_id: int, now: datetime, ttl_seconds: int) -> tuple[str, datetime]:
-        """Return a token for ``user_id`` and the moment it expires."""
+    def issue(self, user_id: int, now: datetime, ttl_seconds: int, issuer: int) -> tuple[str, datetime]:
+        """Return a token for ``user_id``, issued by the key ``issuer``, and the moment it expires."""
         if not 0 < user_id <= MAX_ID:
             raise ValidationError(f"user_id must be a positive integer, got {user_id}", "user_id")
         if not 60 <= ttl_seconds <= self.max_ttl_seconds:
@@ -231,23 +257,27 @@ class UserTokens:
                 "ttl_seconds",
             )
         expires = now + timedelta(seconds=ttl_seconds)
-        payload = {"u": user_id, "exp": _epoch(expires)}
+        payload = {"u": user_id, "exp": _epoch(expires), "k": issuer}
         return TOKEN_PREFIX + self._serializer.dumps(payload), expires
 
-    def verify(self, token: str, now: datetime) -> int:
-        """Return the token's user id, or raise ``AuthenticationError``."""
+    def verify(self, token: str, now: datetime) -> tuple[int, int]:
+        """Return the token's user id and issuing key's id, or raise ``AuthenticationError``
+        (whether that key is still valid is ``KeyVerifier.check_issuer``'s to say)."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 500:
             raise AuthenticationError("the user token is not valid")
         try:
             payload = self._serializer.loads(token[len(TOKEN_PREFIX) :])
         except BadSignature:
             raise AuthenticationError("the user token is not valid") from None
-        user_id, expires = payload.get("u"), payload.get("exp")
-        if not isinstance(user_id, int) or not isinstance(expires, int):
+        if not isinstance(payload, dict):
             raise AuthenticationError("the user token is not valid")
+        user_id, expires, issuer = payload.get("u"), payload.get("exp"), payload.get("k")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (user_id, expires, issuer)):
+            # Tokens from before tokens named their issuer are refused too: they last an hour at most.
+            raise AuthenticationError("the user token is not valid; ask the service for a new one")
         if _epoch(now) >= expires:
             raise AuthenticationError("the user token has expired; ask the service for a new one")
-        return user_id
+        return user_id, issuer
 
 
 def _epoch(moment: datetime) -> int:

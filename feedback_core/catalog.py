@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from feedback_core.db import to_naive_utc, write_transaction
 from feedback_core.errors import ValidationError
 from feedback_core.schema import movies, ratings
-from feedback_core.validation import check_id, check_names, check_text
+from feedback_core.validation import check_id, check_name, check_names, check_text
 
 LIKED_RATING = 4.0
 
@@ -56,7 +56,7 @@ def validate_movie(record: Any) -> MovieIn:
         title=check_text(record.get("title"), "title", 300, allow_empty=False),
         genres=check_names(_split(record.get("genres")), "genres", 50) or (),
         cast=check_names(_split(record.get("cast")), "cast", 50) or (),
-        franchise=check_text(record.get("franchise"), "franchise", 200) or None,
+        franchise=check_name(record.get("franchise"), "franchise", 200, allow_empty=True) or None,
         year=year,
     )
 
@@ -188,7 +188,9 @@ class CatalogOps:
         self, user_id: int, movie_id: int, rating: float, rated_at: datetime | None = None
     ) -> None:
         """Record a user's rating (1 to 5, half stars; 4 and above counts as liked)."""
-        self.record_ratings([(user_id, movie_id, rating, rated_at)])
+        clean = _rating_row(user_id, movie_id, rating, rated_at, self.now())
+        with write_transaction(self.engine) as conn:
+            store_ratings(conn, [clean])
 
     def record_ratings(self, rows: Iterable[Sequence]) -> int:
         """Record many ratings ``(user_id, movie_id, rating[, rated_at])`` in one transaction."""
@@ -202,21 +204,24 @@ class CatalogOps:
                     f"rows[{i}]",
                 )
             user_id, movie_id, rating, *rest = row
-            at = rest[0] if rest and rest[0] is not None else now
             try:
-                if not isinstance(at, datetime):
-                    raise ValidationError(f"rated_at must be a datetime, got {at!r}", "rated_at")
-                try:
-                    at = to_naive_utc(at)
-                except OverflowError:  # an offset carrying it past year 1 or 9999 in UTC
-                    raise ValidationError(
-                        f"rated_at must be between years 1 and 9999 in UTC, got {at!r}", "rated_at"
-                    ) from None
-                clean.append(
-                    (check_id(user_id, "user_id"), check_id(movie_id, "movie_id"), check_rating(rating), at)
-                )
+                clean.append(_rating_row(user_id, movie_id, rating, rest[0] if rest else None, now))
             except ValidationError as exc:
                 raise ValidationError(f"rows[{i}]: {exc.message}", exc.field) from None
         with write_transaction(self.engine) as conn:
             stored = store_ratings(conn, clean)
         return stored
+
+
+def _rating_row(user_id: Any, movie_id: Any, rating: Any, rated_at: Any, now: datetime) -> tuple:
+    """Return one rating checked, as stored: (user, movie, rating, naive UTC moment)."""
+    at = now if rated_at is None else rated_at
+    if not isinstance(at, datetime):
+        raise ValidationError(f"rated_at must be a datetime, got {at!r}", "rated_at")
+    try:
+        at = to_naive_utc(at)
+    except OverflowError:  # an offset carrying it past year 1 or 9999 in UTC
+        raise ValidationError(
+            f"rated_at must be between years 1 and 9999 in UTC, got {at!r}", "rated_at"
+        ) from None
+    return check_id(user_id, "user_id"), check_id(movie_id, "movie_id"), check_rating(rating), at

@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 
 from feedback_core import aggregates
 from feedback_core.catalog import MovieIn, check_rating, store_ratings, upsert_movies, validate_movie
-from feedback_core.db import Prepared, to_naive_utc, usual_autocheckpoint, write_transaction
+from feedback_core.db import Prepared, format_ts, to_naive_utc, usual_autocheckpoint, write_transaction
 from feedback_core.errors import ValidationError
 from feedback_core.memory import collector_paused
 from feedback_core.policy import propose_adjustments
@@ -322,12 +322,12 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _score(record: dict, name: str, default: float | None = None) -> float:
+def _score(record: dict, name: str, optional: bool = False) -> float | None:
     value = record.get(name)
     if _blank(value):
-        if default is None:
+        if not optional:
             raise _Reject(f"{name} is required (a number between 0 and 1)", name)
-        return default
+        return None
     if isinstance(value, str):
         try:
             value = float(value)
@@ -401,8 +401,8 @@ _INSERT_EXAMPLES = Prepared(insert(negative_examples))
 _INSERT_PROPOSALS = Prepared(insert(feature_adjustments))
 CHUNK = 500  # ids per IN (...) lookup
 _TAKE_TURNS = text("SELECT pg_advisory_xact_lock(:k)")
-# A lock per kind of import, apart from the other locks of the system (7216354-7216355, and
-# lock_user's 1,000,000,007 + user id).
+# A lock per kind of import, apart from the other locks of the system (7216354-7216355;
+# lock_user's are two-key locks, another key space).
 _TURN_KEYS = {"movies": 7216360, "ratings": 7216361, "impressions": 7216362, "dislikes": 7216363}
 
 
@@ -421,17 +421,21 @@ def _chunks(values: list, size: int = CHUNK) -> Iterator[list]:
         yield values[start : start + size]
 
 
-def _existing_pairs(conn: Connection, table: str, first: str, second: str, pairs: list[tuple]) -> set[tuple]:
-    """Return which ``(first, second)`` pairs exist in ``table``, each found through its index.
+def _existing_pairs(
+    conn: Connection, table: str, first: str, second: str, pairs: list[tuple], also: str | None = None
+) -> set[tuple]:
+    """Return which ``(first, second)`` pairs exist in ``table``, each found through its index
+    (with column ``also`` of the row as a third value, when given).
 
     A join with a list of values: SQLite scans the whole table for ``(a, b) IN (VALUES ...)``.
     """
+    extra = f", t.{also}" if also else ""
     found: set[tuple] = set()
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     for chunk in _chunks(pairs):
         values = ", ".join([f"({mark}, {mark})"] * len(chunk))
         sql = (
-            f"WITH wanted(a, b) AS (VALUES {values}) SELECT t.{first}, t.{second} FROM wanted "
+            f"WITH wanted(a, b) AS (VALUES {values}) SELECT t.{first}, t.{second}{extra} FROM wanted "
             f"JOIN {table} t ON t.{first} = wanted.a AND t.{second} = wanted.b"
         )
         params = tuple(value for pair in chunk for value in pair)
@@ -890,7 +894,7 @@ class Importer:
             user_id = _id(record, "user_id")
             movie_id = _id(record, "movie_id")
             set_ext = _id(record, "recommendation_set_id", optional=True)
-            score = _score(record, "predicted_score", default=0.0)
+            score = _score(record, "predicted_score", optional=True)
             created_at, stamp = _moment(record, "created_at", self.now)
             reason = record.get("reason")
             if _blank(reason):
@@ -918,7 +922,7 @@ class Importer:
             user_id, movie_id = _whole(record["user_id"]), _whole(record["movie_id"])
             score = record.get("predicted_score")
             if score is None or score == "":
-                score = 0.0
+                score = None  # the shown list's, else 0 (as a live dislike's)
             elif score.__class__ is bool:
                 return None
             else:
@@ -934,7 +938,7 @@ class Importer:
         if (
             0 < user_id <= MAX_ID
             and 0 < movie_id <= MAX_ID
-            and 0.0 <= score <= 1.0
+            and (score is None or 0.0 <= score <= 1.0)
             and reason in REASONS
             and isinstance(text, str)
             and len(text) <= self.settings.max_feedback_text_length
@@ -986,6 +990,12 @@ class Importer:
                         f"movie_id {d.movie_id} was not in recommendation_set_id {set_ext}",
                         "recommendation_set_id",
                     )
+                elif created_at < found[4]:
+                    problem = (
+                        f"created_at {format_ts(created_at)} is before recommendation_set_id {set_ext} "
+                        f"was shown ({format_ts(found[4])}): a dislike of a list comes after it",
+                        "created_at",
+                    )
             if problem is not None:
                 errors.append(RowError(line, *problem))
                 continue
@@ -1019,18 +1029,19 @@ class Importer:
         return found
 
     def _resolve_sets(self, conn: Connection, wanted: set[tuple[int, int]]) -> dict[int, tuple]:
-        """Map imported set ids to (set id, user, version, the wanted movies it showed, shown at)."""
+        """Map imported set ids to (set id, user, version, the wanted movies it showed with the
+        score of each, shown at)."""
         stored = self._stored_sets(conn, sorted({ext for ext, _ in wanted}))
         found = {
-            ext: (set_id, user_id, version, set(), shown_at)
+            ext: (set_id, user_id, version, {}, shown_at)
             for ext, (set_id, user_id, version, shown_at) in stored.items()
         }
         pairs = sorted((found[ext][0], movie_id) for ext, movie_id in wanted if ext in found)
         by_id = {head[0]: head for head in found.values()}
-        for set_id, movie_id in _existing_pairs(
-            conn, "impressions", "recommendation_set_id", "movie_id", pairs
+        for set_id, movie_id, score in _existing_pairs(
+            conn, "impressions", "recommendation_set_id", "movie_id", pairs, also="predicted_score"
         ):
-            by_id[set_id][3].add(movie_id)
+            by_id[set_id][3][movie_id] = score
         return found
 
     def _store_dislikes(self, conn: Connection, fresh: list, facts: dict, sets: dict) -> None:
@@ -1044,6 +1055,8 @@ class Importer:
         for dislike_id, (d, set_ext, at, key) in zip(ids, fresh, strict=True):
             title, genres, cast, franchise = facts[d.movie_id]
             set_id, version = (sets[set_ext][0], sets[set_ext][2]) if set_ext is not None else (None, None)
+            if d.predicted_score is None:  # not given: the score the list showed it with, else 0
+                d = d._replace(predicted_score=0.0 if set_id is None else float(sets[set_ext][3][d.movie_id]))
             dislikes.append(
                 {
                     "dislike_id": dislike_id,

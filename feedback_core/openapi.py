@@ -80,10 +80,20 @@ def _schemas(settings: Settings) -> dict:
                     "type": ["integer", "null"],
                     "description": "the shown list the movie came from; it must contain the movie",
                 },
-                "predicted_score": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0},
+                "predicted_score": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "description": "the score the model gave; when absent, the one the list showed the movie "
+                    "with (0 without a list)",
+                },
                 "reason": {"enum": list(REASONS), "default": "not_interested"},
                 "feedback_text": {"type": ["string", "null"], "maxLength": settings.max_feedback_text_length},
-                "genres": {**names, "type": ["array", "null"]},
+                "genres": {
+                    **names,
+                    "type": ["array", "null"],
+                    "description": "for a movie not in the catalogue yet: a catalogued one counts its own",
+                },
                 "cast": {**names, "type": ["array", "null"]},
                 "franchise": {"type": ["string", "null"], "maxLength": 200},
             },

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, exists, func, insert, literal, or_, select, text, update
+from sqlalchemy import Connection, bindparam, case, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from feedback_core import aggregates
@@ -62,7 +62,8 @@ def _before_dislike_statement() -> Prepared:
     ``by_key``, ``repeat``: an earlier copy of this dislike (same idempotency key; the same
     movie of the same list, or without a list the same movie since ``since``); the movie's
     ``title, genres, cast, franchise`` (NULLs when it is not in the catalogue); the list's
-    ``owner, version_id, shown`` (NULLs without a list or when it does not exist); ``pending``
+    ``owner, version_id, shown_at`` (NULLs without a list or when it does not exist), ``shown``:
+    the score the list showed the movie with (NULL when it did not show it); ``pending``
     examples counted up to ``cap`` and the queued or running ``active_job``.
     """
     live = (user_dislikes.c.user_id == bindparam("user_id")) & (
@@ -82,8 +83,11 @@ def _before_dislike_statement() -> Prepared:
         user_dislikes.c.created_at >= bindparam("since"),
     )
     the_set = recommendation_sets.c.recommendation_set_id == set_id
-    shown = exists().where(
-        impressions.c.recommendation_set_id == set_id, impressions.c.movie_id == bindparam("movie_id")
+    shown = (
+        select(impressions.c.predicted_score)
+        .where(impressions.c.recommendation_set_id == set_id, impressions.c.movie_id == bindparam("movie_id"))
+        .limit(1)
+        .scalar_subquery()
     )
     one_row = select(literal(1).label("one")).subquery()
     active_job = _ACTIVE_JOB.statement.scalar_subquery()
@@ -141,7 +145,10 @@ DISLIKE_KEYS = (
 EXAMPLE_KEYS = ("dislike_id", "user_id", "movie_id", "weight", "error", "created_at", "status")
 EXCLUSION_KEYS = ("user_id", "movie_id", "dislike_id", "created_at")
 _INSERT_PROPOSALS = Prepared(insert(feature_adjustments))
-_LOCK_USER = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
+# Two 32-bit keys: a space of its own (apart from the single 64-bit keys of the other locks)
+# and the user id folded into 32 bits. Ids that fold alike only take turns.
+_LOCK_USER = Prepared(text("SELECT pg_advisory_xact_lock(:space, :k)"))
+USER_LOCK_SPACE = 7216370
 _USER_REASONS = Prepared(
     select(
         dislike_patterns.c.pattern_type, dislike_patterns.c.pattern_value, dislike_patterns.c.dislike_count
@@ -204,7 +211,8 @@ def read_before_dislike(conn: Connection, d: DislikeIn, now: datetime, window_s:
 def lock_user(conn: Connection, user_id: int) -> None:
     """Serialise writes of one user on PostgreSQL (SQLite's BEGIN IMMEDIATE already does)."""
     if conn.dialect.name == "postgresql":
-        _LOCK_USER.first(conn, {"k": 1_000_000_007 + user_id})
+        folded = (user_id ^ (user_id >> 32)) & 0xFFFFFFFF
+        _LOCK_USER.first(conn, {"space": USER_LOCK_SPACE, "k": folded - 2**31})
 
 
 def count_pending_examples(conn: Connection, cap: int | None = None) -> int:
@@ -308,20 +316,18 @@ def queue_retrain_job(conn: Connection, *, at: datetime, trigger: str, actor: st
     return job_id
 
 
-def check_set(d: DislikeIn, owner: int | None, shown: bool | None) -> None:
+def check_set(d: DislikeIn, owner: int | None, shown: float | None) -> None:
     """Refuse a dislike citing a list that does not exist, was someone else's, or lacked the movie."""
     if d.recommendation_set_id is None:
         return
-    if owner is None:
-        raise ValidationError(
-            f"recommendation_set_id {d.recommendation_set_id} does not exist", "recommendation_set_id"
-        )
     if owner != d.user_id:
+        # One answer whether the list is missing or another user's: whose lists exist is not
+        # for this caller to learn.
         raise ValidationError(
-            f"recommendation_set_id {d.recommendation_set_id} was not shown to user {d.user_id}",
+            f"recommendation_set_id {d.recommendation_set_id} is not a list shown to user {d.user_id}",
             "recommendation_set_id",
         )
-    if not shown:
+    if shown is None:
         raise ValidationError(
             f"movie_id {d.movie_id} was not in recommendation_set_id {d.recommendation_set_id}",
             "recommendation_set_id",
@@ -340,7 +346,7 @@ class Recording:
         movie_id: int,
         movie_title: str = "",
         recommendation_set_id: int | None = None,
-        predicted_score: float = 0.0,
+        predicted_score: float | None = None,
         reason: str = "not_interested",
         feedback_text: str = "",
         genres: Sequence[str] | str | None = None,
@@ -348,7 +354,12 @@ class Recording:
         franchise: str | None = None,
         idempotency_key: str | None = None,
     ) -> int:
-        """Record a dislike with its example, proposals and aggregates; return its id."""
+        """Record a dislike with its example, proposals and aggregates; return its id.
+
+        Without ``predicted_score`` the error recorded is the score the list showed the movie
+        with (``recommendation_set_id``), else 0. A catalogued film's own genres, cast and
+        franchise count (what the model knows it by); those given are for a film not yet in
+        the catalogue, or a kind the catalogue lacks for it."""
         return self._record_dislike(
             created_at=None,
             with_patterns=False,
@@ -367,16 +378,23 @@ class Recording:
         )
 
     def record_dislike(
-        self, created_at: datetime | None = None, with_patterns: bool = False, **fields: Any
+        self,
+        created_at: datetime | None = None,
+        with_patterns: bool = False,
+        add_movie: bool = True,
+        **fields: Any,
     ) -> dict:
         """Record a dislike and return what happened (id, duplicate flag, impact, proposals).
 
         ``with_patterns``: also return the user's ``user_patterns`` (reason distribution and
         total) as they stand after this dislike, read in the same transaction.
+        ``add_movie``: False refuses a film not in the catalogue instead of adding it.
         """
-        return self._record_dislike(created_at, with_patterns, True, **fields)
+        return self._record_dislike(created_at, with_patterns, True, add_movie=add_movie, **fields)
 
-    def _record_dislike(self, created_at: datetime | None, with_patterns: bool, full: bool, **fields):
+    def _record_dislike(
+        self, created_at: datetime | None, with_patterns: bool, full: bool, add_movie: bool = True, **fields
+    ):
         """``record_dislike``; not ``full``, only the dislike's id is returned (what
         ``save_dislike`` gives back: the rest would be built for nothing)."""
         d = validate_dislike(self.settings, **fields)
@@ -394,11 +412,17 @@ class Recording:
                 if with_patterns:
                     outcome["user_patterns"] = user_pattern_summary(conn, d.user_id)
                 return outcome
-            title, movie_genres, movie_cast, movie_franchise = self._resolve_movie(conn, d, now, movie)
-            genres = list(d.genres) if d.genres is not None else list(movie_genres or [])
-            cast = list(d.cast) if d.cast is not None else list(movie_cast or [])
-            franchise = d.franchise if d.franchise is not None else movie_franchise
+            title, movie_genres, movie_cast, movie_franchise = self._resolve_movie(
+                conn, d, now, movie, add_movie
+            )
+            # The catalogue's features where it has them: the model knows the film by those, and
+            # a proposal for a name it does not know would change nothing.
+            genres = list(movie_genres or d.genres or [])
+            cast = list(movie_cast or d.cast or [])
+            franchise = movie_franchise or d.franchise
             check_set(d, owner, shown)
+            if d.predicted_score is None:
+                d = d._replace(predicted_score=0.0 if shown is None else float(shown))
             dislike_id = _INSERT_DISLIKE.first_row(
                 conn,
                 DISLIKE_KEYS,
@@ -481,11 +505,19 @@ class Recording:
             )
         return outcome
 
-    def _resolve_movie(self, conn: Connection, d: DislikeIn, now: datetime, movie: Sequence) -> tuple:
+    def _resolve_movie(
+        self, conn: Connection, d: DislikeIn, now: datetime, movie: Sequence, add: bool = True
+    ) -> tuple:
         """Return the movie's (title, genres, cast, franchise) as read (``movie``), adding it to
-        the catalogue if it is new."""
+        the catalogue if it is new (and ``add``)."""
         if movie[0] is not None:  # the title is never NULL in the catalogue
             return tuple(movie)
+        if not add:
+            raise ValidationError(
+                f"movie_id {d.movie_id} is not in the catalogue, and a user token cannot add films to "
+                "it: the service adds them (with its API key) or imports the catalogue",
+                "movie_id",
+            )
         if not d.movie_title:
             raise ValidationError(
                 f"movie_id {d.movie_id} is not in the catalogue; give movie_title (and genres, "

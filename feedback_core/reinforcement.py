@@ -19,7 +19,15 @@ from feedback_core.schema import (
     retrain_jobs,
     user_dislikes,
 )
-from feedback_core.validation import check_id, check_limit, check_names, check_reason, check_score, check_text
+from feedback_core.validation import (
+    check_id,
+    check_limit,
+    check_name,
+    check_names,
+    check_reason,
+    check_score,
+    check_text,
+)
 from feedback_core.versions import require_version
 
 log = logging.getLogger("feedback_core")
@@ -189,7 +197,7 @@ class Reinforcement:
                 f"feature_type must be one of {', '.join(policy.FEATURE_TYPES)}, got {feature_type!r}",
                 "feature_type",
             )
-        feature_value = check_text(feature_value, "feature_value", 200, allow_empty=False)
+        feature_value = check_name(feature_value, "feature_value", 200)
         if (
             isinstance(adjustment, bool)
             or not isinstance(adjustment, (int, float))
@@ -265,7 +273,7 @@ def calculate_feature_adjustment_from_dislike(
     reason = check_reason(reason)
     genre_list = check_names(genres, "genres", settings.max_list_items) or ()
     cast_list = check_names(cast, "cast", settings.max_list_items) or ()
-    franchise = check_text(franchise, "franchise", 200) or None
+    franchise = check_name(franchise, "franchise", 200, allow_empty=True) or None
     rule = settings.reason_policy[reason]
     proposals = policy.propose_adjustments(rule, genre_list, cast_list, franchise)
     return {**policy.adjustments_as_dict(reason, proposals), "exclude_movie": rule.exclude_movie}

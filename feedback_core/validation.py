@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ class DislikeIn(NamedTuple):
     movie_id: int
     movie_title: str
     recommendation_set_id: int | None
-    predicted_score: float
+    predicted_score: float | None  # None: not given (the shown list's, else 0)
     reason: str
     feedback_text: str
     genres: tuple[str, ...] | None
@@ -103,8 +104,25 @@ def check_text(value: Any, field: str, max_length: int, allow_empty: bool = True
     return value
 
 
+def check_name(value: Any, field: str, max_length: int = 200, allow_empty: bool = False) -> str:
+    """Return a feature's name (a genre, a cast member, a franchise) in Unicode's composed form
+    (NFC), so that one name typed two ways is one feature; refuse invisible characters (zero
+    widths, direction overrides, controls), which would make a name look like another."""
+    name = check_text(value, field, max_length, allow_empty)
+    if name.isascii() and name.isprintable():
+        return name
+    name = unicodedata.normalize("NFC", name)
+    for char in name:
+        if unicodedata.category(char) in ("Cc", "Cf"):
+            raise ValidationError(
+                f"{field} must not contain control or invisible characters, got U+{ord(char):04X}", field
+            )
+    return name
+
+
 def check_names(value: Any, field: str, max_items: int, max_length: int = 200) -> tuple[str, ...] | None:
-    """Return a list of names; a single string is one name, not a sequence of characters."""
+    """Return a list of names (``check_name``); a single string is one name, not a sequence of
+    characters."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -115,7 +133,7 @@ def check_names(value: Any, field: str, max_items: int, max_length: int = 200) -
         raise ValidationError(f"{field} must have at most {max_items} items, got {len(value)}", field)
     names: list[str] = []
     for i, item in enumerate(value):
-        name = check_text(item, f"{field}[{i}]", max_length, allow_empty=False)
+        name = check_name(item, f"{field}[{i}]", max_length)
         if name not in names:
             names.append(name)
     return tuple(names)
@@ -139,7 +157,7 @@ def validate_dislike(
     movie_id: Any,
     movie_title: Any = "",
     recommendation_set_id: Any = None,
-    predicted_score: Any = 0.0,
+    predicted_score: Any = None,
     reason: Any = "not_interested",
     feedback_text: Any = "",
     genres: Any = None,
@@ -148,7 +166,7 @@ def validate_dislike(
     idempotency_key: Any = None,
 ) -> DislikeIn:
     """Validate the arguments of ``save_dislike``; raise ``ValidationError`` on the first fault."""
-    franchise_clean = check_text(franchise, "franchise", 200) or None
+    franchise_clean = check_name(franchise, "franchise", 200, allow_empty=True) or None
     key = None
     if idempotency_key is not None:
         key = check_text(idempotency_key, "idempotency_key", 200, allow_empty=False)
@@ -157,7 +175,7 @@ def validate_dislike(
         movie_id=check_id(movie_id, "movie_id"),
         movie_title=check_text(movie_title, "movie_title", settings.max_title_length),
         recommendation_set_id=check_id(recommendation_set_id, "recommendation_set_id", optional=True),
-        predicted_score=check_score(predicted_score),
+        predicted_score=None if predicted_score is None else check_score(predicted_score),
         reason=check_reason(reason),
         feedback_text=check_text(feedback_text, "feedback_text", settings.max_feedback_text_length),
         genres=check_names(genres, "genres", settings.max_list_items),

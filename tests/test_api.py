@@ -185,7 +185,7 @@ BAD_BODIES = [
     (
         {"movie_id": 1, "movie_title": "T", "recommendation_set_id": 77},
         "recommendation_set_id",
-        "does not exist",
+        "not a list shown to user",
     ),
     ({"movie_id": 1, "movie_title": "T", "recommendation_set_id": "7"}, "recommendation_set_id", "integer"),
 ]

@@ -195,6 +195,7 @@ def test_a_token_is_never_stored_for_a_replay(api):
 
 
 def test_a_user_token_acts_for_its_user_only(api):
+    api.system.add_movies([{"movie_id": m, "title": t} for m, t in ((1, "A"), (2, "B"))])
     token = mint(api, 5)
     assert (
         api.post("/api/dislike", {"movie_id": 1, "movie_title": "A"}, key=token, user=None).status_code == 201
@@ -224,7 +225,7 @@ def test_a_tampered_or_foreign_token_is_refused(api):
     token = mint(api, 5)
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     assert api.get("/api/dislike-history", key=tampered, user=None).status_code == 401
-    foreign, _ = UserTokens("another-secret-" + "y" * 40).issue(5, api.system.now(), 600)
+    foreign, _ = UserTokens("another-secret-" + "y" * 40).issue(5, api.system.now(), 600, 1)
     assert api.get("/api/dislike-history", key=foreign, user=None).status_code == 401
 
 
@@ -239,7 +240,7 @@ def test_tokens_are_off_without_a_secret(system):
     api = make_api(system, token_secret=None)
     r = api.post("/api/user-tokens", {"user_id": 5}, user=None)
     assert r.status_code == 404 and "FEEDBACK_API_SECRET" in error_of(r)["message"]
-    token, _ = UserTokens("some-secret-" + "z" * 40).issue(5, system.now(), 600)
+    token, _ = UserTokens("some-secret-" + "z" * 40).issue(5, system.now(), 600, 1)
     assert api.get("/api/dislike-history", key=token, user=None).status_code == 401
 
 

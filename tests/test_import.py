@@ -185,6 +185,24 @@ def test_imported_dislikes_equal_the_same_dislikes_recorded_live(system, tmp_pat
     assert recount_differences(system.engine) == []
 
 
+def test_a_dislike_without_a_score_takes_its_lists_and_none_comes_before_its_list(system, tmp_path):
+    load_world(system, tmp_path)
+    content = DISLIKES_HEADER + (
+        "11,3,900,,wrong_genre,,2026-10-01T10:05:00Z\n"  # 2: no score: list 900 showed it at 0.40
+        "12,5,,,other,,2026-10-04T12:00:00Z\n"  # 3: no score, no list: 0
+        "11,4,902,,other,,2026-10-03T19:59:00Z\n"  # 4: a minute before list 902 was shown
+        "11,6,902,0.3,other,,2026-10-03T20:00:00Z\n"  # 5: as it was shown, a score of its own
+    )
+    summary = system.import_file(write(tmp_path, "d.csv", content), "dislikes", on_error="skip")
+    assert (summary.imported, summary.rejected) == (3, 1)
+    (error,) = summary.errors
+    assert (error.line, error.field) == (4, "created_at")
+    assert "before recommendation_set_id 902 was shown (2026-10-03 20:00:00)" in error.message
+    scores = {(d.user_id, d.movie_id): d.predicted_score for d in rows(system, user_dislikes)}
+    assert scores == {(11, 3): 0.40, (12, 5): 0.0, (11, 6): 0.3}
+    assert sorted(e.error for e in rows(system, negative_examples)) == [0.0, 0.3, 0.40]
+
+
 def test_impressions_form_sets_with_their_counts_and_times(system, tmp_path):
     load_world(system, tmp_path)
     sets = {r.external_id: r for r in rows(system, recommendation_sets)}

@@ -419,15 +419,18 @@ def test_patterns_are_recounted_by_what_each_reason_blames_and_back(kind, tmp_pa
         ):
             now[0] += timedelta(hours=1)
             system.save_dislike(user, movie, reason=reason, predicted_score=movie / 10)
-        system.save_dislike(2, 3, reason="wrong_genre", genres=["War", "War"], cast=["Cy"])  # War once
+        # Films new to the catalogue, added with the features their dislikes give.
+        system.save_dislike(
+            2, 8, "Film 8", reason="wrong_genre", genres=["War", "War"], cast=["Cy"]
+        )  # War once
         billed = ["Al", "Bo", "Cy", "Di", "Ed", "Fay"]  # of the cast, the first five count
-        system.save_dislike(2, 7, reason="poor_quality", cast=billed, predicted_score=0.9)
-        retracted = system.save_dislike(2, 1, reason="poor_quality", cast=["Cy"])
+        system.save_dislike(2, 9, "Film 9", reason="poor_quality", cast=billed, predicted_score=0.9)
+        retracted = system.save_dislike(2, 10, "Film 10", reason="poor_quality", cast=["Cy"])
         system.retract_dislike(retracted, 2)
         every = {reason: {"genre", "cast", "franchise"} for reason in BLAMED}
         blamed = patterns()
         assert (1, "genre", "Horror") in blamed and (1, "cast", "Ann") in blamed
-        assert (2, "cast", "Ann") not in blamed and blamed[(2, "cast", "Cy")][0] == 1  # not film 3's
+        assert (2, "cast", "Ann") not in blamed and blamed[(2, "cast", "Cy")][0] == 1  # not film 8's
         assert blamed[(2, "genre", "War")][0] == 1 and recount_differences(engine) == []
         assert blamed[(2, "cast", "Ed")][0] == 1 and (2, "cast", "Fay") not in blamed
 

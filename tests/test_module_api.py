@@ -91,7 +91,8 @@ def test_module_functions_keep_the_specification_keywords():
         "reason",
     ):
         assert keyword in params
-    assert params["reason"].default == "not_interested" and params["predicted_score"].default == 0.0
+    # predicted_score: by default the score its list showed the film with (0 without a list)
+    assert params["reason"].default == "not_interested" and params["predicted_score"].default is None
     assert "limit" in inspect.signature(feedback_core.FeedbackSystem.get_user_dislikes).parameters
 
 

@@ -1,0 +1,239 @@
+"""The API against hostile or careless callers: every case here once got through (a 500, a
+write that should have been refused, a credential that outlived its key, a second spelling of
+one request). Each asserts the answer and that a refused request wrote nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from api_support import error_of, make_api, row_counts
+from helpers import rows
+
+from feedback_core.apikeys import revoke_api_key
+from feedback_core.schema import feature_adjustments, movies, negative_examples, ratings, user_dislikes
+from feedback_core.validation import MAX_ID
+
+
+@pytest.fixture
+def api(system):
+    system.add_movies(
+        {"movie_id": m, "title": f"Movie {m}", "genres": ["Drama"], "cast": [f"Actor {m}"]}
+        for m in range(1, 6)
+    )
+    return make_api(system)
+
+
+def raw(api, method: str, path: str, data: bytes = b"", headers: dict | None = None, chunked: bool = False):
+    """Send ``data`` as given (``chunked``: without a Content-Length, as a chunked body arrives)."""
+    options: dict = {
+        "headers": {**api.headers("service"), "Content-Type": "application/json", **(headers or {})}
+    }
+    if chunked:
+        options["input_stream"] = io.BytesIO(data)
+        options["environ_overrides"] = {"wsgi.input_terminated": True}
+        options["headers"].setdefault("Transfer-Encoding", "chunked")
+    else:
+        options["data"] = data
+    response = api.app.test_client().open(path, method=method, **options)
+    assert response.mimetype == "application/json"
+    return response
+
+
+def test_the_largest_user_id_records_and_undoes_a_dislike(api):
+    # PostgreSQL's per-user lock once overflowed its key: a 500 for the top ids.
+    top = MAX_ID
+    r = api.post("/api/dislike", {"movie_id": 1, "reason": "wrong_genre"}, user=top)
+    assert r.status_code == 201, r.get_json()
+    undone = api.delete(f"/api/dislike/{r.get_json()['dislike_id']}", user=top)
+    assert undone.status_code == 200
+    assert api.delete("/api/dislike/999", user=top - 1).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        ("/api/dislike/1%00", "service"),
+        ("/api/model-versions/%00/activate", "admin"),
+        ("/api/adjustments/%00/approve", "admin"),
+        ("/api/adjustments/1%00/reject", "admin"),
+    ],
+)
+def test_a_nul_in_an_idempotent_path_is_a_400(api, path, key):
+    before = row_counts(api.system)
+    method = "DELETE" if path.startswith("/api/dislike") else "POST"
+    r = api.call(
+        method, path, key=key, user=7 if key == "service" else None, headers={"Idempotency-Key": "k1"}
+    )
+    assert r.status_code == 400
+    assert row_counts(api.system) == before
+
+
+def test_a_nul_in_an_api_key_is_a_401(api):
+    for credential in (
+        "fbk_\x00abcdefgh",
+        "fbk_abc\x00defghijklmnop",
+        "fbk_abcdefgh ijk",
+        "fbk_é" + "a" * 20,
+    ):
+        r = api.get("/api/feedback-metrics", key=credential, user=None)
+        assert r.status_code == 401, credential
+
+
+def test_an_oversized_chunked_body_is_413_and_writes_nothing(system):
+    api = make_api(system, max_body_bytes=4096)
+    system.add_movies([{"movie_id": 2, "title": "Two"}])
+    before = row_counts(system)
+    padded = b'{"movie_id": 2, "rating": 4}' + b" " * 5000
+    r = raw(api, "POST", "/api/ratings", padded, chunked=True)
+    assert r.status_code == 413 and error_of(r)["code"] == "payload_too_large"
+    assert row_counts(system) == before
+    # One exactly at the cap is whole, and taken.
+    exact = b'{"movie_id": 2, "rating": 4}'
+    exact += b" " * (4096 - len(exact))
+    assert raw(api, "POST", "/api/ratings", exact, chunked=True).status_code == 201
+    assert len(rows(system, ratings)) == 1
+
+
+def test_a_chunked_body_is_read_whatever_the_case_of_its_header(api):
+    api.post("/api/dislike", {"movie_id": 1, "reason": "wrong_genre"})
+    (proposal,) = rows(api.system, feature_adjustments)
+    admin = {"Authorization": f"Bearer {api.admin_key}"}
+    headers = {**admin, "Transfer-Encoding": "Chunked"}
+    path = f"/api/adjustments/{proposal.adjustment_id}/approve"
+    bogus = raw(api, "POST", path, b'{"bogus": 1}', headers=headers, chunked=True)
+    assert bogus.status_code == 400 and error_of(bogus)["field"] == "bogus"
+    edited = raw(api, "POST", path, b'{"magnitude": -0.01}', headers=headers, chunked=True)
+    assert edited.status_code == 200
+    (applied,) = rows(api.system, feature_adjustments)
+    assert (applied.status, applied.magnitude) == ("applied", -0.01)
+
+
+def test_a_user_token_ends_with_the_key_that_issued_it(api):
+    token = api.post("/api/user-tokens", {"user_id": 5}, user=None).get_json()["token"]
+    assert api.get("/api/dislike-history", key=token, user=None).status_code == 200
+    revoke_api_key(api.system.engine, "recommender", api.system.now())
+    r = api.get("/api/dislike-history", key=token, user=None)
+    assert r.status_code == 401 and "revoked" in error_of(r)["message"]
+
+
+def test_a_user_token_cannot_add_films_to_the_catalogue(api):
+    token = api.post("/api/user-tokens", {"user_id": 5}, user=None).get_json()["token"]
+    before = row_counts(api.system)
+    r = api.post(
+        "/api/dislike",
+        {"movie_id": 500, "movie_title": "<img src=x onerror=alert(1)>", "genres": ["Drama"]},
+        key=token,
+        user=None,
+    )
+    assert r.status_code == 400 and error_of(r)["field"] == "movie_id"
+    assert "catalogue" in error_of(r)["message"]
+    assert row_counts(api.system) == before
+    # A catalogued film is the token's to dislike; the service key still adds new ones.
+    assert api.post("/api/dislike", {"movie_id": 2}, key=token, user=None).status_code == 201
+    assert api.post("/api/dislike", {"movie_id": 500, "movie_title": "New"}, user=5).status_code == 201
+    assert {m.movie_id for m in rows(api.system, movies)} == {1, 2, 3, 4, 5, 500}
+
+
+def test_a_field_named_twice_is_refused(api):
+    before = row_counts(api.system)
+    r = raw(api, "POST", "/api/dislike", b'{"movie_id": "x", "movie_id": 2, "reason": "wrong_genre"}')
+    assert r.status_code == 400
+    assert error_of(r)["field"] == "movie_id" and "more than once" in error_of(r)["message"]
+    nested = raw(api, "POST", "/api/recommendation-sets", b'{"items": [{"movie_id": 1, "movie_id": 2}]}')
+    assert nested.status_code == 400 and error_of(nested)["field"] == "movie_id"
+    assert row_counts(api.system) == before
+
+
+@pytest.mark.parametrize("query", ["limit=1&limit=abc", "limit=abc&limit=1", "limit=1&limit=1"])
+def test_a_query_parameter_given_twice_is_refused(api, query):
+    r = api.get(f"/api/dislike-history?{query}")
+    assert r.status_code == 400 and error_of(r)["field"] == "limit"
+    compare = api.get("/api/model-versions/compare?a=1&b=1&a=2", key="admin", user=None)
+    assert compare.status_code == 400 and error_of(compare)["field"] == "a"
+
+
+def test_whose_lists_exist_is_not_told(api):
+    theirs = api.post("/api/recommendation-sets", {"items": [3]}, user=8).get_json()["recommendation_set_id"]
+    before = row_counts(api.system)
+    answers = []
+    for set_id in (theirs, theirs + 1000):
+        r = api.post("/api/dislike", {"movie_id": 3, "recommendation_set_id": set_id})
+        assert r.status_code == 400 and error_of(r)["field"] == "recommendation_set_id"
+        answers.append(error_of(r)["message"].replace(str(set_id), "N"))
+    assert answers[0] == answers[1]
+    assert row_counts(api.system) == before
+
+
+def test_names_are_one_feature_however_typed_and_never_invisible(api):
+    api.post(
+        "/api/dislike", {"movie_id": 100, "movie_title": "A", "reason": "wrong_genre", "genres": ["Café"]}
+    )
+    decomposed = "Cafe\u0301"
+    api.post(
+        "/api/dislike", {"movie_id": 101, "movie_title": "B", "reason": "wrong_genre", "genres": [decomposed]}
+    )
+    assert {a.feature_value for a in rows(api.system, feature_adjustments)} == {"Café"}
+    before = row_counts(api.system)
+    for name in ("Drama\u200b", "Dra\u202ema", "Dra\x07ma"):
+        body = {"movie_id": 102, "movie_title": "C", "reason": "wrong_genre", "genres": [name]}
+        r = api.post("/api/dislike", body)
+        assert r.status_code == 400 and error_of(r)["field"] == "genres[0]", name
+        r = api.post("/api/dislike", {**body, "genres": ["Drama"], "franchise": name})
+        assert r.status_code == 400 and error_of(r)["field"] == "franchise", name
+    assert row_counts(api.system) == before
+
+
+@pytest.mark.parametrize("spelling", ["02", "%202", "2%0A", "%C2%A02", "+2"])
+def test_an_id_has_one_spelling(api, spelling):
+    r = api.post("/api/dislike", {"movie_id": 2})
+    dislike_id = r.get_json()["dislike_id"]
+    assert dislike_id == 1  # so that "02" and the rest name it
+    before = row_counts(api.system)
+    odd = api.delete(
+        f"/api/dislike/{spelling.replace('2', str(dislike_id))}", headers={"Idempotency-Key": "u1"}
+    )
+    assert odd.status_code == 400 and error_of(odd)["field"] == "dislike_id"
+    assert row_counts(api.system) == before
+    assert api.post("/api/dislike", {"movie_id": 3}, user="007").status_code == 400
+
+
+def test_the_openapi_document_refuses_unknown_query_parameters(api):
+    r = api.get("/api/openapi.json?x=1", user=None)
+    assert r.status_code == 400 and error_of(r)["field"] == "x"
+
+
+def test_a_rating_error_names_the_field_alone(api):
+    r = api.post("/api/ratings", {"movie_id": 2, "rating": 9})
+    assert r.status_code == 400 and error_of(r)["field"] == "rating"
+    assert "rows[" not in error_of(r)["message"]
+
+
+def test_a_dislike_without_a_score_records_the_score_its_list_showed(api):
+    shown = api.post(
+        "/api/recommendation-sets", {"items": [{"movie_id": 3, "rank": 1, "predicted_score": 0.92}]}
+    ).get_json()["recommendation_set_id"]
+    r = api.post("/api/dislike", {"movie_id": 3, "recommendation_set_id": shown, "reason": "wrong_genre"})
+    assert r.status_code == 201
+    assert r.get_json()["training_impact"]["error_recorded"] == 0.92
+    (dislike,) = rows(api.system, user_dislikes)
+    (example,) = rows(api.system, negative_examples)
+    assert (dislike.predicted_score, example.error) == (0.92, 0.92)
+    # A score given is the caller's; without a list or a score it is 0.
+    given = api.post("/api/dislike", {"movie_id": 4, "predicted_score": 0.5}).get_json()
+    assert given["training_impact"]["error_recorded"] == 0.5
+    bare = api.post("/api/dislike", {"movie_id": 5}).get_json()
+    assert bare["training_impact"]["error_recorded"] == 0.0
+
+
+def test_a_catalogued_films_own_features_are_what_a_dislike_counts_against(api):
+    r = api.post(
+        "/api/dislike",
+        {"movie_id": 1, "reason": "wrong_genre", "genres": ["family"], "cast": ["Someone Else"]},
+    )
+    assert r.status_code == 201
+    assert r.get_json()["feature_adjustments"]["genre_adjustments"] == {"Drama": -0.15}
+    (dislike,) = rows(api.system, user_dislikes)
+    assert (dislike.genres, dislike.cast) == (["Drama"], ["Actor 1"])
+    assert json.dumps(api.get("/api/dislike-patterns").get_json()).count("family") == 0
