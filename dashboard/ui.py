@@ -132,6 +132,19 @@ def fmt_interval(rate: dict | pd.Series, suffix: str = "") -> str:
     return f"{rate[f'ci_low{suffix}'] * 100:.1f}–{rate[f'ci_high{suffix}'] * 100:.1f}%"
 
 
+def fmt_days(period: dict | pd.Series) -> str:
+    """Format the days a figure covers (``first_day``, ``last_day``, ``days``): ``20–29 Nov 2026 (10 days)``."""
+    first, last, days = period["first_day"], period["last_day"], int(period["days"])
+    if first is None or pd.isna(first):
+        return "on no day"
+    if first == last:
+        return f"on {first:%d %b %Y}"
+    span = f"{first:%d %b %Y} – {last:%d %b %Y}"
+    covered = last.toordinal() - first.toordinal() + 1
+    # Days without impressions inside the span are said, or "10 days" would be misread.
+    return f"{span} ({days} days)" if days == covered else f"{span} ({days} of {covered} days)"
+
+
 def fmt_p(p: float | None) -> str:
     """Format a p-value the way the verdicts do: ``p = 0.023`` or ``p < 0.001``."""
     if p is None or pd.isna(p):

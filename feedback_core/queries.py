@@ -568,21 +568,12 @@ def compare_versions(system, a: int, b: int) -> dict:
         ],
         columns=["metric", name_a, name_b, "difference"],
     )
-    online = pd.DataFrame(
-        [
-            {
-                "version_id": result[side]["version_id"],
-                "version": version_label(result[side]["version_id"]),
-                "dislikes": result[side]["online"]["events"],
-                "impressions": result[side]["online"]["trials"],
-                "rate": result[side]["online"]["rate"],
-                "ci_low": result[side]["online"]["ci_low"],
-                "ci_high": result[side]["online"]["ci_high"],
-                "enough": result[side]["online"]["enough_data"],
-            }
-            for side in ("a", "b")
-        ]
-    )
+    online = _online_frame(result, {side: result[side]["online"] for side in ("a", "b")})
+    shared = result["shared_days"]
+    if shared is not None:
+        period = {k: shared[k] for k in ("first_day", "last_day", "days")}
+        rates = {side: {**shared[side], **period} for side in ("a", "b")}
+        shared = {**period, "online": _online_frame(result, rates), **_judged(shared)}
     weights = pd.DataFrame(
         [{"feature": f, name_a: w["a"], name_b: w["b"]} for f, w in result["weights"].items()],
         columns=["feature", name_a, name_b],
@@ -593,13 +584,46 @@ def compare_versions(system, a: int, b: int) -> dict:
         "b": b,
         "offline": offline,
         "online": online,
+        **_judged(result),
+        "same_days": result["same_days"],
+        "shared_days": shared,
+        "weights": weights,
+    }
+
+
+def _online_frame(result: dict, online: dict) -> pd.DataFrame:
+    """Return the two versions' online counts and rates as rows (A first), with the days they cover."""
+    records = []
+    for side in ("a", "b"):
+        rate = period = online[side]
+        records.append(
+            {
+                "version_id": result[side]["version_id"],
+                "version": version_label(result[side]["version_id"]),
+                "dislikes": rate["events"],
+                "impressions": rate["trials"],
+                "rate": rate["rate"],
+                "ci_low": rate["ci_low"],
+                "ci_high": rate["ci_high"],
+                "enough": rate["enough_data"],
+                "first_day": period["first_day"],
+                "last_day": period["last_day"],
+                "days": period["days"],
+            }
+        )
+    return pd.DataFrame(records)
+
+
+def _judged(result: dict) -> dict:
+    """Return a comparison's difference, test, outcome and verdict as flat fields."""
+    return {
         "difference": result["difference"]["rate"],
         "difference_low": result["difference"]["ci_low"],
         "difference_high": result["difference"]["ci_high"],
         "p_value": result["p_value"],
         "test": result["test"],
+        "outcome": result["outcome"],
         "verdict": result["verdict"],
-        "weights": weights,
     }
 
 

@@ -183,6 +183,24 @@ def test_versions_page_compares_like_the_system(shared_db):
     assert any("their difference is indicative only" in c.value for c in at.caption)
 
 
+def test_versions_page_colours_the_verdict_by_its_direction_and_names_the_days(shared_db):
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.session_state["compare_b"] = 1  # the worse version, judged against the better one
+    at.session_state["compare_a"] = 2
+    at = open_page("versions", at.run())
+    worse = shared_db.compare_model_versions(2, 1)
+    assert worse["outcome"] == "higher" and worse["p_value"] < 0.05
+    assert any(worse["verdict"] in box.value for box in at.error)
+    assert not any(worse["verdict"] in box.value for box in [*at.success, *at.info])
+    # Each side's figures come from the days it served; the sample's versions never shared one.
+    periods = {side: worse[side]["online"] for side in ("a", "b")}
+    caption = next(c.value for c in at.caption if c.value.startswith("All-time figures"))
+    for side, period in periods.items():
+        assert f"v{worse[side]['version_id']} served {ui.fmt_days(period)}" in caption
+    assert worse["shared_days"] is None
+    assert any("served on different days" in w.value for w in at.warning)
+
+
 def test_rates_on_too_few_impressions_are_left_blank(own_db):
     end = queries.get_data_bounds(own_db)["last_day"]
     shown_at = datetime.combine(end, time(12))
