@@ -326,19 +326,35 @@ def list_version_activations(system) -> pd.DataFrame:
 
 
 def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_days: int = 7) -> dict:
-    """Test whether the latest day's dislike rate is significantly worse than the days before it."""
+    """Test whether the latest complete day's dislike rate differs significantly from the days before it.
+
+    A day is complete once it has ended (UTC) by the system's clock. A dislike counts on its
+    list's day, so a day still in progress lacks the dislikes of lists shown but not yet
+    disliked: its rate only rises, and judging it would report improvements that are not
+    there. The current day (when ``end`` reaches it) comes back as ``today``, its rate so far,
+    without a verdict (None when it has no impressions yet).
+    """
     min_trials = system.settings.min_impressions_for_rate
+    today = system.now().date()
+    last_complete = min(end, today - timedelta(days=1))
     with read_connection(system.engine) as conn:
-        where = [daily_impressions.c.day <= end]
+        where = [daily_impressions.c.day <= last_complete]
         if versions:
             where.append(daily_impressions.c.model_version_id.in_(versions))
         latest = as_date(conn.execute(select(func.max(daily_impressions.c.day)).where(*where)).scalar())
-        if latest is None:
-            return {"status": "no_data", "latest_day": None}
-        base_start, base_end = latest - timedelta(days=baseline_days), latest - timedelta(days=1)
-        day, base = _window_totals(
-            conn, [(latest, latest), (base_start, base_end)], versions, reasons, min_trials
-        )
+        windows = [(today, today)] if end >= today else []
+        if latest is not None:
+            base_start, base_end = latest - timedelta(days=baseline_days), latest - timedelta(days=1)
+            windows += [(latest, latest), (base_start, base_end)]
+        totals = _window_totals(conn, windows, versions, reasons, min_trials) if windows else []
+    so_far = totals.pop(0) if end >= today else None
+    current = {
+        "today": today,
+        "today_so_far": so_far["dislike_rate"] if so_far and so_far["impressions"] else None,
+    }
+    if latest is None:
+        return {"status": "no_data", "latest_day": None, **current}
+    day, base = totals
     x_b, n_b = day["attributed_dislikes"], day["impressions"]
     x_a, n_a = base["attributed_dislikes"], base["impressions"]
     latest_rate, baseline_rate = day["dislike_rate"], base["dislike_rate"]
@@ -363,6 +379,7 @@ def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_da
         "difference": test.difference,
         "p_value": test.p_value,
         "test": test.method,
+        **current,
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pandas as pd
 import pytest
@@ -456,7 +456,11 @@ def test_latest_day_check(sample, latest, status):
     user = 5000 + first.toordinal() % 1000
     _crafted_days(system, user, [(60, 2)] * 7 + [latest], first)
     end = first + timedelta(days=7)
-    check = queries.get_latest_day_check(system, end, versions=(3,))
+    # Judged the morning after: the latest day has ended.
+    after = FeedbackSystem(
+        system.engine, system.settings, Clock(datetime.combine(end, time(9)) + timedelta(days=1))
+    )
+    check = queries.get_latest_day_check(after, end, versions=(3,))
     assert check["status"] == status
     assert check["latest_day"] == end
     assert (check["latest"]["events"], check["latest"]["trials"]) == (latest[1], latest[0])
@@ -464,6 +468,24 @@ def test_latest_day_check(sample, latest, status):
     if status == "insufficient":
         rates = queries.list_daily_rates(system, end, end, (3,))
         assert not rates["enough"].any()
+
+
+def test_latest_day_check_judges_the_latest_complete_day_not_today(sample):
+    system, _ = sample
+    first = FAR + timedelta(days=120)
+    today = first + timedelta(days=7)
+    # Seven complete days at 10%, and today's list with only the dislikes that arrived so far.
+    _crafted_days(system, 5900, [(60, 6)] * 7 + [(60, 1)], first)
+    morning = FeedbackSystem(system.engine, system.settings, Clock(datetime.combine(today, time(10))))
+    check = queries.get_latest_day_check(morning, today, versions=(3,))
+    assert check["latest_day"] == today - timedelta(days=1)
+    assert (check["latest"]["events"], check["latest"]["trials"]) == (6, 60)
+    assert check["status"] == "steady"
+    assert check["today"] == today
+    assert (check["today_so_far"]["events"], check["today_so_far"]["trials"]) == (1, 60)
+    # A window that ends before today: no "today so far".
+    earlier = queries.get_latest_day_check(morning, today - timedelta(days=1), versions=(3,))
+    assert earlier["latest_day"] == today - timedelta(days=1) and earlier["today_so_far"] is None
 
 
 def test_no_rate_is_enough_without_impressions_even_with_no_minimum(sample):

@@ -51,34 +51,42 @@ if f.reasons:
     st.caption("Rates count only the selected reasons.")
 
 check = data.query(queries.get_latest_day_check, f.end, f.versions, f.reasons)
+# The check judges the latest day that has ended (UTC): a day in progress still gains
+# dislikes of the lists it showed, so its rate only rises.
+day = f"{check['latest_day']:%d %b}, the latest complete day (UTC)" if check["latest_day"] else ""
 if check["status"] == "worse":
     st.error(
-        f"{check['latest_day']:%d %b}: the dislike rate, {ui.fmt_rate(check['latest'])}, is significantly "
+        f"{day}: the dislike rate, {ui.fmt_rate(check['latest'])}, is significantly "
         f"higher than the 7 days before, {ui.fmt_rate(check['baseline'])} ({ui.fmt_p(check['p_value'])}).",
         icon=":material/warning:",
     )
 elif check["status"] == "better":
     st.success(
-        f"{check['latest_day']:%d %b}: the dislike rate, {ui.fmt_rate(check['latest'])}, is significantly "
+        f"{day}: the dislike rate, {ui.fmt_rate(check['latest'])}, is significantly "
         f"lower than the 7 days before, {ui.fmt_rate(check['baseline'])} ({ui.fmt_p(check['p_value'])}).",
         icon=":material/trending_down:",
     )
 elif check["status"] == "steady":
     st.info(
-        f"{check['latest_day']:%d %b}: no significant change against the 7 days before "
+        f"{day}: no significant change against the 7 days before "
         f"({ui.fmt_rate(check['latest'])} vs {ui.fmt_rate(check['baseline'])}, {ui.fmt_p(check['p_value'])}).",
         icon=":material/trending_flat:",
     )
 elif check["status"] == "insufficient":
     st.info(
-        f"{check['latest_day']:%d %b}: too few impressions to compare the latest day with the days before.",
+        f"{day}: too few impressions to compare it with the 7 days before.",
         icon=":material/hourglass_empty:",
     )
 elif check["status"] == "inconsistent":
     st.warning(
-        f"{check['latest_day']:%d %b}: more dislikes than impressions were counted on the latest day or the "
+        f"{day}: more dislikes than impressions were counted on it or the "
         "7 days before, so there is no rate to compare.",
         icon=":material/error:",
+    )
+if check["today_so_far"] is not None:
+    st.caption(
+        f"Today so far ({check['today']:%d %b}): {ui.fmt_rate(check['today_so_far'], trials='trials')}. "
+        "No verdict until the day ends: its lists are still collecting dislikes."
     )
 
 st.subheader("Dislike rate per day")
