@@ -890,3 +890,28 @@ def test_a_candidate_is_compared_with_the_version_active_when_it_was_trained(mak
     assert (status["candidate_version_id"], status["baseline_version_id"]) == (newest, later)
     assert status["baseline_on_same_examples"] is False
     assert status["comparison"].set_index("metric").loc["auc", "active"] == 0.70
+
+
+def test_adjustment_effects_count_dislikes_by_the_catalogues_features(make_system, clock):
+    system = make_system(auto_approve=False, min_impressions_for_rate=1)
+    catalogue = [{"movie_id": m, "title": f"Film {m}", "genres": ["Drama"]} for m in range(1, 21)]
+    catalogue += [{"movie_id": m, "title": f"Film {m}", "genres": ["Comedy"]} for m in range(21, 41)]
+    system.add_movies(catalogue)
+    system.save_dislike(1, 1, reason="wrong_genre")  # proposes de-emphasising Drama
+    proposal = lookups.list_adjustment_inbox(system, user_id=1).set_index("feature_value").loc["Drama"]
+    system.approve_adjustment(int(proposal["adjustment_id"]), "approver@test")
+    clock.advance(hours=1)
+    drama = system.record_recommendation_set(
+        1, [{"movie_id": m, "predicted_score": 0.5} for m in range(1, 21)], model_version_id=None
+    )
+    for m in (2, 3):  # Drama films, sent with the client's own spelling of the genre
+        system.save_dislike(1, m, recommendation_set_id=drama, reason="wrong_genre", genres=["drama"])
+    comedy = system.record_recommendation_set(
+        1, [{"movie_id": m, "predicted_score": 0.5} for m in range(21, 31)], model_version_id=None
+    )
+    for m in (21, 22, 23):  # Comedy films, sent as if they were Drama
+        system.save_dislike(1, m, recommendation_set_id=comedy, reason="wrong_genre", genres=["Drama"])
+    effect = lookups.get_adjustment_effects(system, 1).set_index("feature").loc["genre:Drama"]
+    assert (effect["impressions_before"], effect["dislikes_before"]) == (0, 0)
+    assert (effect["impressions_after"], effect["dislikes_after"]) == (20, 2)
+    assert effect["rate_after"] == pytest.approx(2 / 20)
