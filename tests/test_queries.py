@@ -915,3 +915,18 @@ def test_adjustment_effects_count_dislikes_by_the_catalogues_features(make_syste
     assert (effect["impressions_before"], effect["dislikes_before"]) == (0, 0)
     assert (effect["impressions_after"], effect["dislikes_after"]) == (20, 2)
     assert effect["rate_after"] == pytest.approx(2 / 20)
+
+
+def test_recent_users_are_people_with_live_dislikes(make_system, clock):
+    system = make_system()
+    system.add_movies([{"movie_id": m, "title": f"Film {m}", "genres": ["Drama"]} for m in (1, 2)])
+    system.save_dislike(1, 1, reason="other")
+    clock.advance(minutes=1)
+    system.save_dislike(2, 1, reason="other")  # user 2: one retracted, one live
+    clock.advance(minutes=1)
+    retracted = system.save_dislike(2, 2, reason="other")
+    clock.advance(minutes=1)
+    gone = system.save_dislike(3, 1, reason="other")  # user 3: nothing left
+    system.retract_dislike(gone, 3)
+    system.retract_dislike(retracted, 2)
+    assert lookups.list_recent_users(system) == [2, 1]
