@@ -164,6 +164,35 @@ def test_overview_judges_the_latest_complete_day_and_shows_today_without_a_verdi
     assert any(c.value.startswith(so_far) for c in at.caption), [c.value for c in at.caption]
 
 
+def test_overview_says_how_many_dislikes_the_rate_leaves_out(shared_db):
+    at = open_page("overview")
+    bounds = queries.get_data_bounds(shared_db)
+    now = queries.get_overview(shared_db, bounds["first_day"], bounds["last_day"])["current"]
+    left_out = now["dislikes"] - now["attributed_dislikes"]
+    assert left_out > 0  # the sample has dislikes without a list
+    expected = f"{now['attributed_dislikes']:,} on shown lists (in the rate), {left_out:,} without a list"
+    assert expected in [c.value for c in at.caption]
+
+
+@pytest.mark.parametrize(
+    "page,needles",
+    [
+        ("overview", [f"Days: {ui.ON_LIST_DAY}."]),
+        ("reasons", [f"Distribution and over time: {ui.ON_LIST_DAY}.", ui.ON_DAY_MADE]),
+        ("errors", [f"Mean errors: {ui.ON_LIST_DAY}.", ui.ON_DAY_MADE]),
+        ("versions", ["a dislike counts with its list, on the day the list was shown"]),
+        ("users", ["by the time each was made"]),
+    ],
+)
+def test_each_page_says_which_day_a_dislike_counts_on(shared_db, page, needles):
+    at = open_page(page)
+    captions = [c.value for c in at.caption]
+    for needle in needles:
+        assert any(needle in c for c in captions), (needle, captions)
+    if page in ("reasons", "errors"):  # both bases on one page: each figure says its own
+        assert sum(ui.ON_DAY_MADE in c for c in captions) >= (2 if page == "reasons" else 1)
+
+
 def test_reasons_page_counts_and_shows_hostile_text_as_text(shared_db):
     at = open_page("reasons")
     bounds = queries.get_data_bounds(shared_db)

@@ -22,6 +22,12 @@ cols[0].metric(
     f"{now['dislikes']:,}",
     f"{now['dislikes'] - before['dislikes']:+,}" if had_before else None,
     delta_color="inverse",
+    help="Every live dislike; only those of shown lists are in the rate",
+)
+# Dislikes without a list are a share of no impression: say how many the rate leaves out.
+cols[0].caption(
+    f"{now['attributed_dislikes']:,} on shown lists (in the rate), "
+    f"{now['dislikes'] - now['attributed_dislikes']:,} without a list"
 )
 cols[1].metric(
     "Impressions",
@@ -35,7 +41,7 @@ cols[2].metric(
     ui.fmt_pct(rate["rate"], 2) if rate["enough"] else ui.fmt_rate(rate),
     f"{(rate['rate'] - previous_rate['rate']) * 100:+.2f} points" if comparable else None,
     delta_color="inverse",
-    help="Dislikes of shown items / items shown",
+    help="Dislikes on shown lists / impressions",
 )
 if rate["enough"]:
     cols[2].caption(f"95% interval {ui.fmt_interval(rate)}")
@@ -47,6 +53,7 @@ cols[3].metric(
 )
 active = overview["active_version"]
 cols[4].metric("Active version", queries.version_label(active["version_id"]) if active else "none")
+st.caption(f"Days: {ui.ON_LIST_DAY}.")
 if f.reasons:
     st.caption("Rates count only the selected reasons.")
 
