@@ -22,6 +22,11 @@ from feedback_core.settings import REASONS
 from feedback_core.versions import ANY_ACTIVE
 
 DEFAULT_WINDOW_DAYS = 28
+# Which day a figure counts a dislike on. Rates put a dislike beside the impressions it is a
+# share of (its list's day); the other tables keep the day it was made. Near a window's edges
+# the two give different totals, and the captions say which one a figure uses.
+ON_LIST_DAY = "a dislike counts on the day its list was shown (one without a list, on the day it was made)"
+ON_DAY_MADE = "a dislike counts on the day it was made"
 
 
 # ---------------------------------------------------------------- filters
@@ -130,6 +135,19 @@ def fmt_rate(rate: dict | pd.Series, suffix: str = "", trials: str = "trials") -
 def fmt_interval(rate: dict | pd.Series, suffix: str = "") -> str:
     """Format a rate's 95% interval as ``7.1–9.0%``."""
     return f"{rate[f'ci_low{suffix}'] * 100:.1f}–{rate[f'ci_high{suffix}'] * 100:.1f}%"
+
+
+def fmt_days(period: dict | pd.Series) -> str:
+    """Format the days a figure covers (``first_day``, ``last_day``, ``days``): ``20–29 Nov 2026 (10 days)``."""
+    first, last, days = period["first_day"], period["last_day"], int(period["days"])
+    if first is None or pd.isna(first):
+        return "on no day"
+    if first == last:
+        return f"on {first:%d %b %Y}"
+    span = f"{first:%d %b %Y} – {last:%d %b %Y}"
+    covered = last.toordinal() - first.toordinal() + 1
+    # Days without impressions inside the span are said, or "10 days" would be misread.
+    return f"{span} ({days} days)" if days == covered else f"{span} ({days} of {covered} days)"
 
 
 def fmt_p(p: float | None) -> str:

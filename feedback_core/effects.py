@@ -51,14 +51,10 @@ _USER_FILMS = Prepared(
 )
 # The user's live dislikes of shown films, each at the time its list was shown: a dislike falls
 # on the same side of an adjustment as the impression it is a share of (a list shown before an
-# approval and disliked after it counts before, with its impressions).
+# approval and disliked after it counts before, with its impressions). Its film's features come
+# from the catalogue, as the impressions' do, never from what the client sent with the dislike.
 _USER_DISLIKES = Prepared(
-    select(
-        recommendation_sets.c.created_at,
-        cast(user_dislikes.c.genres, Text),
-        cast(user_dislikes.c["cast"], Text),
-        user_dislikes.c.franchise,
-    )
+    select(recommendation_sets.c.created_at, user_dislikes.c.movie_id)
     .join(
         recommendation_sets,
         recommendation_sets.c.recommendation_set_id == user_dislikes.c.recommendation_set_id,
@@ -128,12 +124,11 @@ def get_adjustment_effects(system, user_id: int) -> pd.DataFrame:
     item_films = np.fromiter((position[r[1]] for r in items), dtype=np.int64, count=len(items))
     item_times = set_times[np.searchsorted(set_ids, item_sets)] if len(items) else set_times[:0]
     shown_times = {key: np.sort(item_times[mask[item_films]]) for key, mask in carries.items()}
+    # A dislike of a film its lists never showed is a share of no impression: left out.
+    disliked = [d for d in disliked if d[1] in position]
     dislike_times = _times([d[0] for d in disliked])
-    disliked_rows: dict[tuple, list[int]] = {key: [] for key in wanted}
-    for i, features in enumerate(_decode_features(disliked)):
-        for key in feature_keys(*features) & wanted:
-            disliked_rows[key].append(i)
-    disliked_times = {key: np.sort(dislike_times[rows]) for key, rows in disliked_rows.items()}
+    dislike_films = np.fromiter((position[d[1]] for d in disliked), dtype=np.int64, count=len(disliked))
+    disliked_times = {key: np.sort(dislike_times[mask[dislike_films]]) for key, mask in carries.items()}
     records = []
     for adj in applied:
         at = adj.applied_at or adj.decided_at

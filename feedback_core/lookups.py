@@ -333,10 +333,13 @@ def _feature_evidence(state, liked_films, kind: str, value: str) -> dict:
 
 
 def list_recent_users(system, limit: int = 30) -> list[int]:
-    """Return users with the most recent dislikes (newest first, from the created_at index)."""
+    """Return users with the most recent live dislikes (newest first, from the created_at index)."""
     with read_connection(system.engine) as conn:
         rows = conn.execute(
-            select(user_dislikes.c.user_id).order_by(user_dislikes.c.created_at.desc()).limit(limit * 20)
+            select(user_dislikes.c.user_id)
+            .where(user_dislikes.c.retracted_at.is_(None))
+            .order_by(user_dislikes.c.created_at.desc())
+            .limit(limit * 20)
         ).scalars()
         return list(dict.fromkeys(rows))[:limit]
 

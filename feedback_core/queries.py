@@ -326,19 +326,35 @@ def list_version_activations(system) -> pd.DataFrame:
 
 
 def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_days: int = 7) -> dict:
-    """Test whether the latest day's dislike rate is significantly worse than the days before it."""
+    """Test whether the latest complete day's dislike rate differs significantly from the days before it.
+
+    A day is complete once it has ended (UTC) by the system's clock. A dislike counts on its
+    list's day, so a day still in progress lacks the dislikes of lists shown but not yet
+    disliked: its rate only rises, and judging it would report improvements that are not
+    there. The current day (when ``end`` reaches it) comes back as ``today``, its rate so far,
+    without a verdict (None when it has no impressions yet).
+    """
     min_trials = system.settings.min_impressions_for_rate
+    today = system.now().date()
+    last_complete = min(end, today - timedelta(days=1))
     with read_connection(system.engine) as conn:
-        where = [daily_impressions.c.day <= end]
+        where = [daily_impressions.c.day <= last_complete]
         if versions:
             where.append(daily_impressions.c.model_version_id.in_(versions))
         latest = as_date(conn.execute(select(func.max(daily_impressions.c.day)).where(*where)).scalar())
-        if latest is None:
-            return {"status": "no_data", "latest_day": None}
-        base_start, base_end = latest - timedelta(days=baseline_days), latest - timedelta(days=1)
-        day, base = _window_totals(
-            conn, [(latest, latest), (base_start, base_end)], versions, reasons, min_trials
-        )
+        windows = [(today, today)] if end >= today else []
+        if latest is not None:
+            base_start, base_end = latest - timedelta(days=baseline_days), latest - timedelta(days=1)
+            windows += [(latest, latest), (base_start, base_end)]
+        totals = _window_totals(conn, windows, versions, reasons, min_trials) if windows else []
+    so_far = totals.pop(0) if end >= today else None
+    current = {
+        "today": today,
+        "today_so_far": so_far["dislike_rate"] if so_far and so_far["impressions"] else None,
+    }
+    if latest is None:
+        return {"status": "no_data", "latest_day": None, **current}
+    day, base = totals
     x_b, n_b = day["attributed_dislikes"], day["impressions"]
     x_a, n_a = base["attributed_dislikes"], base["impressions"]
     latest_rate, baseline_rate = day["dislike_rate"], base["dislike_rate"]
@@ -363,6 +379,7 @@ def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_da
         "difference": test.difference,
         "p_value": test.p_value,
         "test": test.method,
+        **current,
     }
 
 
@@ -568,21 +585,12 @@ def compare_versions(system, a: int, b: int) -> dict:
         ],
         columns=["metric", name_a, name_b, "difference"],
     )
-    online = pd.DataFrame(
-        [
-            {
-                "version_id": result[side]["version_id"],
-                "version": version_label(result[side]["version_id"]),
-                "dislikes": result[side]["online"]["events"],
-                "impressions": result[side]["online"]["trials"],
-                "rate": result[side]["online"]["rate"],
-                "ci_low": result[side]["online"]["ci_low"],
-                "ci_high": result[side]["online"]["ci_high"],
-                "enough": result[side]["online"]["enough_data"],
-            }
-            for side in ("a", "b")
-        ]
-    )
+    online = _online_frame(result, {side: result[side]["online"] for side in ("a", "b")})
+    shared = result["shared_days"]
+    if shared is not None:
+        period = {k: shared[k] for k in ("first_day", "last_day", "days")}
+        rates = {side: {**shared[side], **period} for side in ("a", "b")}
+        shared = {**period, "online": _online_frame(result, rates), **_judged(shared)}
     weights = pd.DataFrame(
         [{"feature": f, name_a: w["a"], name_b: w["b"]} for f, w in result["weights"].items()],
         columns=["feature", name_a, name_b],
@@ -593,13 +601,46 @@ def compare_versions(system, a: int, b: int) -> dict:
         "b": b,
         "offline": offline,
         "online": online,
+        **_judged(result),
+        "same_days": result["same_days"],
+        "shared_days": shared,
+        "weights": weights,
+    }
+
+
+def _online_frame(result: dict, online: dict) -> pd.DataFrame:
+    """Return the two versions' online counts and rates as rows (A first), with the days they cover."""
+    records = []
+    for side in ("a", "b"):
+        rate = period = online[side]
+        records.append(
+            {
+                "version_id": result[side]["version_id"],
+                "version": version_label(result[side]["version_id"]),
+                "dislikes": rate["events"],
+                "impressions": rate["trials"],
+                "rate": rate["rate"],
+                "ci_low": rate["ci_low"],
+                "ci_high": rate["ci_high"],
+                "enough": rate["enough_data"],
+                "first_day": period["first_day"],
+                "last_day": period["last_day"],
+                "days": period["days"],
+            }
+        )
+    return pd.DataFrame(records)
+
+
+def _judged(result: dict) -> dict:
+    """Return a comparison's difference, test, outcome and verdict as flat fields."""
+    return {
         "difference": result["difference"]["rate"],
         "difference_low": result["difference"]["ci_low"],
         "difference_high": result["difference"]["ci_high"],
         "p_value": result["p_value"],
         "test": result["test"],
+        "outcome": result["outcome"],
         "verdict": result["verdict"],
-        "weights": weights,
     }
 
 

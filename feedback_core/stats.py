@@ -93,8 +93,10 @@ def two_proportion_test(x_a: int, n_a: int, x_b: int, n_b: int) -> ProportionTes
     """Compare two rates: Fisher's exact test when any expected count is below 5, else the pooled
     z-test; the interval of the difference is Newcombe's, built from the two Wilson intervals.
 
-    Unlike the Wald interval, Newcombe's stays honest for rates near 0 and few trials, so
-    "p < 0.05" and "the interval excludes 0" agree in the cases the Wald interval got wrong.
+    Unlike the Wald interval, Newcombe's stays honest for rates near 0 and few trials. The
+    test and the interval are different methods, so near the 0.05 line they can disagree
+    (19/441 against 90/1298: p = 0.049, interval -0.016 to +4.78 points); ``compare_rates``
+    calls such a result ``"borderline"``.
 
     Raises:
         ValueError: for a negative count or more successes than trials.
@@ -172,22 +174,78 @@ def impressions_needed(p_a: float, p_b: float, alpha: float = 0.05, power: float
     return math.ceil((z_a + z_b) ** 2 * var / (p_a - p_b) ** 2)
 
 
-def verdict(name_a: str, name_b: str, x_a: int, n_a: int, x_b: int, n_b: int, alpha: float = 0.05) -> str:
+# What ``compare_rates`` can conclude about B against A.
+OUTCOMES = ("no_impressions", "too_few", "lower", "higher", "borderline", "no_difference")
+
+
+def compare_rates(
+    x_a: int, n_a: int, x_b: int, n_b: int, min_trials: int = 1, alpha: float = 0.05
+) -> tuple[str, ProportionTest]:
+    """Return what can be said of B's rate against A's (one of ``OUTCOMES``) and the test.
+
+    No test when either side has no impressions, or fewer than ``min_trials`` (a rate too
+    uncertain to show is too uncertain to judge). ``"lower"``/``"higher"`` need both the
+    test (p < ``alpha``) and the interval of the difference (excludes 0); when only one of
+    them says so the outcome is ``"borderline"``.
+
+    Raises:
+        ValueError: for a negative count or more successes than trials.
+    """
+    check_counts(x_a, n_a)
+    check_counts(x_b, n_b)
+    none = ProportionTest(None, None, None, None)
+    if n_a == 0 or n_b == 0:
+        return "no_impressions", none
+    if min(n_a, n_b) < min_trials:
+        return "too_few", none
+    test = two_proportion_test(x_a, n_a, x_b, n_b)
+    significant = test.p_value < alpha
+    excludes_zero = test.low > 0 or test.high < 0
+    if significant and excludes_zero:
+        return ("lower" if test.difference < 0 else "higher"), test
+    if significant or excludes_zero:
+        return "borderline", test
+    return "no_difference", test
+
+
+def verdict(
+    name_a: str,
+    name_b: str,
+    x_a: int,
+    n_a: int,
+    x_b: int,
+    n_b: int,
+    alpha: float = 0.05,
+    min_trials: int = 1,
+) -> str:
     """Return a plain-language verdict on whether B's dislike rate differs from A's.
+
+    No verdict when either side has fewer than ``min_trials`` impressions (see ``compare_rates``).
 
     Raises:
         ValueError: for a negative count or more dislikes than impressions.
     """
-    check_counts(x_a, n_a)
-    check_counts(x_b, n_b)
-    if n_a == 0 or n_b == 0:
+    outcome, test = compare_rates(x_a, n_a, x_b, n_b, min_trials, alpha)
+    if outcome == "no_impressions":
         missing = name_a if n_a == 0 else name_b
         return f"no verdict yet: {missing} has no impressions"
-    test = two_proportion_test(x_a, n_a, x_b, n_b)
+    if outcome == "too_few":
+        fewer = name_a if n_a < n_b else name_b
+        return (
+            f"no verdict: too few impressions to compare ({fewer} has {min(n_a, n_b):,}; "
+            f"a rate needs {min_trials:,})"
+        )
     points = abs(test.difference) * 100
-    if test.p_value is not None and test.p_value < alpha:
-        direction = "lower" if test.difference < 0 else "higher"
+    direction = "lower" if test.difference < 0 else "higher"
+    if outcome in ("lower", "higher"):
         return f"{name_b}'s dislike rate is {points:.1f} points {direction}, {_p(test.p_value)}"
+    if outcome == "borderline":
+        zero = "includes" if test.p_value < alpha else "excludes"
+        return (
+            f"borderline: {name_b}'s dislike rate is {points:.1f} points {direction}, {_p(test.p_value)}, "
+            f"but the 95% interval of the difference ({test.low * 100:+.2f} to {test.high * 100:+.2f} "
+            f"points) {zero} 0: not a clear difference"
+        )
     p_a, p_b = x_a / n_a, x_b / n_b
     needed = impressions_needed(p_a, p_b)
     if needed is None:

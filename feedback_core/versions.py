@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 
-from sqlalchemy import Connection, Select, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Select, bindparam, func, insert, null, select, text, union_all, update
 
 from feedback_core import stats
 from feedback_core.db import format_ts, read_connection, write_transaction
 from feedback_core.errors import ConflictError, NotFoundError, ValidationError
+from feedback_core.frames import as_date
 from feedback_core.recording import write_audit
 from feedback_core.schema import daily_dislikes, daily_impressions, model_versions
 from feedback_core.validation import check_id, check_text
@@ -239,11 +240,18 @@ class Versions:
         return {**result, "version": self.get_model_version(version_id)}
 
     def compare_model_versions(self, a: int, b: int) -> dict:
-        """Compare two versions: offline metrics, online dislike rates, the test and a verdict."""
+        """Compare two versions: offline metrics, online dislike rates, the test and a verdict.
+
+        The online figures are all time: each side's ``online`` says the days it served
+        (``first_day``, ``last_day``, ``days``). Versions that served on different days also
+        differ by what changed between those days, so ``shared_days`` repeats the comparison
+        on the days both served (None when there are none).
+        """
         a = check_id(a, "a")
         b = check_id(b, "b")
         with read_connection(self.engine) as conn:  # both versions and their counts at once
             found = conn.execute(select_with_online_rates(by_id=True), {"version_ids": [a, b]}).all()
+            per_day = conn.execute(_VERSION_DAYS, {"version_ids": [a, b]}).all()
         rows = {r.version_id: r for r in found}
         for version_id in (a, b):
             if version_id not in rows:
@@ -251,20 +259,27 @@ class Versions:
         va, vb = version_dict(rows[a]), version_dict(rows[b])
         (xa, na), (xb, nb) = ((int(rows[v].online_dislikes), int(rows[v].online_impressions)) for v in (a, b))
         min_n = self.settings.min_impressions_for_rate
-        impossible = [(v, x, n) for v, x, n in ((a, xa, na), (b, xb, nb)) if not 0 <= x <= n]
-        if impossible:
-            # More dislikes than impressions: the aggregates are wrong, and a rate or a test
-            # from them would be fiction. Show the counts and say so.
-            v, x, n = impossible[0]
-            test = stats.ProportionTest(None, None, None, None)
-            verdict = f"no verdict: version {v} counts more dislikes ({x:,}) than impressions ({n:,})"
-        else:
-            test = stats.two_proportion_test(xa, na, xb, nb)
-            verdict = stats.verdict(f"version {a}", f"version {b}", xa, na, xb, nb)
+        days = _days_served(per_day)
+        served_a, served_b = days.get(a, {}), days.get(b, {})
+        shared = sorted(set(served_a) & set(served_b))
+        shared_days = None
+        if shared:
+            (sxa, sna), (sxb, snb) = (
+                (sum(served[d][1] for d in shared), sum(served[d][0] for d in shared))
+                for served in (served_a, served_b)
+            )
+            shared_days = {
+                "first_day": shared[0],
+                "last_day": shared[-1],
+                "days": len(shared),
+                "a": _online_rate(sxa, sna, min_n),
+                "b": _online_rate(sxb, snb, min_n),
+                **_judge(a, b, sxa, sna, sxb, snb, min_n),
+            }
         features = sorted(set(va["weights"]) | set(vb["weights"]))
         return {
-            "a": {**va, "online": _online_rate(xa, na, min_n)},
-            "b": {**vb, "online": _online_rate(xb, nb, min_n)},
+            "a": {**va, "online": {**_online_rate(xa, na, min_n), **_period(served_a)}},
+            "b": {**vb, "online": {**_online_rate(xb, nb, min_n), **_period(served_b)}},
             "offline": {
                 m: {
                     "a": va["metrics"].get(m),
@@ -274,11 +289,73 @@ class Versions:
                 for m in METRICS
             },
             "weights": {f: {"a": va["weights"].get(f), "b": vb["weights"].get(f)} for f in features},
-            "difference": {"rate": test.difference, "ci_low": test.low, "ci_high": test.high},
-            "p_value": test.p_value,
-            "test": test.method,
-            "verdict": verdict,
+            "same_days": set(served_a) == set(served_b),
+            "shared_days": shared_days,
+            **_judge(a, b, xa, na, xb, nb, min_n),
         }
+
+
+# Each version's impressions and attributed dislikes per day (dislikes on their list's day,
+# beside the impressions they are a share of): a few rows per day served.
+_WANTED = bindparam("version_ids", expanding=True)
+_VERSION_DAYS = union_all(
+    select(
+        daily_impressions.c.day,
+        daily_impressions.c.model_version_id,
+        daily_impressions.c.impressions,
+        null(),
+    ).where(daily_impressions.c.model_version_id.in_(_WANTED)),
+    select(
+        daily_dislikes.c.day,
+        daily_dislikes.c.model_version_id,
+        null(),
+        func.sum(daily_dislikes.c.dislikes),
+    )
+    .where(
+        daily_dislikes.c.attributed == 1,
+        daily_dislikes.c.model_version_id.in_(_WANTED),
+    )
+    .group_by(daily_dislikes.c.day, daily_dislikes.c.model_version_id),
+)
+
+
+def _days_served(rows) -> dict[int, dict]:
+    """Return ``{version: {day: [impressions, dislikes]}}`` for the days each version had impressions."""
+    counts: dict[int, dict] = {}
+    for day, version, shown, disliked in rows:
+        row = counts.setdefault(int(version), {}).setdefault(as_date(day), [0, 0])
+        if disliked is None:
+            row[0] += int(shown or 0)
+        else:
+            row[1] += int(disliked or 0)
+    return {v: {d: c for d, c in per_day.items() if c[0] > 0} for v, per_day in counts.items()}
+
+
+def _period(served: dict) -> dict:
+    """Return the first and last day a version served, and on how many days."""
+    days = sorted(served)
+    return {"first_day": days[0] if days else None, "last_day": days[-1] if days else None, "days": len(days)}
+
+
+def _judge(a: int, b: int, xa: int, na: int, xb: int, nb: int, min_n: int) -> dict:
+    """Return the difference, test, outcome and verdict of B's counts against A's."""
+    impossible = [(v, x, n) for v, x, n in ((a, xa, na), (b, xb, nb)) if not 0 <= x <= n]
+    if impossible:
+        # More dislikes than impressions: the aggregates are wrong, and a rate or a test
+        # from them would be fiction. Show the counts and say so.
+        v, x, n = impossible[0]
+        outcome, test = "inconsistent", stats.ProportionTest(None, None, None, None)
+        verdict = f"no verdict: version {v} counts more dislikes ({x:,}) than impressions ({n:,})"
+    else:
+        outcome, test = stats.compare_rates(xa, na, xb, nb, min_trials=min_n)
+        verdict = stats.verdict(f"version {a}", f"version {b}", xa, na, xb, nb, min_trials=min_n)
+    return {
+        "difference": {"rate": test.difference, "ci_low": test.low, "ci_high": test.high},
+        "p_value": test.p_value,
+        "test": test.method,
+        "outcome": outcome,
+        "verdict": verdict,
+    }
 
 
 def _online_rate(dislikes: int, impressions: int, min_impressions: int) -> dict:

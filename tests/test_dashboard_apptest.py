@@ -147,6 +147,52 @@ def test_overview_shows_the_numbers_feedback_core_computes(shared_db):
     assert (metric(at, "Impressions"), metric(at, "Dislike rate")) == ("0", "no impressions")
 
 
+def test_overview_judges_the_latest_complete_day_and_shows_today_without_a_verdict(own_db):
+    last = queries.get_data_bounds(own_db)["last_day"]
+    today = own_db.now().date()
+    assert last < today  # the sample lies in the past
+    items = [{"movie_id": m, "predicted_score": 0.9} for m in range(1, 41)]
+    set_id = own_db.record_recommendation_set(900, items, model_version_id=2)  # shown now, today
+    own_db.save_dislike(900, 1, recommendation_set_id=set_id, predicted_score=0.9, reason="other")
+    at = open_page("overview")
+    check = queries.get_latest_day_check(own_db, today)
+    assert check["latest_day"] == last
+    boxes = [*at.success, *at.error, *at.info, *at.warning]
+    assert any(b.value.startswith(f"{last:%d %b}, the latest complete day (UTC):") for b in boxes)
+    assert not any(f"{today:%d %b}, the latest" in b.value for b in boxes)
+    so_far = f"Today so far ({today:%d %b}): 2.50% (0.4–12.9%). No verdict until the day ends"
+    assert any(c.value.startswith(so_far) for c in at.caption), [c.value for c in at.caption]
+
+
+def test_overview_says_how_many_dislikes_the_rate_leaves_out(shared_db):
+    at = open_page("overview")
+    bounds = queries.get_data_bounds(shared_db)
+    now = queries.get_overview(shared_db, bounds["first_day"], bounds["last_day"])["current"]
+    left_out = now["dislikes"] - now["attributed_dislikes"]
+    assert left_out > 0  # the sample has dislikes without a list
+    expected = f"{now['attributed_dislikes']:,} on shown lists (in the rate), {left_out:,} without a list"
+    assert expected in [c.value for c in at.caption]
+
+
+@pytest.mark.parametrize(
+    "page,needles",
+    [
+        ("overview", [f"Days: {ui.ON_LIST_DAY}."]),
+        ("reasons", [f"Distribution and over time: {ui.ON_LIST_DAY}.", ui.ON_DAY_MADE]),
+        ("errors", [f"Mean errors: {ui.ON_LIST_DAY}.", ui.ON_DAY_MADE]),
+        ("versions", ["a dislike counts with its list, on the day the list was shown"]),
+        ("users", ["by the time each was made"]),
+    ],
+)
+def test_each_page_says_which_day_a_dislike_counts_on(shared_db, page, needles):
+    at = open_page(page)
+    captions = [c.value for c in at.caption]
+    for needle in needles:
+        assert any(needle in c for c in captions), (needle, captions)
+    if page in ("reasons", "errors"):  # both bases on one page: each figure says its own
+        assert sum(ui.ON_DAY_MADE in c for c in captions) >= (2 if page == "reasons" else 1)
+
+
 def test_reasons_page_counts_and_shows_hostile_text_as_text(shared_db):
     at = open_page("reasons")
     bounds = queries.get_data_bounds(shared_db)
@@ -181,6 +227,24 @@ def test_versions_page_compares_like_the_system(shared_db):
     registry = table(at, "version", "status", "trigger")
     assert list(registry["version"]) == ["v3", "v2", "v1"]
     assert any("their difference is indicative only" in c.value for c in at.caption)
+
+
+def test_versions_page_colours_the_verdict_by_its_direction_and_names_the_days(shared_db):
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.session_state["compare_b"] = 1  # the worse version, judged against the better one
+    at.session_state["compare_a"] = 2
+    at = open_page("versions", at.run())
+    worse = shared_db.compare_model_versions(2, 1)
+    assert worse["outcome"] == "higher" and worse["p_value"] < 0.05
+    assert any(worse["verdict"] in box.value for box in at.error)
+    assert not any(worse["verdict"] in box.value for box in [*at.success, *at.info])
+    # Each side's figures come from the days it served; the sample's versions never shared one.
+    periods = {side: worse[side]["online"] for side in ("a", "b")}
+    caption = next(c.value for c in at.caption if c.value.startswith("All-time figures"))
+    for side, period in periods.items():
+        assert f"v{worse[side]['version_id']} served {ui.fmt_days(period)}" in caption
+    assert worse["shared_days"] is None
+    assert any("served on different days" in w.value for w in at.warning)
 
 
 def test_rates_on_too_few_impressions_are_left_blank(own_db):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pandas as pd
 import pytest
@@ -456,7 +456,11 @@ def test_latest_day_check(sample, latest, status):
     user = 5000 + first.toordinal() % 1000
     _crafted_days(system, user, [(60, 2)] * 7 + [latest], first)
     end = first + timedelta(days=7)
-    check = queries.get_latest_day_check(system, end, versions=(3,))
+    # Judged the morning after: the latest day has ended.
+    after = FeedbackSystem(
+        system.engine, system.settings, Clock(datetime.combine(end, time(9)) + timedelta(days=1))
+    )
+    check = queries.get_latest_day_check(after, end, versions=(3,))
     assert check["status"] == status
     assert check["latest_day"] == end
     assert (check["latest"]["events"], check["latest"]["trials"]) == (latest[1], latest[0])
@@ -464,6 +468,24 @@ def test_latest_day_check(sample, latest, status):
     if status == "insufficient":
         rates = queries.list_daily_rates(system, end, end, (3,))
         assert not rates["enough"].any()
+
+
+def test_latest_day_check_judges_the_latest_complete_day_not_today(sample):
+    system, _ = sample
+    first = FAR + timedelta(days=120)
+    today = first + timedelta(days=7)
+    # Seven complete days at 10%, and today's list with only the dislikes that arrived so far.
+    _crafted_days(system, 5900, [(60, 6)] * 7 + [(60, 1)], first)
+    morning = FeedbackSystem(system.engine, system.settings, Clock(datetime.combine(today, time(10))))
+    check = queries.get_latest_day_check(morning, today, versions=(3,))
+    assert check["latest_day"] == today - timedelta(days=1)
+    assert (check["latest"]["events"], check["latest"]["trials"]) == (6, 60)
+    assert check["status"] == "steady"
+    assert check["today"] == today
+    assert (check["today_so_far"]["events"], check["today_so_far"]["trials"]) == (1, 60)
+    # A window that ends before today: no "today so far".
+    earlier = queries.get_latest_day_check(morning, today - timedelta(days=1), versions=(3,))
+    assert earlier["latest_day"] == today - timedelta(days=1) and earlier["today_so_far"] is None
 
 
 def test_no_rate_is_enough_without_impressions_even_with_no_minimum(sample):
@@ -868,3 +890,43 @@ def test_a_candidate_is_compared_with_the_version_active_when_it_was_trained(mak
     assert (status["candidate_version_id"], status["baseline_version_id"]) == (newest, later)
     assert status["baseline_on_same_examples"] is False
     assert status["comparison"].set_index("metric").loc["auc", "active"] == 0.70
+
+
+def test_adjustment_effects_count_dislikes_by_the_catalogues_features(make_system, clock):
+    system = make_system(auto_approve=False, min_impressions_for_rate=1)
+    catalogue = [{"movie_id": m, "title": f"Film {m}", "genres": ["Drama"]} for m in range(1, 21)]
+    catalogue += [{"movie_id": m, "title": f"Film {m}", "genres": ["Comedy"]} for m in range(21, 41)]
+    system.add_movies(catalogue)
+    system.save_dislike(1, 1, reason="wrong_genre")  # proposes de-emphasising Drama
+    proposal = lookups.list_adjustment_inbox(system, user_id=1).set_index("feature_value").loc["Drama"]
+    system.approve_adjustment(int(proposal["adjustment_id"]), "approver@test")
+    clock.advance(hours=1)
+    drama = system.record_recommendation_set(
+        1, [{"movie_id": m, "predicted_score": 0.5} for m in range(1, 21)], model_version_id=None
+    )
+    for m in (2, 3):  # Drama films, sent with the client's own spelling of the genre
+        system.save_dislike(1, m, recommendation_set_id=drama, reason="wrong_genre", genres=["drama"])
+    comedy = system.record_recommendation_set(
+        1, [{"movie_id": m, "predicted_score": 0.5} for m in range(21, 31)], model_version_id=None
+    )
+    for m in (21, 22, 23):  # Comedy films, sent as if they were Drama
+        system.save_dislike(1, m, recommendation_set_id=comedy, reason="wrong_genre", genres=["Drama"])
+    effect = lookups.get_adjustment_effects(system, 1).set_index("feature").loc["genre:Drama"]
+    assert (effect["impressions_before"], effect["dislikes_before"]) == (0, 0)
+    assert (effect["impressions_after"], effect["dislikes_after"]) == (20, 2)
+    assert effect["rate_after"] == pytest.approx(2 / 20)
+
+
+def test_recent_users_are_people_with_live_dislikes(make_system, clock):
+    system = make_system()
+    system.add_movies([{"movie_id": m, "title": f"Film {m}", "genres": ["Drama"]} for m in (1, 2)])
+    system.save_dislike(1, 1, reason="other")
+    clock.advance(minutes=1)
+    system.save_dislike(2, 1, reason="other")  # user 2: one retracted, one live
+    clock.advance(minutes=1)
+    retracted = system.save_dislike(2, 2, reason="other")
+    clock.advance(minutes=1)
+    gone = system.save_dislike(3, 1, reason="other")  # user 3: nothing left
+    system.retract_dislike(gone, 3)
+    system.retract_dislike(retracted, 2)
+    assert lookups.list_recent_users(system) == [2, 1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from datetime import timedelta
 from statistics import NormalDist
 
 import pytest
@@ -458,3 +459,48 @@ def test_retracted_dislikes_leave_the_online_rate(make_system):
     report = system.compare_model_versions(v1, v2)
     assert (report["b"]["online"]["events"], report["b"]["online"]["trials"]) == (3, 40)
     assert report["a"]["online"]["enough_data"] is True
+
+
+def test_no_verdict_on_a_rate_with_too_few_impressions_to_show(make_system):
+    system = make_system(promotion_margin=1.0, FEEDBACK_ACCUMULATION_THRESHOLD=1000)
+    v1, _, v3 = three_versions(system)
+    show_and_dislike(system, v1, lists=10, per_list=20, dislikes=10, first_user=1000)  # 10 / 200
+    show_and_dislike(system, v3, lists=1, per_list=20, dislikes=8, first_user=3000)  # 8 / 20, under 30
+    small = system.compare_model_versions(v1, v3)
+    assert small["b"]["online"]["enough_data"] is False
+    assert small["outcome"] == "too_few"
+    assert small["p_value"] is None and small["difference"]["rate"] is None and small["test"] is None
+    assert small["verdict"] == (
+        f"no verdict: too few impressions to compare (version {v3} has 20; a rate needs 30)"
+    )
+
+
+def test_a_comparison_names_the_days_each_version_served_and_compares_the_shared_ones(make_system, clock):
+    system = make_system(promotion_margin=1.0, FEEDBACK_ACCUMULATION_THRESHOLD=1000)
+    v1, v2, _ = three_versions(system)
+    first = clock().date()
+    show_and_dislike(system, v1, lists=5, per_list=20, dislikes=30, first_user=1000)  # day 1: v1 only
+    clock.advance(days=1)
+    show_and_dislike(system, v1, lists=5, per_list=20, dislikes=10, first_user=1100)  # day 2: both
+    show_and_dislike(system, v2, lists=5, per_list=20, dislikes=9, first_user=2000)
+    clock.advance(days=1)
+    show_and_dislike(system, v2, lists=5, per_list=20, dislikes=2, first_user=2100)  # day 3: v2 only
+    report = system.compare_model_versions(v1, v2)
+    second, third = first + timedelta(days=1), first + timedelta(days=2)
+    a, b = report["a"]["online"], report["b"]["online"]
+    assert (a["events"], a["trials"], a["first_day"], a["last_day"], a["days"]) == (40, 200, first, second, 2)
+    assert (b["events"], b["trials"], b["first_day"], b["last_day"], b["days"]) == (11, 200, second, third, 2)
+    assert report["same_days"] is False
+    assert report["outcome"] == "lower"  # all time: 20% against 5.5%
+    shared = report["shared_days"]
+    assert (shared["first_day"], shared["last_day"], shared["days"]) == (second, second, 1)
+    assert (shared["a"]["events"], shared["a"]["trials"]) == (10, 100)
+    assert (shared["b"]["events"], shared["b"]["trials"]) == (9, 100)
+    assert shared["outcome"] == "no_difference"  # on the same day: 10% against 9%
+    assert shared["p_value"] == pytest.approx(pooled_p_value(10, 100, 9, 100), rel=1e-6)
+    assert shared["verdict"].startswith("no significant difference yet")
+    # A version against itself served on the same days.
+    same = system.compare_model_versions(v1, v1)
+    assert same["same_days"] is True and same["shared_days"]["days"] == 2
+    # A version that never served shares no day.
+    assert system.compare_model_versions(v1, 3)["shared_days"] is None

@@ -164,7 +164,8 @@ with applied_tab:
             effects["before"] = ui.rate_column(effects, "impressions_before", "_before")
             effects["after"] = ui.rate_column(effects, "impressions_after", "_after")
             st.caption(
-                "Dislike rate of this user's shown films carrying the feature, before and after it was applied."
+                "Dislike rate of this user's shown films carrying the feature (in the catalogue), before and "
+                "after it was applied; a dislike counts at the time its list was shown."
             )
             columns = ["adjustment_id", "feature", "magnitude", "applied_at", "decided_by"]
             columns += [

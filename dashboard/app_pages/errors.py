@@ -26,7 +26,10 @@ for col, row in zip(cols, by_version.itertuples(), strict=False):
         help=f"over {row.dislikes:,} dislikes",
     )
 
+st.caption(f"Mean errors: {ui.ON_LIST_DAY}.")
+
 st.subheader("Predicted scores of disliked items")
+st.caption(f"Here {ui.ON_DAY_MADE}, so near the window's edges its total can differ from the mean errors'.")
 st.altair_chart(charts.score_histogram_chart(histogram), width="stretch")
 if f.reasons:
     st.caption("The histogram counts every reason.")

@@ -22,6 +22,12 @@ cols[0].metric(
     f"{now['dislikes']:,}",
     f"{now['dislikes'] - before['dislikes']:+,}" if had_before else None,
     delta_color="inverse",
+    help="Every live dislike; only those of shown lists are in the rate",
+)
+# Dislikes without a list are a share of no impression: say how many the rate leaves out.
+cols[0].caption(
+    f"{now['attributed_dislikes']:,} on shown lists (in the rate), "
+    f"{now['dislikes'] - now['attributed_dislikes']:,} without a list"
 )
 cols[1].metric(
     "Impressions",
@@ -35,7 +41,7 @@ cols[2].metric(
     ui.fmt_pct(rate["rate"], 2) if rate["enough"] else ui.fmt_rate(rate),
     f"{(rate['rate'] - previous_rate['rate']) * 100:+.2f} points" if comparable else None,
     delta_color="inverse",
-    help="Dislikes of shown items / items shown",
+    help="Dislikes on shown lists / impressions",
 )
 if rate["enough"]:
     cols[2].caption(f"95% interval {ui.fmt_interval(rate)}")
@@ -47,38 +53,47 @@ cols[3].metric(
 )
 active = overview["active_version"]
 cols[4].metric("Active version", queries.version_label(active["version_id"]) if active else "none")
+st.caption(f"Days: {ui.ON_LIST_DAY}.")
 if f.reasons:
     st.caption("Rates count only the selected reasons.")
 
 check = data.query(queries.get_latest_day_check, f.end, f.versions, f.reasons)
+# The check judges the latest day that has ended (UTC): a day in progress still gains
+# dislikes of the lists it showed, so its rate only rises.
+day = f"{check['latest_day']:%d %b}, the latest complete day (UTC)" if check["latest_day"] else ""
 if check["status"] == "worse":
     st.error(
-        f"{check['latest_day']:%d %b}: the dislike rate, {ui.fmt_rate(check['latest'])}, is significantly "
+        f"{day}: the dislike rate, {ui.fmt_rate(check['latest'])}, is significantly "
         f"higher than the 7 days before, {ui.fmt_rate(check['baseline'])} ({ui.fmt_p(check['p_value'])}).",
         icon=":material/warning:",
     )
 elif check["status"] == "better":
     st.success(
-        f"{check['latest_day']:%d %b}: the dislike rate, {ui.fmt_rate(check['latest'])}, is significantly "
+        f"{day}: the dislike rate, {ui.fmt_rate(check['latest'])}, is significantly "
         f"lower than the 7 days before, {ui.fmt_rate(check['baseline'])} ({ui.fmt_p(check['p_value'])}).",
         icon=":material/trending_down:",
     )
 elif check["status"] == "steady":
     st.info(
-        f"{check['latest_day']:%d %b}: no significant change against the 7 days before "
+        f"{day}: no significant change against the 7 days before "
         f"({ui.fmt_rate(check['latest'])} vs {ui.fmt_rate(check['baseline'])}, {ui.fmt_p(check['p_value'])}).",
         icon=":material/trending_flat:",
     )
 elif check["status"] == "insufficient":
     st.info(
-        f"{check['latest_day']:%d %b}: too few impressions to compare the latest day with the days before.",
+        f"{day}: too few impressions to compare it with the 7 days before.",
         icon=":material/hourglass_empty:",
     )
 elif check["status"] == "inconsistent":
     st.warning(
-        f"{check['latest_day']:%d %b}: more dislikes than impressions were counted on the latest day or the "
+        f"{day}: more dislikes than impressions were counted on it or the "
         "7 days before, so there is no rate to compare.",
         icon=":material/error:",
+    )
+if check["today_so_far"] is not None:
+    st.caption(
+        f"Today so far ({check['today']:%d %b}): {ui.fmt_rate(check['today_so_far'], trials='trials')}. "
+        "No verdict until the day ends: its lists are still collecting dislikes."
     )
 
 st.subheader("Dislike rate per day")

@@ -31,7 +31,10 @@ with right:
         charts.reason_trend_chart(data.query(queries.list_reason_trend, *f.args)), width="stretch"
     )
 
+st.caption(f"Distribution and over time: {ui.ON_LIST_DAY}.")
+
 st.subheader("Reason × genre")
+st.caption(f"Here {ui.ON_DAY_MADE}, so near the window's edges its total can differ from the distribution's.")
 matrix = data.query(queries.list_reason_genre, f.start, f.end, f.reasons)
 if matrix.empty:
     st.info("None of these dislikes had genres.")
@@ -41,6 +44,7 @@ else:
         st.caption("Genres are counted across all model versions.")
 
 st.subheader("Latest dislikes")
+st.caption(f"The newest 100 of the window; {ui.ON_DAY_MADE}.")
 latest = data.query(lookups.list_latest_dislikes, *f.args, limit=100)
 ui.show_table(
     latest,

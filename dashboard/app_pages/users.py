@@ -30,6 +30,8 @@ mean = trend["avg_predicted_score"]
 cols[2].metric("Mean predicted score (30 days)", "—" if mean is None else f"{mean:.3f}")
 cols[3].metric("Adjusted features", f"{len(profile['weights']):,}")
 
+st.caption("Last 30 days: dislikes made in the last 30 days, by the time each was made.")
+
 st.subheader("Patterns")
 left, right = st.columns(2)
 with left:

@@ -19,7 +19,10 @@ active = versions.loc[versions["status"] == "active", "version_id"]
 active_id = int(active.iloc[0]) if len(active) else None
 
 st.subheader("Registry")
-st.caption("Online rates count every impression each version served (all time).")
+st.caption(
+    "Online rates count every impression each version served (all time); a dislike counts with "
+    "its list, on the day the list was shown."
+)
 # A rate on too few impressions is not shown, not even in the raw columns.
 shown = {column: versions[column].where(versions["enough"]) for column in ("rate", "ci_low", "ci_high")}
 registry = versions.assign(dislike_rate=ui.rate_column(versions), **shown)
@@ -57,22 +60,50 @@ else:
     )
 
     comparison = data.query(queries.compare_versions, a, b)
-    (st.success if comparison["p_value"] is not None and comparison["p_value"] < 0.05 else st.info)(
-        comparison["verdict"], icon=":material/balance:"
+    periods = comparison["online"].to_dict("records")
+    st.caption(
+        "All-time figures: "
+        + "; ".join(f"{row['version']} served {ui.fmt_days(row)}" for row in periods)
+        + ". Dislikes count on the day their list was shown."
     )
-    if comparison["difference"] is not None:
-        st.caption(
-            f"Difference B − A: {comparison['difference'] * 100:+.2f} points "
-            f"(95% interval {comparison['difference_low'] * 100:+.2f} to {comparison['difference_high'] * 100:+.2f}), "
-            f"{TESTS.get(comparison['test'], 'test')} {ui.fmt_p(comparison['p_value'])}."
+    judged = comparison
+    shared = comparison["shared_days"]
+    if not comparison["same_days"]:
+        st.warning(
+            "The two versions served on different days: a change between those days (users, "
+            "catalogue, season) shows up as a difference between the versions.",
+            icon=":material/event_busy:",
         )
-    online = comparison["online"]
+        if shared is not None:
+            scope = st.radio(
+                "Compare over",
+                ["all days", "shared days"],
+                format_func=lambda s: (
+                    "All days each served"
+                    if s == "all days"
+                    else f"Only the days both served ({ui.fmt_days(shared)})"
+                ),
+                horizontal=True,
+                key="compare_scope",
+            )
+            if scope == "shared days":
+                judged = shared
+    # The colour follows the direction: a lower rate for B is good news, a higher one bad.
+    box = {"lower": st.success, "higher": st.error}.get(judged["outcome"], st.info)
+    box(judged["verdict"], icon=":material/balance:")
+    if judged["difference"] is not None:
+        st.caption(
+            f"Difference B − A: {judged['difference'] * 100:+.2f} points "
+            f"(95% interval {judged['difference_low'] * 100:+.2f} to {judged['difference_high'] * 100:+.2f}), "
+            f"{TESTS.get(judged['test'], 'test')} {ui.fmt_p(judged['p_value'])}."
+        )
+    online = judged["online"]
     cols = st.columns(2)
     for col, row in zip(cols, online.to_dict("records"), strict=True):
         col.metric(
             f"Dislike rate of {row['version']}",
             ui.fmt_rate(row, trials="impressions"),
-            help=f"{row['dislikes']:,} dislikes / {row['impressions']:,} impressions",
+            help=f"{row['dislikes']:,} dislikes / {row['impressions']:,} impressions, {ui.fmt_days(row)}",
         )
     tab_offline, tab_weights = st.tabs(["Offline metrics", "Weights side by side"])
     with tab_offline:
