@@ -253,9 +253,9 @@ class Versions:
             found = conn.execute(select_with_online_rates(by_id=True), {"version_ids": [a, b]}).all()
             per_day = conn.execute(_VERSION_DAYS, {"version_ids": [a, b]}).all()
         rows = {r.version_id: r for r in found}
-        for version_id in (a, b):
+        for side, version_id in (("a", a), ("b", b)):
             if version_id not in rows:
-                raise NotFoundError(f"model version {version_id} not found", "version_id")
+                raise NotFoundError(f"model version {version_id} not found", side)
         va, vb = version_dict(rows[a]), version_dict(rows[b])
         (xa, na), (xb, nb) = ((int(rows[v].online_dislikes), int(rows[v].online_impressions)) for v in (a, b))
         min_n = self.settings.min_impressions_for_rate

@@ -237,3 +237,12 @@ def test_a_catalogued_films_own_features_are_what_a_dislike_counts_against(api):
     (dislike,) = rows(api.system, user_dislikes)
     assert (dislike.genres, dislike.cast) == (["Drama"], ["Actor 1"])
     assert json.dumps(api.get("/api/dislike-patterns").get_json()).count("family") == 0
+
+
+def test_a_missing_version_in_a_comparison_is_named_by_its_side(api):
+    from helpers import add_model_version
+
+    add_model_version(api.system, 1, active=True, accuracy=0.7)
+    for query, side in (("a=1&b=999", "b"), ("a=999&b=1", "a")):
+        r = api.get(f"/api/model-versions/compare?{query}", key="admin", user=None)
+        assert r.status_code == 404 and error_of(r)["field"] == side, query
