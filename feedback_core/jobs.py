@@ -11,11 +11,11 @@ from datetime import timedelta
 from sqlalchemy import Connection, select, update
 
 from feedback_core import training
-from feedback_core.db import format_ts, read_connection, write_transaction
+from feedback_core.db import format_ts, read_connection, to_naive_utc, write_transaction
 from feedback_core.errors import ConflictError, FeedbackError, NotFoundError
 from feedback_core.recommender import load_active_model
 from feedback_core.recording import queue_retrain_if_due, queue_retrain_job, write_audit
-from feedback_core.schema import negative_examples, retrain_jobs
+from feedback_core.schema import model_versions, negative_examples, retrain_jobs
 from feedback_core.validation import check_id, check_limit, check_text
 from feedback_core.versions import activate, active_version_id, insert_version, lock_activations
 
@@ -357,14 +357,22 @@ class Jobs:
         with read_connection(self.engine) as conn:
             data = training.load_training_data(conn, (s.weight_min, s.weight_max), job_id)
             active_id, active_model = load_active_model(conn, s.adjustment_strength)
+            active_since = None
             if active_id is None:
                 active_model = None
+            else:  # what the active version trained on came in before it was recorded
+                active_since = to_naive_utc(
+                    conn.execute(
+                        select(model_versions.c.created_at).where(model_versions.c.version_id == active_id)
+                    ).scalar_one()
+                )
         self._progress(job_id, 40, "building features")
         trained, metrics, baseline = training.fit_and_evaluate(
             data,
             adjustment_strength=s.adjustment_strength,
             active=active_model,
             progress=lambda p, stage: self._progress(job_id, p, stage),
+            active_since=active_since,
         )
         metrics["active_on_same_holdout"] = baseline
         promote, why = _promotion_decision(metrics, baseline, s.promotion_margin)
@@ -476,9 +484,16 @@ TOP10_SIGNIFICANCE = 0.05  # a candidate that keeps more dislikes in a top 10 th
 def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> tuple[bool, str]:
     if baseline is None:
         return True, "first version: nothing active to compare with"
-    new, old = metrics.get("auc"), baseline.get("auc")
+    # Both on the examples the active version never saw (``training.fit_and_evaluate``).
+    own = metrics.get("candidate_on_same_holdout") or metrics
+    new, old = own.get("auc"), baseline.get("auc")
     if new is None or old is None:
-        return False, "AUC not available on held-out data; an analyst decides"
+        held_out = own.get("held_out")
+        return False, (
+            "AUC not available on held-out data"
+            + ("" if held_out is None else f" the active version never saw ({held_out:,} examples)")
+            + "; an analyst decides"
+        )
     gain = metrics.get("auc_gain")
     if "auc_gain" in metrics and gain is None:
         return False, (
@@ -499,7 +514,7 @@ def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> 
             f"the noise of the held-out sample (95% interval {gain['low']:+.4f} to {gain['high']:+.4f}, "
             f"p = {gain['p_value']:.2g}, DeLong's test); an analyst decides"
         )
-    new_share, old_share = metrics.get("dislike_top10_share"), baseline.get("dislike_top10_share")
+    new_share, old_share = own.get("dislike_top10_share"), baseline.get("dislike_top10_share")
     paired = metrics.get("dislike_top10_test")
     if paired is not None:
         # On the same sampled dislikes: refused when the candidate puts more of them in a top

@@ -650,10 +650,11 @@ def _judged(result: dict) -> dict:
 def get_retrain_status(system) -> dict:
     """Return untrained examples against the threshold, the job under way, and candidate vs active.
 
-    The candidate is compared with the version that was active when it was trained, evaluated
-    on the candidate's own examples when training recorded that (the fair comparison; that
-    version is ``baseline_version_id``, which may no longer be the active one), else with the
-    active version's own metrics (``baseline_on_same_examples`` False). The comparison's
+    The candidate is compared with the version that was active when it was trained, both
+    evaluated on the candidate's examples that version never saw, when training recorded that
+    (the fair comparison; that version is ``baseline_version_id``, which may no longer be the
+    active one; ``compared_examples`` and ``compared_since`` say which examples), else with
+    the active version's own metrics (``baseline_on_same_examples`` False). The comparison's
     ``active`` column holds the baseline's figures.
     """
     with read_connection(system.engine) as conn:
@@ -672,16 +673,16 @@ def get_retrain_status(system) -> dict:
     # version's own figures.
     baseline = baseline_id = None
     same_examples = False
+    own = candidate
     if candidate is not None:
         if candidate.get("active_on_same_holdout"):
             baseline, baseline_id, same_examples = candidate["active_on_same_holdout"], parent_id, True
+            # The candidate on those same examples (older versions recorded only its own figures).
+            own = candidate.get("candidate_on_same_holdout") or candidate
         else:
             baseline, baseline_id = active, active_id
     comparison = to_frame(
-        [
-            (m, (baseline or {}).get(m), candidate.get(m) if candidate is not None else None)
-            for m in OFFLINE_METRICS
-        ],
+        [(m, (baseline or {}).get(m), own.get(m) if own is not None else None) for m in OFFLINE_METRICS],
         ["metric", "active", "candidate"],
     )
     comparison["difference"] = pd.to_numeric(comparison["candidate"]) - pd.to_numeric(comparison["active"])
@@ -695,6 +696,8 @@ def get_retrain_status(system) -> dict:
         "candidate_version_id": candidate_id,
         "baseline_version_id": baseline_id,
         "baseline_on_same_examples": same_examples,
+        "compared_examples": (baseline or {}).get("held_out") if same_examples else None,
+        "compared_since": (own or {}).get("since") if same_examples else None,
         "candidate_note": promotion.get("reason"),
         "comparison": comparison,
     }

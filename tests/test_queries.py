@@ -891,6 +891,22 @@ def test_a_candidate_is_compared_with_the_version_active_when_it_was_trained(mak
     assert status["baseline_on_same_examples"] is False
     assert status["comparison"].set_index("metric").loc["auc", "active"] == 0.70
 
+    # Recorded on the examples the active version never saw: the candidate's column is its
+    # figures on those same examples, not its figures on every example.
+    fair = version(
+        later,
+        {
+            "auc": 0.66,
+            "active_on_same_holdout": {"auc": 0.58, "held_out": 120},
+            "candidate_on_same_holdout": {"auc": 0.63, "held_out": 120, "since": "2026-11-30 12:00:00"},
+        },
+    )
+    status = queries.get_retrain_status(system)
+    assert (status["candidate_version_id"], status["baseline_version_id"]) == (fair, later)
+    auc = status["comparison"].set_index("metric").loc["auc"]
+    assert (auc["active"], auc["candidate"]) == (0.58, 0.63)
+    assert (status["compared_examples"], status["compared_since"]) == (120, "2026-11-30 12:00:00")
+
 
 def test_adjustment_effects_count_dislikes_by_the_catalogues_features(make_system, clock):
     system = make_system(auto_approve=False, min_impressions_for_rate=1)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from feedback_core import FeedbackSystem, Settings, model, training
 from feedback_core.db import read_connection
 from feedback_core.model import FEATURES, prior_model
-from feedback_core.schema import movies, ratings
+from feedback_core.schema import model_versions, movies, ratings
 
 USERS = range(200, 240)
 DAYS = 6
@@ -126,10 +126,50 @@ def test_every_example_is_scored_by_a_model_that_did_not_train_on_it(system, clo
     # counts behind McNemar's test.
     _, metrics, baseline = training.fit_and_evaluate(data, 3.0, prior_model())
     sampled = min(training.TOP10_SAMPLE, int(data.is_dislike.sum()))
-    paired = metrics["dislike_top10_test"]
-    difference = round((metrics["dislike_top10_share"] - baseline["dislike_top10_share"]) * sampled)
+    paired, own = metrics["dislike_top10_test"], metrics["candidate_on_same_holdout"]
+    assert own["held_out"] == baseline["held_out"] == len(data.labels)  # nothing seen: every example
+    difference = round((own["dislike_top10_share"] - baseline["dislike_top10_share"]) * sampled)
     assert paired["candidate_only"] - paired["active_only"] == difference
     assert 0.0 < paired["p_value"] <= 1.0
+
+
+def _created_at(system, version_id: int):
+    with read_connection(system.engine) as conn:
+        return conn.execute(
+            select(model_versions.c.created_at).where(model_versions.c.version_id == version_id)
+        ).scalar_one()
+
+
+def test_the_active_version_is_compared_only_on_examples_it_never_saw(system, clock):
+    # A model scored on examples it trained on looks better than it is: here by more than the
+    # promotion margin, which held back candidates that were as good or better.
+    first = trained_world(system)
+    assert "candidate_on_same_holdout" not in system.get_model_version(first)["metrics"]  # nothing to compare
+    # A second version at once: no example came in after the first.
+    second = system.get_model_version(system.retrain("analyst@test")["result_version_id"])
+    assert second["metrics"]["held_out"] > 0
+    assert second["metrics"]["candidate_on_same_holdout"]["held_out"] == 0
+    assert not second["metrics"]["promotion"]["promoted"]
+    assert "never saw (0 examples)" in second["metrics"]["promotion"]["reason"]
+
+    # Lists shown, a version trained on them made active, more lists shown: the next candidate
+    # is compared with it on the later lists' examples alone.
+    _show_lists(system, clock, lambda user, day, films: films[:1] if (user + day) % 3 == 0 else [])
+    third = system.retrain("analyst@test")["result_version_id"]
+    clock.advance(hours=1)
+    if system.get_active_model_version()["version_id"] != third:
+        system.activate_model_version(third, "analyst@test")
+    _show_lists(system, clock, lambda user, day, films: films[1:2] if (user + day) % 2 == 0 else [])
+    fourth = system.get_model_version(system.retrain("analyst@test")["result_version_id"])
+    with read_connection(system.engine) as conn:
+        data = training.load_training_data(conn, (0.1, 2.0), None)
+    unseen = int((data.observed > training._seconds([_created_at(system, third)])[0]).sum())
+    assert 0 < unseen < len(data.labels)
+    metrics = fourth["metrics"]
+    assert metrics["held_out"] == len(data.labels)  # its own figures: every example
+    assert metrics["candidate_on_same_holdout"]["held_out"] == unseen
+    assert metrics["active_on_same_holdout"]["held_out"] == unseen
+    assert metrics["candidate_on_same_holdout"]["since"] == str(_created_at(system, third))
 
 
 def test_a_dislike_example_weighs_what_its_stored_examples_weigh(make_system, clock):

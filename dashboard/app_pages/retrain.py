@@ -134,6 +134,12 @@ else:
             f"{label(baseline)}'s figures are its own, from the examples it was evaluated on, not the "
             "candidate's: the difference is indicative only."
         )
+    if status["compared_since"] is not None:
+        st.caption(
+            f"Both on the {status['compared_examples']:,} examples that came in after {label(baseline)} was "
+            f"trained ({status['compared_since'][:19]}): a version scored on examples it trained on looks "
+            "better than it is."
+        )
     ui.show_table(comparison, "candidate_vs_active")
     if ui.action_button(
         f"Promote {label(candidate)}", "model.activate", key="promote_candidate", type="primary"
