@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import platform
+import sqlite3
 import statistics
 import sys
 import time
@@ -57,7 +58,14 @@ def demo_database(users: int, days: int, movies: int, seed: int) -> str:
         started = time.perf_counter()
         summary = build_demo(settings, seed=seed, users=users, days=days, movies=movies)
         print(f"  built in {time.perf_counter() - started:.0f} s: {summary}")
-        partial.rename(path)
+        # Everything into the file itself before it is renamed: its log (-wal) would stay behind
+        # under the old name, and the renamed file would lack what the log still held.
+        raw = sqlite3.connect(partial)
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        raw.close()
+        partial.replace(path)
+        for suffix in ("-wal", "-shm", "-writer"):
+            Path(f"{partial}{suffix}").unlink(missing_ok=True)
     return url
 
 
