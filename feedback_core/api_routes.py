@@ -84,6 +84,7 @@ def post_dislike():
 def delete_dislike(dislike_id: str):
     """Undo one of the caller's own dislikes."""
     dislike_id_int = inp.check_positive_int_text(dislike_id, "dislike_id")
+    inp.check_shape(json_body(optional=True), {})  # no body, or an empty object: as with a key
     return ok(current_system().retract_dislike(dislike_id_int, caller().user_id))
 
 

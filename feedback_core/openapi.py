@@ -403,7 +403,8 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> dict:
                 "200",
                 _ok({"dislike_id": ID, "retracted": {"const": True}}, ("dislike_id", "retracted")),
                 params=(_path_id("dislike_id"), IDEMPOTENCY_HEADER),
-                errors=("404", "409"),
+                # No body; one sent anyway must be an empty JSON object.
+                errors=("404", "409", "413", "415"),
                 tag=loop,
             )
         },

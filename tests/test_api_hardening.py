@@ -246,3 +246,20 @@ def test_a_missing_version_in_a_comparison_is_named_by_its_side(api):
     for query, side in (("a=1&b=999", "b"), ("a=999&b=1", "a")):
         r = api.get(f"/api/model-versions/compare?{query}", key="admin", user=None)
         assert r.status_code == 404 and error_of(r)["field"] == side, query
+
+
+def test_an_undo_takes_no_body_with_or_without_a_key(api):
+    made = [api.post("/api/dislike", {"movie_id": m}).get_json()["dislike_id"] for m in (1, 2, 3)]
+    before = row_counts(api.system)
+    for headers in ({}, {"Idempotency-Key": "undo-1"}):
+        big = raw(api, "DELETE", f"/api/dislike/{made[0]}", b"{" + b" " * 70_000 + b"}", headers=headers)
+        assert big.status_code == 413, headers
+        text = raw(
+            api, "DELETE", f"/api/dislike/{made[0]}", b"x", headers={**headers, "Content-Type": "text/plain"}
+        )
+        assert text.status_code == 415, headers
+        field = raw(api, "DELETE", f"/api/dislike/{made[0]}", b'{"why": "oops"}', headers=headers)
+        assert field.status_code == 400 and error_of(field)["field"] == "why", headers
+    assert row_counts(api.system) == before
+    assert raw(api, "DELETE", f"/api/dislike/{made[1]}", b"{}").status_code == 200
+    assert api.delete(f"/api/dislike/{made[2]}").status_code == 200  # no body at all
