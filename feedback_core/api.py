@@ -189,9 +189,7 @@ def create_app(
         system = FeedbackSystem.from_settings(settings or Settings.from_env())
     config = config or ApiConfig.from_env()
     app = FeedbackApp(__name__, static_folder=None)
-    # One byte over the API's cap: a body of exactly the cap, sent in chunks, then ends within
-    # the stream's limit (reading past that limit is Werkzeug's 413 even at the end).
-    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes + 1
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.config.update(flask_config or {})
     register_feedback_routes(app, system=system, config=config)
     _refuse_debug(app, app.debug)
@@ -379,15 +377,22 @@ def operator() -> Operator:
 def _raw_body() -> bytes:
     if "raw_body" not in g:
         cap = body_cap()
+        host_cap = current_app.config.get("MAX_CONTENT_LENGTH")  # a host app's own, when lower
+        if host_cap is not None:
+            cap = min(cap, host_cap)
         too_large = inp.PayloadTooLargeError(f"the request body is larger than {cap} bytes", None)
         length = request.content_length
         if length is not None and length > cap:
             raise too_large
-        # Read to the end: a body sent in chunks (no Content-Length) may stop short of a limit
-        # the stream was given (the app's MAX_CONTENT_LENGTH) without being complete.
+        stream = request.stream
+        if length is None and request.environ.get("wsgi.input_terminated"):
+            # Sent in chunks: read by this code to its end or past the cap. Werkzeug's stream
+            # would end silently at the app's MAX_CONTENT_LENGTH (a cut body looks whole), or
+            # refuse a body of exactly that size.
+            stream = request.environ["wsgi.input"]
         parts, size = [], 0
         try:
-            while part := request.stream.read(min(65536, cap + 1 - size)):
+            while part := stream.read(min(65536, cap + 1 - size)):
                 parts.append(part)
                 size += len(part)
                 if size > cap:

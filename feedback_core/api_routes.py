@@ -24,7 +24,12 @@ from feedback_core.api import (
     route,
 )
 from feedback_core.db import current_revision, format_ts
-from feedback_core.errors import DatabaseUnavailableError, NotFoundError, ValidationError
+from feedback_core.errors import (
+    DatabaseUnavailableError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from feedback_core.idempotency import IdempotencyKeyReusedError
 from feedback_core.validation import check_id
 
@@ -130,6 +135,14 @@ def post_recommendation_set():
     """Record a list the caller showed to the user; 201 with its id."""
     body = json_body()
     inp.check_shape(body, {"items": ("array",), "model_version_id": ("integer", "null")}, required=("items",))
+    if body.get("model_version_id") is not None and caller().kind == "user":
+        # A version's dislike rate is built from the lists it showed: only the service says
+        # which version a list came from.
+        raise PermissionDeniedError(
+            "a user token cannot attribute a list to a model version; the service records those (with "
+            "its API key), or GET /api/recommendations does",
+            "model_version_id",
+        )
     for i, item in enumerate(body["items"][:1000]):
         if isinstance(item, dict):
             inp.check_shape(item, ITEM_FIELDS, required=("movie_id",), where=f"items[{i}].")

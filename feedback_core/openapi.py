@@ -92,7 +92,8 @@ def _schemas(settings: Settings) -> dict:
                 "genres": {
                     **names,
                     "type": ["array", "null"],
-                    "description": "for a movie not in the catalogue yet: a catalogued one counts its own",
+                    "description": "for a movie not in the catalogue yet (so too cast and franchise): a catalogued "
+                    "one counts its own",
                 },
                 "cast": {**names, "type": ["array", "null"]},
                 "franchise": {"type": ["string", "null"], "maxLength": 200},

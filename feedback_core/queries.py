@@ -325,18 +325,24 @@ def list_version_activations(system) -> pd.DataFrame:
     return to_frame(rows, ["model_version_id", "activated_at", "version"])
 
 
-def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_days: int = 7) -> dict:
-    """Test whether the latest complete day's dislike rate differs significantly from the days before it.
+# A day is judged this long after it ends (UTC): the lists shown late in it are still
+# collecting dislikes after midnight.
+DAY_SETTLES = timedelta(hours=6)
 
-    A day is complete once it has ended (UTC) by the system's clock. A dislike counts on its
-    list's day, so a day still in progress lacks the dislikes of lists shown but not yet
-    disliked: its rate only rises, and judging it would report improvements that are not
-    there. The current day (when ``end`` reaches it) comes back as ``today``, its rate so far,
-    without a verdict (None when it has no impressions yet).
+
+def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_days: int = 7) -> dict:
+    """Test whether the latest settled day's dislike rate differs significantly from the days before it.
+
+    A day is settled ``DAY_SETTLES`` after it has ended (UTC) by the system's clock. A dislike
+    counts on its list's day, so a day whose lists are still collecting dislikes has a rate
+    that only rises, and judging it would report improvements that are not there. The current
+    day (when ``end`` reaches it) comes back as ``today``, its rate so far, without a verdict
+    (None when it has no impressions yet).
     """
     min_trials = system.settings.min_impressions_for_rate
-    today = system.now().date()
-    last_complete = min(end, today - timedelta(days=1))
+    now = system.now()
+    today = now.date()
+    last_complete = min(end, (now - DAY_SETTLES).date() - timedelta(days=1))
     with read_connection(system.engine) as conn:
         where = [daily_impressions.c.day <= last_complete]
         if versions:

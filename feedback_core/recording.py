@@ -357,9 +357,9 @@ class Recording:
         """Record a dislike with its example, proposals and aggregates; return its id.
 
         Without ``predicted_score`` the error recorded is the score the list showed the movie
-        with (``recommendation_set_id``), else 0. A catalogued film's own genres, cast and
-        franchise count (what the model knows it by); those given are for a film not yet in
-        the catalogue, or a kind the catalogue lacks for it."""
+        with (``recommendation_set_id``), else 0. A catalogued film's own title, genres, cast
+        and franchise count (what the model knows it by); those given add a film not yet in
+        the catalogue."""
         return self._record_dislike(
             created_at=None,
             with_patterns=False,
@@ -415,11 +415,10 @@ class Recording:
             title, movie_genres, movie_cast, movie_franchise = self._resolve_movie(
                 conn, d, now, movie, add_movie
             )
-            # The catalogue's features where it has them: the model knows the film by those, and
-            # a proposal for a name it does not know would change nothing.
-            genres = list(movie_genres or d.genres or [])
-            cast = list(movie_cast or d.cast or [])
-            franchise = movie_franchise or d.franchise
+            # A catalogued film is what the catalogue says (its title and features, as an
+            # imported dislike's): the model knows it by those, and a proposal for a name it does
+            # not know would change nothing. What the dislike sent served a film new to it.
+            genres, cast, franchise = list(movie_genres or []), list(movie_cast or []), movie_franchise
             check_set(d, owner, shown)
             if d.predicted_score is None:
                 d = d._replace(predicted_score=0.0 if shown is None else float(shown))
@@ -429,7 +428,7 @@ class Recording:
                 (
                     d.user_id,
                     d.movie_id,
-                    d.movie_title or title,
+                    title,
                     d.recommendation_set_id,
                     version_id,
                     d.predicted_score,

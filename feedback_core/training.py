@@ -62,9 +62,9 @@ class TrainingData:
     weights: np.ndarray
     is_dislike: np.ndarray
     times: np.ndarray  # seconds since the epoch, per example: the moment its features are taken at
-    # Seconds since the epoch, per example: when its label was first known (its rating, the
-    # showing of a liked-by-default film, the first dislike of a disliked one). A version
-    # trained before that moment never saw the example.
+    # Seconds since the epoch, per example: when its (user, film, label) was first known (its
+    # rating, the first showing of a film not disliked, the first dislike of a disliked one).
+    # A version trained before that moment never saw the example.
     observed: np.ndarray
     dislikes: model.DislikeHistory  # every dislike read, for aversions as of each example
     seen_by_user: dict[int, np.ndarray]  # profile row -> catalogue rows rated before the cutoff
@@ -384,6 +384,14 @@ def _load_training_data(
     # figures.
     order = np.lexsort(columns[::-1])
     users, films, times, labels, weights, is_dislike, observed = (column[order] for column in columns)
+    if len(users):
+        # A film shown again is the same (user, film, label) a version may have trained on at
+        # its first showing: every row of it takes the moment it was first known.
+        key = (users * (int(films.max()) + 1) + films) * 2 + labels
+        _, of_key = np.unique(key, return_inverse=True)
+        first = np.full(of_key.max() + 1, np.inf)
+        np.minimum.at(first, of_key, observed)
+        observed = first[of_key]
     film_figures = None
     if not rated_before and len(films):
         # No rating before the cutoff (too little data to split, or a burst of one kind of

@@ -104,16 +104,20 @@ def check_text(value: Any, field: str, max_length: int, allow_empty: bool = True
     return value
 
 
+_JOINERS = ("\u200c", "\u200d")  # zero-width non-joiner and joiner: part of how some scripts spell
+
+
 def check_name(value: Any, field: str, max_length: int = 200, allow_empty: bool = False) -> str:
     """Return a feature's name (a genre, a cast member, a franchise) in Unicode's composed form
     (NFC), so that one name typed two ways is one feature; refuse invisible characters (zero
-    widths, direction overrides, controls), which would make a name look like another."""
+    widths, direction overrides, controls), which would make a name look like another. The
+    zero-width (non-)joiners that Persian and Indic names are spelled with stay."""
     name = check_text(value, field, max_length, allow_empty)
     if name.isascii() and name.isprintable():
         return name
     name = unicodedata.normalize("NFC", name)
     for char in name:
-        if unicodedata.category(char) in ("Cc", "Cf"):
+        if unicodedata.category(char) in ("Cc", "Cf") and char not in _JOINERS:
             raise ValidationError(
                 f"{field} must not contain control or invisible characters, got U+{ord(char):04X}", field
             )

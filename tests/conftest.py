@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from feedback_core import FeedbackSystem, Settings
-from feedback_core.db import make_engine, upgrade_database
+from feedback_core.db import close_engine, make_engine, upgrade_database
 from feedback_core.schema import metadata
 
 PG_URL = os.environ.get("FEEDBACK_TEST_PG_URL")
@@ -79,7 +79,7 @@ def _fresh_sqlite(template: Path, database: Path) -> None:
         building = template.with_name("building.db")
         engine = make_engine(Settings(database_url=f"sqlite:///{building}"))
         upgrade_database(engine)
-        engine.dispose()
+        close_engine(engine)  # its checkpointer too, before the file is renamed
         leftovers = [p.name for p in template.parent.iterdir() if p != building]
         assert not leftovers, f"the migrated template left {leftovers} beside it"
         building.rename(template)

@@ -183,6 +183,11 @@ def test_names_are_one_feature_however_typed_and_never_invisible(api):
         r = api.post("/api/dislike", {**body, "genres": ["Drama"], "franchise": name})
         assert r.status_code == 400 and error_of(r)["field"] == "franchise", name
     assert row_counts(api.system) == before
+    persian = "علی\u200cرضا"  # spelled with a zero-width non-joiner
+    r = api.post(
+        "/api/dislike", {"movie_id": 103, "movie_title": "D", "reason": "poor_quality", "cast": [persian]}
+    )
+    assert r.status_code == 201 and r.get_json()["feature_adjustments"]["cast_adjustments"] == {persian: -0.1}
 
 
 @pytest.mark.parametrize("spelling", ["02", "%202", "2%0A", "%C2%A02", "+2"])
@@ -263,3 +268,57 @@ def test_an_undo_takes_no_body_with_or_without_a_key(api):
     assert row_counts(api.system) == before
     assert raw(api, "DELETE", f"/api/dislike/{made[1]}", b"{}").status_code == 200
     assert api.delete(f"/api/dislike/{made[2]}").status_code == 200  # no body at all
+
+
+def test_a_user_token_neither_names_a_catalogued_films_features_nor_attributes_lists(api):
+    token = api.post("/api/user-tokens", {"user_id": 5}, user=None).get_json()["token"]
+    r = api.post(
+        "/api/dislike",
+        {"movie_id": 1, "movie_title": "Anything", "reason": "poor_quality", "franchise": "Injected Saga"},
+        key=token,
+        user=None,
+    )
+    assert r.status_code == 201
+    assert r.get_json()["feature_adjustments"]["franchise_adjustments"] == {}  # film 1 has none
+    (dislike,) = rows(api.system, user_dislikes)
+    assert (dislike.movie_title, dislike.franchise) == ("Movie 1", None)
+    before = row_counts(api.system)
+    listed = api.post("/api/recommendation-sets", {"items": [2], "model_version_id": 1}, key=token, user=None)
+    assert listed.status_code == 403 and error_of(listed)["field"] == "model_version_id"
+    assert row_counts(api.system) == before
+    assert api.post("/api/recommendation-sets", {"items": [2]}, key=token, user=None).status_code == 201
+
+
+@pytest.mark.parametrize(("host_limit", "accepted", "refused_over"), [(4096, 4096, 4096), (1000, 1000, 1000)])
+def test_a_host_apps_body_limit_and_the_apis_cap_both_hold_for_chunked_bodies(
+    system, host_limit, accepted, refused_over
+):
+    from flask import Flask
+
+    from feedback_core.api import ApiConfig, register_feedback_routes
+    from feedback_core.apikeys import create_api_key
+
+    system.add_movies([{"movie_id": 2, "title": "Two"}])
+    host = Flask("host")
+    host.config["MAX_CONTENT_LENGTH"] = host_limit
+    register_feedback_routes(host, system=system, config=ApiConfig(key_cache_seconds=0, max_body_bytes=4096))
+    _, key = create_api_key(system.engine, "svc", "service", system.now())
+
+    def send(size: int):
+        body = b'{"movie_id": 2, "rating": 4}'
+        return host.test_client().post(
+            "/api/ratings",
+            input_stream=io.BytesIO(body + b" " * (size - len(body))),
+            environ_overrides={"wsgi.input_terminated": True},
+            headers={
+                "Authorization": f"Bearer {key}",
+                "X-User-ID": "7",
+                "Content-Type": "application/json",
+                "Transfer-Encoding": "chunked",
+            },
+        )
+
+    over = send(refused_over + 1)
+    assert over.status_code == 413 and f"larger than {refused_over} bytes" in error_of(over)["message"]
+    assert rows(system, ratings) == []
+    assert send(accepted).status_code == 201

@@ -483,6 +483,11 @@ def test_latest_day_check_judges_the_latest_complete_day_not_today(sample):
     assert check["status"] == "steady"
     assert check["today"] == today
     assert (check["today_so_far"]["events"], check["today_so_far"]["trials"]) == (1, 60)
+    # Just after midnight yesterday's lists are still collecting dislikes: the day before is judged.
+    night = FeedbackSystem(system.engine, system.settings, Clock(datetime.combine(today, time(0, 30))))
+    assert queries.get_latest_day_check(night, today, versions=(3,))["latest_day"] == today - timedelta(
+        days=2
+    )
     # A window that ends before today: no "today so far".
     earlier = queries.get_latest_day_check(morning, today - timedelta(days=1), versions=(3,))
     assert earlier["latest_day"] == today - timedelta(days=1) and earlier["today_so_far"] is None

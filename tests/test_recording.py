@@ -211,10 +211,11 @@ def test_metadata_comes_from_the_catalogue_when_not_given(system):
     # with the dislike; and the catalogue itself is not rewritten
     other = system.save_dislike(2, 7, reason="wrong_genre", genres=["Thriller"])
     assert proposals_of(system, other) == {("genre", "Horror", -0.15), ("genre", "Sci-Fi", -0.15)}
-    # a kind the catalogue lacks for the film is taken from the dislike
+    # nor a kind the catalogue lacks for the film, nor a title (imports do the same)
     add_movie(system, 8, "Untagged")
-    third = system.save_dislike(3, 8, reason="wrong_genre", genres=["Thriller"])
-    assert proposals_of(system, third) == {("genre", "Thriller", -0.15)}
+    third = system.save_dislike(3, 8, "Another title", reason="wrong_genre", genres=["Thriller"])
+    assert proposals_of(system, third) == set()
+    assert rows(system, user_dislikes, user_dislikes.c.dislike_id == third)[0].movie_title == "Untagged"
     assert [m.genres for m in rows(system, movies, order_by=movies.c.movie_id)] == [["Horror", "Sci-Fi"], []]
 
 

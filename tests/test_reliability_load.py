@@ -77,6 +77,7 @@ STORM_THRESHOLD = 5
 STORM_WRITERS = 2
 STORM_CAP = 3000  # calls per writer at most; writers stop earlier once enough retrains have run
 STORM_TARGET_JOBS = 2  # succeeded retrains to see while dislikes still pour in
+STORM_SAMPLES = 100  # moments sampled while dislikes pour in, at least
 REASON_CYCLE = ("wrong_genre", "poor_quality", "not_interested", "irrelevant", "other")
 
 
@@ -143,7 +144,9 @@ def test_a_threshold_storm_runs_one_retrain_at_a_time_and_trains_every_example_o
         go.set()
         # Sample while the dislikes pour in; stop them once enough retrains have run meanwhile.
         while any(p.is_alive() for p in procs) and out.empty():
-            if sample()[2] >= STORM_TARGET_JOBS:
+            # Enough retrains, and enough moments seen (a fast machine reaches the retrains
+            # in fewer samples than a slow one).
+            if sample()[2] >= STORM_TARGET_JOBS and len(samples) >= STORM_SAMPLES:
                 stop_writers.set()
             stop_writers.wait(0.005)  # yield the CPU between samples
         stop_writers.set()
@@ -172,7 +175,7 @@ def test_a_threshold_storm_runs_one_retrain_at_a_time_and_trains_every_example_o
     assert failures == [] and worker_failures == [], (failures + worker_failures)[:1]
     # At no sampled moment more than one job queued or running, nor a claim without its running job.
     assert max(s[0] for s in samples) == 1 and max(s[1] for s in samples) == 0
-    assert during_storm >= 100
+    assert during_storm >= STORM_SAMPLES
     # The gate was really tried: many moments with the threshold crossed while a job was active.
     gated = sum(1 for active, _, _, pending, _ in samples if active and pending >= STORM_THRESHOLD)
     assert gated >= 20, gated

@@ -163,8 +163,18 @@ def test_the_active_version_is_compared_only_on_examples_it_never_saw(system, cl
     fourth = system.get_model_version(system.retrain("analyst@test")["result_version_id"])
     with read_connection(system.engine) as conn:
         data = training.load_training_data(conn, (0.1, 2.0), None)
-    unseen = int((data.observed > training._seconds([_created_at(system, third)])[0]).sum())
+    since = training._seconds([_created_at(system, third)])[0]
+    unseen = int((data.observed > since).sum())
     assert 0 < unseen < len(data.labels)
+    # A film shown again after that version was trained is still one it trained on (shown
+    # before, not disliked): none of its rows counts as unseen.
+    shown = np.flatnonzero((data.labels == 1) & ~data.is_dislike)
+    first_shown: dict[tuple, float] = {}
+    for i in shown:
+        key = (data.users[i], data.movies[i])
+        first_shown[key] = min(first_shown.get(key, data.times[i]), data.times[i])
+    again = [i for i in shown if data.times[i] > since >= first_shown[(data.users[i], data.movies[i])]]
+    assert again and all(data.observed[i] <= since for i in again)
     metrics = fourth["metrics"]
     assert metrics["held_out"] == len(data.labels)  # its own figures: every example
     assert metrics["candidate_on_same_holdout"]["held_out"] == unseen

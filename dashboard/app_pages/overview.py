@@ -58,9 +58,10 @@ if f.reasons:
     st.caption("Rates count only the selected reasons.")
 
 check = data.query(queries.get_latest_day_check, f.end, f.versions, f.reasons)
-# The check judges the latest day that has ended (UTC): a day in progress still gains
-# dislikes of the lists it showed, so its rate only rises.
-day = f"{check['latest_day']:%d %b}, the latest complete day (UTC)" if check["latest_day"] else ""
+# The check judges the latest settled day (UTC): a day's lists keep gaining dislikes for a
+# while after it ends, so its rate only rises until then.
+settles = int(queries.DAY_SETTLES.total_seconds() // 3600)
+day = f"{check['latest_day']:%d %b}, the latest settled day (UTC)" if check["latest_day"] else ""
 if check["status"] == "worse":
     st.error(
         f"{day}: the dislike rate, {ui.fmt_rate(check['latest'])}, is significantly "
@@ -93,7 +94,7 @@ elif check["status"] == "inconsistent":
 if check["today_so_far"] is not None:
     st.caption(
         f"Today so far ({check['today']:%d %b}): {ui.fmt_rate(check['today_so_far'], trials='trials')}. "
-        "No verdict until the day ends: its lists are still collecting dislikes."
+        f"No verdict until {settles} hours after the day ends: its lists are still collecting dislikes."
     )
 
 st.subheader("Dislike rate per day")
