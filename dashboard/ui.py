@@ -53,12 +53,21 @@ class Filters:
 def keep_filters() -> None:
     """Keep the filters' values while a page that does not draw them is shown.
 
-    Streamlit forgets a widget's value in a run that does not draw it; set through the
-    Session State API the value stays, and the next page with the filters shows it again.
+    Streamlit forgets a widget's value in a run that does not draw it. Each value is also kept
+    under a key of its own (``kept_<key>``), which ``sidebar_filters`` gives back to its widget
+    before drawing it: a value set on a widget's key in an earlier run still applied, but the
+    multiselects showed nothing ("All versions" over a page filtered to one).
     """
     for key in FILTER_KEYS:
         if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
+            st.session_state[f"kept_{key}"] = st.session_state[key]
+
+
+def _restore_filters() -> None:
+    for key in FILTER_KEYS:
+        kept = st.session_state.get(f"kept_{key}")
+        if kept is not None and key not in st.session_state:
+            st.session_state[key] = kept
 
 
 def _in_order(picked: Any) -> tuple:
@@ -72,6 +81,7 @@ def sidebar_filters(bounds: dict, versions: pd.DataFrame) -> None:
     """Create the shared filters in the sidebar (once, in the entry script, with keys)."""
     last = bounds.get("last_day") or date.today()
     first = bounds.get("first_day") or last
+    _restore_filters()
     if "filter_dates" not in st.session_state:
         st.session_state["filter_dates"] = (max(first, last - timedelta(days=DEFAULT_WINDOW_DAYS - 1)), last)
     elif st.session_state["filter_dates"]:
@@ -95,6 +105,7 @@ def sidebar_filters(bounds: dict, versions: pd.DataFrame) -> None:
         format_func=lambda r: r.replace("_", " "),
         placeholder="All reasons",
     )
+    keep_filters()
 
 
 def current_filters() -> Filters:

@@ -276,3 +276,29 @@ def start_retrain(page, system) -> None:
         ).all()
     assert [tuple(j) for j in jobs] == [("queued", OPERATOR)]
     assert page.get_by_role("button", name="Start a retrain").is_disabled()
+
+
+def test_the_sidebar_shows_the_filters_that_apply_after_another_page(server, browser):
+    base, system = server
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(base)
+    page.get_by_role("heading", name="Overview", level=1).wait_for(timeout=60_000)
+    wait_until_idle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    versions = sidebar.locator('[data-testid="stMultiSelect"]').first
+    dislikes = page.locator('[data-testid="stMetric"]').first
+
+    versions.click()
+    page.get_by_role("option").first.click()
+    page.keyboard.press("Escape")
+    wait_until_idle(page)
+    picked = versions.inner_text().replace("Model versions", "").strip()
+    filtered = dislikes.inner_text()
+    assert picked, "no version was picked"
+
+    go_to(page, "Model versions", "Model versions")
+    go_to(page, "Overview", "Overview")
+    # Once, the figures stayed filtered while the sidebar showed "All versions".
+    assert versions.inner_text().replace("Model versions", "").strip() == picked
+    assert dislikes.inner_text() == filtered
+    page.close()
