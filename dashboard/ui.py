@@ -342,8 +342,9 @@ def ask_to_confirm(
 ) -> None:
     """Queue an action; the confirmation dialog opens in this run and it runs only on "Confirm".
 
-    ``origin`` names the button that asked (see ``pending_action``); ``reset`` lists widget keys
-    to clear once the action has done something (a note that was used, say).
+    ``origin`` names the button that asked (see ``pending_action``); ``reset`` lists the names
+    of widgets (``renewable_key``) to empty once the action has done something (a note that
+    was used, say).
     """
     st.session_state["pending_action"] = {
         "kind": kind,
@@ -388,6 +389,13 @@ def _confirm_dialog() -> None:
         st.rerun()
 
 
+def renewable_key(name: str) -> str:
+    """Return the key of a widget that an action empties (see ``ask_to_confirm``'s ``reset``):
+    a new key each time, since the browser keeps showing what was typed into a widget whose
+    value was only dropped on the server."""
+    return f"{name}#{st.session_state.get(f'generation_{name}', 0)}"
+
+
 def run_action(kind: str, reset: tuple[str, ...] = (), **args: Any) -> None:
     """Take an action as the current person, keep its outcome as a message, refresh the data.
 
@@ -398,8 +406,9 @@ def run_action(kind: str, reset: tuple[str, ...] = (), **args: Any) -> None:
         outcome, message = ACTIONS[kind](operator, **args)
         flash(outcome, message)
         if outcome != "error":
-            for key in reset:
-                st.session_state.pop(key, None)
+            for name in reset:
+                st.session_state.pop(renewable_key(name), None)
+                st.session_state[f"generation_{name}"] = st.session_state.get(f"generation_{name}", 0) + 1
     except FeedbackError as exc:  # refused, already decided, invalid, database down: all told plainly
         flash("error", exc.message)
     except identity.IdentityError as exc:

@@ -79,6 +79,11 @@ def open_page(page: str, at: AppTest | None = None) -> AppTest:
     return at
 
 
+def note_key(at: AppTest) -> str:
+    """The rejection note's key (renewed after each rejection)."""
+    return f"reject_note#{at.session_state['generation_reject_note'] if 'generation_reject_note' in at.session_state else 0}"
+
+
 def table(at: AppTest, *columns: str):
     """Return the first table showing all these columns."""
     for frame in at.dataframe:
@@ -461,7 +466,7 @@ def test_reject_several_with_a_note_and_cancel_changes_nothing(own_db):
     at.button(key="reject_selected").click().run()
     at.button(key="cancel_action").click().run()
     assert all(own_db.get_adjustment(t)["status"] == "proposed" for t in targets)
-    at.text_input(key="reject_note").input("user likes these after all").run()
+    at.text_input(key=note_key(at)).input("user likes these after all").run()
     at.button(key="reject_selected").click().run()
     confirm(at)
     for t in targets:
@@ -669,12 +674,12 @@ def test_the_rejection_note_is_cleared_once_used(own_db):
     at = open_page("adjustments")
     first, second = (int(i) for i in lookups.list_adjustment_inbox(own_db, limit=2)["adjustment_id"])
     at.multiselect(key="inbox_selection").set_value([first]).run()
-    at.text_input(key="reject_note").input("user 9 loves action after all").run()
+    at.text_input(key=note_key(at)).input("user 9 loves action after all").run()
     at.button(key="reject_selected").click().run()
     confirm(at)
     assert own_db.get_adjustment(first)["note"] == "user 9 loves action after all"
     at.multiselect(key="inbox_selection").set_value([second]).run()
-    assert at.text_input(key="reject_note").value == ""
+    assert at.text_input(key=note_key(at)).value == ""
 
 
 # ---------------------------------------------------------------- the shared filters

@@ -302,3 +302,35 @@ def test_the_sidebar_shows_the_filters_that_apply_after_another_page(server, bro
     assert versions.inner_text().replace("Model versions", "").strip() == picked
     assert dislikes.inner_text() == filtered
     page.close()
+
+
+def test_a_rejection_note_is_empty_in_the_browser_once_used(server, browser):
+    base, system = server
+    with system.engine.connect() as conn:
+        proposed = conn.execute(
+            select(feature_adjustments.c.adjustment_id)
+            .where(feature_adjustments.c.status == "proposed")
+            .order_by(feature_adjustments.c.created_at.desc(), feature_adjustments.c.adjustment_id.desc())
+            .limit(1)
+        ).scalar_one()
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(base)
+    page.get_by_role("heading", name="Overview", level=1).wait_for(timeout=60_000)
+    go_to(page, "Adjustments", "Adjustments", tables=1)
+    pick_adjustment(page, proposed)
+    note = page.get_by_label("Note (kept with a rejection)")
+    note.fill("not enough evidence")
+    note.press("Enter")
+    wait_until_idle(page, tables=3)
+    page.get_by_role("button", name=f"Reject adjustment #{proposed}").click()
+    page.get_by_role("dialog").get_by_role("button", name="Reject", exact=True).click()
+    page.get_by_text(f"Adjustment {proposed} rejected").wait_for(timeout=30_000)
+    wait_until_idle(page, tables=1)
+    # Once, the field kept the note, and the next rejection would have been recorded with it.
+    assert page.get_by_label("Note (kept with a rejection)").input_value() == ""
+    with system.engine.connect() as conn:
+        note_kept = conn.execute(
+            select(feature_adjustments.c.note).where(feature_adjustments.c.adjustment_id == proposed)
+        ).scalar_one()
+    assert note_kept == "not enough evidence"
+    page.close()

@@ -109,7 +109,7 @@ with inbox_tab:
         )
         edited = magnitude if abs(magnitude - proposed) > 1e-9 else None
         show_preview(picked[0], magnitude)
-    note = st.text_input("Note (kept with a rejection)", key="reject_note", max_chars=500)
+    note = st.text_input("Note (kept with a rejection)", key=ui.renewable_key("reject_note"), max_chars=500)
     buttons = st.container(horizontal=True)
     with buttons:
         approve = ui.action_button(
