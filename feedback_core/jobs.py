@@ -500,17 +500,20 @@ def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> 
             f"held-out AUC {new:.4f} vs active {old:.4f}: too few held-out examples of a label to "
             "tell a gain from luck; an analyst decides"
         )
-    # The margin and the noise are judged on one measure: the gain with one row per (user,
+    # The margin and the noise are judged on one measure: the AUCs with one row per (user,
     # film) (DeLong's test's), not the AUCs over rows, where a film shown in several lists
-    # counts several times.
+    # counts several times; the note quotes the AUCs the gain is the difference of.
+    if gain is not None and "auc_a" in gain:
+        new, old = gain["auc_a"], gain["auc_b"]
+    basis = "held-out AUC" if gain is None else "held-out AUC per (user, film)"
     if new < old + margin if gain is None else gain["difference"] < margin:
-        measured = "" if gain is None else f"the gain per (user, film) of {gain['difference']:+.4f} is "
+        measured = "" if gain is None else f"the gain of {gain['difference']:+.4f} is "
         return False, (
-            f"held-out AUC {new:.4f} vs active {old:.4f}: {measured}not better by {margin}; an analyst decides"
+            f"{basis} {new:.4f} vs active {old:.4f}: {measured}not better by {margin}; an analyst decides"
         )
     if gain is not None and not gain["low"] > 0:
         return False, (
-            f"held-out AUC {new:.4f} vs active {old:.4f}: the gain of {gain['difference']:+.4f} is within "
+            f"{basis} {new:.4f} vs active {old:.4f}: the gain of {gain['difference']:+.4f} is within "
             f"the noise of the held-out sample (95% interval {gain['low']:+.4f} to {gain['high']:+.4f}, "
             f"p = {gain['p_value']:.2g}, DeLong's test); an analyst decides"
         )
@@ -527,7 +530,7 @@ def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> 
     else:
         passed = (
             f"the AUC gain per (user, film) of {gain['difference']:+.4f} is at least {margin} and beyond "
-            f"chance (p = {gain['p_value']:.2g}, DeLong's test; held-out AUC {new:.4f} vs active {old:.4f})"
+            f"chance (p = {gain['p_value']:.2g}, DeLong's test; {basis} {new:.4f} vs active {old:.4f})"
         )
     if worse:
         return False, (

@@ -508,9 +508,9 @@ def compare_aucs(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> d
     """Compare two models' AUCs on the same rows with DeLong's test (DeLong, DeLong and
     Clarke-Pearson 1988; the midrank form of Sun and Xu 2014).
 
-    Returns ``difference`` (AUC of a minus AUC of b), its ``standard_error``, the 95% interval
-    ``low``..``high`` and the two-sided ``p_value``; None with fewer than two rows of a label
-    (no variance to estimate).
+    Returns the two AUCs (``auc_a``, ``auc_b``), their ``difference``, its ``standard_error``,
+    the 95% interval ``low``..``high`` and the two-sided ``p_value``; None with fewer than two
+    rows of a label (no variance to estimate).
     """
     from scipy.stats import norm, rankdata
 
@@ -537,6 +537,8 @@ def compare_aucs(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> d
         p_value = float(2 * norm.sf(abs(difference) / se))
     half = float(norm.ppf(0.975)) * se
     return {
+        "auc_a": float(a10.mean()),
+        "auc_b": float(b10.mean()),
         "difference": difference,
         "standard_error": se,
         "low": difference - half,

@@ -687,8 +687,13 @@ def get_retrain_status(system) -> dict:
             own = candidate.get("candidate_on_same_holdout") or candidate
         else:
             baseline, baseline_id = active, active_id
+    figures = [(m, (baseline or {}).get(m), own.get(m) if own is not None else None) for m in OFFLINE_METRICS]
+    gain = (candidate or {}).get("auc_gain") if same_examples else None
+    if gain and "auc_a" in gain:
+        # What the promotion rule judged: one row per (user, film) (the note quotes these).
+        figures.insert(1, ("auc_per_user_film", gain["auc_b"], gain["auc_a"]))
     comparison = to_frame(
-        [(m, (baseline or {}).get(m), own.get(m) if own is not None else None) for m in OFFLINE_METRICS],
+        figures,
         ["metric", "active", "candidate"],
     )
     comparison["difference"] = pd.to_numeric(comparison["candidate"]) - pd.to_numeric(comparison["active"])

@@ -432,6 +432,8 @@ def test_compare_aucs_tells_a_real_gain_from_noise():
     same = model.compare_aucs(y, twin_a, twin_b)
     assert same["low"] < 0 < same["high"] and same["p_value"] > 0.05
     assert model.compare_aucs(y, better, better) == {
+        "auc_a": model.auc(y, better),
+        "auc_b": model.auc(y, better),
         "difference": 0.0,
         "standard_error": 0.0,
         "low": 0.0,

@@ -904,6 +904,7 @@ def test_a_candidate_is_compared_with_the_version_active_when_it_was_trained(mak
             "auc": 0.66,
             "active_on_same_holdout": {"auc": 0.58, "held_out": 120},
             "candidate_on_same_holdout": {"auc": 0.63, "held_out": 120, "since": "2026-11-30 12:00:00"},
+            "auc_gain": {"auc_a": 0.64, "auc_b": 0.57, "difference": 0.07, "low": 0.01, "high": 0.13},
         },
     )
     status = queries.get_retrain_status(system)
@@ -911,6 +912,9 @@ def test_a_candidate_is_compared_with_the_version_active_when_it_was_trained(mak
     auc = status["comparison"].set_index("metric").loc["auc"]
     assert (auc["active"], auc["candidate"]) == (0.58, 0.63)
     assert (status["compared_examples"], status["compared_since"]) == (120, "2026-11-30 12:00:00")
+    # and the AUCs per (user, film) the promotion rule judged, beside those over rows
+    per_pair = status["comparison"].set_index("metric").loc["auc_per_user_film"]
+    assert (per_pair["active"], per_pair["candidate"]) == (0.57, 0.64)
 
 
 def test_adjustment_effects_count_dislikes_by_the_catalogues_features(make_system, clock):

@@ -169,7 +169,26 @@ PROMOTION_CASES = [
         {"auc": 0.70},
         0.005,
         False,
-        "the gain per (user, film) of +0.0014 is not better by 0.005",
+        "the gain of +0.0014 is not better by 0.005",
+    ),
+    # The note quotes the AUCs per (user, film) the gain is the difference of, not the AUCs
+    # over rows beside a gain measured otherwise ("0.5388 vs 0.5405: a gain of +0.0005").
+    (
+        {
+            "auc": 0.5388,
+            "auc_gain": {
+                "auc_a": 0.5441,
+                "auc_b": 0.5436,
+                "difference": 0.0005,
+                "low": -0.01,
+                "high": 0.011,
+                "p_value": 0.9,
+            },
+        },
+        {"auc": 0.5405},
+        0.005,
+        False,
+        "held-out AUC per (user, film) 0.5441 vs active 0.5436: the gain of +0.0005 is not better",
     ),
     (
         {"auc": 0.702, "auc_gain": {"difference": 0.02, "low": 0.004, "high": 0.036, "p_value": 0.01}},
