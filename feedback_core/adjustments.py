@@ -74,10 +74,13 @@ def load_user_weights(conn: Connection, user_id: int) -> dict[tuple[str, str], f
 
 
 def _check_magnitude(value: Any) -> float:
+    # A proposal comes from a dislike, which de-emphasises: a sign typo must not turn it into
+    # a boost of what the person disliked (as the reason policy's own numbers, -1 to 0).
+    rule = "a number between -1 and 0 (a dislike de-emphasises; 0 leaves the weight as it is)"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValidationError(f"magnitude must be a number between -1 and 1, got {value!r}", "magnitude")
-    if not -1.0 <= value <= 1.0:
-        raise ValidationError(f"magnitude must be a number between -1 and 1, got {value!r}", "magnitude")
+        raise ValidationError(f"magnitude must be {rule}, got {value!r}", "magnitude")
+    if not -1.0 <= value <= 0.0:
+        raise ValidationError(f"magnitude must be {rule}, got {value!r}", "magnitude")
     return float(value)
 
 

@@ -268,7 +268,7 @@ def _schemas(settings: Settings) -> dict:
             ("adjustment_id", "status"),
         ),
         "ApproveIn": _obj(
-            {"magnitude": {"type": ["number", "null"], "minimum": -1, "maximum": 1}}, closed=True
+            {"magnitude": {"type": ["number", "null"], "minimum": -1, "maximum": 0}}, closed=True
         ),
         "RejectIn": _obj({"note": {"type": ["string", "null"], "maxLength": 2000}}, closed=True),
         "Empty": _obj({}, closed=True),

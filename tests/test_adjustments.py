@@ -178,6 +178,12 @@ def test_bad_decisions_change_nothing(system):
             ValidationError,
             "magnitude",
         ),
+        # A sign typo would turn the dislike's de-emphasis into a boost of what was disliked.
+        (
+            lambda: system.approve_adjustment(adjustment_id, actor="ana", magnitude=0.2),
+            ValidationError,
+            "magnitude",
+        ),
         (
             lambda: system.approve_adjustment(adjustment_id, actor="ana", magnitude=float("nan")),
             ValidationError,

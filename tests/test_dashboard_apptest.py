@@ -168,7 +168,10 @@ def test_overview_judges_the_latest_settled_day_and_shows_today_without_a_verdic
     assert check["latest_day"] == min(last, settled)
     boxes = [*at.success, *at.error, *at.info, *at.warning]
     assert any(
-        b.value.startswith(f"{check['latest_day']:%d %b}, the latest settled day (UTC):") for b in boxes
+        b.value.startswith(
+            f"{check['latest_day']:%d %b}, the latest settled day (UTC) with impressions in this selection:"
+        )
+        for b in boxes
     )
     assert not any(f"{today:%d %b}, the latest" in b.value for b in boxes)
     so_far = f"Today so far ({today:%d %b}): 2.50% (0.4–12.9%). No verdict until 6 hours after the day ends"

@@ -101,7 +101,7 @@ with inbox_tab:
         magnitude = st.number_input(
             "Magnitude (edit before approving if you like)",
             min_value=-1.0,
-            max_value=1.0,
+            max_value=0.0,  # a dislike de-emphasises: no sign typo turns it into a boost
             value=proposed,
             step=0.01,
             format="%.3f",

@@ -61,7 +61,12 @@ check = data.query(queries.get_latest_day_check, f.end, f.versions, f.reasons)
 # The check judges the latest settled day (UTC): a day's lists keep gaining dislikes for a
 # while after it ends, so its rate only rises until then.
 settles = int(queries.DAY_SETTLES.total_seconds() // 3600)
-day = f"{check['latest_day']:%d %b}, the latest settled day (UTC)" if check["latest_day"] else ""
+# Named as what it is: with versions picked, or dates ending earlier, not the latest day there is.
+day = (
+    f"{check['latest_day']:%d %b}, the latest settled day (UTC) with impressions in this selection"
+    if check["latest_day"]
+    else ""
+)
 if check["status"] == "worse":
     st.error(
         f"{day}: the dislike rate, {ui.fmt_rate(check['latest'])}, is significantly "
