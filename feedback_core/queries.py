@@ -243,7 +243,9 @@ def _window_totals(
 
 
 def get_overview(system, start: date, end: date, versions=(), reasons=()) -> dict:
-    """Return the headline numbers of the window and of the window of equal length before it."""
+    """Return the headline numbers of the window and of the window of equal length before it,
+    each with ``days_with_impressions`` (a window the data covers only in part has counts that
+    are not comparable with a full one's)."""
     length = (end - start).days + 1
     previous_end = start - timedelta(days=1)
     previous_start = previous_end - timedelta(days=length - 1)
@@ -252,6 +254,12 @@ def get_overview(system, start: date, end: date, versions=(), reasons=()) -> dic
         current, previous = _window_totals(
             conn, [(start, end), (previous_start, previous_end)], versions, reasons, min_trials
         )
+        for totals, (a, b) in ((current, (start, end)), (previous, (previous_start, previous_end))):
+            totals["days_with_impressions"] = conn.execute(
+                select(func.count(func.distinct(daily_impressions.c.day))).where(
+                    *_impression_where(a, b, versions)
+                )
+            ).scalar_one()
         pending = count_pending_examples(conn, cap=PENDING_CAP)
         active = active_version_summary(conn)
     return {

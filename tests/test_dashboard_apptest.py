@@ -96,6 +96,10 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
+def metric_delta(at: AppTest, label: str) -> str | None:
+    return next(m.delta for m in at.metric if m.label == label)
+
+
 def confirm(at: AppTest) -> AppTest:
     """Press the dialog's confirm button."""
     at.button(key="confirm_action").click().run()
@@ -150,6 +154,24 @@ def test_overview_shows_the_numbers_feedback_core_computes(shared_db):
     at.session_state["filter_versions"] = [3]  # the candidate never served: no rate, not 0%
     at.run()
     assert (metric(at, "Impressions"), metric(at, "Dislike rate")) == ("0", "no impressions")
+
+
+def test_overview_compares_counts_only_with_a_window_the_data_covers_as_well(shared_db):
+    bounds = queries.get_data_bounds(shared_db)
+    first, last = bounds["first_day"], bounds["last_day"]
+    at = open_page("overview")
+    # The window after the sample's first day: the window before it holds one day of data.
+    at.session_state["filter_dates"] = (first + timedelta(days=1), last)
+    at.run()
+    overview = queries.get_overview(shared_db, first + timedelta(days=1), last)
+    assert overview["previous"]["days_with_impressions"] < overview["current"]["days_with_impressions"]
+    assert not metric_delta(at, "Dislikes") and not metric_delta(at, "Impressions")
+    assert any(c.value.endswith("counts are not compared, the rate is.") for c in at.caption)
+    # Two windows of one day each, both with impressions: compared.
+    at.session_state["filter_dates"] = (first + timedelta(days=1), first + timedelta(days=1))
+    at.run()
+    assert metric_delta(at, "Impressions")
+    assert not any(c.value.endswith("counts are not compared, the rate is.") for c in at.caption)
 
 
 def test_overview_judges_the_latest_settled_day_and_shows_today_without_a_verdict(own_db):

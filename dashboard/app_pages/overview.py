@@ -14,13 +14,15 @@ st.caption(
 
 overview = data.query(queries.get_overview, *f.args)
 now, before = overview["current"], overview["previous"]
-# No delta against an empty previous window: "+283" would only restate the number.
+# Counts are compared only with a previous window the data covers as fully as this one: against
+# an empty or partly covered one, "+1,603" would read as a surge. Rates compare either way.
 had_before = before["impressions"] > 0 or before["dislikes"] > 0
+covered = had_before and before["days_with_impressions"] >= now["days_with_impressions"]
 cols = st.columns([1, 1, 1.2, 1.1, 0.8])
 cols[0].metric(
     "Dislikes",
     f"{now['dislikes']:,}",
-    f"{now['dislikes'] - before['dislikes']:+,}" if had_before else None,
+    f"{now['dislikes'] - before['dislikes']:+,}" if covered else None,
     delta_color="inverse",
     help="Every live dislike; only those of shown lists are in the rate",
 )
@@ -32,7 +34,7 @@ cols[0].caption(
 cols[1].metric(
     "Impressions",
     f"{now['impressions']:,}",
-    f"{now['impressions'] - before['impressions']:+,}" if had_before else None,
+    f"{now['impressions'] - before['impressions']:+,}" if covered else None,
 )
 rate, previous_rate = now["dislike_rate"], before["dislike_rate"]
 comparable = rate["enough"] and previous_rate["enough"]
@@ -54,6 +56,11 @@ cols[3].metric(
 active = overview["active_version"]
 cols[4].metric("Active version", queries.version_label(active["version_id"]) if active else "none")
 st.caption(f"Days: {ui.ON_LIST_DAY}.")
+if had_before and not covered:
+    st.caption(
+        f"The {(f.end - f.start).days + 1} days before have impressions on {before['days_with_impressions']} "
+        f"of them, these on {now['days_with_impressions']}: counts are not compared, the rate is."
+    )
 if f.reasons:
     st.caption("Rates count only the selected reasons.")
 
