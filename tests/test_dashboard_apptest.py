@@ -524,6 +524,8 @@ def test_start_a_retrain_then_see_it_finish(own_db):
 
 def test_activate_a_version_then_roll_back(own_db):
     at = open_page("versions")
+    # Offered first: the version that served last before the active one (v1), not the newest.
+    assert at.selectbox(key="activate_target").value == 1
     at.selectbox(key="activate_target").set_value(3).run()
     at.button(key="activate_version").click().run()
     confirm(at)
@@ -531,7 +533,7 @@ def test_activate_a_version_then_roll_back(own_db):
     assert [(r.actor, r.entity_id) for r in audit_rows(own_db, "model.activated")] == [
         ("ops@example.com", "3")
     ]
-    at.selectbox(key="activate_target").set_value(2).run()
+    assert at.selectbox(key="activate_target").value == 2  # v2 served before v3
     assert at.button(key="activate_version").label == "Roll back to v2"
     at.button(key="activate_version").click().run()
     confirm(at)

@@ -124,9 +124,19 @@ choices = [v for v in ids if v != active_id]
 if not choices:
     st.info("There is no other version to activate.")
 else:
-    target = st.selectbox("Version", choices, format_func=label, key="activate_target")
+    # Offered first: the version that served last before the active one (what a rollback
+    # usually means), else the newest.
+    served = versions[versions["version_id"].isin(choices) & versions["activated_at"].notna()]
+    previous = int(served.sort_values("activated_at").iloc[-1]["version_id"]) if len(served) else None
+    target = st.selectbox(
+        "Version",
+        choices,
+        index=choices.index(previous) if previous in choices else 0,
+        format_func=label,
+        key="activate_target",
+    )
     row = versions.loc[versions["version_id"] == target].iloc[0]
-    older = active_id is not None and target < active_id
+    older = active_id is not None and target < active_id  # as the audit log names it
     st.caption(
         f"{label(target)} ({row['status']}, trigger {row['trigger']}) will serve every new list; "
         f"{label(active_id) if active_id else 'nothing'} stops serving."
