@@ -93,7 +93,8 @@ def table(at: AppTest, *columns: str):
 
 
 def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
+    """The value of the metric labelled ``label`` (or ``label, <its period>``)."""
+    return next(m.value for m in at.metric if m.label == label or m.label.startswith(f"{label}, "))
 
 
 def metric_delta(at: AppTest, label: str) -> str | None:
@@ -281,6 +282,23 @@ def test_versions_page_colours_the_verdict_by_its_direction_and_names_the_days(s
         assert f"v{worse[side]['version_id']} served {ui.fmt_days(period)}" in caption
     assert worse["shared_days"] is None
     assert any("served on different days" in w.value for w in at.warning)
+
+
+def test_a_comparison_over_the_days_both_versions_served_says_so(own_db):
+    for version in (1, 2):  # both serve today, besides the days each served alone
+        items = [{"movie_id": m, "predicted_score": 0.5} for m in range(1, 41)]
+        own_db.record_recommendation_set(800 + version, items, model_version_id=version)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.session_state["compare_b"], at.session_state["compare_a"] = 2, 1
+    at = open_page("versions", at.run())
+    assert any("served on different days" in w.value for w in at.warning)
+    at.radio(key="compare_scope").set_value("shared days").run()
+    shared = own_db.compare_model_versions(1, 2)["shared_days"]
+    assert not any("served on different days" in w.value for w in at.warning)
+    assert any(v.value.startswith(f"Both over the same days: {ui.fmt_days(shared)}") for v in at.info)
+    labels = [m.label for m in at.metric if m.label.startswith("Dislike rate of")]
+    assert labels == [f"Dislike rate of v{v}, {ui.fmt_days(shared)}" for v in (1, 2)]
+    assert any("include today" in c.value for c in at.caption)
 
 
 def test_rates_on_too_few_impressions_are_left_blank(own_db):

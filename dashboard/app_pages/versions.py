@@ -68,12 +68,9 @@ else:
     )
     judged = comparison
     shared = comparison["shared_days"]
-    if not comparison["same_days"]:
-        st.warning(
-            "The two versions served on different days: a change between those days (users, "
-            "catalogue, season) shows up as a difference between the versions.",
-            icon=":material/event_busy:",
-        )
+    both_served = all(row["days"] for row in periods)  # one that never served has no period to differ
+    if both_served and not comparison["same_days"]:
+        scope = "all days"
         if shared is not None:
             scope = st.radio(
                 "Compare over",
@@ -86,8 +83,23 @@ else:
                 horizontal=True,
                 key="compare_scope",
             )
-            if scope == "shared days":
-                judged = shared
+        if scope == "shared days":
+            judged = shared
+            st.info(
+                f"Both over the same days: {ui.fmt_days(shared)}, the days both versions served.",
+                icon=":material/event_available:",
+            )
+        else:
+            st.warning(
+                "The two versions served on different days: a change between those days (users, "
+                "catalogue, season) shows up as a difference between the versions.",
+                icon=":material/event_busy:",
+            )
+    today = data.get_system().now().date()
+    if any(row["last_day"] == today for row in judged["online"].to_dict("records")):
+        st.caption(
+            "The figures include today, whose lists are still collecting dislikes: its rate can only rise."
+        )
     # The colour follows the direction: a lower rate for B is good news, a higher one bad.
     box = {"lower": st.success, "higher": st.error}.get(judged["outcome"], st.info)
     box(judged["verdict"], icon=":material/balance:")
@@ -101,7 +113,7 @@ else:
     cols = st.columns(2)
     for col, row in zip(cols, online.to_dict("records"), strict=True):
         col.metric(
-            f"Dislike rate of {row['version']}",
+            f"Dislike rate of {row['version']}, {ui.fmt_days(row)}",
             ui.fmt_rate(row, trials="impressions"),
             help=f"{row['dislikes']:,} dislikes / {row['impressions']:,} impressions, {ui.fmt_days(row)}",
         )
