@@ -17,12 +17,27 @@ GREY = "#9aa0a6"
 REASON_COLORS = alt.Scale(domain=list(REASONS), scheme="tableau10")
 
 
+# Vega's "tableau10": a version's colour follows from its number alone, so that it is the same
+# on every chart whichever other versions the chart shows.
+VERSION_PALETTE = (
+    "#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac"
+)  # fmt: skip
+
+
+def version_colour(label: str) -> str:
+    """Return the colour of a version label (``v7``; "no version" is grey)."""
+    if not label.startswith("v") or not label[1:].isdigit():
+        return GREY
+    return VERSION_PALETTE[(int(label[1:]) - 1) % len(VERSION_PALETTE)]
+
+
 def version_color(df: pd.DataFrame, legend: bool = True) -> alt.Color:
-    """Return the colour encoding of ``version``: versions in order, "no version" last, on every chart."""
+    """Return the colour encoding of ``version``: versions in order, "no version" last, each in its
+    own colour on every chart (``version_colour``)."""
     ordered = df.sort_values("model_version_id" if "model_version_id" in df else "version_id")
     labels = list(dict.fromkeys(ordered["version"]))
     labels = [v for v in labels if v != "no version"] + [v for v in labels if v == "no version"]
-    scale = alt.Scale(domain=labels, scheme="tableau10")
+    scale = alt.Scale(domain=labels, range=[version_colour(v) for v in labels])
     return alt.Color("version:N", title="Model version", scale=scale, legend=alt.Legend() if legend else None)
 
 

@@ -10,6 +10,7 @@ import sqlite3
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from dashboard_data import HOSTILE_TEXT, HOSTILE_TITLE, _version, build_sample
 from sqlalchemy import Engine, event, insert, select, update
@@ -861,6 +862,19 @@ def test_rates_are_shown_with_their_interval_or_not_at_all(events, trials, enoug
     rate = queries.rate_fields(events, trials, min_trials=30)
     assert rate["enough"] == enough
     assert ui.fmt_rate(rate) == expected
+
+
+def test_a_version_has_one_colour_on_every_chart():
+    def colours(*ids: int) -> dict:
+        df = pd.DataFrame({"version_id": list(ids), "version": [f"v{i}" if i else "no version" for i in ids]})
+        scale = charts.version_color(df).to_dict()["scale"]
+        return dict(zip(scale["domain"], scale["range"], strict=True))
+
+    # Once, v4 was blue alone and red beside v3: the colours went by position in each chart.
+    alone, together, many = colours(4), colours(3, 4, 7), colours(*range(1, 13), 0)
+    assert alone["v4"] == together["v4"] == many["v4"]
+    assert together["v3"] != together["v4"] != together["v7"]
+    assert many["no version"] == charts.GREY
 
 
 def test_charts_never_draw_a_rate_from_too_few_impressions(shared_db):
