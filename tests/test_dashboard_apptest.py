@@ -716,6 +716,14 @@ def test_decisions_that_decided_nothing_are_not_called_a_success(own_db):
     assert not at.success and said(at.info, f"Retrain job {job['job_id']} was already queued")
 
 
+def test_a_preview_that_changes_no_top_10_says_so(own_db):
+    at = open_page("adjustments")
+    (first,) = (int(i) for i in lookups.list_adjustment_inbox(own_db, limit=1)["adjustment_id"])
+    at.multiselect(key="inbox_selection").set_value([first]).run()
+    at.number_input(key=f"magnitude_{first}").set_value(0.0).run()  # the weight stays at 1.0
+    assert any(i.value.startswith("No change to the top 10") for i in at.info)
+
+
 def test_the_rejection_note_is_cleared_once_used(own_db):
     at = open_page("adjustments")
     first, second = (int(i) for i in lookups.list_adjustment_inbox(own_db, limit=2)["adjustment_id"])

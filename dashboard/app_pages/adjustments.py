@@ -46,6 +46,12 @@ def show_preview(adjustment_id: int, magnitude: float) -> None:
     if preview["lists"] == 0:
         st.info("This user has no recorded lists to re-rank.")
         return
+    if preview["leaving"].empty and preview["entering"].empty:
+        st.info(
+            "No change to the top 10 of these lists: the films it would move stay in or out of it "
+            "(the order within may change; see below).",
+            icon=":material/check:",
+        )
     left, right = st.columns(2)
     with left:
         st.caption("Would leave the top 10")

@@ -49,13 +49,14 @@ if len(ids) < 2:
 else:
     default_b = ids.index(active_id) if active_id in ids else 0
     left, right = st.columns(2)
-    b = left.selectbox(
+    # A on the left, B on the right, as the figures below; B is chosen first (the one judged).
+    b = right.selectbox(
         "Version B (the one you judge)", ids, index=default_b, format_func=label, key="compare_b"
     )
     others = [v for v in ids if v != b]
     parent = versions.loc[versions["version_id"] == b, "parent"].iloc[0]
     default_a = next((i for i, v in enumerate(others) if label(v) == parent), 0)
-    a = right.selectbox(
+    a = left.selectbox(
         "Version A (the baseline)", others, index=default_a, format_func=label, key="compare_a"
     )
 
