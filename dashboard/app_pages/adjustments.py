@@ -6,7 +6,10 @@ from dashboard import data, ui
 from feedback_core import lookups
 from feedback_core.settings import REASONS
 
-DATETIME = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
+
+def moment(label: str):
+    """A table column of times, labelled with their zone."""
+    return st.column_config.DatetimeColumn(f"{label} (UTC)", format="YYYY-MM-DD HH:mm")
 
 
 def inbox_filters() -> dict:
@@ -82,8 +85,10 @@ with inbox_tab:
         inbox.drop(columns=["status", "decided_by", "decided_at", "note"]),
         "adjustment_inbox",
         {
-            "created_at": st.column_config.DatetimeColumn("proposed", format="YYYY-MM-DD HH:mm"),
-            "last_disliked_at": st.column_config.DatetimeColumn("last disliked", format="YYYY-MM-DD HH:mm"),
+            "created_at": st.column_config.DatetimeColumn("proposed (UTC)", format="YYYY-MM-DD HH:mm"),
+            "last_disliked_at": st.column_config.DatetimeColumn(
+                "last disliked (UTC)", format="YYYY-MM-DD HH:mm"
+            ),
             "movie_title": st.column_config.TextColumn("from the dislike of"),
         },
     )
@@ -157,8 +162,8 @@ with applied_tab:
         applied.drop(columns=["status", "note"]),
         "applied_adjustments",
         {
-            "created_at": st.column_config.DatetimeColumn("proposed", format="YYYY-MM-DD HH:mm"),
-            "decided_at": DATETIME,
+            "created_at": st.column_config.DatetimeColumn("proposed (UTC)", format="YYYY-MM-DD HH:mm"),
+            "decided_at": moment("decided"),
         },
     )
     users = sorted({int(u) for u in applied["user_id"]})
@@ -183,7 +188,7 @@ with applied_tab:
                 "after",
             ]
             ui.show_table(
-                effects[columns], f"adjustment_effects_user_{effect_user}", {"applied_at": DATETIME}
+                effects[columns], f"adjustment_effects_user_{effect_user}", {"applied_at": moment("applied")}
             )
             target = st.selectbox(
                 "Revert",

@@ -159,14 +159,17 @@ history = data.query(queries.list_job_history, limit=50)
 if history.empty:
     st.info("No retrain has run yet.")
 else:
-    datetime_column = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")
+
+    def moment(label: str):
+        return st.column_config.DatetimeColumn(f"{label} (UTC)", format="YYYY-MM-DD HH:mm:ss")
+
     ui.show_table(
         history,
         "retrain_jobs",
         {
-            "created_at": datetime_column,
-            "started_at": datetime_column,
-            "finished_at": datetime_column,
+            "created_at": moment("queued"),
+            "started_at": moment("started"),
+            "finished_at": moment("finished"),
             "progress": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%d%%"),
         },
     )
