@@ -155,7 +155,8 @@ def test_overview_shows_the_numbers_feedback_core_computes(shared_db):
     assert "Signed in as ops@example.com · admin, approver, viewer (local mode)" in [t.value for t in at.text]
     at.session_state["filter_versions"] = [3]  # the candidate never served: no rate, not 0%
     at.run()
-    assert (metric(at, "Impressions"), metric(at, "Dislike rate")) == ("0", "no impressions")
+    assert (metric(at, "Impressions"), metric(at, "Dislike rate")) == ("0", "—")
+    assert "No rate: no impressions" in [c.value for c in at.caption]
 
 
 def test_overview_compares_counts_only_with_a_window_the_data_covers_as_well(shared_db):
@@ -349,7 +350,8 @@ def test_more_dislikes_than_impressions_break_no_page(own_db):
     for page in PAGES:
         open_page(page, at)
         if page == "overview":
-            assert metric(at, "Dislike rate") == "more dislikes than impressions"
+            assert metric(at, "Dislike rate") == "—"
+            assert "No rate: more dislikes than impressions" in [c.value for c in at.caption]
             assert any("more dislikes than impressions were counted" in w.value for w in at.warning)
         if page == "versions":
             assert metric(at, "Dislike rate of v2") == "more dislikes than impressions"

@@ -40,13 +40,16 @@ rate, previous_rate = now["dislike_rate"], before["dislike_rate"]
 comparable = rate["enough"] and previous_rate["enough"]
 cols[2].metric(
     "Dislike rate",
-    ui.fmt_pct(rate["rate"], 2) if rate["enough"] else ui.fmt_rate(rate),
+    # Without a rate to show, a dash; what stands in its way goes below (a long value is cut).
+    ui.fmt_pct(rate["rate"], 2) if rate["enough"] else "—",
     f"{(rate['rate'] - previous_rate['rate']) * 100:+.2f} points" if comparable else None,
     delta_color="inverse",
     help="Dislikes on shown lists / impressions",
 )
 if rate["enough"]:
     cols[2].caption(f"95% interval {ui.fmt_interval(rate)}")
+else:
+    cols[2].caption(f"No rate: {ui.fmt_rate(rate)}")
 pending, threshold = overview["untrained_examples"], overview["retrain_threshold"]
 cols[3].metric(
     "Untrained examples",
