@@ -955,3 +955,29 @@ def test_recent_users_are_people_with_live_dislikes(make_system, clock):
     system.retract_dislike(gone, 3)
     system.retract_dislike(retracted, 2)
     assert lookups.list_recent_users(system) == [2, 1]
+
+
+def test_audit_details_show_figures_to_four_decimals(make_system):
+    from feedback_core.db import write_transaction
+    from feedback_core.recording import write_audit
+
+    system = make_system()
+    with write_transaction(system.engine) as conn:
+        write_audit(
+            conn,
+            at=system.now(),
+            actor="system",
+            action="retrain.succeeded",
+            entity_type="retrain_job",
+            entity_id=1,
+            details={
+                "auc": 0.5475944991646989,
+                "version_id": 3,
+                "promoted": False,
+                "tiny": 2e-7,
+                "zero": 0.0,
+            },
+        )
+    today = system.now().date()
+    (details,) = lookups.list_audit(system, today, today)["details"]
+    assert details == "auc=0.5476, version_id=3, promoted=False, tiny=2.0e-07, zero=0"
