@@ -726,6 +726,20 @@ def test_a_preview_that_changes_no_top_10_says_so(own_db):
     assert any(i.value.startswith("No change to the top 10") for i in at.info)
 
 
+def test_the_inbox_says_when_more_proposals_wait_than_it_shows(own_db):
+    waiting = lookups.list_adjustment_inbox(own_db, limit=100_000)
+    assert len(waiting) > 200  # the sample's inbox is longer than the page shows
+    at = open_page("adjustments")
+    assert any("(the 200 newest; more are waiting" in c.value for c in at.caption)
+    assert len(table(at, "adjustment_id", "feature_value")) == 200
+    # One user's proposals fit: no such words.
+    user = int(waiting["user_id"].iloc[0])
+    mine = int((waiting["user_id"] == user).sum())
+    at.number_input(key="inbox_user").set_value(user).run()
+    assert any(c.value.startswith(f"{mine:,} proposals. ") for c in at.caption)
+    assert not any("more are waiting" in c.value for c in at.caption)
+
+
 def test_the_rejection_note_is_cleared_once_used(own_db):
     at = open_page("adjustments")
     first, second = (int(i) for i in lookups.list_adjustment_inbox(own_db, limit=2)["adjustment_id"])

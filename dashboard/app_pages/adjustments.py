@@ -6,6 +6,8 @@ from dashboard import data, ui
 from feedback_core import lookups
 from feedback_core.settings import REASONS
 
+INBOX_ROWS = 200
+
 
 def moment(label: str):
     """A table column of times, labelled with their zone."""
@@ -74,9 +76,16 @@ st.title("Adjustments")
 inbox_tab, applied_tab = st.tabs(["Inbox", "Applied and their effect"])
 
 with inbox_tab:
-    inbox = data.query(lookups.list_adjustment_inbox, status="proposed", **inbox_filters())
+    # One more than shown: enough to tell "200" from "200 of more" without counting them all.
+    inbox = data.query(
+        lookups.list_adjustment_inbox, status="proposed", limit=INBOX_ROWS + 1, **inbox_filters()
+    )
+    more = len(inbox) > INBOX_ROWS
+    inbox = inbox.head(INBOX_ROWS)
     st.caption(
-        f"{len(inbox):,} proposals{' (the 200 newest)' if len(inbox) == 200 else ''}. "
+        f"{len(inbox):,} proposals"
+        + (f" (the {INBOX_ROWS} newest; more are waiting: narrow the filters to reach them)" if more else "")
+        + ". "
         "Evidence: how often this user disliked films with this feature for a reason that blames "
         "it (wrong genre, not interested and irrelevant blame genres; poor quality the cast and "
         "franchise; not interested the franchise too), and when last."
