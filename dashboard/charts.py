@@ -6,6 +6,8 @@ their 95% interval; slices with too few impressions are marked, never drawn as a
 
 from __future__ import annotations
 
+from datetime import date
+
 import altair as alt
 import pandas as pd
 
@@ -31,14 +33,15 @@ def version_colour(label: str) -> str:
     return VERSION_PALETTE[(int(label[1:]) - 1) % len(VERSION_PALETTE)]
 
 
-def version_color(df: pd.DataFrame, legend: bool = True) -> alt.Color:
+def version_color(df: pd.DataFrame, legend: bool = True, orient: str = "right") -> alt.Color:
     """Return the colour encoding of ``version``: versions in order, "no version" last, each in its
     own colour on every chart (``version_colour``)."""
     ordered = df.sort_values("model_version_id" if "model_version_id" in df else "version_id")
     labels = list(dict.fromkeys(ordered["version"]))
     labels = [v for v in labels if v != "no version"] + [v for v in labels if v == "no version"]
     scale = alt.Scale(domain=labels, range=[version_colour(v) for v in labels])
-    return alt.Color("version:N", title="Model version", scale=scale, legend=alt.Legend() if legend else None)
+    shown = alt.Legend(orient=orient) if legend else None
+    return alt.Color("version:N", title="Model version", scale=scale, legend=shown)
 
 
 def reason_color(legend: bool = True) -> alt.Color:
@@ -58,12 +61,21 @@ def _rate_tooltip(x: str, x_title: str) -> list:
     ]
 
 
-def daily_rate_chart(rates: pd.DataFrame, activations: pd.DataFrame) -> alt.LayerChart:
-    """Dislike rate per day with its 95% band, one colour per serving version, activations marked."""
-    enough = rates[rates["enough"]]
+def daily_rate_chart(
+    rates: pd.DataFrame, activations: pd.DataFrame, today: date | None = None
+) -> alt.LayerChart:
+    """Dislike rate per day with its 95% band, one colour per serving version, activations marked.
+
+    ``today``'s rate, still rising while its lists collect dislikes, is a hollow point without a
+    band, apart from the line of the days that are over."""
+    current = (
+        pd.to_datetime(rates["day"]) == pd.Timestamp(today) if today is not None else rates["day"].isna()
+    )
+    enough = rates[rates["enough"] & ~current]
+    so_far = rates[rates["enough"] & current]
     few = rates[~rates["enough"]]
     x = alt.X("day:T", title=None)
-    color = version_color(rates)
+    color = version_color(rates, orient="bottom")  # below the chart: the activation labels are above
     band = (
         alt.Chart(enough)
         .mark_area(opacity=0.18)
@@ -73,6 +85,16 @@ def daily_rate_chart(rates: pd.DataFrame, activations: pd.DataFrame) -> alt.Laye
         alt.Chart(enough)
         .mark_line(point=True)
         .encode(x, alt.Y("rate:Q"), color=color, tooltip=_rate_tooltip("day:T", "Day"))
+    )
+    partial = (
+        alt.Chart(so_far)
+        .mark_point(filled=False, size=70, strokeWidth=2)
+        .encode(
+            x,
+            alt.Y("rate:Q"),
+            color=color,
+            tooltip=[alt.Tooltip("day:T", title="Today so far"), *_rate_tooltip("day:T", "Day")[1:]],
+        )
     )
     # Too few impressions: a grey marker along the top edge, no rate.
     sparse = (
@@ -99,13 +121,15 @@ def daily_rate_chart(rates: pd.DataFrame, activations: pd.DataFrame) -> alt.Laye
             ],
         )
     )
+    # Labels in three lanes down from the top, so that activations close together do not overprint.
+    lanes = activations.assign(lane=[12 + 14 * (i % 3) for i in range(len(activations))])
     label = (
-        alt.Chart(activations)
+        alt.Chart(lanes)
         .mark_text(align="left", dx=4, dy=-4, color="#444", fontSize=11)
-        .encode(x="activated_at:T", y=alt.value(12), text=alt.Text("label:N"))
+        .encode(x="activated_at:T", y=alt.Y("lane:Q", scale=None, axis=None), text=alt.Text("label:N"))
         .transform_calculate(label="datum.version + ' activated'")
     )
-    return alt.layer(band, line, sparse, rule, label).properties(height=320)
+    return alt.layer(band, line, partial, sparse, rule, label).properties(height=320)
 
 
 def reason_bar_chart(df: pd.DataFrame) -> alt.Chart:

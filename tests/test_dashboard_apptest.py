@@ -907,12 +907,19 @@ def test_charts_never_draw_a_rate_from_too_few_impressions(shared_db):
     rates.loc[0, ["impressions", "enough"]] = [5, False]
     spec = charts.daily_rate_chart(rates, queries.list_version_activations(shared_db)).to_dict()
     datasets = spec["datasets"]
-    band, line, sparse = (datasets[layer["data"]["name"]] for layer in spec["layer"][:3])
+    band, line, partial, sparse = (datasets[layer["data"]["name"]] for layer in spec["layer"][:4])
     first_day = rates.loc[0, "day"].isoformat()
     assert all(first_day not in str(row["day"]) or row["version"] != rates.loc[0, "version"] for row in line)
     assert [row["impressions"] for row in sparse] == [5]
-    assert "field" not in spec["layer"][2]["encoding"]["y"]  # a marker on the top edge, no rate
-    assert len(band) == len(line) == len(rates) - 1
+    assert "field" not in spec["layer"][3]["encoding"]["y"]  # a marker on the top edge, no rate
+    assert len(band) == len(line) == len(rates) - 1 and partial == []
+    # Today's rate, still rising, is a hollow point of its own, outside the band and the line.
+    last = bounds["last_day"]
+    spec = charts.daily_rate_chart(rates, queries.list_version_activations(shared_db), today=last).to_dict()
+    band, line, partial = (spec["datasets"][layer["data"]["name"]] for layer in spec["layer"][:3])
+    todays = int((rates["day"] == rates["day"].max()).sum())
+    assert len(partial) == todays and len(line) == len(band) == len(rates) - 1 - todays
+    assert spec["layer"][2]["mark"]["filled"] is False
     empty = rates.iloc[0:0]
     for chart in (
         charts.daily_rate_chart(empty, queries.list_version_activations(shared_db).iloc[0:0]),

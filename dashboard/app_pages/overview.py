@@ -122,7 +122,8 @@ in_window = activations[
 if rates.empty:
     st.info("No impressions in this window: widen the dates or clear the version filter.")
 else:
-    st.altair_chart(charts.daily_rate_chart(rates, in_window), width="stretch")
+    today = data.get_system().now().date()
+    st.altair_chart(charts.daily_rate_chart(rates, in_window, today), width="stretch")
     # Impressions but no rate: more dislikes than impressions, which cannot be a rate.
     impossible = int((rates["rate"].isna() & (rates["impressions"] > 0)).sum())
     sparse = int((~rates["enough"]).sum()) - impossible
