@@ -19,10 +19,12 @@ GREY = "#9aa0a6"
 REASON_COLORS = alt.Scale(domain=list(REASONS), scheme="tableau10")
 
 
-# Vega's "tableau10": a version's colour follows from its number alone, so that it is the same
-# on every chart whichever other versions the chart shows.
+# Vega's "tableau20", its ten strong colours first and their light companions after: a
+# version's colour follows from its number alone, the same on every chart whichever other
+# versions the chart shows, and v1 and v11 differ.
 VERSION_PALETTE = (
-    "#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac"
+    "#4c78a8", "#f58518", "#54a24b", "#b79a20", "#439894", "#e45756", "#79706e", "#d67195", "#b279a2", "#9e765f",
+    "#9ecae9", "#ffbf79", "#88d27a", "#f2cf5b", "#83bcb6", "#ff9d98", "#bab0ac", "#fcbfd2", "#d6a5c9", "#d8b5a5",
 )  # fmt: skip
 
 

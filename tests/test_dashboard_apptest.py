@@ -899,6 +899,7 @@ def test_a_version_has_one_colour_on_every_chart():
     assert alone["v4"] == together["v4"] == many["v4"]
     assert together["v3"] != together["v4"] != together["v7"]
     assert many["no version"] == charts.GREY
+    assert many["v1"] != many["v11"]
 
 
 def test_charts_never_draw_a_rate_from_too_few_impressions(shared_db):
