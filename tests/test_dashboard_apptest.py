@@ -265,6 +265,8 @@ def test_versions_page_compares_like_the_system(shared_db):
         assert metric(at, f"Dislike rate of {label}").startswith(f"{online['rate'] * 100:.2f}%")
     registry = table(at, "version", "status", "trigger")
     assert list(registry["version"]) == ["v3", "v2", "v1"]
+    # The online rate next to the version, not past a dozen columns of metadata.
+    assert list(registry.columns[:5]) == ["version", "status", "dislike_rate", "impressions", "dislikes"]
     assert any("their difference is indicative only" in c.value for c in at.caption)
 
 

@@ -26,8 +26,11 @@ st.caption(
 # A rate on too few impressions is not shown, not even in the raw columns.
 shown = {column: versions[column].where(versions["enough"]) for column in ("rate", "ci_low", "ci_high")}
 registry = versions.assign(dislike_rate=ui.rate_column(versions), **shown)
+# What tells versions apart first (their online rate with its interval), then how they came to be.
+first = ["version", "status", "dislike_rate", "impressions", "dislikes"]
+registry = registry[first + [c for c in registry.columns if c not in first and c != "version_id"]]
 ui.show_table(
-    registry.drop(columns=["version_id"]),
+    registry,
     "model_versions",
     {
         "created_at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
