@@ -124,6 +124,7 @@ def get_adjustment_effects(system, user_id: int) -> pd.DataFrame:
     item_films = np.fromiter((position[r[1]] for r in items), dtype=np.int64, count=len(items))
     item_times = set_times[np.searchsorted(set_ids, item_sets)] if len(items) else set_times[:0]
     shown_times = {key: np.sort(item_times[mask[item_films]]) for key, mask in carries.items()}
+    every_shown = np.sort(item_times)
     # A dislike of a film its lists never showed is a share of no impression: left out.
     disliked = [d for d in disliked if d[1] in position]
     dislike_times = _times([d[0] for d in disliked])
@@ -136,6 +137,8 @@ def get_adjustment_effects(system, user_id: int) -> pd.DataFrame:
         moment = np.datetime64(at, "us")
         shown_before = int(np.searchsorted(shown_times[key], moment, side="left"))
         disliked_before = int(np.searchsorted(disliked_times[key], moment, side="left"))
+        all_before = int(np.searchsorted(every_shown, moment, side="left"))
+        all_after = len(every_shown) - all_before
         counts = {
             "impressions_before": shown_before,
             "impressions_after": len(shown_times[key]) - shown_before,
@@ -149,6 +152,10 @@ def get_adjustment_effects(system, user_id: int) -> pd.DataFrame:
             "applied_at": pd.Timestamp(at),
             "decided_by": adj.decided_by,
             **counts,
+            # Exposure: the share of the user's impressions that carried the feature. A
+            # de-emphasis that works shows here first, as the rate's impressions dwindle.
+            "exposure_before": shown_before / all_before if all_before else None,
+            "exposure_after": (counts["impressions_after"] / all_after) if all_after else None,
         }
         for side in ("before", "after"):
             rate = rate_fields(counts[f"dislikes_{side}"], counts[f"impressions_{side}"], min_trials)

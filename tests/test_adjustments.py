@@ -316,6 +316,28 @@ def test_an_effect_counts_each_dislike_with_the_impressions_it_is_a_share_of(mak
     assert effect["rate_before"] == pytest.approx(0.6) and effect["rate_after"] == 0
 
 
+def test_an_effect_shows_how_much_of_the_users_lists_carried_the_feature(make_system, clock):
+    from feedback_core.lookups import get_adjustment_effects
+
+    system = make_system()
+    system.add_movies(
+        [
+            {"movie_id": m, "title": f"M{m}", "genres": ["Horror" if m <= 10 else "Comedy"]}
+            for m in range(1, 21)
+        ]
+    )
+    before = system.record_recommendation_set(1, [1, 2, 3, 4, 11, 12, 13, 14])  # half Horror
+    system.save_dislike(1, 1, recommendation_set_id=before, reason="wrong_genre")
+    (proposal,) = system.list_adjustments(user_id=1)
+    clock.advance(hours=1)
+    system.approve_adjustment(proposal["adjustment_id"], actor="ana")
+    clock.advance(hours=1)
+    system.record_recommendation_set(1, [5, 15, 16, 17])  # a quarter Horror
+    (effect,) = get_adjustment_effects(system, 1).to_dict("records")
+    # Too few impressions for a rate on either side, but the exposure says what changed.
+    assert (effect["exposure_before"], effect["exposure_after"]) == (0.5, 0.25)
+
+
 def test_auto_approve_applies_proposals_at_once(make_system):
     system = make_system(auto_approve=True)
     system.save_dislike(1, 10, "A", reason="not_interested", genres=["Horror"], franchise="Saga")

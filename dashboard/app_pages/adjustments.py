@@ -184,11 +184,14 @@ with applied_tab:
             effects["before"] = ui.rate_column(effects, "impressions_before", "_before")
             effects["after"] = ui.rate_column(effects, "impressions_after", "_after")
             st.caption(
-                "Dislike rate of this user's shown films carrying the feature (in the catalogue), before and "
-                "after it was applied; a dislike counts at the time its list was shown."
+                "Exposure: the share of this user's impressions that carried the feature, before and after "
+                "it was applied. Dislike rate: of those films, how many the user disliked; a dislike counts "
+                "at the time its list was shown."
             )
             columns = ["adjustment_id", "feature", "magnitude", "applied_at", "decided_by"]
             columns += [
+                "exposure_before",
+                "exposure_after",
                 "impressions_before",
                 "dislikes_before",
                 "before",
@@ -197,7 +200,13 @@ with applied_tab:
                 "after",
             ]
             ui.show_table(
-                effects[columns], f"adjustment_effects_user_{effect_user}", {"applied_at": moment("applied")}
+                effects[columns],
+                f"adjustment_effects_user_{effect_user}",
+                {
+                    "applied_at": moment("applied"),
+                    "exposure_before": st.column_config.NumberColumn("exposure before", format="percent"),
+                    "exposure_after": st.column_config.NumberColumn("exposure after", format="percent"),
+                },
             )
             target = st.selectbox(
                 "Revert",
