@@ -118,7 +118,9 @@ def page_calls(system: FeedbackSystem) -> dict[str, list[tuple[str, Callable[[],
         "versions": [call(queries.list_versions)]
         + ([call(queries.compare_versions, other, active)] if active else []),
         "adjustments": [
-            call(lookups.list_adjustment_inbox, status="proposed"),
+            call(
+                lookups.list_adjustment_inbox, status="proposed", limit=201
+            ),  # as the page: one more than it shows
             call(lookups.list_adjustment_inbox, status="applied", limit=200),
         ]
         + ([call(lookups.preview_adjustment, first_adjustment)] if first_adjustment else []),

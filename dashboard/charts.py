@@ -63,6 +63,31 @@ def _rate_tooltip(x: str, x_title: str) -> list:
     ]
 
 
+def _label_lanes(activations: pd.DataFrame, rates: pd.DataFrame) -> pd.DataFrame:
+    """Give each activation's label a lane (pixels from the top): the first lane whose last label
+    is far enough to its left, so that labels of close activations never overprint."""
+    if activations.empty:
+        return activations.assign(lane=[], side=[])
+    moments = pd.to_datetime(activations["activated_at"])
+    days = pd.to_datetime(rates["day"]) if len(rates) else moments
+    start, end = min(days.min(), moments.min()), max(days.max() + pd.Timedelta(days=1), moments.max())
+    span = max((end - start).total_seconds(), 1.0)
+    room = 0.14 * span  # about a label's width on a chart as wide as the page
+    ends: list[float] = []  # per lane, where its last label ends (seconds from the start)
+    lanes, sides = [], []
+    for moment in moments:
+        at = (moment - start).total_seconds()
+        right = at + room <= span
+        first, last = (at, at + room) if right else (at - room, at)
+        lane = next((i for i, taken in enumerate(ends) if taken <= first), len(ends))
+        if lane == len(ends):
+            ends.append(last)
+        ends[lane] = last
+        lanes.append(12 + 14 * lane)
+        sides.append("left" if right else "right")
+    return activations.assign(lane=lanes, side=sides)
+
+
 def daily_rate_chart(
     rates: pd.DataFrame, activations: pd.DataFrame, today: date | None = None
 ) -> alt.LayerChart:
@@ -123,15 +148,16 @@ def daily_rate_chart(
             ],
         )
     )
-    # Labels in three lanes down from the top, so that activations close together do not overprint.
-    lanes = activations.assign(lane=[12 + 14 * (i % 3) for i in range(len(activations))])
-    label = (
-        alt.Chart(lanes)
-        .mark_text(align="left", dx=4, dy=-4, color="#444", fontSize=11)
+    laned = _label_lanes(activations, rates)
+    # Right of its rule, or left of it near the chart's right edge (else a label runs off).
+    labels = [
+        alt.Chart(laned[laned["side"] == side])
+        .mark_text(align=side, dx=dx, dy=-4, color="#444", fontSize=11)
         .encode(x="activated_at:T", y=alt.Y("lane:Q", scale=None, axis=None), text=alt.Text("label:N"))
         .transform_calculate(label="datum.version + ' activated'")
-    )
-    return alt.layer(band, line, partial, sparse, rule, label).properties(height=320)
+        for side, dx in (("left", 4), ("right", -4))
+    ]
+    return alt.layer(band, line, partial, sparse, rule, *labels).properties(height=320)
 
 
 def reason_bar_chart(df: pd.DataFrame) -> alt.Chart:

@@ -446,7 +446,11 @@ class Jobs:
                 entity_id=job_id,
                 details={
                     "version_id": version_id,
-                    "auc": metrics.get("auc"),
+                    "auc": metrics.get("auc"),  # its own, cross-validated over every example
+                    # What the promotion rule compared: per (user, film), on examples the active
+                    # version never saw (the reason quotes these).
+                    "compared_auc": (metrics.get("auc_gain") or {}).get("auc_a"),
+                    "compared_active_auc": (metrics.get("auc_gain") or {}).get("auc_b"),
                     "promoted": promote,
                     "reason": why,
                 },
@@ -503,17 +507,19 @@ def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> 
     # The margin and the noise are judged on one measure: the AUCs with one row per (user,
     # film) (DeLong's test's), not the AUCs over rows, where a film shown in several lists
     # counts several times; the note quotes the AUCs the gain is the difference of.
-    if gain is not None and "auc_a" in gain:
+    per_pair = gain is not None and "auc_a" in gain  # (older versions recorded only the gain)
+    if per_pair:
         new, old = gain["auc_a"], gain["auc_b"]
-    basis = "held-out AUC" if gain is None else "held-out AUC per (user, film)"
+    basis = "held-out AUC per (user, film)" if per_pair else "held-out AUC"
+    the_gain = "the gain" if per_pair else "the gain per (user, film)"
     if new < old + margin if gain is None else gain["difference"] < margin:
-        measured = "" if gain is None else f"the gain of {gain['difference']:+.4f} is "
+        measured = "" if gain is None else f"{the_gain} of {gain['difference']:+.4f} is "
         return False, (
             f"{basis} {new:.4f} vs active {old:.4f}: {measured}not better by {margin}; an analyst decides"
         )
     if gain is not None and not gain["low"] > 0:
         return False, (
-            f"{basis} {new:.4f} vs active {old:.4f}: the gain of {gain['difference']:+.4f} is within "
+            f"{basis} {new:.4f} vs active {old:.4f}: {the_gain} of {gain['difference']:+.4f} is within "
             f"the noise of the held-out sample (95% interval {gain['low']:+.4f} to {gain['high']:+.4f}, "
             f"p = {gain['p_value']:.2g}, DeLong's test); an analyst decides"
         )

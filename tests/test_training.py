@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from feedback_core import FeedbackSystem, Settings, model, training
 from feedback_core.db import read_connection
 from feedback_core.model import FEATURES, prior_model
-from feedback_core.schema import model_versions, movies, ratings
+from feedback_core.schema import audit_log, model_versions, movies, ratings
 
 USERS = range(200, 240)
 DAYS = 6
@@ -160,7 +160,8 @@ def test_the_active_version_is_compared_only_on_examples_it_never_saw(system, cl
     if system.get_active_model_version()["version_id"] != third:
         system.activate_model_version(third, "analyst@test")
     _show_lists(system, clock, lambda user, day, films: films[1:2] if (user + day) % 2 == 0 else [])
-    fourth = system.get_model_version(system.retrain("analyst@test")["result_version_id"])
+    job = system.retrain("analyst@test")
+    fourth = system.get_model_version(job["result_version_id"])
     with read_connection(system.engine) as conn:
         data = training.load_training_data(conn, (0.1, 2.0), None)
     since = training._seconds([_created_at(system, third)])[0]
@@ -180,6 +181,16 @@ def test_the_active_version_is_compared_only_on_examples_it_never_saw(system, cl
     assert metrics["candidate_on_same_holdout"]["held_out"] == unseen
     assert metrics["active_on_same_holdout"]["held_out"] == unseen
     assert metrics["candidate_on_same_holdout"]["since"] == str(_created_at(system, third))
+    # The audit record carries the AUCs the promotion note quotes, beside the version's own.
+    with read_connection(system.engine) as conn:
+        details = conn.execute(
+            select(audit_log.c.details).where(
+                audit_log.c.action == "retrain.succeeded", audit_log.c.entity_id == str(job["job_id"])
+            )
+        ).scalar_one()
+    gain = metrics["auc_gain"]
+    assert (details["compared_auc"], details["compared_active_auc"]) == (gain["auc_a"], gain["auc_b"])
+    assert details["auc"] == metrics["auc"]
 
 
 def test_a_dislike_example_weighs_what_its_stored_examples_weigh(make_system, clock):

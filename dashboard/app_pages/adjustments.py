@@ -171,8 +171,9 @@ with applied_tab:
         applied.drop(columns=["status", "note"]),
         "applied_adjustments",
         {
-            "created_at": st.column_config.DatetimeColumn("proposed (UTC)", format="YYYY-MM-DD HH:mm"),
+            "created_at": moment("proposed"),
             "decided_at": moment("decided"),
+            "last_disliked_at": moment("last disliked"),
         },
     )
     users = sorted({int(u) for u in applied["user_id"]})

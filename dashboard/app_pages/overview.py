@@ -14,10 +14,12 @@ st.caption(
 
 overview = data.query(queries.get_overview, *f.args)
 now, before = overview["current"], overview["previous"]
-# Counts are compared only with a previous window the data covers as fully as this one: against
-# an empty or partly covered one, "+1,603" would read as a surge. Rates compare either way.
+# Counts are compared only when the data covers both windows, every day of each: against an
+# empty or partly covered one, "+1,603" would read as a surge (or "-76" as good news when this
+# window runs past the data). Rates compare either way, when both have enough impressions.
 had_before = before["impressions"] > 0 or before["dislikes"] > 0
-covered = had_before and before["days_with_impressions"] >= now["days_with_impressions"]
+length = (f.end - f.start).days + 1
+covered = had_before and before["days_with_impressions"] == now["days_with_impressions"] == length
 cols = st.columns([1, 1, 1.2, 1.1, 0.8])
 cols[0].metric(
     "Dislikes",
@@ -61,8 +63,9 @@ cols[4].metric("Active version", queries.version_label(active["version_id"]) if 
 st.caption(f"Days: {ui.ON_LIST_DAY}.")
 if had_before and not covered:
     st.caption(
-        f"The {(f.end - f.start).days + 1} days before have impressions on {before['days_with_impressions']} "
-        f"of them, these on {now['days_with_impressions']}: counts are not compared, the rate is."
+        f"Of these {length} days {now['days_with_impressions']} have impressions, of the {length} before "
+        f"{before['days_with_impressions']}: counts are not compared"
+        + (", the rate is." if comparable else ", nor is the rate (too few impressions on a side).")
     )
 if f.reasons:
     st.caption("Rates count only the selected reasons.")

@@ -33,8 +33,8 @@ ui.show_table(
     registry,
     "model_versions",
     {
-        "created_at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-        "activated_at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        "created_at": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm"),
+        "activated_at": st.column_config.DatetimeColumn("activated (UTC)", format="YYYY-MM-DD HH:mm"),
         "rate": st.column_config.NumberColumn(format="percent"),
         "ci_low": st.column_config.NumberColumn(format="percent"),
         "ci_high": st.column_config.NumberColumn(format="percent"),
