@@ -23,8 +23,8 @@ REASON_COLORS = alt.Scale(domain=list(REASONS), scheme="tableau10")
 # version's colour follows from its number alone, the same on every chart whichever other
 # versions the chart shows, and v1 and v11 differ.
 VERSION_PALETTE = (
-    "#4c78a8", "#f58518", "#54a24b", "#b79a20", "#439894", "#e45756", "#79706e", "#d67195", "#b279a2", "#9e765f",
-    "#9ecae9", "#ffbf79", "#88d27a", "#f2cf5b", "#83bcb6", "#ff9d98", "#bab0ac", "#fcbfd2", "#d6a5c9", "#d8b5a5",
+    "#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2", "#439894", "#b79a20", "#d67195", "#9e765f", "#79706e",
+    "#9ecae9", "#ffbf79", "#88d27a", "#ff9d98", "#d6a5c9", "#83bcb6", "#f2cf5b", "#fcbfd2", "#d8b5a5", "#bab0ac",
 )  # fmt: skip
 
 

@@ -63,7 +63,7 @@ cols[4].metric("Active version", queries.version_label(active["version_id"]) if 
 st.caption(f"Days: {ui.ON_LIST_DAY}.")
 if had_before and not covered:
     st.caption(
-        f"Of these {length} days {now['days_with_impressions']} have impressions, of the {length} before "
+        f"Of these {length} days, {now['days_with_impressions']} have impressions; of the {length} before, "
         f"{before['days_with_impressions']}: counts are not compared"
         + (", the rate is." if comparable else ", nor is the rate (too few impressions on a side).")
     )
