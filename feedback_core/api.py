@@ -16,6 +16,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -52,6 +53,9 @@ PUBLIC, USER, SERVICE, ADMIN = "public", "user", "service", "admin"
 ACCESS: dict[str, str] = {}
 
 bp = Blueprint(EXTENSION, __name__)
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+# What a browser page may send and read across origins (CORS).
+CORS_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-User-ID"]
 
 
 # ---------------------------------------------------------------- configuration and state
@@ -65,6 +69,17 @@ class ApiConfig:
     max_body_bytes: int = 64 * 1024
     token_secret: str | None = None
     key_cache_seconds: float = 5.0
+    # Origins whose pages may call the API from a browser (CORS), e.g. the front end's
+    # "https://app.example.com" using user tokens; none by default (same origin only).
+    cors_origins: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for origin in self.cors_origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ConfigError(
+                    f"FEEDBACK_API_CORS_ORIGINS: {origin!r} is not an origin; give scheme and host (and port), "
+                    "e.g. https://app.example.com, comma-separated"
+                )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "ApiConfig":
@@ -76,6 +91,11 @@ class ApiConfig:
                 max_body_bytes=int(env.get("FEEDBACK_API_MAX_BODY_BYTES") or 64 * 1024),
                 token_secret=env.get("FEEDBACK_API_SECRET") or None,
                 key_cache_seconds=float(env.get("FEEDBACK_API_KEY_CACHE_SECONDS") or 5.0),
+                cors_origins=tuple(
+                    o.strip().rstrip("/")
+                    for o in env.get("FEEDBACK_API_CORS_ORIGINS", "").split(",")
+                    if o.strip()
+                ),
             )
         except ValueError as exc:
             raise ConfigError(f"invalid FEEDBACK_API_* setting: {exc}") from None
@@ -215,6 +235,20 @@ def register_feedback_routes(app: Flask, system: Any = None, config: ApiConfig |
     if not isinstance(app.json, FeedbackJSONProvider):
         app.json = FeedbackJSONProvider(app)
     app.register_blueprint(bp)
+    if config.cors_origins:
+        from flask_cors import CORS
+
+        # Only the API's paths, only the listed origins; credentials travel in a header the
+        # page sets (Authorization), never in cookies.
+        CORS(
+            app,
+            resources={r"/api/*": {"origins": list(config.cors_origins)}},
+            allow_headers=CORS_HEADERS,
+            expose_headers=["Idempotent-Replayed", "Retry-After"],
+            methods=["GET", "POST", "DELETE", "OPTIONS"],
+            supports_credentials=False,
+            max_age=600,
+        )
     _log_like_the_app()
 
 
@@ -318,7 +352,9 @@ bp.app_errorhandler(HTTPException)(_api_http_error)
 def _authenticate() -> None:
     # An endpoint missing from the table is treated as admin-only: fail closed.
     access = ACCESS.get(request.endpoint or "", ADMIN)
-    if access == PUBLIC:
+    if access == PUBLIC or request.method == "OPTIONS":
+        # OPTIONS says which methods a path allows (and, to a listed origin, what CORS allows):
+        # no data, and a browser's preflight carries no credentials.
         return
     g.caller = _identify(access)
 

@@ -322,3 +322,56 @@ def test_a_host_apps_body_limit_and_the_apis_cap_both_hold_for_chunked_bodies(
     assert over.status_code == 413 and f"larger than {refused_over} bytes" in error_of(over)["message"]
     assert rows(system, ratings) == []
     assert send(accepted).status_code == 201
+
+
+def test_listed_origins_may_call_from_a_browser_and_others_may_not(system):
+    from feedback_core.api import ApiConfig, create_app
+    from feedback_core.errors import ConfigError
+
+    api = make_api(system, cors_origins=("https://app.example.com",))
+    client = api.app.test_client()
+    preflight = client.open(
+        "/api/dislike",
+        method="OPTIONS",
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
+        },
+    )  # a browser's preflight carries no credentials: it must not be a 401
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "idempotency-key" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    listed = client.get(
+        "/api/dislike-history", headers={**api.headers("service"), "Origin": "https://app.example.com"}
+    )
+    assert (
+        listed.status_code == 200
+        and listed.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    )
+    other = client.get(
+        "/api/dislike-history", headers={**api.headers("service"), "Origin": "https://elsewhere.example"}
+    )
+    assert "Access-Control-Allow-Origin" not in other.headers  # the browser withholds the answer
+    assert (
+        "Access-Control-Allow-Origin"
+        not in client.get("/healthz", headers={"Origin": "https://app.example.com"}).headers
+    )
+    # Without the setting, no page of another origin may read an answer.
+    plain = create_app(
+        system=system, config=ApiConfig(key_cache_seconds=0), flask_config={"TESTING": True}
+    ).test_client()
+    r = plain.get(
+        "/api/dislike-history", headers={**api.headers("service"), "Origin": "https://app.example.com"}
+    )
+    assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
+    for bad in ("app.example.com", "https://app.example.com/path", "*"):
+        with pytest.raises(ConfigError, match="FEEDBACK_API_CORS_ORIGINS"):
+            ApiConfig(cors_origins=(bad,))
+    assert ApiConfig.from_env(
+        {"FEEDBACK_API_CORS_ORIGINS": " https://a.example , http://b.example:8080/ "}
+    ).cors_origins == (
+        "https://a.example",
+        "http://b.example:8080",
+    )
