@@ -192,7 +192,8 @@ def list_filter_versions(system) -> pd.DataFrame:
 def _window_totals(
     conn: Connection, windows: Sequence[tuple[date, date]], versions, reasons, min_trials: int
 ) -> list[dict]:
-    """Return the totals of each ``(start, end)`` window (windows that do not overlap).
+    """Return the totals of each ``(start, end)`` window (windows that do not overlap), with
+    ``days_with_impressions`` (a window the data covers only in part).
 
     One statement for all of them, per day (a few dozen rows), summed here: a round trip per
     window and table is what a page pays for most on PostgreSQL.
@@ -212,7 +213,7 @@ def _window_totals(
         .where(*_impression_where(low, high, versions))
         .group_by(daily_impressions.c.day),
     )
-    sums = [{"shown": 0, 0: [0, 0.0], 1: [0, 0.0]} for _ in windows]
+    sums = [{"shown": 0, "days": 0, 0: [0, 0.0], 1: [0, 0.0]} for _ in windows]
     for day, attributed, n, score_sum in conn.execute(per_day).all():
         day = as_date(day)
         window = next((i for i, (s, e) in enumerate(windows) if s <= day <= e), None)
@@ -220,6 +221,7 @@ def _window_totals(
             continue
         if attributed is None:
             sums[window]["shown"] += int(n or 0)
+            sums[window]["days"] += bool(n)
         else:
             kind = sums[window][1 if int(attributed) == 1 else 0]
             kind[0] += int(n or 0)
@@ -235,6 +237,7 @@ def _window_totals(
                 "dislikes": total,
                 "attributed_dislikes": attributed,
                 "impressions": counted["shown"],
+                "days_with_impressions": counted["days"],
                 "mean_predicted_score": (attributed_sum + unattributed_sum) / total if total else None,
                 "dislike_rate": rate_fields(attributed, counted["shown"], min_trials),
             }
@@ -254,12 +257,6 @@ def get_overview(system, start: date, end: date, versions=(), reasons=()) -> dic
         current, previous = _window_totals(
             conn, [(start, end), (previous_start, previous_end)], versions, reasons, min_trials
         )
-        for totals, (a, b) in ((current, (start, end)), (previous, (previous_start, previous_end))):
-            totals["days_with_impressions"] = conn.execute(
-                select(func.count(func.distinct(daily_impressions.c.day))).where(
-                    *_impression_where(a, b, versions)
-                )
-            ).scalar_one()
         pending = count_pending_examples(conn, cap=PENDING_CAP)
         active = active_version_summary(conn)
     return {

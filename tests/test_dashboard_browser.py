@@ -229,15 +229,20 @@ def pick_adjustment(page, adjustment_id: int) -> None:
     wait_until_idle(page, tables=3)  # the inbox, what would leave and what would enter
 
 
-def approve_first_adjustment(page, system) -> int:
-    """Approve the newest proposal through the dialog; return its id."""
+def newest_proposal(system) -> int:
+    """The id of the newest proposal still waiting (the first the inbox lists)."""
     with system.engine.connect() as conn:
-        proposed = conn.execute(
+        return conn.execute(
             select(feature_adjustments.c.adjustment_id)
             .where(feature_adjustments.c.status == "proposed")
             .order_by(feature_adjustments.c.created_at.desc(), feature_adjustments.c.adjustment_id.desc())
             .limit(1)
         ).scalar_one()
+
+
+def approve_first_adjustment(page, system) -> int:
+    """Approve the newest proposal through the dialog; return its id."""
+    proposed = newest_proposal(system)
     pick_adjustment(page, proposed)
     page.get_by_role("button", name=f"Approve adjustment #{proposed}").click()
     dialog = page.get_by_role("dialog")
@@ -306,13 +311,7 @@ def test_the_sidebar_shows_the_filters_that_apply_after_another_page(server, bro
 
 def test_a_rejection_note_is_empty_in_the_browser_once_used(server, browser):
     base, system = server
-    with system.engine.connect() as conn:
-        proposed = conn.execute(
-            select(feature_adjustments.c.adjustment_id)
-            .where(feature_adjustments.c.status == "proposed")
-            .order_by(feature_adjustments.c.created_at.desc(), feature_adjustments.c.adjustment_id.desc())
-            .limit(1)
-        ).scalar_one()
+    proposed = newest_proposal(system)
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(base)
     page.get_by_role("heading", name="Overview", level=1).wait_for(timeout=60_000)
