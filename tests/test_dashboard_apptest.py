@@ -24,6 +24,7 @@ from feedback_core.schema import audit_log, daily_dislikes, model_versions, retr
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 PAGES = ["overview", "reasons", "errors", "versions", "adjustments", "retrain", "users", "audit"]
 TIMEOUT = 30
+INBOX_TABLE = "table_adjustment_inbox"  # the Adjustments page's inbox: its rows are selected to decide
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +92,23 @@ def table(at: AppTest, *columns: str):
         if set(columns) <= set(frame.value.columns):
             return frame.value
     raise AssertionError(f"no table with columns {columns}")
+
+
+def select_rows(at: AppTest, *rows: int) -> AppTest:
+    """Select these rows of the inbox table (0 is the first shown), as ticking their boxes does.
+
+    AppTest cannot click a table's rows; it sets the selection the browser would send.
+    """
+    at.session_state[INBOX_TABLE] = {"selection": {"rows": list(rows)}}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def pick(at: AppTest, ids: list[int]) -> AppTest:
+    """Select the inbox rows showing these proposals."""
+    shown = list(table(at, "adjustment_id", "evidence_dislikes")["adjustment_id"])
+    return select_rows(at, *(shown.index(i) for i in ids))
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -379,7 +397,7 @@ def test_adjustments_page_lists_the_inbox_and_previews(shared_db):
     shown = table(at, "adjustment_id", "evidence_dislikes")
     assert list(shown["adjustment_id"]) == list(inbox["adjustment_id"])
     first = int(inbox["adjustment_id"].iloc[0])
-    at.multiselect(key="inbox_selection").set_value([first]).run()
+    pick(at, [first])
     assert not at.exception
     preview = lookups.preview_adjustment(shared_db, first)
     assert any(
@@ -501,7 +519,7 @@ def test_an_unsupported_database_url_is_explained(dashboard_env):
 def test_approve_one_with_an_edited_magnitude(own_db):
     at = open_page("adjustments")
     target = int(lookups.list_adjustment_inbox(own_db, limit=1)["adjustment_id"][0])
-    at.multiselect(key="inbox_selection").set_value([target]).run()
+    pick(at, [target])
     at.number_input(key=f"magnitude_{target}").set_value(-0.2).run()
     at.button(key="approve_selected").click().run()
     assert "with magnitude -0.200" in " ".join(t.value for t in at.text)
@@ -523,7 +541,7 @@ def test_approve_one_with_an_edited_magnitude(own_db):
 def test_reject_several_with_a_note_and_cancel_changes_nothing(own_db):
     at = open_page("adjustments")
     targets = [int(i) for i in lookups.list_adjustment_inbox(own_db, limit=2)["adjustment_id"]]
-    at.multiselect(key="inbox_selection").set_value(targets).run()
+    pick(at, targets)
     at.button(key="reject_selected").click().run()
     at.button(key="cancel_action").click().run()
     assert all(own_db.get_adjustment(t)["status"] == "proposed" for t in targets)
@@ -600,9 +618,7 @@ def test_the_role_is_checked_when_the_action_runs(own_db, dashboard_env):
 def test_a_viewer_sees_disabled_actions(shared_db, dashboard_env):
     dashboard_env.setenv("FEEDBACK_OPERATOR_ROLES", "viewer")
     at = open_page("adjustments")
-    at.multiselect(key="inbox_selection").set_value(
-        [int(lookups.list_adjustment_inbox(shared_db, limit=1)["adjustment_id"][0])]
-    ).run()
+    pick(at, [int(lookups.list_adjustment_inbox(shared_db, limit=1)["adjustment_id"][0])])
     assert at.button(key="approve_selected").disabled and at.button(key="reject_selected").disabled
     at = open_page("retrain", at)
     assert at.button(key="start_retrain").disabled
@@ -715,12 +731,12 @@ def test_the_promote_dialog_closes_when_the_candidate_changes(own_db):
 def test_decisions_that_decided_nothing_are_not_called_a_success(own_db):
     at = open_page("adjustments")
     targets = [int(i) for i in lookups.list_adjustment_inbox(own_db, limit=4)["adjustment_id"]]
-    at.multiselect(key="inbox_selection").set_value(targets[:2]).run()
+    pick(at, targets[:2])
     at.button(key="approve_selected").click().run()
     own_db.reject_adjustments(targets[:2], "other@example.com", "duplicate")  # decided meanwhile
     confirm(at)
     assert not at.success and said(at.error, "No adjustments approved", "2 skipped")
-    at.multiselect(key="inbox_selection").set_value(targets[2:]).run()
+    pick(at, targets[2:])
     at.button(key="approve_selected").click().run()
     own_db.reject_adjustment(targets[2], "other@example.com", "duplicate")
     confirm(at)
@@ -736,7 +752,7 @@ def test_decisions_that_decided_nothing_are_not_called_a_success(own_db):
 def test_a_preview_that_changes_no_top_10_says_so(own_db):
     at = open_page("adjustments")
     (first,) = (int(i) for i in lookups.list_adjustment_inbox(own_db, limit=1)["adjustment_id"])
-    at.multiselect(key="inbox_selection").set_value([first]).run()
+    pick(at, [first])
     at.number_input(key=f"magnitude_{first}").set_value(0.0).run()  # the weight stays at 1.0
     assert any(i.value.startswith("No change to the top 10") for i in at.info)
 
@@ -758,12 +774,12 @@ def test_the_inbox_says_when_more_proposals_wait_than_it_shows(own_db):
 def test_the_rejection_note_is_cleared_once_used(own_db):
     at = open_page("adjustments")
     first, second = (int(i) for i in lookups.list_adjustment_inbox(own_db, limit=2)["adjustment_id"])
-    at.multiselect(key="inbox_selection").set_value([first]).run()
+    pick(at, [first])
     at.text_input(key=note_key(at)).input("user 9 loves action after all").run()
     at.button(key="reject_selected").click().run()
     confirm(at)
     assert own_db.get_adjustment(first)["note"] == "user 9 loves action after all"
-    at.multiselect(key="inbox_selection").set_value([second]).run()
+    pick(at, [second])
     assert at.text_input(key=note_key(at)).value == ""
 
 

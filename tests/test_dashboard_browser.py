@@ -8,6 +8,7 @@ Skipped (with the reason) where Chromium or Playwright is missing; CI installs b
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -218,13 +219,41 @@ def test_every_page_approve_one_adjustment_and_start_a_retrain(server, browser):
     )
 
 
+# The inbox table's header and each of its rows are this many pixels high (Streamlit's default).
+INBOX_ROW_PX = 35
+
+
+def inbox_table(page):
+    """The Adjustments page's inbox table (only a table whose rows can be selected has this class)."""
+    return page.locator(".st-key-table_adjustment_inbox")
+
+
+def tick_inbox_row(page, adjustment_id: int) -> None:
+    """Click the box at the start of the inbox row showing this proposal (a row in view)."""
+    table = inbox_table(page)
+    # The table is drawn on a canvas; its accessible copy says which row shows the proposal.
+    cell = table.locator('td[aria-colindex="1"]').filter(has_text=re.compile(rf"^{adjustment_id}$"))
+    row = int(cell.get_attribute("data-testid").rsplit("-", 1)[1])
+    assert row < 9, f"#{adjustment_id} is in row {row}, below the rows in view"
+    canvas = table.locator("canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.mouse.click(box["x"] + INBOX_ROW_PX / 2, box["y"] + INBOX_ROW_PX * (row + 1.5))
+
+
+def ticked_inbox_rows(page) -> list[int]:
+    """The proposals whose inbox rows are selected, as the browser shows them."""
+    return [
+        int(text)
+        for text in inbox_table(page)
+        .locator('tr[aria-selected="true"] td[aria-colindex="1"]')
+        .all_inner_texts()
+    ]
+
+
 def pick_adjustment(page, adjustment_id: int) -> None:
-    """Choose one proposal in the "Decide on" picker and wait for its preview."""
-    picker = page.locator('[data-testid="stMultiSelect"]').filter(has_text="Decide on").locator("input")
-    picker.click()
-    picker.fill(f"#{adjustment_id} ")
-    page.get_by_role("option").filter(has_text=f"#{adjustment_id} ").first.click()
-    page.keyboard.press("Escape")
+    """Select one proposal's row in the inbox table and wait for its preview."""
+    tick_inbox_row(page, adjustment_id)
     page.get_by_role("button", name=f"Approve adjustment #{adjustment_id}").wait_for(timeout=30_000)
     wait_until_idle(page, tables=3)  # the inbox, what would leave and what would enter
 

@@ -1,5 +1,6 @@
 """Adjustments: the approval inbox with evidence and a re-ranking preview; applied ones and their effect."""
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
@@ -7,6 +8,11 @@ from feedback_core import lookups
 from feedback_core.settings import REASONS
 
 INBOX_ROWS = 200
+# The inbox table's key (its rows are picked by selecting them) and where the proposal ids of
+# the rows it showed last are kept, in order.
+INBOX_TABLE = "table_adjustment_inbox"
+INBOX_SHOWN = "inbox_shown_ids"
+LISTED = 10  # picked proposals named one by one; beyond that, counted
 
 
 def moment(label: str):
@@ -36,6 +42,62 @@ def inbox_filters() -> dict:
         "min_evidence": int(evidence),
         "within_days": within,
     }
+
+
+def picked_proposals(ids: list[int]) -> list[int]:
+    """Return the proposals whose rows are selected in the inbox table; ``ids``: the rows it shows now.
+
+    The table reports its selection as row positions in the rows it showed when they were
+    picked. A decision, a filter or fresh data changes those rows, and the same positions would
+    then pick other proposals: they are read against the ids shown then, and the selection moves
+    onto the same proposals' rows now, without the ones no longer shown.
+    """
+    shown = st.session_state.get(INBOX_SHOWN, [])
+    state = st.session_state.get(INBOX_TABLE) or {}
+    selected = sorted(set(state.get("selection", {}).get("rows", [])))
+    chosen = {shown[r] for r in selected if 0 <= r < len(shown)}
+    positions = [p for p, i in enumerate(ids) if i in chosen]
+    if positions != selected:
+        st.session_state[INBOX_TABLE] = {"selection": {"rows": positions}}  # before the table is drawn
+    return [ids[p] for p in positions]
+
+
+def inbox_table(proposals: pd.DataFrame) -> None:
+    """Show the inbox with selectable rows and a CSV download of exactly its rows.
+
+    ``ui.show_table`` draws the others; it offers no selection.
+    """
+    st.dataframe(
+        proposals,
+        hide_index=True,
+        column_config={
+            "created_at": moment("proposed"),
+            "last_disliked_at": moment("last disliked"),
+            "movie_title": st.column_config.TextColumn("from the dislike of"),
+        },
+        key=INBOX_TABLE,
+        on_select="rerun",
+        selection_mode="multi-row",
+    )
+    # Kept once drawn: a run stopped before this leaves the browser showing the rows before.
+    st.session_state[INBOX_SHOWN] = [int(i) for i in proposals["adjustment_id"]]
+    st.download_button(
+        "Download CSV",
+        proposals.to_csv(index=False).encode("utf-8"),
+        file_name="adjustment_inbox.csv",
+        mime="text/csv",
+        key="csv_adjustment_inbox",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+
+
+def describe(row) -> str:
+    """One proposal on a line: ``#12 · user 3 · genre: Drama -0.150``."""
+    return (
+        f"#{row.adjustment_id} · user {row.user_id} · {row.feature_type}: {row.feature_value} "
+        f"{row.proposed_magnitude:+.3f}"
+    )
 
 
 def show_preview(adjustment_id: int, magnitude: float) -> None:
@@ -90,31 +152,26 @@ with inbox_tab:
         "it (wrong genre, not interested and irrelevant blame genres; poor quality the cast and "
         "franchise; not interested the franchise too), and when last."
     )
-    ui.show_table(
-        inbox.drop(columns=["status", "decided_by", "decided_at", "note"]),
-        "adjustment_inbox",
-        {
-            "created_at": st.column_config.DatetimeColumn("proposed (UTC)", format="YYYY-MM-DD HH:mm"),
-            "last_disliked_at": st.column_config.DatetimeColumn(
-                "last disliked (UTC)", format="YYYY-MM-DD HH:mm"
-            ),
-            "movie_title": st.column_config.TextColumn("from the dislike of"),
-        },
-    )
+    ids = [int(i) for i in inbox["adjustment_id"]]
     rows = {int(r.adjustment_id): r for r in inbox.itertuples()}
-    picked = st.multiselect(
-        "Decide on",
-        list(rows),
-        key="inbox_selection",
-        format_func=lambda i: (
-            f"#{i} · user {rows[i].user_id} · {rows[i].feature_type}: {rows[i].feature_value} "
-            f"{rows[i].proposed_magnitude:+.3f}"
-        ),
-        placeholder="Pick one proposal (to preview and edit it) or several",
-    )
-    picked = [i for i in picked if i in rows]
+    picked = picked_proposals(ids)
+    inbox_table(inbox.drop(columns=["status", "decided_by", "decided_at", "note"]))
     count = len(picked)
     what = f"adjustment #{picked[0]}" if count == 1 else f"{count} adjustments"
+    if not count:
+        st.caption("Select a proposal's row (its box at the left) to preview and edit it, or several rows.")
+    else:
+        # As text: feature values come from the catalogue.
+        listed = [describe(rows[i]) for i in picked[:LISTED]]
+        if count > LISTED:
+            listed.append(f"and {count - LISTED} more")
+        st.text(f"Selected ({count}):\n" + "\n".join(listed))
+    # A bulk decision's dialog names the proposals: the rows selected may be scrolled out of view.
+    named = (
+        f" ({', '.join(f'#{i}' for i in picked[:LISTED])}{', …' if count > LISTED else ''})"
+        if count > 1
+        else ""
+    )
     edited = None
     if count == 1:
         proposed = float(rows[picked[0]].proposed_magnitude)
@@ -149,7 +206,7 @@ with inbox_tab:
         change = f" with magnitude {edited:+.3f} instead of {proposed:+.3f}" if edited is not None else ""
         ui.ask_to_confirm(
             "approve",
-            f"Approve and apply {what}{change}? The users' scores change at once.",
+            f"Approve and apply {what}{named}{change}? The users' scores change at once.",
             "Approve",
             ids=picked,
             **({"magnitude": edited} if edited is not None else {}),
@@ -157,7 +214,7 @@ with inbox_tab:
     if reject:
         ui.ask_to_confirm(
             "reject",
-            f"Reject {what}?" + (f" Note: {note}" if note else ""),
+            f"Reject {what}{named}?" + (f" Note: {note}" if note else ""),
             "Reject",
             reset=("reject_note",),  # the note was about these; the next rejection starts blank
             ids=picked,
