@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import json
 import logging
 import time
@@ -112,6 +113,9 @@ class ImportSummary:
     seconds: float = 0.0
     aborted: bool = False
     errors: list[RowError] = field(default_factory=list)
+    # The file itself cannot be imported (its header row names the wrong columns, say): nothing
+    # was read past it, whatever ``on_error`` says.
+    file_error: str | None = None
 
     def reject(self, error: RowError) -> None:
         self.rejected += 1
@@ -134,6 +138,7 @@ class ImportSummary:
             "batches": self.batches,
             "seconds": round(self.seconds, 3),
             "aborted": self.aborted,
+            "file_error": self.file_error,
             "errors": [str(e) for e in self.errors],
         }
 
@@ -149,11 +154,41 @@ class _Reject(Exception):
 # ---------------------------------------------------------------- reading
 
 
-class RecordReader:
-    """Stream ``(line, record, error)`` from a CSV file with a header row or a JSON-lines file.
+GZIP_MAGIC = b"\x1f\x8b"
+STREAM_ADVICE = "save the stream to a file and import that (gzip-compressed files are read as they are)"
 
-    ``bytes_read`` follows the stream (for progress). A line that is not UTF-8 is reported,
-    never guessed at.
+
+def check_import_path(path: str | Path) -> Path:
+    """Return ``path`` as a Path if an import can read it; raise ValidationError saying why not.
+
+    An import reads its file twice (a look at its start, then the rows) and reports progress
+    by its size: a regular file, plain or gzip-compressed, not a pipe or standard input.
+    """
+    if str(path) == "-":
+        raise ValidationError(f"reading standard input is not supported: {STREAM_ADVICE}", "path")
+    path = Path(path)
+    if not path.exists():
+        raise ValidationError(f"{path} does not exist", "path")
+    if path.is_dir():
+        raise ValidationError(f"{path} is a directory: name one file", "path")
+    if not path.is_file():
+        raise ValidationError(f"{path} is not a regular file (a pipe or a device): {STREAM_ADVICE}", "path")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ValidationError(f"cannot read {path}: {exc.strerror or exc}", "path") from None
+    return path
+
+
+class RecordReader:
+    """Stream ``(line, record, error)`` from a CSV file with a header row or a JSON-lines file,
+    either of them plain or gzip-compressed.
+
+    ``bytes_read`` follows the stream (for progress; of a compressed file, its compressed
+    bytes). A line that is not UTF-8 is reported, never guessed at. ``file_problem`` is set
+    when the file cannot be read on (a header row naming the wrong columns, a damaged
+    compressed file): no row follows it.
     """
 
     def __init__(self, path: str | Path, kind: str) -> None:
@@ -161,11 +196,22 @@ class RecordReader:
         self.kind = kind
         self.bytes_read = 0
         self.size = self.path.stat().st_size
+        self.file_problem: str | None = None
+        self.lines_seen = 0
+        with self.path.open("rb") as handle:
+            self.compressed = handle.read(2) == GZIP_MAGIC
         self._bad_lines: dict[int, str] = {}
 
-    def _lines(self, handle) -> Iterator[str]:
+    def _open(self):
+        """The file's bytes, decompressed if need be, and a function telling how far it is read."""
+        raw = self.path.open("rb")
+        if not self.compressed:
+            return raw, raw.tell
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw.tell
+
+    def _lines(self, handle, position) -> Iterator[str]:
         for number, raw in enumerate(handle, start=1):
-            self.bytes_read += len(raw)
+            self.bytes_read, self.lines_seen = position(), number
             if number == 1:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
             try:
@@ -175,18 +221,35 @@ class RecordReader:
                 yield raw.decode("utf-8", "replace")
 
     def _is_json_lines(self) -> bool:
-        suffix = self.path.suffix.lower()
+        suffixes = [s.lower() for s in self.path.suffixes]
+        if self.compressed and suffixes[-1:] == [".gz"]:
+            suffixes = suffixes[:-1]  # films.csv.gz: a CSV file
+        suffix = suffixes[-1] if suffixes else ""
         if suffix in (".jsonl", ".ndjson", ".json"):
             return True
         if suffix in (".csv", ".txt"):
             return False
-        with self.path.open("rb") as handle:
-            return handle.read(4096).lstrip(codecs.BOM_UTF8 + b" \t\r\n").startswith(b"{")
+        handle, _ = self._open()
+        try:
+            start = handle.read(4096)
+        except (OSError, EOFError):  # a damaged compressed file: the rows will say so
+            start = b""
+        finally:
+            handle.close()
+        return start.lstrip(codecs.BOM_UTF8 + b" \t\r\n").startswith(b"{")
 
     def __iter__(self) -> Iterator[tuple[int, dict | None, str | None]]:
-        with self.path.open("rb") as handle:
-            lines = self._lines(handle)
-            yield from self._json_lines(lines) if self._is_json_lines() else self._csv(lines)
+        json_lines = self._is_json_lines()
+        handle, position = self._open()
+        with handle:
+            lines = self._lines(handle, position)
+            try:
+                yield from self._json_lines(lines) if json_lines else self._csv(lines)
+            except (OSError, EOFError) as exc:  # gzip's: a damaged or cut-off compressed file
+                yield self._give_up(
+                    self.lines_seen + 1, f"the compressed file is damaged from here on: {exc}"
+                )
+        self.bytes_read = self.size
 
     def _json_lines(self, lines: Iterator[str]):
         for number, line in enumerate(lines, start=1):
@@ -220,12 +283,12 @@ class RecordReader:
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield reader.line_num, None, f"the header row is not valid CSV: {_csv_problem(exc)}"
+                yield self._give_up(reader.line_num, f"the header row is not valid CSV: {_csv_problem(exc)}")
                 return
         end = reader.line_num
         bad = self._bad_line(1, end)
         if bad is not None:
-            yield bad[0], None, bad[1]
+            yield self._give_up(*bad)
             return
         header = [name.strip() for name in header]
         required, optional = COLUMNS[self.kind]
@@ -239,7 +302,7 @@ class RecordReader:
             if unknown:
                 problems.append(self._unknown_message(unknown))
             problems += [f"column {c} appears twice in the header row" for c in twice]
-            yield end, None, "; ".join(problems)
+            yield self._give_up(end, "; ".join(problems))
             return
         while True:
             start = end + 1
@@ -263,6 +326,11 @@ class RecordReader:
                 yield start, None, f"expected {len(header)} columns ({', '.join(header)}), got {len(row)}"
                 continue
             yield start, dict(zip(header, row)), None
+
+    def _give_up(self, line: int, message: str) -> tuple[int, None, str]:
+        """The error that ends the file's rows (see ``file_problem``)."""
+        self.file_problem = message
+        return line, None, message
 
     def _bad_line(self, first: int, last: int) -> tuple[int, str] | None:
         """The first line from ``first`` to ``last`` that is not UTF-8 and its message (all
@@ -472,9 +540,7 @@ class Importer:
             raise ValidationError(f"on_error must be abort or skip, got {on_error!r}", "on_error")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError(f"batch_size must be a positive integer, got {batch_size!r}", "batch_size")
-        path = Path(path)
-        if not path.is_file():
-            raise ValidationError(f"{path} is not a readable file", "path")
+        path = check_import_path(path)
         self.system = system
         self.settings = system.settings
         self.kind, self.on_error, self.batch_size = kind, on_error, batch_size
@@ -519,6 +585,14 @@ class Importer:
                     if not self._flush(batch):
                         break
                     batch = []
+                if error is not None and self.reader.file_problem is not None:
+                    # The file cannot be read on: its pending batch is not written, whatever
+                    # on_error says (complete batches before it are kept; a rerun adds the rest).
+                    self.summary.errors.append(RowError(line, error, where))
+                    self.summary.rows_read -= 1  # a header row or a damaged stretch is no row
+                    self.summary.file_error = error
+                    failed = True
+                    break
                 if error is not None:
                     self.summary.reject(RowError(line, error, where))
                     failed = failed or self.on_error == "abort"
