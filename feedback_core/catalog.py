@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from feedback_core.db import to_naive_utc, write_transaction
 from feedback_core.errors import ValidationError
+from feedback_core.recording import lock_users
 from feedback_core.schema import movies, ratings
 from feedback_core.validation import check_id, check_name, check_names, check_text
 
@@ -42,13 +43,17 @@ def validate_movie(record: Any) -> MovieIn:
     if not isinstance(record, dict):
         raise ValidationError("a movie record must be an object with movie_id and title", "record")
     year = record.get("year")
-    if year in (None, ""):
+    if year is None or (isinstance(year, str) and not year.strip()):
         year = None
     else:
-        try:
-            year = int(year)
-        except (TypeError, ValueError):
-            raise ValidationError(f"year must be an integer, got {year!r}", "year") from None
+        given = year
+        if isinstance(year, str):
+            year = year.strip()
+            year = int(year) if year.isdigit() else None
+        elif isinstance(year, float) and year.is_integer():
+            year = int(year)  # 1999.0 from a JSON writer that knows only numbers
+        if isinstance(year, bool) or not isinstance(year, int):  # 1999.7, true, "MCMXCIX"
+            raise ValidationError(f"year must be a whole number such as 1999, got {given!r}", "year")
         if not 1870 <= year <= 2100:
             raise ValidationError(f"year must be between 1870 and 2100, got {year}", "year")
     return MovieIn(
@@ -106,7 +111,13 @@ def upsert_movies(conn: Connection, records: list[MovieIn], now: datetime) -> No
 
 
 def store_ratings(conn: Connection, rows: list[tuple[int, int, float, datetime]]) -> int:
-    """Insert or replace ratings and keep each movie's rating statistics in step."""
+    """Insert or replace ratings and keep each movie's rating statistics in step; return how
+    many were written.
+
+    Of several ratings of one film by one person, the latest (by ``rated_at``) is kept: a
+    rating older than the stored one, or equal to it, changes nothing, so that loading an old
+    export, or the same file again, never undoes a newer rating or moves its time.
+    """
     if not rows:
         return 0
     ids = sorted({m for _, m, _, _ in rows})
@@ -122,18 +133,30 @@ def store_ratings(conn: Connection, rows: list[tuple[int, int, float, datetime]]
         raise ValidationError(f"movies not in the catalogue: {', '.join(map(str, missing[:10]))}", "movie_id")
     latest: dict[tuple[int, int], tuple[float, datetime]] = {}
     for user, movie, rating, at in rows:
-        latest[(user, movie)] = (rating, at)
-    keys = sorted(latest)
-    previous: dict[tuple[int, int], float] = {}
-    users = sorted({u for u, _ in keys})
+        kept = latest.get((user, movie))
+        if kept is None or at >= kept[1]:  # the later one; of two at one moment, the last given
+            latest[(user, movie)] = (rating, at)
+    users = sorted({u for u, _ in latest})
+    # Each person's ratings are read, then changed: writers of one person take turns (on
+    # PostgreSQL; SQLite's write lock already serialises them), or two would both find no
+    # rating and both count one into the film's statistics.
+    lock_users(conn, users)
+    previous: dict[tuple[int, int], tuple[float, datetime]] = {}
     for start in range(0, len(users), 900):
-        for u, m, r in conn.execute(
-            select(ratings.c.user_id, ratings.c.movie_id, ratings.c.rating).where(
+        for u, m, r, at in conn.execute(
+            select(ratings.c.user_id, ratings.c.movie_id, ratings.c.rating, ratings.c.rated_at).where(
                 ratings.c.user_id.in_(users[start : start + 900])
             )
         ):
             if (u, m) in latest:
-                previous[(u, m)] = r
+                previous[(u, m)] = (r, at)
+    changed = {}
+    for key, (rating, at) in latest.items():
+        before = previous.get(key)
+        if before is None or (at >= before[1] and rating != before[0]):
+            changed[key] = (rating, at)
+    if not changed:
+        return 0
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(ratings)
     stmt = stmt.on_conflict_do_update(
@@ -143,14 +166,14 @@ def store_ratings(conn: Connection, rows: list[tuple[int, int, float, datetime]]
     conn.execute(
         stmt,
         [
-            {"user_id": u, "movie_id": m, "rating": latest[(u, m)][0], "rated_at": latest[(u, m)][1]}
-            for u, m in keys
+            {"user_id": u, "movie_id": m, "rating": changed[(u, m)][0], "rated_at": changed[(u, m)][1]}
+            for u, m in sorted(changed)
         ],
     )
     deltas: dict[int, list[float]] = {}
-    for (u, m), (rating, _) in latest.items():
+    for (u, m), (rating, _) in changed.items():
         d = deltas.setdefault(m, [0, 0.0, 0])
-        old = previous.get((u, m))
+        old = previous[(u, m)][0] if (u, m) in previous else None
         d[0] += 0 if old is not None else 1
         d[1] += rating - (old or 0.0)
         d[2] += int(rating >= LIKED_RATING) - int(old is not None and old >= LIKED_RATING)
@@ -165,7 +188,7 @@ def store_ratings(conn: Connection, rows: list[tuple[int, int, float, datetime]]
                 like_count=movies.c.like_count + likes,
             )
         )
-    return len(keys)
+    return len(changed)
 
 
 class CatalogOps:

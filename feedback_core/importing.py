@@ -20,11 +20,12 @@ import gzip
 import json
 import logging
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from feedback_core.policy import propose_adjustments
 from feedback_core.recording import (
     PROPOSAL_KEYS,
     exclusion_insert,
+    lock_users,
     proposal_rows,
     queue_retrain_if_due,
     write_audit,
@@ -232,20 +234,40 @@ class RecordReader:
         handle, _ = self._open()
         try:
             start = handle.read(4096)
-        except (OSError, EOFError):  # a damaged compressed file: the rows will say so
+        except (OSError, EOFError, zlib.error):  # a damaged compressed file: the rows will say so
             start = b""
         finally:
             handle.close()
         return start.lstrip(codecs.BOM_UTF8 + b" \t\r\n").startswith(b"{")
 
+    def _damage(self) -> str | None:
+        """Why the compressed file cannot be read to its end, or None.
+
+        gzip checks its data only at the end of the stream: read on, a damaged file would
+        first hand out rows of garbage, and some of them could pass as good rows.
+        """
+        handle, _ = self._open()
+        try:
+            with handle:
+                while handle.read(1 << 20):
+                    pass
+        except (OSError, EOFError, zlib.error) as exc:
+            return f"the compressed file is damaged: {exc}; nothing of it was imported"
+        return None
+
     def __iter__(self) -> Iterator[tuple[int, dict | None, str | None]]:
+        if self.compressed:
+            damage = self._damage()
+            if damage is not None:
+                yield self._give_up(1, damage)
+                return
         json_lines = self._is_json_lines()
         handle, position = self._open()
         with handle:
             lines = self._lines(handle, position)
             try:
                 yield from self._json_lines(lines) if json_lines else self._csv(lines)
-            except (OSError, EOFError) as exc:  # gzip's: a damaged or cut-off compressed file
+            except (OSError, EOFError, zlib.error) as exc:  # damaged since it was checked
                 yield self._give_up(
                     self.lines_seen + 1, f"the compressed file is damaged from here on: {exc}"
                 )
@@ -259,11 +281,17 @@ class RecordReader:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(line, object_pairs_hook=_object_once)
             except json.JSONDecodeError as exc:
                 # A CR alone ends no line here: such a file reads as one line of many objects.
                 cr_alone = "\r" in line.rstrip("\r\n")
                 yield number, None, CR_ALONE if cr_alone else f"invalid JSON: {exc.msg} (column {exc.colno})"
+                continue
+            except _Reject as exc:
+                yield number, None, exc.message
+                continue
+            except ValueError as exc:  # a number of more than 4,300 digits, say
+                yield number, None, f"invalid JSON: {exc}"
                 continue
             if not isinstance(record, dict):
                 yield number, None, "each line must be a JSON object"
@@ -346,6 +374,15 @@ class RecordReader:
         )
 
 
+def _object_once(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object whose names are each given once (else which value is meant?)."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        twice = sorted({name for name, _ in pairs if [n for n, _ in pairs].count(name) > 1})
+        raise _Reject(f"field(s) {', '.join(twice)} given twice in one object")
+    return record
+
+
 def _csv_problem(exc: csv.Error) -> str:
     # Python's words for a CR alone speak of its own "universal-newline mode".
     if "new-line character seen in unquoted field" in str(exc):
@@ -362,8 +399,10 @@ def _blank(value: Any) -> bool:
 
 def _id(record: dict, name: str, optional: bool = False) -> int | None:
     value = record.get(name)
-    if optional and _blank(value):
-        return None
+    if _blank(value):
+        if optional:
+            return None
+        raise _Reject(f"{name} is required (a positive integer)", name)
     try:
         return check_id(value, name)
     except ValidationError as exc:
@@ -409,6 +448,8 @@ def _score(record: dict, name: str, optional: bool = False) -> float | None:
 
 def _int_in(record: dict, name: str, low: int, high: int) -> int:
     value = record.get(name)
+    if _blank(value):
+        raise _Reject(f"{name} is required (an integer between {low} and {high})", name)
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         try:
             value = int(value)
@@ -419,8 +460,18 @@ def _int_in(record: dict, name: str, low: int, high: int) -> int:
     return value
 
 
+EARLIEST = datetime(1970, 1, 1)
+LEEWAY = timedelta(days=1)  # clocks of other systems may run ahead of ours
+
+
 def _moment(record: dict, name: str, default: datetime) -> tuple[datetime, str]:
-    """Return the timestamp (naive UTC) and its canonical text ("" when the cell is empty)."""
+    """Return the timestamp (naive UTC) and its canonical text ("" when the cell is empty:
+    ``default``, the import's moment).
+
+    A time before 1970 or after tomorrow is refused: exports write placeholders such as
+    0001-01-01 or 9999-12-31 for "no date", and one of them would stretch the dashboard's
+    dates over millennia.
+    """
     value = record.get(name)
     if _blank(value):
         return default, ""
@@ -430,10 +481,15 @@ def _moment(record: dict, name: str, default: datetime) -> tuple[datetime, str]:
         moment = to_naive_utc(datetime.fromisoformat(value.strip()))
     except (ValueError, OverflowError):  # Overflow: an offset carrying it past year 1 or 9999
         raise _Reject(
-            f"{name} must be an ISO 8601 timestamp such as 2026-01-31T18:30:00Z between years 1 "
-            f"and 9999 in UTC, got {value.strip()!r}",
+            f"{name} must be an ISO 8601 timestamp such as 2026-01-31T18:30:00Z, got {value.strip()!r}",
             name,
         ) from None
+    if not EARLIEST <= moment <= default + LEEWAY:
+        raise _Reject(
+            f"{name} must be a time from 1970 to the present (UTC, up to a day ahead), got "
+            f"{value.strip()!r}; leave it empty for the time of the import",
+            name,
+        )
     return moment, moment.isoformat(sep=" ")
 
 
@@ -490,14 +546,14 @@ def _chunks(values: list, size: int = CHUNK) -> Iterator[list]:
 
 
 def _existing_pairs(
-    conn: Connection, table: str, first: str, second: str, pairs: list[tuple], also: str | None = None
+    conn: Connection, table: str, first: str, second: str, pairs: list[tuple], also: tuple[str, ...] = ()
 ) -> set[tuple]:
     """Return which ``(first, second)`` pairs exist in ``table``, each found through its index
-    (with column ``also`` of the row as a third value, when given).
+    (followed by the row's columns ``also``, when given).
 
     A join with a list of values: SQLite scans the whole table for ``(a, b) IN (VALUES ...)``.
     """
-    extra = f", t.{also}" if also else ""
+    extra = "".join(f", t.{column}" for column in also)
     found: set[tuple] = set()
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     for chunk in _chunks(pairs):
@@ -754,6 +810,8 @@ class Importer:
     def _convert_ratings(self, record: dict) -> tuple:
         user_id, movie_id = _id(record, "user_id"), _id(record, "movie_id")
         value = record.get("rating")
+        if _blank(value):
+            raise _Reject("rating is required (a number from 1 to 5 in half stars)", "rating")
         try:
             rating = check_rating(value.strip() if isinstance(value, str) else value)
         except ValidationError as exc:
@@ -771,8 +829,10 @@ class Importer:
                 rows.append(row)
         if (errors and self.on_error == "abort") or self._checking:
             return errors
-        store_ratings(conn, rows)
-        self.summary.imported += len(rows)
+        written = store_ratings(conn, rows)
+        self.summary.imported += written
+        # A rating the database already holds, or one older than the one it holds, is kept out.
+        self.summary.already_present += len(rows) - written
         return errors
 
     # -- impressions --------------------------------------------------------------------
@@ -823,7 +883,23 @@ class Importer:
     def _write_impressions(self, conn: Connection, batch: list) -> list[RowError]:
         sets, errors = self._group_sets(conn, batch)
         stored = self._stored_sets(conn, list(sets))
-        errors = sorted(errors + self._check_stored_sets(sets, stored), key=lambda error: error.line)
+        errors += self._check_stored_sets(sets, stored)
+        # A list stored before, whole or in part (by a run that skipped some of its rows): the
+        # items it lacks are added to it, as it was shown; those it has must be the same.
+        wanted = [(stored[ext][0], item[1]) for ext in stored for item in sets[ext]["items"]]
+        shown = {
+            (set_id, movie_id): (rank, score)
+            for set_id, movie_id, rank, score in _existing_pairs(
+                conn,
+                "impressions",
+                "recommendation_set_id",
+                "movie_id",
+                wanted,
+                also=("rank", "predicted_score"),
+            )
+        }
+        errors += self._check_stored_items(sets, stored, shown)
+        errors.sort(key=lambda error: error.line)
         if (errors and self.on_error == "abort") or self._checking:
             return errors
         self._seen_sets.update(sets)
@@ -839,10 +915,6 @@ class Importer:
                 for _, movie_id, rank, score in head["items"]
             ]
             counts[(shown_at.date(), version or 0)] += len(head["items"])
-        # A list stored before, whole or in part (by a run that skipped some of its rows): the
-        # items it lacks are added to it, as it was shown.
-        wanted = [(stored[ext][0], item[1]) for ext in stored for item in sets[ext]["items"]]
-        shown = _existing_pairs(conn, "impressions", "recommendation_set_id", "movie_id", wanted)
         for ext, (set_id, user_id, version, shown_at) in stored.items():
             missing = [item for item in sets[ext]["items"] if (set_id, item[1]) not in shown]
             self.summary.already_present += len(sets[ext]["items"]) - len(missing)
@@ -935,9 +1007,9 @@ class Importer:
         return stored
 
     def _check_stored_sets(self, sets: dict[int, dict], stored: dict[int, tuple]) -> list[RowError]:
-        """Refuse (and drop) the rows of a list stored before that name another user or version."""
+        """Refuse (and drop) the rows of a list stored before that name another user, version or time."""
         errors: list[RowError] = []
-        for ext, (_, owner, stored_version, _) in stored.items():
+        for ext, (_, owner, stored_version, stored_at) in stored.items():
             head = sets[ext]
             if owner != head["user_id"]:
                 problem = (
@@ -951,10 +1023,42 @@ class Importer:
                     f"{stored_version or 'none'}; this row names {head['version'] or 'none'}",
                     "model_version",
                 )
+            elif head["shown_at"] is not self.now and head["shown_at"] != stored_at:
+                # (An empty shown_at means "now": a rerun of such a file names another moment.)
+                problem = (
+                    f"recommendation_set_id {ext} was imported as shown at {format_ts(stored_at)}; "
+                    f"this row says {format_ts(head['shown_at'])}",
+                    "shown_at",
+                )
             else:
                 continue
             errors += [RowError(item[0], *problem) for item in head["items"]]
             head["items"] = []
+        return errors
+
+    def _check_stored_items(
+        self, sets: dict[int, dict], stored: dict[int, tuple], shown: dict[tuple, tuple]
+    ) -> list[RowError]:
+        """Refuse (and drop) the rows of a stored list's items stored with another rank or score."""
+        errors: list[RowError] = []
+        for ext, (set_id, *_) in stored.items():
+            head, kept = sets[ext], []
+            for item in head["items"]:
+                line, movie_id, rank, score = item
+                before = shown.get((set_id, movie_id))
+                if before is None or before == (rank, score):
+                    kept.append(item)
+                    continue
+                errors.append(
+                    RowError(
+                        line,
+                        f"movie_id {movie_id} of recommendation_set_id {ext} was imported at rank "
+                        f"{before[0]} with predicted_score {before[1]}; this row says rank {rank} with "
+                        f"predicted_score {score}",
+                        "predicted_score" if before[0] == rank else "rank",
+                    )
+                )
+            head["items"] = kept
         return errors
 
     # -- dislikes -----------------------------------------------------------------------
@@ -1023,6 +1127,10 @@ class Importer:
         return None
 
     def _write_dislikes(self, conn: Connection, batch: list) -> list[RowError]:
+        # What these people disliked is read, then added to: live dislikes of the same people
+        # wait meanwhile (on PostgreSQL; SQLite's write lock already makes them), or one shown
+        # item could be disliked by both.
+        lock_users(conn, {d.user_id for _, (d, _, _, _) in batch})
         facts = self._movie_facts(conn)
         errors: list[RowError] = []
         # Which of these are already stored (an earlier run) or repeated in this batch.
@@ -1063,6 +1171,13 @@ class Importer:
                     problem = (
                         f"movie_id {d.movie_id} was not in recommendation_set_id {set_ext}",
                         "recommendation_set_id",
+                    )
+                elif created_at < found[4] and created_at is self.now:
+                    problem = (
+                        f"created_at is empty, so the dislike would take the time of the import "
+                        f"({format_ts(created_at)}), before recommendation_set_id {set_ext} was shown "
+                        f"({format_ts(found[4])}): give the time the dislike was made",
+                        "created_at",
                     )
                 elif created_at < found[4]:
                     problem = (
@@ -1113,7 +1228,7 @@ class Importer:
         pairs = sorted((found[ext][0], movie_id) for ext, movie_id in wanted if ext in found)
         by_id = {head[0]: head for head in found.values()}
         for set_id, movie_id, score in _existing_pairs(
-            conn, "impressions", "recommendation_set_id", "movie_id", pairs, also="predicted_score"
+            conn, "impressions", "recommendation_set_id", "movie_id", pairs, also=("predicted_score",)
         ):
             by_id[set_id][3][movie_id] = score
         return found

@@ -60,7 +60,7 @@ def _before_dislike_statement() -> Prepared:
     costs tens of microseconds on this path, far more than these index lookups):
 
     ``by_key``, ``repeat``: an earlier copy of this dislike (same idempotency key; the same
-    movie of the same list, or without a list the same movie since ``since``); the movie's
+    movie of the same list, or without a list the same movie from ``since`` to ``until``); the movie's
     ``title, genres, cast, franchise`` (NULLs when it is not in the catalogue); the list's
     ``owner, version_id, shown_at`` (NULLs without a list or when it does not exist), ``shown``:
     the score the list showed the movie with (NULL when it did not show it); ``pending``
@@ -81,6 +81,7 @@ def _before_dislike_statement() -> Prepared:
         set_id.is_(None),
         user_dislikes.c.recommendation_set_id.is_(None),
         user_dislikes.c.created_at >= bindparam("since"),
+        user_dislikes.c.created_at <= bindparam("until"),  # a dislike recorded with a past time
     )
     the_set = recommendation_sets.c.recommendation_set_id == set_id
     shown = (
@@ -148,6 +149,13 @@ _INSERT_PROPOSALS = Prepared(insert(feature_adjustments))
 # Two 32-bit keys: a space of its own (apart from the single 64-bit keys of the other locks)
 # and the user id folded into 32 bits. Ids that fold alike only take turns.
 _LOCK_USER = Prepared(text("SELECT pg_advisory_xact_lock(:space, :k)"))
+# In the order of the keys: the subquery's order is the order the locks are taken in.
+_LOCK_USERS = Prepared(
+    text(
+        "SELECT count(*) FROM (SELECT pg_advisory_xact_lock(:space, k) FROM "
+        "(SELECT k FROM unnest(CAST(:keys AS integer[])) AS k ORDER BY k) AS ordered) AS locked"
+    )
+)
 USER_LOCK_SPACE = 7216370
 _USER_REASONS = Prepared(
     select(
@@ -193,7 +201,8 @@ def read_before_dislike(conn: Connection, d: DislikeIn, now: datetime, window_s:
     """Return what recording ``d`` needs to know first (see ``_before_dislike_statement``).
 
     One impression can be disliked once: the same movie of the same shown list is always the
-    same dislike. Without a list, only a repeat within the double-click window is.
+    same dislike. Without a list, only a repeat within the double-click window (either side of
+    its moment: one recorded with a past time is not a repeat of a later one) is.
     """
     return _BEFORE_DISLIKE.first(
         conn,
@@ -203,16 +212,30 @@ def read_before_dislike(conn: Connection, d: DislikeIn, now: datetime, window_s:
             "idempotency_key": d.idempotency_key,
             "set_id": d.recommendation_set_id,
             "since": now - timedelta(seconds=window_s),
+            "until": now + timedelta(seconds=window_s),
             "cap": cap,
         },
     )
 
 
+def _user_lock_key(user_id: int) -> int:
+    """A user's key in USER_LOCK_SPACE: the id folded into PostgreSQL's 32-bit integer."""
+    return ((user_id ^ (user_id >> 32)) & 0xFFFFFFFF) - 2**31
+
+
 def lock_user(conn: Connection, user_id: int) -> None:
     """Serialise writes of one user on PostgreSQL (SQLite's BEGIN IMMEDIATE already does)."""
     if conn.dialect.name == "postgresql":
-        folded = (user_id ^ (user_id >> 32)) & 0xFFFFFFFF
-        _LOCK_USER.first(conn, {"space": USER_LOCK_SPACE, "k": folded - 2**31})
+        _LOCK_USER.first(conn, {"space": USER_LOCK_SPACE, "k": _user_lock_key(user_id)})
+
+
+def lock_users(conn: Connection, user_ids) -> None:
+    """``lock_user`` for many users at once (a batch of an import), in one order every writer
+    of several users follows, so that two such writers never wait for each other."""
+    if conn.dialect.name == "postgresql":
+        keys = sorted({_user_lock_key(u) for u in user_ids})
+        for start in range(0, len(keys), 10_000):
+            _LOCK_USERS.first(conn, {"space": USER_LOCK_SPACE, "keys": keys[start : start + 10_000]})
 
 
 def count_pending_examples(conn: Connection, cap: int | None = None) -> int:

@@ -345,3 +345,19 @@ def test_rating_sum_stays_exact_for_half_stars(system):
     count, total, _ = stats(system, 1)
     assert count == 100
     assert math.isclose(total, sum(0.5 + 0.5 * (u % 9 + 1) for u in range(1, 101)))
+
+
+@pytest.mark.parametrize(
+    "year,stored",
+    [("1999", 1999), (" 2001 ", 2001), (1999.0, 1999), (1999, 1999), ("", None), (None, None)],
+)
+def test_a_whole_year_is_stored(year, stored):
+    assert validate_movie({"movie_id": 1, "title": "T", "year": year}).year == stored
+
+
+@pytest.mark.parametrize("year", [1999.7, True, "1999.5", "MCMXCIX", [1999], float("nan")])
+def test_a_year_that_is_not_whole_is_refused_as_given(year):
+    with pytest.raises(ValidationError) as info:
+        validate_movie({"movie_id": 1, "title": "T", "year": year})
+    assert info.value.field == "year"
+    assert info.value.message == f"year must be a whole number such as 1999, got {year!r}"

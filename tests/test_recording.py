@@ -271,6 +271,21 @@ def test_double_click_returns_the_first_id_and_writes_nothing(system, clock):
     assert count(system, user_dislikes) == 2
 
 
+def test_a_dislike_recorded_with_an_earlier_time_is_not_a_repeat_of_a_later_one(system, clock):
+    from datetime import datetime
+
+    def dislike(at: datetime) -> dict:
+        return system.record_dislike(user_id=1, movie_id=10, movie_title="A", created_at=at)
+
+    later = dislike(datetime(2024, 3, 20, 12))
+    earlier = dislike(datetime(2024, 3, 1, 12))  # a backfill
+    assert earlier["duplicate"] is False and earlier["dislike_id"] != later["dislike_id"]
+    assert count(system, user_dislikes) == 2
+    # Within the double-click window either side, it is the same dislike.
+    again = dislike(datetime(2024, 3, 1, 11, 59, 58))
+    assert again["duplicate"] is True and again["dislike_id"] == earlier["dislike_id"]
+
+
 def test_same_shown_item_is_disliked_once(system, clock):
     add_movies(system, [10, 11])
     shown = system.record_recommendation_set(1, [10, 11])
