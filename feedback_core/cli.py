@@ -6,13 +6,14 @@ import argparse
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from feedback_core.errors import FeedbackError
+from feedback_core.errors import ConfigError, DatabaseUnavailableError, FeedbackError
 from feedback_core.settings import Settings, mask_url
 
 COMMANDS: dict[str, tuple[Callable, Callable[[argparse.ArgumentParser], None], str]] = {}
@@ -35,16 +36,39 @@ def build_system(args: argparse.Namespace, create: bool = False):
         create: the command may create the database (an SQLite file and its folders); a
             command that only reads or changes existing data says "run init" instead.
     """
-    from feedback_core.db import parse_database_url
     from feedback_core.system import FeedbackSystem
 
     overrides = {"database_url": args.db} if args.db else {}
     settings = Settings.from_env(**overrides)
     args.database_url = settings.database_url  # for main's messages about the database file
-    path = _sqlite_path(parse_database_url(settings.database_url))
+    path = check_database(settings.database_url)
     if not create and path is not None and not path.exists():
         raise FeedbackError(f"no database at {path}: run feedback-core init")
     return FeedbackSystem.from_settings(settings)
+
+
+def check_database(database_url: str) -> Path | None:
+    """Refuse a database no command can use: an in-memory SQLite one (gone when the command
+    ends), or a device or a folder named as the SQLite file. Return the SQLite file, None for
+    another database."""
+    from feedback_core.db import parse_database_url
+
+    url = parse_database_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if not database or ":memory:" in database or url.query.get("mode") == "memory":
+        shown = database_url if url.password is None else mask_url(database_url)  # as typed
+        raise ConfigError(
+            f"{shown} is an in-memory SQLite database, gone when the command ends: "
+            "name a file, e.g. sqlite:///feedback.db"
+        )
+    path = _sqlite_path(url)
+    if path is not None and path.exists() and not path.is_file():
+        # SQLite would fail on it with "disk I/O error", and write a journal beside it first.
+        what = "a directory" if path.is_dir() else "not a regular file (a device or a pipe)"
+        raise ConfigError(f"the database {path} is {what}: an SQLite database is a file")
+    return path
 
 
 def _sqlite_path(url) -> Path | None:
@@ -81,15 +105,22 @@ def schema_ready(system) -> bool:
     return problem is None
 
 
-def positive_int(text: str) -> int:
-    """Parse a whole number of 1 or more (an argparse ``type``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
+def at_least(minimum: int) -> Callable[[str], int]:
+    """Return an argparse ``type`` parsing a whole number of ``minimum`` or more."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+        return value
+
+    return parse
+
+
+positive_int = at_least(1)
 
 
 def port_number(text: str) -> int:
@@ -181,6 +212,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = make_parser()
     args = parser.parse_args(argv)
+    if sys.stdout is None:
+        # Started with standard output closed (`>&-`): nothing could say what the command did.
+        print(
+            "error: standard output is closed: nothing was done (send it to /dev/null to discard it)",
+            file=sys.stderr,
+        )
+        return 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(message)s",
@@ -190,39 +228,176 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in SERVICES:
         # A service's log is what its operators read (and grep for [FEEDBACK]).
         system_log.setLevel(logging.INFO)
+    stdout = sys.stdout
+    sys.stdout = _Output(stdout)
     try:
         code = args.handler(args)
         sys.stdout.flush()  # inside the try: a closed pipe fails here, not at exit
         return code
+    except OutputError as exc:
+        _discard_output(stdout)  # the flush at exit must not fail again
+        # A closed pipe means the reader went away (`| head`): stop quietly.
+        if not isinstance(exc.error, BrokenPipeError):
+            print(
+                f"error: cannot write to standard output: {exc.error.strerror or exc.error}", file=sys.stderr
+            )
+        return 1
+    except DatabaseUnavailableError as exc:
+        problem = _database_failure(exc, args) or f"{exc.message} ({_database_name(args)})"
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     except FeedbackError as exc:
         where = f" ({exc.field})" if exc.field else ""
         print(f"error{where}: {exc.message}", file=sys.stderr)
         return 2
     except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly. Python's documented recipe: point
-        # stdout at devnull so the flush at exit does not fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _discard_output(stdout)  # written past the wrapper (by a library holding the real stream)
         return 1
     except OSError as exc:
         # A file the command was given (or the database file) that cannot be read or written.
-        print(f"error: {exc.filename or _database_name(args)}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"error: {_os_problem(exc, args)}", file=sys.stderr)
         return 2
-    except DBAPIError as exc:
-        if not _read_only(exc):
-            raise
-        print(f"error: {_database_name(args)} is read-only: nothing was written", file=sys.stderr)
+    except (DBAPIError, sqlite3.Error) as exc:
+        if _read_only(exc):
+            print(f"error: {_database_name(args)} is read-only: nothing was written", file=sys.stderr)
+            return 2
+        problem = _database_failure(exc, args)
+        if problem is None:
+            raise  # an error in the program's own SQL: its traceback is what finds it
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
+        sys.stdout = stdout
         system_log.setLevel(level)  # main() may be called in a process that goes on
+
+
+class OutputError(Exception):
+    """Standard output could not be written (a full disk, a closed pipe): not the database's fault."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Output:
+    """Standard output whose write errors are raised as OutputError, so that main() does not
+    blame them on the database file (an OSError without a file name)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise OutputError(exc) from exc
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise OutputError(exc) from exc
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _discard_output(stream) -> None:
+    """Point standard output at devnull: Python's documented recipe for a closed pipe, so that
+    the flush at exit does not fail again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError):
+        pass  # not a file descriptor (output captured in-process): nothing is flushed at exit
+
+
+def _os_problem(exc: OSError, args: argparse.Namespace) -> str:
+    """Say which file an OSError is about (the database's when it names none), and why."""
+    from feedback_core.db import parse_database_url
+
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return f"{_database_name(args)}: {reason}"
+    url = getattr(args, "database_url", None)
+    path = _sqlite_path(parse_database_url(url)) if url else None
+    if path is not None and Path(exc.filename) in path.parents:
+        return f"cannot create the folder of the database {path}: {exc.filename}: {reason}"
+    return f"{exc.filename}: {reason}"
 
 
 def _read_only(exc: Exception) -> bool:
     """Tell whether a driver error means the database (file) refuses writes."""
     message = str(getattr(exc, "orig", exc)).lower()
     return "readonly database" in message or "read-only" in message
+
+
+# SQLite's result codes for trouble with the file or the machine (not with the program's SQL).
+_SQLITE_TROUBLE = (
+    "SQLITE_NOTADB",
+    "SQLITE_CORRUPT",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+    "SQLITE_CANTOPEN",
+    "SQLITE_PERM",
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_NOLFS",
+    "SQLITE_NOMEM",
+    "SQLITE_PROTOCOL",
+)
+# PostgreSQL's SQLSTATEs of the same: connection (08), authorization (28), no such database
+# (3D), insufficient resources such as a full disk (53), operator intervention (57), system
+# errors such as I/O (58); and a role lacking a privilege (42501).
+_POSTGRES_TROUBLE = ("08", "28", "3D", "53", "57", "58", "42501")
+
+
+def _database_failure(exc: Exception, args: argparse.Namespace) -> str | None:
+    """Return one line naming the database and what went wrong with it (a file that is no
+    database, a full disk, a missing PostgreSQL database, a wrong password); None when the
+    error is none of those (a bug, which keeps its traceback)."""
+    cause = exc.__cause__ if isinstance(exc, DatabaseUnavailableError) else exc
+    driver_error = getattr(cause, "orig", cause)
+    name = _database_name(args)
+    code = getattr(driver_error, "sqlite_errorname", None)
+    if code is not None:
+        if not code.startswith(_SQLITE_TROUBLE):
+            return None
+        if code.startswith("SQLITE_CANTOPEN"):
+            # Not something a retry mends (a folder without write permission, /proc/x.db).
+            return f"cannot open the database file {name}: {_why_unopenable(args) or driver_error}"
+        return f"database {name}: {driver_error} ({code})"
+    state = getattr(driver_error, "sqlstate", False)
+    if state is not False and (
+        (state is None and isinstance(cause, OperationalError))  # refused before any SQL: connecting
+        or (state is not None and state.startswith(_POSTGRES_TROUBLE))
+    ):
+        cause_text = _hide_password(_first_reason(str(driver_error)), args)
+        if isinstance(exc, DatabaseUnavailableError):
+            return f"the database {name} is unavailable ({cause_text}); retry shortly"
+        return f"database {name}: {cause_text}"
+    return None
+
+
+def _first_reason(message: str) -> str:
+    """The reason in a driver's message, without its preamble (which host, which attempt)."""
+    line = message.strip().splitlines()[0] if message.strip() else message
+    for marker in ("FATAL:", " failed: "):
+        if marker in line:
+            line = line.rsplit(marker, 1)[1]
+            break
+    return " ".join(line.split())
+
+
+def _hide_password(text: str, args: argparse.Namespace) -> str:
+    """Mask the database URL's password should a driver's message repeat it."""
+    from feedback_core.db import parse_database_url
+
+    url = getattr(args, "database_url", None)
+    password = parse_database_url(url).password if url else None
+    return text.replace(password, "***") if password else text
 
 
 def _database_name(args: argparse.Namespace) -> str:
@@ -234,6 +409,26 @@ def _database_name(args: argparse.Namespace) -> str:
         return "the database"
     path = _sqlite_path(parse_database_url(url))
     return str(path) if path is not None else mask_url(url)
+
+
+def _why_unopenable(args: argparse.Namespace) -> str | None:
+    """Ask the operating system why the database file cannot be opened for writing (SQLite only
+    says "unable to open database file"); None for a database that is no file."""
+    from feedback_core.db import parse_database_url
+
+    url = getattr(args, "database_url", None)
+    path = _sqlite_path(parse_database_url(url)) if url else None
+    if path is None:
+        return None
+    created = not path.exists()
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT | os.O_EXCL if created else 0), 0o644)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    if created:
+        path.unlink()  # only a probe: SQLite could not use it
+    return f"unable to open database file (SQLite also writes files beside it, in {path.parent})"
 
 
 if __name__ == "__main__":

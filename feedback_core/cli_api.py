@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 
 from feedback_core.cli import build_system, command, port_number, schema_ready
+from feedback_core.errors import FeedbackError
 
 
 def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=port_number, default=5000, help="port (default 5000)")
+    p.add_argument("--port", type=port_number, default=5000, help="port; 0: any free one (default 5000)")
     p.add_argument(
         "--debug",
         action="store_true",
@@ -29,9 +31,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     system = build_system(args, create=True)
     system.init_feedback_tables()
     app = create_app(system=system)
-    print(f"feedback-core API on http://{args.host}:{args.port} (development server; Ctrl-C to stop)")
-    app.run(host=args.host, port=args.port, debug=args.debug, use_reloader=False)
+    port = args.port or _free_port(args.host)  # the address printed must be the one to use
+    print(f"feedback-core API on http://{args.host}:{port} (development server; Ctrl-C to stop)")
+    app.run(host=args.host, port=port, debug=args.debug, use_reloader=False)
     return 0
+
+
+def _free_port(host: str) -> int:
+    """Return a port that is free on ``host`` (the kernel's pick), for ``--port 0``.
+
+    Werkzeug would pick one too, but only its own log would say which.
+    """
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.bind(address)
+            return probe.getsockname()[1]
+    except OSError as exc:
+        raise FeedbackError(f"cannot listen on {host}: {exc.strerror or exc}") from None
 
 
 def _create_key_arguments(p: argparse.ArgumentParser) -> None:

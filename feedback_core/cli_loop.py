@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import math
+import shlex
 import sys
 import tempfile
-from pathlib import Path
 
 from tqdm import tqdm
 
-from feedback_core.cli import build_system, command, positive_int, schema_ready
+from feedback_core.cli import at_least, build_system, check_database, command, positive_int, schema_ready
 from feedback_core.settings import Settings, mask_url
 
 
+def _world_arguments(p: argparse.ArgumentParser) -> None:
+    from feedback_core.demo import LIST_SIZE, MIN_MOVIES, MIN_USERS, PAST_RATINGS
+
+    p.add_argument("--seed", type=at_least(0), default=7, help="random seed, 0 or more (default 7)")
+    p.add_argument(
+        "--users",
+        type=at_least(MIN_USERS),
+        default=300,
+        help=f"simulated people, {MIN_USERS} or more: with fewer, their past ratings may not give "
+        "the initial model both liked and disliked films (default 300)",
+    )
+    p.add_argument(
+        "--movies",
+        type=at_least(MIN_MOVIES),
+        default=1500,
+        help=f"catalogue size, {MIN_MOVIES} or more: the up to {PAST_RATINGS} films each person rated "
+        f"before are not recommended again, and a list shows {LIST_SIZE} (default 1500)",
+    )
+
+
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    p.add_argument("--users", type=positive_int, default=300, help="simulated people (default 300)")
-    p.add_argument("--days", type=positive_int, default=30, help="simulated days (default 30)")
-    p.add_argument("--movies", type=positive_int, default=1500, help="catalogue size (default 1500)")
+    _world_arguments(p)
+    p.add_argument("--days", type=positive_int, default=30, help="simulated days, 1 or more (default 30)")
     p.add_argument("--if-empty", action="store_true", help="do nothing when the database has data")
 
 
@@ -59,8 +78,8 @@ def _build_whole(settings: Settings, build) -> dict:
 
     An SQLite database is built in a file beside it (``<file>.building``) that replaces it only
     once complete; a build stopped half-way would otherwise leave a partial demo that the next
-    ``demo --if-empty`` (``make run``) keeps as "already has data". Other databases are built in
-    place, in their own transactions.
+    ``demo --if-empty`` (``make run``) keeps as "already has data". A build that fails removes
+    its file. Other databases are built in place, in their own transactions.
     """
     import os
     import sqlite3
@@ -79,14 +98,18 @@ def _build_whole(settings: Settings, build) -> dict:
     scratch = settings.with_(
         database_url=url.set(database=str(building)).render_as_string(hide_password=False)
     )
-    system = FeedbackSystem.from_settings(scratch)
     try:
-        system.init_feedback_tables()
-    finally:
-        system.close()
-    summary = build(scratch)
-    with closing(sqlite3.connect(building)) as con:  # the file alone holds everything
-        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        system = FeedbackSystem.from_settings(scratch)
+        try:
+            system.init_feedback_tables()
+        finally:
+            system.close()
+        summary = build(scratch)
+        with closing(sqlite3.connect(building)) as con:  # the file alone holds everything
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except BaseException:
+        _remove_sqlite_files(building)  # half a demo is of no use to the next build
+        raise
     _remove_sqlite_files(target, ("-wal", "-shm", "-journal"))  # the empty database's log dies with it
     os.replace(building, target)
     _remove_sqlite_files(building)
@@ -102,9 +125,7 @@ def _remove_sqlite_files(path, suffixes=("", "-wal", "-shm", "-journal", "-write
 def _simulate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=positive_int, default=10, help="rounds to simulate (default 10)")
     p.add_argument("--no-feedback", action="store_true", help="record nothing users do (the control)")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--users", type=positive_int, default=300)
-    p.add_argument("--movies", type=positive_int, default=1500)
+    _world_arguments(p)
 
 
 @command(
@@ -118,6 +139,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db or f"sqlite:///{tmp}/simulation.db"
+        args.database_url = url  # for main's messages about the database
+        check_database(url)
         settings = Settings.from_env(database_url=url)
         system = FeedbackSystem.from_settings(settings)
         system.init_feedback_tables()
@@ -148,9 +171,33 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+POLL_RANGE = (0.1, 3600.0)
+
+
+def poll_seconds(text: str) -> float:
+    """Parse the seconds between queue checks (an argparse ``type``).
+
+    Less than 0.1 s would keep the database busy with checks; more than an hour would leave a
+    retrain request waiting longer than anyone expects.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    low, high = POLL_RANGE
+    if not (math.isfinite(value) and low <= value <= high):
+        raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g} seconds, got {text}")
+    return value
+
+
 def _worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--once", action="store_true", help="run what is queued, then exit")
-    p.add_argument("--poll", type=float, default=2.0, help="seconds between queue checks (default 2)")
+    p.add_argument(
+        "--poll",
+        type=poll_seconds,
+        default=2.0,
+        help=f"seconds between queue checks, {POLL_RANGE[0]:g} to {POLL_RANGE[1]:g} (default 2)",
+    )
 
 
 @command("worker", "claim queued retrain jobs and run them", _worker_arguments)
@@ -203,7 +250,10 @@ def _import_arguments(p: argparse.ArgumentParser) -> None:
         "and keep none of it (default); skip: report bad rows and import the rest",
     )
     p.add_argument(
-        "--batch", type=int, default=DEFAULT_BATCH, help=f"rows per transaction (default {DEFAULT_BATCH:,})"
+        "--batch",
+        type=positive_int,
+        default=DEFAULT_BATCH,
+        help=f"rows per transaction, 1 or more (default {DEFAULT_BATCH:,})",
     )
 
 
@@ -211,12 +261,17 @@ def _import_arguments(p: argparse.ArgumentParser) -> None:
     "import", "import movies, ratings, impressions or dislikes from CSV or JSON lines", _import_arguments
 )
 def cmd_import(args: argparse.Namespace) -> int:
-    return _run_import(args, args.kind, args.on_error, args.batch)
+    return _run_import(args, args.kind, args.on_error, args.batch, "or use --on-error skip")
 
 
 def _catalog_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="CSV with a header row, or JSON lines")
-    p.add_argument("--batch", type=int, default=10**9, help="rows per transaction (default: the whole file)")
+    p.add_argument(
+        "--batch",
+        type=positive_int,
+        default=10**9,
+        help="rows per transaction, 1 or more (default: the whole file)",
+    )
 
 
 @command(
@@ -226,17 +281,19 @@ def _catalog_arguments(p: argparse.ArgumentParser) -> None:
 )
 def cmd_import_catalog(args: argparse.Namespace) -> int:
     # By default the whole file is one batch: a bad line imports nothing.
-    return _run_import(args, "movies", "abort", args.batch)
+    advice = f"or import the good rows alone: feedback-core import {shlex.quote(args.file)} --kind movies --on-error skip"
+    return _run_import(args, "movies", "abort", args.batch, advice)
 
 
-def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int) -> int:
+def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int, advice: str) -> int:
+    """Import ``args.file``; ``advice``: what else to try when bad rows stop the import."""
     from feedback_core.errors import ValidationError
+    from feedback_core.importing import check_import_path
 
     try:  # before the database is created or migrated: a mistyped name changes nothing
-        with Path(args.file).open("rb"):
-            pass
-    except OSError as exc:
-        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        check_import_path(args.file)
+    except ValidationError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
         return 2
     system = build_system(args, create=True)
     system.init_feedback_tables()
@@ -259,7 +316,9 @@ def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int) 
             bar.close()
             print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
             return 2
-    for error in summary.errors[:20]:
+    # The file's own problem (its header row, a damaged compressed stretch) is told last, once.
+    row_errors = [e for e in summary.errors if summary.file_error is None or e.message != summary.file_error]
+    for error in row_errors[:20]:
         print(f"{args.file}:{error.line}: {error.text}", file=sys.stderr)
     if summary.rejected > 20:
         print(f"... and {summary.rejected - 20:,} more bad row(s)", file=sys.stderr)
@@ -269,10 +328,21 @@ def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int) 
         f"{summary.batches:,} batches in {summary.seconds:.1f} s ({summary.rate:,.0f} rows/s) "
         f"into {mask_url(system.settings.database_url)}"
     )
+    if summary.file_error is not None:
+        # Skipping rows cannot help: nothing after this point of the file could be read.
+        line = next((e.line for e in summary.errors if e.message == summary.file_error), None)
+        where = f"{args.file}:{line}" if line is not None else args.file
+        kept = " (the complete batches before it are kept)" if summary.imported else ""
+        print(
+            f"error: {where}: the file cannot be imported: {summary.file_error}; "
+            f"nothing after it was read{kept}",
+            file=sys.stderr,
+        )
+        return 2
     if summary.aborted:
         print(
             f"{summary.rejected:,} bad row(s): import stopped, nothing of the failing batch imported "
-            "(earlier batches are kept; fix the rows and run again, or use --on-error skip)",
+            f"(earlier batches are kept; fix the rows and run again, {advice})",
             file=sys.stderr,
         )
         return 2

@@ -49,6 +49,14 @@ TEXTS = {
     "irrelevant": ("Why was this recommended?", "No idea why I got this", ""),
     "other": ("", "Just no", "<b>hate</b> this one", "<script>alert('x')</script>"),
 }
+PAST_RATINGS = 8  # films each person rated before the simulated days (at most: repeats are dropped)
+LIST_SIZE = 10  # films in each recommendation list
+# The smallest world worth simulating. Films a person rated are never recommended to them again,
+# so PAST_RATINGS + LIST_SIZE films fill everyone's first list. The past ratings of MIN_USERS
+# people give the initial model both liked and disliked films to learn from: with fewer, some
+# seeds give it none of one kind, and it is not trained.
+MIN_MOVIES = PAST_RATINGS + LIST_SIZE
+MIN_USERS = 5
 
 
 @dataclass
@@ -150,7 +158,7 @@ def make_world(seed: int, n_movies: int = 1500, n_users: int = 300) -> World:
     return World(movies, quality, tastes, rng)
 
 
-def seed_history(world: World, per_user: int = 8) -> list[tuple[int, int, float]]:
+def seed_history(world: World, per_user: int = PAST_RATINGS) -> list[tuple[int, int, float]]:
     """Return each person's past ratings: mostly films of genres they love."""
     rng = world.rng
     by_genre: dict[str, list[dict]] = {g: [] for g in GENRES}
@@ -162,7 +170,8 @@ def seed_history(world: World, per_user: int = 8) -> list[tuple[int, int, float]
         loved = [GENRES[i] for i in np.flatnonzero(taste > 0)]
         seen: set[int] = set()
         for i in range(per_user):
-            pool = by_genre[loved[i % len(loved)]] if i < per_user - 3 else world.movies
+            # A small catalogue may have no film of a loved genre: then any film will do.
+            pool = (by_genre[loved[i % len(loved)]] if i < per_user - 3 else None) or world.movies
             movie = pool[int(rng.integers(len(pool)))]
             if movie["movie_id"] in seen:
                 continue
@@ -214,7 +223,7 @@ def run_round(
     impressions = dislikes = rated = 0
     for i, user_id in enumerate(users):
         clock.moment = day_start + timedelta(seconds=int(i * 80000 / max(len(users), 1)))
-        shown = system.recommend(user_id, k=10)
+        shown = system.recommend(user_id, k=LIST_SIZE)
         impressions += len(shown["items"])
         ratings = []
         for item in shown["items"]:

@@ -321,7 +321,7 @@ def test_importing_a_missing_file_creates_and_migrates_nothing(tmp_path, capsys,
     missing = tmp_path / "no-such.csv"
     code, out, err = run(capsys, "--db", f"sqlite:///{target}", command[0], str(missing), *command[1:])
     assert (code, out) == (2, "")
-    assert err.splitlines() == [f"error: cannot read {missing}: No such file or directory"]
+    assert err.splitlines() == [f"error: {missing} does not exist"]
     assert not target.exists() and not target.parent.exists()
 
 
