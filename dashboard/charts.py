@@ -35,12 +35,17 @@ def version_colour(label: str) -> str:
     return VERSION_PALETTE[(int(label[1:]) - 1) % len(VERSION_PALETTE)]
 
 
+def version_order(df: pd.DataFrame) -> list[str]:
+    """Return the ``version`` labels of ``df`` in version order, "no version" last."""
+    ordered = df.sort_values("model_version_id" if "model_version_id" in df else "version_id")
+    labels = list(dict.fromkeys(ordered["version"]))
+    return [v for v in labels if v != "no version"] + [v for v in labels if v == "no version"]
+
+
 def version_color(df: pd.DataFrame, legend: bool = True, orient: str = "right") -> alt.Color:
     """Return the colour encoding of ``version``: versions in order, "no version" last, each in its
     own colour on every chart (``version_colour``)."""
-    ordered = df.sort_values("model_version_id" if "model_version_id" in df else "version_id")
-    labels = list(dict.fromkeys(ordered["version"]))
-    labels = [v for v in labels if v != "no version"] + [v for v in labels if v == "no version"]
+    labels = version_order(df)
     scale = alt.Scale(domain=labels, range=[version_colour(v) for v in labels])
     shown = alt.Legend(orient=orient) if legend else None
     return alt.Color("version:N", title="Model version", scale=scale, legend=shown)
@@ -204,24 +209,29 @@ def reason_genre_heatmap(df: pd.DataFrame) -> alt.LayerChart:
     return alt.layer(cells, labels).properties(height=260)
 
 
+SCORE_BUCKETS = [f"{b / 10:.1f}–{(b + 1) / 10:.1f}" for b in range(10)]
+
+
 def score_histogram_chart(df: pd.DataFrame) -> alt.Chart:
-    """Predicted scores of disliked items, one translucent histogram per version (shares, overlaid)."""
+    """Predicted scores of disliked items: in each score bucket, one bar per version side by side
+    (shares of that version's dislikes), so versions compare bar to bar without hiding each other."""
+    df = df.assign(scores=[SCORE_BUCKETS[int(b)] for b in df["bucket"]])
     return (
         alt.Chart(df)
-        # A rect from 0 up to the share: with a ranged x, a bar would lie on its side.
-        .mark_rect(opacity=0.45, stroke="white", strokeWidth=0.5)
+        .mark_bar()
         .encode(
             x=alt.X(
-                "bucket_start:Q", title="Predicted score of the disliked item", scale=alt.Scale(domain=[0, 1])
+                "scores:N",
+                title="Predicted score of the disliked item",
+                scale=alt.Scale(domain=SCORE_BUCKETS),  # every bucket, empty ones too
+                axis=alt.Axis(labelAngle=0),
             ),
-            x2="bucket_end:Q",
+            xOffset=alt.XOffset("version:N", scale=alt.Scale(domain=version_order(df))),
             y=alt.Y("share:Q", axis=alt.Axis(format="%"), title="Share of the version's dislikes"),
-            y2=alt.datum(0),
             color=version_color(df),
             tooltip=[
                 "version:N",
-                alt.Tooltip("bucket_start:Q", title="from"),
-                alt.Tooltip("bucket_end:Q", title="to"),
+                alt.Tooltip("scores:N", title="predicted score"),
                 alt.Tooltip("dislikes:Q", format=","),
                 alt.Tooltip("share:Q", format=".1%"),
             ],

@@ -22,9 +22,9 @@ from feedback_core.settings import REASONS
 from feedback_core.versions import ANY_ACTIVE
 
 DEFAULT_WINDOW_DAYS = 28
-# Which day a figure counts a dislike on. Rates put a dislike beside the impressions it is a
-# share of (its list's day); the other tables keep the day it was made. Near a window's edges
-# the two give different totals, and the captions say which one a figure uses.
+# Which day a figure counts a dislike on. The charts put a dislike beside the impressions it is
+# a share of (its list's day); the lists of single dislikes keep the day it was made. Near a
+# window's edges the two give different totals, and the captions say which one a figure uses.
 ON_LIST_DAY = "a dislike counts on the day its list was shown (one without a list, on the day it was made)"
 ON_DAY_MADE = "a dislike counts on the day it was made"
 

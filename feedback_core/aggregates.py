@@ -93,9 +93,14 @@ _DAILY = Upsert(
     keys=4,
     add=("dislikes", "score_sum"),
 )
-_REASON_GENRE = Upsert(daily_reason_genre, ("day", "reason", "genre", "dislikes"), keys=3, add=("dislikes",))
+_REASON_GENRE = Upsert(
+    daily_reason_genre, ("day", "model_version_id", "reason", "genre", "dislikes"), keys=4, add=("dislikes",)
+)
 _HISTOGRAM = Upsert(
-    daily_score_histogram, ("day", "model_version_id", "bucket", "dislikes"), keys=3, add=("dislikes",)
+    daily_score_histogram,
+    ("day", "model_version_id", "reason", "bucket", "dislikes"),
+    keys=4,
+    add=("dislikes",),
 )
 _MOVIES = Upsert(
     movie_dislike_stats,
@@ -132,16 +137,16 @@ def add_dislike(
 ) -> None:
     """Count one dislike (``sign=-1`` uncounts a retracted one) in every aggregate.
 
-    ``shown_on``: the day its list was shown, for a dislike that names one. ``daily_dislikes``
-    counts it on that day, beside the impressions it is a share of, so that a day's (or a
-    version's) dislike rate never counts a dislike whose impression it does not; the other
-    tables count dislikes on the day they were made.
+    ``shown_on``: the day its list was shown, for a dislike that names one. The daily tables
+    count it on that day, beside the impressions it is a share of, so that a day's (or a
+    version's) dislike rate never counts a dislike whose impression it does not, and every
+    daily table counts the same dislikes on the same day (a dislike without a list: on the
+    day it was made).
 
     The rows ``DislikeCounts`` would count for this one dislike, built directly: on the path
     of every live dislike its dictionaries cost a tenth of the aggregates' time.
     """
-    day = at.date()
-    rate_day = shown_on if shown_on is not None else day
+    rate_day = shown_on if shown_on is not None else at.date()
     last = at if sign > 0 else None
     weighted = sign * score
     kinds = pattern_keys(reason, genres, cast, franchise)
@@ -152,8 +157,10 @@ def add_dislike(
         [
             _PATTERNS.run(conn, patterns),
             _DAILY.run(conn, [(rate_day, version_key, reason, int(attributed), sign, weighted)]),
-            _REASON_GENRE.run(conn, [(day, reason, genre, sign) for genre in dict.fromkeys(genres)]),
-            _HISTOGRAM.run(conn, [(day, version_key, bucket_of(score), sign)]),
+            _REASON_GENRE.run(
+                conn, [(rate_day, version_key, reason, genre, sign) for genre in dict.fromkeys(genres)]
+            ),
+            _HISTOGRAM.run(conn, [(rate_day, version_key, reason, bucket_of(score), sign)]),
             _MOVIES.run(conn, [(movie_id, sign, high, weighted, last)]),
         ],
     )
@@ -279,8 +286,7 @@ class DislikeCounts:
     ) -> None:
         """Count one dislike; ``sign=-1`` uncounts a retracted one (``shown_on``: as for
         ``add_dislike``)."""
-        day = at.date()
-        rate_day = shown_on if shown_on is not None else day
+        rate_day = shown_on if shown_on is not None else at.date()
         last = at if sign > 0 else None
         patterns = self.patterns
         weighted = sign * score
@@ -300,9 +306,9 @@ class DislikeCounts:
             row[0] += sign
             row[1] += weighted
         for genre in dict.fromkeys(genres):
-            key = (day, reason, genre)
+            key = (rate_day, version_key, reason, genre)
             self.reason_genre[key] = self.reason_genre.get(key, 0) + sign
-        key = (day, version_key, bucket_of(score))
+        key = (rate_day, version_key, reason, bucket_of(score))
         self.histogram[key] = self.histogram.get(key, 0) + sign
         high = sign if score >= HIGH_SCORE else 0
         row = self.movies.get(movie_id)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Connection,
     Select,
     String,
+    Table,
     bindparam,
     cast,
     func,
@@ -69,12 +70,13 @@ def _day_range(table, start: date, end: date) -> list:
     return [table.c.day >= start, table.c.day <= end]
 
 
-def _dislike_where(start, end, versions, reasons) -> list:
-    where = _day_range(daily_dislikes, start, end)
+def _dislike_where(start, end, versions, reasons, table: Table = daily_dislikes) -> list:
+    """The window and filters on one of the daily dislike tables (each has day, version, reason)."""
+    where = _day_range(table, start, end)
     if versions:
-        where.append(daily_dislikes.c.model_version_id.in_(versions))
+        where.append(table.c.model_version_id.in_(versions))
     if reasons:
-        where.append(daily_dislikes.c.reason.in_(reasons))
+        where.append(table.c.reason.in_(reasons))
     return where
 
 
@@ -432,11 +434,11 @@ def list_reason_trend(system, start: date, end: date, versions=(), reasons=()) -
     return to_frame(rows, ["day", "reason", "dislikes"], {"day": "day", "dislikes": "int64"})
 
 
-def list_reason_genre(system, start: date, end: date, reasons=(), top_genres: int = 15) -> pd.DataFrame:
+def list_reason_genre(
+    system, start: date, end: date, versions=(), reasons=(), top_genres: int = 15
+) -> pd.DataFrame:
     """Return dislikes per reason and genre for the most disliked genres of the window."""
-    where = _day_range(daily_reason_genre, start, end)
-    if reasons:
-        where.append(daily_reason_genre.c.reason.in_(reasons))
+    where = _dislike_where(start, end, versions, reasons, daily_reason_genre)
     with read_connection(system.engine) as conn:
         # One pass over the window's (reason, genre) totals: a few hundred rows at most.
         rows = conn.execute(
@@ -460,11 +462,9 @@ def list_reason_genre(system, start: date, end: date, reasons=(), top_genres: in
 # ---------------------------------------------------------------- prediction errors
 
 
-def list_score_histogram(system, start: date, end: date, versions=()) -> pd.DataFrame:
+def list_score_histogram(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:
     """Return the predicted scores of dislikes in ten buckets per version, with each bucket's share."""
-    where = _day_range(daily_score_histogram, start, end)
-    if versions:
-        where.append(daily_score_histogram.c.model_version_id.in_(versions))
+    where = _dislike_where(start, end, versions, reasons, daily_score_histogram)
     with read_connection(system.engine) as conn:
         rows = conn.execute(
             select(

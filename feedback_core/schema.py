@@ -306,10 +306,14 @@ daily_dislikes = Table(
     Column("score_sum", Float, nullable=False, default=0.0),
 )
 
+# The dislikes per reason and genre, and their predicted scores: counted on the same day as
+# daily_dislikes (a dislike of a list on the list's day), by version and reason, so that every
+# panel of a page answers the same filters over the same dislikes (migration 0010).
 daily_reason_genre = Table(
     "daily_reason_genre",
     metadata,
     Column("day", Date, primary_key=True),
+    Column("model_version_id", Id, primary_key=True, autoincrement=False),
     Column("reason", String(32), primary_key=True),
     Column("genre", String(200), primary_key=True),
     Column("dislikes", BigInteger, nullable=False, default=0),
@@ -321,6 +325,7 @@ daily_score_histogram = Table(
     metadata,
     Column("day", Date, primary_key=True),
     Column("model_version_id", Id, primary_key=True, autoincrement=False),
+    Column("reason", String(32), primary_key=True),
     Column("bucket", Integer, primary_key=True, autoincrement=False),
     Column("dislikes", BigInteger, nullable=False, default=0),
 )

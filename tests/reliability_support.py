@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Date, select, text
 
 from feedback_core.schema import (
     daily_dislikes,
@@ -277,10 +277,14 @@ BLAMED = {
 }
 
 
-def recount_differences(engine, blamed: dict[str, set[str]] = BLAMED, top_cast: int | None = 5) -> list[str]:
+def recount_differences(
+    engine, blamed: dict[str, set[str]] = BLAMED, top_cast: int | None = 5, before_0010: bool = False
+) -> list[str]:
     """Recount every maintained aggregate from the live dislike rows; return every mismatch
     (``blamed``: what each reason's dislikes count against in the per-user patterns; of the
-    cast, the first ``top_cast``, or all of them)."""
+    cast, the first ``top_cast``, or all of them; ``before_0010``: the reason x genre and score
+    tables as they were before migration 0010, on the day a dislike was made and without its
+    version or reason)."""
     with engine.connect() as conn:
         live = conn.execute(select(user_dislikes).where(user_dislikes.c.retracted_at.is_(None))).all()
         # A dislike that names a list counts in daily_dislikes on the day the list was shown.
@@ -304,11 +308,22 @@ def recount_differences(engine, blamed: dict[str, set[str]] = BLAMED, top_cast: 
                 for r in conn.execute(select(daily_dislikes))
             },
             "daily_reason_genre": {
-                (r.day, r.reason, r.genre): (r.dislikes,) for r in conn.execute(select(daily_reason_genre))
+                tuple(key): (n,)
+                for *key, n in conn.execute(
+                    text("SELECT day, reason, genre, dislikes FROM daily_reason_genre").columns(day=Date)
+                    if before_0010
+                    else select(daily_reason_genre)
+                )
             },
             "daily_score_histogram": {
-                (r.day, r.model_version_id, r.bucket): (r.dislikes,)
-                for r in conn.execute(select(daily_score_histogram))
+                tuple(key): (n,)
+                for *key, n in conn.execute(
+                    text("SELECT day, model_version_id, bucket, dislikes FROM daily_score_histogram").columns(
+                        day=Date
+                    )
+                    if before_0010
+                    else select(daily_score_histogram)
+                )
             },
             "movie_dislike_stats": {
                 r.movie_id: (r.dislikes, r.high_score_dislikes, r.score_sum, r.last_disliked_at)
@@ -336,9 +351,15 @@ def recount_differences(engine, blamed: dict[str, set[str]] = BLAMED, top_cast: 
         entry = daily[(rate_day, version, d.reason, int(d.recommendation_set_id is not None))]
         entry[0] += 1
         entry[1] += d.predicted_score
-        for g in set(d.genres):
-            by_genre[(day, d.reason, g)] += 1
-        histogram[(day, version, min(int(d.predicted_score * 10), 9))] += 1
+        bucket = min(int(d.predicted_score * 10), 9)
+        if before_0010:
+            for g in set(d.genres):
+                by_genre[(day, d.reason, g)] += 1
+            histogram[(day, version, bucket)] += 1
+        else:  # since 0010, on the same day as daily_dislikes, by version and reason
+            for g in set(d.genres):
+                by_genre[(rate_day, version, d.reason, g)] += 1
+            histogram[(rate_day, version, d.reason, bucket)] += 1
         m = per_movie[d.movie_id]
         m[0] += 1
         m[1] += d.predicted_score >= HIGH_SCORE

@@ -244,8 +244,8 @@ def test_overview_says_how_many_dislikes_the_rate_leaves_out(shared_db):
     "page,needles",
     [
         ("overview", [f"Days: {ui.ON_LIST_DAY}."]),
-        ("reasons", [f"Distribution and over time: {ui.ON_LIST_DAY}.", ui.ON_DAY_MADE]),
-        ("errors", [f"Mean errors: {ui.ON_LIST_DAY}.", ui.ON_DAY_MADE]),
+        ("reasons", [f"Distribution, over time and reason × genre: {ui.ON_LIST_DAY}.", ui.ON_DAY_MADE]),
+        ("errors", [f"Here and in the histogram below, {ui.ON_LIST_DAY}."]),
         ("versions", ["a dislike counts with its list, on the day the list was shown"]),
         ("users", ["by the time each was made"]),
     ],
@@ -255,8 +255,10 @@ def test_each_page_says_which_day_a_dislike_counts_on(shared_db, page, needles):
     captions = [c.value for c in at.caption]
     for needle in needles:
         assert any(needle in c for c in captions), (needle, captions)
-    if page in ("reasons", "errors"):  # both bases on one page: each figure says its own
-        assert sum(ui.ON_DAY_MADE in c for c in captions) >= (2 if page == "reasons" else 1)
+    if page == "reasons":  # the charts count on the list's day, the table of latest dislikes on the day made
+        assert sum(ui.ON_DAY_MADE in c for c in captions) == 1
+    if page == "errors":  # every figure of the page on one basis
+        assert not any(ui.ON_DAY_MADE in c for c in captions)
 
 
 def test_reasons_page_counts_and_shows_hostile_text_as_text(shared_db):
@@ -981,3 +983,20 @@ def test_charts_never_draw_a_rate_from_too_few_impressions(shared_db):
         ),
     ):
         chart.to_dict()  # validates against the Vega-Lite schema
+
+
+def test_the_score_histogram_sets_versions_side_by_side_in_every_bucket(shared_db):
+    bounds = queries.get_data_bounds(shared_db)
+    histogram = queries.list_score_histogram(shared_db, bounds["first_day"], bounds["last_day"])
+    assert histogram["model_version_id"].nunique() >= 2  # the sample has several versions
+    spec = charts.score_histogram_chart(histogram).to_dict()
+    encoding = spec["encoding"]
+    # Bars of one bucket stand beside each other (not overlaid, hiding one another), every
+    # bucket on the axis even when empty, the versions in the order and colours of the legend.
+    assert spec["mark"]["type"] == "bar" and encoding["xOffset"]["field"] == "version"
+    assert encoding["x"]["scale"]["domain"] == charts.SCORE_BUCKETS and len(charts.SCORE_BUCKETS) == 10
+    assert encoding["xOffset"]["scale"]["domain"] == encoding["color"]["scale"]["domain"]
+    rows = spec["datasets"][spec["data"]["name"]]
+    assert sorted((r["version"], r["scores"], r["dislikes"]) for r in rows) == sorted(
+        (r.version, charts.SCORE_BUCKETS[r.bucket], r.dislikes) for r in histogram.itertuples()
+    )

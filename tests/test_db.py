@@ -242,7 +242,7 @@ def test_statements_run_in_turn_on_one_cursor_raise_as_sqlalchemy_does_and_roll_
                 [
                     _DAILY.run(conn, [(day, 0, "wrong_genre", 0, 1, 0.5)]),
                     _HISTOGRAM.run(conn, []),  # nothing to write: skipped
-                    _HISTOGRAM.run(conn, [(day, 987654, 3, None)]),  # dislikes may not be NULL
+                    _HISTOGRAM.run(conn, [(day, 987654, "other", 3, None)]),  # dislikes may not be NULL
                 ],
             )
     # Bound values stay out of the message, as with SQLAlchemy's hide_parameters (PostgreSQL's
@@ -253,7 +253,7 @@ def test_statements_run_in_turn_on_one_cursor_raise_as_sqlalchemy_does_and_roll_
         assert conn.execute(select(func.count()).select_from(daily_dislikes)).scalar() == 0
         assert conn.execute(select(func.count()).select_from(daily_score_histogram)).scalar() == 0
     with write_transaction(system.engine) as conn:  # the connection works on
-        Prepared.execute_all(conn, [_HISTOGRAM.run(conn, [(day, 0, 3, 2), (day, 0, 1, 1)])])
+        Prepared.execute_all(conn, [_HISTOGRAM.run(conn, [(day, 0, "other", 3, 2), (day, 0, "other", 1, 1)])])
     with read_connection(system.engine) as conn:
         rows = conn.execute(
             select(daily_score_histogram.c.bucket, daily_score_histogram.c.dislikes).order_by(

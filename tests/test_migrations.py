@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from feedback_core import FeedbackSystem, Settings
 from feedback_core.db import current_revision, head_revision, make_engine, migrate, upgrade_database
 from feedback_core.schema import metadata
+from feedback_core.versions import insert_version
 
 # Migrations on PostgreSQL run in a schema of their own inside the test database, so the shared
 # "public" schema the other tests use is never dropped under them.
@@ -309,7 +310,8 @@ def test_the_partial_dislike_indexes_migrate_both_ways_keeping_every_row(kind, t
             names = {ix["name"] for ix in inspector.get_indexes("user_dislikes")}
             return names, [u["name"] for u in inspector.get_unique_constraints("user_dislikes")]
 
-        migrate(engine, "0006")
+        # The rows are written by today's code (at the head revision), then carried down to 0006.
+        upgrade_database(engine)
         system = FeedbackSystem(engine, Settings(database_url="sqlite://"))
         system.add_movies([{"movie_id": m, "title": f"Film {m}", "genres": ["Drama"]} for m in range(1, 6)])
         shown = system.record_recommendation_set(3, [{"movie_id": 2, "rank": 1, "predicted_score": 0.8}])
@@ -317,6 +319,7 @@ def test_the_partial_dislike_indexes_migrate_both_ways_keeping_every_row(kind, t
         system.save_dislike(3, 2, recommendation_set_id=shown, reason="already_watched", predicted_score=0.8)
         gone = system.save_dislike(4, 3, reason="wrong_genre")
         system.retract_dislike(gone, 4)
+        migrate(engine, "0006", downgrade=True)
         before = dump()
         assert shape()[1] == ["uq_user_dislikes_idempotency"]
 
@@ -324,6 +327,7 @@ def test_the_partial_dislike_indexes_migrate_both_ways_keeping_every_row(kind, t
         names, constraints = shape()
         assert constraints == [] and {"uq_user_dislikes_idempotency", "ix_user_dislikes_set"} <= names
         assert dump() == before
+        upgrade_database(engine)
         system.save_dislike(3, 4, reason="wrong_genre", idempotency_key="b")  # ids go on from the last
 
         migrate(engine, "0006", downgrade=True)
@@ -374,7 +378,7 @@ def test_dislikes_of_a_list_move_to_its_day_and_back(kind, tmp_path):
         migrate(engine, "0007", downgrade=True)
         assert days() == {("2026-01-11", 0): 1, ("2026-01-11", 1): 1}  # as 0007 counted them
         migrate(engine, "0008")
-        assert days() == after and recount_differences(engine) == []
+        assert days() == after and recount_differences(engine, before_0010=True) == []
 
 
 @pytest.mark.parametrize(
@@ -436,10 +440,92 @@ def test_patterns_are_recounted_by_what_each_reason_blames_and_back(kind, tmp_pa
 
         migrate(engine, "0008", downgrade=True)
         # What 0008 counted: every value of every dislike, the whole cast.
-        assert recount_differences(engine, every, top_cast=None) == []
+        assert recount_differences(engine, every, top_cast=None, before_0010=True) == []
         assert patterns()[(2, "cast", "Ann")][0] == 3
         migrate(engine, "0009")
-        assert patterns() == blamed and recount_differences(engine) == []
+        assert patterns() == blamed and recount_differences(engine, before_0010=True) == []
+
+
+@pytest.mark.parametrize(
+    "kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=PG_SKIP))]
+)
+def test_genre_and_score_counts_move_to_the_lists_day_by_version_and_reason_and_back(kind, tmp_path):
+    from reliability_support import recount_differences
+
+    with scratch_engine(kind, tmp_path / "dims.db", "migration_0010") as engine:
+
+        def rows(table: str, columns: str) -> set:
+            with engine.connect() as conn:
+                found = conn.execute(
+                    text(f"SELECT {columns}, dislikes FROM {table} WHERE dislikes > 0")
+                ).all()
+            return {(str(first)[:10], *rest) for first, *rest in found}
+
+        upgrade_database(engine)
+        now = [datetime(2026, 1, 10, 23, 50)]
+        system = FeedbackSystem(engine, Settings(database_url="sqlite://"), clock=lambda: now[0])
+        genres = ["Horror", "Drama", "Horror"]  # Horror listed twice: counted once
+        system.add_movies([{"movie_id": m, "title": f"Film {m}", "genres": genres} for m in range(1, 5)])
+        with engine.begin() as conn:
+            version = insert_version(
+                conn,
+                at=now[0],
+                actor="analyst",
+                trigger="manual",
+                parent_id=None,
+                weights={},
+                metrics={},
+                examples={},
+                settings={},
+            )
+        shown = system.record_recommendation_set(3, [1, 2], model_version_id=version)  # 10 Jan 23:50
+        now[0] = datetime(2026, 1, 11, 0, 10)
+        system.save_dislike(3, 1, recommendation_set_id=shown, predicted_score=0.95, reason="wrong_genre")
+        system.save_dislike(3, 2, recommendation_set_id=shown, predicted_score=0.35, reason="poor_quality")
+        system.save_dislike(3, 3, predicted_score=0.3)  # no list: on the 11th, no version
+        gone = system.save_dislike(4, 4, predicted_score=0.5)
+        system.retract_dislike(gone, 4)
+        genre_rows = "day, model_version_id, reason, genre"
+        score_rows = "day, model_version_id, reason, bucket"
+        by_list_day = {
+            "genre": {
+                ("2026-01-10", version, "wrong_genre", "Horror", 1),
+                ("2026-01-10", version, "wrong_genre", "Drama", 1),
+                ("2026-01-10", version, "poor_quality", "Horror", 1),
+                ("2026-01-10", version, "poor_quality", "Drama", 1),
+                ("2026-01-11", 0, "not_interested", "Horror", 1),
+                ("2026-01-11", 0, "not_interested", "Drama", 1),
+            },
+            "score": {
+                ("2026-01-10", version, "wrong_genre", 9, 1),
+                ("2026-01-10", version, "poor_quality", 3, 1),
+                ("2026-01-11", 0, "not_interested", 3, 1),
+            },
+        }
+        assert rows("daily_reason_genre", genre_rows) == by_list_day["genre"]
+        assert rows("daily_score_histogram", score_rows) == by_list_day["score"]
+        assert recount_differences(engine) == []
+
+        migrate(engine, "0009", downgrade=True)
+        # As 0009 counted them: on the day each was made, genres without version, scores without reason.
+        assert rows("daily_reason_genre", "day, reason, genre") == {
+            ("2026-01-11", "wrong_genre", "Horror", 1),
+            ("2026-01-11", "wrong_genre", "Drama", 1),
+            ("2026-01-11", "poor_quality", "Horror", 1),
+            ("2026-01-11", "poor_quality", "Drama", 1),
+            ("2026-01-11", "not_interested", "Horror", 1),
+            ("2026-01-11", "not_interested", "Drama", 1),
+        }
+        assert rows("daily_score_histogram", "day, model_version_id, bucket") == {
+            ("2026-01-11", version, 9, 1),
+            ("2026-01-11", version, 3, 1),
+            ("2026-01-11", 0, 3, 1),
+        }
+        assert recount_differences(engine, before_0010=True) == []
+        migrate(engine, "0010")
+        assert rows("daily_reason_genre", genre_rows) == by_list_day["genre"]
+        assert rows("daily_score_histogram", score_rows) == by_list_day["score"]
+        assert recount_differences(engine) == []
 
 
 def test_the_user_dislikes_rebuild_refuses_to_run_with_foreign_keys_on(tmp_path):

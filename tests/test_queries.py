@@ -220,6 +220,46 @@ def test_score_histogram_errors_and_confident_mistakes_equal_a_recount(sample):
         assert row.dislikes == int((everything["movie_id"] == row.movie_id).sum())
 
 
+@pytest.mark.parametrize("versions,reasons", FILTERS)
+def test_genres_and_scores_answer_every_filter_on_the_lists_day(sample, versions, reasons):
+    system, built = sample
+    start, end = built["start"] + timedelta(days=3), built["end"] - timedelta(days=2)
+    dis = in_window(raw_dislikes(system), start, end, versions, reasons)
+    assert len(dis) > 0
+
+    matrix = queries.list_reason_genre(system, start, end, versions, reasons, top_genres=1000)
+    per_pair = Counter((r.reason, g) for r in dis.itertuples() for g in dict.fromkeys(r.genres))
+    assert {(r.reason, r.genre): r.dislikes for r in matrix.itertuples()} == dict(per_pair)
+
+    histogram = queries.list_score_histogram(system, start, end, versions, reasons)
+    buckets = Counter(zip(dis["version"], dis["predicted_score"].map(lambda s: min(int(s * 10), 9))))
+    assert {(r.model_version_id, r.bucket): r.dislikes for r in histogram.itertuples()} == dict(buckets)
+    # The panels of a page agree: the histogram holds the dislikes the mean errors average.
+    errors = queries.list_error_by_version(system, start, end, versions, reasons)
+    assert histogram.groupby("model_version_id")["dislikes"].sum().to_dict() == {
+        r.model_version_id: r.dislikes for r in errors.itertuples()
+    }
+
+
+def test_a_dislike_after_midnight_counts_in_genres_and_scores_on_its_lists_day(make_system, clock):
+    system = make_system()
+    system.add_movies([{"movie_id": m, "title": f"Film {m}", "genres": ["Horror"]} for m in (1, 2)])
+    with write_transaction(system.engine) as conn:
+        add_bare_versions(conn, 1)
+    shown_day = date(2026, 11, 1)
+    clock.moment = datetime.combine(shown_day, time(23, 50))
+    shown = system.record_recommendation_set(7, [1, 2], model_version_id=1)
+    clock.moment = datetime.combine(shown_day + timedelta(days=1), time(0, 10))
+    system.save_dislike(7, 1, recommendation_set_id=shown, reason="wrong_genre", predicted_score=0.85)
+    for day, expected in ((shown_day, 1), (shown_day + timedelta(days=1), 0)):
+        matrix = queries.list_reason_genre(system, day, day, (1,), ("wrong_genre",))
+        histogram = queries.list_score_histogram(system, day, day, (1,), ("wrong_genre",))
+        reasons = queries.list_reason_counts(system, day, day, (1,), ("wrong_genre",))
+        assert int(matrix["dislikes"].sum()) == int(histogram["dislikes"].sum()) == expected
+        assert int(reasons["dislikes"].sum()) == expected  # the distribution beside them agrees
+    assert queries.list_score_histogram(system, shown_day, shown_day)["bucket"].tolist() == [8]
+
+
 def test_versions_and_comparison_equal_a_recount(sample):
     system, _ = sample
     dis, imp = raw_dislikes(system), raw_impressions(system)

@@ -662,4 +662,5 @@ def test_a_dislike_after_midnight_of_a_list_shown_before_counts_on_the_lists_day
     (day,) = rows(system, daily_dislikes)
     assert (day.day.isoformat(), day.attributed, day.dislikes) == ("2026-11-01", 1, 1)
     (histogram,) = rows(system, daily_score_histogram)
-    assert histogram.day.isoformat() == "2026-11-02"  # the other tables: the day it was made
+    assert (histogram.day.isoformat(), histogram.reason, histogram.bucket) == ("2026-11-01", "other", 6)
+    assert {r.day.isoformat() for r in rows(system, daily_reason_genre)} == {"2026-11-01"}

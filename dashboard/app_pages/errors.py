@@ -12,7 +12,7 @@ st.caption(
     "a disliked film shown with 0.9 is a confident mistake."
 )
 
-histogram = data.query(queries.list_score_histogram, f.start, f.end, f.versions)
+histogram = data.query(queries.list_score_histogram, *f.args)
 by_version = data.query(queries.list_error_by_version, *f.args)
 if histogram.empty:
     st.info("No dislikes in this window: widen the dates or clear the filters.")
@@ -26,13 +26,10 @@ for col, row in zip(cols, by_version.itertuples(), strict=False):
         help=f"over {row.dislikes:,} dislikes",
     )
 
-st.caption(f"Mean errors: {ui.ON_LIST_DAY}.")
+st.caption(f"Here and in the histogram below, {ui.ON_LIST_DAY}.")
 
 st.subheader("Predicted scores of disliked items")
-st.caption(f"Here {ui.ON_DAY_MADE}, so near the window's edges its total can differ from the mean errors'.")
 st.altair_chart(charts.score_histogram_chart(histogram), width="stretch")
-if f.reasons:
-    st.caption("The histogram counts every reason.")
 with st.expander("The numbers behind the chart"):
     ui.show_table(histogram, "score_histogram", {"share": st.column_config.NumberColumn(format="percent")})
 

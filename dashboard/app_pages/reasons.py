@@ -31,17 +31,17 @@ with right:
         charts.reason_trend_chart(data.query(queries.list_reason_trend, *f.args)), width="stretch"
     )
 
-st.caption(f"Distribution and over time: {ui.ON_LIST_DAY}.")
+st.caption(f"Distribution, over time and reason × genre: {ui.ON_LIST_DAY}.")
 
 st.subheader("Reason × genre")
-st.caption(f"Here {ui.ON_DAY_MADE}, so near the window's edges its total can differ from the distribution's.")
-matrix = data.query(queries.list_reason_genre, f.start, f.end, f.reasons)
+st.caption(
+    "A dislike counts once for each genre of its film, so a row can add up to more than its reason's count."
+)
+matrix = data.query(queries.list_reason_genre, *f.args)
 if matrix.empty:
     st.info("None of these dislikes had genres.")
 else:
     st.altair_chart(charts.reason_genre_heatmap(matrix), width="stretch")
-    if f.versions:
-        st.caption("Genres are counted across all model versions.")
 
 st.subheader("Latest dislikes")
 st.caption(f"The newest 100 of the window; {ui.ON_DAY_MADE}.")
