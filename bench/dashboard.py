@@ -107,11 +107,11 @@ def page_calls(system: FeedbackSystem) -> dict[str, list[tuple[str, Callable[[],
         "reasons": [
             call(queries.list_reason_counts, *window),
             call(queries.list_reason_trend, *window),
-            call(queries.list_reason_genre, start, end, ()),
+            call(queries.list_reason_genre, *window),
             call(lookups.list_latest_dislikes, *window, limit=100),
         ],
         "errors": [
-            call(queries.list_score_histogram, start, end, ()),
+            call(queries.list_score_histogram, *window),
             call(queries.list_error_by_version, *window),
             call(queries.list_confident_mistakes, limit=15),
         ],

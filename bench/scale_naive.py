@@ -213,11 +213,11 @@ def key_numbers(system, start: date, end: date, user_id: int, today: date) -> di
     counts = queries.list_reason_counts(system, *window)
     out["reasons.counts"] = dict(zip(counts["reason"], counts["dislikes"].astype(int), strict=True))
     out["reasons.trend"] = int(queries.list_reason_trend(system, *window)["dislikes"].sum())
-    out["reasons.genre"] = int(queries.list_reason_genre(system, start, end, ())["dislikes"].sum())
+    out["reasons.genre"] = int(queries.list_reason_genre(system, *window)["dislikes"].sum())
     out["reasons.latest"] = [
         int(i) for i in lookups.list_latest_dislikes(system, *window, limit=100)["dislike_id"]
     ]
-    out["errors.histogram"] = int(queries.list_score_histogram(system, start, end, ())["dislikes"].sum())
+    out["errors.histogram"] = int(queries.list_score_histogram(system, *window)["dislikes"].sum())
     by_version = queries.list_error_by_version(system, *window)
     out["errors.by_version"] = dict(
         zip(by_version["model_version_id"].astype(int), by_version["dislikes"].astype(int))
