@@ -288,7 +288,10 @@ def bulk_insert(conn, table: str, cols: tuple[str, ...], rows) -> None:
 
 def aggregate_sql(pg: bool) -> list[str]:
     """Return the statements that derive every maintained aggregate from the dislikes."""
-    day = "CAST(d.created_at AS DATE)" if pg else "substr(d.created_at, 1, 10)"
+    # The daily tables count a dislike of a shown list on the list's day (recording's shown_on).
+    moment = "coalesce(s.created_at, d.created_at)"
+    day = f"CAST({moment} AS DATE)" if pg else f"substr({moment}, 1, 10)"
+    with_lists = "user_dislikes AS d LEFT JOIN recommendation_sets AS s ON s.recommendation_set_id = d.recommendation_set_id"
     bucket = (
         "LEAST(CAST(FLOOR(d.predicted_score * 10) AS INTEGER), 9)"
         if pg
@@ -337,11 +340,12 @@ def aggregate_sql(pg: bool) -> list[str]:
         ),
         "INSERT INTO daily_dislikes (day, model_version_id, reason, attributed, dislikes, score_sum) "
         f"SELECT {day}, coalesce(d.model_version_id, 0), d.reason, CASE WHEN d.recommendation_set_id IS NULL THEN 0 ELSE 1 END, "
-        "count(*), sum(d.predicted_score) FROM user_dislikes AS d GROUP BY 1, 2, 3, 4",
-        f"INSERT INTO daily_reason_genre (day, reason, genre, dislikes) SELECT {day}, d.reason, j.value, count(*) "
-        f"FROM user_dislikes AS d CROSS JOIN {each('genres')} GROUP BY 1, 2, 3",
-        f"INSERT INTO daily_score_histogram (day, model_version_id, bucket, dislikes) SELECT {day}, "
-        f"coalesce(d.model_version_id, 0), {bucket}, count(*) FROM user_dislikes AS d GROUP BY 1, 2, 3",
+        f"count(*), sum(d.predicted_score) FROM {with_lists} GROUP BY 1, 2, 3, 4",
+        "INSERT INTO daily_reason_genre (day, model_version_id, reason, genre, dislikes) "
+        f"SELECT {day}, coalesce(d.model_version_id, 0), d.reason, j.value, count(*) "
+        f"FROM {with_lists} CROSS JOIN {each('genres')} GROUP BY 1, 2, 3, 4",
+        f"INSERT INTO daily_score_histogram (day, model_version_id, reason, bucket, dislikes) SELECT {day}, "
+        f"coalesce(d.model_version_id, 0), d.reason, {bucket}, count(*) FROM {with_lists} GROUP BY 1, 2, 3, 4",
         "INSERT INTO movie_dislike_stats (movie_id, dislikes, high_score_dislikes, score_sum, last_disliked_at) "
         f"SELECT d.movie_id, count(*), sum(CASE WHEN d.predicted_score >= {HIGH_SCORE} THEN 1 ELSE 0 END), "
         "sum(d.predicted_score), max(d.created_at) FROM user_dislikes AS d GROUP BY d.movie_id",

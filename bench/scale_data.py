@@ -474,9 +474,10 @@ CHECKS = {
         "SELECT day, model_version_id, impressions FROM daily_impressions",
     ),
     "dislikes per day, version, reason, attributed": (
-        "SELECT {day_d}, coalesce(model_version_id, 0), reason, "
-        "CASE WHEN recommendation_set_id IS NULL THEN 0 ELSE 1 END, count(*) "
-        "FROM user_dislikes WHERE retracted_at IS NULL GROUP BY 1, 2, 3, 4",
+        "SELECT {day_d}, coalesce(d.model_version_id, 0), d.reason, "
+        "CASE WHEN d.recommendation_set_id IS NULL THEN 0 ELSE 1 END, count(*) "
+        "FROM user_dislikes AS d LEFT JOIN recommendation_sets AS s "
+        "ON s.recommendation_set_id = d.recommendation_set_id WHERE d.retracted_at IS NULL GROUP BY 1, 2, 3, 4",
         "SELECT day, model_version_id, reason, attributed, dislikes FROM daily_dislikes WHERE dislikes <> 0",
     ),
     "dislikes per movie": (
@@ -506,7 +507,9 @@ def check_consistency(engine) -> list[str]:
     """Compare each maintained aggregate with the same count taken from the raw rows; return mismatches."""
     pg = engine.dialect.name == "postgresql"
     day_i = "CAST(shown_at AS DATE)" if pg else "substr(shown_at, 1, 10)"
-    day_d = "CAST(created_at AS DATE)" if pg else "substr(created_at, 1, 10)"
+    # a dislike of a shown list counts on the list's day
+    moment = "coalesce(s.created_at, d.created_at)"
+    day_d = f"CAST({moment} AS DATE)" if pg else f"substr({moment}, 1, 10)"
     blanks = {
         "day_i": day_i,
         "day_d": day_d,

@@ -86,7 +86,9 @@ def naive_pages(engine, start: date, end: date, user_id: int, today: date) -> tu
     imp, dis = raw["impressions"], raw["dislikes"]
     imp["day"] = imp["shown_at"].dt.normalize()
     imp["version"] = imp["model_version_id"].fillna(0).astype("int64")
-    dis["day"] = dis["created_at"].dt.normalize()
+    # A dislike of a shown list counts on the day the list was shown (beside its impressions).
+    shown_on = imp.groupby("recommendation_set_id")["day"].min()
+    dis["day"] = dis["recommendation_set_id"].map(shown_on).fillna(dis["created_at"].dt.normalize())
     dis["version"] = dis["model_version_id"].fillna(0).astype("int64")
     dis["attributed"] = dis["recommendation_set_id"].notna()
     lo, hi = pd.Timestamp(start), pd.Timestamp(end)
