@@ -171,14 +171,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-POLL_RANGE = (0.1, 3600.0)
+POLL_RANGE = (0.01, 3600.0)
 
 
 def poll_seconds(text: str) -> float:
     """Parse the seconds between queue checks (an argparse ``type``).
 
-    Less than 0.1 s would keep the database busy with checks; more than an hour would leave a
-    retrain request waiting longer than anyone expects.
+    Less than 10 ms would keep the database busy with checks (0 or less: without a pause);
+    more than an hour would leave a retrain request waiting longer than anyone expects.
     """
     try:
         value = float(text)
@@ -333,11 +333,9 @@ def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int, 
         line = next((e.line for e in summary.errors if e.message == summary.file_error), None)
         where = f"{args.file}:{line}" if line is not None else args.file
         kept = " (the complete batches before it are kept)" if summary.imported else ""
-        print(
-            f"error: {where}: the file cannot be imported: {summary.file_error}; "
-            f"nothing after it was read{kept}",
-            file=sys.stderr,
-        )
+        # (A damaged compressed file is found before its first row is read.)
+        tail = f"nothing after it was read{kept}" if summary.rows_read else "nothing of it was imported"
+        print(f"error: {where}: the file cannot be imported: {summary.file_error}; {tail}", file=sys.stderr)
         return 2
     if summary.aborted:
         print(

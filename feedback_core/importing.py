@@ -252,7 +252,7 @@ class RecordReader:
                 while handle.read(1 << 20):
                     pass
         except (OSError, EOFError, zlib.error) as exc:
-            return f"the compressed file is damaged: {exc}; nothing of it was imported"
+            return f"the compressed file is damaged: {exc}"
         return None
 
     def __iter__(self) -> Iterator[tuple[int, dict | None, str | None]]:

@@ -84,7 +84,6 @@ def test_a_damaged_compressed_file_imports_nothing(system, tmp_path, damage):
     path.write_bytes(bytes(packed))
     summary = system.import_file(path, "movies", on_error="skip", batch_size=500)
     assert summary.aborted and summary.file_error.startswith("the compressed file is damaged: ")
-    assert summary.file_error.endswith("nothing of it was imported")
     assert (summary.rows_read, summary.imported, summary.rejected) == (0, 0, 0)
     assert count(system, movies) == 0
 

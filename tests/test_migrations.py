@@ -255,6 +255,7 @@ def test_only_set_keys_and_lists_enter_the_dislikes_key_and_list_indexes(migrate
                     "idempotency_key": "k-1",
                     "set_id": 5,
                     "since": datetime(2026, 11, 30),
+                    "until": datetime(2026, 11, 30, 0, 1),
                     "cap": 20,
                 },
             )
