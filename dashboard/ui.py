@@ -178,9 +178,17 @@ def rate_column(df: pd.DataFrame, trials: str = "impressions", suffix: str = "")
 # ---------------------------------------------------------------- tables
 
 
-def show_table(df: pd.DataFrame, name: str, column_config: dict | None = None, height: Any = "auto") -> None:
-    """Show a table (plain text cells) with a CSV download of exactly its rows."""
-    st.dataframe(df, hide_index=True, column_config=column_config, height=height, key=f"table_{name}")
+def show_table(
+    df: pd.DataFrame, name: str, column_config: dict | None = None, height: Any = "auto", **selection: Any
+) -> None:
+    """Show a table (plain text cells) with a CSV download of exactly its rows.
+
+    ``selection``: ``on_select`` and ``selection_mode`` of ``st.dataframe``, for a table whose
+    rows are picked (read them from ``st.session_state["table_<name>"]``).
+    """
+    st.dataframe(
+        df, hide_index=True, column_config=column_config, height=height, key=f"table_{name}", **selection
+    )
     st.download_button(
         "Download CSV",
         df.to_csv(index=False).encode("utf-8"),

@@ -63,33 +63,20 @@ def picked_proposals(ids: list[int]) -> list[int]:
 
 
 def inbox_table(proposals: pd.DataFrame) -> None:
-    """Show the inbox with selectable rows and a CSV download of exactly its rows.
-
-    ``ui.show_table`` draws the others; it offers no selection.
-    """
-    st.dataframe(
+    """Show the inbox with selectable rows and a CSV download of exactly its rows."""
+    ui.show_table(
         proposals,
-        hide_index=True,
-        column_config={
+        INBOX_TABLE.removeprefix("table_"),
+        {
             "created_at": moment("proposed"),
             "last_disliked_at": moment("last disliked"),
             "movie_title": st.column_config.TextColumn("from the dislike of"),
         },
-        key=INBOX_TABLE,
         on_select="rerun",
         selection_mode="multi-row",
     )
     # Kept once drawn: a run stopped before this leaves the browser showing the rows before.
     st.session_state[INBOX_SHOWN] = [int(i) for i in proposals["adjustment_id"]]
-    st.download_button(
-        "Download CSV",
-        proposals.to_csv(index=False).encode("utf-8"),
-        file_name="adjustment_inbox.csv",
-        mime="text/csv",
-        key="csv_adjustment_inbox",
-        on_click="ignore",
-        icon=":material/download:",
-    )
 
 
 def describe(row) -> str:
