@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from feedback_core.db import to_naive_utc, write_transaction
-from feedback_core.errors import ValidationError
+from feedback_core.db import format_ts, write_transaction
+from feedback_core.errors import ConflictError, ValidationError
 from feedback_core.recording import lock_users
 from feedback_core.schema import movies, ratings
-from feedback_core.validation import check_id, check_name, check_names, check_text
+from feedback_core.validation import check_id, check_name, check_names, check_recent, check_text
 
 LIKED_RATING = 4.0
 
@@ -49,7 +49,7 @@ def validate_movie(record: Any) -> MovieIn:
         given = year
         if isinstance(year, str):
             year = year.strip()
-            year = int(year) if year.isdigit() else None
+            year = int(year) if year.isdecimal() and year.isascii() else None
         elif isinstance(year, float) and year.is_integer():
             year = int(year)  # 1999.0 from a JSON writer that knows only numbers
         if isinstance(year, bool) or not isinstance(year, int):  # 1999.7, true, "MCMXCIX"
@@ -110,16 +110,29 @@ def upsert_movies(conn: Connection, records: list[MovieIn], now: datetime) -> No
     )
 
 
-def store_ratings(conn: Connection, rows: list[tuple[int, int, float, datetime]]) -> int:
-    """Insert or replace ratings and keep each movie's rating statistics in step; return how
-    many were written.
+@dataclass(frozen=True)
+class RatingsStored:
+    """What ``store_ratings`` did: how many it wrote, and the ratings it kept out because the
+    database holds a later one (``(user, movie) -> (stored rating, its time)``)."""
 
-    Of several ratings of one film by one person, the latest (by ``rated_at``) is kept: a
-    rating older than the stored one, or equal to it, changes nothing, so that loading an old
-    export, or the same file again, never undoes a newer rating or moves its time.
+    written: int
+    later_stored: dict[tuple[int, int], tuple[float, datetime]]
+
+
+def store_ratings(
+    conn: Connection, rows: list[tuple[int, int, float, datetime | None]], now: datetime
+) -> RatingsStored:
+    """Insert or replace ratings ``(user, movie, rating, rated_at)`` and keep each movie's
+    rating statistics in step.
+
+    Of a person's ratings of a film the latest by ``rated_at`` is kept, so that loading an old
+    export never undoes a newer rating: a rating older than the stored one is kept out; a
+    later one replaces it, and a later equal one moves its time. A rating without a time
+    (``None``) takes ``now``, unless the stored rating is the same (a rerun of a file without
+    times moves nothing).
     """
     if not rows:
-        return 0
+        return RatingsStored(0, {})
     ids = sorted({m for _, m, _, _ in rows})
     known = set()
     for start in range(0, len(ids), 900):
@@ -131,11 +144,12 @@ def store_ratings(conn: Connection, rows: list[tuple[int, int, float, datetime]]
     missing = [m for m in ids if m not in known]
     if missing:
         raise ValidationError(f"movies not in the catalogue: {', '.join(map(str, missing[:10]))}", "movie_id")
-    latest: dict[tuple[int, int], tuple[float, datetime]] = {}
+    latest: dict[tuple[int, int], tuple[float, datetime, bool]] = {}  # (rating, time, timed)
     for user, movie, rating, at in rows:
         kept = latest.get((user, movie))
-        if kept is None or at >= kept[1]:  # the later one; of two at one moment, the last given
-            latest[(user, movie)] = (rating, at)
+        moment = now if at is None else at
+        if kept is None or moment >= kept[1]:  # the later one; of two at one moment, the last given
+            latest[(user, movie)] = (rating, moment, at is not None)
     users = sorted({u for u, _ in latest})
     # Each person's ratings are read, then changed: writers of one person take turns (on
     # PostgreSQL; SQLite's write lock already serialises them), or two would both find no
@@ -150,13 +164,17 @@ def store_ratings(conn: Connection, rows: list[tuple[int, int, float, datetime]]
         ):
             if (u, m) in latest:
                 previous[(u, m)] = (r, at)
-    changed = {}
-    for key, (rating, at) in latest.items():
+    changed, later_stored = {}, {}
+    for key, (rating, at, timed) in latest.items():
         before = previous.get(key)
-        if before is None or (at >= before[1] and rating != before[0]):
+        if before is None:
+            changed[key] = (rating, at)
+        elif at < before[1]:
+            later_stored[key] = before
+        elif rating != before[0] or (timed and at > before[1]):
             changed[key] = (rating, at)
     if not changed:
-        return 0
+        return RatingsStored(0, later_stored)
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(ratings)
     stmt = stmt.on_conflict_do_update(
@@ -188,7 +206,7 @@ def store_ratings(conn: Connection, rows: list[tuple[int, int, float, datetime]]
                 like_count=movies.c.like_count + likes,
             )
         )
-    return len(changed)
+    return RatingsStored(len(changed), later_stored)
 
 
 class CatalogOps:
@@ -210,10 +228,15 @@ class CatalogOps:
     def record_rating(
         self, user_id: int, movie_id: int, rating: float, rated_at: datetime | None = None
     ) -> None:
-        """Record a user's rating (1 to 5, half stars; 4 and above counts as liked)."""
-        clean = _rating_row(user_id, movie_id, rating, rated_at, self.now())
+        """Record a user's rating (1 to 5, half stars; 4 and above counts as liked).
+
+        Raises ConflictError when a later rating of the film by the person is stored.
+        """
+        now = self.now()
+        clean = _rating_row(user_id, movie_id, rating, rated_at, now)
         with write_transaction(self.engine) as conn:
-            store_ratings(conn, [clean])
+            stored = store_ratings(conn, [clean], now)
+        _refuse_older(stored)
 
     def record_ratings(self, rows: Iterable[Sequence]) -> int:
         """Record many ratings ``(user_id, movie_id, rating[, rated_at])`` in one transaction."""
@@ -232,19 +255,22 @@ class CatalogOps:
             except ValidationError as exc:
                 raise ValidationError(f"rows[{i}]: {exc.message}", exc.field) from None
         with write_transaction(self.engine) as conn:
-            stored = store_ratings(conn, clean)
-        return stored
+            stored = store_ratings(conn, clean, now)
+        return stored.written
+
+
+def _refuse_older(stored: RatingsStored) -> None:
+    """Tell the caller of a live rating that a later one of the same film is kept."""
+    if stored.later_stored:
+        (user, movie), (rating, at) = next(iter(stored.later_stored.items()))
+        raise ConflictError(
+            f"user {user} rated movie {movie} {rating:g} at {format_ts(at)}, later than this rating's "
+            "rated_at: the later rating is kept",
+            "rated_at",
+        )
 
 
 def _rating_row(user_id: Any, movie_id: Any, rating: Any, rated_at: Any, now: datetime) -> tuple:
-    """Return one rating checked, as stored: (user, movie, rating, naive UTC moment)."""
-    at = now if rated_at is None else rated_at
-    if not isinstance(at, datetime):
-        raise ValidationError(f"rated_at must be a datetime, got {at!r}", "rated_at")
-    try:
-        at = to_naive_utc(at)
-    except OverflowError:  # an offset carrying it past year 1 or 9999 in UTC
-        raise ValidationError(
-            f"rated_at must be between years 1 and 9999 in UTC, got {at!r}", "rated_at"
-        ) from None
+    """Return one rating checked, as stored: (user, movie, rating, naive UTC moment or None: now)."""
+    at = None if rated_at is None else check_recent(rated_at, "rated_at", now)
     return check_id(user_id, "user_id"), check_id(movie_id, "movie_id"), check_rating(rating), at

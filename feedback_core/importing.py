@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,15 @@ from feedback_core.schema import (
     user_dislikes,
 )
 from feedback_core.settings import REASONS
-from feedback_core.validation import MAX_ID, DislikeIn, check_id, check_score, validate_dislike
+from feedback_core.validation import (
+    EARLIEST,
+    LEEWAY,
+    MAX_ID,
+    DislikeIn,
+    check_id,
+    check_score,
+    validate_dislike,
+)
 
 log = logging.getLogger("feedback_core")
 
@@ -460,10 +468,6 @@ def _int_in(record: dict, name: str, low: int, high: int) -> int:
     return value
 
 
-EARLIEST = datetime(1970, 1, 1)
-LEEWAY = timedelta(days=1)  # clocks of other systems may run ahead of ours
-
-
 def _moment(record: dict, name: str, default: datetime) -> tuple[datetime, str]:
     """Return the timestamp (naive UTC) and its canonical text ("" when the cell is empty:
     ``default``, the import's moment).
@@ -816,8 +820,8 @@ class Importer:
             rating = check_rating(value.strip() if isinstance(value, str) else value)
         except ValidationError as exc:
             raise _Reject(exc.message, "rating") from None
-        at, _ = _moment(record, "rated_at", self.now)
-        return user_id, movie_id, rating, at
+        at, given = _moment(record, "rated_at", self.now)
+        return user_id, movie_id, rating, at if given else None  # None: now, unless stored alike
 
     def _write_ratings(self, conn: Connection, batch: list) -> list[RowError]:
         known = self._movie_facts(conn)
@@ -829,7 +833,7 @@ class Importer:
                 rows.append(row)
         if (errors and self.on_error == "abort") or self._checking:
             return errors
-        written = store_ratings(conn, rows)
+        written = store_ratings(conn, rows, self.now).written
         self.summary.imported += written
         # A rating the database already holds, or one older than the one it holds, is kept out.
         self.summary.already_present += len(rows) - written

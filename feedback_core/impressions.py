@@ -13,7 +13,7 @@ from feedback_core import aggregates
 from feedback_core.db import format_ts, read_connection, write_transaction
 from feedback_core.errors import NotFoundError, ValidationError
 from feedback_core.schema import impressions, movies, recommendation_sets
-from feedback_core.validation import check_id, check_moment, validate_items
+from feedback_core.validation import check_id, check_recent, validate_items
 from feedback_core.versions import require_version
 
 
@@ -32,7 +32,7 @@ class Impressions:
         user_id = check_id(user_id, "user_id")
         model_version_id = check_id(model_version_id, "model_version_id", optional=True)
         clean = validate_items(items, self.settings)
-        now = self.now() if shown_at is None else check_moment(shown_at, "shown_at")
+        now = self.now() if shown_at is None else check_recent(shown_at, "shown_at", self.now())
         with write_transaction(self.engine) as conn:
             set_id = self._insert_set(conn, user_id, clean, model_version_id, source, now)
         return set_id

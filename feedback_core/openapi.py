@@ -496,7 +496,7 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> dict:
         },
         "/api/ratings": {
             "post": _operation(
-                "Record (or replace) the user's rating of a movie",
+                "Record (or replace) the user's rating of a movie; 409 when a later rating of it is stored",
                 user,
                 "201",
                 _ok(
@@ -504,7 +504,7 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> dict:
                     ("user_id", "movie_id", "rating"),
                 ),
                 body="RatingIn",
-                errors=("404",),
+                errors=("404", "409"),
                 tag=loop,
             )
         },

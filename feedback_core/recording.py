@@ -31,7 +31,7 @@ from feedback_core.schema import (
     retrain_jobs,
     user_dislikes,
 )
-from feedback_core.validation import DislikeIn, check_id, check_moment, validate_dislike
+from feedback_core.validation import DislikeIn, check_id, check_recent, validate_dislike
 
 log = logging.getLogger("feedback_core")
 
@@ -147,7 +147,7 @@ EXAMPLE_KEYS = ("dislike_id", "user_id", "movie_id", "weight", "error", "created
 EXCLUSION_KEYS = ("user_id", "movie_id", "dislike_id", "created_at")
 _INSERT_PROPOSALS = Prepared(insert(feature_adjustments))
 # Two 32-bit keys: a space of its own (apart from the single 64-bit keys of the other locks)
-# and the user id folded into 32 bits. Ids that fold alike only take turns.
+# and the person's slot (_user_lock_key).
 _LOCK_USER = Prepared(text("SELECT pg_advisory_xact_lock(:space, :k)"))
 # In the order of the keys: the subquery's order is the order the locks are taken in.
 _LOCK_USERS = Prepared(
@@ -218,9 +218,18 @@ def read_before_dislike(conn: Connection, d: DislikeIn, now: datetime, window_s:
     )
 
 
+USER_LOCK_SLOTS = 1024
+
+
 def _user_lock_key(user_id: int) -> int:
-    """A user's key in USER_LOCK_SPACE: the id folded into PostgreSQL's 32-bit integer."""
-    return ((user_id ^ (user_id >> 32)) & 0xFFFFFFFF) - 2**31
+    """A user's lock in USER_LOCK_SPACE: one of USER_LOCK_SLOTS, by the id.
+
+    A batch of an import locks the slots of all its people at once, and PostgreSQL keeps every
+    lock of a transaction in a shared table of a few thousand entries (64 per connection by
+    default): a lock per person made a batch of 15,000 people fail for "out of shared
+    memory". Two people of one slot only take turns, for the few milliseconds of a write.
+    """
+    return user_id % USER_LOCK_SLOTS
 
 
 def lock_user(conn: Connection, user_id: int) -> None:
@@ -234,8 +243,8 @@ def lock_users(conn: Connection, user_ids) -> None:
     of several users follows, so that two such writers never wait for each other."""
     if conn.dialect.name == "postgresql":
         keys = sorted({_user_lock_key(u) for u in user_ids})
-        for start in range(0, len(keys), 10_000):
-            _LOCK_USERS.first(conn, {"space": USER_LOCK_SPACE, "keys": keys[start : start + 10_000]})
+        if keys:
+            _LOCK_USERS.first(conn, {"space": USER_LOCK_SPACE, "keys": keys})
 
 
 def count_pending_examples(conn: Connection, cap: int | None = None) -> int:
@@ -421,7 +430,7 @@ class Recording:
         """``record_dislike``; not ``full``, only the dislike's id is returned (what
         ``save_dislike`` gives back: the rest would be built for nothing)."""
         d = validate_dislike(self.settings, **fields)
-        now = self.now() if created_at is None else check_moment(created_at, "created_at")
+        now = self.now() if created_at is None else check_recent(created_at, "created_at", self.now())
         with write_transaction(self.engine) as conn:
             lock_user(conn, d.user_id)
             threshold = self.settings.FEEDBACK_ACCUMULATION_THRESHOLD

@@ -6,7 +6,7 @@ import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from feedback_core.errors import ValidationError
@@ -79,6 +79,28 @@ def check_moment(value: Any, field: str) -> datetime:
         raise ValidationError(
             f"{field} must be between years 1 and 9999 in UTC, got {value!r}", field
         ) from None
+
+
+EARLIEST = datetime(1970, 1, 1)
+LEEWAY = timedelta(days=1)  # clocks of other systems may run ahead of ours
+
+
+def check_recent(value: Any, field: str, now: datetime) -> datetime:
+    """Return a moment as naive UTC (see ``check_moment``) if it lies from 1970 to a day after
+    ``now``, or raise.
+
+    Exports write placeholders such as 0001-01-01 or 9999-12-31 for "no date": one of them
+    would stretch the dashboard's dates over millennia, and a rating dated in 9999 would stay
+    the latest forever.
+    """
+    moment = check_moment(value, field)
+    if not EARLIEST <= moment <= now + LEEWAY:
+        raise ValidationError(
+            f"{field} must be a time from 1970 to the present (UTC, up to a day ahead), got "
+            f"{moment.isoformat(sep=' ')}",
+            field,
+        )
+    return moment
 
 
 def check_reason(value: Any, field: str = "reason") -> str:

@@ -406,12 +406,20 @@ def test_ratings_are_recorded_for_the_acting_user(api, clock):
         # In range as written, out of range in UTC.
         ({"movie_id": 2, "rating": 4, "rated_at": "0001-01-01T00:00:00+01:00"}, "rated_at"),
         ({"movie_id": 2, "rating": 4, "rated_at": "9999-12-31T23:59:59-01:00"}, "rated_at"),
+        # A placeholder for "no date": in 9999 it would stay the latest rating forever.
+        ({"movie_id": 2, "rating": 4, "rated_at": "9999-12-31T00:00:00Z"}, "rated_at"),
+        ({"movie_id": 2, "rating": 4, "rated_at": "1960-01-01T00:00:00Z"}, "rated_at"),
         ({"movie_id": 999, "rating": 4}, "movie_id"),
     ]:
         bad = api.post("/api/ratings", body)
         assert bad.status_code == 400, body
         assert error_of(bad)["field"] == field
     assert row_counts(api.system) == before
+    # A rating dated before the one stored is not stored, and the answer says so.
+    older = api.post("/api/ratings", {"movie_id": 2, "rating": 1, "rated_at": "2026-10-01T08:00:00Z"})
+    assert older.status_code == 409 and error_of(older)["field"] == "rated_at"
+    assert "later than this rating's rated_at: the later rating is kept" in error_of(older)["message"]
+    assert row_counts(api.system) == before and rows(api.system, ratings)[0].rating == 4.5
 
 
 def test_recommendations_come_from_the_model_and_are_recorded(api):

@@ -361,3 +361,9 @@ def test_a_year_that_is_not_whole_is_refused_as_given(year):
         validate_movie({"movie_id": 1, "title": "T", "year": year})
     assert info.value.field == "year"
     assert info.value.message == f"year must be a whole number such as 1999, got {year!r}"
+
+
+def test_a_year_of_digits_python_cannot_read_is_refused_not_a_crash():
+    with pytest.raises(ValidationError) as info:
+        validate_movie({"movie_id": 1, "title": "T", "year": "199²"})  # str.isdigit() says yes
+    assert info.value.field == "year"

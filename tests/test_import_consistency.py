@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
+import pytest
 from helpers import rows
 from test_import import DISLIKES_HEADER, load_world, write
 
-from feedback_core import importing
+from feedback_core import ConflictError, ValidationError, importing
 from feedback_core.catalog import store_ratings
 from feedback_core.db import write_transaction
 from feedback_core.schema import movies, ratings, recommendation_sets, user_dislikes
@@ -63,8 +64,14 @@ def test_the_latest_rating_is_kept_whatever_order_the_files_come_in(system, tmp_
     summary = system.import_file(both, "ratings")
     assert (summary.imported, summary.already_present) == (1, 1)
     assert stored_ratings(system)[(2, 3)] == (5.0, datetime(2025, 6, 1))
-    # A live rating dated before the stored one is kept out; a newer one replaces it.
-    system.record_rating(1, 1, 2, rated_at=datetime(2021, 1, 1))
+    # A live rating dated before the stored one is refused, saying why; a newer one replaces it.
+    with pytest.raises(ConflictError) as info:
+        system.record_rating(1, 1, 2, rated_at=datetime(2021, 1, 1))
+    assert info.value.field == "rated_at"
+    assert info.value.message == (
+        "user 1 rated movie 1 5 at 2025-06-01 00:00:00, later than this rating's rated_at: the later "
+        "rating is kept"
+    )
     assert stored_ratings(system)[(1, 1)] == (5.0, datetime(2025, 6, 1))
     system.record_rating(1, 1, 2.5)
     assert stored_ratings(system)[(1, 1)][0] == 2.5
@@ -87,7 +94,9 @@ def test_a_live_rating_waits_for_a_batch_rating_the_same_film_and_counts_once(ma
     load_world(system, tmp_path)
     done = []
     with write_transaction(system.engine) as conn:
-        store_ratings(conn, [(5, 1, 4.0, datetime(2026, 10, 1))])  # a batch not yet committed
+        store_ratings(
+            conn, [(5, 1, 4.0, datetime(2026, 10, 1))], datetime(2026, 11, 1)
+        )  # a batch not yet committed
         # The same person rates the same film meanwhile: a first rating, as far as it can see.
         other = threading.Thread(target=lambda: done.append(live.record_rating(5, 1, 2.0)))
         other.start()
@@ -127,3 +136,49 @@ def test_a_live_dislike_of_an_item_an_import_is_writing_is_stored_once(make_syst
     # One shown item, one dislike: the live one, had it gone first, would make the import's a repeat.
     assert summary.imported == 1 and outcomes[0]["duplicate"] is True
     assert [(r.user_id, r.movie_id) for r in rows(system, user_dislikes)] == [(11, 1)]
+
+
+def test_an_equal_rating_at_a_later_time_moves_its_time_so_an_older_file_cannot_win(system, tmp_path):
+    load_world(system, tmp_path)
+    for name, rating, at in (
+        ("jan.csv", 5, "2026-01-01"),
+        ("mar.csv", 5, "2026-03-01"),  # the same rating, given again later
+        ("feb.csv", 2, "2026-02-01"),  # an export older than March's
+    ):
+        system.import_file(
+            write(tmp_path, name, RATINGS_HEADER + f"7,1,{rating},{at}T00:00:00Z\n"), "ratings"
+        )
+    assert stored_ratings(system)[(7, 1)] == (5.0, datetime(2026, 3, 1))
+    assert rating_statistics_differences(system) == []
+
+
+def test_a_live_rating_dated_out_of_range_is_refused_and_changes_nothing(system, clock):
+    system.add_movies([{"movie_id": 1, "title": "A"}])
+    for at in (
+        datetime(9999, 12, 31),
+        datetime(1, 1, 1),
+        datetime(1969, 12, 31),
+        clock() + timedelta(days=2),
+    ):
+        with pytest.raises(ValidationError) as info:
+            system.record_rating(8, 1, 5, rated_at=at)
+        assert info.value.field == "rated_at" and "from 1970 to the present" in info.value.message
+    assert stored_ratings(system) == {}
+    system.record_rating(8, 1, 1, rated_at=clock() + timedelta(hours=23))  # a clock a little ahead
+    with pytest.raises(ConflictError):
+        system.record_rating(8, 1, 2)  # now: earlier than the stored one
+    assert stored_ratings(system)[(8, 1)][0] == 1.0
+
+
+def test_an_import_of_many_people_in_one_batch_locks_their_slots_not_each_of_them(system, tmp_path):
+    # On PostgreSQL a lock per person made a batch of 15,000 people fail ("out of shared memory").
+    load_world(system, tmp_path)
+    path = write(
+        tmp_path,
+        "many.csv",
+        RATINGS_HEADER + "".join(f"{u},1,4,2026-01-01T00:00:00Z\n" for u in range(1, 20_001)),
+    )
+    summary = system.import_file(path, "ratings")
+    assert (summary.imported, summary.rejected, summary.aborted) == (20_000, 0, False)
+    film = rows(system, movies, movies.c.movie_id == 1)[0]
+    assert (film.rating_count, film.like_count) == (20_000, 20_000)

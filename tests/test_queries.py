@@ -466,6 +466,10 @@ def test_user_profile_matches_the_systems_reads(sample):
 
 def _crafted_days(system, user_id: int, per_day: list[tuple[int, int]], first: date) -> None:
     """Record, per day, one list of ``n`` films served by v3 of which ``x`` were disliked."""
+    # Written by a system whose clock stands at the end of those days: times ahead are refused.
+    system = FeedbackSystem(
+        system.engine, system.settings, Clock(datetime.combine(first + timedelta(days=len(per_day)), time(9)))
+    )
     for offset, (n, x) in enumerate(per_day):
         at = datetime.combine(first + timedelta(days=offset), datetime.min.time()) + timedelta(hours=9)
         items = [{"movie_id": m, "predicted_score": 0.8} for m in range(1, n + 1)]
