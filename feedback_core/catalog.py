@@ -239,7 +239,12 @@ class CatalogOps:
         _refuse_older(stored)
 
     def record_ratings(self, rows: Iterable[Sequence]) -> int:
-        """Record many ratings ``(user_id, movie_id, rating[, rated_at])`` in one transaction."""
+        """Record many ratings ``(user_id, movie_id, rating[, rated_at])`` in one transaction;
+        return how many were written.
+
+        As in an import (a backfill), a rating older than the one stored for its person and film
+        is kept out, and one equal to it changes nothing: neither is written nor counted.
+        """
         clean = []
         now = self.now()
         for i, row in enumerate(rows):
