@@ -238,7 +238,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def _import_arguments(p: argparse.ArgumentParser) -> None:
-    from feedback_core.importing import DEFAULT_BATCH, KINDS
+    from feedback_core.import_reader import KINDS
+    from feedback_core.importing import DEFAULT_BATCH
 
     p.add_argument("file", help="CSV with a header row, or JSON lines (.jsonl)")
     p.add_argument("--kind", required=True, choices=KINDS, help="what the file holds")
@@ -288,7 +289,7 @@ def cmd_import_catalog(args: argparse.Namespace) -> int:
 def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int, advice: str) -> int:
     """Import ``args.file``; ``advice``: what else to try when bad rows stop the import."""
     from feedback_core.errors import ValidationError
-    from feedback_core.importing import check_import_path
+    from feedback_core.import_reader import check_import_path
 
     try:  # before the database is created or migrated: a mistyped name changes nothing
         check_import_path(args.file)
