@@ -113,10 +113,11 @@ def upsert_movies(conn: Connection, records: list[MovieIn], now: datetime) -> No
 @dataclass(frozen=True)
 class RatingsStored:
     """What ``store_ratings`` did: how many it wrote, and the ratings it kept out because the
-    database holds a later one (``(user, movie) -> (stored rating, its time)``)."""
+    database holds a later one (``(user, movie) -> (stored rating, its time, the time of the
+    one kept out)``)."""
 
     written: int
-    later_stored: dict[tuple[int, int], tuple[float, datetime]]
+    later_stored: dict[tuple[int, int], tuple[float, datetime, datetime]]
 
 
 def store_ratings(
@@ -170,7 +171,7 @@ def store_ratings(
         if before is None:
             changed[key] = (rating, at)
         elif at < before[1]:
-            later_stored[key] = before
+            later_stored[key] = (*before, at)
         elif rating != before[0] or (timed and at > before[1]):
             changed[key] = (rating, at)
     if not changed:
@@ -235,15 +236,14 @@ class CatalogOps:
         now = self.now()
         clean = _rating_row(user_id, movie_id, rating, rated_at, now)
         with write_transaction(self.engine) as conn:
-            stored = store_ratings(conn, [clean], now)
-        _refuse_older(stored)
+            _refuse_older(store_ratings(conn, [clean], now))
 
     def record_ratings(self, rows: Iterable[Sequence]) -> int:
         """Record many ratings ``(user_id, movie_id, rating[, rated_at])`` in one transaction;
-        return how many were written.
+        return how many were written (a rating equal to the stored one, and no later, is not).
 
-        As in an import (a backfill), a rating older than the one stored for its person and film
-        is kept out, and one equal to it changes nothing: neither is written nor counted.
+        Raises ConflictError, writing none of them, when one is older than the rating stored
+        for its person and film (as ``record_rating`` does).
         """
         clean = []
         now = self.now()
@@ -261,21 +261,28 @@ class CatalogOps:
                 raise ValidationError(f"rows[{i}]: {exc.message}", exc.field) from None
         with write_transaction(self.engine) as conn:
             stored = store_ratings(conn, clean, now)
+            _refuse_older(stored)  # inside the transaction: nothing of the batch is kept
         return stored.written
 
 
 def _refuse_older(stored: RatingsStored) -> None:
-    """Tell the caller of a live rating that a later one of the same film is kept."""
+    """Tell the caller of a live rating that a later one of the same film is kept (raise)."""
     if stored.later_stored:
-        (user, movie), (rating, at) = next(iter(stored.later_stored.items()))
+        refused = sorted(stored.later_stored.items())
+        (user, movie), (rating, at, this) = refused[0]
+        more = f" ({len(refused) - 1} more ratings like it)" if len(refused) > 1 else ""
         raise ConflictError(
-            f"user {user} rated movie {movie} {rating:g} at {format_ts(at)}, later than this rating's "
-            "rated_at: the later rating is kept",
+            f"user {user} rated movie {movie} {rating:g} at {format_ts(at)}, later than this rating "
+            f"({format_ts(this)}): the later rating is kept{more}",
             "rated_at",
         )
 
 
 def _rating_row(user_id: Any, movie_id: Any, rating: Any, rated_at: Any, now: datetime) -> tuple:
-    """Return one rating checked, as stored: (user, movie, rating, naive UTC moment or None: now)."""
-    at = None if rated_at is None else check_recent(rated_at, "rated_at", now)
+    """Return one live rating checked, as stored: (user, movie, rating, naive UTC moment).
+
+    Without a time it is given now: the person rates now (confirming an equal rating moves its
+    time), unlike an imported row without one (see ``store_ratings``).
+    """
+    at = now if rated_at is None else check_recent(rated_at, "rated_at", now)
     return check_id(user_id, "user_id"), check_id(movie_id, "movie_id"), check_rating(rating), at

@@ -227,7 +227,10 @@ def _user_lock_key(user_id: int) -> int:
     A batch of an import locks the slots of all its people at once, and PostgreSQL keeps every
     lock of a transaction in a shared table of a few thousand entries (64 per connection by
     default): a lock per person made a batch of 15,000 people fail for "out of shared
-    memory". Two people of one slot only take turns, for the few milliseconds of a write.
+    memory". Two people of one slot take turns: for the milliseconds of a live write, or for
+    a whole import batch, which with a thousand people or more holds most slots (every live
+    write then waits for the batch: up to about a second at 50,000 rows; a smaller --batch
+    shortens it).
     """
     return user_id % USER_LOCK_SLOTS
 

@@ -69,8 +69,8 @@ def test_the_latest_rating_is_kept_whatever_order_the_files_come_in(system, tmp_
         system.record_rating(1, 1, 2, rated_at=datetime(2021, 1, 1))
     assert info.value.field == "rated_at"
     assert info.value.message == (
-        "user 1 rated movie 1 5 at 2025-06-01 00:00:00, later than this rating's rated_at: the later "
-        "rating is kept"
+        "user 1 rated movie 1 5 at 2025-06-01 00:00:00, later than this rating (2021-01-01 00:00:00): "
+        "the later rating is kept"
     )
     assert stored_ratings(system)[(1, 1)] == (5.0, datetime(2025, 6, 1))
     system.record_rating(1, 1, 2.5)
@@ -182,3 +182,30 @@ def test_an_import_of_many_people_in_one_batch_locks_their_slots_not_each_of_the
     assert (summary.imported, summary.rejected, summary.aborted) == (20_000, 0, False)
     film = rows(system, movies, movies.c.movie_id == 1)[0]
     assert (film.rating_count, film.like_count) == (20_000, 20_000)
+
+
+def test_a_live_rating_without_a_time_confirms_an_equal_one_so_an_older_export_cannot_win(
+    system, tmp_path, clock
+):
+    load_world(system, tmp_path)
+    system.record_rating(2, 1, 5, rated_at=datetime(2025, 1, 1))
+    system.record_rating(2, 1, 5)  # the person gives 5 again today
+    assert stored_ratings(system)[(2, 1)] == (5.0, clock())
+    summary = system.import_file(
+        write(tmp_path, "mar.csv", RATINGS_HEADER + "2,1,1,2026-03-01T00:00:00Z\n"), "ratings"
+    )
+    assert (summary.imported, summary.already_present) == (0, 1)
+    assert stored_ratings(system)[(2, 1)] == (5.0, clock())
+
+
+def test_many_live_ratings_with_one_older_than_the_stored_write_none(system, tmp_path):
+    load_world(system, tmp_path)
+    system.record_rating(1, 1, 5, rated_at=datetime(2026, 6, 1))
+    with pytest.raises(ConflictError) as info:
+        system.record_ratings([(1, 1, 2, datetime(2026, 1, 1)), (1, 2, 4, datetime(2026, 1, 1))])
+    assert info.value.field == "rated_at" and "the later rating is kept" in info.value.message
+    assert stored_ratings(system) == {(1, 1): (5.0, datetime(2026, 6, 1))}  # (1, 2) not written either
+    assert rating_statistics_differences(system) == []
+    assert (
+        system.record_ratings([(1, 1, 5), (1, 2, 4, datetime(2026, 1, 1))]) == 2
+    )  # 5 again, now: its time moves
