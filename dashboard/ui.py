@@ -179,12 +179,18 @@ def rate_column(df: pd.DataFrame, trials: str = "impressions", suffix: str = "")
 
 
 def show_table(
-    df: pd.DataFrame, name: str, column_config: dict | None = None, height: Any = "auto", **selection: Any
+    df: pd.DataFrame,
+    name: str,
+    column_config: dict | None = None,
+    height: Any = "auto",
+    csv_name: str | None = None,
+    **selection: Any,
 ) -> None:
     """Show a table (plain text cells) with a CSV download of exactly its rows.
 
-    ``selection``: ``on_select`` and ``selection_mode`` of ``st.dataframe``, for a table whose
-    rows are picked (read them from ``st.session_state["table_<name>"]``).
+    ``csv_name``: the download's file name, when not ``name``. ``selection``: ``on_select`` and
+    ``selection_mode`` of ``st.dataframe``, for a table whose rows are picked (read them from
+    ``st.session_state["table_<name>"]``).
     """
     st.dataframe(
         df, hide_index=True, column_config=column_config, height=height, key=f"table_{name}", **selection
@@ -192,7 +198,7 @@ def show_table(
     st.download_button(
         "Download CSV",
         df.to_csv(index=False).encode("utf-8"),
-        file_name=f"{name}.csv",
+        file_name=f"{csv_name or name}.csv",
         mime="text/csv",
         key=f"csv_{name}",
         on_click="ignore",

@@ -418,7 +418,9 @@ def test_ratings_are_recorded_for_the_acting_user(api, clock):
     # A rating dated before the one stored is not stored, and the answer says so.
     older = api.post("/api/ratings", {"movie_id": 2, "rating": 1, "rated_at": "2026-10-01T08:00:00Z"})
     assert older.status_code == 409 and error_of(older)["field"] == "rated_at"
-    assert "later than this rating (2026-10-01 08:00:00): the later rating is kept" in error_of(older)["message"]
+    assert (
+        "later than this rating (2026-10-01 08:00:00): the later rating is kept" in error_of(older)["message"]
+    )
     assert row_counts(api.system) == before and rows(api.system, ratings)[0].rating == 4.5
 
 

@@ -24,7 +24,12 @@ from feedback_core.schema import audit_log, daily_dislikes, model_versions, retr
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 PAGES = ["overview", "reasons", "errors", "versions", "adjustments", "retrain", "users", "audit"]
 TIMEOUT = 30
-INBOX_TABLE = "table_adjustment_inbox"  # the Adjustments page's inbox: its rows are selected to decide
+INBOX_DRAWN = "inbox_table_name"  # the Adjustments page's inbox table drawn last: its rows are selected
+
+
+def inbox_key(at: AppTest) -> str:
+    """The key of the inbox table the page drew last (its name changes with its rows)."""
+    return f"table_{at.session_state[INBOX_DRAWN]}"
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +104,7 @@ def select_rows(at: AppTest, *rows: int) -> AppTest:
 
     AppTest cannot click a table's rows; it sets the selection the browser would send.
     """
-    at.session_state[INBOX_TABLE] = {"selection": {"rows": list(rows)}}
+    at.session_state[inbox_key(at)] = {"selection": {"rows": list(rows)}}
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -1000,3 +1005,8 @@ def test_the_score_histogram_sets_versions_side_by_side_in_every_bucket(shared_d
     assert sorted((r["version"], r["scores"], r["dislikes"]) for r in rows) == sorted(
         (r.version, charts.SCORE_BUCKETS[r.bucket], r.dislikes) for r in histogram.itertuples()
     )
+
+
+def test_the_heatmap_says_it_shows_the_most_disliked_genres_only(shared_db):
+    at = open_page("reasons")
+    assert any(c.value.startswith("The 15 genres most disliked in this selection.") for c in at.caption)

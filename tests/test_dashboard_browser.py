@@ -225,7 +225,7 @@ INBOX_ROW_PX = 35
 
 def inbox_table(page):
     """The Adjustments page's inbox table (only a table whose rows can be selected has this class)."""
-    return page.locator(".st-key-table_adjustment_inbox")
+    return page.locator('[class*="st-key-table_adjustment_inbox_"]')  # named after the rows it shows
 
 
 def tick_inbox_row(page, adjustment_id: int) -> None:

@@ -13,7 +13,7 @@ import pytest
 import test_dashboard_apptest as in_apptest
 import test_dashboard_browser as in_browser
 from sqlalchemy import select
-from test_dashboard_apptest import INBOX_TABLE, confirm, open_page, pick, select_rows, table
+from test_dashboard_apptest import confirm, inbox_key, open_page, pick, select_rows, table
 from test_dashboard_browser import (
     OPERATOR,
     go_to,
@@ -51,7 +51,7 @@ def changed(before: dict, after: dict) -> dict:
 
 
 def selected_rows(at) -> list[int]:
-    return list(at.session_state[INBOX_TABLE]["selection"]["rows"])
+    return list(at.session_state[inbox_key(at)]["selection"]["rows"])
 
 
 def shown_ids(at) -> list[int]:
@@ -126,6 +126,25 @@ def test_the_selection_follows_its_proposals_when_the_rows_shift(own_db):
     assert changed(before, decisions(own_db)) == {kept: ("applied", "ops@example.com")}
 
 
+def test_new_rows_get_a_new_table_so_no_sorted_browser_keeps_a_tick_on_another_proposal(own_db):
+    # A browser that sorted the table keeps its ticks on the rows it shows. When the rows change
+    # while a selected proposal keeps its place in the data, the same table would keep the tick
+    # where another proposal now shows, and the next click would act on that one.
+    at = open_page("adjustments")
+    shown = shown_ids(at)
+    select_rows(at, 1)
+    first_key = inbox_key(at)
+    at.run()  # nothing changed: the same table, its sorting and scrolling kept
+    assert inbox_key(at) == first_key and selected_rows(at) == [1]
+    own_db.reject_adjustments([shown[5]], "other@example.com", "duplicate")  # below the selected row
+    data.refresh()
+    at.run()
+    assert shown_ids(at)[1] == shown[1]  # the selected proposal kept its place in the data
+    assert inbox_key(at) != first_key  # but the rows changed: another table, with the selection
+    assert selected_rows(at) == [1]
+    assert at.button(key="approve_selected").label == f"Approve adjustment #{shown[1]}"
+
+
 def test_a_filter_keeps_the_selected_proposals_it_still_shows(own_db):
     at = open_page("adjustments")
     inbox = table(at, "adjustment_id", "user_id")
@@ -163,17 +182,22 @@ def open_inbox(base: str, browser) -> object:
     return page
 
 
+def shown_rows(page) -> list[int]:
+    """The proposals of the inbox's first rows, top down (none while a new table is drawn)."""
+    return [int(t) for t in inbox_table(page).locator('td[aria-colindex="1"]').all_inner_texts()]
+
+
 def rows_in_view(page) -> list[int]:
     """The proposals of the inbox's first rows, top down."""
-    ids = [int(t) for t in inbox_table(page).locator('td[aria-colindex="1"]').all_inner_texts()]
+    ids = shown_rows(page)
     assert ids, "no inbox table with rows to select"
     return ids
 
 
 def wait_for_rows(page, first: list[int]) -> None:
-    """Wait until the inbox's first rows show these proposals."""
+    """Wait until the inbox's first rows show these proposals (the rows changed: a new table)."""
     deadline = time.monotonic() + 30
-    while rows_in_view(page)[: len(first)] != first:
+    while shown_rows(page)[: len(first)] != first:
         assert time.monotonic() < deadline, f"the inbox does not start with {first}"
         page.wait_for_timeout(100)
 

@@ -1,5 +1,7 @@
 """Adjustments: the approval inbox with evidence and a re-ranking preview; applied ones and their effect."""
 
+import hashlib
+
 import pandas as pd
 import streamlit as st
 
@@ -10,8 +12,9 @@ from feedback_core.settings import REASONS
 INBOX_ROWS = 200
 # The inbox table's key (its rows are picked by selecting them) and where the proposal ids of
 # the rows it showed last are kept, in order.
-INBOX_TABLE = "table_adjustment_inbox"
+INBOX_TABLE = "adjustment_inbox"
 INBOX_SHOWN = "inbox_shown_ids"
+INBOX_DRAWN = "inbox_table_name"  # the name (and so the key) of the inbox table drawn last
 LISTED = 10  # picked proposals named one by one; beyond that, counted
 
 
@@ -44,39 +47,56 @@ def inbox_filters() -> dict:
     }
 
 
-def picked_proposals(ids: list[int]) -> list[int]:
-    """Return the proposals whose rows are selected in the inbox table; ``ids``: the rows it shows now.
+def table_name(ids: list[int]) -> str:
+    """The inbox table's name for these rows: another table whenever the rows change.
+
+    A browser that sorted the table keeps its ticks on the rows it shows; when the proposals
+    under them change while their positions in the data do not, a tick would stay on a row
+    that now shows another proposal, and the next click would act on it. A new table starts
+    with the selection this page gives it, in the order of the data.
+    """
+    digest = hashlib.blake2b(" ".join(map(str, ids)).encode(), digest_size=6).hexdigest()
+    return f"{INBOX_TABLE}_{digest}"
+
+
+def picked_proposals(ids: list[int]) -> tuple[str, list[int]]:
+    """Return the name of the inbox table to draw and the proposals selected in it; ``ids``:
+    the rows it shows now.
 
     The table reports its selection as row positions in the rows it showed when they were
     picked. A decision, a filter or fresh data changes those rows, and the same positions would
     then pick other proposals: they are read against the ids shown then, and the selection moves
-    onto the same proposals' rows now, without the ones no longer shown.
+    onto the same proposals' rows of the new table, without the ones no longer shown.
     """
     shown = st.session_state.get(INBOX_SHOWN, [])
-    state = st.session_state.get(INBOX_TABLE) or {}
+    drawn = st.session_state.get(INBOX_DRAWN)
+    state = (st.session_state.get(f"table_{drawn}") if drawn else None) or {}
     selected = sorted(set(state.get("selection", {}).get("rows", [])))
     chosen = {shown[r] for r in selected if 0 <= r < len(shown)}
     positions = [p for p, i in enumerate(ids) if i in chosen]
-    if positions != selected:
-        st.session_state[INBOX_TABLE] = {"selection": {"rows": positions}}  # before the table is drawn
-    return [ids[p] for p in positions]
+    name = table_name(ids)
+    if name != drawn:
+        st.session_state[f"table_{name}"] = {"selection": {"rows": positions}}  # before it is drawn
+    return name, [ids[p] for p in positions]
 
 
-def inbox_table(proposals: pd.DataFrame) -> None:
+def inbox_table(proposals: pd.DataFrame, name: str) -> None:
     """Show the inbox with selectable rows and a CSV download of exactly its rows."""
     ui.show_table(
         proposals,
-        INBOX_TABLE.removeprefix("table_"),
+        name,
         {
             "created_at": moment("proposed"),
             "last_disliked_at": moment("last disliked"),
             "movie_title": st.column_config.TextColumn("from the dislike of"),
         },
+        csv_name=INBOX_TABLE,
         on_select="rerun",
         selection_mode="multi-row",
     )
     # Kept once drawn: a run stopped before this leaves the browser showing the rows before.
     st.session_state[INBOX_SHOWN] = [int(i) for i in proposals["adjustment_id"]]
+    st.session_state[INBOX_DRAWN] = name
 
 
 def describe(row) -> str:
@@ -141,8 +161,8 @@ with inbox_tab:
     )
     ids = [int(i) for i in inbox["adjustment_id"]]
     rows = {int(r.adjustment_id): r for r in inbox.itertuples()}
-    picked = picked_proposals(ids)
-    inbox_table(inbox.drop(columns=["status", "decided_by", "decided_at", "note"]))
+    name, picked = picked_proposals(ids)
+    inbox_table(inbox.drop(columns=["status", "decided_by", "decided_at", "note"]), name)
     count = len(picked)
     what = f"adjustment #{picked[0]}" if count == 1 else f"{count} adjustments"
     if not count:

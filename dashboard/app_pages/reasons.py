@@ -5,6 +5,8 @@ import streamlit as st
 from dashboard import charts, data, ui
 from feedback_core import lookups, queries
 
+TOP_GENRES = 15  # the heatmap's columns: more would not fit a screen's width
+
 f = ui.current_filters()
 st.title("Reasons")
 
@@ -35,9 +37,10 @@ st.caption(f"Distribution, over time and reason × genre: {ui.ON_LIST_DAY}.")
 
 st.subheader("Reason × genre")
 st.caption(
-    "A dislike counts once for each genre of its film, so a row can add up to more than its reason's count."
+    f"The {TOP_GENRES} genres most disliked in this selection. A dislike counts once for each genre of "
+    "its film, so a row can add up to more than its reason's count."
 )
-matrix = data.query(queries.list_reason_genre, *f.args)
+matrix = data.query(queries.list_reason_genre, *f.args, top_genres=TOP_GENRES)
 if matrix.empty:
     st.info("None of these dislikes had genres.")
 else:
