@@ -16,7 +16,10 @@ from feedback_core.settings import REASONS
 RATE_AXIS = alt.Axis(format="%", title="Dislike rate")
 GREY = "#9aa0a6"
 # Fixed colours so a reason or a version looks the same on every chart and page.
-REASON_COLORS = alt.Scale(domain=list(REASONS), scheme="tableau10")
+# Vega's "tableau10", its first six: a reason keeps its colour whichever reasons a chart shows.
+REASON_PALETTE = dict(
+    zip(REASONS, ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b"), strict=True)
+)
 
 
 # Vega's "tableau20", its ten strong colours first and their light companions after: a
@@ -51,9 +54,13 @@ def version_color(df: pd.DataFrame, legend: bool = True, orient: str = "right") 
     return alt.Color("version:N", title="Model version", scale=scale, legend=shown)
 
 
-def reason_color(legend: bool = True) -> alt.Color:
-    """Return the colour encoding of the ``reason`` column."""
-    return alt.Color("reason:N", title="Reason", scale=REASON_COLORS, legend=alt.Legend() if legend else None)
+def reason_color(df: pd.DataFrame, legend: bool = True) -> alt.Color:
+    """Return the colour encoding of the ``reason`` column: the reasons ``df`` holds, in their
+    usual order, each in its own colour (a legend lists only what the chart shows)."""
+    present = set(df["reason"])
+    shown = [r for r in REASONS if r in present]
+    scale = alt.Scale(domain=shown, range=[REASON_PALETTE[r] for r in shown])
+    return alt.Color("reason:N", title="Reason", scale=scale, legend=alt.Legend() if legend else None)
 
 
 def _rate_tooltip(x: str, x_title: str) -> list:
@@ -173,7 +180,7 @@ def reason_bar_chart(df: pd.DataFrame) -> alt.Chart:
         .encode(
             x=alt.X("dislikes:Q", title="Dislikes"),
             y=alt.Y("reason:N", sort="-x", title=None),
-            color=reason_color(legend=False),
+            color=reason_color(df, legend=False),
             tooltip=["reason:N", alt.Tooltip("dislikes:Q", format=","), alt.Tooltip("share:Q", format=".1%")],
         )
         .properties(height=220)
@@ -188,7 +195,7 @@ def reason_trend_chart(df: pd.DataFrame) -> alt.Chart:
         .encode(
             x=alt.X("yearmonthdate(day):T", title=None),
             y=alt.Y("sum(dislikes):Q", title="Dislikes", stack="zero"),
-            color=reason_color(),
+            color=reason_color(df),
             tooltip=[alt.Tooltip("day:T"), "reason:N", alt.Tooltip("sum(dislikes):Q", title="dislikes")],
         )
         .properties(height=280)

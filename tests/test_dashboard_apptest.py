@@ -20,6 +20,7 @@ from dashboard import charts, data, ui
 from feedback_core import FeedbackSystem, Settings, lookups, queries
 from feedback_core.db import make_engine, upgrade_database
 from feedback_core.schema import audit_log, daily_dislikes, model_versions, retrain_jobs
+from feedback_core.settings import REASONS
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 PAGES = ["overview", "reasons", "errors", "versions", "adjustments", "retrain", "users", "audit"]
@@ -1010,3 +1011,20 @@ def test_the_score_histogram_sets_versions_side_by_side_in_every_bucket(shared_d
 def test_the_heatmap_says_it_shows_the_most_disliked_genres_only(shared_db):
     at = open_page("reasons")
     assert any(c.value.startswith("The 15 genres most disliked in this selection.") for c in at.caption)
+
+
+def test_a_reason_chart_lists_only_the_reasons_it_shows_each_in_its_own_colour(shared_db):
+    bounds = queries.get_data_bounds(shared_db)
+    window = (bounds["first_day"], bounds["last_day"])
+    every = charts.reason_trend_chart(queries.list_reason_trend(shared_db, *window)).to_dict()
+    one = charts.reason_trend_chart(
+        queries.list_reason_trend(shared_db, *window, (), ("irrelevant",))
+    ).to_dict()
+    scale = every["encoding"]["color"]["scale"]
+    assert scale["domain"] == list(REASONS)  # the sample has every reason
+    assert one["encoding"]["color"]["scale"] == {
+        "domain": ["irrelevant"],
+        "range": [scale["range"][list(REASONS).index("irrelevant")]],
+    }
+    bars = charts.reason_bar_chart(queries.list_reason_counts(shared_db, *window, (), ("other",))).to_dict()
+    assert bars["encoding"]["color"]["scale"]["domain"] == ["other"]
