@@ -92,3 +92,26 @@ def rows(system: FeedbackSystem, table, *where, order_by=None) -> list:
         query = query.order_by(order_by)
     with system.engine.connect() as conn:
         return conn.execute(query).all()
+
+
+def add_bare_versions(conn, n: int) -> list[int]:
+    """Add ``n`` model versions with nothing in them (rows for the rate tables to name); return
+    their numbers."""
+    from datetime import datetime
+
+    from feedback_core.versions import insert_version
+
+    return [
+        insert_version(
+            conn,
+            at=datetime(2026, 10, 1),
+            actor="analyst",
+            trigger="manual",
+            parent_id=None,
+            weights={},
+            metrics={},
+            examples={},
+            settings={},
+        )
+        for _ in range(n)
+    ]

@@ -10,13 +10,13 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from conftest import PG_SKIP, PG_URL
+from helpers import add_bare_versions
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
 from feedback_core import FeedbackSystem, Settings
 from feedback_core.db import current_revision, head_revision, make_engine, migrate, upgrade_database
 from feedback_core.schema import metadata
-from feedback_core.versions import insert_version
 
 # Migrations on PostgreSQL run in a schema of their own inside the test database, so the shared
 # "public" schema the other tests use is never dropped under them.
@@ -468,17 +468,7 @@ def test_genre_and_score_counts_move_to_the_lists_day_by_version_and_reason_and_
         genres = ["Horror", "Drama", "Horror"]  # Horror listed twice: counted once
         system.add_movies([{"movie_id": m, "title": f"Film {m}", "genres": genres} for m in range(1, 5)])
         with engine.begin() as conn:
-            version = insert_version(
-                conn,
-                at=now[0],
-                actor="analyst",
-                trigger="manual",
-                parent_id=None,
-                weights={},
-                metrics={},
-                examples={},
-                settings={},
-            )
+            (version,) = add_bare_versions(conn, 1)
         shown = system.record_recommendation_set(3, [1, 2], model_version_id=version)  # 10 Jan 23:50
         now[0] = datetime(2026, 1, 11, 0, 10)
         system.save_dislike(3, 1, recommendation_set_id=shown, predicted_score=0.95, reason="wrong_genre")

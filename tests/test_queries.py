@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from conftest import BACKENDS, PG_URL, Clock, _fresh_pg
 from dashboard_data import build_sample
+from helpers import add_bare_versions
 from reliability_support import BLAMED
 from sqlalchemy import delete, func, insert, select
 
@@ -566,22 +567,6 @@ def test_rate_fields_are_enough_only_on_real_impressions(events, trials, min_tri
     got = queries.rate_fields(events, trials, min_trials)
     assert (got["events"], got["trials"], got["rate"], got["enough"]) == (events, trials, rate, enough)
     assert (got["ci_low"] is None) == (rate is None)
-
-
-def add_bare_versions(conn, n: int) -> None:
-    """Add ``n`` model versions with nothing in them (rows for the rate tables to name)."""
-    for _ in range(n):
-        insert_version(
-            conn,
-            at=datetime(2026, 10, 1),
-            actor="analyst",
-            trigger="manual",
-            parent_id=None,
-            weights={},
-            metrics={},
-            examples={},
-            settings={},
-        )
 
 
 def test_more_dislikes_than_impressions_give_no_rate_and_never_raise(make_system):
