@@ -284,8 +284,10 @@ def test_errors_page_means_equal_the_aggregates(shared_db):
     at = open_page("errors")
     bounds = queries.get_data_bounds(shared_db)
     errors = queries.list_error_by_version(shared_db, bounds["first_day"], bounds["last_day"])
+    captions = [c.value for c in at.caption]
     for row in errors.itertuples():
         assert metric(at, f"Mean error, {row.version}") == f"{row.mean_prediction_error:.3f}"
+        assert f"over {row.dislikes:,} dislikes" in captions  # what each version's shares are of
     mistakes = table(at, "high_score_dislikes", "title")
     assert list(mistakes["movie_id"]) == list(queries.list_confident_mistakes(shared_db)["movie_id"])
 

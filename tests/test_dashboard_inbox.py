@@ -54,6 +54,10 @@ def selected_rows(at) -> list[int]:
     return list(at.session_state[inbox_key(at)]["selection"]["rows"])
 
 
+def unselected_notes(at) -> list[str]:
+    return [i.value for i in at.info if i.value.startswith("Unselected")]
+
+
 def shown_ids(at) -> list[int]:
     return [int(i) for i in table(at, "adjustment_id", "evidence_dislikes")["adjustment_id"]]
 
@@ -101,6 +105,7 @@ def test_decided_rows_leave_the_selection_and_no_other_row_takes_their_place(own
     }
     # The rows now first are other proposals: they were not selected, and stay unselected.
     assert shown_ids(at)[:2] == shown[2:4]
+    assert unselected_notes(at) == []  # the person's own decision took them out: no news
     for _ in range(2):
         assert selected_rows(at) == []
         assert not any(t.value.startswith("Selected (") for t in at.text)
@@ -120,6 +125,9 @@ def test_the_selection_follows_its_proposals_when_the_rows_shift(own_db):
     before = decisions(own_db)
     at.run()
     assert shown_ids(at)[0] == kept and selected_rows(at) == [0]
+    assert unselected_notes(at) == [
+        f"Unselected #{gone}: it left this list: decided by someone else, or no longer among the 200 newest."
+    ]
     assert at.button(key="approve_selected").label == f"Approve adjustment #{kept}"
     at.button(key="approve_selected").click().run()
     confirm(at)
@@ -154,10 +162,13 @@ def test_a_filter_keeps_the_selected_proposals_it_still_shows(own_db):
     assert at.button(key="approve_selected").label == "Approve 2 adjustments"
     at.number_input(key="inbox_user").set_value(user).run()
     assert shown_ids(at)[selected_rows(at)[0]] == first and len(selected_rows(at)) == 1
+    assert unselected_notes(at) == [f"Unselected #{other}: the filters now hide it."]
+    at.run()
+    assert unselected_notes(at) == []  # said once
     assert at.button(key="approve_selected").label == f"Approve adjustment #{first}"
     # Back to every user: the proposal hidden meanwhile was left out; the other is on its row again.
     at.number_input(key="inbox_user").set_value(0).run()
-    assert selected_rows(at) == [3]
+    assert selected_rows(at) == [3] and unselected_notes(at) == []
     before = decisions(own_db)
     at.button(key="approve_selected").click().run()
     confirm(at)

@@ -15,6 +15,8 @@ INBOX_ROWS = 200
 INBOX_TABLE = "adjustment_inbox"
 INBOX_SHOWN = "inbox_shown_ids"
 INBOX_DRAWN = "inbox_table_name"  # the name (and so the key) of the inbox table drawn last
+INBOX_FILTERED = "inbox_filters_drawn"  # the filters of the inbox table drawn last
+INBOX_ASKED = "inbox_asked_ids"  # the proposals this person last asked to decide on
 LISTED = 10  # picked proposals named one by one; beyond that, counted
 
 
@@ -59,9 +61,9 @@ def table_name(ids: list[int]) -> str:
     return f"{INBOX_TABLE}_{digest}"
 
 
-def picked_proposals(ids: list[int]) -> tuple[str, list[int]]:
-    """Return the name of the inbox table to draw and the proposals selected in it; ``ids``:
-    the rows it shows now.
+def picked_proposals(ids: list[int]) -> tuple[str, list[int], list[int]]:
+    """Return the name of the inbox table to draw, the proposals selected in it and those
+    selected that it no longer shows (left out of the selection); ``ids``: the rows it shows now.
 
     The table reports its selection as row positions in the rows it showed when they were
     picked. A decision, a filter or fresh data changes those rows, and the same positions would
@@ -77,7 +79,29 @@ def picked_proposals(ids: list[int]) -> tuple[str, list[int]]:
     name = table_name(ids)
     if name != drawn:
         st.session_state[f"table_{name}"] = {"selection": {"rows": positions}}  # before it is drawn
-    return name, [ids[p] for p in positions]
+    return name, [ids[p] for p in positions], sorted(chosen - set(ids))
+
+
+def say_unselected(unselected: list[int], filters: dict) -> None:
+    """Say which selected proposals left the selection because the table no longer shows them,
+    unless this person's own decision took them out."""
+    changed = st.session_state.get(INBOX_FILTERED, filters) != filters
+    st.session_state[INBOX_FILTERED] = filters
+    if not changed:
+        unselected = [i for i in unselected if i not in st.session_state.get(INBOX_ASKED, ())]
+    if not unselected:
+        return
+    one = len(unselected) == 1
+    named = ", ".join(f"#{i}" for i in unselected[:LISTED]) + (", …" if len(unselected) > LISTED else "")
+    what = f"#{unselected[0]}" if one else f"{len(unselected)} proposals ({named})"
+    if changed:
+        why = f"the filters now hide {'it' if one else 'them'}"
+    else:
+        why = (
+            f"{'it' if one else 'they'} left this list: decided by someone else, or no longer among "
+            f"the {INBOX_ROWS} newest"
+        )
+    st.info(f"Unselected {what}: {why}.", icon=":material/info:")
 
 
 def inbox_table(proposals: pd.DataFrame, name: str) -> None:
@@ -146,9 +170,8 @@ inbox_tab, applied_tab = st.tabs(["Inbox", "Applied and their effect"])
 
 with inbox_tab:
     # One more than shown: enough to tell "200" from "200 of more" without counting them all.
-    inbox = data.query(
-        lookups.list_adjustment_inbox, status="proposed", limit=INBOX_ROWS + 1, **inbox_filters()
-    )
+    filters = inbox_filters()
+    inbox = data.query(lookups.list_adjustment_inbox, status="proposed", limit=INBOX_ROWS + 1, **filters)
     more = len(inbox) > INBOX_ROWS
     inbox = inbox.head(INBOX_ROWS)
     st.caption(
@@ -161,7 +184,8 @@ with inbox_tab:
     )
     ids = [int(i) for i in inbox["adjustment_id"]]
     rows = {int(r.adjustment_id): r for r in inbox.itertuples()}
-    name, picked = picked_proposals(ids)
+    name, picked, unselected = picked_proposals(ids)
+    say_unselected(unselected, filters)
     inbox_table(inbox.drop(columns=["status", "decided_by", "decided_at", "note"]), name)
     count = len(picked)
     what = f"adjustment #{picked[0]}" if count == 1 else f"{count} adjustments"
@@ -209,6 +233,8 @@ with inbox_tab:
             key="reject_selected",
             disabled=not count,
         )
+    if approve or reject:
+        st.session_state[INBOX_ASKED] = picked  # their leaving the table is no news
     if approve:
         change = f" with magnitude {edited:+.3f} instead of {proposed:+.3f}" if edited is not None else ""
         ui.ask_to_confirm(
