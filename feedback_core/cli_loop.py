@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 import shlex
+import signal
 import sys
 import tempfile
+import threading
 
 from tqdm import tqdm
 
@@ -210,6 +212,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print(f"marked failed (their worker had died): jobs {recovered}")
     doing = "running the queued retrain jobs" if args.once else "waiting for retrain jobs (Ctrl-C stops)"
     print(f"worker {mask_url(system.settings.database_url)}: {doing}")
+    if threading.current_thread() is threading.main_thread():
+        # A service manager stops it with SIGTERM: as Ctrl-C, the job under way is failed (its
+        # examples released, its retrain queued again) rather than left for recovery to find.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     done = system.run_worker(once=args.once, poll_seconds=args.poll)
     print(f"ran {done} job(s)")
     return 0

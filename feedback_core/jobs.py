@@ -12,7 +12,7 @@ from sqlalchemy import Connection, select, update
 
 from feedback_core import training
 from feedback_core.db import format_ts, read_connection, to_naive_utc, write_transaction
-from feedback_core.errors import ConflictError, FeedbackError, NotFoundError
+from feedback_core.errors import ConflictError, DatabaseUnavailableError, FeedbackError, NotFoundError
 from feedback_core.recommender import load_active_model
 from feedback_core.recording import queue_retrain_if_due, queue_retrain_job, write_audit
 from feedback_core.schema import model_versions, negative_examples, retrain_jobs
@@ -23,6 +23,14 @@ log = logging.getLogger("feedback_core")
 
 HEARTBEAT_SECONDS = 5.0
 STALE_AFTER_SECONDS = 60.0
+RETRY_TRIGGER = "retry"  # the job queued again for one whose worker stopped
+LONGEST_BACKOFF_SECONDS = 60.0  # a worker that cannot reach the database waits at most this long
+
+# Jobs this process claimed and has not finished running, per database: a job marked running
+# for this process's ``host:pid`` but not here was claimed by an earlier process that had the
+# same id (a restarted container's worker is often pid 1), or by a worker thread that died.
+_CLAIMED_HERE: set[tuple[str, int]] = set()
+_CLAIMED_LOCK = threading.Lock()
 
 
 def job_dict(row) -> dict:
@@ -66,11 +74,19 @@ def _process_alive(worker_id: str | None) -> bool | None:
     return True
 
 
-def _worker_gone(job, now) -> bool:
-    """Say whether a running job's worker is dead (this host) or silent too long (elsewhere)."""
-    alive = _process_alive(job.worker_id)
+def _worker_gone(job, now, database: str) -> bool:
+    """Say whether a running job's worker is gone: its process ended (this host), it is this
+    process but not running the job, or it has sent no heartbeat for ``STALE_AFTER_SECONDS``
+    (a running job's worker beats every ``HEARTBEAT_SECONDS``, whatever its process)."""
+    if job.worker_id == this_worker_id():
+        with _CLAIMED_LOCK:
+            return (database, job.job_id) not in _CLAIMED_HERE
     stale = job.heartbeat_at is None or now - job.heartbeat_at > timedelta(seconds=STALE_AFTER_SECONDS)
-    return alive is False or (alive is None and stale)
+    return stale or _process_alive(job.worker_id) is False
+
+
+def _database_key(engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
 
 
 def release_examples(conn: Connection, job_id: int) -> int:
@@ -134,19 +150,32 @@ class Jobs:
         return [job_dict(r) for r in rows]
 
     def recover_stale_jobs(self) -> list[int]:
-        """Mark running jobs whose worker died as failed and release their examples.
+        """Mark running jobs whose worker stopped as failed, release their examples, queue their
+        retrain again (see ``recover_stopped_jobs``); return the failed jobs' ids."""
+        return self.recover_stopped_jobs()["failed"]
+
+    def recover_stopped_jobs(self) -> dict:
+        """Mark running jobs whose worker stopped as failed and release their examples; queue
+        the retrain again unless the job was itself such a retry. Return ``failed`` (ids) and
+        ``queued_again`` (the new job's id or None).
 
         One read when nothing is stale: the worker runs it on every poll, and asking for a
         retrain runs it before deciding.
         """
         now = self.now()
-        columns = (retrain_jobs.c.job_id, retrain_jobs.c.worker_id, retrain_jobs.c.heartbeat_at)
+        database = _database_key(self.engine)
+        columns = (
+            retrain_jobs.c.job_id,
+            retrain_jobs.c.worker_id,
+            retrain_jobs.c.heartbeat_at,
+            retrain_jobs.c.trigger,
+        )
         with read_connection(self.engine) as conn:
             running = conn.execute(select(*columns).where(retrain_jobs.c.status == "running")).all()
-        gone = [job.job_id for job in running if _worker_gone(job, now)]
+        gone = [job.job_id for job in running if _worker_gone(job, now, database)]
         if not gone:
-            return []
-        failed = []
+            return {"failed": [], "queued_again": None}
+        failed, queued_again = [], None
         with write_transaction(self.engine) as conn:
             # Read again under the write lock: a heartbeat may have arrived since.
             running = conn.execute(
@@ -154,11 +183,28 @@ class Jobs:
             ).all()
             for job in running:
                 error = f"worker {job.worker_id} stopped while the job was running"
-                if _worker_gone(job, now) and self._fail(conn, job.job_id, job.worker_id, error, now):
+                if _worker_gone(job, now, database) and self._fail(
+                    conn, job.job_id, job.worker_id, error, now
+                ):
                     failed.append(job.job_id)
+                    queued_again = self._queue_again(conn, job.job_id, job.trigger, now) or queued_again
         for job_id in failed:
             log.warning("[FEEDBACK] Retrain job %s failed: its worker stopped", job_id)
-        return failed
+        return {"failed": failed, "queued_again": queued_again}
+
+    def _queue_again(self, conn: Connection, job_id: int, trigger: str, now) -> int | None:
+        """Queue the retrain a job whose run was cut short (its worker stopped or was stopped)
+        was for: its request stands. Once: a job that was itself such a retry is not queued
+        again (a run that kills its worker every time would loop), though the feedback threshold
+        still queues one when it is due."""
+        if trigger == RETRY_TRIGGER:
+            return queue_retrain_if_due(
+                conn, self.settings.FEEDBACK_ACCUMULATION_THRESHOLD, at=now, actor="system"
+            )
+        queued = queue_retrain_job(conn, at=now, trigger=RETRY_TRIGGER, actor="system")
+        if queued is not None:
+            log.warning("[FEEDBACK] Retrain job %s queued again as job %s", job_id, queued)
+        return queued
 
     def claim_next_job(self, worker_id: str | None = None, job_id: int | None = None) -> dict | None:
         """Claim the oldest queued job (row-locked; SKIP LOCKED on PostgreSQL) and mark it running."""
@@ -186,6 +232,9 @@ class Jobs:
             ).rowcount
             if not claimed:
                 return None
+            if worker_id == this_worker_id():
+                with _CLAIMED_LOCK:  # before the commit: this process's recovery leaves it be
+                    _CLAIMED_HERE.add((_database_key(self.engine), found))
         return self.get_retrain_job(found)
 
     def run_worker(
@@ -197,25 +246,41 @@ class Jobs:
     ) -> int:
         """Run queued jobs until stopped (``once``: until the queue is empty). Return jobs run.
 
-        Every poll first fails the jobs of workers that died, so their examples train again.
+        Every poll first fails the jobs of workers that stopped, so their examples train again
+        (and queues their retrain again). An unreachable database makes the worker wait and try
+        again, from ``poll_seconds`` up to a minute apart; with ``once`` it raises.
         """
         stop = stop or threading.Event()
         worker_id = this_worker_id()
         done = 0
+        backoff = 0.0
         while not stop.is_set() and (max_jobs is None or done < max_jobs):
-            self.recover_stale_jobs()
-            job = self.claim_next_job(worker_id=worker_id)
+            try:
+                self.recover_stale_jobs()
+                job = self.claim_next_job(worker_id=worker_id)
+                if job is not None:
+                    self.run_job(job["job_id"], worker_id)
+                    done += 1
+            except ConflictError as exc:  # another thread of this process started it first
+                log.warning("[FEEDBACK] Retrain job not run here: %s", exc.message)
+                continue
+            except Exception as exc:
+                if once:
+                    raise
+                # A database restart or a network blip (or a bug, its trace logged): wait, longer
+                # each time up to a minute, and go on; a worker left dead would train nothing.
+                backoff = min(max(backoff * 2, poll_seconds), LONGEST_BACKOFF_SECONDS)
+                if isinstance(exc, DatabaseUnavailableError):
+                    log.warning("[FEEDBACK] worker waits %.0f s: %s", backoff, exc.message)
+                else:
+                    log.exception("[FEEDBACK] worker waits %.0f s after an error", backoff)
+                stop.wait(backoff)
+                continue
+            backoff = 0.0
             if job is None:
                 if once:
                     break
                 stop.wait(poll_seconds)
-                continue
-            try:
-                self.run_job(job["job_id"], worker_id)
-            except ConflictError as exc:  # another thread of this process started it first
-                log.warning("[FEEDBACK] Retrain job %s not run here: %s", job["job_id"], exc.message)
-                continue
-            done += 1
         return done
 
     def retrain(self, actor: str, trigger: str = "manual") -> dict:
@@ -255,9 +320,15 @@ class Jobs:
         except Exception as exc:  # anything else is a bug: keep its trace, still release the examples
             log.exception("[FEEDBACK] Retrain job %s failed", job_id)
             self._fail_own(job_id, worker_id, exc)
+        except BaseException as exc:  # stopped (Ctrl-C, SIGTERM): the request stands, queued again
+            log.warning("[FEEDBACK] Retrain job %s stopped: %s", job_id, type(exc).__name__)
+            self._fail_own(job_id, worker_id, exc, again=job.trigger)
+            raise
         finally:
             stop_beat.set()
             beat.join(timeout=5)
+            with _CLAIMED_LOCK:
+                _CLAIMED_HERE.discard((_database_key(self.engine), job_id))
         return self.get_retrain_job(job_id)
 
     # ------------------------------------------------------------ internals
@@ -275,16 +346,30 @@ class Jobs:
                 log.warning("[FEEDBACK] heartbeat of job %s failed", job_id)
 
     def _progress(self, job_id: int, percent: int, stage: str) -> None:
-        with write_transaction(self.engine) as conn:
-            conn.execute(
-                update(retrain_jobs)
-                .where(retrain_jobs.c.job_id == job_id, retrain_jobs.c.status == "running")
-                .values(progress=percent, stage=stage, heartbeat_at=self.now())
-            )
+        try:
+            with write_transaction(self.engine) as conn:
+                conn.execute(
+                    update(retrain_jobs)
+                    .where(retrain_jobs.c.job_id == job_id, retrain_jobs.c.status == "running")
+                    .values(progress=percent, stage=stage, heartbeat_at=self.now())
+                )
+        except DatabaseUnavailableError:  # shown progress only: the run goes on
+            log.warning("[FEEDBACK] progress of job %s not recorded: the database is unavailable", job_id)
 
-    def _fail_own(self, job_id: int, worker_id: str, exc: BaseException) -> None:
-        with write_transaction(self.engine) as conn:
-            self._fail(conn, job_id, worker_id, f"{type(exc).__name__}: {exc}", self.now())
+    def _fail_own(self, job_id: int, worker_id: str, exc: BaseException, again: str | None = None) -> None:
+        """Fail this worker's job, releasing its examples; ``again``: the job's trigger, to queue
+        its retrain again. When the database cannot be reached, the job is left running: the
+        next recovery (any worker's poll, a retrain request) fails it once it is not run here."""
+        message = f"{type(exc).__name__}: {exc}" if str(exc) else f"{type(exc).__name__}: stopped"
+        try:
+            with write_transaction(self.engine) as conn:
+                now = self.now()
+                if self._fail(conn, job_id, worker_id, message, now) and again is not None:
+                    self._queue_again(conn, job_id, again, now)
+        except DatabaseUnavailableError:
+            log.warning(
+                "[FEEDBACK] Retrain job %s could not be marked failed: the database is unavailable", job_id
+            )
 
     def _fail(self, conn: Connection, job_id: int, worker_id: str | None, error: str, now) -> bool:
         """Fail the job and release its examples if it is still running for ``worker_id``.

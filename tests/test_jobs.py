@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -415,8 +417,7 @@ def test_a_job_whose_worker_died_is_failed_and_its_examples_released(system, clo
         assert running["examples_claimed"] == 6
         assert {(e.status, e.job_id) for e in examples(system)} == {("claimed", job["job_id"])}
 
-        # Alive: a worker starting now leaves the job alone, however old its heartbeat looks.
-        clock.advance(hours=3)
+        # Alive and beating: a worker starting now leaves the job alone.
         assert system.recover_stale_jobs() == []
         assert system.get_retrain_job(job["job_id"])["status"] == "running"
     finally:
@@ -435,8 +436,11 @@ def test_a_job_whose_worker_died_is_failed_and_its_examples_released(system, clo
     (audit,) = rows(system, audit_log, audit_log.c.action == "retrain.failed")
     assert audit.details["examples_released"] == 6
     assert system.recover_stale_jobs() == []  # nothing left to recover
-    # The queue is free again and the next job trains on the released examples.
+    # The request stands: the retrain is queued again and trains on the released examples.
+    again = system.list_retrain_jobs(limit=1)[0]
+    assert (again["status"], again["trigger"], again["requested_by"]) == ("queued", "retry", "system")
     done = system.retrain("analyst@test")
+    assert done["job_id"] == again["job_id"]
     assert done["status"] == "succeeded" and done["examples_claimed"] == 6
 
 
@@ -448,6 +452,143 @@ def test_a_job_on_another_host_is_failed_only_when_its_heartbeat_is_stale(system
     clock.advance(seconds=2)
     assert system.recover_stale_jobs() == [job["job_id"]]
     assert system.get_retrain_job(job["job_id"])["status"] == "failed"
+
+
+def test_a_live_process_on_this_host_whose_heartbeat_stopped_loses_its_job(system, clock):
+    # A process that lives on without running the job (a dashboard whose worker thread died, a
+    # hung worker) no longer holds it once its heartbeat is stale.
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        job = system.request_retrain("analyst@test")
+        system.claim_next_job(worker_id=f"{socket.gethostname()}:{other.pid}")
+        clock.advance(seconds=59)
+        assert system.recover_stale_jobs() == []
+        clock.advance(seconds=2)
+        assert other.poll() is None  # still alive
+        assert system.recover_stale_jobs() == [job["job_id"]]
+    finally:
+        other.kill()
+        other.wait(timeout=60)
+
+
+def test_a_job_marked_for_this_process_that_it_does_not_run_is_failed_at_once(system, clock):
+    # A worker restarted with its predecessor's host and pid (pid 1 in a container): the job marked
+    # running for that pid is not this process's, however fresh its heartbeat.
+    job = system.request_retrain("analyst@test")
+    with system.engine.begin() as conn:
+        conn.execute(
+            retrain_jobs.update()
+            .where(retrain_jobs.c.job_id == job["job_id"])
+            .values(status="running", worker_id=f"{socket.gethostname()}:{os.getpid()}", heartbeat_at=clock())
+        )
+    recovered = system.recover_stopped_jobs()
+    assert recovered["failed"] == [job["job_id"]]
+    assert system.get_retrain_job(job["job_id"])["status"] == "failed"
+    again = system.get_retrain_job(recovered["queued_again"])
+    assert (again["status"], again["trigger"]) == ("queued", "retry")
+
+
+def test_a_stopped_retry_is_not_queued_again_unless_the_threshold_is_due(make_system, clock):
+    system = make_system(FEEDBACK_ACCUMULATION_THRESHOLD=5)
+    dead = f"{socket.gethostname()}:{2**22 + 17}"  # no live process has this pid
+    first = system.request_retrain("analyst@test")["job_id"]
+    system.claim_next_job(worker_id=dead)
+    retry = system.recover_stopped_jobs()["queued_again"]
+    system.claim_next_job(worker_id=dead)
+    assert system.recover_stopped_jobs() == {"failed": [retry], "queued_again": None}
+    assert [(j.job_id, j.status, j.trigger) for j in jobs(system)] == [
+        (first, "failed", "manual"),
+        (retry, "failed", "retry"),
+    ]
+    # With enough examples waiting, the threshold queues the next one.
+    build_world(system)
+    some_dislikes(system, 5)
+    system.recover_stale_jobs()  # nothing running: nothing to do
+    (queued,) = [j for j in jobs(system) if j.status == "queued"]
+    assert queued.trigger == "threshold"
+
+
+INTERRUPTED_WORKER = """
+import sys, threading
+from feedback_core import FeedbackSystem, Settings, training
+
+def hang(*args, **kwargs):
+    print("training", flush=True)
+    threading.Event().wait()  # until Ctrl-C
+
+training.load_training_data = hang
+system = FeedbackSystem.from_settings(Settings(database_url=sys.argv[1]))
+try:
+    system.run_worker(once=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_a_worker_stopped_with_ctrl_c_fails_its_job_and_queues_it_again(system):
+    trained_world(system)
+    some_dislikes(system, 6)
+    job = system.request_retrain("analyst@test")
+    worker = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_WORKER, system.settings.database_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready, _, _ = select.select([worker.stdout], [], [], 120)
+        assert ready and worker.stdout.readline().strip() == "training"
+        worker.send_signal(signal.SIGINT)
+        out, err = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+    assert out.strip() == "interrupted", err
+    stopped = system.get_retrain_job(job["job_id"])
+    assert (stopped["status"], stopped["error"]) == ("failed", "KeyboardInterrupt: stopped")
+    assert {(e.status, e.job_id) for e in examples(system) if e.status != "used"} == {("pending", None)}
+    again = system.list_retrain_jobs(limit=1)[0]
+    assert (again["status"], again["trigger"]) == ("queued", "retry")
+    assert system.run_worker(once=True) == 1
+    assert system.get_retrain_job(again["job_id"])["examples_claimed"] == 6
+
+
+TERMINATED_WORKER = """
+import sys, threading
+from feedback_core import training
+from feedback_core.cli import main
+
+def hang(*args, **kwargs):
+    print("training", flush=True)
+    threading.Event().wait()  # until stopped
+
+training.load_training_data = hang
+sys.exit(main(["--db", sys.argv[1], "worker", "--poll", "0.1"]))
+"""
+
+
+def test_the_worker_command_stopped_with_sigterm_fails_its_job_and_queues_it_again(system):
+    trained_world(system)
+    some_dislikes(system, 6)
+    job = system.request_retrain("analyst@test")
+    worker = subprocess.Popen(
+        [sys.executable, "-c", TERMINATED_WORKER, system.settings.database_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while worker.stdout.readline().strip() != "training":  # after the command's own lines
+            assert time.monotonic() < deadline and worker.poll() is None, worker.stderr.read()
+        worker.terminate()  # SIGTERM, as a service manager stops it
+        out, err = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+    assert worker.returncode == 130 and "interrupted" in err, (worker.returncode, out, err)
+    stopped = system.get_retrain_job(job["job_id"])
+    assert (stopped["status"], stopped["error"]) == ("failed", "KeyboardInterrupt: stopped")
+    again = system.list_retrain_jobs(limit=1)[0]
+    assert (again["status"], again["trigger"]) == ("queued", "retry")
 
 
 def test_a_dead_pid_on_this_host_is_failed_at_once(system):

@@ -9,9 +9,11 @@ and recovery is what the next worker to start does (the ``feedback-core worker``
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -85,17 +87,9 @@ def test_a_worker_killed_mid_retrain_leaves_no_trace_and_its_examples_train_next
     dead = kill_worker_at(db_url, "training", job_a.job_id, system)
     assert_nothing_half_written(system, first, job_a.job_id)
 
-    # The next worker to start (`feedback-core worker`, a new process) marks the job failed and
-    # releases its examples.
-    ctx = process_context()
-    out = ctx.Queue()
-    cli = ctx.Process(target=run_cli, args=(["--db", db_url, "worker", "--once"], out), daemon=True)
-    start_process(cli)
-    code, printed = out.get(timeout=120)
-    cli.join(timeout=30)
-    assert code == 0, printed
-    assert f"marked failed (their worker had died): jobs [{job_a.job_id}]" in printed
-    assert "ran 0 job(s)" in printed
+    # Recovery (what every worker's poll and every retrain request does first) marks the job
+    # failed, releases its examples and queues the retrain again: the request stands.
+    assert system.recover_stale_jobs() == [job_a.job_id]
     failed = system.get_retrain_job(job_a.job_id)
     assert failed["status"] == "failed"
     assert failed["error"] == f"worker {socket.gethostname()}:{dead} stopped while the job was running"
@@ -103,23 +97,36 @@ def test_a_worker_killed_mid_retrain_leaves_no_trace_and_its_examples_train_next
     assert len(released) == THRESHOLD and {(e.status, e.job_id) for e in released} == {("pending", None)}
     (audit,) = rows(system, audit_log, audit_log.c.action == "retrain.failed")
     assert audit.details["examples_released"] == THRESHOLD
-
-    # 2. The released examples are counted again: the next dislike crosses the threshold and
-    # queues the next job, whose worker is killed inside the transaction storing the version.
-    ids.append(dislike(system, 600, COMEDY[0])["dislike_id"])
     (job_b,) = rows(system, retrain_jobs, retrain_jobs.c.status == "queued")
+    assert (job_b.trigger, job_b.requested_by) == ("retry", "system")
+
+    # 2. The retry's worker is killed inside the transaction storing the version.
+    ids.append(dislike(system, 600, COMEDY[0])["dislike_id"])
     kill_worker_at(db_url, "writing", job_b.job_id, system)
     assert_nothing_half_written(system, first, job_b.job_id)
     assert len(rows(system, negative_examples, negative_examples.c.job_id == job_b.job_id)) == THRESHOLD + 1
 
-    # 3. The next worker recovers that job too; the next training uses every example, once.
-    assert system.run_worker(once=True) == 0
+    # 3. The next worker to start (`feedback-core worker`, a new process) recovers that job too. A
+    # retry is not retried (a run that kills its worker would loop); the threshold would queue
+    # one, but this worker's is the default, which the released examples do not reach.
+    ctx = process_context()
+    out = ctx.Queue()
+    cli = ctx.Process(target=run_cli, args=(["--db", db_url, "worker", "--once"], out), daemon=True)
+    start_process(cli)
+    code, printed = out.get(timeout=120)
+    cli.join(timeout=30)
+    assert code == 0, printed
+    assert f"marked failed (their worker had died): jobs [{job_b.job_id}]" in printed
+    assert "ran 0 job(s)" in printed
     assert system.get_retrain_job(job_b.job_id)["status"] == "failed"
+    assert rows(system, retrain_jobs, retrain_jobs.c.status == "queued") == []
+    # The next dislike crosses the threshold again; the next training uses every example, once.
     ids.append(dislike(system, 601, COMEDY[1])["dislike_id"])
     assert system.run_worker(once=True) == 1
     (job_c,) = rows(
         system, retrain_jobs, retrain_jobs.c.status == "succeeded", retrain_jobs.c.job_id > job_b.job_id
     )
+    assert job_c.trigger == "threshold"
     assert job_c.examples_claimed == len(ids) == THRESHOLD + 2
     version = system.get_model_version(job_c.result_version_id)
     assert version["examples"]["new_negative_examples"] == len(ids)
@@ -236,3 +243,39 @@ def test_the_api_and_dashboard_answer_cleanly_while_postgresql_is_down_and_recov
     assert next(m.value for m in at.metric if m.label == "Dislikes") == "2"
     system.close()
     print(f"\n[private cluster] {len(down)} requests while down: all 503, slowest {slowest * 1000:.0f} ms")
+
+
+def test_a_worker_waits_out_a_postgresql_outage_and_runs_the_next_job(cluster, caplog):
+    system = FeedbackSystem.from_url(cluster.url)
+    system.init_feedback_tables()
+    trained_world(system)
+    for i in range(6):
+        dislike(system, 500 + i, HORROR[i])
+    caplog.set_level(logging.WARNING, logger="feedback_core")
+    stop = threading.Event()
+    ran: list[int] = []
+    worker = threading.Thread(
+        target=lambda: ran.append(system.run_worker(poll_seconds=0.2, stop=stop)), daemon=True
+    )
+    worker.start()
+    try:
+        cluster.stop()
+        deadline = time.monotonic() + 60
+        while not any("worker waits" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "the worker never noticed the outage"
+            time.sleep(0.1)
+        assert worker.is_alive()  # it waits: a worker that died would train nothing again
+        cluster.start()
+        job = system.request_retrain("analyst@test")
+        deadline = time.monotonic() + 120
+        while system.get_retrain_job(job["job_id"])["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline and worker.is_alive(), "the worker did not run the job"
+            time.sleep(0.2)
+        assert system.get_retrain_job(job["job_id"])["status"] == "succeeded"
+    finally:
+        stop.set()
+        worker.join(timeout=120)
+        system.close()
+    assert ran == [1]
+    waits = [r.getMessage() for r in caplog.records if "worker waits" in r.getMessage()]
+    assert all("database is unavailable" in m for m in waits), waits

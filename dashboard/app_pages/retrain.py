@@ -29,15 +29,17 @@ def recover_dead_job(job: dict) -> None:
     """Fail the running job whose worker died (it would show as running for ever) and say so."""
     if job["status"] != "running":
         return  # no read at all: only a running job can have lost its worker
-    failed = data.get_system().recover_stale_jobs()
+    recovered = data.get_system().recover_stopped_jobs()
+    failed, again = recovered["failed"], recovered["queued_again"]
     if not failed:
         return
+    then = f"The retrain was queued again as job {again}." if again else "You can start another retrain."
     for job_id in failed:
         worker = f" ({job['worker_id']})" if job_id == job["job_id"] else ""
         ui.flash(
             "warning",
             f"Retrain job {job_id} was marked failed: its worker{worker} stopped while the job ran, "
-            "and its examples went back to the pool. You can start another retrain.",
+            f"and its examples went back to the pool. {then}",
         )
     data.refresh()
     st.rerun(scope="app")  # the page's numbers were read before the recovery: read them again
