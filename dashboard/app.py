@@ -98,7 +98,13 @@ def _identify() -> identity.Identity:
 def _database_state() -> dict:
     try:
         url = data.database_url()
-        return {**data.query(queries.get_database_state), "url": mask_url(url)}
+        state = data.query(queries.get_database_state)
+        if state["status"] != "ready" or state["outdated"]:
+            # A database being set up (init, the demo, an import in another process) is read
+            # afresh on every view, so following the page's own advice shows at the next reload.
+            data.refresh()
+            state = data.query(queries.get_database_state)
+        return {**state, "url": mask_url(url)}
     except ConfigError as exc:
         st.error("The dashboard's database configuration is invalid.", icon=":material/settings:")
         st.text(exc.message)

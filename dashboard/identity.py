@@ -11,7 +11,10 @@ With an ``[auth]`` section in ``.streamlit/secrets.toml`` people sign in with ``
     "bob@example.com" = ["viewer", "approver", "admin"]
 
 Without it the dashboard runs in local mode as ``FEEDBACK_OPERATOR`` (default
-``local-operator``) with ``FEEDBACK_OPERATOR_ROLES`` (default ``viewer,approver,admin``).
+``local-operator``) with ``FEEDBACK_OPERATOR_ROLES`` (default ``viewer,approver,admin``): anyone
+who reaches it has those roles. So local mode serves only a dashboard that listens on this machine
+alone (``server.address`` 127.0.0.1, as ``.streamlit/config.toml`` sets it), unless
+``FEEDBACK_DASHBOARD_TRUST_NETWORK=1`` says the network in front of it is trusted.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from feedback_core.authz import Operator, Principal
 
 LOCAL_OPERATOR = "local-operator"
 LOCAL_ROLES = "viewer,approver,admin"
+TRUST_NETWORK = "FEEDBACK_DASHBOARD_TRUST_NETWORK"
 
 
 class IdentityError(Exception):
@@ -85,7 +89,32 @@ def current_identity() -> Identity | None:
         return Identity(_principal(str(name), roles, "[feedback_roles] in secrets.toml"), "oidc")
     name = os.environ.get("FEEDBACK_OPERATOR", "").strip() or LOCAL_OPERATOR
     roles = (os.environ.get("FEEDBACK_OPERATOR_ROLES", "").strip() or LOCAL_ROLES).split(",")
-    return Identity(_principal(name, roles, "FEEDBACK_OPERATOR_ROLES"), "local")
+    principal = _principal(name, roles, "FEEDBACK_OPERATOR_ROLES")
+    _check_local_mode_is_local(principal)
+    return Identity(principal, "local")
+
+
+def _listening_address() -> str:
+    return str(st.get_option("server.address") or "").strip()
+
+
+def _check_local_mode_is_local(principal: Principal) -> None:
+    """Refuse local mode (no sign-in) on a dashboard that listens beyond this machine: everyone
+    who reached it would act with the local operator's roles."""
+    address = _listening_address()
+    if address.startswith("127.") or address in ("::1", "localhost"):
+        return
+    if os.environ.get(TRUST_NETWORK, "").strip().lower() in ("1", "true", "yes", "on"):
+        return
+    where = f"on {address}" if address else "on every network interface (server.address is not set)"
+    roles = ", ".join(sorted(principal.roles)) or "no roles"
+    raise IdentityError(
+        f"This dashboard listens {where} without sign-in: everyone who reaches it would act as "
+        f"{principal.name} with the roles {roles}. Configure sign-in (an [auth] section in "
+        '.streamlit/secrets.toml; README, "Dashboard"), or listen on this machine only '
+        "(--server.address 127.0.0.1, behind a proxy that signs people in), or, if the network in "
+        f"front of it is trusted, set {TRUST_NETWORK}=1."
+    )
 
 
 def get_operator(system) -> Operator:

@@ -908,6 +908,25 @@ def test_an_empty_database_shows_guidance_on_every_page(dashboard_env, tmp_path,
         assert f".venv/bin/feedback-core --db {url} init" in guidance
 
 
+def test_the_welcome_page_follows_its_own_advice_at_the_next_reload(dashboard_env, tmp_path):
+    # Another process runs `init`, then adds data, while the page is open: each reload says so at
+    # once, not when the query cache expires a minute later.
+    url = f"sqlite:///{tmp_path / 'later.db'}"
+    dashboard_env.setenv("FEEDBACK_DB_URL", url)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert any("no tables yet" in w.value for w in at.warning)
+    system = FeedbackSystem.from_url(url)
+    system.init_feedback_tables()
+    at.run()
+    assert [t.value for t in at.title] == ["Welcome: there is no feedback yet"]
+    system.add_movies([{"movie_id": 1, "title": "Film 1", "genres": ["Drama"]}])
+    system.save_dislike(user_id=7, movie_id=1, predicted_score=0.8, reason="wrong_genre")
+    system.close()
+    at.run()
+    assert not at.exception and "Welcome" not in " ".join(t.value for t in at.title)
+    assert next(m.value for m in at.metric if m.label == "Dislikes") == "1"
+
+
 def test_an_unreachable_database_says_so(dashboard_env):
     dashboard_env.setenv("FEEDBACK_DB_URL", "postgresql+psycopg://ops:s3cret-pw@127.0.0.1:9/feedback")
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
@@ -1036,3 +1055,43 @@ def test_a_reason_chart_lists_only_the_reasons_it_shows_each_in_its_own_colour(s
     }
     bars = charts.reason_bar_chart(queries.list_reason_counts(shared_db, *window, (), ("other",))).to_dict()
     assert bars["encoding"]["color"]["scale"]["domain"] == ["other"]
+
+
+@pytest.fixture
+def listening_on():
+    """Set the address the dashboard listens on (``server.address``), as the server would."""
+    from streamlit import config
+
+    before = config.get_option("server.address")
+    yield lambda address: config.set_option("server.address", address)
+    config.set_option("server.address", before)
+
+
+@pytest.mark.parametrize("address", ["", "0.0.0.0", "192.0.2.7"])
+def test_local_mode_is_refused_on_a_dashboard_that_listens_beyond_this_machine(
+    shared_db, dashboard_env, listening_on, address
+):
+    listening_on(address)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["The dashboard's identity configuration is invalid."]
+    (reason,) = [t.value for t in at.text]
+    where = f"on {address}" if address else "on every network interface (server.address is not set)"
+    assert reason.startswith(f"This dashboard listens {where} without sign-in")
+    assert "ops@example.com with the roles admin, approver, viewer" in reason
+    assert not at.metric and not at.sidebar.date_input  # nothing shown, nothing to act on
+    # A network declared trusted (a proxy in front signs people in), or this machine only: served.
+    dashboard_env.setenv("FEEDBACK_DASHBOARD_TRUST_NETWORK", "1")
+    assert not at.run().error and at.metric
+    dashboard_env.delenv("FEEDBACK_DASHBOARD_TRUST_NETWORK")
+    listening_on("127.0.0.1")
+    assert not at.run().error and at.metric
+
+
+def test_sign_in_serves_a_dashboard_that_listens_on_the_network(shared_db, listening_on):
+    listening_on("0.0.0.0")
+    at = oidc_app()
+    at.secrets["feedback_roles"] = {"default": ["viewer"]}
+    at.user = {"is_logged_in": True, "email": "alice@example.com"}
+    at.run()
+    assert not at.exception and not at.error and at.metric
