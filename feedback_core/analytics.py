@@ -40,15 +40,25 @@ def _dislike_dict(row) -> dict:
 
 
 def active_version_summary(conn) -> dict | None:
-    """Return ``{version_id, created_at, accuracy}`` of the active model version, or None."""
+    """Return ``{version_id, created_at, accuracy, accuracy_baseline}`` of the active model
+    version (the baseline: what always answering the commoner label scores on the same rows;
+    None for versions recorded before it was measured), or None."""
     row = conn.execute(
-        select(model_versions.c.version_id, model_versions.c.created_at, model_versions.c.accuracy).where(
-            model_versions.c.active_slot == 1
-        )
+        select(
+            model_versions.c.version_id,
+            model_versions.c.created_at,
+            model_versions.c.accuracy,
+            model_versions.c.metrics,
+        ).where(model_versions.c.active_slot == 1)
     ).first()
     if row is None:
         return None
-    return {"version_id": row.version_id, "created_at": format_ts(row.created_at), "accuracy": row.accuracy}
+    return {
+        "version_id": row.version_id,
+        "created_at": format_ts(row.created_at),
+        "accuracy": row.accuracy,
+        "accuracy_baseline": (row.metrics or {}).get("accuracy_baseline"),
+    }
 
 
 # A user's dislike patterns, as (pattern_type, pattern_value, dislike_count, None), and one row

@@ -10,8 +10,8 @@ from datetime import timedelta
 
 from sqlalchemy import Connection, select, update
 
-from feedback_core import training
-from feedback_core.db import format_ts, read_connection, to_naive_utc, write_transaction
+from feedback_core import model, training
+from feedback_core.db import format_ts, read_connection, reading, to_naive_utc, write_transaction
 from feedback_core.errors import ConflictError, DatabaseUnavailableError, FeedbackError, NotFoundError
 from feedback_core.recommender import load_active_model
 from feedback_core.recording import queue_retrain_if_due, queue_retrain_job, write_audit
@@ -439,12 +439,16 @@ class Jobs:
     def _train_and_record(self, job, worker_id: str, claimed: int) -> None:
         s = self.settings
         job_id = job.job_id
-        with read_connection(self.engine) as conn:
+        # One snapshot (REPEATABLE READ on PostgreSQL): ratings, lists and examples recorded
+        # while the data loads are in every part of it or in none.
+        with reading(self.engine), read_connection(self.engine) as conn:
             data = training.load_training_data(conn, (s.weight_min, s.weight_max), job_id)
             active_id, active_model = load_active_model(conn, s.adjustment_strength)
             active_since = None
             if active_id is None:
-                active_model = None
+                # The prior model serves until a version is active: the first candidate is set
+                # beside it on every example (it saw none).
+                pass
             else:  # what the active version trained on came in before it was recorded
                 active_since = to_naive_utc(
                     conn.execute(
@@ -460,7 +464,7 @@ class Jobs:
             active_since=active_since,
         )
         metrics["active_on_same_holdout"] = baseline
-        promote, why = _promotion_decision(metrics, baseline, s.promotion_margin)
+        promote, why = _promotion_decision(metrics, baseline, s.promotion_margin, first=active_id is None)
         self._progress(job_id, 95, "recording the new version")
         now = self.now()
         with write_transaction(self.engine) as conn:
@@ -570,7 +574,11 @@ def _running_for(job_id: int, worker_id: str | None) -> tuple:
 TOP10_SIGNIFICANCE = 0.05  # a candidate that keeps more dislikes in a top 10 than this chance allows
 
 
-def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> tuple[bool, str]:
+def _promotion_decision(
+    metrics: dict, baseline: dict | None, margin: float, first: bool = False
+) -> tuple[bool, str]:
+    if first:
+        return _first_version_decision(metrics, baseline)
     if baseline is None:
         return True, "first version: nothing active to compare with"
     # Both on the examples the active version never saw (``training.fit_and_evaluate``).
@@ -586,8 +594,8 @@ def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> 
     gain = metrics.get("auc_gain")
     if "auc_gain" in metrics and gain is None:
         return False, (
-            f"held-out AUC {new:.4f} vs active {old:.4f}: too few held-out examples of a label to "
-            "tell a gain from luck; an analyst decides"
+            f"held-out AUC {new:.4f} vs active {old:.4f}: too few held-out examples to tell a gain "
+            f"from luck (fewer than {model.MIN_ROWS_PER_LABEL} (user, film)s of a label); an analyst decides"
         )
     # The margin and the noise are judged on one measure: the AUCs with one row per (user,
     # film) (DeLong's test's), not the AUCs over rows, where a film shown in several lists
@@ -631,3 +639,25 @@ def _promotion_decision(metrics: dict, baseline: dict | None, margin: float) -> 
             + "); an analyst decides"
         )
     return True, passed
+
+
+def _first_version_decision(metrics: dict, prior: dict | None) -> tuple[bool, str]:
+    """The first version replaces the prior model (what serves while no version is active) unless
+    it does worse than the prior beyond chance on the same examples."""
+    gain = metrics.get("auc_gain")
+    if prior is None or gain is None:
+        held = (metrics.get("candidate_on_same_holdout") or metrics).get("held_out") or 0
+        return True, (
+            "first version: nothing active to compare with (too few examples to set it beside the "
+            f"prior model: {held:,} held out)"
+        )
+    figures = (
+        f"held-out AUC per (user, film) {gain['auc_a']:.4f} vs the prior model's {gain['auc_b']:.4f} "
+        f"(difference {gain['difference']:+.4f}, 95% interval {gain['low']:+.4f} to {gain['high']:+.4f})"
+    )
+    if gain["high"] < 0:
+        return False, (
+            f"first version, but worse than the prior model that serves until a version is active: "
+            f"{figures}, p = {gain['p_value']:.2g} (DeLong's test); an analyst decides"
+        )
+    return True, f"first version, not worse than the prior model that served: {figures}"

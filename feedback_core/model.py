@@ -504,20 +504,24 @@ def auc(y: np.ndarray, scores: np.ndarray) -> float | None:
     return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+MIN_ROWS_PER_LABEL = 10  # fewer, and DeLong's normal approximation says more than the data
+
+
 def compare_aucs(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> dict | None:
     """Compare two models' AUCs on the same rows with DeLong's test (DeLong, DeLong and
     Clarke-Pearson 1988; the midrank form of Sun and Xu 2014).
 
     Returns the two AUCs (``auc_a``, ``auc_b``), their ``difference``, its ``standard_error``,
-    the 95% interval ``low``..``high`` and the two-sided ``p_value``; None with fewer than two
-    rows of a label (no variance to estimate).
+    the 95% interval ``low``..``high`` and the two-sided ``p_value``; None with fewer than
+    ``MIN_ROWS_PER_LABEL`` rows of a label, or when two different AUCs show no variance to
+    judge their difference by (a handful of rows: two positives and two negatives gave p = 0).
     """
     from scipy.stats import norm, rankdata
 
     y = np.asarray(y)
     positive = y == 1
     m, n = int(positive.sum()), int((~positive).sum())
-    if m < 2 or n < 2:
+    if m < MIN_ROWS_PER_LABEL or n < MIN_ROWS_PER_LABEL:
         return None
     components = []
     for scores in (np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float)):
@@ -532,7 +536,9 @@ def compare_aucs(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> d
     variance = d10.var(ddof=1) / m + d01.var(ddof=1) / n
     se = math.sqrt(max(variance, 0.0))
     if se == 0.0:
-        p_value = 1.0 if difference == 0.0 else 0.0
+        if difference != 0.0:
+            return None
+        p_value = 1.0
     else:
         p_value = float(2 * norm.sf(abs(difference) / se))
     half = float(norm.ppf(0.975)) * se
@@ -553,12 +559,26 @@ def evaluate(model: TrainedModel, X: np.ndarray, adj: np.ndarray, y: np.ndarray,
 
 
 def evaluate_scores(p: np.ndarray, y: np.ndarray, users: np.ndarray) -> dict:
-    """``evaluate`` of predictions already made (``p``: the probability of each row's like)."""
+    """``evaluate`` of predictions already made (``p``: the probability of each row's like).
+
+    Beside accuracy and precision@10, what no model at all would score on the same rows:
+    ``accuracy_baseline`` by always answering the commoner label, ``precision_at_10_baseline``
+    by ranking each user's films at random (the share of them liked). A model is only as good
+    as its lead over these: accuracy rises with the share of likes whatever the model does.
+    """
     if len(y) == 0:
-        return {"auc": None, "log_loss": None, "accuracy": None, "precision_at_10": None, "held_out": 0}
+        return {
+            "auc": None,
+            "log_loss": None,
+            "accuracy": None,
+            "accuracy_baseline": None,
+            "precision_at_10": None,
+            "precision_at_10_baseline": None,
+            "held_out": 0,
+        }
     clipped = np.clip(p, 1e-7, 1 - 1e-7)
     log_loss = float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)))
-    precisions = []
+    precisions, by_chance = [], []
     order = np.lexsort((-p, users))
     su, sy = users[order], y[order]
     starts = np.flatnonzero(np.r_[True, su[1:] != su[:-1]])
@@ -567,11 +587,15 @@ def evaluate_scores(p: np.ndarray, y: np.ndarray, users: np.ndarray) -> dict:
         top = sy[s : min(e, s + 10)]
         if sy[s:e].any():
             precisions.append(top.mean())
+            by_chance.append(sy[s:e].mean())  # a random top 10's expected share of likes
+    liked = float((y == 1).mean())
     return {
         "auc": auc(y, p),
         "log_loss": log_loss,
         "accuracy": float(((p >= 0.5) == (y == 1)).mean()),
+        "accuracy_baseline": max(liked, 1.0 - liked),
         "precision_at_10": float(np.mean(precisions)) if precisions else None,
+        "precision_at_10_baseline": float(np.mean(by_chance)) if by_chance else None,
         "held_out": int(len(y)),
     }
 

@@ -167,8 +167,13 @@ def _schemas(settings: Settings) -> dict:
             ("dislike_id", "movie_id", "movie_title", "predicted_score", "reason", "created_at"),
         ),
         "ActiveModelVersion": _obj(
-            {"version_id": ID, "created_at": TIMESTAMP, "accuracy": NULLABLE_NUMBER},
-            ("version_id", "created_at", "accuracy"),
+            {
+                "version_id": ID,
+                "created_at": TIMESTAMP,
+                "accuracy": NULLABLE_NUMBER,
+                "accuracy_baseline": NULLABLE_NUMBER,
+            },
+            ("version_id", "created_at", "accuracy", "accuracy_baseline"),
         ),
         "RecommendationItemIn": _obj(
             {

@@ -51,7 +51,15 @@ from feedback_core.stats import ProportionTest, Rate, rate_with_interval, two_pr
 from feedback_core.validation import check_limit
 from feedback_core.versions import select_with_online_rates
 
-OFFLINE_METRICS = ("auc", "log_loss", "accuracy", "precision_at_10", "dislike_top10_share")
+OFFLINE_METRICS = (
+    "auc",
+    "log_loss",
+    "accuracy",
+    "accuracy_baseline",
+    "precision_at_10",
+    "precision_at_10_baseline",
+    "dislike_top10_share",
+)
 ACTIVATION_ACTIONS = ("model.activated", "model.rollback")  # written by versions.activate
 PENDING_CAP = 100_000  # counting unused examples stops here: "100,000+" is answer enough
 
@@ -693,6 +701,8 @@ def get_retrain_status(system) -> dict:
         else:
             baseline, baseline_id = active, active_id
     figures = [(m, (baseline or {}).get(m), own.get(m) if own is not None else None) for m in OFFLINE_METRICS]
+    # Versions recorded before the baselines were measured have none to show.
+    figures = [f for f in figures if not (f[0].endswith("_baseline") and f[1] is None and f[2] is None)]
     gain = (candidate or {}).get("auc_gain") if same_examples else None
     if gain and "auc_a" in gain:
         # What the promotion rule judged: one row per (user, film) (the note quotes these).

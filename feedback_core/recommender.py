@@ -264,8 +264,13 @@ class Recommender:
             ItemIn(int(catalog.movie_ids[i]), rank, round(float(scores[i]), 6))
             for rank, i in enumerate(best, start=1)
         ]
-        if not items:
-            return {"recommendation_set_id": None, "model_version_id": version_id, "items": []}
+        if not items:  # every film hidden from this user (disliked, rated, excluded)
+            return {
+                "recommendation_set_id": None,
+                "user_id": user_id,
+                "model_version_id": version_id,
+                "items": [],
+            }
         with write_transaction(self.engine) as conn:
             set_id = self._insert_set(conn, user_id, items, version_id, "recommend", self.now(), checked=True)
         return {

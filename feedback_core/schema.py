@@ -60,7 +60,7 @@ model_versions = Table(
     Column("status", String(16), nullable=False),  # candidate / active / retired
     # 1 while active, NULL otherwise: the unique index makes "exactly one active" a DB fact.
     Column("active_slot", Integer, unique=True),
-    Column("trigger", String(16), nullable=False),  # initial / threshold / manual / adjustments
+    Column("trigger", String(16), nullable=False),  # its job's: initial / threshold / manual / retry
     Column("created_at", DateTime, nullable=False),
     Column("created_by", String(120), nullable=False),
     Column("activated_at", DateTime),
@@ -153,7 +153,7 @@ retrain_jobs = Table(
     Column("status", String(16), nullable=False),  # queued / running / succeeded / failed
     # 1 while queued or running, NULL otherwise: at most one such job, enforced by the index.
     Column("active_slot", Integer, unique=True),
-    Column("trigger", String(16), nullable=False),
+    Column("trigger", String(16), nullable=False),  # initial / threshold / manual / retry
     Column("requested_by", String(120), nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("started_at", DateTime),

@@ -17,7 +17,15 @@ from feedback_core.validation import check_id, check_text
 
 log = logging.getLogger("feedback_core")
 
-METRICS = ("auc", "log_loss", "accuracy", "precision_at_10", "dislike_top10_share")
+METRICS = (
+    "auc",
+    "log_loss",
+    "accuracy",
+    "accuracy_baseline",
+    "precision_at_10",
+    "precision_at_10_baseline",
+    "dislike_top10_share",
+)
 
 # ``expected_active`` left out: activate whatever is active now (None means "no version is").
 ANY_ACTIVE = object()

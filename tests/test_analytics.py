@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import add_model_version, add_movies
+from loop_support import trained_world
 
 from feedback_core import ValidationError
 from feedback_core.schema import metadata
@@ -182,7 +183,17 @@ def test_model_feedback_metrics(system):
         "version_id": 3,
         "created_at": "2026-11-01 12:00:00",
         "accuracy": 0.82,
+        "accuracy_baseline": None,  # recorded without one
     }
+
+
+def test_the_active_versions_accuracy_comes_with_what_no_model_would_score(system):
+    version_id = trained_world(system)
+    active = system.get_model_feedback_metrics()["active_model_version"]
+    metrics = system.get_model_version(version_id)["metrics"]
+    assert active["accuracy"] == metrics["accuracy"]
+    assert active["accuracy_baseline"] == metrics["accuracy_baseline"]
+    assert 0.5 <= active["accuracy_baseline"] <= 1.0
 
 
 def test_error_extremes_leave_out_retracted_dislikes_even_after_training(system):

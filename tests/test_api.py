@@ -319,7 +319,12 @@ def test_feedback_metrics_include_the_active_model_version(api):
 
     add_model_version(api.system, 3, active=True, accuracy=0.82)
     active = api.get("/api/feedback-metrics").get_json()["active_model_version"]
-    assert active == {"version_id": 3, "created_at": "2026-11-01 12:00:00", "accuracy": 0.82}
+    assert active == {
+        "version_id": 3,
+        "created_at": "2026-11-01 12:00:00",
+        "accuracy": 0.82,
+        "accuracy_baseline": None,
+    }
 
 
 # ---------------------------------------------------------------- undo

@@ -1095,3 +1095,37 @@ def test_sign_in_serves_a_dashboard_that_listens_on_the_network(shared_db, liste
     at.user = {"is_logged_in": True, "email": "alice@example.com"}
     at.run()
     assert not at.exception and not at.error and at.metric
+
+
+def test_a_first_version_kept_back_is_set_beside_the_prior_model_on_the_retrain_page(own_db):
+    from feedback_core.versions import insert_version
+
+    figures = {"auc": 0.41, "log_loss": 0.7, "accuracy": 0.6, "held_out": 120, "since": None}
+    with own_db.engine.begin() as conn:
+        conn.execute(update(model_versions).values(status="retired", active_slot=None))
+        candidate = insert_version(
+            conn,
+            at=own_db.now(),
+            actor="system",
+            trigger="manual",
+            parent_id=None,
+            weights={"coefficients": {}, "intercept": 0.0},
+            metrics={
+                **figures,
+                "candidate_on_same_holdout": figures,
+                "active_on_same_holdout": {**figures, "auc": 0.55},
+                "promotion": {"promoted": False, "reason": "first version, but worse than the prior model"},
+            },
+            examples={},
+            settings={},
+        )
+    data.refresh()
+    at = open_page("retrain")
+    shown = table(at, "metric", "prior model", f"v{candidate}")
+    auc = shown[shown["metric"] == "auc"].iloc[0]
+    assert (auc["prior model"], auc[f"v{candidate}"]) == (0.55, 0.41)
+    assert any(
+        c.value.startswith("No version is active: the prior model serves. Both on the 120")
+        for c in at.caption
+    )
+    assert "At training: first version, but worse than the prior model" in [t.value for t in at.text]

@@ -17,6 +17,7 @@ import pytest
 from conftest import row_counts
 from helpers import count, finish_retrain_jobs, rows
 from loop_support import ALL_FILMS, COMEDY, HORROR, build_world, dislike, trained_world
+from sqlalchemy import event
 
 from feedback_core import ConflictError, ValidationError
 from feedback_core.schema import audit_log, model_versions, negative_examples, ratings, retrain_jobs
@@ -591,6 +592,25 @@ def test_the_worker_command_stopped_with_sigterm_fails_its_job_and_queues_it_aga
     assert (again["status"], again["trigger"]) == ("queued", "retry")
 
 
+def test_training_data_is_read_from_one_snapshot(system, backend):
+    # On PostgreSQL, READ COMMITTED takes a snapshot per statement: a rating recorded between two
+    # of the training data's statements would be in one part of the data and not in another.
+    trained_world(system)
+    some_dislikes(system, 6)
+    levels = set()
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM ratings" in statement:
+            levels.add(conn.get_isolation_level())
+
+    event.listen(system.engine, "before_cursor_execute", note)
+    try:
+        assert system.retrain("analyst@test")["status"] == "succeeded"
+    finally:
+        event.remove(system.engine, "before_cursor_execute", note)
+    assert levels == ({"REPEATABLE READ"} if backend == "postgresql" else {"SERIALIZABLE"})
+
+
 def test_a_dead_pid_on_this_host_is_failed_at_once(system):
     # A pid that cannot belong to a live process: the kernel's limit is below 2**22.
     job = system.request_retrain("analyst@test")
@@ -704,7 +724,7 @@ def test_a_rollback_while_a_job_trains_is_not_overridden(system, monkeypatch):
     from feedback_core import jobs as jobs_module
 
     # Every new version beats the one it was compared with.
-    monkeypatch.setattr(jobs_module, "_promotion_decision", lambda *args: (True, "better"))
+    monkeypatch.setattr(jobs_module, "_promotion_decision", lambda *args, **kwargs: (True, "better"))
     v1 = trained_world(system)
     some_dislikes(system, 4)
     v2 = system.retrain("analyst@test")["result_version_id"]

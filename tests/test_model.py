@@ -445,6 +445,19 @@ def test_compare_aucs_tells_a_real_gain_from_noise():
     assert model.compare_aucs(np.array([1, 0, 0, 0]), np.arange(4.0), -np.arange(4.0)) is None
 
 
+def test_compare_aucs_gives_no_verdict_on_a_handful_of_rows():
+    # Two of each label against a model that scores every row alike: no variance, so the test
+    # said p = 0 and a zero-width interval, and a candidate was promoted on four observations.
+    y, candidate, constant = np.array([1, 1, 0, 0]), np.array([0.9, 0.8, 0.2, 0.1]), np.full(4, 0.5)
+    assert model.compare_aucs(y, candidate, constant) is None
+    few = model.MIN_ROWS_PER_LABEL - 1
+    rng = np.random.default_rng(3)
+    y = np.array([1] * few + [0] * 40)
+    assert model.compare_aucs(y, y + rng.normal(0, 0.5, len(y)), rng.random(len(y))) is None
+    y = np.array([1] * (few + 1) + [0] * 40)
+    assert model.compare_aucs(y, y + rng.normal(0, 0.5, len(y)), rng.random(len(y))) is not None
+
+
 def test_evaluate_on_a_known_tiny_case():
     X, adj = rows_for([0.9, 0.8, 0.3, 0.1])
     y = np.array([1, 0, 1, 0])
@@ -455,8 +468,22 @@ def test_evaluate_on_a_known_tiny_case():
         -(math.log(0.9) + math.log(0.2) + math.log(0.3) + math.log(0.9)) / 4
     )
     assert metrics["accuracy"] == pytest.approx(2 / 4)
+    assert metrics["accuracy_baseline"] == pytest.approx(2 / 4)  # always "liked", or always not
     assert metrics["precision_at_10"] == pytest.approx(2 / 4)
+    assert metrics["precision_at_10_baseline"] == pytest.approx(2 / 4)
     assert metrics["held_out"] == 4
+
+
+def test_accuracy_is_reported_beside_what_always_answering_liked_would_score():
+    # 8 of 10 rows liked: a model that always answers "liked" is right 80% of the time. A model
+    # right on 7 of 10 looks good until set beside that.
+    X, adj = rows_for([0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.4, 0.4, 0.9, 0.1])
+    y = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 0])
+    metrics = model.evaluate(probability_model(), X, adj, y, np.array([1] * 5 + [2] * 5))
+    assert metrics["accuracy"] == pytest.approx(7 / 10)
+    assert metrics["accuracy_baseline"] == pytest.approx(8 / 10)
+    # A random order of user 1's films gives 5/5 liked in its top 10, user 2's 3/5.
+    assert metrics["precision_at_10_baseline"] == pytest.approx((5 / 5 + 3 / 5) / 2)
 
 
 def test_precision_at_10_is_per_user_and_skips_users_without_positives():
@@ -472,13 +499,22 @@ def test_precision_at_10_is_per_user_and_skips_users_without_positives():
     order = np.random.default_rng(0).permutation(len(y))  # row order must not matter
     metrics = model.evaluate(probability_model(), X[order], adj[order], y[order], users[order])
     assert metrics["precision_at_10"] == pytest.approx((3 / 10 + 2 / 2) / 2)
+    assert metrics["precision_at_10_baseline"] == pytest.approx((3 / 12 + 2 / 2) / 2)
 
 
 def test_evaluate_edge_cases():
     empty = model.evaluate(
         probability_model(), np.zeros((0, len(FEATURES))), np.zeros(0), np.zeros(0), np.zeros(0)
     )
-    assert empty == {"auc": None, "log_loss": None, "accuracy": None, "precision_at_10": None, "held_out": 0}
+    assert empty == {
+        "auc": None,
+        "log_loss": None,
+        "accuracy": None,
+        "accuracy_baseline": None,
+        "precision_at_10": None,
+        "precision_at_10_baseline": None,
+        "held_out": 0,
+    }
     X, adj = rows_for([0.6, 0.7])
     one_class = model.evaluate(probability_model(), X, adj, np.array([0, 0]), np.array([1, 1]))
     assert one_class["auc"] is None and one_class["precision_at_10"] is None

@@ -143,8 +143,10 @@ def _created_at(system, version_id: int):
 def test_the_active_version_is_compared_only_on_examples_it_never_saw(system, clock):
     # A model scored on examples it trained on looks better than it is: here by more than the
     # promotion margin, which held back candidates that were as good or better.
-    first = trained_world(system)
-    assert "candidate_on_same_holdout" not in system.get_model_version(first)["metrics"]  # nothing to compare
+    first = system.get_model_version(trained_world(system))["metrics"]
+    # Set beside the prior model (what served before it) on every example: the prior saw none.
+    assert first["candidate_on_same_holdout"]["held_out"] == first["held_out"] > 0
+    assert first["candidate_on_same_holdout"]["since"] is None
     # A second version at once: no example came in after the first.
     second = system.get_model_version(system.retrain("analyst@test")["result_version_id"])
     assert second["metrics"]["held_out"] > 0

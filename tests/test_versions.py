@@ -75,8 +75,17 @@ def test_the_first_version_records_everything_and_is_activated(make_system, cloc
     assert 0.0 <= metrics["precision_at_10"] <= 1.0
     assert 0.0 <= metrics["dislike_top10_share"] <= 1.0  # there are held-out dislikes to rank
     assert metrics["held_out"] > 0
-    assert metrics["promotion"]["promoted"] is True and "first version" in metrics["promotion"]["reason"]
-    assert metrics["active_on_same_holdout"] is None
+    assert metrics["promotion"]["promoted"] is True
+    # Set beside the prior model, which served until now, on the same examples (every one).
+    prior = metrics["active_on_same_holdout"]
+    gain = metrics["auc_gain"]
+    assert prior["held_out"] == metrics["held_out"]
+    assert gain["auc_a"] > gain["auc_b"] and gain["high"] >= 0
+    assert metrics["promotion"]["reason"] == (
+        "first version, not worse than the prior model that served: held-out AUC per (user, film) "
+        f"{gain['auc_a']:.4f} vs the prior model's {gain['auc_b']:.4f} (difference {gain['difference']:+.4f}, "
+        f"95% interval {gain['low']:+.4f} to {gain['high']:+.4f})"
+    )
     examples = version["examples"]
     assert examples["new_negative_examples"] == 40 and examples["negative_examples"] == 40
     assert examples["negatives_from_dislikes"] > 0 and examples["positives"] > 0
@@ -87,6 +96,26 @@ def test_the_first_version_records_everything_and_is_activated(make_system, cloc
     (audit,) = audits(system, "model.activated")
     assert audit.actor == "system" and audit.entity_id == str(version["version_id"])
     assert audit.details["previous_version_id"] is None
+
+
+def test_a_first_version_worse_than_the_prior_beyond_chance_is_not_activated():
+    from feedback_core.jobs import _promotion_decision
+
+    worse = {"auc_a": 0.41, "auc_b": 0.55, "difference": -0.14, "low": -0.22, "high": -0.06, "p_value": 0.001}
+    promote, why = _promotion_decision({"auc_gain": worse}, {"auc": 0.55}, 0.005, first=True)
+    assert not promote
+    assert why.startswith(
+        "first version, but worse than the prior model that serves until a version is active"
+    )
+    assert "an analyst decides" in why
+    # Within the noise, or too few examples to tell: the first version replaces the prior.
+    noise = {**worse, "difference": -0.02, "low": -0.08, "high": 0.04, "p_value": 0.5}
+    assert _promotion_decision({"auc_gain": noise}, {"auc": 0.55}, 0.005, first=True)[0]
+    promote, why = _promotion_decision({"auc_gain": None, "held_out": 16}, {"auc": 0.5}, 0.005, first=True)
+    assert promote and why == (
+        "first version: nothing active to compare with (too few examples to set it beside the prior model: "
+        "16 held out)"
+    )
 
 
 def test_a_later_version_waits_as_a_candidate_unless_it_beats_the_active_one(make_system):

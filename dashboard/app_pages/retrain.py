@@ -120,9 +120,9 @@ if candidate is None:
     st.info("No candidate waiting: every trained version has been promoted or retired.")
 else:
     baseline = status["baseline_version_id"]
-    comparison = status["comparison"].rename(
-        columns={"active": label(baseline), "candidate": label(candidate)}
-    )
+    # No version active yet: the candidate was set beside the prior model, which serves meanwhile.
+    against = label(baseline) if baseline is not None else "prior model"
+    comparison = status["comparison"].rename(columns={"active": against, "candidate": label(candidate)})
     if status["candidate_note"]:
         st.text(f"At training: {status['candidate_note']}")
     if baseline is not None and baseline != status["active_version_id"]:
@@ -135,6 +135,11 @@ else:
         st.caption(
             f"{label(baseline)}'s figures are its own, from the examples it was evaluated on, not the "
             "candidate's: the difference is indicative only."
+        )
+    if baseline is None and status["baseline_on_same_examples"]:
+        st.caption(
+            f"No version is active: the prior model serves. Both on the {status['compared_examples']:,} "
+            "examples known (the prior model trained on none of them)."
         )
     if status["compared_since"] is not None:
         st.caption(

@@ -38,7 +38,17 @@ ui.show_table(
         "rate": st.column_config.NumberColumn(format="percent"),
         "ci_low": st.column_config.NumberColumn(format="percent"),
         "ci_high": st.column_config.NumberColumn(format="percent"),
+        "accuracy_baseline": st.column_config.NumberColumn(
+            "accuracy, no model", help="Always answering the commoner label on the same rows"
+        ),
+        "precision_at_10_baseline": st.column_config.NumberColumn(
+            "precision@10, no model", help="Each user's films in a random order, on the same rows"
+        ),
     },
+)
+st.caption(
+    "Accuracy and precision@10 rise with the share of liked films whatever a model does: each "
+    "stands beside what no model at all would score on the same rows."
 )
 st.altair_chart(charts.version_rates_chart(versions), width="stretch")
 unrated = versions.loc[~versions["enough"], "version"].tolist()
