@@ -47,7 +47,9 @@ def test_request_retrain_fails_the_job_of_a_dead_worker_and_queues_a_new_one(sys
     trained_world(system)
     dead, _ = job_of_a_dead_worker(system)
     fresh = system.request_retrain("analyst@test")
-    assert fresh["created"] is True and fresh["status"] == "queued" and fresh["job_id"] != dead
+    # The dead job's request stands: it is queued again, and this request joins it.
+    assert (fresh["created"], fresh["status"], fresh["trigger"]) == (False, "queued", "retry")
+    assert fresh["job_id"] != dead
     assert_failed_and_released(system, dead, 6)
     assert system.get_untrained_negative_feedback_count() == 6
 
@@ -68,11 +70,20 @@ def test_the_threshold_queues_a_job_once_a_dead_workers_job_is_failed(make_syste
     system.add_movies(films())
     dead, _ = job_of_a_dead_worker(system, dislikes=2)
     dislike(system, 301, HORROR[0])  # 3 examples now, but the dead job still holds the slot
-    assert system.should_retrain_from_feedback(queue=True) is True
+    # Failing it queues its retrain again, which takes the 3 examples: nothing more to queue.
+    assert system.should_retrain_from_feedback(queue=True) is False
     assert_failed_and_released(system, dead, 2)
-    assert [j.status for j in rows(system, retrain_jobs, order_by=retrain_jobs.c.job_id)] == [
-        "failed",
-        "queued",
+    assert [(j.status, j.trigger) for j in rows(system, retrain_jobs, order_by=retrain_jobs.c.job_id)] == [
+        ("failed", "manual"),
+        ("queued", "retry"),
+    ]
+    # A retry that dies is not retried; the threshold, reached, queues the next job instead.
+    system.claim_next_job(worker_id=DEAD_WORKER)
+    assert system.should_retrain_from_feedback(queue=True) is False  # queued by the recovery
+    assert [(j.status, j.trigger) for j in rows(system, retrain_jobs, order_by=retrain_jobs.c.job_id)] == [
+        ("failed", "manual"),
+        ("failed", "retry"),
+        ("queued", "threshold"),
     ]
 
 
