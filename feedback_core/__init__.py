@@ -19,6 +19,7 @@ from feedback_core.errors import (
     FeedbackError,
     NotFoundError,
     PermissionDeniedError,
+    SchemaMissingError,
     ValidationError,
 )
 from feedback_core.reinforcement import calculate_feature_adjustment_from_dislike
@@ -150,6 +151,7 @@ __all__ = [
     "PermissionDeniedError",
     "REASONS",
     "ReasonPolicy",
+    "SchemaMissingError",
     "Settings",
     "ValidationError",
     "calculate_feature_adjustment_from_dislike",

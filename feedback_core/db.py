@@ -7,6 +7,7 @@ import functools
 import logging
 import operator
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -40,7 +41,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.pool import NullPool
 
-from feedback_core.errors import ConfigError, DatabaseUnavailableError
+from feedback_core.errors import ConfigError, DatabaseUnavailableError, SchemaMissingError
 from feedback_core.settings import Settings, mask_url
 
 log = logging.getLogger("feedback_core")
@@ -639,10 +640,11 @@ def _note_commit(checkpointer: _Checkpointer, conn: Connection) -> None:
         log.warning("[FEEDBACK] checkpointing %s after a write failed", checkpointer.path, exc_info=True)
 
 
-def _raise_translated(exc: BaseException) -> None:
-    """Raise ``exc``, a lost or unreachable database as DatabaseUnavailableError."""
+def _raise_translated(exc: BaseException, missing_schema: bool = True) -> None:
+    """Raise ``exc``, a lost or unreachable database as DatabaseUnavailableError (and, with
+    ``missing_schema``, a missing table of the schema as SchemaMissingError)."""
     if isinstance(exc, (OperationalError, DBAPIError)):
-        translated = _translate(exc)
+        translated = _translate(exc, missing_schema)
         if translated is not exc:
             raise translated from exc
     raise exc
@@ -1263,8 +1265,14 @@ class _Rows:
         return len(self.rows)
 
 
-def _translate(exc: DBAPIError) -> Exception:
-    """Turn "the database is unreachable" into DatabaseUnavailableError; keep the rest."""
+def _translate(exc: DBAPIError, missing_schema: bool = True) -> Exception:
+    """Turn "the database is unreachable" into DatabaseUnavailableError and, with
+    ``missing_schema``, a missing table of the feedback schema into SchemaMissingError; keep
+    the rest."""
+    if missing_schema:
+        missing = _missing_schema(exc)
+        if missing is not None:
+            return missing
     if exc.connection_invalidated:
         return DatabaseUnavailableError(
             "the database is unavailable (the connection was lost); retry shortly"
@@ -1288,6 +1296,39 @@ def _translate(exc: DBAPIError) -> Exception:
     ):
         return DatabaseUnavailableError("the database is unavailable; retry shortly")
     return exc
+
+
+# The drivers' words for a table that does not exist (SQLite may name it ``main.movies``,
+# PostgreSQL ``public.movies``).
+_NO_SUCH_TABLE = {
+    "sqlite": re.compile(r"no such table: (?:\w+\.)?(\w+)"),
+    "postgresql": re.compile(r'relation "(?:\w+\.)?(\w+)" does not exist'),
+}
+
+
+def _missing_schema(exc: DBAPIError) -> SchemaMissingError | None:
+    """Say how to create the schema when ``exc`` is about a table of the feedback schema that
+    does not exist. Any other missing object (a column, a table the schema does not have) is
+    left alone: that is a bug in the SQL, and its traceback is what finds it."""
+    driver_error = exc.orig
+    if getattr(driver_error, "sqlstate", None) == "42P01":  # undefined_table
+        pattern = _NO_SUCH_TABLE["postgresql"]
+    elif getattr(driver_error, "sqlite_errorname", None) == "SQLITE_ERROR":
+        pattern = _NO_SUCH_TABLE["sqlite"]
+    else:
+        return None
+    found = pattern.search(str(driver_error))
+    if found is None:
+        return None
+    from feedback_core.schema import metadata
+
+    table = found.group(1)
+    if table not in metadata.tables:
+        return None
+    return SchemaMissingError(
+        f"the database has no feedback schema yet (no table {table}): run feedback-core init, or call "
+        "init_feedback_tables() on the FeedbackSystem (either also upgrades an older schema)"
+    )
 
 
 _migrate_lock = threading.Lock()
@@ -1343,7 +1384,9 @@ def migrate(engine: Engine, revision: str, downgrade: bool = False) -> None:
     try:
         _migrate(engine, revision, downgrade)
     except (OperationalError, DBAPIError) as exc:
-        _raise_translated(exc)
+        # A table missing in the middle of a migration is the migration's problem: "run
+        # feedback-core init" would send whoever runs it round in a circle.
+        _raise_translated(exc, missing_schema=False)
     except CommandError:
         # Alembic cannot step from a revision it does not know: say which, and what to do.
         problem = newer_schema_problem(current_revision(engine))

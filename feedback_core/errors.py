@@ -61,6 +61,12 @@ class DatabaseUnavailableError(FeedbackError):
     code = "database_unavailable"
 
 
+class SchemaMissingError(DatabaseUnavailableError):
+    """The database lacks a table of the feedback schema: it was never initialised (or is older
+    than this code). Answered like an unavailable database (503): nothing works until an
+    operator runs ``feedback-core init``."""
+
+
 class ConfigError(FeedbackError):
     """A setting is malformed."""
 
