@@ -32,13 +32,14 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from feedback_core import api_input as inp
 from feedback_core.apikeys import TOKEN_PREFIX, KeyVerifier, UserTokens
 from feedback_core.authz import Operator, Principal
-from feedback_core.db import format_ts
+from feedback_core.db import current_revision, format_ts
 from feedback_core.errors import (
     AuthenticationError,
     ConfigError,
     DatabaseUnavailableError,
     FeedbackError,
     PermissionDeniedError,
+    SchemaMissingError,
     ValidationError,
 )
 from feedback_core.idempotency import STALE_AFTER, claim_key, complete_key, release_key
@@ -47,6 +48,8 @@ from feedback_core.settings import Settings
 log = logging.getLogger("feedback_core.api")
 
 EXTENSION = "feedback_api"
+# What /healthz and every authenticated endpoint answer (503) on a database never initialised.
+NO_SCHEMA_MESSAGE = "the database has no schema yet: run feedback-core init"
 # Who may call an endpoint: anyone; an end user (service/admin key + X-User-ID, or a user
 # token); any API key; an admin key.
 PUBLIC, USER, SERVICE, ADMIN = "public", "user", "service", "admin"
@@ -356,7 +359,14 @@ def _authenticate() -> None:
         # OPTIONS says which methods a path allows (and, to a listed origin, what CORS allows):
         # no data, and a browser's preflight carries no credentials.
         return
-    g.caller = _identify(access)
+    try:
+        g.caller = _identify(access)
+    except (AuthenticationError, SchemaMissingError):
+        # No key can be valid in a database that was never initialised: say what is wrong
+        # with the server (as /healthz does) rather than blame the key.
+        if current_revision(current_system().engine) is None:
+            raise SchemaMissingError(NO_SCHEMA_MESSAGE) from None
+        raise
 
 
 def _identify(access: str) -> Caller:

@@ -9,9 +9,10 @@ import os
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from feedback_core import FeedbackSystem, Settings
 from feedback_core.db import close_engine, make_engine, upgrade_database
@@ -139,3 +140,25 @@ def system(make_system) -> FeedbackSystem:
 def row_counts(system: FeedbackSystem) -> dict[str, int]:
     """Count the rows of every table: tests compare before and after a rejected call."""
     return system.count_rows()
+
+
+EMPTY_SCHEMA = "feedback_no_schema"
+
+
+@pytest.fixture
+def empty_url(backend, tmp_path):
+    """The URL of a database that has no feedback schema: a new SQLite file, or on PostgreSQL
+    an empty schema first on the search path (the migrated one the other tests share is left
+    alone)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {EMPTY_SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {EMPTY_SCHEMA}"))
+    separator = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{separator}options={quote(f'-csearch_path={EMPTY_SCHEMA}')}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {EMPTY_SCHEMA} CASCADE"))
+    admin.dispose()

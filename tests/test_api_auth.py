@@ -7,11 +7,11 @@ import json
 import re
 
 import pytest
-from api_support import error_of, make_api, row_counts
+from api_support import SECRET, error_of, make_api, row_counts
 from helpers import count, rows
 
-from feedback_core import apikeys
-from feedback_core.api import ACCESS, ADMIN, PUBLIC, SERVICE, USER, ApiConfig, create_app
+from feedback_core import FeedbackSystem, apikeys
+from feedback_core.api import ACCESS, ADMIN, NO_SCHEMA_MESSAGE, PUBLIC, SERVICE, USER, ApiConfig, create_app
 from feedback_core.apikeys import KeyVerifier, UserTokens, create_api_key, revoke_api_key
 from feedback_core.cli import main
 from feedback_core.errors import AuthenticationError, ConflictError, ValidationError
@@ -124,6 +124,33 @@ def test_the_key_cache_forgets_a_revoked_key_after_its_ttl(system):
     ticks[0] = 5.5
     with pytest.raises(AuthenticationError):
         verifier.verify(key, system.now())
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["", "Bearer not-a-key-at-all", "Bearer fbk_" + "Z" * 43, "user token"],
+)
+@pytest.mark.parametrize(
+    "method, path",
+    [("GET", "/api/dislike-history"), ("GET", "/api/feedback-metrics"), ("POST", "/api/dislike")],
+)
+def test_a_database_without_schema_is_a_503_not_a_refused_key(empty_url, authorization, method, path):
+    empty = FeedbackSystem.from_url(empty_url)
+    app = create_app(system=empty, config=ApiConfig(token_secret=SECRET, key_cache_seconds=0.0))
+    if authorization == "user token":
+        token, _ = UserTokens(SECRET).issue(7, empty.now(), 600, issuer=1)
+        authorization = f"Bearer {token}"
+    headers = {"Authorization": authorization, "X-User-ID": "7"}
+    r = app.test_client().open(path, method=method, headers=headers, json={"movie_id": 1})
+    assert r.status_code == 503
+    assert error_of(r) == {"code": "database_unavailable", "message": NO_SCHEMA_MESSAGE, "field": None}
+    assert r.headers["Retry-After"]
+    assert app.test_client().get("/healthz").get_json()["error"]["message"] == NO_SCHEMA_MESSAGE
+    empty.init_feedback_tables()  # once initialised, an unknown key is the caller's fault again
+    assert (
+        app.test_client().open(path, method=method, headers=headers, json={"movie_id": 1}).status_code == 401
+    )
+    empty.close()
 
 
 def test_service_keys_are_refused_on_every_operator_endpoint(api):

@@ -7,35 +7,13 @@ that the migrated schema the other tests share is left alone.
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 import pytest
-from conftest import PG_URL
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from feedback_core import FeedbackSystem, SchemaMissingError
 from feedback_core.db import read_connection, write_transaction
 from feedback_core.errors import DatabaseUnavailableError, FeedbackError
-
-EMPTY_SCHEMA = "feedback_no_schema"
-
-
-@pytest.fixture
-def empty_url(backend, tmp_path):
-    """The URL of a database that has no feedback schema."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {EMPTY_SCHEMA} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {EMPTY_SCHEMA}"))
-    separator = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{separator}options={quote(f'-csearch_path={EMPTY_SCHEMA}')}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {EMPTY_SCHEMA} CASCADE"))
-    admin.dispose()
 
 
 @pytest.fixture
