@@ -71,34 +71,80 @@ def format_ts(moment: datetime | None) -> str | None:
     return to_naive_utc(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
+# The databases this code drives: PostgreSQL through psycopg 3 (``postgresql://`` means it
+# here), SQLite through the standard library's sqlite3.
+SUPPORTED_DRIVERS = {
+    "postgresql": ("postgresql", "postgresql+psycopg"),
+    "sqlite": ("sqlite", "sqlite+pysqlite"),
+}
+URL_FORMS = "postgresql://USER:PASSWORD@HOST:PORT/NAME (postgresql+psycopg:// is the same) or sqlite:///PATH"
+
+
 def parse_database_url(database_url: str) -> URL:
-    """Parse a database URL; raise ConfigError (password masked) when it is malformed."""
+    """Parse a database URL this code can drive.
+
+    Raises:
+        ConfigError: the URL is malformed, or names a database or driver other than
+            PostgreSQL through psycopg 3 and SQLite; the message shows the URL as given
+            (password masked) and the form to use instead.
+    """
     try:
-        return make_url(database_url)
+        url = make_url(database_url)
     except (ArgumentError, ValueError):
         # ValueError: make_url's own complaint (a port that is not a number) may echo the password.
         raise ConfigError(
             f"the database URL {mask_url(database_url)!r} (from --db or FEEDBACK_DB_URL) is malformed: "
-            "use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/NAME"
+            f"{_suggest_url(database_url)}"
         ) from None
+    backend, _, driver = url.drivername.partition("+")
+    if url.drivername in SUPPORTED_DRIVERS.get(backend, ()):
+        return url
+    if backend in SUPPORTED_DRIVERS:
+        what = f"its driver {driver} is not supported (psycopg 3 and sqlite3 are)"
+    elif backend == "postgres":
+        what = "the scheme is postgresql://, not postgres://"
+    else:
+        what = f"{backend} is not supported"
+    if backend in ("postgresql", "postgres", "sqlite"):
+        same = url.set(drivername="sqlite" if backend == "sqlite" else "postgresql")
+        hint = f"write {same.render_as_string(hide_password=True)}"
+    else:
+        hint = f"use {URL_FORMS}"
+    raise ConfigError(
+        f"the database URL {mask_url(database_url)!r} (from --db or FEEDBACK_DB_URL) cannot be used: "
+        f"{what}; {hint}"
+    )
+
+
+def _suggest_url(text: str) -> str:
+    """Say how to write a malformed database URL: a bare file path, or ``sqlite:`` followed by
+    a path without the slashes, becomes its ``sqlite:///`` URL; anything else gets the forms."""
+    given = text.strip()
+    scheme, colon, rest = given.partition(":")
+    path = None
+    if not colon and given and not given.lower().startswith(("sqlite", "postgres")):
+        path = given  # no scheme at all: a file name
+    elif colon and scheme.lower() == "sqlite" and rest and not rest.startswith("//"):
+        path = rest  # sqlite:/tmp/a.db, sqlite:a.db
+    if path is None:
+        return f"use {URL_FORMS}"
+    absolute = " (three slashes, then the absolute path)" if path.startswith("/") else ""
+    return (
+        f"for the SQLite file {path} write sqlite:///{path}{absolute}; "
+        "for PostgreSQL postgresql://USER:PASSWORD@HOST:PORT/NAME"
+    )
 
 
 def make_engine(settings: Settings) -> Engine:
     """Build the engine for ``settings.database_url``, configured for concurrent use."""
     url = parse_database_url(settings.database_url)
-    backend = url.get_backend_name()
-    if backend == "sqlite":
+    if url.get_backend_name() == "sqlite":
         return _sqlite_engine(settings, url)
-    if backend == "postgresql":
-        if url.drivername == "postgresql":
-            url = url.set(drivername="postgresql+psycopg")
-        # hide_parameters: bound values (key digests, user text) stay out of logs and errors.
-        engine = create_engine(url, pool_size=5, max_overflow=10, hide_parameters=True)
-        _ping_when_idle(engine)
-        return engine
-    raise ConfigError(
-        f"unsupported database {mask_url(settings.database_url)!r}: use sqlite:/// or postgresql://"
-    )
+    url = url.set(drivername="postgresql+psycopg")
+    # hide_parameters: bound values (key digests, user text) stay out of logs and errors.
+    engine = create_engine(url, pool_size=5, max_overflow=10, hide_parameters=True)
+    _ping_when_idle(engine)
+    return engine
 
 
 PING_AFTER_IDLE_S = 1.0

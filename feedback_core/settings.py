@@ -327,5 +327,18 @@ def mask_url(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL must never leak: show only its scheme
-        return url.split(":", 1)[0] + "://***"
+    except Exception:
+        return _mask_unparsed(url)
+
+
+def _mask_unparsed(text: str) -> str:
+    """Return a URL that does not parse as typed, but for anything that could be a password:
+    from the first colon of its user part to the last ``@`` (more than a password, never less)."""
+    scheme, separator, rest = text.partition("://")
+    if not separator:
+        scheme, rest = "", text
+    userinfo, at, host = rest.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    if not (at and colon):
+        return text  # no user:password@ part: nothing secret to hide
+    return f"{scheme}{separator}{user}:***@{host}"

@@ -243,6 +243,88 @@ def test_the_library_still_accepts_an_in_memory_database():
     system.close()
 
 
+FORMS = "postgresql://USER:PASSWORD@HOST:PORT/NAME (postgresql+psycopg:// is the same) or sqlite:///PATH"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (
+            "postgresql+psycopg2://bob:s3cret@localhost/feedback",
+            "its driver psycopg2 is not supported (psycopg 3 and sqlite3 are); "
+            "write postgresql://bob:***@localhost/feedback",
+        ),
+        (
+            "postgresql+asyncpg://bob:s3cret@localhost/feedback",
+            "its driver asyncpg is not supported (psycopg 3 and sqlite3 are); "
+            "write postgresql://bob:***@localhost/feedback",
+        ),
+        (
+            "postgres://bob:s3cret@localhost/feedback",
+            "the scheme is postgresql://, not postgres://; write postgresql://bob:***@localhost/feedback",
+        ),
+        (
+            "sqlite+aiosqlite:////srv/feedback.db",
+            "its driver aiosqlite is not supported (psycopg 3 and sqlite3 are); write sqlite:////srv/feedback.db",
+        ),
+        ("mysql://bob:s3cret@localhost/feedback", f"mysql is not supported; use {FORMS}"),
+    ],
+)
+@pytest.mark.parametrize("source", ["--db", "FEEDBACK_DB_URL"])
+def test_an_unsupported_database_driver_is_one_line_naming_the_forms_to_use(
+    tmp_path, capsys, monkeypatch, url, problem, source
+):
+    monkeypatch.chdir(tmp_path)
+    if source == "--db":
+        code, out, err = run(capsys, "--db", url, "init")
+    else:
+        monkeypatch.setenv("FEEDBACK_DB_URL", url)
+        code, out, err = run(capsys, "init")
+    assert (code, out) == (2, "")
+    shown = url.replace("s3cret", "***")
+    assert err == (
+        f"error: the database URL {shown!r} (from --db or FEEDBACK_DB_URL) cannot be used: {problem}\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "advice"),
+    [
+        (
+            "/srv/data/x.db",
+            "for the SQLite file /srv/data/x.db write sqlite:////srv/data/x.db (three slashes, then the absolute path)",
+        ),
+        (
+            "sqlite:/srv/data/a.db",
+            "for the SQLite file /srv/data/a.db write sqlite:////srv/data/a.db (three slashes, then the absolute path)",
+        ),
+        ("feedback.db", "for the SQLite file feedback.db write sqlite:///feedback.db"),
+        ("sqlite:feedback.db", "for the SQLite file feedback.db write sqlite:///feedback.db"),
+    ],
+)
+def test_a_malformed_database_url_is_shown_as_typed_with_the_url_to_write(
+    tmp_path, capsys, monkeypatch, url, advice
+):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "--db", url, "info")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: the database URL {url!r} (from --db or FEEDBACK_DB_URL) is malformed: {advice}; "
+        "for PostgreSQL postgresql://USER:PASSWORD@HOST:PORT/NAME\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_malformed_database_url_hides_only_its_password(capsys):
+    code, out, err = run(capsys, "--db", "postgresql://bob:s3cret@localhost:notaport/feedback", "info")
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: the database URL 'postgresql://bob:***@localhost:notaport/feedback' (from --db or "
+        f"FEEDBACK_DB_URL) is malformed: use {FORMS}\n"
+    )
+
+
 def _pg_url(**changes) -> str:
     return make_url(PG_URL).set(**changes).render_as_string(hide_password=False)
 

@@ -241,3 +241,21 @@ def test_mask_url_hides_passwords(url, secret):
 
 def test_mask_url_leaves_passwordless_urls_readable():
     assert mask_url("sqlite:////srv/data/feedback.db") == "sqlite:////srv/data/feedback.db"
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        # Not URLs SQLAlchemy parses: shown as typed (they are what the person has to correct)...
+        ("/tmp/x.db", "/tmp/x.db"),
+        ("feedback.db", "feedback.db"),
+        ("sqlite:/tmp/a.db", "sqlite:/tmp/a.db"),
+        ("sqlite//x.db", "sqlite//x.db"),
+        # ...but for anything between the user's colon and the last @, a password perhaps.
+        ("postgresql://bob:s3cret@localhost:notaport/db", "postgresql://bob:***@localhost:notaport/db"),
+        ("postgresql://bob:s3/cr@t@localhost:x/db", "postgresql://bob:***@localhost:x/db"),
+        ("bob:s3cret@localhost/db", "bob:***@localhost/db"),
+    ],
+)
+def test_mask_url_shows_an_unparsable_url_as_typed_but_for_a_password(url, masked):
+    assert mask_url(url) == masked
