@@ -54,7 +54,7 @@ def dislike_weight(count: int, latest: datetime | None, now: datetime) -> float:
     """Return how strongly a user dislikes a movie: ``min(count / 3, 1) * decay`` (0 if none)."""
     if count <= 0 or latest is None:
         return 0.0
-    # Whole days: a dislike from today decays not at all (PRODUCT.md), one from yesterday a day.
+    # Whole days: a dislike from today decays not at all, one from yesterday a day (whatever the hours).
     days = (now.date() - latest.date()).days
     return min(count / 3.0, 1.0) * decay_factor(days)
 

@@ -25,7 +25,7 @@ REASONS = (
     "irrelevant",
     "other",
 )
-# What each reason says the user holds against a film's features (PRODUCT.md): a dislike counts
+# What each reason says the user holds against a film's features (the README's "How it learns"): a dislike counts
 # against those only, and its reason's rule may propose changes to those only. "The film itself
 # disappointed" blames its cast and franchise, not its genres; "seen it" and "other" blame nothing.
 BLAMES = {
@@ -52,7 +52,7 @@ class ReasonPolicy:
 def default_reason_policy(
     genre_factor: float = 0.15, cast_factor: float = 0.10, franchise_factor: float = 0.12
 ) -> Mapping[str, ReasonPolicy]:
-    """Build the PRODUCT.md default policy from the three de-emphasis factors."""
+    """Build the default policy (the README's configuration table) from the three de-emphasis factors."""
     return MappingProxyType(
         {
             "wrong_genre": ReasonPolicy(genre=-genre_factor),
@@ -275,10 +275,11 @@ def _reason_rule(reason: str, rule: Any) -> ReasonPolicy:
             raise ConfigError(f"reason policy for {reason!r}: {kind} must be between -1 and 0, got {value!r}")
         if value and kind not in BLAMES[reason]:
             # Its dislikes count against nothing else: such proposals would have no evidence.
-            blamed = " and ".join(BLAMES[reason]) or "no feature"
+            blamed = " and ".join(BLAMES[reason])
+            blamed = f"the film's {blamed} only" if blamed else "no feature of the film"
             raise ConfigError(
                 f"reason policy for {reason!r}: {kind} must be 0, because {reason} dislikes blame "
-                f"{blamed} (PRODUCT.md); got {value!r}"
+                f'{blamed} (see "How it learns" in the README); got {value!r}'
             )
     if not isinstance(rule.exclude_movie, bool):
         raise ConfigError(

@@ -28,7 +28,7 @@ GENRES = ["Action", "Sci-Fi"]
 CAST = ["Ann", "Bob", "Cy", "Di", "Ed", "Flo"]  # six: only the top five are proposed
 TOP5 = CAST[:5]
 
-# PRODUCT.md's default policy, written out by hand rather than derived from the code.
+# The default policy (the README's configuration table), written out by hand rather than derived from the code.
 EXPECTED = {
     "wrong_genre": [("genre", g, -0.15) for g in GENRES],
     "poor_quality": [("cast", c, -0.10) for c in TOP5] + [("franchise", "Saga", -0.12)],
@@ -254,7 +254,7 @@ def test_dislike_weight_counts_whole_days():
 
     from feedback_core.policy import dislike_weight
 
-    # A dislike from today does not decay, whatever the hour (PRODUCT.md); yesterday's is a day old.
+    # A dislike from today does not decay, whatever the hour; yesterday's is a day old.
     assert dislike_weight(1, datetime(2026, 1, 10, 0, 1), datetime(2026, 1, 10, 23, 59)) == 1 / 3
     assert dislike_weight(1, datetime(2026, 1, 9, 23, 59), datetime(2026, 1, 10, 0, 1)) == 1 / 3 * (
         1 - 1 / 180

@@ -121,9 +121,15 @@ def test_a_reason_may_propose_changes_only_to_what_it_blames():
         Settings(database_url=URL, reason_policy={"poor_quality": {"genre": -0.1}})
     assert err.value.message == (
         "reason policy for 'poor_quality': genre must be 0, because poor_quality dislikes blame "
-        "cast and franchise (PRODUCT.md); got -0.1"
+        'the film\'s cast and franchise only (see "How it learns" in the README); got -0.1'
     )
-    with pytest.raises(ConfigError, match="other dislikes blame no feature"):
+    with pytest.raises(ConfigError) as err:
+        Settings(database_url=URL, reason_policy={"irrelevant": {"cast": -0.1}})
+    assert err.value.message == (
+        "reason policy for 'irrelevant': cast must be 0, because irrelevant dislikes blame "
+        'the film\'s genre only (see "How it learns" in the README); got -0.1'
+    )
+    with pytest.raises(ConfigError, match="other dislikes blame no feature of the film"):
         Settings(database_url=URL, reason_policy={"other": ReasonPolicy(cast=-0.05)})
     # Zero is allowed anywhere: it proposes nothing.
     assert (
