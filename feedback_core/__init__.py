@@ -7,7 +7,9 @@ specification's names and act on a default system configured from ``FEEDBACK_DB_
 
 from __future__ import annotations
 
+import sys
 import threading
+import types
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -49,6 +51,41 @@ def __getattr__(name: str) -> Any:
             return url.database if url.get_backend_name() == "sqlite" else None
         return getattr(settings, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """This package as a module whose configuration constants cannot be assigned: an assignment
+    would change nothing the system reads, yet every later read would return it."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _CONSTANTS or name == "DB_PATH":
+            raise AttributeError(_how_to_set(name, value))
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in _CONSTANTS or name == "DB_PATH":
+            raise AttributeError(_how_to_set(name, None))
+        super().__delattr__(name)
+
+
+def _how_to_set(name: str, value: Any) -> str:
+    shown = "VALUE" if value is None else repr(value)
+    if name == "DB_PATH":
+        return (
+            "feedback_core.DB_PATH cannot be assigned: it shows the SQLite file in use. Name the database "
+            "in the environment variable FEEDBACK_DB_URL (sqlite:///PATH) before the first call, or "
+            "set_default_system(FeedbackSystem.from_url(URL))"
+        )
+    variable = name if name.startswith("FEEDBACK_") else f"FEEDBACK_{name}"
+    return (
+        f"feedback_core.{name} cannot be assigned: it shows the setting in force, which assigning would not "
+        f"change. Set the environment variable {variable}={'VALUE' if value is None else value} before the "
+        f"first call, or give the system the value: set_default_system(FeedbackSystem.from_url(URL, "
+        f"{name}={shown}))"
+    )
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def get_default_system() -> FeedbackSystem:

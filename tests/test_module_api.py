@@ -156,6 +156,45 @@ def test_the_constants_show_the_settings_in_force(monkeypatch, tmp_path):
         feedback_core.set_default_system(None)
 
 
+@pytest.mark.parametrize(
+    ("name", "variable", "value"),
+    [
+        ("FEEDBACK_ACCUMULATION_THRESHOLD", "FEEDBACK_ACCUMULATION_THRESHOLD", 1),
+        ("DISLIKE_WEIGHT_MULTIPLIER", "FEEDBACK_DISLIKE_WEIGHT_MULTIPLIER", 0.5),
+        ("GENRE_DEEMPHASIS_FACTOR", "FEEDBACK_GENRE_DEEMPHASIS_FACTOR", 0.3),
+        ("CAST_DEEMPHASIS_FACTOR", "FEEDBACK_CAST_DEEMPHASIS_FACTOR", 0.2),
+        ("FRANCHISE_DEEMPHASIS_FACTOR", "FEEDBACK_FRANCHISE_DEEMPHASIS_FACTOR", 0.2),
+    ],
+)
+def test_assigning_a_constant_is_refused_saying_how_to_set_it(name, variable, value):
+    feedback_core.set_default_system(None)
+    before = getattr(feedback_core, name)
+    with pytest.raises(AttributeError) as refused:
+        setattr(feedback_core, name, value)
+    assert str(refused.value) == (
+        f"feedback_core.{name} cannot be assigned: it shows the setting in force, which assigning would not "
+        f"change. Set the environment variable {variable}={value} before the first call, or give the system "
+        f"the value: set_default_system(FeedbackSystem.from_url(URL, {name}={value!r}))"
+    )
+    assert getattr(feedback_core, name) == before == SPEC_CONSTANTS[name]
+    with pytest.raises(AttributeError, match="cannot be assigned"):
+        delattr(feedback_core, name)
+    # What the message advises works.
+    try:
+        feedback_core.set_default_system(feedback_core.FeedbackSystem.from_url("sqlite://", **{name: value}))
+        assert getattr(feedback_core, name) == value
+    finally:
+        feedback_core.set_default_system(None)
+
+
+def test_assigning_db_path_is_refused_naming_feedback_db_url():
+    with pytest.raises(AttributeError, match="^feedback_core.DB_PATH cannot be assigned: .*FEEDBACK_DB_URL"):
+        feedback_core.DB_PATH = "/tmp/other.db"
+    assert "DB_PATH" not in vars(feedback_core)
+    feedback_core.anything_else = 1  # the package's other attributes are as assignable as any module's
+    del feedback_core.anything_else
+
+
 def test_a_host_app_without_logging_gets_the_feedback_lines_in_its_log(tmp_path):
     import subprocess
     import sys
