@@ -43,7 +43,7 @@ from feedback_core.errors import (
     ValidationError,
 )
 from feedback_core.idempotency import STALE_AFTER, claim_key, complete_key, release_key
-from feedback_core.settings import Settings
+from feedback_core.settings import ENVIRONMENTS, Settings
 
 log = logging.getLogger("feedback_core.api")
 
@@ -77,6 +77,12 @@ class ApiConfig:
     cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.environment not in ENVIRONMENTS:
+            # A misspelt "development" would leave debug mode refused without saying why; a
+            # misspelt "production" would look deliberate.
+            raise ConfigError(
+                f"FEEDBACK_ENV must be one of {', '.join(ENVIRONMENTS)}, got {self.environment!r}"
+            )
         for origin in self.cors_origins:
             if not _ORIGIN.fullmatch(origin):
                 raise ConfigError(
@@ -184,17 +190,33 @@ class FeedbackApp(Flask):
 
     def run(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         debug = kwargs.get("debug")
-        _refuse_debug(self, self.debug if debug is None else bool(debug))
+        if debug is None:
+            _refuse_debug(self, self.debug)
+        elif debug:
+            refuse_debug(
+                self.extensions[EXTENSION].config, "run(debug=True)", "call run() without debug=True"
+            )
         super().run(*args, **kwargs)
 
 
 def _refuse_debug(app: Flask, debug: bool) -> None:
-    environment = app.extensions[EXTENSION].config.environment
-    if debug and environment != "development":
+    if debug:
+        refuse_debug(
+            app.extensions[EXTENSION].config,
+            "FLASK_DEBUG",
+            "unset FLASK_DEBUG (and DEBUG in the app's config)",
+        )
+
+
+def refuse_debug(config: ApiConfig, asked_by: str, instead: str) -> None:
+    """Raise ConfigError when Flask debug mode, which ``asked_by`` turned on, is asked for
+    outside development; ``instead`` says how to turn it off."""
+    if config.environment != "development":
         # The Werkzeug debugger runs arbitrary code for whoever reaches it.
         raise ConfigError(
-            "refusing to start with Flask debug mode outside development: unset FLASK_DEBUG, or "
-            f"set FEEDBACK_ENV=development on a machine nobody else can reach (FEEDBACK_ENV is {environment!r})"
+            f"refusing to start with Flask debug mode ({asked_by}) outside development: {instead}, or set "
+            "FEEDBACK_ENV=development on a machine nobody else can reach "
+            f"(FEEDBACK_ENV is {config.environment!r})"
         )
 
 

@@ -26,11 +26,15 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     _serve_arguments,
 )
 def cmd_serve(args: argparse.Namespace) -> int:
-    from feedback_core.api import create_app
+    from feedback_core.api import ApiConfig, create_app, refuse_debug
 
+    # Refused before anything is created or said: FEEDBACK_ENV's value, and debug mode.
+    config = ApiConfig.from_env()
+    if args.debug:
+        refuse_debug(config, "--debug", "drop --debug")
     system = build_system(args, create=True)
     system.init_feedback_tables()
-    app = create_app(system=system)
+    app = create_app(system=system, config=config)
     port = args.port or _free_port(args.host)  # the address printed must be the one to use
     print(f"feedback-core API on http://{args.host}:{port} (development server; Ctrl-C to stop)")
     app.run(host=args.host, port=port, debug=args.debug, use_reloader=False)

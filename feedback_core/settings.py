@@ -217,6 +217,9 @@ class Settings:
             raise ConfigError(f"invalid settings: {exc}") from None
 
 
+# The values of FEEDBACK_ENV (read by the API): Flask's debug mode is allowed in development only.
+ENVIRONMENTS = ("production", "development")
+
 # FEEDBACK_* variables read elsewhere (the API, the dashboard, the operator tools, tests).
 OTHER_VARIABLES = (
     "FEEDBACK_ENV",

@@ -786,6 +786,31 @@ def test_debug_mode_is_refused_outside_development(system, monkeypatch):
         app.run(debug=True)  # refused before any server starts
 
 
+def test_run_debug_true_is_refused_naming_it(system):
+    app = create_app(system=system, config=ApiConfig(environment="production"))
+    with pytest.raises(ConfigError) as refused:
+        app.run(debug=True)
+    assert refused.value.message.startswith(
+        "refusing to start with Flask debug mode (run(debug=True)) outside development: call run() without "
+        "debug=True, or set FEEDBACK_ENV=development"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "environment"),
+    [("", "production"), (" production ", "production"), ("Development", "development")],
+)
+def test_feedback_env_takes_production_or_development(value, environment):
+    assert ApiConfig.from_env({"FEEDBACK_ENV": value}).environment == environment
+
+
+@pytest.mark.parametrize("value", ["prod", "dev", "test"])
+def test_an_unknown_feedback_env_is_refused_naming_the_values(value):
+    with pytest.raises(ConfigError) as refused:
+        ApiConfig.from_env({"FEEDBACK_ENV": value})
+    assert refused.value.message == f"FEEDBACK_ENV must be one of production, development, got {value!r}"
+
+
 def test_register_feedback_routes_mounts_the_api_on_a_host_app(system):
     from feedback_core.apikeys import create_api_key
 

@@ -332,6 +332,54 @@ def test_serve_refuses_debug_mode_outside_development(system, db_url, monkeypatc
     assert "debug mode" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("environment", [None, "production"])
+def test_serve_debug_is_refused_first_naming_the_option(tmp_path, monkeypatch, capsys, environment):
+    from flask import Flask
+
+    monkeypatch.setattr(Flask, "run", lambda *a, **k: pytest.fail("the server must not start"))
+    monkeypatch.delenv("FLASK_DEBUG", raising=False)
+    if environment is None:
+        monkeypatch.delenv("FEEDBACK_ENV", raising=False)
+    else:
+        monkeypatch.setenv("FEEDBACK_ENV", environment)
+    target = tmp_path / "x.db"
+    assert main(["--db", f"sqlite:///{target}", "serve", "--debug", "--port", "0"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # no "feedback-core API on ..." before the refusal
+    assert err == (
+        "error: refusing to start with Flask debug mode (--debug) outside development: drop --debug, or set "
+        "FEEDBACK_ENV=development on a machine nobody else can reach (FEEDBACK_ENV is 'production')\n"
+    )
+    assert not target.exists()
+
+
+def test_serve_debug_runs_in_development(tmp_path, monkeypatch, capsys):
+    from flask import Flask
+
+    ran = {}
+    monkeypatch.setattr(Flask, "run", lambda app, **kwargs: ran.update(kwargs))
+    monkeypatch.setenv("FEEDBACK_ENV", "development")
+    assert main(["--db", f"sqlite:///{tmp_path / 'x.db'}", "serve", "--debug", "--port", "0"]) == 0
+    assert ran["debug"] is True
+    assert capsys.readouterr().out.startswith("feedback-core API on http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("environment", ["prod", "dev", "staging"])
+def test_serve_refuses_an_unknown_feedback_env(tmp_path, monkeypatch, capsys, environment):
+    from flask import Flask
+
+    monkeypatch.setattr(Flask, "run", lambda *a, **k: pytest.fail("the server must not start"))
+    monkeypatch.setenv("FEEDBACK_ENV", environment)
+    target = tmp_path / "x.db"
+    assert main(["--db", f"sqlite:///{target}", "serve", "--port", "0"]) == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == (
+        "",
+        f"error: FEEDBACK_ENV must be one of production, development, got {environment!r}\n",
+    )
+    assert not target.exists()
+
+
 def test_no_key_reaches_the_logs_or_error_bodies(api, caplog, monkeypatch):
     caplog.set_level("DEBUG")
     bogus = "fbk_" + "Z" * 43
