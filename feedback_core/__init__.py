@@ -25,7 +25,7 @@ from feedback_core.errors import (
     ValidationError,
 )
 from feedback_core.reinforcement import calculate_feature_adjustment_from_dislike
-from feedback_core.settings import REASONS, ReasonPolicy, Settings
+from feedback_core.settings import REASONS, ReasonPolicy, Settings, env_variable
 from feedback_core.system import FeedbackSystem
 
 _default: FeedbackSystem | None = None
@@ -76,7 +76,7 @@ def _how_to_set(name: str, value: Any) -> str:
             "in the environment variable FEEDBACK_DB_URL (sqlite:///PATH) before the first call, or "
             "set_default_system(FeedbackSystem.from_url(URL))"
         )
-    variable = name if name.startswith("FEEDBACK_") else f"FEEDBACK_{name}"
+    variable = env_variable(name)
     return (
         f"feedback_core.{name} cannot be assigned: it shows the setting in force, which assigning would not "
         f"change. Set the environment variable {variable}={'VALUE' if value is None else value} before the "

@@ -197,10 +197,18 @@ class Settings:
         for f in fields(cls):
             if f.name == "reason_policy":
                 continue
-            for var in _env_names(f.name):
-                if var in env and env[var] != "":
-                    values[f.name] = _parse(var, env[var], f.type)
-                    break
+            found = [(var, env[var]) for var in _env_names(f.name) if env.get(var, "") != ""]
+            for var, raw in found:
+                value = _parse(var, raw, f.type)
+                if f.name not in values:
+                    values[f.name], first, first_raw = value, var, raw
+                elif value != values[f.name]:
+                    # Two names of one setting (FEEDBACK_X and the specification's X): neither
+                    # may quietly win.
+                    raise ConfigError(
+                        f"{first}={first_raw!r} and {var}={raw!r} are two names of one setting, set to "
+                        f"different values: set only one of them ({env_variable(f.name)} is its usual name)"
+                    )
         policy = env.get("FEEDBACK_REASON_POLICY")
         if policy:
             try:
@@ -295,9 +303,19 @@ def _reason_rule(reason: str, rule: Any) -> ReasonPolicy:
     return rule
 
 
+def env_variable(field_name: str) -> str:
+    """Return the environment variable that sets a setting (the one the README lists)."""
+    return _env_names(field_name)[0]
+
+
 def _env_names(field_name: str) -> tuple[str, ...]:
+    """Every variable that sets a setting, its usual name first. The specification's constants
+    are read by their own names too, with or without the FEEDBACK_ prefix (so the threshold,
+    FEEDBACK_ACCUMULATION_THRESHOLD, also as FEEDBACK_FEEDBACK_ACCUMULATION_THRESHOLD)."""
     if field_name == "database_url":
         return ("FEEDBACK_DB_URL",)
+    if field_name.startswith("FEEDBACK_"):
+        return (field_name, f"FEEDBACK_{field_name}")
     if field_name.isupper():
         return (f"FEEDBACK_{field_name}", field_name)
     return (f"FEEDBACK_{field_name.upper()}",)

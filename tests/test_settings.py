@@ -74,9 +74,35 @@ def test_from_env_parses(var, raw, field, expected):
     assert type(getattr(s, field)) is type(expected)
 
 
-def test_prefixed_name_wins_over_the_bare_constant():
-    s = from_env(FEEDBACK_DISLIKE_WEIGHT_MULTIPLIER="0.4", DISLIKE_WEIGHT_MULTIPLIER="0.6")
-    assert s.DISLIKE_WEIGHT_MULTIPLIER == 0.4
+@pytest.mark.parametrize(
+    ("usual", "other", "field", "value"),
+    [
+        (
+            "FEEDBACK_ACCUMULATION_THRESHOLD",
+            "FEEDBACK_FEEDBACK_ACCUMULATION_THRESHOLD",
+            "FEEDBACK_ACCUMULATION_THRESHOLD",
+            "5",
+        ),
+        (
+            "FEEDBACK_DISLIKE_WEIGHT_MULTIPLIER",
+            "DISLIKE_WEIGHT_MULTIPLIER",
+            "DISLIKE_WEIGHT_MULTIPLIER",
+            "0.4",
+        ),
+        ("FEEDBACK_GENRE_DEEMPHASIS_FACTOR", "GENRE_DEEMPHASIS_FACTOR", "GENRE_DEEMPHASIS_FACTOR", "0.4"),
+    ],
+)
+def test_two_names_of_one_setting_with_different_values_are_refused(usual, other, field, value):
+    for first, second in ((usual, other), (other, usual)):  # whichever the environment lists first
+        with pytest.raises(ConfigError) as refused:
+            from_env(**{first: value, second: "1"})
+        assert refused.value.message == (
+            f"{usual}={(value if first == usual else '1')!r} and {other}={('1' if first == usual else value)!r} "
+            f"are two names of one setting, set to different values: set only one of them ({usual} is its "
+            "usual name)"
+        )
+    # The same value under both names is no contradiction.
+    assert getattr(from_env(**{usual: value, other: value}), field) == float(value)
 
 
 def test_empty_variable_means_default():
