@@ -53,7 +53,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.if_empty:
             print(f"database {mask_url(system.settings.database_url)} already has data: demo not built")
             return 0
-        print("error: the database is not empty; use a new database URL for the demo", file=sys.stderr)
+        print(
+            f"error: the database {mask_url(system.settings.database_url)} is not empty "
+            f"({count(counts['movies'], 'film')}, {count(counts['user_dislikes'], 'dislike')}): the demo is "
+            "built only into an empty database; name a new one with --db, or add --if-empty to leave "
+            "this one as it is",
+            file=sys.stderr,
+        )
         return 2
     system.close()
     with tqdm(total=args.days + 1, desc="building demo", unit="step", file=sys.stderr) as bar:
@@ -67,10 +73,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         summary = _build_whole(system.settings, build)
     print(
-        f"demo ready: {summary['movies']:,} films, {summary['users']} people, {summary['days']} days, "
-        f"{summary['impressions']:,} impressions, {summary['dislikes']:,} dislikes, "
-        f"{summary['versions']} model versions; dislike rate {summary['first_day_rate']:.1%} on day 1, "
-        f"{summary['last_day_rate']:.1%} on the last day"
+        f"demo ready: {count(summary['movies'], 'film')}, {count(summary['users'], 'person', 'people')}, "
+        f"{count(summary['days'], 'day')}, {count(summary['impressions'], 'impression')}, "
+        f"{count(summary['dislikes'], 'dislike')}, {count(summary['versions'], 'model version')}; "
+        f"dislike rate {summary['first_day_rate']:.1%} on day 1, {summary['last_day_rate']:.1%} on the last day"
     )
     return 0
 
@@ -237,10 +243,35 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     version = system.get_model_version(job["result_version_id"])
     metrics = version["metrics"]
     print(
-        f"version {version['version_id']} ({version['status']}): AUC {metrics.get('auc')}, "
-        f"log loss {metrics.get('log_loss')}; {metrics.get('promotion', {}).get('reason', '')}"
+        f"version {version['version_id']} ({version['status']}): {_auc_text(metrics)}, "
+        f"log loss {_figure(metrics.get('log_loss'))}; {metrics.get('promotion', {}).get('reason', '')}"
     )
     return 0
+
+
+def _figure(value: float | None) -> str:
+    """A metric to four decimals; n/a when there is none."""
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _auc_text(metrics: dict) -> str:
+    """The cross-validated AUC, or why there is none."""
+    if metrics.get("auc") is not None:
+        return f"AUC {metrics['auc']:.4f}"
+    held_out = metrics.get("held_out")
+    if held_out is None:
+        return "AUC n/a"
+    if held_out == 0:
+        # A fold is scored only by a model trained on both labels (training.fit_and_evaluate).
+        return "AUC n/a (too few liked and disliked examples to score any by cross-validation)"
+    return f"AUC n/a (cross-validation scored only liked or only disliked examples, {held_out:,} of them)"
+
+
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """``n`` and the noun, singular for one: "1 batch", "2 batches"."""
+    if n == 1:
+        return f"1 {singular}"
+    return f"{n:,} {plural or (singular + 'es' if singular.endswith(('s', 'sh', 'ch', 'x')) else singular + 's')}"
 
 
 def _import_arguments(p: argparse.ArgumentParser) -> None:
@@ -330,9 +361,9 @@ def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int, 
     if summary.rejected > 20:
         print(f"... and {summary.rejected - 20:,} more bad row(s)", file=sys.stderr)
     print(
-        f"{kind}: {summary.rows_read:,} rows read, {summary.imported:,} imported, "
+        f"{kind}: {count(summary.rows_read, 'row')} read, {summary.imported:,} imported, "
         f"{summary.already_present:,} already present, {summary.rejected:,} rejected, "
-        f"{summary.batches:,} batches in {summary.seconds:.1f} s ({summary.rate:,.0f} rows/s) "
+        f"{count(summary.batches, 'batch')} in {summary.seconds:.1f} s ({summary.rate:,.0f} rows/s) "
         f"into {mask_url(system.settings.database_url)}"
     )
     if summary.file_error is not None:

@@ -196,6 +196,16 @@ class RecordReader:
                 continue
             yield number, record, None
 
+    def _no_header(self) -> str:
+        """Why a CSV file without a line of text cannot be imported. (A JSON-lines file without
+        one is a file of no records: an export of a day without dislikes, say.)"""
+        required, optional = COLUMNS[self.kind]
+        what = "the file is empty" if self.lines_seen == 0 else "the file holds only blank lines"
+        return (
+            f"{what}, without the header row a {self.kind} CSV file starts with ({', '.join(required)}, "
+            f"and optionally {', '.join(optional)})"
+        )
+
     def _csv(self, lines: Iterator[str]):
         reader = csv.reader(lines, strict=True)
         header: list[str] = []
@@ -203,6 +213,7 @@ class RecordReader:
             try:
                 header = next(reader)
             except StopIteration:
+                yield self._give_up(max(self.lines_seen, 1), self._no_header())
                 return
             except csv.Error as exc:
                 yield self._give_up(reader.line_num, f"the header row is not valid CSV: {_csv_problem(exc)}")

@@ -440,6 +440,10 @@ class Importer:
     # -- movies -------------------------------------------------------------------------
 
     def _convert_movies(self, record: dict) -> MovieIn:
+        # Missing is "required", as in the other kinds (validate_movie would say "empty").
+        for name, what in (("movie_id", "a positive integer"), ("title", "the film's name")):
+            if _blank(record.get(name)):
+                raise _Reject(f"{name} is required ({what})", name)
         try:
             return validate_movie(record)
         except ValidationError as exc:

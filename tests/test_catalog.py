@@ -291,7 +291,7 @@ def test_import_catalog_csv_errors_name_their_lines_and_import_nothing(system, t
     assert f"{path}:4: year must be between 1870 and 2100, got 1492" in err
     assert f"{path}:5: expected 6 columns" in err
     assert f"{path}:6: movie_id must be a positive integer" in err
-    assert f"{path}:7: title must not be empty" in err
+    assert f"{path}:7: title is required (the film's name)" in err
     assert f"{path}:2:" not in err
     assert "4 bad row(s): import stopped, nothing of the failing batch imported" in err
     assert row_counts(system) == before
@@ -333,7 +333,7 @@ def test_many_errors_are_summarised(system, tmp_path, capsys):
     path.write_text(HEADER + "".join(f"{i},,Drama,,,\n" for i in range(1, 31)), encoding="utf-8")
     code, _, err = run(capsys, "--db", system.settings.database_url, "import-catalog", path)
     assert code == 2
-    assert err.count("title must not be empty") == 20
+    assert err.count("title is required") == 20
     assert "... and 10 more bad row(s)" in err
     assert "30 bad row(s): import stopped" in err
     assert row_counts(system)["movies"] == 0

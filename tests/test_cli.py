@@ -139,6 +139,77 @@ def test_retrain_on_an_empty_database_fails_in_one_clear_line(tmp_path, capsys, 
     assert record.exc_info is None and "no ratings, dislikes or shown lists" in record.getMessage()
 
 
+def test_retrain_prints_its_figures_to_four_decimals(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert run(capsys, "--db", url, "demo", "--users", "5", "--movies", "20", "--days", "1")[0] == 0
+    code, out, _ = run(capsys, "--db", url, "retrain")
+    assert code == 0
+    system = FeedbackSystem.from_url(url)
+    version = system.list_model_versions()[0]
+    metrics = system.get_model_version(version["version_id"])["metrics"]
+    system.close()
+    assert out.startswith(
+        f"version {version['version_id']} ({version['status']}): AUC {metrics['auc']:.4f}, "
+        f"log loss {metrics['log_loss']:.4f}; "
+    )
+    assert str(metrics["auc"]) not in out
+
+
+def test_retrain_without_a_cross_validated_auc_says_why(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    run(capsys, "--db", url, "init")
+    system = FeedbackSystem.from_url(url)
+    system.add_movies([{"movie_id": m, "title": f"Film {m}", "genres": ["Drama"]} for m in (1, 2)])
+    system.save_dislike(user_id=1, movie_id=1, reason="wrong_genre")
+    system.record_rating(user_id=1, movie_id=2, rating=5)
+    system.close()
+    code, out, _ = run(capsys, "--db", url, "retrain")
+    assert code == 0
+    assert out.startswith(
+        "version 1 (active): AUC n/a (too few liked and disliked examples to score any by cross-validation), "
+        "log loss n/a; first version"
+    )
+
+
+@pytest.mark.parametrize(
+    ("metrics", "text"),
+    [
+        ({"auc": 0.5256846746400949}, "AUC 0.5257"),
+        (
+            {"auc": None, "held_out": 0},
+            "AUC n/a (too few liked and disliked examples to score any by cross-validation)",
+        ),
+        (
+            {"auc": None, "held_out": 1},
+            "AUC n/a (cross-validation scored only liked or only disliked examples, 1 of them)",
+        ),
+        (
+            {"auc": None, "held_out": 1200},
+            "AUC n/a (cross-validation scored only liked or only disliked examples, 1,200 of them)",
+        ),
+        ({}, "AUC n/a"),
+    ],
+)
+def test_the_auc_reads_to_four_decimals_or_says_why_there_is_none(metrics, text):
+    from feedback_core.cli_loop import _auc_text
+
+    assert _auc_text(metrics) == text
+
+
+def test_demo_on_a_database_with_data_names_it_and_the_if_empty_option(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    run(capsys, "--db", url, "init")
+    system = FeedbackSystem.from_url(url)
+    system.add_movies([{"movie_id": 1, "title": "Already here"}])
+    system.close()
+    code, out, err = run(capsys, "--db", url, "demo", "--users", "5", "--movies", "20", "--days", "1")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: the database {url} is not empty (1 film, 0 dislikes): the demo is built only into an empty "
+        "database; name a new one with --db, or add --if-empty to leave this one as it is\n"
+    )
+
+
 def test_an_unexpected_training_failure_is_logged_with_its_traceback(tmp_path, capsys, caplog, monkeypatch):
     from feedback_core import training
 

@@ -109,6 +109,42 @@ def test_a_header_row_naming_the_wrong_columns_says_the_file_cannot_be_imported(
     assert "0 imported" in out
 
 
+@pytest.mark.parametrize("command", [["import", "--kind", "movies"], ["import-catalog"]])
+def test_an_empty_csv_file_says_so_in_one_error_line(tmp_path, capsys, command):
+    path = tmp_path / "films.csv"
+    path.write_bytes(b"")
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    code, out, err = run(capsys, "--db", url, command[0], str(path), *command[1:])
+    assert code == 2
+    assert one_error_line(err) == (
+        f"error: {path}:1: the file cannot be imported: the file is empty, without the header row a movies "
+        "CSV file starts with (movie_id, title, and optionally genres, cast, franchise, year); nothing of it "
+        "was imported"
+    )
+    assert out.startswith("movies: 0 rows read, 0 imported")
+
+
+def test_the_import_summary_counts_in_the_singular_for_one(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    code, out, _ = run(
+        capsys, "--db", url, "import", str(movies_file(tmp_path / "one.csv", 1)), "--kind", "movies"
+    )
+    assert code == 0
+    assert out.startswith("movies: 1 row read, 1 imported, 0 already present, 0 rejected, 1 batch in ")
+    code, out, _ = run(
+        capsys,
+        "--db",
+        url,
+        "import",
+        str(movies_file(tmp_path / "three.csv", 3)),
+        "--kind",
+        "movies",
+        "--batch",
+        "2",
+    )
+    assert out.startswith("movies: 3 rows read, 3 imported, 0 already present, 0 rejected, 2 batches in ")
+
+
 def test_a_cut_off_compressed_file_imports_nothing(tmp_path, capsys):
     whole = gzip.compress(movies_file(tmp_path / "films.csv", 20_000).read_bytes())
     path = tmp_path / "films.csv.gz"
@@ -447,7 +483,7 @@ def test_the_smallest_demo_builds_with_full_lists_and_a_model(tmp_path, capsys):
     code, out, err = run(capsys, "--db", url, "demo", "--movies", "18", "--users", "5", "--days", "1")
     assert code == 0, err
     # One person a day (a sixth of them, at least one) shown a full list; the initial model.
-    assert "18 films, 5 people, 1 days, 10 impressions" in out and "1 model versions" in out
+    assert "18 films, 5 people, 1 day, 10 impressions" in out and "1 model version;" in out
 
 
 @pytest.mark.parametrize("seed", range(12))

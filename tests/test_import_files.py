@@ -123,6 +123,55 @@ def test_a_header_naming_the_wrong_columns_stops_the_import_whatever_on_error_sa
     assert summary.as_dict()["file_error"] == summary.file_error
 
 
+@pytest.mark.parametrize(
+    ("content", "compressed", "line", "what"),
+    [
+        ("", False, 1, "the file is empty"),
+        ("", True, 1, "the file is empty"),
+        ("\n\r\n  \n", False, 3, "the file holds only blank lines"),
+    ],
+)
+def test_a_csv_file_without_a_header_row_cannot_be_imported(
+    system, tmp_path, content, compressed, line, what
+):
+    path = tmp_path / ("dislikes.csv.gz" if compressed else "dislikes.csv")
+    path.write_bytes(gzip.compress(content.encode()) if compressed else content.encode())
+    summary = system.import_file(path, "dislikes", on_error="skip")
+    assert summary.file_error == (
+        f"{what}, without the header row a dislikes CSV file starts with (user_id, movie_id, and optionally "
+        "recommendation_set_id, predicted_score, reason, feedback_text, created_at)"
+    )
+    assert summary.aborted and (summary.rows_read, summary.imported, summary.rejected) == (0, 0, 0)
+    assert [(e.line, e.text) for e in summary.errors] == [(line, summary.file_error)]
+
+
+def test_an_empty_json_lines_file_is_a_file_of_no_records(system, tmp_path):
+    # An export of a day without dislikes: JSON lines need no header row.
+    summary = system.import_file(write(tmp_path, "dislikes.jsonl", ""), "dislikes")
+    assert (summary.file_error, summary.aborted, summary.rows_read, summary.errors) == (None, False, 0, [])
+
+
+def test_a_movie_without_title_or_id_says_the_field_is_required(system, tmp_path):
+    lines = [
+        '{"movie_id": 1}',
+        '{"movie_id": 2, "title": null}',
+        '{"movie_id": 3, "title": "  "}',
+        '{"title": "No id"}',
+        '{"movie_id": 5, "title": "Five"}',
+    ]
+    summary = system.import_file(
+        write(tmp_path, "m.jsonl", "\n".join(lines) + "\n"), "movies", on_error="skip"
+    )
+    required = ("title is required (the film's name)", "title")
+    assert {e.line: (e.text, e.field) for e in summary.errors} == {
+        1: required,
+        2: required,
+        3: required,
+        4: ("movie_id is required (a positive integer)", "movie_id"),
+    }
+    assert [r.movie_id for r in rows(system, movies)] == [5]
+
+
 def test_json_lines_faults_are_row_errors_and_the_rest_imports(system, tmp_path):
     load_world(system, tmp_path)
     lines = [
