@@ -520,7 +520,9 @@ def test_an_unsupported_database_url_is_explained(dashboard_env):
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
     assert [e.value for e in at.error] == ["The dashboard's database configuration is invalid."]
-    assert "use sqlite:/// or postgresql://" in at.text[0].value and "s3cret-pw" not in at.text[0].value
+    said = at.text[0].value
+    assert "mysql is not supported; use postgresql://USER:PASSWORD@HOST:PORT/NAME" in said
+    assert "or sqlite:///PATH" in said and "s3cret-pw" not in said
 
 
 # ---------------------------------------------------------------- actions
