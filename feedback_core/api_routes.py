@@ -10,6 +10,7 @@ from flask import jsonify, request
 from feedback_core import api_input as inp
 from feedback_core.api import (
     ADMIN,
+    NO_SCHEMA_MESSAGE,
     PUBLIC,
     SERVICE,
     USER,
@@ -332,7 +333,7 @@ def reject_adjustment(adjustment_id: str):
 def healthz():
     """Say whether the API and its database are up (no authentication)."""
     if current_revision(current_system().engine) is None:
-        raise DatabaseUnavailableError("the database has no schema yet: run feedback-core init")
+        raise DatabaseUnavailableError(NO_SCHEMA_MESSAGE)
     return jsonify({"status": "ok"})
 
 

@@ -329,7 +329,7 @@ ERROR_TEXT = {
     "409": "conflicts with the current state, or an Idempotency-Key in use or reused",
     "413": "the body is larger than the cap",
     "415": "the body is not JSON",
-    "503": "the database is unavailable; retry shortly",
+    "503": "the database is unavailable (retry shortly), or has no schema yet (run feedback-core init)",
 }
 
 

@@ -266,7 +266,7 @@ def _close(a: float, b: float) -> bool:
     return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(a)), abs(float(b)))
 
 
-# The features each reason's dislikes count against (PRODUCT.md's meaning of the reasons).
+# The features each reason's dislikes count against (what each reason means: README, "How it learns").
 BLAMED = {
     "wrong_genre": {"genre"},
     "poor_quality": {"cast", "franchise"},

@@ -35,7 +35,7 @@ from feedback_core.settings import ReasonPolicy
 GENRES = ["Action", "Sci-Fi"]
 CAST = ["Ann", "Bob", "Cy", "Di", "Ed", "Flo"]
 
-# PRODUCT.md's magnitudes, by hand.
+# The default magnitudes (README, "Configuration"), by hand.
 EXPECTED_PROPOSALS = {
     "wrong_genre": {("genre", "Action", -0.15), ("genre", "Sci-Fi", -0.15)},
     "poor_quality": {("cast", c, -0.10) for c in CAST[:5]} | {("franchise", "Saga", -0.12)},
