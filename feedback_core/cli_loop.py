@@ -240,6 +240,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     if job["status"] != "succeeded":
         print(f"retrain job {job['job_id']} failed: {job['error']}", file=sys.stderr)
         return 1
+    if job["result_version_id"] is None:  # trained on the very data of the newest version
+        print(f"retrain job {job['job_id']} added no version: {job['stage'].removeprefix('unchanged: ')}")
+        return 0
     version = system.get_model_version(job["result_version_id"])
     metrics = version["metrics"]
     print(

@@ -333,6 +333,34 @@ class Jobs:
 
     # ------------------------------------------------------------ internals
 
+    def _finish_unchanged(self, conn: Connection, job, worker_id: str, same: int, now) -> None:
+        """End a job whose training gave the very model of version ``same``, from the same data:
+        no version is added (it would be a copy), the job says which version it matches."""
+        conn.execute(
+            update(retrain_jobs)
+            .where(*_running_for(job.job_id, worker_id))
+            .values(
+                status="succeeded",
+                active_slot=None,
+                finished_at=now,
+                progress=100,
+                stage=f"unchanged: nothing new since version {same}, the same model",
+                result_version_id=None,
+            )
+        )
+        write_audit(
+            conn,
+            at=now,
+            actor=job.requested_by,
+            action="retrain.succeeded",
+            entity_type="retrain_job",
+            entity_id=job.job_id,
+            details={"version_id": None, "unchanged_from": same},
+        )
+        log.info(
+            "[FEEDBACK] Retrain job %s found nothing new: the same model as version %s", job.job_id, same
+        )
+
     def _heartbeat(self, job_id: int, worker_id: str, stop: threading.Event) -> None:
         while not stop.wait(HEARTBEAT_SECONDS):
             try:
@@ -489,6 +517,10 @@ class Jobs:
                     f"{_version_label(active_now)} while this job trained (it was compared with "
                     f"{_version_label(active_id)}: {why}); an analyst decides"
                 )
+            same = _same_as_newest(conn, trained.as_dict(), data, claimed)
+            if same is not None:
+                self._finish_unchanged(conn, job, worker_id, same, now)
+                return
             metrics["promotion"] = {"promoted": promote, "reason": why, "margin": s.promotion_margin}
             version_id = insert_version(
                 conn,
@@ -661,3 +693,26 @@ def _first_version_decision(metrics: dict, prior: dict | None) -> tuple[bool, st
             f"{figures}, p = {gain['p_value']:.2g} (DeLong's test); an analyst decides"
         )
     return True, f"first version, not worse than the prior model that served: {figures}"
+
+
+def _same_as_newest(conn: Connection, weights: dict, data, claimed: int) -> int | None:
+    """The newest version's number if it holds exactly these weights, trained on the same data
+    (no example claimed now, the same counts and cutoff); else None."""
+    if claimed:
+        return None
+    newest = conn.execute(
+        select(
+            model_versions.c.version_id,
+            model_versions.c.weights,
+            model_versions.c.examples,
+            model_versions.c.settings,
+        )
+        .order_by(model_versions.c.version_id.desc())
+        .limit(1)
+    ).first()
+    if newest is None or newest.weights != weights:
+        return None
+    recorded = {k: v for k, v in (newest.examples or {}).items() if k in data.counts}
+    if recorded != data.counts or (newest.settings or {}).get("cutoff") != data.cutoff.isoformat(sep=" "):
+        return None
+    return newest.version_id

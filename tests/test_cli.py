@@ -155,6 +155,19 @@ def test_retrain_prints_its_figures_to_four_decimals(tmp_path, capsys):
     assert str(metrics["auc"]) not in out
 
 
+def test_retrain_with_nothing_new_adds_no_copy_of_the_newest_version(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert run(capsys, "--db", url, "demo", "--users", "5", "--movies", "20", "--days", "1")[0] == 0
+    assert run(capsys, "--db", url, "retrain")[0] == 0
+    system = FeedbackSystem.from_url(url)
+    newest = system.list_model_versions()[0]["version_id"]
+    code, out, _ = run(capsys, "--db", url, "retrain")
+    assert code == 0
+    assert out.endswith(f"added no version: nothing new since version {newest}, the same model\n")
+    assert system.list_model_versions()[0]["version_id"] == newest
+    system.close()
+
+
 def test_retrain_without_a_cross_validated_auc_says_why(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     run(capsys, "--db", url, "init")

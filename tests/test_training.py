@@ -11,7 +11,8 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from loop_support import COMEDY, HORROR, dislike, trained_world
+from helpers import count
+from loop_support import ALL_FILMS, COMEDY, HORROR, dislike, trained_world
 from sqlalchemy import func, select
 
 from feedback_core import FeedbackSystem, Settings, model, training
@@ -147,7 +148,8 @@ def test_the_active_version_is_compared_only_on_examples_it_never_saw(system, cl
     # Set beside the prior model (what served before it) on every example: the prior saw none.
     assert first["candidate_on_same_holdout"]["held_out"] == first["held_out"] > 0
     assert first["candidate_on_same_holdout"]["since"] is None
-    # A second version at once: no example came in after the first.
+    # A second version from a rating dated before the first version: no example came in after it.
+    system.record_rating(9999, ALL_FILMS[-1], 4.0, rated_at=clock() - timedelta(days=30))
     second = system.get_model_version(system.retrain("analyst@test")["result_version_id"])
     assert second["metrics"]["held_out"] > 0
     assert second["metrics"]["candidate_on_same_holdout"]["held_out"] == 0
@@ -221,13 +223,23 @@ def test_the_same_data_give_the_same_model_and_the_version_records_its_cutoff(sy
     _show_lists(system, clock, lambda user, day, films: films[:1] if user % 3 == 0 else [])
     clock.advance(hours=1)
     first = system.retrain("analyst@test")
-    second = system.retrain("analyst@test")  # nothing new: the same examples, another job
+    versions = count(system, model_versions)
+    # Nothing new: the same examples train the very same model (the same weights, to the last
+    # bit), so the job adds no copy of the version and says which one it matches.
+    second = system.retrain("analyst@test")
     assert first["job_id"] != second["job_id"]
-    a, b = (system.get_model_version(j["result_version_id"]) for j in (first, second))
-    assert a["weights"] == b["weights"] and a["intercept"] == b["intercept"]
+    assert (second["status"], second["result_version_id"]) == ("succeeded", None)
+    assert second["stage"] == (
+        f"unchanged: nothing new since version {first['result_version_id']}, the same model"
+    )
+    assert count(system, model_versions) == versions
+    a = system.get_model_version(first["result_version_id"])
     with read_connection(system.engine) as conn:
         cutoff = training.load_training_data(conn, (0.1, 2.0), None).cutoff
-    assert a["settings"]["cutoff"] == b["settings"]["cutoff"] == str(cutoff)
+    assert a["settings"]["cutoff"] == str(cutoff)
+    # Anything new (a rating here) gives a version again.
+    system.record_rating(9999, ALL_FILMS[-1], 4.0)
+    assert system.retrain("analyst@test")["result_version_id"] > first["result_version_id"]
 
 
 def test_the_examples_and_figures_do_not_depend_on_the_order_the_database_returns_rows(tmp_path, clock):

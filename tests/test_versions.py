@@ -48,7 +48,9 @@ def with_dislikes(system, n: int = 40) -> None:
 
 def three_versions(system) -> tuple[int, int, int]:
     v1 = trained_world(system)
+    dislike(system, 301, HORROR[0])  # something new for each: the same data would add no version
     v2 = system.retrain("analyst@test")["result_version_id"]
+    dislike(system, 302, HORROR[1])
     v3 = system.retrain("analyst@test")["result_version_id"]
     return v1, v2, v3
 

@@ -15,6 +15,12 @@ def finished_message(job: dict) -> tuple[str, str]:
         return "error", f"Retrain job {job['job_id']} failed: {job['error'] or 'no reason was recorded'}"
     version_id = job["result_version_id"]
     if version_id is None:
+        if (job["stage"] or "").startswith("unchanged"):
+            # Trained on exactly the data of the newest version: the same model, so no copy.
+            return (
+                "info",
+                f"Retrain job {job['job_id']} added no version: {job['stage'].removeprefix('unchanged: ')}",
+            )
         return "success", f"Retrain job {job['job_id']} succeeded"
     promoted = data.get_system().get_model_version(version_id)["status"] == "active"
     then = (
