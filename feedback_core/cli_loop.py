@@ -208,6 +208,14 @@ def _worker_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+class _Terminated(BaseException):
+    """SIGTERM reached the worker command (not an Exception: nothing may take it for an error)."""
+
+
+def _terminate(_signum, _frame) -> None:
+    raise _Terminated("SIGTERM")
+
+
 @command("worker", "claim queued retrain jobs and run them", _worker_arguments)
 def cmd_worker(args: argparse.Namespace) -> int:
     system = build_system(args)
@@ -219,10 +227,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     doing = "running the queued retrain jobs" if args.once else "waiting for retrain jobs (Ctrl-C stops)"
     print(f"worker {mask_url(system.settings.database_url)}: {doing}")
     if threading.current_thread() is threading.main_thread():
-        # A service manager stops it with SIGTERM: as Ctrl-C, the job under way is failed (its
-        # examples released, its retrain queued again) rather than left for recovery to find.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-    done = system.run_worker(once=args.once, poll_seconds=args.poll)
+        # A service manager stops it with SIGTERM: the job under way is failed (its examples
+        # released, its retrain queued again) rather than left for recovery to find, and the
+        # worker ends cleanly (exit 0: a stop asked for is no failure).
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        done = system.run_worker(once=args.once, poll_seconds=args.poll)
+    except _Terminated:
+        print("worker stopped (SIGTERM)")
+        return 0
     print(f"ran {done} job(s)")
     return 0
 

@@ -26,12 +26,6 @@ STALE_AFTER_SECONDS = 60.0
 RETRY_TRIGGER = "retry"  # the job queued again for one whose worker stopped
 LONGEST_BACKOFF_SECONDS = 60.0  # a worker that cannot reach the database waits at most this long
 
-# Jobs this process claimed and has not finished running, per database: a job marked running
-# for this process's ``host:pid`` but not here was claimed by an earlier process that had the
-# same id (a restarted container's worker is often pid 1), or by a worker thread that died.
-_CLAIMED_HERE: set[tuple[str, int]] = set()
-_CLAIMED_LOCK = threading.Lock()
-
 
 def job_dict(row) -> dict:
     """Shape one retrain_jobs row."""
@@ -74,19 +68,17 @@ def _process_alive(worker_id: str | None) -> bool | None:
     return True
 
 
-def _worker_gone(job, now, database: str) -> bool:
-    """Say whether a running job's worker is gone: its process ended (this host), it is this
-    process but not running the job, or it has sent no heartbeat for ``STALE_AFTER_SECONDS``
-    (a running job's worker beats every ``HEARTBEAT_SECONDS``, whatever its process)."""
-    if job.worker_id == this_worker_id():
-        with _CLAIMED_LOCK:
-            return (database, job.job_id) not in _CLAIMED_HERE
+def _worker_gone(job, now) -> bool:
+    """Say whether a running job's worker is gone: it has sent no heartbeat for
+    ``STALE_AFTER_SECONDS`` (a running job's worker beats every ``HEARTBEAT_SECONDS``), or its
+    process, on this host, has ended.
+
+    A live process with the job's ``host:pid`` is not taken as its worker once the heartbeat is
+    stale: it may be another process that got the same pid (a restarted container's worker is
+    often pid 1), or a process whose worker thread died. Nor is a process with this process's
+    own id: two containers with the same host name and pid must not fail each other's jobs."""
     stale = job.heartbeat_at is None or now - job.heartbeat_at > timedelta(seconds=STALE_AFTER_SECONDS)
     return stale or _process_alive(job.worker_id) is False
-
-
-def _database_key(engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
 
 
 def release_examples(conn: Connection, job_id: int) -> int:
@@ -163,7 +155,6 @@ class Jobs:
         retrain runs it before deciding.
         """
         now = self.now()
-        database = _database_key(self.engine)
         columns = (
             retrain_jobs.c.job_id,
             retrain_jobs.c.worker_id,
@@ -172,7 +163,7 @@ class Jobs:
         )
         with read_connection(self.engine) as conn:
             running = conn.execute(select(*columns).where(retrain_jobs.c.status == "running")).all()
-        gone = [job.job_id for job in running if _worker_gone(job, now, database)]
+        gone = [job.job_id for job in running if _worker_gone(job, now)]
         if not gone:
             return {"failed": [], "queued_again": None}
         failed, queued_again = [], None
@@ -183,9 +174,7 @@ class Jobs:
             ).all()
             for job in running:
                 error = f"worker {job.worker_id} stopped while the job was running"
-                if _worker_gone(job, now, database) and self._fail(
-                    conn, job.job_id, job.worker_id, error, now
-                ):
+                if _worker_gone(job, now) and self._fail(conn, job.job_id, job.worker_id, error, now):
                     failed.append(job.job_id)
                     queued_again = self._queue_again(conn, job.job_id, job.trigger, now) or queued_again
         for job_id in failed:
@@ -194,13 +183,11 @@ class Jobs:
 
     def _queue_again(self, conn: Connection, job_id: int, trigger: str, now) -> int | None:
         """Queue the retrain a job whose run was cut short (its worker stopped or was stopped)
-        was for: its request stands. Once: a job that was itself such a retry is not queued
-        again (a run that kills its worker every time would loop), though the feedback threshold
-        still queues one when it is due."""
+        was for: its request stands. Once: a job that was itself such a retry queues nothing (a
+        run that kills its worker every time would loop); the next dislike past the threshold
+        queues the next job, as after any failure."""
         if trigger == RETRY_TRIGGER:
-            return queue_retrain_if_due(
-                conn, self.settings.FEEDBACK_ACCUMULATION_THRESHOLD, at=now, actor="system"
-            )
+            return None
         queued = queue_retrain_job(conn, at=now, trigger=RETRY_TRIGGER, actor="system")
         if queued is not None:
             log.warning("[FEEDBACK] Retrain job %s queued again as job %s", job_id, queued)
@@ -232,9 +219,6 @@ class Jobs:
             ).rowcount
             if not claimed:
                 return None
-            if worker_id == this_worker_id():
-                with _CLAIMED_LOCK:  # before the commit: this process's recovery leaves it be
-                    _CLAIMED_HERE.add((_database_key(self.engine), found))
         return self.get_retrain_job(found)
 
     def run_worker(
@@ -327,8 +311,6 @@ class Jobs:
         finally:
             stop_beat.set()
             beat.join(timeout=5)
-            with _CLAIMED_LOCK:
-                _CLAIMED_HERE.discard((_database_key(self.engine), job_id))
         return self.get_retrain_job(job_id)
 
     # ------------------------------------------------------------ internals
@@ -388,7 +370,11 @@ class Jobs:
         """Fail this worker's job, releasing its examples; ``again``: the job's trigger, to queue
         its retrain again. When the database cannot be reached, the job is left running: the
         next recovery (any worker's poll, a retrain request) fails it once it is not run here."""
-        message = f"{type(exc).__name__}: {exc}" if str(exc) else f"{type(exc).__name__}: stopped"
+        if isinstance(exc, Exception):
+            message = f"{type(exc).__name__}: {exc}"
+        else:  # stopped from outside: Ctrl-C, or what the exception says (SIGTERM)
+            how = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else str(exc) or type(exc).__name__
+            message = f"the worker was stopped ({how})"
         try:
             with write_transaction(self.engine) as conn:
                 now = self.now()

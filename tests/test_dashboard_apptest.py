@@ -684,12 +684,11 @@ def test_a_job_whose_worker_died_is_failed_when_the_retrain_page_opens(own_db):
             )
         )
     at.run()
-    # A retry that stopped too is not queued again (a run that kills its worker would loop);
-    # the feedback threshold queues one, as a dislike would have.
+    # A retry that stopped too is not queued again (a run that kills its worker would loop).
     assert own_db.get_retrain_job(job_id + 1)["status"] == "failed"
-    newest = own_db.list_retrain_jobs(limit=1)[0]
-    assert (newest["job_id"], newest["trigger"]) == (job_id + 2, "threshold")
-    assert said(at.warning, "was marked failed", "worker-host-b:4242", f"queued again as job {job_id + 2}")
+    assert own_db.list_retrain_jobs(limit=1)[0]["job_id"] == job_id + 1
+    assert said(at.warning, "was marked failed", "worker-host-b:4242", "You can start another retrain.")
+    assert not at.button(key="start_retrain").disabled
 
 
 def test_a_job_that_fails_while_the_page_watches_says_why(own_db):

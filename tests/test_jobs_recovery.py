@@ -77,9 +77,9 @@ def test_the_threshold_queues_a_job_once_a_dead_workers_job_is_failed(make_syste
         ("failed", "manual"),
         ("queued", "retry"),
     ]
-    # A retry that dies is not retried; the threshold, reached, queues the next job instead.
+    # A retry that dies queues nothing; the next check past the threshold queues the next job.
     system.claim_next_job(worker_id=DEAD_WORKER)
-    assert system.should_retrain_from_feedback(queue=True) is False  # queued by the recovery
+    assert system.should_retrain_from_feedback(queue=True) is True
     assert [(j.status, j.trigger) for j in rows(system, retrain_jobs, order_by=retrain_jobs.c.job_id)] == [
         ("failed", "manual"),
         ("failed", "retry"),

@@ -107,8 +107,7 @@ def test_a_worker_killed_mid_retrain_leaves_no_trace_and_its_examples_train_next
     assert len(rows(system, negative_examples, negative_examples.c.job_id == job_b.job_id)) == THRESHOLD + 1
 
     # 3. The next worker to start (`feedback-core worker`, a new process) recovers that job too. A
-    # retry is not retried (a run that kills its worker would loop); the threshold would queue
-    # one, but this worker's is the default, which the released examples do not reach.
+    # retry is not retried, nor replaced (a run that kills its worker would loop).
     ctx = process_context()
     out = ctx.Queue()
     cli = ctx.Process(target=run_cli, args=(["--db", db_url, "worker", "--once"], out), daemon=True)
