@@ -19,6 +19,7 @@ alone (``server.address`` 127.0.0.1, as ``.streamlit/config.toml`` sets it), unl
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -98,11 +99,24 @@ def _listening_address() -> str:
     return str(st.get_option("server.address") or "").strip()
 
 
+def _loopback(address: str) -> bool:
+    """Say whether ``address`` is this machine only: a loopback IP address (IPv4, IPv6, or IPv4
+    written as IPv6) or ``localhost``; a host name that merely starts with "127." is not one."""
+    if address.lower() == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
 def _check_local_mode_is_local(principal: Principal) -> None:
     """Refuse local mode (no sign-in) on a dashboard that listens beyond this machine: everyone
     who reached it would act with the local operator's roles."""
     address = _listening_address()
-    if address.startswith("127.") or address in ("::1", "localhost"):
+    if _loopback(address):
         return
     if os.environ.get(TRUST_NETWORK, "").strip().lower() in ("1", "true", "yes", "on"):
         return

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import re
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -385,10 +386,18 @@ def _authenticate() -> None:
         g.caller = _identify(access)
     except (AuthenticationError, SchemaMissingError):
         # No key can be valid in a database that was never initialised: say what is wrong
-        # with the server (as /healthz does) rather than blame the key.
-        if current_revision(current_system().engine) is None:
-            raise SchemaMissingError(NO_SCHEMA_MESSAGE) from None
+        # with the server (as /healthz does) rather than blame the key. Once a schema was seen,
+        # refused keys cost no more reads (a flood of wrong keys must not double the load).
+        engine = current_system().engine
+        if engine not in _SCHEMA_SEEN:
+            if current_revision(engine) is None:
+                raise SchemaMissingError(NO_SCHEMA_MESSAGE) from None
+            _SCHEMA_SEEN.add(engine)
         raise
+
+
+# Engines whose database was seen with a schema (a schema is not removed under a running API).
+_SCHEMA_SEEN: weakref.WeakSet = weakref.WeakSet()
 
 
 def _identify(access: str) -> Caller:

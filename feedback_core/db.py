@@ -1373,7 +1373,9 @@ def _missing_schema(exc: DBAPIError) -> SchemaMissingError | None:
         return None
     return SchemaMissingError(
         f"the database has no feedback schema yet (no table {table}): run feedback-core init, or call "
-        "init_feedback_tables() on the FeedbackSystem (either also upgrades an older schema)"
+        "init_feedback_tables() on the FeedbackSystem (either also upgrades an older schema); if "
+        "`feedback-core info` shows the latest schema revision, the table was removed: restore the "
+        "database from a backup"
     )
 
 

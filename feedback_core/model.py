@@ -513,8 +513,8 @@ def compare_aucs(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> d
 
     Returns the two AUCs (``auc_a``, ``auc_b``), their ``difference``, its ``standard_error``,
     the 95% interval ``low``..``high`` and the two-sided ``p_value``; None with fewer than
-    ``MIN_ROWS_PER_LABEL`` rows of a label, or when two different AUCs show no variance to
-    judge their difference by (a handful of rows: two positives and two negatives gave p = 0).
+    ``MIN_ROWS_PER_LABEL`` rows of a label: on a handful of rows the variance can vanish and call
+    any difference certain (two positives and two negatives gave p = 0).
     """
     from scipy.stats import norm, rankdata
 
@@ -535,10 +535,8 @@ def compare_aucs(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> d
     d10, d01 = a10 - b10, a01 - b01
     variance = d10.var(ddof=1) / m + d01.var(ddof=1) / n
     se = math.sqrt(max(variance, 0.0))
-    if se == 0.0:
-        if difference != 0.0:
-            return None
-        p_value = 1.0
+    if se == 0.0:  # every pair ordered alike by both, or one of them perfect: no doubt left
+        p_value = 1.0 if difference == 0.0 else 0.0
     else:
         p_value = float(2 * norm.sf(abs(difference) / se))
     half = float(norm.ppf(0.975)) * se

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -238,6 +239,7 @@ OTHER_VARIABLES = (
     "FEEDBACK_OPERATOR_ROLES",
     "FEEDBACK_DASHBOARD_READ_URL",
     "FEEDBACK_DASHBOARD_WORKER",
+    "FEEDBACK_DASHBOARD_TRUST_NETWORK",
     "FEEDBACK_PAGE_BUDGET_S",
     "FEEDBACK_TEST_PG_URL",
     "FEEDBACK_BENCH_PG_URL",
@@ -344,13 +346,19 @@ def _parse(var: str, raw: str, type_name: Any) -> Any:
 
 
 def mask_url(url: str) -> str:
-    """Return a database URL with any password replaced by ``***``."""
+    """Return a database URL with any password replaced by ``***``: the user part's, and a
+    ``password`` (or ``sslpassword``) query parameter's, which psycopg takes as well."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        shown = make_url(url).render_as_string(hide_password=True)
     except Exception:
-        return _mask_unparsed(url)
+        shown = _mask_unparsed(url)
+    return _QUERY_SECRET.sub(r"\1***", shown)
+
+
+# A query parameter that carries a password, up to the next parameter (or the end).
+_QUERY_SECRET = re.compile(r"(?i)([?&](?:ssl)?pass(?:word|wd)?=)[^&]*")
 
 
 def _mask_unparsed(text: str) -> str:
@@ -362,5 +370,5 @@ def _mask_unparsed(text: str) -> str:
     userinfo, at, host = rest.rpartition("@")
     user, colon, _password = userinfo.partition(":")
     if not (at and colon):
-        return text  # no user:password@ part: nothing secret to hide
+        return text  # no user:password@ part (a query parameter's password is masked after)
     return f"{scheme}{separator}{user}:***@{host}"

@@ -9,6 +9,8 @@ import re
 import pytest
 from api_support import SECRET, error_of, make_api, row_counts
 from helpers import count, rows
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from feedback_core import FeedbackSystem, apikeys
 from feedback_core.api import ACCESS, ADMIN, NO_SCHEMA_MESSAGE, PUBLIC, SERVICE, USER, ApiConfig, create_app
@@ -151,6 +153,26 @@ def test_a_database_without_schema_is_a_503_not_a_refused_key(empty_url, authori
         app.test_client().open(path, method=method, headers=headers, json={"movie_id": 1}).status_code == 401
     )
     empty.close()
+
+
+def test_refused_keys_cost_one_schema_check_per_process_not_one_per_request(api):
+    # A flood of wrong keys must not add reads of its own: once the schema was seen, a refused
+    # key is answered 401 at once.
+    asked = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        if "alembic_version" in statement:
+            asked.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", note)
+    try:
+        client = api.app.test_client()
+        for n in range(5):
+            r = client.get("/api/dislike-history", headers={"Authorization": f"Bearer fbk_wrong{n}"})
+            assert r.status_code == 401
+    finally:
+        event.remove(Engine, "before_cursor_execute", note)
+    assert len(asked) <= 2  # the first refusal's check (a table lookup and the revision)
 
 
 def test_service_keys_are_refused_on_every_operator_endpoint(api):

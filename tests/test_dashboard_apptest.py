@@ -1068,7 +1068,7 @@ def listening_on():
     config.set_option("server.address", before)
 
 
-@pytest.mark.parametrize("address", ["", "0.0.0.0", "192.0.2.7"])
+@pytest.mark.parametrize("address", ["", "0.0.0.0", "192.0.2.7", "127.example.com"])
 def test_local_mode_is_refused_on_a_dashboard_that_listens_beyond_this_machine(
     shared_db, dashboard_env, listening_on, address
 ):
@@ -1087,6 +1087,15 @@ def test_local_mode_is_refused_on_a_dashboard_that_listens_beyond_this_machine(
     dashboard_env.delenv("FEEDBACK_DASHBOARD_TRUST_NETWORK")
     listening_on("127.0.0.1")
     assert not at.run().error and at.metric
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "::ffff:127.0.0.1", "LOCALHOST"])
+def test_local_mode_serves_a_dashboard_that_listens_on_this_machine_only(
+    shared_db, dashboard_env, listening_on, address
+):
+    listening_on(address)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception and not at.error and at.metric
 
 
 def test_sign_in_serves_a_dashboard_that_listens_on_the_network(shared_db, listening_on):
@@ -1126,7 +1135,10 @@ def test_a_first_version_kept_back_is_set_beside_the_prior_model_on_the_retrain_
     auc = shown[shown["metric"] == "auc"].iloc[0]
     assert (auc["prior model"], auc[f"v{candidate}"]) == (0.55, 0.41)
     assert any(
-        c.value.startswith("No version is active: the prior model serves. Both on the 120")
+        c.value.startswith(
+            f"No version was active when v{candidate} was trained: it was set beside the prior model, "
+            "which served meanwhile, on the 120 examples known then"
+        )
         for c in at.caption
     )
     assert "At training: first version, but worse than the prior model" in [t.value for t in at.text]

@@ -70,3 +70,21 @@ def test_other_missing_objects_stay_the_drivers_errors(empty, sql):
         with write_transaction(empty.engine) as conn:
             conn.execute(text(sql))
     assert not isinstance(failed.value, FeedbackError)
+
+
+def test_a_table_removed_from_a_current_schema_is_not_blamed_on_a_missing_init(tmp_path):
+    # init cannot bring back a table of a schema already at the latest revision: the message
+    # says what to do then, instead of sending the operator round in a circle.
+    system = FeedbackSystem.from_url(f"sqlite:///{tmp_path / 'damaged.db'}")
+    system.init_feedback_tables()
+    system.add_movies([{"movie_id": 1, "title": "Heat"}])
+    with system.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE ratings")
+    with pytest.raises(SchemaMissingError) as missing:
+        system.record_rating(1, 1, 4.0)
+    assert "(no table ratings)" in missing.value.message
+    assert missing.value.message.endswith(
+        "if `feedback-core info` shows the latest schema revision, the table was removed: restore the "
+        "database from a backup"
+    )
+    system.close()

@@ -456,6 +456,10 @@ def test_compare_aucs_gives_no_verdict_on_a_handful_of_rows():
     assert model.compare_aucs(y, y + rng.normal(0, 0.5, len(y)), rng.random(len(y))) is None
     y = np.array([1] * (few + 1) + [0] * 40)
     assert model.compare_aucs(y, y + rng.normal(0, 0.5, len(y)), rng.random(len(y))) is not None
+    # Enough rows, and a perfect ranking against a constant one: no variance, and no doubt either.
+    y = np.array([1] * 50 + [0] * 50)
+    perfect = model.compare_aucs(y, y.astype(float), np.full(100, 0.5))
+    assert (perfect["difference"], perfect["standard_error"], perfect["p_value"]) == (0.5, 0.0, 0.0)
 
 
 def test_evaluate_on_a_known_tiny_case():

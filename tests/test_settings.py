@@ -291,3 +291,18 @@ def test_mask_url_leaves_passwordless_urls_readable():
 )
 def test_mask_url_shows_an_unparsable_url_as_typed_but_for_a_password(url, masked):
     assert mask_url(url) == masked
+
+
+@pytest.mark.parametrize(
+    "url,shown",
+    [
+        ("postgresql://h:54x2/db?password=S3cret", "postgresql://h:54x2/db?password=***"),  # unparsable
+        ("postgresql://h/db?sslmode=require&password=S3cret&x=1", "password=***"),
+        ("postgresql://h/db?PASSWORD=S3cret", "PASSWORD=***"),
+        ("postgresql://h/db?sslpassword=S3cret", "sslpassword=***"),
+    ],
+)
+def test_mask_url_hides_a_password_given_as_a_query_parameter(url, shown):
+    # psycopg takes the password from the query string too: masking only the user part showed it.
+    masked = mask_url(url)
+    assert "S3cret" not in masked and shown in masked

@@ -144,8 +144,9 @@ else:
         )
     if baseline is None and status["baseline_on_same_examples"]:
         st.caption(
-            f"No version is active: the prior model serves. Both on the {status['compared_examples']:,} "
-            "examples known (the prior model trained on none of them)."
+            f"No version was active when {label(candidate)} was trained: it was set beside the prior "
+            f"model, which served meanwhile, on the {status['compared_examples']:,} examples known then "
+            "(the prior model trained on none of them)."
         )
     if status["compared_since"] is not None:
         st.caption(
