@@ -134,6 +134,21 @@ def test_the_selection_follows_its_proposals_when_the_rows_shift(own_db):
     assert changed(before, decisions(own_db)) == {kept: ("applied", "ops@example.com")}
 
 
+def test_a_cancelled_decision_does_not_hide_that_its_proposals_left_later(own_db):
+    at = open_page("adjustments")
+    shown = shown_ids(at)
+    select_rows(at, 0)
+    at.button(key="approve_selected").click().run()
+    at.button(key="cancel_action").click().run()  # asked, then thought better of it
+    assert selected_rows(at) == [0] and unselected_notes(at) == []
+    own_db.reject_adjustments([shown[0]], "other@example.com", "duplicate")  # someone else decides
+    data.refresh()
+    at.run()
+    assert unselected_notes(at) == [
+        f"Unselected #{shown[0]}: it left this list: decided by someone else, or no longer among the 200 newest."
+    ]
+
+
 def test_new_rows_get_a_new_table_so_no_sorted_browser_keeps_a_tick_on_another_proposal(own_db):
     # A browser that sorted the table keeps its ticks on the rows it shows. When the rows change
     # while a selected proposal keeps its place in the data, the same table would keep the tick

@@ -89,6 +89,10 @@ def say_unselected(unselected: list[int], filters: dict) -> None:
     st.session_state[INBOX_FILTERED] = filters
     if not changed:
         unselected = [i for i in unselected if i not in st.session_state.get(INBOX_ASKED, ())]
+    if "pending_action" not in st.session_state:
+        # The decision asked for was taken (its proposals left just now, above) or cancelled:
+        # either way, later departures of those proposals are news again.
+        st.session_state.pop(INBOX_ASKED, None)
     if not unselected:
         return
     one = len(unselected) == 1
