@@ -15,7 +15,7 @@ from feedback_core.db import format_ts, read_connection, reading, to_naive_utc, 
 from feedback_core.errors import ConflictError, DatabaseUnavailableError, FeedbackError, NotFoundError
 from feedback_core.recommender import load_active_model
 from feedback_core.recording import queue_retrain_if_due, queue_retrain_job, write_audit
-from feedback_core.schema import model_versions, negative_examples, retrain_jobs
+from feedback_core.schema import model_versions, negative_examples, retrain_jobs, user_dislikes
 from feedback_core.validation import check_id, check_limit, check_text
 from feedback_core.versions import activate, active_version_id, insert_version, lock_activations
 
@@ -455,6 +455,7 @@ class Jobs:
         job_id = job.job_id
         # One snapshot (REPEATABLE READ on PostgreSQL): ratings, lists and examples recorded
         # while the data loads are in every part of it or in none.
+        loaded_at = self.now()  # dislikes retracted before this are not in the data read next
         with reading(self.engine), read_connection(self.engine) as conn:
             data = training.load_training_data(conn, (s.weight_min, s.weight_max), job_id)
             active_id, active_model = load_active_model(conn, s.adjustment_strength)
@@ -508,6 +509,21 @@ class Jobs:
                 self._finish_unchanged(conn, job, worker_id, same, now)
                 return
             metrics["promotion"] = {"promoted": promote, "reason": why, "margin": s.promotion_margin}
+            # Examples of dislikes retracted after this job claimed them but before it read its
+            # data were not trained on: dropped, as a retraction drops an unused example.
+            dropped = conn.execute(
+                negative_examples.delete().where(
+                    negative_examples.c.job_id == job_id,
+                    negative_examples.c.status == "claimed",
+                    negative_examples.c.dislike_id.in_(
+                        select(user_dislikes.c.dislike_id).where(
+                            user_dislikes.c.retracted_at.is_not(None),
+                            user_dislikes.c.retracted_at <= loaded_at,
+                        )
+                    ),
+                )
+            ).rowcount
+            claimed -= dropped
             version_id = insert_version(
                 conn,
                 at=now,

@@ -634,6 +634,30 @@ def test_training_data_is_read_from_one_snapshot(system, backend):
     assert levels == ({"REPEATABLE READ"} if backend == "postgresql" else {"SERIALIZABLE"})
 
 
+def test_an_example_retracted_before_the_run_read_its_data_is_dropped_not_marked_used(system, monkeypatch):
+    from feedback_core import training
+
+    trained_world(system)
+    ids = some_dislikes(system, 6)
+    job = system.request_retrain("analyst@test")
+    system.claim_next_job(job_id=job["job_id"])
+    real_load = training.load_training_data
+
+    def retract_then_load(conn, bounds, job_id):
+        # The user undoes a dislike after the job claimed its example, before the data are read.
+        system.retract_dislike(ids[0], 300)
+        return real_load(conn, bounds, job_id)
+
+    monkeypatch.setattr(training, "load_training_data", retract_then_load)
+    done = system.run_job(job["job_id"])
+    assert done["status"] == "succeeded" and done["examples_claimed"] == 6
+    mine = {e.dislike_id: (e.status, e.used_in_version_id) for e in examples(system) if e.dislike_id in ids}
+    assert ids[0] not in mine  # not "used in" a version that never saw it
+    assert set(mine.values()) == {("used", done["result_version_id"])} and len(mine) == 5
+    version = system.get_model_version(done["result_version_id"])
+    assert version["examples"]["new_negative_examples"] == 5
+
+
 def test_a_dead_pid_on_this_host_is_failed_at_once(system):
     # A pid that cannot belong to a live process: the kernel's limit is below 2**22.
     job = system.request_retrain("analyst@test")
