@@ -42,7 +42,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.pool import NullPool
 
 from feedback_core.errors import ConfigError, DatabaseUnavailableError, SchemaMissingError
-from feedback_core.settings import Settings, mask_url
+from feedback_core.settings import Settings, mask_query_passwords, mask_url
 
 log = logging.getLogger("feedback_core")
 
@@ -107,7 +107,7 @@ def parse_database_url(database_url: str) -> URL:
         what = f"{backend} is not supported"
     if backend in ("postgresql", "postgres", "sqlite"):
         same = url.set(drivername="sqlite" if backend == "sqlite" else "postgresql")
-        hint = f"write {same.render_as_string(hide_password=True)}"
+        hint = f"write {mask_url(same.render_as_string(hide_password=False))}"
     else:
         hint = f"use {URL_FORMS}"
     raise ConfigError(
@@ -129,6 +129,7 @@ def _suggest_url(text: str) -> str:
     if path is None:
         return f"use {URL_FORMS}"
     absolute = " (three slashes, then the absolute path)" if path.startswith("/") else ""
+    path = mask_query_passwords(path)
     return (
         f"for the SQLite file {path} write sqlite:///{path}{absolute}; "
         "for PostgreSQL postgresql://USER:PASSWORD@HOST:PORT/NAME"

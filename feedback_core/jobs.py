@@ -26,6 +26,12 @@ STALE_AFTER_SECONDS = 60.0
 RETRY_TRIGGER = "retry"  # the job queued again for one whose worker stopped
 LONGEST_BACKOFF_SECONDS = 60.0  # a worker that cannot reach the database waits at most this long
 
+# The jobs this process is running, as (job id, started at): whatever its heartbeat looks like
+# (a thread starved, a write lock held long), its own recovery never fails one of them. The
+# start time tells apart the jobs of several databases this process may use.
+_RUNNING_HERE: set[tuple[int, object]] = set()
+_RUNNING_LOCK = threading.Lock()
+
 
 def job_dict(row) -> dict:
     """Shape one retrain_jobs row."""
@@ -69,14 +75,18 @@ def _process_alive(worker_id: str | None) -> bool | None:
 
 
 def _worker_gone(job, now) -> bool:
-    """Say whether a running job's worker is gone: it has sent no heartbeat for
-    ``STALE_AFTER_SECONDS`` (a running job's worker beats every ``HEARTBEAT_SECONDS``), or its
-    process, on this host, has ended.
+    """Say whether a running job's worker is gone: it is not running in this process, and it
+    has sent no heartbeat for ``STALE_AFTER_SECONDS`` (a running job's worker beats every
+    ``HEARTBEAT_SECONDS``), or its process, on this host, has ended.
 
     A live process with the job's ``host:pid`` is not taken as its worker once the heartbeat is
     stale: it may be another process that got the same pid (a restarted container's worker is
-    often pid 1), or a process whose worker thread died. Nor is a process with this process's
-    own id: two containers with the same host name and pid must not fail each other's jobs."""
+    often pid 1), or a process whose worker thread died. A pid is looked up in this process's
+    pid namespace: worker containers that share a host name (host networking) need host names
+    of their own (docs/deploy.md), or each takes the other's live jobs for ended."""
+    with _RUNNING_LOCK:
+        if (job.job_id, job.started_at) in _RUNNING_HERE:
+            return False
     stale = job.heartbeat_at is None or now - job.heartbeat_at > timedelta(seconds=STALE_AFTER_SECONDS)
     return stale or _process_alive(job.worker_id) is False
 
@@ -108,6 +118,14 @@ class Jobs:
                     select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1)
                 ).scalar_one()
                 created = False
+                if trigger != RETRY_TRIGGER:
+                    # A person asking while a retry waits: it is their request now too, so a
+                    # retry stopped in turn is queued again rather than dropped.
+                    conn.execute(
+                        update(retrain_jobs)
+                        .where(retrain_jobs.c.job_id == job_id, retrain_jobs.c.trigger == RETRY_TRIGGER)
+                        .values(trigger=trigger)
+                    )
                 # The job stays its first requester's (often "system", at the threshold); the
                 # audit log keeps who else asked for it, and when.
                 write_audit(
@@ -159,7 +177,9 @@ class Jobs:
             retrain_jobs.c.job_id,
             retrain_jobs.c.worker_id,
             retrain_jobs.c.heartbeat_at,
+            retrain_jobs.c.started_at,
             retrain_jobs.c.trigger,
+            retrain_jobs.c.requested_by,
         )
         with read_connection(self.engine) as conn:
             running = conn.execute(select(*columns).where(retrain_jobs.c.status == "running")).all()
@@ -168,27 +188,32 @@ class Jobs:
             return {"failed": [], "queued_again": None}
         failed, queued_again = [], None
         with write_transaction(self.engine) as conn:
-            # Read again under the write lock: a heartbeat may have arrived since.
+            # Read again under the write lock (and, on PostgreSQL, the rows' locks: a heartbeat
+            # waiting on a lock commits first and is seen): a heartbeat may have arrived since.
             running = conn.execute(
-                select(*columns).where(retrain_jobs.c.job_id.in_(gone), retrain_jobs.c.status == "running")
+                select(*columns)
+                .where(retrain_jobs.c.job_id.in_(gone), retrain_jobs.c.status == "running")
+                .with_for_update()
             ).all()
             for job in running:
                 error = f"worker {job.worker_id} stopped while the job was running"
                 if _worker_gone(job, now) and self._fail(conn, job.job_id, job.worker_id, error, now):
                     failed.append(job.job_id)
-                    queued_again = self._queue_again(conn, job.job_id, job.trigger, now) or queued_again
+                    again = self._queue_again(conn, job.job_id, job.trigger, job.requested_by, now)
+                    queued_again = again or queued_again
         for job_id in failed:
             log.warning("[FEEDBACK] Retrain job %s failed: its worker stopped", job_id)
         return {"failed": failed, "queued_again": queued_again}
 
-    def _queue_again(self, conn: Connection, job_id: int, trigger: str, now) -> int | None:
+    def _queue_again(self, conn: Connection, job_id: int, trigger: str, requested_by: str, now) -> int | None:
         """Queue the retrain a job whose run was cut short (its worker stopped or was stopped)
-        was for: its request stands. Once: a job that was itself such a retry queues nothing (a
-        run that kills its worker every time would loop); the next dislike past the threshold
-        queues the next job, as after any failure."""
+        was for, as its requester's: the request stands. Once: a job that was itself such a retry
+        queues nothing (a run that kills its worker every time would loop); the next dislike past
+        the threshold queues the next job, as after any failure. (A person who asks for a retrain
+        while a retry waits makes it a manual request again: see ``request_retrain``.)"""
         if trigger == RETRY_TRIGGER:
             return None
-        queued = queue_retrain_job(conn, at=now, trigger=RETRY_TRIGGER, actor="system")
+        queued = queue_retrain_job(conn, at=now, trigger=RETRY_TRIGGER, actor=requested_by)
         if queued is not None:
             log.warning("[FEEDBACK] Retrain job %s queued again as job %s", job_id, queued)
         return queued
@@ -291,6 +316,9 @@ class Jobs:
         job_id = check_id(job_id, "job_id")
         worker_id = worker_id or this_worker_id()
         job, claimed = self._start_job(job_id, worker_id)
+        running_here = (job_id, job.started_at)
+        with _RUNNING_LOCK:
+            _RUNNING_HERE.add(running_here)
         stop_beat = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(job_id, worker_id, stop_beat), daemon=True)
         beat.start()
@@ -306,11 +334,13 @@ class Jobs:
             self._fail_own(job_id, worker_id, exc)
         except BaseException as exc:  # stopped (Ctrl-C, SIGTERM): the request stands, queued again
             log.warning("[FEEDBACK] Retrain job %s stopped: %s", job_id, type(exc).__name__)
-            self._fail_own(job_id, worker_id, exc, again=job.trigger)
+            self._fail_own(job_id, worker_id, exc, again=job.trigger, requested_by=job.requested_by)
             raise
         finally:
             stop_beat.set()
             beat.join(timeout=5)
+            with _RUNNING_LOCK:
+                _RUNNING_HERE.discard(running_here)
         return self.get_retrain_job(job_id)
 
     # ------------------------------------------------------------ internals
@@ -339,6 +369,8 @@ class Jobs:
             entity_id=job.job_id,
             details={"version_id": None, "unchanged_from": same},
         )
+        # Dislikes that came in while it trained may have crossed the threshold, as after any run.
+        queue_retrain_if_due(conn, self.settings.FEEDBACK_ACCUMULATION_THRESHOLD, at=now, actor="system")
         log.info(
             "[FEEDBACK] Retrain job %s found nothing new: the same model as version %s", job.job_id, same
         )
@@ -366,7 +398,14 @@ class Jobs:
         except DatabaseUnavailableError:  # shown progress only: the run goes on
             log.warning("[FEEDBACK] progress of job %s not recorded: the database is unavailable", job_id)
 
-    def _fail_own(self, job_id: int, worker_id: str, exc: BaseException, again: str | None = None) -> None:
+    def _fail_own(
+        self,
+        job_id: int,
+        worker_id: str,
+        exc: BaseException,
+        again: str | None = None,
+        requested_by: str = "system",
+    ) -> None:
         """Fail this worker's job, releasing its examples; ``again``: the job's trigger, to queue
         its retrain again. When the database cannot be reached, the job is left running: the
         next recovery (any worker's poll, a retrain request) fails it once it is not run here."""
@@ -379,7 +418,7 @@ class Jobs:
             with write_transaction(self.engine) as conn:
                 now = self.now()
                 if self._fail(conn, job_id, worker_id, message, now) and again is not None:
-                    self._queue_again(conn, job_id, again, now)
+                    self._queue_again(conn, job_id, again, requested_by, now)
         except DatabaseUnavailableError:
             log.warning(
                 "[FEEDBACK] Retrain job %s could not be marked failed: the database is unavailable", job_id
@@ -504,7 +543,7 @@ class Jobs:
                     f"{_version_label(active_now)} while this job trained (it was compared with "
                     f"{_version_label(active_id)}: {why}); an analyst decides"
                 )
-            same = _same_as_newest(conn, trained.as_dict(), data, claimed)
+            same = _same_as_newest(conn, trained.as_dict(), data, claimed, active_id)
             if same is not None:
                 self._finish_unchanged(conn, job, worker_id, same, now)
                 return
@@ -697,14 +736,17 @@ def _first_version_decision(metrics: dict, prior: dict | None) -> tuple[bool, st
     return True, f"first version, not worse than the prior model that served: {figures}"
 
 
-def _same_as_newest(conn: Connection, weights: dict, data, claimed: int) -> int | None:
+def _same_as_newest(conn: Connection, weights: dict, data, claimed: int, active_id: int | None) -> int | None:
     """The newest version's number if it holds exactly these weights, trained on the same data
-    (no example claimed now, the same counts and cutoff); else None."""
+    (no example claimed now, the same counts and cutoff), while the active version is that one or
+    the one it was compared with (after another activation the same model is judged anew against
+    the version now active); else None."""
     if claimed:
         return None
     newest = conn.execute(
         select(
             model_versions.c.version_id,
+            model_versions.c.parent_id,
             model_versions.c.weights,
             model_versions.c.examples,
             model_versions.c.settings,
@@ -712,7 +754,7 @@ def _same_as_newest(conn: Connection, weights: dict, data, claimed: int) -> int 
         .order_by(model_versions.c.version_id.desc())
         .limit(1)
     ).first()
-    if newest is None or newest.weights != weights:
+    if newest is None or newest.weights != weights or active_id not in (newest.version_id, newest.parent_id):
         return None
     recorded = {k: v for k, v in (newest.examples or {}).items() if k in data.counts}
     if recorded != data.counts or (newest.settings or {}).get("cutoff") != data.cutoff.isoformat(sep=" "):

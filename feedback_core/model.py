@@ -535,7 +535,7 @@ def compare_aucs(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray) -> d
     d10, d01 = a10 - b10, a01 - b01
     variance = d10.var(ddof=1) / m + d01.var(ddof=1) / n
     se = math.sqrt(max(variance, 0.0))
-    if se == 0.0:  # every pair ordered alike by both, or one of them perfect: no doubt left
+    if se == 0.0:  # the two differ alike on every pair (say, a perfect ranking against all ties)
         p_value = 1.0 if difference == 0.0 else 0.0
     else:
         p_value = float(2 * norm.sf(abs(difference) / se))

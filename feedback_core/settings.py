@@ -357,6 +357,12 @@ def mask_url(url: str) -> str:
     return _QUERY_SECRET.sub(r"\1***", shown)
 
 
+def mask_query_passwords(text: str) -> str:
+    """Return ``text`` with the value of every ``password=`` (``sslpassword=``...) query
+    parameter in it replaced by ``***``."""
+    return _QUERY_SECRET.sub(r"\1***", text)
+
+
 # A query parameter that carries a password, up to the next parameter (or the end).
 _QUERY_SECRET = re.compile(r"(?i)([?&](?:ssl)?pass(?:word|wd)?=)[^&]*")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from feedback_core import FeedbackSystem, Settings
-from feedback_core.db import close_engine, make_engine
+from feedback_core.db import close_engine, make_engine, parse_database_url
 from feedback_core.errors import ConfigError
 
 
@@ -62,3 +62,17 @@ def test_the_supported_forms_build_an_engine(tmp_path, url):
         assert engine.dialect.driver in ("psycopg", "pysqlite")
     finally:
         close_engine(engine)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://u@h/db?password=S3cret",
+        "postgresql+psycopg2://u@h/db?password=S3cret",
+        "sqlite:a.db?password=S3cret",
+    ],
+)
+def test_the_url_suggested_instead_never_shows_a_password(url):
+    with pytest.raises(ConfigError) as refused:
+        parse_database_url(url)
+    assert "S3cret" not in refused.value.message and "password=***" in refused.value.message

@@ -17,9 +17,9 @@ import pytest
 from conftest import row_counts
 from helpers import count, finish_retrain_jobs, rows
 from loop_support import ALL_FILMS, COMEDY, HORROR, build_world, dislike, trained_world
-from sqlalchemy import event
+from sqlalchemy import event, text
 
-from feedback_core import ConflictError, ValidationError
+from feedback_core import ConflictError, FeedbackSystem, ValidationError
 from feedback_core.schema import audit_log, model_versions, negative_examples, ratings, retrain_jobs
 
 
@@ -439,7 +439,8 @@ def test_a_job_whose_worker_died_is_failed_and_its_examples_released(system, clo
     assert system.recover_stale_jobs() == []  # nothing left to recover
     # The request stands: the retrain is queued again and trains on the released examples.
     again = system.list_retrain_jobs(limit=1)[0]
-    assert (again["status"], again["trigger"], again["requested_by"]) == ("queued", "retry", "system")
+    # Queued again as its requester's.
+    assert (again["status"], again["trigger"], again["requested_by"]) == ("queued", "retry", "analyst@test")
     done = system.retrain("analyst@test")
     assert done["job_id"] == again["job_id"]
     assert done["status"] == "succeeded" and done["examples_claimed"] == 6
@@ -502,7 +503,9 @@ def test_a_job_whose_start_failed_does_not_block_retraining(system, clock):
     assert system.recover_stale_jobs() == []
     clock.advance(seconds=61)
     assert system.recover_stale_jobs() == [job["job_id"]]
-    assert system.request_retrain("analyst@test")["trigger"] == "retry"
+    # The retry waits; a person asking for a retrain joins it, which makes it theirs as well.
+    joined = system.request_retrain("analyst@test")
+    assert (joined["created"], joined["trigger"]) == (False, "manual")
 
 
 def test_a_stopped_retry_queues_nothing_and_the_next_dislike_past_the_threshold_does(make_system, clock):
@@ -741,6 +744,8 @@ def test_a_claimed_job_run_twice_at_once_trains_once(make_system, monkeypatch):
 
 
 def test_a_job_failed_by_recovery_while_it_trained_stays_as_recovery_left_it(system, clock, monkeypatch):
+    from feedback_core import jobs as jobs_module
+
     trained_world(system)
     some_dislikes(system, 4)
     job = system.request_retrain("analyst@test")
@@ -750,9 +755,17 @@ def test_a_job_failed_by_recovery_while_it_trained_stays_as_recovery_left_it(sys
     real_fit = training.fit_and_evaluate
 
     def fit_while_declared_dead(*args, **kwargs):
-        # Its heartbeat looks stale to another system, which fails the job and frees its examples.
+        # Its heartbeat looks stale to another process (which does not run it: this process's
+        # recovery leaves its own runs alone), which fails the job and frees its examples.
         clock.advance(minutes=5)
-        assert system.recover_stale_jobs() == [job["job_id"]]
+        with jobs_module._RUNNING_LOCK:
+            own = set(jobs_module._RUNNING_HERE)
+            jobs_module._RUNNING_HERE.clear()
+        try:
+            assert system.recover_stale_jobs() == [job["job_id"]]
+        finally:
+            with jobs_module._RUNNING_LOCK:
+                jobs_module._RUNNING_HERE.update(own)
         return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(training, "fit_and_evaluate", fit_while_declared_dead)
@@ -762,6 +775,131 @@ def test_a_job_failed_by_recovery_while_it_trained_stays_as_recovery_left_it(sys
     assert count(system, audit_log, audit_log.c.action == "retrain.failed") == 1
     assert count(system, model_versions) == 1
     assert {(e.status, e.job_id) for e in examples(system)} == {("pending", None)}
+
+
+def test_this_process_never_fails_a_job_it_is_running_however_stale_its_heartbeat(system, clock, monkeypatch):
+    # A heartbeat can stall (a thread starved, a write lock held long): the process that runs the
+    # job knows it runs it, and its own recovery (the dashboard's Retrain page polls it) leaves it.
+    trained_world(system)
+    some_dislikes(system, 4)
+    job = system.request_retrain("analyst@test")
+    system.claim_next_job()
+    from feedback_core import training
+
+    real_fit = training.fit_and_evaluate
+    seen = []
+
+    def fit_with_a_stale_heartbeat(*args, **kwargs):
+        clock.advance(minutes=5)
+        seen.append(system.recover_stale_jobs())
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit_and_evaluate", fit_with_a_stale_heartbeat)
+    done = system.run_job(job["job_id"])
+    assert seen == [[]]
+    assert done["status"] == "succeeded" and done["result_version_id"] is not None
+    # Once the run is over, nothing of it is left to protect a later job with the same number.
+    from feedback_core import jobs as jobs_module
+
+    assert not jobs_module._RUNNING_HERE
+
+
+def test_a_heartbeat_held_behind_a_lock_is_seen_by_the_recovery_that_waited_for_it(
+    system, backend, monkeypatch
+):
+    # PostgreSQL: the recovery reads the heartbeat stale, then waits for the job's row while the
+    # heartbeat waits too; once the row is free the heartbeat commits first, and the recovery,
+    # reading the row again under its lock, sees it and leaves the job alone.
+    if backend != "postgresql":
+        pytest.skip("SQLite's write lock already orders the two")
+    from feedback_core import jobs as jobs_module
+    from feedback_core.db import write_transaction
+
+    monkeypatch.setattr(jobs_module, "STALE_AFTER_SECONDS", 2.0)
+    real = FeedbackSystem.from_url(system.settings.database_url)  # the real clock: real waits
+    job = real.request_retrain("analyst@test")["job_id"]
+    real.claim_next_job(worker_id="elsewhere.example:7", job_id=job)
+    locker = real.engine.connect()
+    held = locker.begin()
+    locker.execute(text("SELECT 1 FROM retrain_jobs WHERE job_id = :j FOR UPDATE"), {"j": job})
+    outcome = {}
+
+    def heartbeat():
+        time.sleep(1.0)
+        with write_transaction(real.engine) as conn:
+            conn.execute(
+                retrain_jobs.update()
+                .where(*jobs_module._running_for(job, "elsewhere.example:7"))
+                .values(heartbeat_at=real.now())
+            )
+
+    def recovery():
+        time.sleep(2.5)  # the heartbeat seen last is 2.5 s old: stale
+        outcome["failed"] = real.recover_stale_jobs()
+
+    threads = [threading.Thread(target=heartbeat), threading.Thread(target=recovery)]
+    for t in threads:
+        t.start()
+    time.sleep(3.5)
+    held.rollback()
+    locker.close()
+    for t in threads:
+        t.join(timeout=30)
+    assert outcome["failed"] == []
+    assert real.get_retrain_job(job)["status"] == "running"
+    real.close()
+
+
+def test_a_retrain_with_nothing_new_still_queues_the_next_job_when_dislikes_came_in(make_system, monkeypatch):
+    system = make_system(FEEDBACK_ACCUMULATION_THRESHOLD=3)
+    trained_world(system)
+    job = system.request_retrain("analyst@test")["job_id"]
+    system.claim_next_job(job_id=job)
+    from feedback_core import training
+
+    real_load = training.load_training_data
+
+    def load_then_dislikes(*args, **kwargs):
+        data = real_load(*args, **kwargs)
+        some_dislikes(system, 4, first_user=700)  # they come in while the job trains
+        return data
+
+    monkeypatch.setattr(training, "load_training_data", load_then_dislikes)
+    done = system.run_job(job)
+    assert (done["status"], done["result_version_id"]) == ("succeeded", None)  # its data: nothing new
+    (queued,) = [j for j in jobs(system) if j.status == "queued"]  # but the 4 dislikes wait for one
+    assert queued.trigger == "threshold"
+
+
+def test_the_same_model_is_judged_anew_after_another_version_was_activated(system):
+    v1 = trained_world(system)
+    dislike(system, 301, HORROR[0])
+    v2 = system.retrain("analyst@test")["result_version_id"]
+    system.activate_model_version(v2, "analyst@test")
+    system.activate_model_version(v1, "analyst@test")  # rolled back: v2 was judged against v1
+    dislike(system, 302, HORROR[1])
+    v3 = system.retrain("analyst@test")["result_version_id"]
+    system.activate_model_version(v3, "analyst@test")
+    # Nothing new since v3, but v3 is now the active one: a candidate trained now is compared with
+    # it (the Retrain page's advice after an activation), so it is recorded, not skipped.
+    again = system.retrain("analyst@test")
+    assert again["result_version_id"] is None  # v3 is the newest and was compared with v1...
+    system.activate_model_version(v1, "analyst@test")
+    assert system.retrain("analyst@test")["result_version_id"] is None  # ...and v1 is active again
+    system.activate_model_version(v2, "analyst@test")
+    fresh = system.retrain("analyst@test")["result_version_id"]  # active v2: not what v3 saw
+    assert fresh is not None and system.get_model_version(fresh)["parent_id"] == v2
+
+
+def test_a_retry_a_person_joined_is_queued_again_when_it_stops(system):
+    dead = f"{socket.gethostname()}:{2**22 + 17}"
+    system.request_retrain("alice@test")
+    system.claim_next_job(worker_id=dead)
+    retry = system.recover_stopped_jobs()["queued_again"]
+    assert system.request_retrain("bob@test")["job_id"] == retry  # bob joins the waiting retry
+    system.claim_next_job(worker_id=dead)
+    again = system.recover_stopped_jobs()["queued_again"]  # bob's request stands
+    assert again is not None and system.get_retrain_job(again)["trigger"] == "retry"
 
 
 # ------------------------------------------------------------------ promotion and rollback

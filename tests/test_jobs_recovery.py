@@ -47,8 +47,10 @@ def test_request_retrain_fails_the_job_of_a_dead_worker_and_queues_a_new_one(sys
     trained_world(system)
     dead, _ = job_of_a_dead_worker(system)
     fresh = system.request_retrain("analyst@test")
-    # The dead job's request stands: it is queued again, and this request joins it.
-    assert (fresh["created"], fresh["status"], fresh["trigger"]) == (False, "queued", "retry")
+    # The dead job's request stands: it is queued again (its requester's), and this request
+    # joins it, which makes it a person's request again (stopped in turn, it would be requeued).
+    assert (fresh["created"], fresh["status"], fresh["trigger"]) == (False, "queued", "manual")
+    assert fresh["requested_by"] == "analyst@test"
     assert fresh["job_id"] != dead
     assert_failed_and_released(system, dead, 6)
     assert system.get_untrained_negative_feedback_count() == 6
