@@ -317,12 +317,13 @@ class Jobs:
         worker_id = worker_id or this_worker_id()
         job, claimed = self._start_job(job_id, worker_id)
         running_here = (job_id, job.started_at)
-        with _RUNNING_LOCK:
-            _RUNNING_HERE.add(running_here)
         stop_beat = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(job_id, worker_id, stop_beat), daemon=True)
-        beat.start()
-        try:
+        beat = None
+        try:  # from here every way out passes the finally below (the entry is always removed)
+            with _RUNNING_LOCK:
+                _RUNNING_HERE.add(running_here)
+            beat = threading.Thread(target=self._heartbeat, args=(job_id, worker_id, stop_beat), daemon=True)
+            beat.start()
             self._train_and_record(job, worker_id, claimed)
         except (ValueError, FeedbackError) as exc:
             # Expected: the data cannot train a model, or the job was taken away; the message
@@ -334,11 +335,12 @@ class Jobs:
             self._fail_own(job_id, worker_id, exc)
         except BaseException as exc:  # stopped (Ctrl-C, SIGTERM): the request stands, queued again
             log.warning("[FEEDBACK] Retrain job %s stopped: %s", job_id, type(exc).__name__)
-            self._fail_own(job_id, worker_id, exc, again=job.trigger, requested_by=job.requested_by)
+            self._fail_own(job_id, worker_id, exc, requeue=True)
             raise
         finally:
             stop_beat.set()
-            beat.join(timeout=5)
+            if beat is not None and beat.is_alive():
+                beat.join(timeout=5)
             with _RUNNING_LOCK:
                 _RUNNING_HERE.discard(running_here)
         return self.get_retrain_job(job_id)
@@ -398,17 +400,11 @@ class Jobs:
         except DatabaseUnavailableError:  # shown progress only: the run goes on
             log.warning("[FEEDBACK] progress of job %s not recorded: the database is unavailable", job_id)
 
-    def _fail_own(
-        self,
-        job_id: int,
-        worker_id: str,
-        exc: BaseException,
-        again: str | None = None,
-        requested_by: str = "system",
-    ) -> None:
-        """Fail this worker's job, releasing its examples; ``again``: the job's trigger, to queue
-        its retrain again. When the database cannot be reached, the job is left running: the
-        next recovery (any worker's poll, a retrain request) fails it once it is not run here."""
+    def _fail_own(self, job_id: int, worker_id: str, exc: BaseException, requeue: bool = False) -> None:
+        """Fail this worker's job, releasing its examples; ``requeue``: queue its retrain again
+        (as ``_queue_again`` decides from the job as it is now: a person may have joined it).
+        When the database cannot be reached, the job is left running: the next recovery (any
+        worker's poll, a retrain request) fails it once it is not run here."""
         if isinstance(exc, Exception):
             message = f"{type(exc).__name__}: {exc}"
         else:  # stopped from outside: Ctrl-C, or what the exception says (SIGTERM)
@@ -417,8 +413,13 @@ class Jobs:
         try:
             with write_transaction(self.engine) as conn:
                 now = self.now()
-                if self._fail(conn, job_id, worker_id, message, now) and again is not None:
-                    self._queue_again(conn, job_id, again, requested_by, now)
+                asked = conn.execute(
+                    select(retrain_jobs.c.trigger, retrain_jobs.c.requested_by).where(
+                        retrain_jobs.c.job_id == job_id
+                    )
+                ).first()
+                if self._fail(conn, job_id, worker_id, message, now) and requeue:
+                    self._queue_again(conn, job_id, asked.trigger, asked.requested_by, now)
         except DatabaseUnavailableError:
             log.warning(
                 "[FEEDBACK] Retrain job %s could not be marked failed: the database is unavailable", job_id
@@ -523,7 +524,7 @@ class Jobs:
         now = self.now()
         with write_transaction(self.engine) as conn:
             still = conn.execute(
-                select(retrain_jobs.c.status, retrain_jobs.c.worker_id)
+                select(retrain_jobs.c.status, retrain_jobs.c.worker_id, retrain_jobs.c.trigger)
                 .where(retrain_jobs.c.job_id == job_id)
                 .with_for_update()
             ).first()
@@ -543,11 +544,6 @@ class Jobs:
                     f"{_version_label(active_now)} while this job trained (it was compared with "
                     f"{_version_label(active_id)}: {why}); an analyst decides"
                 )
-            same = _same_as_newest(conn, trained.as_dict(), data, claimed, active_id)
-            if same is not None:
-                self._finish_unchanged(conn, job, worker_id, same, now)
-                return
-            metrics["promotion"] = {"promoted": promote, "reason": why, "margin": s.promotion_margin}
             # Examples of dislikes retracted after this job claimed them but before it read its
             # data were not trained on: dropped, as a retraction drops an unused example.
             dropped = conn.execute(
@@ -563,11 +559,16 @@ class Jobs:
                 )
             ).rowcount
             claimed -= dropped
+            same = _same_as_newest(conn, trained.as_dict(), data, claimed, active_id, s.promotion_margin)
+            if same is not None:
+                self._finish_unchanged(conn, job, worker_id, same, now)
+                return
+            metrics["promotion"] = {"promoted": promote, "reason": why, "margin": s.promotion_margin}
             version_id = insert_version(
                 conn,
                 at=now,
                 actor=job.requested_by,
-                trigger=job.trigger,
+                trigger=still.trigger,  # a person who joined a retry meanwhile made it manual
                 parent_id=active_id,
                 weights=trained.as_dict(),
                 metrics=metrics,
@@ -736,7 +737,9 @@ def _first_version_decision(metrics: dict, prior: dict | None) -> tuple[bool, st
     return True, f"first version, not worse than the prior model that served: {figures}"
 
 
-def _same_as_newest(conn: Connection, weights: dict, data, claimed: int, active_id: int | None) -> int | None:
+def _same_as_newest(
+    conn: Connection, weights: dict, data, claimed: int, active_id: int | None, margin: float
+) -> int | None:
     """The newest version's number if it holds exactly these weights, trained on the same data
     (no example claimed now, the same counts and cutoff), while the active version is that one or
     the one it was compared with (after another activation the same model is judged anew against
@@ -757,6 +760,9 @@ def _same_as_newest(conn: Connection, weights: dict, data, claimed: int, active_
     if newest is None or newest.weights != weights or active_id not in (newest.version_id, newest.parent_id):
         return None
     recorded = {k: v for k, v in (newest.examples or {}).items() if k in data.counts}
-    if recorded != data.counts or (newest.settings or {}).get("cutoff") != data.cutoff.isoformat(sep=" "):
+    settings = newest.settings or {}
+    if recorded != data.counts or settings.get("cutoff") != data.cutoff.isoformat(sep=" "):
+        return None
+    if settings.get("promotion_margin") != margin:  # judged by another rule now
         return None
     return newest.version_id

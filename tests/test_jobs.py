@@ -902,6 +902,63 @@ def test_a_retry_a_person_joined_is_queued_again_when_it_stops(system):
     assert again is not None and system.get_retrain_job(again)["trigger"] == "retry"
 
 
+def test_a_run_that_cannot_start_its_heartbeat_fails_and_holds_nothing(system, monkeypatch):
+    from feedback_core import jobs as jobs_module
+
+    trained_world(system)
+    some_dislikes(system, 3)
+    job = system.request_retrain("analyst@test")
+    system.claim_next_job()
+
+    class NoThreads(threading.Thread):
+        def start(self):
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(jobs_module.threading, "Thread", NoThreads)
+    done = system.run_job(job["job_id"])
+    assert (done["status"], done["error"]) == ("failed", "RuntimeError: can't start new thread")
+    assert not jobs_module._RUNNING_HERE  # nothing left to shield a job nobody runs
+    assert {(e.status, e.job_id) for e in examples(system) if e.status != "used"} == {("pending", None)}
+
+
+def test_a_person_who_joined_a_running_retry_keeps_their_request_when_it_is_stopped(system, monkeypatch):
+    from feedback_core import training
+
+    trained_world(system)
+    some_dislikes(system, 3)
+    dead = f"{socket.gethostname()}:{2**22 + 17}"
+    system.request_retrain("alice@test")
+    system.claim_next_job(worker_id=dead)
+    retry = system.recover_stopped_jobs()["queued_again"]
+    system.claim_next_job(job_id=retry)
+
+    def join_then_stop(*args, **kwargs):
+        assert system.request_retrain("bob@test")["job_id"] == retry  # bob joins it while it runs
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "fit_and_evaluate", join_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        system.run_job(retry)
+    assert system.get_retrain_job(retry)["status"] == "failed"
+    (queued,) = [j for j in jobs(system) if j.status == "queued"]  # bob's request stands
+    assert queued.trigger == "retry" and queued.job_id > retry
+
+
+def test_a_changed_promotion_margin_judges_the_same_model_anew(system):
+    import dataclasses
+
+    trained_world(system)
+    dislike(system, 301, HORROR[0])
+    newest = system.retrain("analyst@test")["result_version_id"]
+    assert system.retrain("analyst@test")["result_version_id"] is None  # nothing new
+    stricter = FeedbackSystem(
+        system.engine, dataclasses.replace(system.settings, promotion_margin=0.5), clock=system._clock
+    )
+    again = stricter.retrain("analyst@test")["result_version_id"]
+    assert again is not None and again > newest
+    assert stricter.get_model_version(again)["settings"]["promotion_margin"] == 0.5
+
+
 # ------------------------------------------------------------------ promotion and rollback
 
 
