@@ -67,6 +67,10 @@ FILTERED_PAGES = PAGES["Monitor"]
 def _identify() -> identity.Identity:
     try:
         who = identity.current_identity()
+    except identity.LocalModeRefused as exc:
+        st.error("Sign-in is needed: other machines can reach this dashboard.", icon=":material/lock:")
+        st.text(str(exc))
+        st.stop()
     except identity.IdentityError as exc:
         st.error("The dashboard's identity configuration is invalid.", icon=":material/badge:")
         st.text(str(exc))

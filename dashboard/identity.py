@@ -37,6 +37,10 @@ class IdentityError(Exception):
     """The identity configuration is unusable (the message says how to fix it)."""
 
 
+class LocalModeRefused(IdentityError):
+    """Local mode (no sign-in) on a dashboard that other machines can reach."""
+
+
 @dataclass(frozen=True)
 class Identity:
     """The person behind this session and how they were identified (``oidc`` or ``local``)."""
@@ -122,7 +126,7 @@ def _check_local_mode_is_local(principal: Principal) -> None:
         return
     where = f"on {address}" if address else "on every network interface (server.address is not set)"
     roles = ", ".join(sorted(principal.roles)) or "no roles"
-    raise IdentityError(
+    raise LocalModeRefused(
         f"This dashboard listens {where} without sign-in: everyone who reaches it would act as "
         f"{principal.name} with the roles {roles}. Configure sign-in (an [auth] section in "
         '.streamlit/secrets.toml; README, "Dashboard"), or listen on this machine only '

@@ -1075,7 +1075,7 @@ def test_local_mode_is_refused_on_a_dashboard_that_listens_beyond_this_machine(
     listening_on(address)
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["The dashboard's identity configuration is invalid."]
+    assert [e.value for e in at.error] == ["Sign-in is needed: other machines can reach this dashboard."]
     (reason,) = [t.value for t in at.text]
     where = f"on {address}" if address else "on every network interface (server.address is not set)"
     assert reason.startswith(f"This dashboard listens {where} without sign-in")
