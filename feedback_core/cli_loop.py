@@ -48,16 +48,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     system = build_system(args, create=True)
     system.init_feedback_tables()
-    counts = system.count_rows()
-    if counts["movies"] or counts["user_dislikes"]:
+    held = _held_data(system.count_rows())
+    if held:
         if args.if_empty:
             print(f"database {mask_url(system.settings.database_url)} already has data: demo not built")
             return 0
         print(
             f"error: the database {mask_url(system.settings.database_url)} is not empty "
-            f"({count(counts['movies'], 'film')}, {count(counts['user_dislikes'], 'dislike')}): the demo is "
-            "built only into an empty database; name a new one with --db, or add --if-empty to leave "
-            "this one as it is",
+            f"({', '.join(held)}): the demo is built only into an empty database (it would take the "
+            "place of all of it); name a new one with --db, or add --if-empty to leave this one as it is",
             file=sys.stderr,
         )
         return 2
@@ -81,13 +80,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# What a database may hold that the demo would take the place of (counted as in `info`).
+_HELD = (
+    ("movies", "film", None),
+    ("user_dislikes", "dislike", None),
+    ("ratings", "rating", None),
+    ("recommendation_sets", "shown list", None),
+    ("model_versions", "model version", None),
+    ("api_keys", "API key", None),
+)
+
+
+def _held_data(counts: dict[str, int]) -> list[str]:
+    """What the database holds that a demo built into it would replace: ["2 API keys", ...]."""
+    return [count(counts[table], noun, plural) for table, noun, plural in _HELD if counts.get(table)]
+
+
 def _build_whole(settings: Settings, build) -> dict:
     """Run ``build`` so that an interrupted build leaves the database as it was (empty).
 
-    An SQLite database is built in a file beside it (``<file>.building``) that replaces it only
-    once complete; a build stopped half-way would otherwise leave a partial demo that the next
-    ``demo --if-empty`` (``make run``) keeps as "already has data". A build that fails removes
-    its file. Other databases are built in place, in their own transactions.
+    An SQLite database is built in a file beside it (``<file>.building``), copied into it only
+    once complete (or moved in place, when there was no file yet); a build stopped half-way would
+    otherwise leave a partial demo that the next ``demo --if-empty`` (``make run``) keeps as
+    "already has data". A build that fails removes its file. Other databases are built in place,
+    in their own transactions.
     """
     import os
     import sqlite3
@@ -118,8 +134,18 @@ def _build_whole(settings: Settings, build) -> dict:
     except BaseException:
         _remove_sqlite_files(building)  # half a demo is of no use to the next build
         raise
-    _remove_sqlite_files(target, ("-wal", "-shm", "-journal"))  # the empty database's log dies with it
-    os.replace(building, target)
+    if target.exists():
+        # Copied into the file itself rather than a new file put in its place: a dashboard or an
+        # API that has the database open goes on reading the file it opened, and would never
+        # see a replaced one (and would write into a deleted file). SQLite's backup copies the
+        # pages under its own locks, so they see the demo at their next read.
+        with (
+            closing(sqlite3.connect(building)) as source,
+            closing(sqlite3.connect(target, timeout=30)) as dest,
+        ):
+            source.backup(dest)
+    else:
+        os.replace(building, target)
     _remove_sqlite_files(building)
     return summary
 

@@ -218,9 +218,41 @@ def test_demo_on_a_database_with_data_names_it_and_the_if_empty_option(tmp_path,
     code, out, err = run(capsys, "--db", url, "demo", "--users", "5", "--movies", "20", "--days", "1")
     assert (code, out) == (2, "")
     assert err == (
-        f"error: the database {url} is not empty (1 film, 0 dislikes): the demo is built only into an empty "
-        "database; name a new one with --db, or add --if-empty to leave this one as it is\n"
+        f"error: the database {url} is not empty (1 film): the demo is built only into an empty "
+        "database (it would take the place of all of it); name a new one with --db, or add --if-empty "
+        "to leave this one as it is\n"
     )
+
+
+def test_an_api_key_makes_a_database_one_the_demo_leaves_alone(tmp_path, capsys):
+    # `init`, `create-api-key`, then `make run` (demo --if-empty): the key must survive.
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    run(capsys, "--db", url, "init")
+    assert run(capsys, "--db", url, "create-api-key", "--name", "prod", "--role", "admin")[0] == 0
+    code, out, _ = run(
+        capsys, "--db", url, "demo", "--if-empty", "--users", "5", "--movies", "20", "--days", "1"
+    )
+    assert code == 0 and out == f"database {url} already has data: demo not built\n"
+    code, _, err = run(capsys, "--db", url, "demo", "--users", "5", "--movies", "20", "--days", "1")
+    assert code == 2 and "is not empty (1 API key)" in err
+    code, out, _ = run(capsys, "--db", url, "list-api-keys")
+    assert code == 0 and "prod" in out
+
+
+def test_a_demo_built_into_a_database_others_have_open_is_what_they_read(tmp_path, capsys):
+    # A dashboard or an API has the (empty) database open while `demo` fills it: they must read
+    # the demo at once, not a file deleted under them (the demo used to be moved into place).
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    run(capsys, "--db", url, "init")
+    reader = FeedbackSystem.from_url(url)
+    assert reader.count_rows()["movies"] == 0  # its connection is open, pooled
+    assert run(capsys, "--db", url, "demo", "--users", "5", "--movies", "20", "--days", "1")[0] == 0
+    assert reader.count_rows()["movies"] == 20
+    reader.add_movies([{"movie_id": 999, "title": "Written by the open process"}])  # into the same file
+    reader.close()
+    again = FeedbackSystem.from_url(url)
+    assert again.count_rows()["movies"] == 21
+    again.close()
 
 
 def test_an_unexpected_training_failure_is_logged_with_its_traceback(tmp_path, capsys, caplog, monkeypatch):
