@@ -341,7 +341,8 @@ def _parse(var: str, raw: str, type_name: Any) -> Any:
                 return False
             raise ValueError
     except ValueError:
-        raise ConfigError(f"{var} must be a {kind}, got {raw!r}") from None
+        wanted = {"float": "a number", "int": "a whole number", "bool": "true or false (1/0, yes/no, on/off)"}
+        raise ConfigError(f"{var} must be {wanted.get(kind, 'a ' + kind)}, got {raw!r}") from None
     return raw
 
 
@@ -350,10 +351,16 @@ def mask_url(url: str) -> str:
     ``password`` (or ``sslpassword``) query parameter's, which psycopg takes as well."""
     from sqlalchemy.engine import make_url
 
-    try:
-        shown = make_url(url).render_as_string(hide_password=True)
-    except Exception:
+    scheme, separator, rest = url.partition("://")
+    if separator and rest.split("/", 1)[0].count("@") > 1:
+        # A raw "@" in a password: parsed, the password would end at the first one and the rest
+        # of it show as the host. Masked up to the last "@" instead.
         shown = _mask_unparsed(url)
+    else:
+        try:
+            shown = make_url(url).render_as_string(hide_password=True)
+        except Exception:
+            shown = _mask_unparsed(url)
     return _QUERY_SECRET.sub(r"\1***", shown)
 
 

@@ -306,3 +306,23 @@ def test_mask_url_hides_a_password_given_as_a_query_parameter(url, shown):
     # psycopg takes the password from the query string too: masking only the user part showed it.
     masked = mask_url(url)
     assert "S3cret" not in masked and shown in masked
+
+
+def test_a_raw_at_sign_in_a_password_is_masked_whole():
+    # Parsed, the password ends at its first "@" and the rest of it showed as the host.
+    masked = mask_url("postgresql://u:p@w@rd@localhost/db")
+    assert masked == "postgresql://u:***@localhost/db" and "w@rd" not in masked
+
+
+@pytest.mark.parametrize(
+    "name,value,says",
+    [
+        ("FEEDBACK_ACCUMULATION_THRESHOLD", "abc", "must be a whole number, got 'abc'"),
+        ("FEEDBACK_DISLIKE_WEIGHT_MULTIPLIER", "heavy", "must be a number, got 'heavy'"),
+        ("FEEDBACK_AUTO_APPROVE", "maybe", "must be true or false (1/0, yes/no, on/off), got 'maybe'"),
+    ],
+)
+def test_a_malformed_environment_value_says_what_kind_it_must_be(name, value, says):
+    with pytest.raises(ConfigError) as bad:
+        Settings.from_env({name: value})
+    assert says in bad.value.message
