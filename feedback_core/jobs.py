@@ -82,8 +82,8 @@ def _worker_gone(job, now) -> bool:
     A live process with the job's ``host:pid`` is not taken as its worker once the heartbeat is
     stale: it may be another process that got the same pid (a restarted container's worker is
     often pid 1), or a process whose worker thread died. A pid is looked up in this process's
-    pid namespace: worker containers that share a host name (host networking) need host names
-    of their own (docs/deploy.md), or each takes the other's live jobs for ended."""
+    pid namespace: worker containers that share a host name (host networking) must share the
+    host's pid namespace too (docs/deploy.md), or each takes the other's live jobs for ended."""
     with _RUNNING_LOCK:
         if (job.job_id, job.started_at) in _RUNNING_HERE:
             return False
