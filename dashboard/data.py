@@ -76,6 +76,13 @@ def query(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return _cached_query(read_url(), fn.__module__, fn.__name__, args, tuple(sorted(kwargs.items())))
 
 
+def fresh(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a query function now, past the cache: for the figures an action is decided on (the
+    Retrain page's candidate, active version, jobs and untrained examples), which must not be a
+    minute old when someone promotes or starts a retrain."""
+    return fn(_system_for(read_url()), *args, **kwargs)
+
+
 @contextmanager
 def reading() -> Iterator[None]:
     """Answer the block's queries from one snapshot of the database they read (one transaction).

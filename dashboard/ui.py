@@ -177,6 +177,29 @@ def rate_column(df: pd.DataFrame, trials: str = "impressions", suffix: str = "")
 
 # ---------------------------------------------------------------- tables
 
+# How the offline metrics read in comparison tables (the others keep their names).
+METRIC_NAMES = {
+    "auc": "AUC (higher is better)",
+    "auc_per_user_film": "AUC per (user, film) (what promotion judges)",
+    "log_loss": "log loss (lower is better)",
+    "accuracy": "accuracy",
+    "accuracy_baseline": "accuracy, no model (always the commoner label)",
+    "precision_at_10": "precision@10",
+    "precision_at_10_baseline": "precision@10, no model (random order)",
+    "dislike_top10_share": "held-out dislikes still in a top 10 (lower is better)",
+}
+
+
+def named_metrics(table: pd.DataFrame) -> pd.DataFrame:
+    """A comparison table with readable metric names; no difference for the no-model figures,
+    which each side measured on its own rows."""
+    out = table.copy()
+    baseline = out["metric"].astype(str).str.endswith("_baseline")
+    if "difference" in out.columns:
+        out["difference"] = out["difference"].where(~baseline)
+    out["metric"] = out["metric"].map(lambda m: METRIC_NAMES.get(m, m))
+    return out
+
 
 def show_table(
     df: pd.DataFrame,
@@ -275,11 +298,16 @@ def flash(kind: str, message: str) -> None:
     st.session_state.setdefault("flash", []).append((kind, message))
 
 
+def show_message(kind: str, message: str) -> None:
+    """Show one message box now (``success``, ``info``, ``warning`` or ``error``), as plain text."""
+    box, icon = FLASH_BOXES[kind]
+    box(escape_markdown(message), icon=icon)
+
+
 def show_flashes() -> None:
     """Show and forget the kept messages (as plain text: they may quote user data)."""
     for kind, message in st.session_state.pop("flash", []):
-        box, icon = FLASH_BOXES[kind]
-        box(escape_markdown(message), icon=icon)
+        show_message(kind, message)
 
 
 def escape_markdown(text: str) -> str:

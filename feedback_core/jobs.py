@@ -358,7 +358,7 @@ class Jobs:
                 active_slot=None,
                 finished_at=now,
                 progress=100,
-                stage=f"unchanged: nothing new since version {same}, the same model",
+                stage=_unchanged_stage(conn, same),
                 result_version_id=None,
             )
         )
@@ -766,3 +766,13 @@ def _same_as_newest(
     if settings.get("promotion_margin") != margin:  # judged by another rule now
         return None
     return newest.version_id
+
+
+def _unchanged_stage(conn: Connection, same: int) -> str:
+    """The stage of a job that matched version ``same``: what it found, and, when that version
+    no longer serves (rolled back from), where to bring it back."""
+    status = conn.execute(select(model_versions.c.status).where(model_versions.c.version_id == same)).scalar()
+    stage = f"unchanged: nothing new since version {same}, the same model"
+    if status == "retired":
+        stage += "; it is retired: activate it on Model versions"
+    return stage

@@ -885,7 +885,11 @@ def test_the_same_model_is_judged_anew_after_another_version_was_activated(syste
     again = system.retrain("analyst@test")
     assert again["result_version_id"] is None  # v3 is the newest and was compared with v1...
     system.activate_model_version(v1, "analyst@test")
-    assert system.retrain("analyst@test")["result_version_id"] is None  # ...and v1 is active again
+    rolled_back = system.retrain("analyst@test")  # ...and v1 is active again
+    assert rolled_back["result_version_id"] is None
+    assert rolled_back["stage"] == (
+        f"unchanged: nothing new since version {v3}, the same model; it is retired: activate it on Model versions"
+    )
     system.activate_model_version(v2, "analyst@test")
     fresh = system.retrain("analyst@test")["result_version_id"]  # active v2: not what v3 saw
     assert fresh is not None and system.get_model_version(fresh)["parent_id"] == v2

@@ -78,7 +78,9 @@ def job_progress(job_id: int) -> None:
 
 
 st.title("Retrain")
-status = data.query(queries.get_retrain_status)
+# Read now, not from the cache: a candidate trained a minute ago (by the CLI, a worker) must be
+# the one shown, and the one a promotion is checked against.
+status = data.fresh(queries.get_retrain_status)
 pending, threshold = status["untrained_examples"], status["retrain_threshold"]
 cols = st.columns(3)
 cols[0].metric("Untrained examples", f"{pending:,}{'+' if status['untrained_capped'] else ''}")
@@ -92,9 +94,16 @@ st.progress(
 )
 
 job = status["job"]
+WATCHED = "retrain_watched_job"  # the job this page last showed under way
 if job is not None:
+    st.session_state[WATCHED] = int(job["job_id"])
     st.subheader("Under way")
     job_progress(int(job["job_id"]))
+elif WATCHED in st.session_state:
+    # It ended between two views (the page reads the jobs afresh): say how, once.
+    ended = data.get_system().get_retrain_job(st.session_state.pop(WATCHED))
+    if ended["status"] in ("succeeded", "failed"):
+        ui.show_message(*finished_message(ended))
 if ui.action_button(
     "Start a retrain",
     "retrain.request",
@@ -128,7 +137,9 @@ else:
     baseline = status["baseline_version_id"]
     # No version active yet: the candidate was set beside the prior model, which serves meanwhile.
     against = label(baseline) if baseline is not None else "prior model"
-    comparison = status["comparison"].rename(columns={"active": against, "candidate": label(candidate)})
+    comparison = ui.named_metrics(status["comparison"]).rename(
+        columns={"active": against, "candidate": label(candidate)}
+    )
     if status["candidate_note"]:
         st.text(f"At training: {status['candidate_note']}")
     if baseline is not None and baseline != status["active_version_id"]:
@@ -169,7 +180,7 @@ else:
         )
 
 st.subheader("History")
-history = data.query(queries.list_job_history, limit=50)
+history = data.fresh(queries.list_job_history, limit=50)
 if history.empty:
     st.info("No retrain has run yet.")
 else:
@@ -185,5 +196,6 @@ else:
             "started_at": moment("started"),
             "finished_at": moment("finished"),
             "progress": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%d%%"),
+            "stage": st.column_config.TextColumn(width="large"),  # "unchanged: nothing new since ..."
         },
     )

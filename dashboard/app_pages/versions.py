@@ -1,5 +1,6 @@
 """Model versions: the registry, a two-version comparison with its test, activation and rollback."""
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data, ui
@@ -50,6 +51,18 @@ st.caption(
     "Accuracy and precision@10 rise with the share of liked films whatever a model does: each "
     "stands beside what no model at all would score on the same rows."
 )
+no_better = [
+    f"{row.version} (accuracy {row.accuracy:.4f} vs {row.accuracy_baseline:.4f})"
+    for row in versions.itertuples()
+    if pd.notna(row.accuracy) and pd.notna(row.accuracy_baseline) and row.accuracy <= row.accuracy_baseline
+]
+if no_better:
+    st.warning(
+        "No more accurate than always answering the commoner label, on their own held-out rows: "
+        + ", ".join(no_better)
+        + ". Judge them by AUC and by their online dislike rate.",
+        icon=":material/info:",
+    )
 st.altair_chart(charts.version_rates_chart(versions), width="stretch")
 unrated = versions.loc[~versions["enough"], "version"].tolist()
 if unrated:
@@ -138,7 +151,7 @@ else:
             "moment: their difference is indicative only. The Retrain page compares a candidate with "
             "the version it was trained against on the same examples."
         )
-        ui.show_table(comparison["offline"], f"offline_metrics_{label(a)}_{label(b)}")
+        ui.show_table(ui.named_metrics(comparison["offline"]), f"offline_metrics_{label(a)}_{label(b)}")
     with tab_weights:
         if comparison["weights"].empty:
             st.info("Neither version records feature weights.")
