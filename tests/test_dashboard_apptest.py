@@ -323,6 +323,8 @@ def test_versions_page_colours_the_verdict_by_its_direction_and_names_the_days(s
         assert f"v{worse[side]['version_id']} served {ui.fmt_days(period)}" in caption
     assert worse["shared_days"] is None
     assert any("served on different days" in w.value for w in at.warning)
+    # The verdict box, read alone, carries the caveat too.
+    assert any(box.value == f"{worse['verdict']} (over different days)" for box in at.error)
 
 
 def test_a_comparison_over_the_days_both_versions_served_says_so(own_db):
@@ -344,6 +346,8 @@ def test_a_comparison_over_the_days_both_versions_served_says_so(own_db):
     labels = [m.label for m in at.metric if m.label.startswith("Dislike rate of")]
     assert labels == [f"Dislike rate of v{v}, {ui.fmt_days(shared)}" for v in (1, 2)]
     assert any("include today" in c.value for c in at.caption)
+    verdict = own_db.compare_model_versions(1, 2)["shared_days"]["verdict"]
+    assert any(b.value == f"{verdict} (today still counting)" for b in [*at.success, *at.error, *at.info])
 
 
 def test_rates_on_too_few_impressions_are_left_blank(own_db):

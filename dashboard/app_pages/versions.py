@@ -123,13 +123,20 @@ else:
                 icon=":material/event_busy:",
             )
     today = data.get_system().now().date()
-    if any(row["last_day"] == today for row in judged["online"].to_dict("records")):
+    includes_today = any(row["last_day"] == today for row in judged["online"].to_dict("records"))
+    if includes_today:
         st.caption(
             "The figures include today, whose lists are still collecting dislikes: its rate can only rise."
         )
-    # The colour follows the direction: a lower rate for B is good news, a higher one bad.
+    # The colour follows the direction: a lower rate for B is good news, a higher one bad. The
+    # verdict carries its caveats itself: a reader may look at the box alone.
+    caveats = []
+    if judged is comparison and both_served and not comparison["same_days"]:
+        caveats.append("over different days")
+    if includes_today:
+        caveats.append("today still counting")
     box = {"lower": st.success, "higher": st.error}.get(judged["outcome"], st.info)
-    box(judged["verdict"], icon=":material/balance:")
+    box(judged["verdict"] + (f" ({'; '.join(caveats)})" if caveats else ""), icon=":material/balance:")
     if judged["difference"] is not None:
         st.caption(
             f"Difference B − A: {judged['difference'] * 100:+.2f} points "
