@@ -82,18 +82,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # What a database may hold that the demo would take the place of (counted as in `info`).
 _HELD = (
-    ("movies", "film", None),
-    ("user_dislikes", "dislike", None),
-    ("ratings", "rating", None),
-    ("recommendation_sets", "shown list", None),
-    ("model_versions", "model version", None),
-    ("api_keys", "API key", None),
+    ("movies", "film"),
+    ("user_dislikes", "dislike"),
+    ("ratings", "rating"),
+    ("recommendation_sets", "shown list"),
+    ("model_versions", "model version"),
+    ("api_keys", "API key"),
 )
 
 
 def _held_data(counts: dict[str, int]) -> list[str]:
     """What the database holds that a demo built into it would replace: ["2 API keys", ...]."""
-    return [count(counts[table], noun, plural) for table, noun, plural in _HELD if counts.get(table)]
+    return [count(counts[table], noun) for table, noun in _HELD if counts.get(table)]
 
 
 def _build_whole(settings: Settings, build) -> dict:

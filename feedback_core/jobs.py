@@ -413,12 +413,13 @@ class Jobs:
         try:
             with write_transaction(self.engine) as conn:
                 now = self.now()
-                asked = conn.execute(
-                    select(retrain_jobs.c.trigger, retrain_jobs.c.requested_by).where(
-                        retrain_jobs.c.job_id == job_id
-                    )
-                ).first()
                 if self._fail(conn, job_id, worker_id, message, now) and requeue:
+                    # As the job is now: a person may have joined it while it ran.
+                    asked = conn.execute(
+                        select(retrain_jobs.c.trigger, retrain_jobs.c.requested_by).where(
+                            retrain_jobs.c.job_id == job_id
+                        )
+                    ).first()
                     self._queue_again(conn, job_id, asked.trigger, asked.requested_by, now)
         except DatabaseUnavailableError:
             log.warning(

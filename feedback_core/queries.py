@@ -49,17 +49,9 @@ from feedback_core.schema import (
 )
 from feedback_core.stats import ProportionTest, Rate, rate_with_interval, two_proportion_test
 from feedback_core.validation import check_limit
+from feedback_core.versions import METRICS as OFFLINE_METRICS
 from feedback_core.versions import select_with_online_rates
 
-OFFLINE_METRICS = (
-    "auc",
-    "log_loss",
-    "accuracy",
-    "accuracy_baseline",
-    "precision_at_10",
-    "precision_at_10_baseline",
-    "dislike_top10_share",
-)
 ACTIVATION_ACTIONS = ("model.activated", "model.rollback")  # written by versions.activate
 PENDING_CAP = 100_000  # counting unused examples stops here: "100,000+" is answer enough
 

@@ -361,7 +361,7 @@ def mask_url(url: str) -> str:
             shown = make_url(url).render_as_string(hide_password=True)
         except Exception:
             shown = _mask_unparsed(url)
-    return _QUERY_SECRET.sub(r"\1***", shown)
+    return mask_query_passwords(shown)
 
 
 def mask_query_passwords(text: str) -> str:
