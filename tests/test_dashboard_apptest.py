@@ -307,6 +307,21 @@ def test_versions_page_compares_like_the_system(shared_db):
     assert any("their difference is indicative only" in c.value for c in at.caption)
 
 
+def test_picking_another_version_b_compares_it_with_its_parent(shared_db):
+    parents = {v["version_id"]: v["parent_id"] for v in shared_db.list_model_versions()}
+    at = open_page("versions")
+    b = at.selectbox(key="compare_b").value
+    assert at.selectbox(key="compare_a").value == parents[b]
+    # A person picks another baseline, then another B: B is judged against its own parent.
+    child = next(v for v, parent in parents.items() if parent is not None and v != b)
+    at.selectbox(key="compare_a").set_value(next(v for v in parents if v not in (b, parents[child]))).run()
+    at.selectbox(key="compare_b").set_value(child).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="compare_a").value == parents[child]
+    reference = shared_db.compare_model_versions(parents[child], child)
+    assert any(reference["verdict"] in box.value for box in [*at.success, *at.info, *at.error])
+
+
 def test_versions_page_colours_the_verdict_by_its_direction_and_names_the_days(shared_db):
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.session_state["compare_b"] = 1  # the worse version, judged against the better one
