@@ -1459,11 +1459,32 @@ def _migrate(engine: Engine, revision: str, downgrade: bool) -> None:
                     if not sqlite:
                         # Two processes migrating at once would race on CREATE TABLE.
                         conn.execute(text("SELECT pg_advisory_xact_lock(7216354)"))
+                    if not downgrade:
+                        _refuse_foreign_tables(conn)
                     (command.downgrade if downgrade else command.upgrade)(_alembic_config(conn), revision)
                 _wrote(conn)
             finally:
                 if raw is not None and not conn.invalidated:
                     raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _refuse_foreign_tables(conn: Connection) -> None:
+    """Raise ConfigError when a database without this system's schema already has tables of
+    its names (another application's ``movies``, say): creating the schema there would fail
+    half-way, and writing into them would mix two applications' data."""
+    from feedback_core.schema import metadata
+
+    found = inspect(conn)
+    if found.has_table("alembic_version"):
+        return
+    taken = sorted(set(metadata.tables) & set(found.get_table_names()))
+    if taken:
+        raise ConfigError(
+            f"this database already has tables named {', '.join(taken)}, which feedback-core did not "
+            "create (another application's?): give feedback-core a database of its own "
+            "(FEEDBACK_DB_URL=sqlite:///PATH/feedback.db, or another PostgreSQL database or schema); "
+            "nothing was changed"
+        )
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from feedback_core import FeedbackSystem, Settings
 from feedback_core.db import current_revision, head_revision, make_engine, migrate, upgrade_database
+from feedback_core.errors import ConfigError
 from feedback_core.schema import metadata
 
 # Migrations on PostgreSQL run in a schema of their own inside the test database, so the shared
@@ -533,3 +534,24 @@ def test_the_user_dislikes_rebuild_refuses_to_run_with_foreign_keys_on(tmp_path)
         assert current_revision(engine) == "0006"
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=PG_SKIP))]
+)
+def test_init_refuses_a_database_whose_tables_another_application_made(kind, tmp_path):
+    # The specification kept its tables in the application's own movies.db, beside its movies.
+    with scratch_engine(kind, tmp_path / "movies.db", "migration_foreign") as engine:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE movies (id INTEGER PRIMARY KEY, title TEXT, genres TEXT)"))
+            conn.execute(text("CREATE TABLE ratings (id INTEGER PRIMARY KEY)"))
+            conn.execute(text("INSERT INTO movies VALUES (1, 'Their film', 'Drama')"))
+        with pytest.raises(ConfigError) as raised:
+            upgrade_database(engine)
+        message = str(raised.value)
+        assert "already has tables named movies, ratings" in message
+        assert "a database of its own" in message and "nothing was changed" in message
+        with engine.connect() as conn:
+            assert set(inspect(conn).get_table_names()) == {"movies", "ratings"}
+            assert conn.execute(text("SELECT * FROM movies")).all() == [(1, "Their film", "Drama")]
+        assert current_revision(engine) is None
