@@ -24,7 +24,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, g, jsonify, make_response, request
+from flask import Blueprint, Flask, current_app, g, make_response, request
 from flask.json.provider import DefaultJSONProvider
 from flask.logging import default_handler
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -128,6 +128,7 @@ class _State:
     config: ApiConfig
     keys: KeyVerifier
     tokens: UserTokens | None
+    json: "FeedbackJSONProvider"  # the API's JSON, leaving the host app's own as it is
 
 
 def api_state() -> _State:
@@ -141,6 +142,11 @@ def caller() -> Caller:
 
 def current_system():
     return api_state().system
+
+
+def json_response(payload: Any):
+    """Answer ``payload`` as JSON in the API's formats (not the host app's, which it keeps)."""
+    return api_state().json.response(payload)
 
 
 class FeedbackJSONProvider(DefaultJSONProvider):
@@ -257,9 +263,8 @@ def register_feedback_routes(app: Flask, system: Any = None, config: ApiConfig |
         config=config,
         keys=KeyVerifier(system.engine, cache_seconds=config.key_cache_seconds),
         tokens=UserTokens(config.token_secret) if config.token_secret else None,
+        json=app.json if isinstance(app.json, FeedbackJSONProvider) else FeedbackJSONProvider(app),
     )
-    if not isinstance(app.json, FeedbackJSONProvider):
-        app.json = FeedbackJSONProvider(app)
     app.register_blueprint(bp)
     if config.cors_origins:
         from flask_cors import CORS
@@ -341,7 +346,7 @@ def _error_response(exc: BaseException):
             "message": "an internal error occurred; it was logged",
             "field": None,
         }
-    response = jsonify({"success": False, "error": error})
+    response = json_response({"success": False, "error": error})
     response.status_code = status
     if isinstance(exc, HTTPException) and status == 405:
         response.headers["Allow"] = dict(exc.get_headers()).get("Allow", "")
@@ -506,7 +511,7 @@ def query_args(*allowed: str) -> Mapping[str, str]:
 
 def ok(payload: Mapping[str, Any], status: int = 200):
     """Answer ``{"success": true, ...payload}`` with ``status``."""
-    response = jsonify({"success": True, **payload})
+    response = json_response({"success": True, **payload})
     response.status_code = status
     return response
 
@@ -542,7 +547,7 @@ def _idempotent(view: Callable) -> Callable:
         stored = claim_key(engine, scope, key, fingerprint, current_system().now())
         if stored is not None:
             response = current_app.response_class(
-                current_app.json.dumps(stored.body), status=stored.status_code, mimetype="application/json"
+                api_state().json.dumps(stored.body), status=stored.status_code, mimetype="application/json"
             )
             response.headers["Idempotent-Replayed"] = "true"
             return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flask import jsonify, request
+from flask import request
 
 from feedback_core import api_input as inp
 from feedback_core.api import (
@@ -19,6 +19,7 @@ from feedback_core.api import (
     caller,
     current_system,
     json_body,
+    json_response,
     ok,
     operator,
     query_args,
@@ -334,7 +335,7 @@ def healthz():
     """Say whether the API and its database are up (no authentication)."""
     if current_revision(current_system().engine) is None:
         raise DatabaseUnavailableError(NO_SCHEMA_MESSAGE)
-    return jsonify({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 @route("/api/openapi.json", ["GET"], SERVICE)
@@ -343,4 +344,4 @@ def openapi_document():
     from feedback_core.openapi import build_openapi
 
     query_args()
-    return jsonify(build_openapi(current_system().settings, body_cap()))
+    return json_response(build_openapi(current_system().settings, body_cap()))

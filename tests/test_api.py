@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import datetime
 
 import pytest
 from api_support import error_of, make_api, row_counts
-from flask import Flask
+from flask import Flask, jsonify
 from helpers import add_model_version, count, rows
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -809,6 +810,40 @@ def test_an_unknown_feedback_env_is_refused_naming_the_values(value):
     with pytest.raises(ConfigError) as refused:
         ApiConfig.from_env({"FEEDBACK_ENV": value})
     assert refused.value.message == f"FEEDBACK_ENV must be one of production, development, got {value!r}"
+
+
+def test_a_host_app_keeps_its_own_json_and_the_api_keeps_its_formats(system):
+    from feedback_core.apikeys import create_api_key
+
+    host = Flask("host")
+    moment = datetime(2025, 11, 30, 18, 0)
+
+    @host.get("/own")
+    def own():
+        return jsonify({"zeta": 1, "alpha": moment})
+
+    before = Flask("untouched")
+    before.add_url_rule("/own", view_func=own)
+    expected = before.test_client().get("/own").data
+    assert expected == b'{"alpha":"Sun, 30 Nov 2025 18:00:00 GMT","zeta":1}\n'  # Flask's own
+    provider = host.json
+    register_feedback_routes(host, system=system, config=ApiConfig(key_cache_seconds=0))
+    assert host.json is provider
+    client = host.test_client()
+    assert client.get("/own").data == expected
+    _, key = create_api_key(system.engine, "svc", "service", system.now())
+    headers = {"Authorization": f"Bearer {key}", "X-User-ID": "3", "Idempotency-Key": "k-1"}
+    body = {"movie_id": 1, "movie_title": "A", "reason": "other"}
+    first = client.post("/api/dislike", json=body, headers=headers)
+    again = client.post("/api/dislike", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true" and again.get_json() == first.get_json()
+    history = client.get("/api/dislike-history", headers=headers).get_json()
+    # The API's own formats: its timestamps, its keys in their order.
+    stamp = history["dislikes"][0]["created_at"]
+    assert datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S")
+    assert list(first.get_json())[:2] == ["success", "dislike_id"]
+    assert client.get("/api/missing").get_json()["success"] is False
 
 
 def test_register_feedback_routes_mounts_the_api_on_a_host_app(system):
