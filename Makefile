@@ -31,8 +31,8 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check feedback_core dashboard tests bench
-	$(BIN)/ruff format --check feedback_core dashboard tests bench
+	$(BIN)/ruff check feedback_core feedback_system dashboard tests bench
+	$(BIN)/ruff format --check feedback_core feedback_system dashboard tests bench
 
 ## bench: run every benchmark in bench/
 bench: $(VENV)/.installed-test

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from feedback_core import reinforcement as _reinforcement
 from feedback_core.errors import (
     AuthenticationError,
     ConflictError,
@@ -24,7 +25,6 @@ from feedback_core.errors import (
     SchemaMissingError,
     ValidationError,
 )
-from feedback_core.reinforcement import calculate_feature_adjustment_from_dislike
 from feedback_core.settings import REASONS, ReasonPolicy, Settings, env_variable
 from feedback_core.system import FeedbackSystem
 
@@ -45,7 +45,7 @@ _CONSTANTS = (
 
 def __getattr__(name: str) -> Any:
     if name in _CONSTANTS or name == "DB_PATH":
-        settings = _default.settings if _default is not None else Settings.from_env()
+        settings = _settings_in_force()
         if name == "DB_PATH":  # the specification's database file: the SQLite file in use
             url = make_url(settings.database_url)
             return url.database if url.get_backend_name() == "sqlite" else None
@@ -86,6 +86,24 @@ def _how_to_set(name: str, value: Any) -> str:
 
 
 sys.modules[__name__].__class__ = _Package
+
+
+def _settings_in_force() -> Settings:
+    """The default system's settings, else the environment's (without building a system)."""
+    return _default.settings if _default is not None else Settings.from_env()
+
+
+def calculate_feature_adjustment_from_dislike(
+    reason: str,
+    genres: Any = None,
+    cast: Any = None,
+    franchise: str | None = None,
+) -> dict:
+    """Return the specification's ``feature_adjustments`` object for one dislike (pure), under
+    the reason policy and factors in force: the default system's, as ``save_dislike`` proposes."""
+    return _reinforcement.calculate_feature_adjustment_from_dislike(
+        reason, genres, cast, franchise, settings=_settings_in_force()
+    )
 
 
 def get_default_system() -> FeedbackSystem:

@@ -34,9 +34,9 @@ SPEC_CONSTANTS = {
     "FRANCHISE_DEEMPHASIS_FACTOR": 0.12,
 }
 
-# The specification's "Recording a Dislike", verbatim except for the package name.
+# The specification's "Recording a Dislike", verbatim.
 QUICK_START = """
-from feedback_core import save_dislike, apply_dislike_to_training_data
+from feedback_system import save_dislike, apply_dislike_to_training_data
 
 # Record the dislike
 dislike_id = save_dislike(
@@ -108,6 +108,43 @@ def test_quick_start_runs_unchanged(default_system):
     assert default_system.count_rows()["user_dislikes"] == 1
     assert [d["dislike_id"] for d in default_system.get_user_dislikes(123)] == [dislike_id]
     assert feedback_core.get_default_system().settings.database_url == default_system.settings.database_url
+
+
+def test_the_specifications_module_names_answer_with_feedback_cores(default_system):
+    from feedback_system.feedback_api import register_feedback_routes
+    from feedback_system.feedback_handler import get_dislike_pattern_analysis, save_dislike
+    from feedback_system.feedback_reinforcement import FEEDBACK_ACCUMULATION_THRESHOLD
+
+    import feedback_system
+
+    assert register_feedback_routes is feedback_core.register_feedback_routes
+    assert FEEDBACK_ACCUMULATION_THRESHOLD == feedback_core.FEEDBACK_ACCUMULATION_THRESHOLD == 20
+    save_dislike(user_id=5, movie_id=6, movie_title="Six", reason="poor_quality")
+    assert get_dislike_pattern_analysis(5)["total_dislikes"] == 1
+    assert default_system.count_rows()["user_dislikes"] == 1
+    for module in (feedback_system, feedback_system.feedback_reinforcement):
+        # "Modify in feedback_reinforcement.py": assigning would change nothing the system reads.
+        with pytest.raises(AttributeError, match="FEEDBACK_ACCUMULATION_THRESHOLD=5 before the first call"):
+            module.FEEDBACK_ACCUMULATION_THRESHOLD = 5
+        assert module.FEEDBACK_ACCUMULATION_THRESHOLD == 20
+        with pytest.raises(AttributeError, match="feedback_system.* has no attribute 'no_such_name'"):
+            module.no_such_name  # noqa: B018
+    assert set(feedback_core.__all__) <= set(dir(feedback_system.feedback_handler))
+
+
+def test_the_adjustment_calculation_follows_the_default_systems_settings(default_system, db_url):
+    from feedback_core import FeedbackSystem
+
+    assert feedback_core.calculate_feature_adjustment_from_dislike("wrong_genre", ["Horror"])[
+        "genre_adjustments"
+    ] == {"Horror": pytest.approx(-0.15)}
+    feedback_core.set_default_system(FeedbackSystem.from_url(db_url, GENRE_DEEMPHASIS_FACTOR=0.5))
+    proposed = feedback_core.calculate_feature_adjustment_from_dislike("wrong_genre", ["Horror"])
+    assert proposed["genre_adjustments"] == {"Horror": pytest.approx(-0.5)}
+    saved = feedback_core.get_default_system().record_dislike(
+        user_id=9, movie_id=10, movie_title="Ten", genres=["Horror"], reason="wrong_genre"
+    )
+    assert saved["feature_adjustments"]["genre_adjustments"] == proposed["genre_adjustments"]
 
 
 def test_module_functions_share_one_default_system(default_system):
