@@ -409,7 +409,14 @@ def _identify(access: str) -> Caller:
     scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
     credential = credential.strip()
     if scheme.lower() != "bearer" or not credential:
-        raise AuthenticationError("send an API key: Authorization: Bearer <key>")
+        message = "send an API key: Authorization: Bearer <key>"
+        if request.headers.get("X-User-ID") is not None:
+            # A client written for the specification, which trusted X-User-ID alone.
+            message += (
+                " (X-User-ID alone is not accepted: the key says who may act for that user; an operator "
+                "creates one with feedback-core create-api-key)"
+            )
+        raise AuthenticationError(message)
     state = api_state()
     now = state.system.now()
     if credential.startswith(TOKEN_PREFIX):

@@ -359,7 +359,9 @@ def check_set(d: DislikeIn, owner: int | None, shown: float | None) -> None:
         # One answer whether the list is missing or another user's: whose lists exist is not
         # for this caller to learn.
         raise ValidationError(
-            f"recommendation_set_id {d.recommendation_set_id} is not a list shown to user {d.user_id}",
+            f"recommendation_set_id {d.recommendation_set_id} is not a list shown to user {d.user_id}: "
+            "record the list first (POST /api/recommendation-sets, record_recommendation_set) and send "
+            "the id it returns, or leave recommendation_set_id out",
             "recommendation_set_id",
         )
     if shown is None:

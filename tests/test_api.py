@@ -186,7 +186,7 @@ BAD_BODIES = [
     (
         {"movie_id": 1, "movie_title": "T", "recommendation_set_id": 77},
         "recommendation_set_id",
-        "not a list shown to user",
+        "not a list shown to user 7: record the list first (POST /api/recommendation-sets",
     ),
     ({"movie_id": 1, "movie_title": "T", "recommendation_set_id": "7"}, "recommendation_set_id", "integer"),
 ]

@@ -82,6 +82,19 @@ def test_malformed_or_unknown_credentials_are_401(api, authorization):
     assert "fbk_x" not in r.get_data(as_text=True)  # a presented key is never echoed
 
 
+def test_a_client_sending_only_x_user_id_is_told_what_replaced_it(api):
+    # How the specification's front end called the API: the user id, no key.
+    before = row_counts(api.system)
+    r = api.post("/api/dislike", {"movie_id": 1, "movie_title": "T"}, key=None, user=5)
+    assert r.status_code == 401
+    message = error_of(r)["message"]
+    assert message.startswith("send an API key: Authorization: Bearer <key> (X-User-ID alone is not accepted")
+    assert "feedback-core create-api-key" in message
+    assert row_counts(api.system) == before
+    plain = api.get("/api/dislike-history", key=None, user=None)
+    assert error_of(plain)["message"] == "send an API key: Authorization: Bearer <key>"
+
+
 def test_keys_are_stored_only_as_hashes(api):
     stored = rows(api.system, api_keys)
     assert {r.name for r in stored} == {"recommender", "ops"}
