@@ -1,0 +1,138 @@
+"""Sign-in with OpenID Connect on a real ``streamlit run``, in Chromium: "Sign in" sends the
+browser to the identity provider (a local stand-in that serves its discovery document).
+
+What AppTest cannot show: the login route runs in Streamlit's web server, with the libraries the
+requirements install (Authlib and its HTTP client); one missing answered "Internal Server Error".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from feedback_core import FeedbackSystem
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="Debian's chromium is not installed (apt-get install -y chromium); CI installs it",
+    ),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Discovery(BaseHTTPRequestHandler):
+    """An identity provider's discovery document, and nothing else."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        base = f"http://127.0.0.1:{self.server.server_port}"
+        if self.path != "/.well-known/openid-configuration":
+            self.send_error(404)
+            return
+        body = json.dumps(
+            {
+                "issuer": base,
+                "authorization_endpoint": f"{base}/authorize",
+                "token_endpoint": f"{base}/token",
+                "jwks_uri": f"{base}/jwks",
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def provider():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Discovery)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_sign_in_sends_the_browser_to_the_identity_provider(provider, tmp_path):
+    path = tmp_path / "signin.db"
+    FeedbackSystem.from_url(f"sqlite:///{path}").init_feedback_tables()
+    port = free_port()
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(
+        "[auth]\n"
+        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+        'cookie_secret = "a-long-random-secret-for-the-test"\n'
+        'client_id = "dashboard"\n'
+        'client_secret = "x"\n'
+        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n'
+    )
+    env = {**os.environ, "FEEDBACK_DB_URL": f"sqlite:///{path}"}
+    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py")]
+    command += ["--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"]
+    command += ["--secrets.files", str(secrets)]
+    log_path = tmp_path / "streamlit.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1):
+                        break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"streamlit did not start: {log_path.read_text()}") from None
+                    time.sleep(0.2)
+            with sync_api.sync_playwright() as p:
+                chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                page = chromium.new_page()
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.get_by_role("button", name="Sign in").click()
+                # The provider's sign-in page (the stand-in answers it 404): the browser got there.
+                page.wait_for_url(f"{provider}/authorize**", timeout=15_000)
+                arrived = page.url
+                chromium.close()
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    location = urlsplit(arrived)
+    query = parse_qs(location.query)
+    assert query["client_id"] == ["dashboard"] and query["response_type"] == ["code"]
+    assert query["redirect_uri"] == [f"http://127.0.0.1:{port}/oauth2callback"]
