@@ -114,7 +114,7 @@ def _database_state() -> dict:
         st.text(exc.message)
         st.stop()
     except DatabaseUnavailableError as exc:
-        ui.show_unreachable(exc.message)
+        ui.show_unreachable(exc)
         st.stop()
 
 
@@ -129,7 +129,7 @@ def main() -> None:
         if shown:
             ui.confirm_pending()  # an action writes: after the page's reads, outside their snapshot
     except DatabaseUnavailableError as exc:
-        ui.show_unreachable(exc.message)
+        ui.show_unreachable(exc)
 
 
 def _show_page(who: identity.Identity, navigation) -> bool:

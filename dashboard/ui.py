@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, identity
-from feedback_core.errors import FeedbackError
+from feedback_core.errors import DatabaseRefusedError, DatabaseUnavailableError, FeedbackError
 from feedback_core.queries import version_label
 from feedback_core.settings import REASONS
 from feedback_core.versions import ANY_ACTIVE
@@ -232,10 +232,18 @@ def show_table(
 # ---------------------------------------------------------------- states of the database
 
 
-def show_unreachable(message: str) -> None:
-    """Explain that the database cannot be reached."""
+def show_unreachable(error: DatabaseUnavailableError) -> None:
+    """Explain that the database cannot be reached, or refuses the dashboard for good."""
+    if isinstance(error, DatabaseRefusedError):
+        st.error("The feedback database refuses the dashboard's connection.", icon=":material/key_off:")
+        st.text(error.message)
+        st.markdown(
+            "Waiting will not mend this: correct `FEEDBACK_DB_URL` (the database's name, the user or "
+            "the password, or the path of the SQLite file) and restart the dashboard."
+        )
+        return
     st.error("The feedback database cannot be reached right now.", icon=":material/cloud_off:")
-    st.text(message)
+    st.text(error.message)
     st.markdown(
         "Check that the database server is running and that `FEEDBACK_DB_URL` points at it, "
         "then reload this page. Nothing needs restarting: the dashboard reconnects by itself."

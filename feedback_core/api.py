@@ -37,6 +37,7 @@ from feedback_core.db import current_revision, format_ts
 from feedback_core.errors import (
     AuthenticationError,
     ConfigError,
+    DatabaseRefusedError,
     DatabaseUnavailableError,
     FeedbackError,
     PermissionDeniedError,
@@ -302,6 +303,12 @@ def _error_response(exc: BaseException):
         status, error = exc.status, exc.to_dict()
         if status >= 500:
             log.error("[FEEDBACK] %s %s: %s", request.method, request.path, exc.message)
+        if isinstance(exc, DatabaseRefusedError):
+            # The reason (a database name, a user) is for the operator, in the log.
+            error["message"] = (
+                "the database refuses this server's connection: its database URL needs correcting "
+                "(the server's log says why); retrying will not help"
+            )
     elif isinstance(exc, HTTPException):
         status = exc.code or 500
         code = {
@@ -352,7 +359,7 @@ def _error_response(exc: BaseException):
         response.headers["Allow"] = dict(exc.get_headers()).get("Allow", "")
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="feedback-core"'
-    if status == 503:
+    if status == 503 and not isinstance(exc, DatabaseRefusedError):
         response.headers["Retry-After"] = "5"
     return response
 

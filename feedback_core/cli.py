@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from feedback_core.errors import ConfigError, DatabaseUnavailableError, FeedbackError
+from feedback_core.errors import ConfigError, DatabaseRefusedError, DatabaseUnavailableError, FeedbackError
 from feedback_core.settings import Settings, mask_url
 
 COMMANDS: dict[str, tuple[Callable, Callable[[argparse.ArgumentParser], None], str]] = {}
@@ -375,7 +375,7 @@ def _database_failure(exc: Exception, args: argparse.Namespace) -> str | None:
         or (state is not None and state.startswith(_POSTGRES_TROUBLE))
     ):
         cause_text = _hide_password(_first_reason(str(driver_error)), args)
-        if isinstance(exc, DatabaseUnavailableError):
+        if isinstance(exc, DatabaseUnavailableError) and not isinstance(exc, DatabaseRefusedError):
             return f"the database {name} is unavailable ({cause_text}); retry shortly"
         return f"database {name}: {cause_text}"
     return None

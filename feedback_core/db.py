@@ -41,7 +41,12 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.pool import NullPool
 
-from feedback_core.errors import ConfigError, DatabaseUnavailableError, SchemaMissingError
+from feedback_core.errors import (
+    ConfigError,
+    DatabaseRefusedError,
+    DatabaseUnavailableError,
+    SchemaMissingError,
+)
 from feedback_core.settings import Settings, mask_query_passwords, mask_url
 
 log = logging.getLogger("feedback_core")
@@ -1320,6 +1325,11 @@ def _translate(exc: DBAPIError, missing_schema: bool = True) -> Exception:
         missing = _missing_schema(exc)
         if missing is not None:
             return missing
+    refused = _refusal(exc)
+    if refused is not None:
+        return DatabaseRefusedError(
+            f"the database refuses the connection: {refused}; correct the database URL (FEEDBACK_DB_URL)"
+        )
     if exc.connection_invalidated:
         return DatabaseUnavailableError(
             "the database is unavailable (the connection was lost); retry shortly"
@@ -1343,6 +1353,24 @@ def _translate(exc: DBAPIError, missing_schema: bool = True) -> Exception:
     ):
         return DatabaseUnavailableError("the database is unavailable; retry shortly")
     return exc
+
+
+# PostgreSQL's reasons for refusing a connection that retrying will not change.
+_REFUSALS = re.compile(
+    r"FATAL:\s+((?:password authentication failed for user|role|database) [^\n(]*?"
+    r"(?:does not exist|for user \"[^\"]*\"|$)|no pg_hba\.conf entry[^\n]*|permission denied for database[^\n]*)",
+    re.MULTILINE,
+)
+
+
+def _refusal(exc: DBAPIError) -> str | None:
+    """The reason, in the driver's words, when the database refuses this system for good (no
+    such database or role, a wrong password, a file that is not a database); else None."""
+    driver_error = exc.orig
+    if getattr(driver_error, "sqlite_errorname", None) == "SQLITE_NOTADB":
+        return "the file is not an SQLite database"
+    found = _REFUSALS.search(str(driver_error)) if driver_error is not None else None
+    return " ".join(found.group(1).split()) if found else None
 
 
 # The drivers' words for a table that does not exist (SQLite may name it ``main.movies``,

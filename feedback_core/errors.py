@@ -61,6 +61,12 @@ class DatabaseUnavailableError(FeedbackError):
     code = "database_unavailable"
 
 
+class DatabaseRefusedError(DatabaseUnavailableError):
+    """The database refuses this system for a reason that waiting will not mend: a database that
+    does not exist, a wrong user or password, a file that is not a database. Someone has to
+    correct the database URL (``FEEDBACK_DB_URL``)."""
+
+
 class SchemaMissingError(DatabaseUnavailableError):
     """The database lacks a table of the feedback schema: it was never initialised (or is older
     than this code). Answered like an unavailable database (503): nothing works until an

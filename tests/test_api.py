@@ -812,6 +812,30 @@ def test_an_unknown_feedback_env_is_refused_naming_the_values(value):
     assert refused.value.message == f"FEEDBACK_ENV must be one of production, development, got {value!r}"
 
 
+def test_a_database_that_refuses_the_api_is_a_503_that_says_so_and_logs_why(tmp_path, caplog):
+    from feedback_core import FeedbackSystem
+
+    not_a_database = tmp_path / "notes.db"
+    not_a_database.write_text("these are notes, not a database\n" * 200)
+    app = create_app(system=FeedbackSystem.from_url(f"sqlite:///{not_a_database}"))
+    client = app.test_client()
+    for r in (
+        client.get("/healthz"),
+        client.get(
+            "/api/dislike-history", headers={"Authorization": "Bearer fbk_" + "x" * 40, "X-User-ID": "1"}
+        ),
+    ):
+        assert r.status_code == 503
+        error = r.get_json()["error"]
+        assert error["code"] == "database_unavailable"
+        assert (
+            "its database URL needs correcting" in error["message"]
+            and "retrying will not help" in error["message"]
+        )
+        assert "busy" not in error["message"] and "Retry-After" not in r.headers
+    assert "the file is not an SQLite database" in caplog.text  # the reason, for the operator
+
+
 def test_a_host_app_keeps_its_own_json_and_the_api_keeps_its_formats(system):
     from feedback_core.apikeys import create_api_key
 

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import PG_URL
 from dashboard_data import HOSTILE_TEXT, HOSTILE_TITLE, _version, build_sample
 from sqlalchemy import Engine, event, insert, select, update
+from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
 from dashboard import charts, data, ui
@@ -969,6 +971,39 @@ def test_an_unreachable_database_says_so(dashboard_env):
     assert any("cannot be reached" in e.value for e in at.error)
     everything = " ".join(e.value for e in [*at.text, *at.markdown, *at.error, *at.caption])
     assert "s3cret-pw" not in everything
+
+
+def _refused_urls(tmp_path) -> list:
+    not_a_database = tmp_path / "notes.db"
+    not_a_database.write_text("these are notes, not a database\n" * 200)
+    urls = [(f"sqlite:///{not_a_database}", "the file is not an SQLite database")]
+    if PG_URL:
+        good = make_url(PG_URL)
+        urls.append(
+            (
+                good.set(password="wrong-pw").render_as_string(hide_password=False),
+                f'password authentication failed for user "{good.username}"',
+            )
+        )
+        urls.append(
+            (
+                good.set(database="feedback_no_such_db").render_as_string(hide_password=False),
+                'database "feedback_no_such_db" does not exist',
+            )
+        )
+    return urls
+
+
+def test_a_database_that_refuses_the_dashboard_says_what_to_correct(dashboard_env, tmp_path):
+    for url, reason in _refused_urls(tmp_path):
+        dashboard_env.setenv("FEEDBACK_DB_URL", url)
+        data.refresh()
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert [e.value for e in at.error] == ["The feedback database refuses the dashboard's connection."]
+        assert any(reason in t.value for t in at.text), url
+        assert any("correct `FEEDBACK_DB_URL`" in m.value for m in at.markdown)
+        assert "wrong-pw" not in " ".join(e.value for e in [*at.text, *at.markdown, *at.error])
 
 
 # ---------------------------------------------------------------- formats and charts (pure)
