@@ -327,6 +327,14 @@ def reject_adjustment(adjustment_id: str):
     return ok({"adjustment": operator().reject_adjustment(aid, note=body.get("note") or "")})
 
 
+@route("/api/adjustments/<adjustment_id>/revert", ["POST"], ADMIN, idempotent=True)
+def revert_adjustment(adjustment_id: str):
+    """Undo an applied adjustment: its magnitude leaves the user's weight at once."""
+    json_body(optional=True)
+    aid = inp.check_positive_int_text(adjustment_id, "adjustment_id")
+    return ok({"adjustment": operator().revert_adjustment(aid)})
+
+
 # ---------------------------------------------------------------- unauthenticated and meta
 
 

@@ -661,6 +661,17 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> dict:
                 tag=ops,
             )
         },
+        "/api/adjustments/{adjustment_id}/revert": {
+            "post": _operation(
+                "Revert an applied adjustment (its magnitude leaves the user's weight); 409 unless applied",
+                admin,
+                "200",
+                _ok({"adjustment": _ref("Adjustment")}, ("adjustment",)),
+                params=(_path_id("adjustment_id"),),
+                errors=("404", "409"),
+                tag=ops,
+            )
+        },
         "/api/openapi.json": {
             "get": _operation(
                 "This document", service, "200", {"type": "object", "required": ["openapi", "paths"]}, tag=ops

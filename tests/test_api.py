@@ -30,6 +30,7 @@ from feedback_core.schema import (
     ratings,
     recommendation_sets,
     user_dislikes,
+    user_feature_weights,
 )
 from feedback_core.system import FeedbackSystem
 
@@ -493,6 +494,20 @@ def test_adjustments_can_be_listed_approved_and_rejected_by_an_admin(api):
     assert rejected.status_code == 200
     row = rows(api.system, feature_adjustments, feature_adjustments.c.adjustment_id == second)[0]
     assert (row.status, row.note) == ("rejected", "keep horror")
+
+    weights = {w.feature_value: w.adjustment_sum for w in rows(api.system, user_feature_weights)}
+    assert api.post(f"/api/adjustments/{first}/revert", key="service", user=None).status_code == 403
+    reverted = api.post(f"/api/adjustments/{first}/revert", key="admin", user=None)
+    assert reverted.status_code == 200 and reverted.get_json()["adjustment"]["status"] == "reverted"
+    feature = rows(api.system, feature_adjustments, feature_adjustments.c.adjustment_id == first)[0]
+    after = {w.feature_value: w.adjustment_sum for w in rows(api.system, user_feature_weights)}
+    assert after[feature.feature_value] == pytest.approx(weights[feature.feature_value] + 0.3)
+    assert count(api.system, audit_log, audit_log.c.action == "adjustment.reverted") == 1
+    assert api.post(f"/api/adjustments/{first}/revert", key="admin", user=None).status_code == 409
+    assert (
+        api.post(f"/api/adjustments/{second}/revert", key="admin", user=None).status_code == 409
+    )  # rejected
+    assert api.post("/api/adjustments/999999/revert", key="admin", user=None).status_code == 404
 
     bad = api.post(f"/api/adjustments/{second}/approve", {"magnitude": 5}, key="admin", user=None)
     assert bad.status_code == 400 and error_of(bad)["field"] == "magnitude"

@@ -203,7 +203,7 @@ def test_service_keys_are_refused_on_every_operator_endpoint(api):
         assert error_of(r)["code"] == "forbidden"
         assert row_counts(api.system) == before
         checked += 1
-    assert checked == 10
+    assert checked == 11
     assert rows(api.system, feature_adjustments)[0].status == "proposed"
 
 
