@@ -649,9 +649,20 @@ def _running_for(job_id: int, worker_id: str | None) -> tuple:
 TOP10_SIGNIFICANCE = 0.05  # a candidate that keeps more dislikes in a top 10 than this chance allows
 
 
+CHANCE_AUC = 0.5  # what ranking the held-out examples at random scores
+
+
 def _promotion_decision(
     metrics: dict, baseline: dict | None, margin: float, first: bool = False
 ) -> tuple[bool, str]:
+    own_auc = metrics.get("auc")
+    if own_auc is not None and own_auc <= CHANCE_AUC:
+        # Whatever it is compared with: a model that orders held-out dislikes and likes no better
+        # than a coin (or in reverse) is not put in front of users without a person's look.
+        return False, (
+            f"cross-validated AUC {own_auc:.4f}: it tells disliked films from liked ones no better than "
+            f"chance ({CHANCE_AUC}); an analyst decides"
+        )
     if first:
         return _first_version_decision(metrics, baseline)
     if baseline is None:

@@ -309,6 +309,24 @@ def test_versions_page_compares_like_the_system(shared_db):
     assert any("their difference is indicative only" in c.value for c in at.caption)
 
 
+def test_the_registry_warns_of_versions_no_better_than_chance(own_db):
+    at = open_page("versions")
+    assert not any("No better than chance" in w.value for w in at.warning)
+    with own_db.engine.begin() as conn:
+        metrics = conn.execute(
+            select(model_versions.c.metrics).where(model_versions.c.version_id == 2)
+        ).scalar()
+        conn.execute(
+            update(model_versions)
+            .where(model_versions.c.version_id == 2)
+            .values(metrics={**metrics, "auc": 0.2066})
+        )
+    data.refresh()
+    at = open_page("versions")
+    (warning,) = [w.value for w in at.warning if "No better than chance" in w.value]
+    assert "v2 (AUC 0.2066)" in warning and "v1" not in warning and "v3" not in warning
+
+
 def test_picking_another_version_b_compares_it_with_its_parent(shared_db):
     parents = {v["version_id"]: v["parent_id"] for v in shared_db.list_model_versions()}
     at = open_page("versions")

@@ -120,6 +120,27 @@ def test_a_first_version_worse_than_the_prior_beyond_chance_is_not_activated():
     )
 
 
+def test_a_version_no_better_than_chance_is_never_activated_by_itself():
+    # Seen on random dislikes: a first version at 0.21 "not worse than the prior model" (0.25).
+    noise = {
+        "auc_a": 0.2128,
+        "auc_b": 0.2489,
+        "difference": -0.036,
+        "low": -0.2,
+        "high": 0.13,
+        "p_value": 0.7,
+    }
+    promote, why = _promotion_decision({"auc": 0.2066, "auc_gain": noise}, {"auc": 0.25}, 0.005, first=True)
+    assert not promote
+    assert why == (
+        "cross-validated AUC 0.2066: it tells disliked films from liked ones no better than chance (0.5); "
+        "an analyst decides"
+    )
+    gain = {"auc_a": 0.50, "auc_b": 0.40, "difference": 0.10, "low": 0.05, "high": 0.15, "p_value": 0.001}
+    assert not _promotion_decision({"auc": 0.5, "auc_gain": gain}, {"auc": 0.40}, 0.005)[0]
+    assert _promotion_decision({"auc": 0.5001, "auc_gain": gain}, {"auc": 0.40}, 0.005)[0]
+
+
 def test_a_later_version_waits_as_a_candidate_unless_it_beats_the_active_one(make_system):
     system = make_system(promotion_margin=1.0)  # no AUC can beat another by a whole point
     first = trained_world(system)

@@ -63,6 +63,18 @@ if no_better:
         + ". Judge them by AUC and by their online dislike rate.",
         icon=":material/info:",
     )
+chance = [
+    f"{row.version} (AUC {row.auc:.4f})"
+    for row in versions.itertuples()
+    if pd.notna(row.auc) and row.auc <= 0.5
+]
+if chance:
+    st.warning(
+        "No better than chance at telling disliked films from liked ones (AUC at most 0.5 on their "
+        "own held-out rows): " + ", ".join(chance) + ". None is activated by itself; activate one only "
+        "for a reason its online dislike rate gives.",
+        icon=":material/casino:",
+    )
 st.altair_chart(charts.version_rates_chart(versions), width="stretch")
 unrated = versions.loc[~versions["enough"], "version"].tolist()
 if unrated:
