@@ -23,6 +23,7 @@ import ipaddress
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
@@ -81,6 +82,22 @@ def _principal(name: str, roles: Iterable[str], source: str) -> Principal:
         raise IdentityError(f"{source}: {exc}") from None
 
 
+def _listed_roles(users: dict, name: str) -> Any:
+    """The roles ``[feedback_roles.users]`` gives ``name``: as written, else, for an email address
+    (whose case identity providers do not keep alike), in any case; None when it is not listed."""
+    if name in users:
+        return users[name]
+    if "@" not in name:
+        return None
+    found = {str(k): v for k, v in users.items() if str(k).casefold() == name.casefold()}
+    if len({repr(v) for v in found.values()}) > 1:
+        raise IdentityError(
+            f"[feedback_roles] in secrets.toml lists {name} as {', '.join(sorted(found))} with different "
+            "roles: list the address once"
+        )
+    return next(iter(found.values()), None)
+
+
 def current_identity() -> Identity | None:
     """Return who is using this session, or None when OIDC is configured and nobody signed in."""
     if oidc_configured():
@@ -90,7 +107,9 @@ def current_identity() -> Identity | None:
         if not name:
             raise IdentityError("the identity provider sent no email, preferred_username or sub claim")
         table = _secret("feedback_roles") or {}
-        roles = dict(table.get("users") or {}).get(name, table.get("default", ["viewer"]))
+        roles = _listed_roles(dict(table.get("users") or {}), str(name))
+        if roles is None:
+            roles = table.get("default", ["viewer"])
         return Identity(_principal(str(name), roles, "[feedback_roles] in secrets.toml"), "oidc")
     name = os.environ.get("FEEDBACK_OPERATOR", "").strip() or LOCAL_OPERATOR
     roles = (os.environ.get("FEEDBACK_OPERATOR_ROLES", "").strip() or LOCAL_ROLES).split(",")

@@ -921,6 +921,29 @@ def test_oidc_sign_in_and_roles_from_secrets(shared_db):
     assert "Signed in as bob@example.com · viewer (signed in)" in [t.value for t in at.text]
 
 
+def test_an_email_address_gets_its_roles_whatever_its_case(shared_db):
+    at = oidc_app()
+    at.secrets["feedback_roles"] = {
+        "default": ["viewer"],
+        "users": {"bob@example.com": ["viewer", "approver", "admin"], "Case-Id-7": ["viewer", "admin"]},
+    }
+    at.user = {"is_logged_in": True, "email": "Bob@Example.COM"}
+    at.run()
+    assert "Signed in as Bob@Example.COM · admin, approver, viewer (signed in)" in [t.value for t in at.text]
+    # Identifiers other than addresses (a sub claim) match as written.
+    at.user = {"is_logged_in": True, "sub": "case-id-7"}
+    at.run()
+    assert "Signed in as case-id-7 · viewer (signed in)" in [t.value for t in at.text]
+    at.secrets["feedback_roles"] = {
+        "users": {"bob@example.com": ["viewer"], "BOB@example.com": ["viewer", "admin"]},
+    }
+    at.user = {"is_logged_in": True, "email": "Bob@example.com"}
+    at.run()
+    assert not at.exception and not at.metric
+    shown = " ".join(e.value for e in [*at.error, *at.text, *at.markdown])
+    assert "lists Bob@example.com as BOB@example.com, bob@example.com with different roles" in shown
+
+
 def test_a_person_without_a_role_sees_no_page(shared_db):
     at = oidc_app()
     at.secrets["feedback_roles"] = {"default": [], "users": {"alice@example.com": ["viewer"]}}
