@@ -131,8 +131,9 @@ def activate(
         return {"version_id": version_id, "previous_version_id": previous, "changed": False}
     if expected_active is not ANY_ACTIVE and previous != expected_active:
         raise ConflictError(
-            f"{_describe(previous)} became active after you looked ({_describe(expected_active)} was), "
-            f"so version {version_id} was not activated: nothing changed; look again and decide",
+            f"{_describe(previous)} is active, where {_describe(expected_active)} was expected (another "
+            "activation came after you looked, or the expected one is wrong), so "
+            f"version {version_id} was not activated: nothing changed; look again and decide",
             "expected_active",
         )
     if previous is not None:

@@ -770,7 +770,7 @@ def test_activation_refuses_when_the_active_version_changed_meanwhile(own_db):
     own_db.activate_model_version(1, "other@example.com")  # another admin rolls back meanwhile
     confirm(at)
     assert own_db.get_active_model_version()["version_id"] == 1
-    assert said(at.error, "version 1 became active after you looked (version 2 was)", "nothing changed")
+    assert said(at.error, "version 1 is active, where version 2 was expected", "nothing changed")
     assert not said(at.success, "now the active model version")
     assert [r.actor for r in audit_rows(own_db, "model.activated")] == []
     # Asking for the version that is active already says so, and records nothing.

@@ -308,10 +308,10 @@ def test_activation_refuses_when_another_version_became_active(make_system):
     before = row_counts(system)
     # The caller saw v2 active; v1 is: someone else acted meanwhile.
     with pytest.raises(
-        ConflictError, match=rf"version {v1} became active after you looked \(version {v2} was\)"
+        ConflictError, match=rf"version {v1} is active, where version {v2} was expected \(another activation"
     ):
         system.activate_model_version(v3, "analyst@test", expected_active=v2)
-    with pytest.raises(ConflictError, match=r"\(no version was\)"):
+    with pytest.raises(ConflictError, match=r"where no version was expected"):
         system.activate_model_version(v3, "analyst@test", expected_active=None)
     assert row_counts(system) == before and active_ids(system) == [v1]
     assert system.activate_model_version(v3, "analyst@test", expected_active=v1)["changed"] is True
