@@ -65,15 +65,16 @@ def propose_adjustments(
     cast: Sequence[str] = (),
     franchise: str | None = None,
 ) -> list[ProposedAdjustment]:
-    """Return the adjustments one dislike proposes under one reason's rule."""
+    """Return the adjustments one dislike proposes under one reason's rule, each magnitude to
+    six decimals (a third of 0.15 is -0.05, not -0.049999999999999996, wherever it is shown)."""
     proposals: list[ProposedAdjustment] = []
     if rule.genre:
-        proposals += [ProposedAdjustment("genre", g, rule.genre) for g in _unique(genres)]
+        proposals += [ProposedAdjustment("genre", g, round(rule.genre, 6)) for g in _unique(genres)]
     if rule.cast:
         top = _unique(cast)[: rule.cast_limit]
-        proposals += [ProposedAdjustment("cast", c, rule.cast) for c in top]
+        proposals += [ProposedAdjustment("cast", c, round(rule.cast, 6)) for c in top]
     if rule.franchise and franchise:
-        proposals.append(ProposedAdjustment("franchise", franchise, rule.franchise))
+        proposals.append(ProposedAdjustment("franchise", franchise, round(rule.franchise, 6)))
     return proposals
 
 

@@ -101,6 +101,14 @@ def test_default_policy_proposes_product_magnitudes(reason):
     assert rule.exclude_movie is (reason == "already_watched")
 
 
+def test_proposed_magnitudes_carry_no_float_noise():
+    # A third of 0.15 in floating point is -0.049999999999999996: shown so in the inbox, its CSV,
+    # the API and the log before.
+    rule = Settings(database_url="sqlite://").reason_policy["irrelevant"]
+    assert rule.genre != -0.05
+    assert [repr(p.magnitude) for p in propose_adjustments(rule, ["Drama"])] == ["-0.05"]
+
+
 @pytest.mark.parametrize("reason", list(EXPECTED))
 def test_calculate_feature_adjustment_from_dislike_shape(reason):
     settings = Settings(database_url="sqlite://")

@@ -53,7 +53,7 @@ EXPECTED_PROPOSALS = {
 def proposals_of(system, dislike_id) -> set:
     found = rows(system, feature_adjustments, feature_adjustments.c.dislike_id == dislike_id)
     assert all(r.status == "proposed" and r.magnitude == r.proposed_magnitude for r in found)
-    return {(r.feature_type, r.feature_value, round(r.proposed_magnitude, 6)) for r in found}
+    return {(r.feature_type, r.feature_value, r.proposed_magnitude) for r in found}
 
 
 def patterns_of(system, user_id) -> dict:
