@@ -362,3 +362,23 @@ def test_a_rejection_note_is_empty_in_the_browser_once_used(server, browser):
         ).scalar_one()
     assert note_kept == "not enough evidence"
     page.close()
+
+
+def test_a_job_that_ends_while_the_retrain_page_watches_is_told_once(server, browser):
+    base, system = server
+    with system.engine.connect() as conn:
+        waiting = conn.execute(select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1)).scalar()
+    job_id = waiting or system.request_retrain(OPERATOR)["job_id"]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(base)
+    page.get_by_role("heading", name="Overview", level=1).wait_for(timeout=60_000)
+    go_to(page, "Retrain", "Retrain", tables=2)
+    page.get_by_text(f"Job {job_id}: queued").wait_for(timeout=30_000)
+    assert system.run_worker(once=True) == 1  # a worker elsewhere ends it while the page polls
+    told = page.locator('[data-testid="stAlert"]').filter(has_text=f"Retrain job {job_id} ")
+    told.first.wait_for(timeout=30_000)
+    wait_until_idle(page, tables=2)
+    page.wait_for_timeout(2_500)  # past the next poll: nothing more to say
+    # Once, the poll that saw the end and the page it redrew both said so.
+    assert told.count() == 1, told.all_inner_texts()
+    page.close()

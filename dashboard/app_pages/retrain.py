@@ -61,12 +61,11 @@ def job_progress(job_id: int) -> None:
     try:
         job = data.get_system().get_retrain_job(job_id)  # a primary-key read, deliberately uncached
         recover_dead_job(job)
-        finished = finished_message(job) if job["status"] in ("succeeded", "failed") else None
     except DatabaseUnavailableError as exc:  # a fragment rerun is outside the page's error handling
         st.warning(f"Progress unavailable: {exc.message}")
         return
-    if finished is not None:
-        ui.flash(*finished)
+    if job["status"] in ("succeeded", "failed"):
+        # The page, drawn again, says how it ended (the job it watched): once.
         data.refresh()
         st.rerun(scope="app")
     st.progress(
