@@ -8,7 +8,7 @@ import socket
 import threading
 from datetime import timedelta
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from feedback_core import model, training
 from feedback_core.db import format_ts, read_connection, reading, to_naive_utc, write_transaction
@@ -92,7 +92,17 @@ def _worker_gone(job, now) -> bool:
 
 
 def release_examples(conn: Connection, job_id: int) -> int:
-    """Give a failed job's claimed examples back to the pool."""
+    """Give a failed job's claimed examples back to the pool, but for those of dislikes retracted
+    meanwhile (``retract_dislike`` leaves a claimed example to its job): those are dropped, as the
+    retraction drops a pending one. Return how many went back."""
+    retracted = select(user_dislikes.c.dislike_id).where(user_dislikes.c.retracted_at.is_not(None))
+    conn.execute(
+        delete(negative_examples).where(
+            negative_examples.c.job_id == job_id,
+            negative_examples.c.status == "claimed",
+            negative_examples.c.dislike_id.in_(retracted),
+        )
+    )
     return conn.execute(
         update(negative_examples)
         .where(negative_examples.c.job_id == job_id, negative_examples.c.status == "claimed")

@@ -56,6 +56,19 @@ def test_request_retrain_fails_the_job_of_a_dead_worker_and_queues_a_new_one(sys
     assert system.get_untrained_negative_feedback_count() == 6
 
 
+def test_a_dislike_retracted_while_its_example_was_claimed_stays_out_of_the_pool(system):
+    trained_world(system)
+    dead, ids = job_of_a_dead_worker(system)
+    system.retract_dislike(ids[0], user_id=300)  # the example is the job's: the retraction leaves it
+    assert len(rows(system, negative_examples, negative_examples.c.dislike_id == ids[0])) == 1
+    fresh = system.request_retrain("analyst@test")  # fails the dead job, releasing its examples
+    assert fresh["job_id"] != dead
+    assert rows(system, negative_examples, negative_examples.c.dislike_id == ids[0]) == []
+    assert system.get_untrained_negative_feedback_count() == len(ids) - 1
+    (audit,) = rows(system, audit_log, audit_log.c.action == "retrain.failed")
+    assert audit.details["examples_released"] == len(ids) - 1
+
+
 def test_retrain_after_a_dead_worker_trains_on_its_released_examples(system):
     trained_world(system)
     dead, ids = job_of_a_dead_worker(system)
