@@ -33,7 +33,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from feedback_core import api_input as inp
 from feedback_core.apikeys import TOKEN_PREFIX, KeyVerifier, UserTokens
 from feedback_core.authz import Operator, Principal
-from feedback_core.db import current_revision, format_ts
+from feedback_core.db import before_commit, current_revision, format_ts
 from feedback_core.errors import (
     AuthenticationError,
     ConfigError,
@@ -44,7 +44,7 @@ from feedback_core.errors import (
     SchemaMissingError,
     ValidationError,
 )
-from feedback_core.idempotency import STALE_AFTER, claim_key, complete_key, release_key
+from feedback_core.idempotency import STALE_AFTER, claim_key, complete_key, mark_done, release_key
 from feedback_core.settings import ENVIRONMENTS, Settings
 
 log = logging.getLogger("feedback_core.api")
@@ -566,7 +566,10 @@ def _idempotent(view: Callable) -> Callable:
             response.headers["Idempotent-Replayed"] = "true"
             return response
         try:
-            response = make_response(view(**kwargs))
+            # The claim is marked done inside each transaction that writes the request's effects:
+            # after a crash, its retry knows whether they were committed.
+            with before_commit(lambda conn: mark_done(conn, scope, key)):
+                response = make_response(view(**kwargs))
         except Exception:
             _release_quietly(engine, scope, key)
             raise

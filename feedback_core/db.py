@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -785,8 +785,67 @@ def write_transaction(engine: Engine, bulk: bool = False, connection: Connection
     """
     writers = _writers(engine)
     if writers is not None:  # an SQLite file
-        return _WriteTransaction(writers, engine, bulk, connection)
-    return _write_transaction(engine, connection)
+        transaction = _WriteTransaction(writers, engine, bulk, connection)
+    else:
+        transaction = _write_transaction(engine, connection)
+    hook = _BEFORE_COMMIT.get()
+    return transaction if hook is None else _WithBeforeCommit(transaction, hook)
+
+
+# A statement every write transaction of this context runs last, inside it (``before_commit``).
+_BEFORE_COMMIT: ContextVar[Callable[[Connection], None] | None] = ContextVar(
+    "feedback_before_commit", default=None
+)
+
+
+@contextmanager
+def before_commit(hook: Callable[[Connection], None]) -> Iterator[None]:
+    """Run ``hook(conn)`` at the end of every write transaction opened in this block (this thread
+    or task) that wrote something, inside it: what the hook writes commits with the
+    transaction's writes, or not at all. A transaction that wrote nothing does not run it."""
+    token = _BEFORE_COMMIT.set(hook)
+    try:
+        yield
+    finally:
+        _BEFORE_COMMIT.reset(token)
+
+
+class _WithBeforeCommit:
+    """A write transaction that runs a hook on its connection before it commits, if it wrote."""
+
+    __slots__ = ("_transaction", "_hook", "_conn", "_changes")
+
+    def __init__(self, transaction, hook: Callable[[Connection], None]) -> None:
+        self._transaction, self._hook = transaction, hook
+
+    def __enter__(self) -> Connection:
+        self._conn = self._transaction.__enter__()
+        self._changes = self._changes_so_far()
+        return self._conn
+
+    def _changes_so_far(self) -> int | None:
+        """SQLite's count of rows its connection changed (None elsewhere)."""
+        if self._conn.dialect.name != "sqlite":
+            return None
+        return self._conn.connection.dbapi_connection.total_changes
+
+    def _wrote(self) -> bool:
+        if self._changes is not None:
+            return self._changes_so_far() != self._changes
+        # PostgreSQL gives a transaction an id when it first writes.
+        return bool(self._conn.execute(text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")).scalar())
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            try:
+                if self._wrote():
+                    self._hook(self._conn)
+            except BaseException as error:
+                # Rolled back like any failure inside the block (the transaction may raise its own).
+                if not self._transaction.__exit__(type(error), error, error.__traceback__):
+                    raise
+                return None
+        return self._transaction.__exit__(exc_type, exc, tb)
 
 
 @contextmanager

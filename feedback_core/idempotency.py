@@ -3,8 +3,13 @@
 A request with an ``Idempotency-Key`` first *claims* the key (a placeholder row with status 0,
 committed at once), then runs, then *completes* the row with its response, or *releases* it if
 it failed, so that a corrected retry can run. A second request arriving while the first is
-still running is told so (409) instead of running twice. A placeholder left by a crashed worker
-is taken over after ``stale_after``.
+still running is told so (409) instead of running twice.
+
+Every write transaction of the request marks the placeholder *done* (status 1) inside itself
+(``mark_done``, through ``db.before_commit``), so the mark commits exactly when the request's
+writes do. A placeholder left by a crashed worker is taken over after ``stale_after`` only while
+it is not marked: a request whose writes committed before the crash is never run again; its
+retry is told that it was carried out and its answer lost (409).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from feedback_core.db import write_transaction
@@ -20,6 +25,7 @@ from feedback_core.errors import ConflictError
 from feedback_core.schema import idempotent_requests
 
 IN_PROGRESS = 0
+DONE = 1  # its writes are committed; its answer is not stored yet (or was lost)
 STALE_AFTER = timedelta(seconds=60)
 
 
@@ -33,6 +39,13 @@ class RequestInProgressError(ConflictError):
     """The first request with this key has not finished yet."""
 
     code = "request_in_progress"
+
+
+class AnswerLostError(ConflictError):
+    """The first request with this key was carried out, but its answer was never stored (the
+    server stopped in between): it is not carried out again."""
+
+    code = "answer_lost"
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,19 @@ def claim_key(
                     )
                 )
                 return None
+            if row.status_code == DONE and now - row.created_at >= stale_after:
+                if (row.body or {}).get("fingerprint") != fingerprint:
+                    raise IdempotencyKeyReusedError(
+                        "this Idempotency-Key was already used for a different request; use a new key "
+                        "for every distinct request",
+                        "Idempotency-Key",
+                    )
+                raise AnswerLostError(
+                    "the first request with this Idempotency-Key was carried out, but the server stopped "
+                    "before it could store the answer: it is not carried out again; read the outcome "
+                    "instead (for example GET /api/dislike-history)",
+                    "Idempotency-Key",
+                )
             if row.status_code == IN_PROGRESS and now - row.created_at >= stale_after:
                 # The first attempt died without finishing (or without releasing its claim after
                 # failing): this one takes its place, whatever that one's body was.
@@ -81,7 +107,7 @@ def claim_key(
                     "for every distinct request",
                     "Idempotency-Key",
                 )
-            if row.status_code != IN_PROGRESS:
+            if row.status_code not in (IN_PROGRESS, DONE):
                 return StoredResponse(row.status_code, row.body["response"])
             raise RequestInProgressError(
                 "a request with this Idempotency-Key is still being processed; retry shortly",
@@ -92,6 +118,16 @@ def claim_key(
             "a request with this Idempotency-Key is still being processed; retry shortly",
             "Idempotency-Key",
         ) from None
+
+
+def mark_done(conn: Connection, scope: str, key: str) -> None:
+    """Mark a claimed request's writes as committed, inside the transaction that makes them."""
+    table = idempotent_requests
+    conn.execute(
+        update(table)
+        .where(table.c.scope == scope, table.c.idempotency_key == key, table.c.status_code == IN_PROGRESS)
+        .values(status_code=DONE)
+    )
 
 
 def complete_key(

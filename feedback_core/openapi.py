@@ -326,7 +326,10 @@ ERROR_TEXT = {
     "401": "no API key or token, or an unknown, revoked or expired one",
     "403": "the key's role (or the token's user) does not allow this",
     "404": "not found (another user's data is reported as not found)",
-    "409": "conflicts with the current state, or an Idempotency-Key in use or reused",
+    "409": (
+        "conflicts with the current state, or an Idempotency-Key in use, reused, or whose first request was "
+        "carried out without its answer being stored (answer_lost)"
+    ),
     "413": "the body is larger than the cap",
     "415": "the body is not JSON",
     "503": "the database is unavailable (retry shortly), or has no schema yet (run feedback-core init)",

@@ -166,6 +166,31 @@ def retrain_worker(url, overrides, stop, out) -> None:
         out.put((0, [traceback.format_exc()]))
 
 
+def held_api_request(url, moment, path, body, headers, reached) -> None:
+    """Child process: send one request through the API (in this process, the system's clock at
+    ``moment``) and hold still once its writes are committed, before its answer is stored, until
+    killed. Puts ``("committed", pid)`` on ``reached`` when it holds (or ``("answered", status)``/a
+    traceback)."""
+    try:
+        import threading
+
+        import feedback_core.api as api_module
+        from feedback_core import FeedbackSystem, Settings
+        from feedback_core.api import ApiConfig, create_app
+
+        def hold(*args, **kwargs) -> None:
+            reached.put(("committed", os.getpid()))
+            threading.Event().wait()
+
+        api_module.complete_key = hold
+        system = FeedbackSystem.from_settings(Settings(database_url=url), clock=lambda: moment)
+        app = create_app(system=system, config=ApiConfig(key_cache_seconds=0))
+        answer = app.test_client().open(path, method="POST", json=body, headers=headers)
+        reached.put(("answered", answer.status_code))
+    except BaseException:
+        reached.put(("error", traceback.format_exc()))
+
+
 def held_retrain_worker(url, point, reached) -> None:
     """Child process: run one queued job for real, but hold still at ``point`` until killed.
 

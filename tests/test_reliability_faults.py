@@ -21,6 +21,7 @@ import pytest
 from helpers import count, rows
 from loop_support import COMEDY, HORROR, dislike, trained_world
 from reliability_support import (
+    held_api_request,
     held_retrain_worker,
     private_cluster_or_skip,
     process_context,
@@ -34,13 +35,77 @@ from feedback_core import FeedbackSystem, lookups, queries
 from feedback_core.api import ApiConfig, create_app
 from feedback_core.apikeys import create_api_key
 from feedback_core.errors import DatabaseUnavailableError
-from feedback_core.schema import audit_log, model_versions, negative_examples, retrain_jobs, user_dislikes
+from feedback_core.schema import (
+    audit_log,
+    model_versions,
+    negative_examples,
+    ratings,
+    recommendation_sets,
+    retrain_jobs,
+    user_dislikes,
+)
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 THRESHOLD = 10
 
 
 # ---------------------------------------------------------------- SIGKILL mid-retrain
+
+
+def kill_after_commit(db_url: str, moment, path: str, body: dict, headers: dict) -> None:
+    """Send a request in a child process and SIGKILL it between its commit and storing its answer."""
+    ctx = process_context()
+    reached = ctx.Queue()
+    child = ctx.Process(
+        target=held_api_request, args=(db_url, moment, path, body, headers, reached), daemon=True
+    )
+    start_process(child)
+    try:
+        what, pid = reached.get(timeout=120)
+        assert what == "committed", pid
+        os.kill(pid, signal.SIGKILL)
+        child.join(timeout=60)
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join(timeout=10)
+    assert child.exitcode == -signal.SIGKILL
+
+
+def test_a_request_committed_before_its_worker_died_is_never_carried_out_again(make_system, db_url, clock):
+    system = make_system()
+    system.add_movies([{"movie_id": m, "title": f"Film {m}", "genres": ["Drama"]} for m in range(1, 6)])
+    _, key = create_api_key(system.engine, "recommender", "service", system.now())
+    who = {"Authorization": f"Bearer {key}", "X-User-ID": "4"}
+    shown = {**who, "Idempotency-Key": "list-1"}
+    kill_after_commit(db_url, clock(), "/api/recommendation-sets", {"items": [1, 2, 3]}, shown)
+    rated = {**who, "Idempotency-Key": "rating-A"}
+    kill_after_commit(db_url, clock(), "/api/ratings", {"movie_id": 1, "rating": 2}, rated)
+    assert count(system, recommendation_sets) == 1 and [r.rating for r in rows(system, ratings)] == [2.0]
+    client = create_app(system=system, config=ApiConfig(key_cache_seconds=0)).test_client()
+    # A later rating of the same film, acknowledged while the first's claim waits.
+    later = client.post(
+        "/api/ratings", json={"movie_id": 1, "rating": 5}, headers={**who, "Idempotency-Key": "rating-B"}
+    )
+    assert later.status_code == 201
+    before = system.count_rows()
+    soon = client.post("/api/recommendation-sets", json={"items": [1, 2, 3]}, headers=shown)
+    assert soon.status_code == 409 and soon.get_json()["error"]["code"] == "request_in_progress"
+    clock.advance(minutes=2)  # the claims are stale: a crashed request's would be taken over
+    for path, body, headers in (
+        ("/api/recommendation-sets", {"items": [1, 2, 3]}, shown),
+        ("/api/ratings", {"movie_id": 1, "rating": 2}, rated),
+    ):
+        retry = client.post(path, json=body, headers=headers)
+        assert retry.status_code == 409, retry.get_json()
+        error = retry.get_json()["error"]
+        assert (error["code"], error["field"]) == ("answer_lost", "Idempotency-Key")
+        assert "carried out" in error["message"] and "not carried out again" in error["message"]
+    assert system.count_rows() == before  # no second list, and the acknowledged 5 stands
+    assert [r.rating for r in rows(system, ratings)] == [5.0]
+    # The same key with another body is still another request.
+    other = client.post("/api/recommendation-sets", json={"items": [4, 5]}, headers=shown)
+    assert other.get_json()["error"]["code"] == "idempotency_key_reused"
 
 
 def kill_worker_at(db_url: str, point: str, job_id: int, system) -> int:
