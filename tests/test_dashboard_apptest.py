@@ -576,7 +576,8 @@ def test_approve_one_with_an_edited_magnitude(own_db):
     pick(at, [target])
     at.number_input(key=f"magnitude_{target}").set_value(-0.2).run()
     at.button(key="approve_selected").click().run()
-    assert "with magnitude -0.200" in " ".join(t.value for t in at.text)
+    asked = " ".join(t.value for t in at.text)
+    assert "with magnitude -0.200" in asked and "The user's scores change at once." in asked
     confirm(at)
     decided = own_db.get_adjustment(target)
     assert (decided["status"], decided["magnitude"], decided["decided_by"]) == (
@@ -873,6 +874,8 @@ def test_a_reversed_date_range_is_read_forwards(shared_db):
     at = open_page("overview")
     bounds = queries.get_data_bounds(shared_db)
     first, last = bounds["first_day"], bounds["last_day"]
+    at.sidebar.date_input(key="filter_dates").set_value((last, last)).run()
+    assert f"{last:%d %b %Y} – {last:%d %b %Y}, compared with the day before" in [c.value for c in at.caption]
     at.sidebar.date_input(key="filter_dates").set_value((last, first)).run()
     assert not at.exception
     days = (last - first).days + 1

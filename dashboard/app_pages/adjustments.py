@@ -243,7 +243,12 @@ with inbox_tab:
         change = f" with magnitude {edited:+.3f} instead of {proposed:+.3f}" if edited is not None else ""
         ui.ask_to_confirm(
             "approve",
-            f"Approve and apply {what}{named}{change}? The users' scores change at once.",
+            f"Approve and apply {what}{named}{change}? "
+            + (
+                "The user's scores change at once."
+                if len({int(rows[i].user_id) for i in picked}) == 1
+                else "The users' scores change at once."
+            ),
             "Approve",
             ids=picked,
             **({"magnitude": edited} if edited is not None else {}),

@@ -8,8 +8,10 @@ from feedback_core import queries
 
 f = ui.current_filters()
 st.title("Overview")
+days = (f.end - f.start).days + 1
 st.caption(
-    f"{f.start:%d %b %Y} – {f.end:%d %b %Y}, compared with the {(f.end - f.start).days + 1} days before"
+    f"{f.start:%d %b %Y} – {f.end:%d %b %Y}, compared with "
+    + ("the day before" if days == 1 else f"the {days} days before")
 )
 
 overview = data.query(queries.get_overview, *f.args)
