@@ -392,4 +392,5 @@ class Adjustments:
             entity_id=adjustment_id,
             details=details,
         )
-        return {"adjustment_id": adjustment_id, "status": "applied", **details}
+        # The adjustment as reject and revert give it, with what the approval changed.
+        return {**_adjustment_dict(self._lock_adjustment(conn, adjustment_id)), **details}

@@ -297,11 +297,20 @@ class Versions:
                 }
                 for m in METRICS
             },
+            "offline_note": OFFLINE_NOTE,
             "weights": {f: {"a": va["weights"].get(f), "b": vb["weights"].get(f)} for f in features},
             "same_days": set(served_a) == set(served_b),
             "shared_days": shared_days,
             **_judge(a, b, xa, na, xb, nb, min_n),
         }
+
+
+# Why two versions' offline figures differ by more than their models do.
+OFFLINE_NOTE = (
+    "each version's offline figures come from its own training run, on the examples of that moment: their "
+    "difference is indicative only; a candidate's promotion note (metrics.candidate_on_same_holdout and "
+    "metrics.auc_gain) compares it with the version it was trained against on the same examples"
+)
 
 
 # Each version's impressions and attributed dislikes per day (dislikes on their list's day,

@@ -492,6 +492,10 @@ def test_adjustments_can_be_listed_approved_and_rejected_by_an_admin(api):
 
     rejected = api.post(f"/api/adjustments/{second}/reject", {"note": "keep horror"}, key="admin", user=None)
     assert rejected.status_code == 200
+    # One shape for an adjustment, whichever decision: an approval adds what it changed.
+    approved = ok.get_json()["adjustment"]
+    assert set(rejected.get_json()["adjustment"]) <= set(approved)
+    assert (approved["decided_by"], approved["magnitude"], approved["weight_after"]) == ("api:ops", -0.3, 0.7)
     row = rows(api.system, feature_adjustments, feature_adjustments.c.adjustment_id == second)[0]
     assert (row.status, row.note) == ("rejected", "keep horror")
 
@@ -530,6 +534,8 @@ def test_model_versions_can_be_listed_compared_and_activated(api):
     compared = api.get("/api/model-versions/compare?a=1&b=2", key="admin", user=None)
     assert compared.status_code == 200
     assert compared.get_json()["comparison"]["a"]["version_id"] == 1
+    # Offline figures of two training runs: the answer says how far to read their difference.
+    assert "their difference is indicative only" in compared.get_json()["comparison"]["offline_note"]
     missing = api.get("/api/model-versions/compare?a=1", key="admin", user=None)
     assert missing.status_code == 400 and error_of(missing)["field"] == "b"
 
