@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, identity
+from feedback_core.authz import PERMISSIONS
 from feedback_core.errors import DatabaseRefusedError, DatabaseUnavailableError, FeedbackError
 from feedback_core.queries import version_label
 from feedback_core.settings import REASONS
@@ -476,5 +477,6 @@ def confirm_pending() -> None:
 def action_button(label: str, action: str, key: str, disabled: bool = False, **kwargs: Any) -> bool:
     """A button disabled (with the reason) for people without the role; a courtesy, not the guard."""
     allowed = identity.can(action)
-    help_text = None if allowed else "Your roles do not allow this; ask an admin."
+    needed = " or ".join(sorted(PERMISSIONS[action]))
+    help_text = None if allowed else f"This needs the {needed} role, which you do not have; ask an admin."
     return st.button(label, key=key, disabled=disabled or not allowed, help=help_text, **kwargs)

@@ -687,8 +687,16 @@ def test_a_viewer_sees_disabled_actions(shared_db, dashboard_env):
     at = open_page("adjustments")
     pick(at, [int(lookups.list_adjustment_inbox(shared_db, limit=1)["adjustment_id"][0])])
     assert at.button(key="approve_selected").disabled and at.button(key="reject_selected").disabled
+    # Each says which role it needs.
+    assert at.button(key="approve_selected").help == (
+        "This needs the admin or approver role, which you do not have; ask an admin."
+    )
     at = open_page("retrain", at)
     assert at.button(key="start_retrain").disabled
+    assert (
+        at.button(key="start_retrain").help
+        == "This needs the admin role, which you do not have; ask an admin."
+    )
 
 
 def stale_job(system: FeedbackSystem) -> int:
