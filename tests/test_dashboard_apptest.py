@@ -309,6 +309,16 @@ def test_versions_page_compares_like_the_system(shared_db):
     assert any("their difference is indicative only" in c.value for c in at.caption)
 
 
+def test_an_active_first_version_is_the_baseline_of_the_newest_trained_against_it(own_db):
+    parents = {v["version_id"]: v["parent_id"] for v in own_db.list_model_versions()}
+    first = next(v for v, parent in parents.items() if parent is None)
+    own_db.activate_model_version(first, "ops@example.com")
+    data.refresh()
+    at = open_page("versions")
+    newest_child = max(v for v, parent in parents.items() if parent == first)
+    assert (at.selectbox(key="compare_a").value, at.selectbox(key="compare_b").value) == (first, newest_child)
+
+
 def test_the_registry_warns_of_versions_no_better_than_chance(own_db):
     at = open_page("versions")
     assert not any("No better than chance" in w.value for w in at.warning)

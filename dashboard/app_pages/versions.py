@@ -85,7 +85,14 @@ ids = [int(v) for v in versions["version_id"]]
 if len(ids) < 2:
     st.info("Only one version so far: a comparison needs a second one (see the Retrain page).")
 else:
-    default_b = ids.index(active_id) if active_id in ids else 0
+    parents = {int(v): p for v, p in zip(versions["version_id"], versions["parent"])}
+    # The active version against the one it replaced; a first version, which replaced none, is
+    # the baseline of the newest version trained against it (else of the newest other).
+    judged = active_id if active_id in ids else ids[0]
+    if not parents[judged] and len(ids) > 1:
+        children = [v for v in ids if parents[v] == label(judged)]
+        judged = children[0] if children else next(v for v in ids if v != judged)
+    default_b = ids.index(judged)
     left, right = st.columns(2)
     # A on the left, B on the right, as the figures below; B is chosen first (the one judged).
     b = right.selectbox(
