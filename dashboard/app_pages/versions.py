@@ -35,7 +35,11 @@ ui.show_table(
     "model_versions",
     {
         "created_at": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm"),
-        "activated_at": st.column_config.DatetimeColumn("activated (UTC)", format="YYYY-MM-DD HH:mm"),
+        "activated_at": st.column_config.DatetimeColumn(
+            "last activated (UTC)",
+            format="YYYY-MM-DD HH:mm",
+            help="The latest activation; every one (and every rollback) is on the Audit log page",
+        ),
         "rate": st.column_config.NumberColumn(format="percent"),
         "ci_low": st.column_config.NumberColumn(format="percent"),
         "ci_high": st.column_config.NumberColumn(format="percent"),
