@@ -82,6 +82,7 @@ def post_dislike():
             "training_impact": outcome["training_impact"],
             "feature_adjustments": outcome["feature_adjustments"],
             "user_patterns": outcome["user_patterns"],
+            **({"catalogue_note": outcome["catalogue_note"]} if "catalogue_note" in outcome else {}),
         },
         200 if outcome["duplicate"] else 201,
     )

@@ -147,6 +147,11 @@ def _schemas(settings: Settings) -> dict:
                     },
                     ("reason_distribution", "total_dislikes"),
                 ),
+                "catalogue_note": {
+                    "type": "string",
+                    "description": "present when the film is catalogued with another title, genres, cast or "
+                    "franchise than those sent: the catalogue's were used",
+                },
             },
             ("dislike_id", "training_impact", "feature_adjustments", "user_patterns"),
         ),

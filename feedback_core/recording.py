@@ -351,6 +351,19 @@ def queue_retrain_job(conn: Connection, *, at: datetime, trigger: str, actor: st
     return job_id
 
 
+def _ignored_details(d: DislikeIn, title: str, genres: list, cast: list, franchise: str | None) -> list[str]:
+    """The details a dislike sent that differ from its catalogued film's (which are used)."""
+    ignored = []
+    if d.movie_title and d.movie_title != title:
+        ignored.append("movie_title")
+    for name, sent, stored in (("genres", d.genres, genres), ("cast", d.cast, cast)):
+        if sent and set(sent) != set(stored):
+            ignored.append(name)
+    if d.franchise and d.franchise != franchise:
+        ignored.append("franchise")
+    return ignored
+
+
 def check_set(d: DislikeIn, owner: int | None, shown: float | None) -> None:
     """Refuse a dislike citing a list that does not exist, was someone else's, or lacked the movie."""
     if d.recommendation_set_id is None:
@@ -456,6 +469,7 @@ class Recording:
             # imported dislike's): the model knows it by those, and a proposal for a name it does
             # not know would change nothing. What the dislike sent served a film new to it.
             genres, cast, franchise = list(movie_genres or []), list(movie_cast or []), movie_franchise
+            ignored = _ignored_details(d, title, genres, cast, franchise) if movie[0] is not None else []
             check_set(d, owner, shown)
             if d.predicted_score is None:
                 d = d._replace(predicted_score=0.0 if shown is None else float(shown))
@@ -522,6 +536,12 @@ class Recording:
                         "exclude_movie": rule.exclude_movie,
                     },
                 }
+                if ignored:
+                    outcome["catalogue_note"] = (
+                        f"movie {d.movie_id} is in the catalogue as {title!r}: its catalogue entry was used, "
+                        f"not the {', '.join(ignored)} sent (the catalogue changes through import-catalog or "
+                        "add_movies)"
+                    )
             if with_patterns:
                 outcome["user_patterns"] = user_pattern_summary(conn, d.user_id)
         if log.isEnabledFor(logging.INFO):

@@ -857,6 +857,24 @@ def test_a_database_that_refuses_the_api_is_a_503_that_says_so_and_logs_why(tmp_
     assert "the file is not an SQLite database" in caplog.text  # the reason, for the operator
 
 
+def test_a_dislike_says_when_the_catalogues_details_were_used_instead_of_those_sent(api):
+    first = api.post("/api/dislike", {"movie_id": 124, "movie_title": "Movie Title", "genres": ["Action"]})
+    assert first.status_code == 201 and "catalogue_note" not in first.get_json()
+    same = api.post("/api/dislike", {"movie_id": 124, "movie_title": "Movie Title"}, user=8)
+    assert "catalogue_note" not in same.get_json()  # nothing sent that differs
+    renamed = api.post(
+        "/api/dislike",
+        {"movie_id": 124, "movie_title": "Renamed Title", "genres": ["Horror"], "reason": "wrong_genre"},
+        user=9,
+    )
+    body = renamed.get_json()
+    assert body["feature_adjustments"]["genre_adjustments"] == {"Action": -0.15}
+    assert body["catalogue_note"] == (
+        "movie 124 is in the catalogue as 'Movie Title': its catalogue entry was used, not the movie_title, "
+        "genres sent (the catalogue changes through import-catalog or add_movies)"
+    )
+
+
 def test_a_host_app_keeps_its_own_json_and_the_api_keeps_its_formats(system):
     from feedback_core.apikeys import create_api_key
 
