@@ -85,17 +85,19 @@ def _principal(name: str, roles: Iterable[str], source: str) -> Principal:
 def _listed_roles(users: dict, name: str) -> Any:
     """The roles ``[feedback_roles.users]`` gives ``name``: as written, else, for an email address
     (whose case identity providers do not keep alike), in any case; None when it is not listed."""
-    if name in users:
-        return users[name]
     if "@" not in name:
-        return None
+        return users.get(name)
     found = {str(k): v for k, v in users.items() if str(k).casefold() == name.casefold()}
-    if len({repr(v) for v in found.values()}) > 1:
+
+    def as_set(roles: Any) -> frozenset:
+        return frozenset([roles] if isinstance(roles, str) else roles or ())
+
+    if len({as_set(v) for v in found.values()}) > 1:
         raise IdentityError(
             f"[feedback_roles] in secrets.toml lists {name} as {', '.join(sorted(found))} with different "
             "roles: list the address once"
         )
-    return next(iter(found.values()), None)
+    return found.get(name, next(iter(found.values()), None))
 
 
 def current_identity() -> Identity | None:

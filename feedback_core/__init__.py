@@ -98,11 +98,13 @@ def calculate_feature_adjustment_from_dislike(
     genres: Any = None,
     cast: Any = None,
     franchise: str | None = None,
+    settings: Settings | None = None,
 ) -> dict:
     """Return the specification's ``feature_adjustments`` object for one dislike (pure), under
-    the reason policy and factors in force: the default system's, as ``save_dislike`` proposes."""
+    ``settings``' reason policy and factors, else those in force: the default system's, as
+    ``save_dislike`` proposes."""
     return _reinforcement.calculate_feature_adjustment_from_dislike(
-        reason, genres, cast, franchise, settings=_settings_in_force()
+        reason, genres, cast, franchise, settings=settings or _settings_in_force()
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import os
 import re
@@ -560,9 +561,8 @@ def _idempotent(view: Callable) -> Callable:
         engine = current_system().engine
         stored = claim_key(engine, scope, key, fingerprint, current_system().now())
         if stored is not None:
-            response = current_app.response_class(
-                api_state().json.dumps(stored.body), status=stored.status_code, mimetype="application/json"
-            )
+            response = json_response(stored.body)  # written as the first answer was
+            response.status_code = stored.status_code
             response.headers["Idempotent-Replayed"] = "true"
             return response
         try:
@@ -587,7 +587,9 @@ def _complete_quietly(engine, scope: str, key: str, fingerprint: str, response) 
     if storing fails too, the caller is still told the truth (its success), not a 503 that
     would invite a retry; the claim then stays until it goes stale (idempotency.STALE_AFTER)."""
     try:
-        complete_key(engine, scope, key, fingerprint, response.status_code, response.get_json())
+        # Read back as the API wrote it (a host app's own JSON provider may read numbers otherwise).
+        stored = json.loads(response.get_data())
+        complete_key(engine, scope, key, fingerprint, response.status_code, stored)
     except (DatabaseUnavailableError, OperationalError):
         log.error(
             "[FEEDBACK] could not store the response to an Idempotency-Key request for %s: a retry after %s "

@@ -331,7 +331,7 @@ def reject_adjustment(adjustment_id: str):
 @route("/api/adjustments/<adjustment_id>/revert", ["POST"], ADMIN, idempotent=True)
 def revert_adjustment(adjustment_id: str):
     """Undo an applied adjustment: its magnitude leaves the user's weight at once."""
-    json_body(optional=True)
+    inp.check_shape(json_body(optional=True), {})  # no body, or an empty object
     aid = inp.check_positive_int_text(adjustment_id, "adjustment_id")
     return ok({"adjustment": operator().revert_adjustment(aid)})
 

@@ -810,6 +810,11 @@ def before_commit(hook: Callable[[Connection], None]) -> Iterator[None]:
         _BEFORE_COMMIT.reset(token)
 
 
+_ROWS_WRITTEN = text(
+    "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_xact_user_tables"
+)
+
+
 class _WithBeforeCommit:
     """A write transaction that runs a hook on its connection before it commits, if it wrote."""
 
@@ -823,17 +828,17 @@ class _WithBeforeCommit:
         self._changes = self._changes_so_far()
         return self._conn
 
-    def _changes_so_far(self) -> int | None:
-        """SQLite's count of rows its connection changed (None elsewhere)."""
-        if self._conn.dialect.name != "sqlite":
-            return None
-        return self._conn.connection.dbapi_connection.total_changes
+    def _changes_so_far(self) -> int:
+        """The rows this connection has inserted, updated and deleted so far: SQLite's count, or
+        PostgreSQL's count for the transaction (which may also hold earlier transactions' not yet
+        reported: only its growth counts). A row locked FOR UPDATE, or an upsert that did
+        nothing, is no change."""
+        if self._conn.dialect.name == "sqlite":
+            return self._conn.connection.dbapi_connection.total_changes
+        return int(self._conn.execute(_ROWS_WRITTEN).scalar())
 
     def _wrote(self) -> bool:
-        if self._changes is not None:
-            return self._changes_so_far() != self._changes
-        # PostgreSQL gives a transaction an id when it first writes.
-        return bool(self._conn.execute(text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")).scalar())
+        return self._changes_so_far() != self._changes
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
@@ -1408,6 +1413,9 @@ def _translate(exc: DBAPIError, missing_schema: bool = True) -> Exception:
             "could not translate host name",
             "name or service not known",
             "timeout expired",
+            "not currently accepting connections",  # closed for maintenance (ALLOW_CONNECTIONS false)
+            "the database system is",  # starting up, shutting down, in recovery mode
+            "too many clients",
         )
     ):
         return DatabaseUnavailableError("the database is unavailable; retry shortly")
@@ -1416,9 +1424,10 @@ def _translate(exc: DBAPIError, missing_schema: bool = True) -> Exception:
 
 # PostgreSQL's reasons for refusing a connection that retrying will not change.
 _REFUSALS = re.compile(
-    r"FATAL:\s+((?:password authentication failed for user|role|database) [^\n(]*?"
-    r"(?:does not exist|for user \"[^\"]*\"|$)|no pg_hba\.conf entry[^\n]*|permission denied for database[^\n]*)",
-    re.MULTILINE,
+    r'FATAL:\s+(password authentication failed for user "[^"]*"'
+    r'|(?:role|database) "[^"]*" does not exist'
+    r"|no pg_hba\.conf entry[^\n]*"
+    r'|permission denied for database "?[^"\s]*"?)'
 )
 
 
@@ -1502,8 +1511,9 @@ def newer_schema_problem(revision: str | None) -> str | None:
         ScriptDirectory.from_config(_alembic_config(None)).get_revision(revision)
     except CommandError:
         return (
-            f"the database's schema {revision} is newer than this feedback-core ({head_revision()}): "
-            "upgrade feedback-core"
+            f"the database's schema {revision} is unknown to this feedback-core ({head_revision()}): "
+            "upgrade feedback-core if a newer release wrote it; if another application's migrations did, "
+            "give feedback-core a database of its own"
         )
     return None
 
@@ -1555,6 +1565,10 @@ def _migrate(engine: Engine, revision: str, downgrade: bool) -> None:
                     raw.execute("PRAGMA foreign_keys=ON")
 
 
+# Tables only this system makes, together (the specification's own system had some of them).
+_OWN_TABLES = frozenset({"negative_examples", "retrain_jobs", "model_versions", "daily_dislikes"})
+
+
 def _refuse_foreign_tables(conn: Connection) -> None:
     """Raise ConfigError when a database without this system's schema already has tables of
     its names (another application's ``movies``, say): creating the schema there would fail
@@ -1562,13 +1576,21 @@ def _refuse_foreign_tables(conn: Connection) -> None:
     from feedback_core.schema import metadata
 
     found = inspect(conn)
-    if found.has_table("alembic_version"):
-        return
-    taken = sorted(set(metadata.tables) & set(found.get_table_names()))
+    # Names as the database compares them (SQLite ignores case), tables and views alike.
+    present = {name.casefold(): name for name in [*found.get_table_names(), *found.get_view_names()]}
+    revision = None
+    if "alembic_version" in present:
+        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        if revision is None or newer_schema_problem(revision) is None:
+            return  # this system's schema (or its empty beginning)
+        if _OWN_TABLES <= present.keys():
+            return  # this system's schema at a revision a newer release wrote: migrate says so
+    taken = sorted(present[name] for name in present.keys() & {t.casefold() for t in metadata.tables})
     if taken:
+        whose = f" and an Alembic revision of its own ({revision})" if revision is not None else ""
         raise ConfigError(
-            f"this database already has tables named {', '.join(taken)}, which feedback-core did not "
-            "create (another application's?): give feedback-core a database of its own "
+            f"this database already has tables named {', '.join(taken)}{whose}, which feedback-core did "
+            "not create (another application's?): give feedback-core a database of its own "
             "(FEEDBACK_DB_URL=sqlite:///PATH/feedback.db, or another PostgreSQL database or schema); "
             "nothing was changed"
         )

@@ -5,11 +5,12 @@ committed at once), then runs, then *completes* the row with its response, or *r
 it failed, so that a corrected retry can run. A second request arriving while the first is
 still running is told so (409) instead of running twice.
 
-Every write transaction of the request marks the placeholder *done* (status 1) inside itself
-(``mark_done``, through ``db.before_commit``), so the mark commits exactly when the request's
-writes do. A placeholder left by a crashed worker is taken over after ``stale_after`` only while
-it is not marked: a request whose writes committed before the crash is never run again; its
-retry is told that it was carried out and its answer lost (409).
+Every transaction of the request that writes rows marks the placeholder *done* (status 1) inside
+itself (``mark_done``, through ``db.before_commit``), so the mark commits exactly when the
+request's writes do. A placeholder left by a crashed worker is taken over after ``stale_after``
+only while it is not marked: a request whose writes committed before the crash is never run
+again; its retry is told that it was carried out and its answer lost (409). A request that
+answers with an error releases its claim, marked or not: its answer invites a retry.
 """
 
 from __future__ import annotations
@@ -144,13 +145,14 @@ def complete_key(
 
 
 def release_key(engine: Engine, scope: str, key: str) -> None:
-    """Forget a claim whose request failed, so that a corrected retry can run."""
+    """Forget a claim whose request failed, so that a retry (the failure's answer invites one)
+    runs again: also when a transaction of it was committed before it failed (marked done)."""
     table = idempotent_requests
     with write_transaction(engine) as conn:
         conn.execute(
             delete(table).where(
                 table.c.scope == scope,
                 table.c.idempotency_key == key,
-                table.c.status_code == IN_PROGRESS,
+                table.c.status_code.in_((IN_PROGRESS, DONE)),
             )
         )

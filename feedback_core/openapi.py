@@ -676,6 +676,8 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> dict:
                 "200",
                 _ok({"adjustment": _ref("Adjustment")}, ("adjustment",)),
                 params=(_path_id("adjustment_id"),),
+                body="Empty",
+                body_optional=True,
                 errors=("404", "409"),
                 tag=ops,
             )

@@ -501,6 +501,8 @@ def test_adjustments_can_be_listed_approved_and_rejected_by_an_admin(api):
 
     weights = {w.feature_value: w.adjustment_sum for w in rows(api.system, user_feature_weights)}
     assert api.post(f"/api/adjustments/{first}/revert", key="service", user=None).status_code == 403
+    bogus = api.post(f"/api/adjustments/{first}/revert", {"magnitude": 5}, key="admin", user=None)
+    assert bogus.status_code == 400 and "unknown field 'magnitude'" in error_of(bogus)["message"]
     reverted = api.post(f"/api/adjustments/{first}/revert", key="admin", user=None)
     assert reverted.status_code == 200 and reverted.get_json()["adjustment"]["status"] == "reverted"
     feature = rows(api.system, feature_adjustments, feature_adjustments.c.adjustment_id == first)[0]
@@ -873,6 +875,45 @@ def test_a_dislike_says_when_the_catalogues_details_were_used_instead_of_those_s
         "movie 124 is in the catalogue as 'Movie Title': its catalogue entry was used, not the movie_title, "
         "genres sent (the catalogue changes through import-catalog or add_movies)"
     )
+
+
+def test_a_host_app_reading_numbers_as_decimals_still_gets_replays(system):
+    from decimal import Decimal
+
+    from flask.json.provider import DefaultJSONProvider
+
+    from feedback_core.apikeys import create_api_key
+
+    class Decimals(DefaultJSONProvider):
+        def loads(self, s, **kwargs):
+            return json.loads(s, parse_float=Decimal, **kwargs)
+
+    host = Flask("host")
+    host.json = Decimals(host)
+    register_feedback_routes(host, system=system, config=ApiConfig(key_cache_seconds=0))
+    _, key = create_api_key(system.engine, "svc", "service", system.now())
+    headers = {"Authorization": f"Bearer {key}", "X-User-ID": "3", "Idempotency-Key": "k-dec"}
+    body = {"movie_id": 1, "movie_title": "A", "predicted_score": 0.75}
+    client = host.test_client()
+    first = client.post("/api/dislike", json=body, headers=headers)
+    again = client.post("/api/dislike", json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["Idempotent-Replayed"] == "true" and again.data == first.data
+
+
+def test_a_keyed_request_that_fails_after_a_first_commit_can_be_retried(system, clock):
+    from feedback_core.db import write_transaction
+    from feedback_core.idempotency import DONE, claim_key, mark_done, release_key
+
+    engine, scope = system.engine, "key:1|user:3|POST /api/retrain-jobs"
+    assert claim_key(engine, scope, "r-1", "f", clock()) is None
+    with write_transaction(engine) as conn:  # a first transaction of the request commits
+        mark_done(conn, scope, "r-1")
+    assert rows(system, idempotent_requests)[0].status_code == DONE
+    # Then the request fails and answers so (a 503 invites a retry): its claim goes.
+    release_key(engine, scope, "r-1")
+    assert rows(system, idempotent_requests) == []
+    assert claim_key(engine, scope, "r-1", "f", clock()) is None  # the retry runs
 
 
 def test_a_host_app_keeps_its_own_json_and_the_api_keeps_its_formats(system):

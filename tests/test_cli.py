@@ -343,8 +343,9 @@ def test_a_database_newer_than_the_code_says_upgrade_feedback_core(tmp_path, cap
     code, out, err = run(capsys, "--db", url, *argv)
     assert code == 2
     assert err == (
-        f"error: the database's schema 0099 is newer than this feedback-core ({head_revision()}): "
-        "upgrade feedback-core\n"
+        f"error: the database's schema 0099 is unknown to this feedback-core ({head_revision()}): "
+        "upgrade feedback-core if a newer release wrote it; if another application's migrations did, give "
+        "feedback-core a database of its own\n"
     )
     assert current_revision_of(url) == "0099"
 

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
+from conftest import PG_SKIP, PG_URL
 from dashboard_data import build_sample
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError
@@ -261,3 +262,71 @@ def test_statements_run_in_turn_on_one_cursor_raise_as_sqlalchemy_does_and_roll_
             )
         ).all()
     assert [tuple(r) for r in rows] == [(1, 1), (3, 2)]
+
+
+def test_the_before_commit_hook_runs_only_in_transactions_that_wrote_rows(system):
+    from sqlalchemy import insert
+
+    from feedback_core.db import before_commit
+    from feedback_core.schema import movies
+
+    called = []
+    engine = system.engine
+    system.add_movies([{"movie_id": 1, "title": "Heat", "genres": ["Crime"]}])
+    with before_commit(
+        lambda conn: called.append(conn.execute(select(func.count()).select_from(movies)).scalar())
+    ):
+        with write_transaction(engine) as conn:  # rows locked (FOR UPDATE on PostgreSQL), none written
+            conn.execute(select(movies.c.movie_id).where(movies.c.movie_id == 1).with_for_update())
+        assert called == []
+        with write_transaction(engine) as conn:
+            conn.execute(
+                insert(movies).values(
+                    movie_id=2,
+                    title="Ran",
+                    genres=[],
+                    cast=[],
+                    rating_count=0,
+                    rating_sum=0.0,
+                    like_count=0,
+                    created_at=system.now(),
+                )
+            )
+        assert called == [2]  # inside the transaction: it sees the new row
+        with pytest.raises(ZeroDivisionError), write_transaction(engine) as conn:
+            conn.execute(text("DELETE FROM movies WHERE movie_id = 2"))
+            raise ZeroDivisionError
+        assert called == [2]  # rolled back: not run
+    with write_transaction(engine) as conn:  # outside the block: no hook
+        conn.execute(text("DELETE FROM movies WHERE movie_id = 2"))
+    assert called == [2]
+
+
+@pytest.mark.skipif(not PG_URL, reason=PG_SKIP)
+def test_a_database_closed_for_maintenance_is_unavailable_not_refused():
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from feedback_core.errors import DatabaseRefusedError
+
+    admin = create_engine(make_url(PG_URL), isolation_level="AUTOCOMMIT")
+    name = "feedback_closed_check"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+        conn.execute(text(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+    closed = FeedbackSystem.from_url(
+        make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    )
+    try:
+        with pytest.raises(DatabaseUnavailableError) as raised:
+            closed.get_model_feedback_metrics()
+        # It opens again after the maintenance: a retry is the right advice, not "correct the URL".
+        assert not isinstance(raised.value, DatabaseRefusedError)
+        assert raised.value.message == "the database is unavailable; retry shortly"
+    finally:
+        closed.close()
+        with admin.connect() as conn:
+            conn.execute(text(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+            conn.execute(text(f"DROP DATABASE {name}"))
+        admin.dispose()

@@ -555,3 +555,32 @@ def test_init_refuses_a_database_whose_tables_another_application_made(kind, tmp
             assert set(inspect(conn).get_table_names()) == {"movies", "ratings"}
             assert conn.execute(text("SELECT * FROM movies")).all() == [(1, "Their film", "Drama")]
         assert current_revision(engine) is None
+
+
+@pytest.mark.parametrize(
+    "kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=PG_SKIP))]
+)
+def test_init_names_foreign_tables_in_any_case_views_and_beside_another_applications_alembic(kind, tmp_path):
+    with scratch_engine(kind, tmp_path / "app.db", "migration_foreign_alembic") as engine:
+        with engine.begin() as conn:
+            conn.execute(text('CREATE TABLE "Movies" (id INTEGER PRIMARY KEY)'))
+            conn.execute(text("CREATE VIEW ratings AS SELECT 1 AS id"))
+            conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+            conn.execute(text("INSERT INTO alembic_version VALUES ('3f2a1b9c8d7e')"))  # Flask-Migrate's
+        with pytest.raises(ConfigError) as raised:
+            upgrade_database(engine)
+        assert str(raised.value).startswith(
+            "this database already has tables named Movies, ratings and an Alembic revision of its own "
+            "(3f2a1b9c8d7e), which feedback-core did not create"
+        )
+        assert current_revision(engine) == "3f2a1b9c8d7e"
+
+
+def test_a_newer_release_of_this_schema_is_not_taken_for_another_applications(tmp_path):
+    engine = make_engine(Settings(database_url=f"sqlite:///{tmp_path / 'newer.db'}"))
+    upgrade_database(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    with pytest.raises(ConfigError, match="schema 0099 is unknown to this feedback-core .*a newer release"):
+        upgrade_database(engine)
+    engine.dispose()

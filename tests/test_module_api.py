@@ -138,6 +138,10 @@ def test_the_adjustment_calculation_follows_the_default_systems_settings(default
     assert feedback_core.calculate_feature_adjustment_from_dislike("wrong_genre", ["Horror"])[
         "genre_adjustments"
     ] == {"Horror": pytest.approx(-0.15)}
+    given = feedback_core.Settings(database_url=db_url, GENRE_DEEMPHASIS_FACTOR=0.3)
+    assert feedback_core.calculate_feature_adjustment_from_dislike("wrong_genre", ["Horror"], settings=given)[
+        "genre_adjustments"
+    ] == {"Horror": pytest.approx(-0.3)}
     feedback_core.set_default_system(FeedbackSystem.from_url(db_url, GENRE_DEEMPHASIS_FACTOR=0.5))
     proposed = feedback_core.calculate_feature_adjustment_from_dislike("wrong_genre", ["Horror"])
     assert proposed["genre_adjustments"] == {"Horror": pytest.approx(-0.5)}
