@@ -137,16 +137,43 @@ def _loopback(address: str) -> bool:
     return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
+def _requested_host() -> str | None:
+    """The host name the browser asked for (its Host header, without the port); None when the
+    session has no HTTP request behind it (a script run by a test)."""
+    try:
+        host = st.context.headers.get("Host")
+    except Exception:  # no request context at all
+        return None
+    if not host:
+        return None
+    host = host.strip()
+    if host.startswith("["):  # [::1]:8501
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def _check_local_mode_is_local(principal: Principal) -> None:
-    """Refuse local mode (no sign-in) on a dashboard that listens beyond this machine: everyone
-    who reached it would act with the local operator's roles."""
+    """Refuse local mode (no sign-in) on a dashboard that listens beyond this machine, or that
+    was reached under another name than this machine's: everyone who reached it would act with
+    the local operator's roles. (A page elsewhere whose name was made to point at 127.0.0.1, or a
+    forwarder on this host, reaches a loopback listener: the name it asked for gives it away.)"""
+    trusted = os.environ.get(TRUST_NETWORK, "").strip().lower() in ("1", "true", "yes", "on")
     address = _listening_address()
+    roles = ", ".join(sorted(principal.roles)) or "no roles"
     if _loopback(address):
-        return
-    if os.environ.get(TRUST_NETWORK, "").strip().lower() in ("1", "true", "yes", "on"):
+        host = _requested_host()
+        if host is None or _loopback(host) or trusted:
+            return
+        raise LocalModeRefused(
+            f"This dashboard was reached as {host}, not as this machine (localhost or 127.0.0.1), "
+            f"without sign-in: whoever reached it would act as {principal.name} with the roles {roles}. "
+            "Open it as http://localhost:PORT on this machine, or configure sign-in (an [auth] "
+            'section in .streamlit/secrets.toml; README, "Dashboard") when it is reached through a '
+            f"proxy or another name; if the network in front of it is trusted, set {TRUST_NETWORK}=1."
+        )
+    if trusted:
         return
     where = f"on {address}" if address else "on every network interface (server.address is not set)"
-    roles = ", ".join(sorted(principal.roles)) or "no roles"
     raise LocalModeRefused(
         f"This dashboard listens {where} without sign-in: everyone who reaches it would act as "
         f"{principal.name} with the roles {roles}. Configure sign-in (an [auth] section in "

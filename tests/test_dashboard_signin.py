@@ -16,6 +16,8 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -90,23 +92,15 @@ def provider():
     httpd.server_close()
 
 
-def test_sign_in_sends_the_browser_to_the_identity_provider(provider, tmp_path):
-    path = tmp_path / "signin.db"
+@contextmanager
+def dashboard(tmp_path, port: int, *options: str) -> Iterator[None]:
+    """``streamlit run`` of the dashboard on a fresh database, on ``port``, with ``options``."""
+    path = tmp_path / "dashboard.db"
     FeedbackSystem.from_url(f"sqlite:///{path}").init_feedback_tables()
-    port = free_port()
-    secrets = tmp_path / "secrets.toml"
-    secrets.write_text(
-        "[auth]\n"
-        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
-        'cookie_secret = "a-long-random-secret-for-the-test"\n'
-        'client_id = "dashboard"\n'
-        'client_secret = "x"\n'
-        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n'
-    )
     env = {**os.environ, "FEEDBACK_DB_URL": f"sqlite:///{path}"}
     command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py")]
     command += ["--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"]
-    command += ["--secrets.files", str(secrets)]
+    command += options
     log_path = tmp_path / "streamlit.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -120,19 +114,56 @@ def test_sign_in_sends_the_browser_to_the_identity_provider(provider, tmp_path):
                     if process.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"streamlit did not start: {log_path.read_text()}") from None
                     time.sleep(0.2)
-            with sync_api.sync_playwright() as p:
-                chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                page = chromium.new_page()
-                page.goto(f"http://127.0.0.1:{port}/")
-                page.get_by_role("button", name="Sign in").click()
-                # The provider's sign-in page (the stand-in answers it 404): the browser got there.
-                page.wait_for_url(f"{provider}/authorize**", timeout=15_000)
-                arrived = page.url
-                chromium.close()
+            yield
         finally:
             process.terminate()
             process.wait(timeout=20)
+
+
+def test_sign_in_sends_the_browser_to_the_identity_provider(provider, tmp_path):
+    port = free_port()
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(
+        "[auth]\n"
+        f'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+        'cookie_secret = "a-long-random-secret-for-the-test"\n'
+        'client_id = "dashboard"\n'
+        'client_secret = "x"\n'
+        f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n'
+    )
+    with dashboard(tmp_path, port, "--server.address", "127.0.0.1", "--secrets.files", str(secrets)):
+        with sync_api.sync_playwright() as p:
+            chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = chromium.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_role("button", name="Sign in").click()
+            # The provider's sign-in page (the stand-in answers it 404): the browser got there.
+            page.wait_for_url(f"{provider}/authorize**", timeout=15_000)
+            arrived = page.url
+            chromium.close()
     location = urlsplit(arrived)
     query = parse_qs(location.query)
     assert query["client_id"] == ["dashboard"] and query["response_type"] == ["code"]
     assert query["redirect_uri"] == [f"http://127.0.0.1:{port}/oauth2callback"]
+
+
+def test_local_mode_refuses_a_page_that_reached_it_under_another_name(tmp_path):
+    # A page elsewhere whose name was made to point at 127.0.0.1 (DNS rebinding) reaches a
+    # dashboard that listens on this machine only; without sign-in it would act as the operator.
+    rebound = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP rebind.attacker.test 127.0.0.1"]
+    port = free_port()
+    with dashboard(tmp_path, port, "--server.address", "127.0.0.1"):
+        with sync_api.sync_playwright() as p:
+            chromium = p.chromium.launch(executable_path=CHROMIUM, args=rebound)
+            page = chromium.new_page()
+            page.goto(f"http://rebind.attacker.test:{port}/retrain")
+            page.get_by_text("Sign-in is needed: other machines can reach this dashboard.").wait_for(
+                timeout=30_000
+            )
+            said = page.locator('[data-testid="stText"]').first.inner_text()
+            assert said.startswith("This dashboard was reached as rebind.attacker.test, not as this machine")
+            assert page.get_by_role("button", name="Start a retrain").count() == 0
+            # The same dashboard as this machine's: served.
+            page.goto(f"http://localhost:{port}/")
+            page.get_by_text("Welcome: there is no feedback yet").wait_for(timeout=30_000)
+            chromium.close()
