@@ -24,6 +24,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import streamlit as st
 
@@ -137,19 +138,52 @@ def _loopback(address: str) -> bool:
     return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
-def _requested_host() -> str | None:
-    """The host name the browser asked for (its Host header, without the port); None when the
-    session has no HTTP request behind it (a script run by a test)."""
+def _header(name: str) -> str | None:
     try:
-        host = st.context.headers.get("Host")
+        return st.context.headers.get(name)
     except Exception:  # no request context at all
         return None
-    if not host:
+
+
+def _authority(value: str) -> tuple[str, int | None] | None:
+    """``(host, port)`` of a Host header's ``host[:port]``; None when it is anything else (a user
+    part, a path: ``localhost:8501@elsewhere``)."""
+    try:
+        parts = urlsplit("//" + value.strip())
+        port = parts.port
+    except ValueError:
         return None
-    host = host.strip()
-    if host.startswith("["):  # [::1]:8501
-        return host[1 : host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if parts.username is not None or parts.path or parts.query or parts.fragment or not parts.hostname:
+        return None
+    return parts.hostname, port
+
+
+def _foreign_request() -> str | None:
+    """Say how the session's request came from elsewhere than this machine's own page, or None.
+
+    The name the browser asked for (Host) must be this machine's: a page of another site whose
+    name was pointed at 127.0.0.1, or a forwarder that passes on the name it was reached by, is
+    not. The page that opened the session (Origin) must be the dashboard's own: a page served on
+    another port of this machine, or through a proxy that rewrites Host, is not. A request without
+    them (a script run by a test) is not a browser's."""
+    host = _header("Host")
+    if host is None:
+        return None
+    asked = _authority(host)
+    if asked is None or not _loopback(asked[0]):
+        return f"was reached as {host.strip()}, not as this machine (localhost or 127.0.0.1)"
+    origin = _header("Origin")
+    if origin is None:
+        return None
+    try:
+        page = urlsplit(origin.strip())
+        page_port = page.port or {"http": 80, "https": 443}.get(page.scheme)
+    except ValueError:
+        page, page_port = None, None
+    own_port = asked[1] or 80
+    if page is None or not page.hostname or not _loopback(page.hostname) or page_port != own_port:
+        return f"was opened by the page {origin.strip()}, not by its own (http://localhost:{own_port})"
+    return None
 
 
 def _check_local_mode_is_local(principal: Principal) -> None:
@@ -161,12 +195,12 @@ def _check_local_mode_is_local(principal: Principal) -> None:
     address = _listening_address()
     roles = ", ".join(sorted(principal.roles)) or "no roles"
     if _loopback(address):
-        host = _requested_host()
-        if host is None or _loopback(host) or trusted:
+        foreign = _foreign_request()
+        if foreign is None or trusted:
             return
         raise LocalModeRefused(
-            f"This dashboard was reached as {host}, not as this machine (localhost or 127.0.0.1), "
-            f"without sign-in: whoever reached it would act as {principal.name} with the roles {roles}. "
+            f"This dashboard {foreign}, without sign-in: whoever did would act as {principal.name} "
+            f"with the roles {roles}. "
             "Open it as http://localhost:PORT on this machine, or configure sign-in (an [auth] "
             'section in .streamlit/secrets.toml; README, "Dashboard") when it is reached through a '
             f"proxy or another name; if the network in front of it is trusted, set {TRUST_NETWORK}=1."

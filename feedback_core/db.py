@@ -799,10 +799,11 @@ _BEFORE_COMMIT: ContextVar[Callable[[Connection], None] | None] = ContextVar(
 
 
 @contextmanager
-def before_commit(hook: Callable[[Connection], None]) -> Iterator[None]:
+def before_commit(hook: Callable[[Connection], None] | None) -> Iterator[None]:
     """Run ``hook(conn)`` at the end of every write transaction opened in this block (this thread
     or task) that wrote something, inside it: what the hook writes commits with the
-    transaction's writes, or not at all. A transaction that wrote nothing does not run it."""
+    transaction's writes, or not at all. A transaction that wrote nothing does not run it.
+    ``None``: no hook in the block (housekeeping that is not the caller's effect)."""
     token = _BEFORE_COMMIT.set(hook)
     try:
         yield

@@ -70,7 +70,9 @@ def claim_key(
     where = (table.c.scope == scope, table.c.idempotency_key == key)
     try:
         with write_transaction(engine) as conn:
-            row = conn.execute(select(table).where(*where)).first()
+            # Locked: of several retries taking over a stale claim at once, one does (on
+            # PostgreSQL the others wait here, then read the claim it renewed).
+            row = conn.execute(select(table).where(*where).with_for_update()).first()
             if row is None:
                 conn.execute(
                     insert(table).values(
@@ -97,11 +99,15 @@ def claim_key(
                 )
             if row.status_code == IN_PROGRESS and now - row.created_at >= stale_after:
                 # The first attempt died without finishing (or without releasing its claim after
-                # failing): this one takes its place, whatever that one's body was.
-                conn.execute(
-                    update(table).where(*where).values(created_at=now, body={"fingerprint": fingerprint})
-                )
-                return None
+                # failing): this one takes its place, whatever that one's body was, if the claim
+                # is still the one it read.
+                taken = conn.execute(
+                    update(table)
+                    .where(*where, table.c.status_code == IN_PROGRESS, table.c.created_at == row.created_at)
+                    .values(created_at=now, body={"fingerprint": fingerprint})
+                ).rowcount
+                if taken == 1:
+                    return None
             if (row.body or {}).get("fingerprint") != fingerprint:
                 raise IdempotencyKeyReusedError(
                     "this Idempotency-Key was already used for a different request; use a new key "

@@ -11,7 +11,14 @@ from datetime import timedelta
 from sqlalchemy import Connection, delete, select, update
 
 from feedback_core import model, training
-from feedback_core.db import format_ts, read_connection, reading, to_naive_utc, write_transaction
+from feedback_core.db import (
+    before_commit,
+    format_ts,
+    read_connection,
+    reading,
+    to_naive_utc,
+    write_transaction,
+)
 from feedback_core.errors import ConflictError, DatabaseUnavailableError, FeedbackError, NotFoundError
 from feedback_core.recommender import load_active_model
 from feedback_core.recording import queue_retrain_if_due, queue_retrain_job, write_audit
@@ -119,7 +126,8 @@ class Jobs:
         A job whose worker died is failed first, so it never stands in the way.
         """
         actor = check_text(actor, "actor", 120, allow_empty=False)
-        self.recover_stale_jobs()
+        with before_commit(None):  # housekeeping: not what a keyed request asked for
+            self.recover_stale_jobs()
         with write_transaction(self.engine) as conn:
             now = self.now()
             job_id = queue_retrain_job(conn, at=now, trigger=trigger, actor=actor)

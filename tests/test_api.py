@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from api_support import error_of, make_api, row_counts
 from flask import Flask, jsonify
 from helpers import add_model_version, count, rows
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from feedback_core.api import ApiConfig, create_app, register_feedback_routes
@@ -683,6 +683,43 @@ def test_a_shown_list_retried_with_its_key_is_stored_once(api):
     b = api.post("/api/recommendation-sets", {"items": [1, 2, 3]}, headers=headers)
     assert a.get_json()["recommendation_set_id"] == b.get_json()["recommendation_set_id"]
     assert count(api.system, recommendation_sets) == 1 and count(api.system, impressions) == 3
+
+
+def test_of_retries_taking_over_a_stale_claim_at_once_one_runs(api, clock):
+    import threading
+
+    catalogue(api.system)
+    for round_ in range(6):  # a race: several rounds, so that the old code lost it every time
+        headers = {"Idempotency-Key": f"set-race-{round_}"}
+        assert api.post("/api/recommendation-sets", {"items": [1, 2]}, headers=headers).status_code == 201
+        with api.system.engine.begin() as conn:  # as a worker that died before its commit leaves it
+            conn.execute(
+                update(idempotent_requests)
+                .where(idempotent_requests.c.idempotency_key == headers["Idempotency-Key"])
+                .values(status_code=0, created_at=clock() - timedelta(minutes=2))
+            )
+        before = count(api.system, recommendation_sets)
+        start, answers = threading.Barrier(12), []
+
+        def retry(headers=headers, start=start, answers=answers) -> None:
+            client = api.app.test_client()
+            start.wait()
+            r = client.post(
+                "/api/recommendation-sets",
+                json={"items": [1, 2]},
+                headers={**api.headers("service", "default"), **headers},
+            )
+            answers.append((r.status_code, r.headers.get("Idempotent-Replayed") == "true"))
+
+        threads = [threading.Thread(target=retry) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        # One runs; the others are told it is in progress, or (once it answered) get its answer.
+        assert answers.count((201, False)) == 1, (round_, answers)
+        assert set(answers) <= {(201, False), (201, True), (409, False)}
+        assert count(api.system, recommendation_sets) == before + 1
 
 
 def test_a_key_still_in_progress_is_409_until_it_goes_stale(api, clock):

@@ -161,9 +161,52 @@ def test_local_mode_refuses_a_page_that_reached_it_under_another_name(tmp_path):
                 timeout=30_000
             )
             said = page.locator('[data-testid="stText"]').first.inner_text()
-            assert said.startswith("This dashboard was reached as rebind.attacker.test, not as this machine")
+            assert said.startswith(
+                f"This dashboard was reached as rebind.attacker.test:{port}, not as this machine"
+            )
             assert page.get_by_role("button", name="Start a retrain").count() == 0
             # The same dashboard as this machine's: served.
             page.goto(f"http://localhost:{port}/")
             page.get_by_text("Welcome: there is no feedback yet").wait_for(timeout=30_000)
             chromium.close()
+
+
+def opened_by(port: int, origin: str) -> str:
+    """What the dashboard's first page says to a session opened by a page of ``origin`` (the
+    WebSocket a browser opens, with that page's Origin header)."""
+    import asyncio
+
+    import websockets
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    async def first_page() -> str:
+        async with websockets.connect(
+            f"ws://127.0.0.1:{port}/_stcore/stream",
+            subprotocols=["streamlit"],
+            additional_headers={"Origin": origin},
+        ) as ws:
+            ask = BackMsg()
+            ask.rerun_script.page_script_hash = ""
+            await ws.send(ask.SerializeToString())
+            said = []
+            while True:
+                message = ForwardMsg()
+                message.ParseFromString(await asyncio.wait_for(ws.recv(), 30))
+                said.append(str(message))
+                if message.WhichOneof("type") == "script_finished":
+                    return " ".join(said)
+
+    return asyncio.run(first_page())
+
+
+def test_local_mode_refuses_a_session_opened_by_a_page_of_another_port(tmp_path):
+    # A page served elsewhere on this machine (another port: another origin) may open the
+    # dashboard's WebSocket with the Host 127.0.0.1; its Origin gives it away.
+    port = free_port()
+    with dashboard(tmp_path, port, "--server.address", "127.0.0.1"):
+        other = opened_by(port, f"http://127.0.0.1:{port + 1}")
+        assert "Sign-in is needed: other machines can reach this dashboard." in other
+        assert f"was opened by the page http://127.0.0.1:{port + 1}, not by its own" in other
+        own = opened_by(port, f"http://localhost:{port}")
+        assert "Sign-in is needed" not in own and "Welcome: there is no feedback yet" in own

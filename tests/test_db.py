@@ -297,6 +297,9 @@ def test_the_before_commit_hook_runs_only_in_transactions_that_wrote_rows(system
             conn.execute(text("DELETE FROM movies WHERE movie_id = 2"))
             raise ZeroDivisionError
         assert called == [2]  # rolled back: not run
+        with before_commit(None), write_transaction(engine) as conn:  # housekeeping, not the caller's effect
+            conn.execute(text("UPDATE movies SET title = 'Ran (1985)' WHERE movie_id = 2"))
+        assert called == [2]
     with write_transaction(engine) as conn:  # outside the block: no hook
         conn.execute(text("DELETE FROM movies WHERE movie_id = 2"))
     assert called == [2]
