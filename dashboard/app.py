@@ -64,6 +64,23 @@ PAGES = {
 FILTERED_PAGES = PAGES["Monitor"]
 
 
+# Without sign-in, whoever can use the page acts as the operator: a page of another site that
+# shows it in a frame could have the operator click its buttons. The guard (in a frame of the
+# dashboard's own origin) empties the dashboard when it is inside another page.
+FRAME_GUARD = """<script>
+if (window.parent.parent !== window.parent) {
+  window.parent.document.body.textContent =
+    "This dashboard cannot be shown inside another page without sign-in: open it on its own.";
+}
+</script>"""
+
+
+def _refuse_to_be_framed() -> None:
+    import streamlit.components.v1 as components
+
+    components.html(FRAME_GUARD, height=0)
+
+
 def _identify() -> identity.Identity:
     try:
         who = identity.current_identity()
@@ -85,6 +102,8 @@ def _identify() -> identity.Identity:
                 st.error("Sign-in is configured but cannot start.", icon=":material/badge:")
                 st.text(str(exc))
         st.stop()
+    if who.mode == "local":
+        _refuse_to_be_framed()
     if not who.can_view():
         st.title("Dislike feedback")
         st.warning(

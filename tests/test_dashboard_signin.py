@@ -210,3 +210,45 @@ def test_local_mode_refuses_a_session_opened_by_a_page_of_another_port(tmp_path)
         assert f"was opened by the page http://127.0.0.1:{port + 1}, not by its own" in other
         own = opened_by(port, f"http://localhost:{port}")
         assert "Sign-in is needed" not in own and "Welcome: there is no feedback yet" in own
+
+
+def test_local_mode_empties_itself_inside_another_sites_page(tmp_path):
+    # Another site shows the dashboard in a frame (its own origin, so its Host and Origin pass)
+    # and has the operator click through a disguise.
+    port = free_port()
+
+    class Framing(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            body = f'<h1>Win a prize</h1><iframe src="http://localhost:{port}/retrain" width="1200" height="800"></iframe>'
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args) -> None:
+            pass
+
+    evil = ThreadingHTTPServer(("127.0.0.1", 0), Framing)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    rules = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP evil.test 127.0.0.1"]
+    try:
+        with dashboard(tmp_path, port, "--server.address", "127.0.0.1"):
+            with sync_api.sync_playwright() as p:
+                chromium = p.chromium.launch(executable_path=CHROMIUM, args=rules)
+                page = chromium.new_page()
+                page.goto(f"http://evil.test:{evil.server_port}/")
+                framed = page.frame_locator("iframe").locator("body")
+                framed.get_by_text("cannot be shown inside another page without sign-in").wait_for(
+                    timeout=30_000
+                )
+                page.wait_for_timeout(1_000)
+                assert framed.get_by_role("button").count() == 0
+                # On its own, as usual.
+                page.goto(f"http://localhost:{port}/")
+                page.get_by_text("Welcome: there is no feedback yet").wait_for(timeout=30_000)
+                page.wait_for_timeout(1_000)
+                assert page.get_by_text("cannot be shown inside another page").count() == 0
+                chromium.close()
+    finally:
+        evil.shutdown()
+        evil.server_close()
