@@ -166,23 +166,30 @@ def _foreign_request() -> str | None:
     not. The page that opened the session (Origin) must be the dashboard's own: a page served on
     another port of this machine, or through a proxy that rewrites Host, is not. A request without
     them (a script run by a test) is not a browser's."""
-    host = _header("Host")
+    return _foreign(_header("Host"), _header("Origin"))
+
+
+def _foreign(host: str | None, origin: str | None) -> str | None:
+    """``_foreign_request`` for these Host and Origin headers (None: not sent)."""
     if host is None:
         return None
     asked = _authority(host)
     if asked is None or not _loopback(asked[0]):
         return f"was reached as {host.strip()}, not as this machine (localhost or 127.0.0.1)"
-    origin = _header("Origin")
     if origin is None:
         return None
     try:
         page = urlsplit(origin.strip())
-        page_port = page.port or {"http": 80, "https": 443}.get(page.scheme)
+        default = {"http": 80, "https": 443}.get(page.scheme)
+        page_port = page.port or default
     except ValueError:
-        page, page_port = None, None
-    own_port = asked[1] or 80
-    if page is None or not page.hostname or not _loopback(page.hostname) or page_port != own_port:
-        return f"was opened by the page {origin.strip()}, not by its own (http://localhost:{own_port})"
+        page, default, page_port = None, None, None
+    # A browser opens the session at the address of the page it shows: the same name and port
+    # (the port its scheme implies when the Host header names none).
+    own_port = asked[1] or default
+    if page is None or page.hostname != asked[0] or page_port != own_port:
+        own = f"{asked[0]}:{own_port}" if own_port else asked[0]
+        return f"was opened by the page {origin.strip()}, not by its own ({own})"
     return None
 
 

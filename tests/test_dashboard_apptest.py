@@ -18,7 +18,7 @@ from sqlalchemy import Engine, event, insert, select, update
 from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
-from dashboard import charts, data, ui
+from dashboard import charts, data, identity, ui
 from feedback_core import FeedbackSystem, Settings, lookups, queries
 from feedback_core.db import make_engine, upgrade_database
 from feedback_core.schema import audit_log, daily_dislikes, model_versions, retrain_jobs
@@ -1247,6 +1247,30 @@ def test_local_mode_is_refused_on_a_dashboard_that_listens_beyond_this_machine(
     dashboard_env.delenv("FEEDBACK_DASHBOARD_TRUST_NETWORK")
     listening_on("127.0.0.1")
     assert not at.run().error and at.metric
+
+
+@pytest.mark.parametrize(
+    "host, origin, served",
+    [
+        ("localhost:8501", "http://localhost:8501", True),
+        ("127.0.0.1:8501", "http://127.0.0.1:8501", True),
+        ("[::1]:8501", "http://[::1]:8501", True),
+        ("localhost", "https://localhost", True),  # HTTPS on its default port
+        ("localhost:443", "https://localhost", True),
+        ("localhost", "http://localhost", True),
+        ("localhost:9000", None, True),  # no Origin: not a browser's page
+        ("localhost:8501", "http://localhost:8502", False),  # another port: another site
+        ("127.0.0.1:8501", "http://localhost:8501", False),  # another server on the other name
+        ("localhost", "http://localhost", True),
+        ("evil.test:8501", "http://evil.test:8501", False),  # a name pointed at 127.0.0.1
+        ("localhost:8501@evil.test", "http://localhost:8501", False),
+        ("192.0.2.2:8501", "http://192.0.2.2:8501", False),  # a forwarder reached from the network
+        ("127.0.0.1:8501", "http://192.0.2.2:9601", False),  # a proxy that rewrites Host
+        ("localhost:8501", "null", False),
+    ],
+)
+def test_local_mode_serves_only_its_own_pages_on_this_machine(host, origin, served):
+    assert (identity._foreign(host, origin) is None) is served
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1", "::ffff:127.0.0.1", "LOCALHOST"])

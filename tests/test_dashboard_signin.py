@@ -208,7 +208,10 @@ def test_local_mode_refuses_a_session_opened_by_a_page_of_another_port(tmp_path)
         other = opened_by(port, f"http://127.0.0.1:{port + 1}")
         assert "Sign-in is needed: other machines can reach this dashboard." in other
         assert f"was opened by the page http://127.0.0.1:{port + 1}, not by its own" in other
-        own = opened_by(port, f"http://localhost:{port}")
+        # Another server on this machine's other loopback name, with the same port (a browser
+        # opens the session at its own page's address: name and port).
+        assert "Sign-in is needed" in opened_by(port, f"http://localhost:{port}")
+        own = opened_by(port, f"http://127.0.0.1:{port}")
         assert "Sign-in is needed" not in own and "Welcome: there is no feedback yet" in own
 
 
