@@ -65,12 +65,16 @@ FILTERED_PAGES = PAGES["Monitor"]
 
 
 # Without sign-in, whoever can use the page acts as the operator: a page of another site that
-# shows it in a frame could have the operator click its buttons. The guard (in a frame of the
-# dashboard's own origin) empties the dashboard when it is inside another page.
+# shows it in a frame, or opens it in a window it keeps a hold on, could have the operator click
+# its buttons. The guard (in a frame of the dashboard's own origin) empties the dashboard then.
 FRAME_GUARD = """<script>
 if (window.parent.parent !== window.parent) {
   window.parent.document.body.textContent =
     "This dashboard cannot be shown inside another page without sign-in: open it on its own.";
+} else if (window.parent.opener) {
+  // Opened by a script of another page (a link opens it without an opener), which could steer it.
+  window.parent.document.body.textContent =
+    "This dashboard was opened by another page, which could steer it: open it on its own.";
 }
 </script>"""
 

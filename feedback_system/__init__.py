@@ -10,6 +10,7 @@ specification shows.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import types
 from typing import Any
@@ -45,6 +46,7 @@ __all__ = list(feedback_core.__all__)
 sys.modules[__name__].__class__ = _Alias
 for _name in SUBMODULES:
     _module = _Alias(f"{__name__}.{_name}", f"The specification's {_name}.py: feedback_core's names.")
+    _module.__spec__ = importlib.util.spec_from_loader(_module.__name__, loader=None)
     _module.__all__ = __all__
     sys.modules[_module.__name__] = _module
     setattr(sys.modules[__name__], _name, _module)

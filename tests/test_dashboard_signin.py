@@ -246,6 +246,13 @@ def test_local_mode_empties_itself_inside_another_sites_page(tmp_path):
                 )
                 page.wait_for_timeout(1_000)
                 assert framed.get_by_role("button").count() == 0
+                # Opened by the other site's script, which keeps a hold on the window.
+                with page.expect_popup() as opened:
+                    page.evaluate(f"window.open('http://localhost:{port}/retrain')")
+                popup = opened.value
+                popup.get_by_text("was opened by another page, which could steer it").wait_for(timeout=30_000)
+                assert popup.get_by_role("button").count() == 0
+                popup.close()
                 # On its own, as usual.
                 page.goto(f"http://localhost:{port}/")
                 page.get_by_text("Welcome: there is no feedback yet").wait_for(timeout=30_000)

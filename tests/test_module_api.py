@@ -130,6 +130,11 @@ def test_the_specifications_module_names_answer_with_feedback_cores(default_syst
         with pytest.raises(AttributeError, match="feedback_system.* has no attribute 'no_such_name'"):
             module.no_such_name  # noqa: B018
     assert set(feedback_core.__all__) <= set(dir(feedback_system.feedback_handler))
+    import importlib.util
+
+    assert importlib.util.find_spec("feedback_system.feedback_reinforcement").name == (
+        "feedback_system.feedback_reinforcement"
+    )
 
 
 def test_the_adjustment_calculation_follows_the_default_systems_settings(default_system, db_url):
