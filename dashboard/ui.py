@@ -206,18 +206,28 @@ def named_metrics(table: pd.DataFrame) -> pd.DataFrame:
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _as_text(value: Any) -> Any:
+    """``value`` with an apostrophe in front when a spreadsheet would run it as a formula (text
+    starting with one of ``FORMULA_START`` that is not merely a number, such as "-0.15")."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_START):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
+
+
 def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """The table with every text cell that a spreadsheet would run as a formula (a title, a note,
-    a feature value people sent: "=HYPERLINK(...)") prefixed with an apostrophe, which shows it as
-    text. Numbers stay numbers, however they start."""
+    """The table with every text cell, and column name, that a spreadsheet would run as a formula
+    (a title, a note, a feature value people sent: "=HYPERLINK(...)") prefixed with an apostrophe,
+    which shows it as text. Numbers stay numbers, however they start."""
     out = df.copy()
     for column in out.columns:
         values = out[column]
         if values.dtype == object or pd.api.types.is_string_dtype(values):
-            out[column] = values.map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
-            )
-    return out
+            out[column] = values.map(_as_text)
+    return out.rename(columns=_as_text)
 
 
 def show_table(

@@ -1095,6 +1095,9 @@ def test_csv_downloads_keep_formulas_people_sent_as_text():
     assert list(table["feature_value"])[0] == "@SUM(1+1)"  # the table shown stays as it was
     lines = safe.to_csv(index=False).splitlines()
     assert lines[1].startswith("\"'=HYPERLINK(") and ",-0.15," in lines[1]
+    # A number kept as text is a number to a spreadsheet too; a formula as a column name is not.
+    named = ui.spreadsheet_safe(pd.DataFrame({"=1+1": ["-0.150", "+3", "-3+1"]}))
+    assert list(named.columns) == ["'=1+1"] and list(named["'=1+1"]) == ["-0.150", "+3", "'-3+1"]
 
 
 # ---------------------------------------------------------------- formats and charts (pure)
