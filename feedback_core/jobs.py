@@ -368,26 +368,13 @@ class Jobs:
     def _finish_unchanged(self, conn: Connection, job, worker_id: str, same: int, now) -> None:
         """End a job whose training gave the very model of version ``same``, from the same data:
         no version is added (it would be a copy), the job says which version it matches."""
-        conn.execute(
-            update(retrain_jobs)
-            .where(*_running_for(job.job_id, worker_id))
-            .values(
-                status="succeeded",
-                active_slot=None,
-                finished_at=now,
-                progress=100,
-                stage=_unchanged_stage(conn, same),
-                result_version_id=None,
-            )
-        )
-        write_audit(
+        _record_success(
             conn,
-            at=now,
-            actor=job.requested_by,
-            action="retrain.succeeded",
-            entity_type="retrain_job",
-            entity_id=job.job_id,
-            details={"version_id": None, "unchanged_from": same},
+            job,
+            worker_id,
+            now,
+            _unchanged_stage(conn, same),
+            {"version_id": None, "unchanged_from": same},
         )
         # Dislikes that came in while it trained may have crossed the threshold, as after any run.
         queue_retrain_if_due(conn, self.settings.FEEDBACK_ACCUMULATION_THRESHOLD, at=now, actor="system")
@@ -607,26 +594,13 @@ class Jobs:
                 .where(negative_examples.c.job_id == job_id, negative_examples.c.status == "claimed")
                 .values(status="used", used_at=now, used_in_version_id=version_id)
             )
-            conn.execute(
-                update(retrain_jobs)
-                .where(*_running_for(job_id, worker_id))
-                .values(
-                    status="succeeded",
-                    active_slot=None,
-                    finished_at=now,
-                    progress=100,
-                    stage="done",
-                    result_version_id=version_id,
-                )
-            )
-            write_audit(
+            _record_success(
                 conn,
-                at=now,
-                actor=job.requested_by,
-                action="retrain.succeeded",
-                entity_type="retrain_job",
-                entity_id=job_id,
-                details={
+                job,
+                worker_id,
+                now,
+                "done",
+                {
                     "version_id": version_id,
                     "auc": metrics.get("auc"),  # its own, cross-validated over every example
                     # What the promotion rule compared: per (user, film), on examples the active
@@ -653,6 +627,31 @@ class Jobs:
 
 def _version_label(version_id: int | None) -> str:
     return "no version" if version_id is None else f"version {version_id}"
+
+
+def _record_success(conn: Connection, job, worker_id: str, now, stage: str, details: dict) -> None:
+    """Mark the running job succeeded (its result: ``details["version_id"]``) and audit it."""
+    conn.execute(
+        update(retrain_jobs)
+        .where(*_running_for(job.job_id, worker_id))
+        .values(
+            status="succeeded",
+            active_slot=None,
+            finished_at=now,
+            progress=100,
+            stage=stage,
+            result_version_id=details["version_id"],
+        )
+    )
+    write_audit(
+        conn,
+        at=now,
+        actor=job.requested_by,
+        action="retrain.succeeded",
+        entity_type="retrain_job",
+        entity_id=job.job_id,
+        details=details,
+    )
 
 
 def _running_for(job_id: int, worker_id: str | None) -> tuple:

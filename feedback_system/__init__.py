@@ -35,7 +35,7 @@ class _Alias(types.ModuleType):
     def __setattr__(self, name: str, value: Any) -> None:
         if name in feedback_core._CONSTANTS or name == "DB_PATH":
             # Assigning would change nothing the system reads: refused as feedback_core refuses it.
-            setattr(feedback_core, name, value)
+            raise AttributeError(feedback_core._how_to_set(name, value))
         super().__setattr__(name, value)
 
     def __dir__(self) -> list[str]:

@@ -9,24 +9,28 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_support import (
+    BROWSER_MARKS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    streamlit_command,
+    wait_until_serving,
+)
 from dashboard_data import build_sample
+from reliability_support import free_port
 from sqlalchemy import select
 
 from feedback_core import FeedbackSystem, Settings
 from feedback_core.db import make_engine, upgrade_database
 from feedback_core.schema import audit_log, feature_adjustments, retrain_jobs
 
-ROOT = Path(__file__).resolve().parent.parent
 # The pictures in docs/ are refreshed on request (FEEDBACK_SCREENSHOTS=docs), so a test run
 # leaves the working tree as it was; otherwise they go to a scratch folder.
 SCREENSHOTS = (
@@ -34,16 +38,6 @@ SCREENSHOTS = (
     if os.environ.get("FEEDBACK_SCREENSHOTS") == "docs"
     else Path(tempfile.gettempdir()) / "feedback-screenshots"
 )
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # (navigation label, page title, screenshot name, charts and tables it shows on the sample)
 PAGES = [
     ("Overview", "Overview", "overview", 1, 0),
@@ -67,20 +61,8 @@ def page_budget() -> float:
     return PAGE_BUDGET_S * max(1.0, load)
 
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        CHROMIUM is None,
-        reason="Debian's chromium is not installed (apt-get install -y chromium); CI installs it",
-    ),
-]
+pytestmark = BROWSER_MARKS
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +77,7 @@ def server(tmp_path_factory):
         "FEEDBACK_OPERATOR": OPERATOR,
         "FEEDBACK_OPERATOR_ROLES": "viewer,approver,admin",
     }
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py")]
-    command += ["--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"]
+    command = streamlit_command(port)
     base = f"http://127.0.0.1:{port}"
     with open(path.with_suffix(".log"), "w") as log:
         # The server reads the database only once a browser connects: build it while the server boots.
@@ -107,15 +88,7 @@ def server(tmp_path_factory):
             upgrade_database(engine)
             build_sample(FeedbackSystem(engine, settings))
             engine.dispose()
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{base}/_stcore/health", timeout=1):
-                        break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"streamlit did not start; see {log.name}") from None
-                    time.sleep(0.2)
+            wait_until_serving(port, process, Path(log.name))
             system = FeedbackSystem.from_url(url)
             yield base, system
             system.close()

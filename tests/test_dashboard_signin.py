@@ -9,48 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from browser_support import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS, streamlit_command, wait_until_serving
+from reliability_support import free_port
 
 from feedback_core import FeedbackSystem
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        CHROMIUM is None,
-        reason="Debian's chromium is not installed (apt-get install -y chromium); CI installs it",
-    ),
-]
+pytestmark = BROWSER_MARKS
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Discovery(BaseHTTPRequestHandler):
@@ -98,22 +71,13 @@ def dashboard(tmp_path, port: int, *options: str) -> Iterator[None]:
     path = tmp_path / "dashboard.db"
     FeedbackSystem.from_url(f"sqlite:///{path}").init_feedback_tables()
     env = {**os.environ, "FEEDBACK_DB_URL": f"sqlite:///{path}"}
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py")]
-    command += ["--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none"]
-    command += options
     log_path = tmp_path / "streamlit.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            streamlit_command(port, *options), cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1):
-                        break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"streamlit did not start: {log_path.read_text()}") from None
-                    time.sleep(0.2)
+            wait_until_serving(port, process, log_path)
             yield
         finally:
             process.terminate()
