@@ -6,7 +6,7 @@ their 95% interval; slices with too few impressions are marked, never drawn as a
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import altair as alt
 import pandas as pd
@@ -14,6 +14,10 @@ import pandas as pd
 from feedback_core.settings import REASONS
 
 RATE_AXIS = alt.Axis(format="%", title="Dislike rate")
+# Days on a time axis: one label a day at most (a few days' axis labelled a day twice, at
+# midnight and at noon).
+DAY_AXIS = alt.Axis(format="%b %d", tickMinStep=24 * 3600 * 1000)
+FEWEST_DAYS_SHOWN = 7
 GREY = "#9aa0a6"
 # Fixed colours so a reason or a version looks the same on every chart and page.
 # Vega's "tableau10", its first six: a reason keeps its colour whichever reasons a chart shows.
@@ -113,12 +117,15 @@ def daily_rate_chart(
     enough = rates[rates["enough"] & ~current]
     so_far = rates[rates["enough"] & current]
     few = rates[~rates["enough"]]
-    x = alt.X("day:T", title=None)
+    x = alt.X("day:T", title=None, axis=DAY_AXIS)
+    # Every value drawn 0 (no dislike on a list yet): an axis up to 1%, not one of "0.000000%".
+    drawn = pd.concat([enough["rate"], enough["ci_high"], so_far["rate"]]).fillna(0)
+    y_scale = alt.Scale(domain=[0, 0.01]) if len(drawn) and not (drawn > 0).any() else alt.Scale()
     color = version_color(rates, orient="bottom")  # below the chart: the activation labels are above
     band = (
         alt.Chart(enough)
         .mark_area(opacity=0.18)
-        .encode(x, alt.Y("ci_low:Q", axis=RATE_AXIS), y2="ci_high:Q", color=color)
+        .encode(x, alt.Y("ci_low:Q", axis=RATE_AXIS, scale=y_scale), y2="ci_high:Q", color=color)
     )
     line = (
         alt.Chart(enough)
@@ -187,13 +194,25 @@ def reason_bar_chart(df: pd.DataFrame) -> alt.Chart:
     )
 
 
+def day_scale(days: pd.Series) -> alt.Scale:
+    """A time scale over ``days`` that spans at least ``FEWEST_DAYS_SHOWN`` days, ending with the
+    last: a day's bar stays a day wide (over one day, it filled the whole chart)."""
+    if days.empty:
+        return alt.Scale()
+    first, last = pd.Timestamp(days.min()), pd.Timestamp(days.max())
+    if (last - first).days >= FEWEST_DAYS_SHOWN - 1:
+        return alt.Scale()
+    start = last - timedelta(days=FEWEST_DAYS_SHOWN - 1)
+    return alt.Scale(domain=[start.isoformat(), (last + timedelta(days=1)).isoformat()])
+
+
 def reason_trend_chart(df: pd.DataFrame) -> alt.Chart:
     """Dislikes per day, stacked by reason."""
     return (
         alt.Chart(df)
         .mark_bar()
         .encode(
-            x=alt.X("yearmonthdate(day):T", title=None),
+            x=alt.X("yearmonthdate(day):T", title=None, axis=DAY_AXIS, scale=day_scale(df["day"])),
             y=alt.Y("sum(dislikes):Q", title="Dislikes", stack="zero"),
             color=reason_color(df),
             tooltip=[alt.Tooltip("day:T"), "reason:N", alt.Tooltip("sum(dislikes):Q", title="dislikes")],

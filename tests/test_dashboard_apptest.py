@@ -1221,6 +1221,43 @@ def test_a_reason_chart_lists_only_the_reasons_it_shows_each_in_its_own_colour(s
     assert bars["encoding"]["color"]["scale"]["domain"] == ["other"]
 
 
+def test_a_few_days_of_reasons_are_drawn_as_day_wide_bars_on_a_week(shared_db):
+    bounds = queries.get_data_bounds(shared_db)
+    last = bounds["last_day"]
+    one_day = charts.reason_trend_chart(queries.list_reason_trend(shared_db, last, last)).to_dict()
+    x = one_day["encoding"]["x"]
+    # One day filled the whole chart with one bar, its axis labelled "Nov 30" twice.
+    assert x["scale"]["domain"] == [
+        pd.Timestamp(last - timedelta(days=6)).isoformat(),
+        pd.Timestamp(last + timedelta(days=1)).isoformat(),
+    ]
+    assert x["axis"]["tickMinStep"] == 24 * 3600 * 1000
+    every = charts.reason_trend_chart(queries.list_reason_trend(shared_db, bounds["first_day"], last))
+    assert "domain" not in every.to_dict()["encoding"]["x"].get("scale", {})  # weeks of data: their own span
+
+
+def test_a_rate_chart_of_only_zero_rates_has_a_readable_axis(shared_db):
+    bounds = queries.get_data_bounds(shared_db)
+    rates = queries.list_daily_rates(shared_db, bounds["first_day"], bounds["last_day"])
+    activations = queries.list_version_activations(shared_db)
+
+    def rate_scale(frame: pd.DataFrame, today=None) -> dict:
+        return (
+            charts.daily_rate_chart(frame, activations, today)
+            .to_dict()["layer"][0]["encoding"]["y"]
+            .get("scale", {})
+        )
+
+    assert "domain" not in rate_scale(rates)
+    # No dislike on a list yet: every rate 0, which Vega labelled "0.000000%" up the axis.
+    zero = rates.assign(rate=0.0, ci_low=0.0, ci_high=0.0)
+    assert rate_scale(zero)["domain"] == [0, 0.01]
+    # Today's point alone (a first day): its interval is not drawn, so it does not count.
+    today = rates[rates["day"] == rates["day"].max()].assign(rate=0.0, ci_low=0.0, ci_high=0.02)
+    assert rate_scale(today, bounds["last_day"])["domain"] == [0, 0.01]
+    assert "domain" not in rate_scale(today.assign(rate=0.01), bounds["last_day"])
+
+
 @pytest.fixture
 def listening_on():
     """Set the address the dashboard listens on (``server.address``), as the server would."""
