@@ -30,12 +30,27 @@ class MovieIn:
     cast: tuple[str, ...]
     franchise: str | None
     year: int | None
+    # The optional fields the record named: stored over what a catalogued film has. A field
+    # the record leaves out keeps what is stored (a file of titles alone erased every genre).
+    given: frozenset[str] = frozenset(("genres", "cast", "franchise", "year"))
+
+
+OPTIONAL_MOVIE_FIELDS = ("genres", "cast", "franchise", "year")
+# What exports write for a film without genres (MovieLens): no genre, not one of that name.
+NO_GENRES = frozenset({"(no genres listed)"})
 
 
 def _split(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.split("|") if part.strip()]
     return value
+
+
+def _genres(value: Any) -> Any:
+    names = _split(value)
+    if isinstance(names, list):
+        return [name for name in names if not (isinstance(name, str) and name.casefold() in NO_GENRES)]
+    return names
 
 
 def validate_movie(record: Any) -> MovieIn:
@@ -59,10 +74,11 @@ def validate_movie(record: Any) -> MovieIn:
     return MovieIn(
         movie_id=check_id(record.get("movie_id"), "movie_id"),
         title=check_text(record.get("title"), "title", 300, allow_empty=False),
-        genres=check_names(_split(record.get("genres")), "genres", 50) or (),
+        genres=check_names(_genres(record.get("genres")), "genres", 50) or (),
         cast=check_names(_split(record.get("cast")), "cast", 50) or (),
         franchise=check_name(record.get("franchise"), "franchise", 200, allow_empty=True) or None,
         year=year,
+        given=frozenset(name for name in OPTIONAL_MOVIE_FIELDS if name in record),
     )
 
 
@@ -81,33 +97,38 @@ def check_rating(value: Any) -> float:
 
 
 def upsert_movies(conn: Connection, records: list[MovieIn], now: datetime) -> None:
-    """Insert movies or update their metadata (rating statistics are kept)."""
+    """Insert movies or update their metadata (rating statistics are kept). A catalogued film
+    keeps the optional fields its record does not name (``MovieIn.given``)."""
     if not records:
         return
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(movies)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["movie_id"],
-        set_={c: stmt.excluded[c] for c in ("title", "genres", "cast", "franchise", "year")},
-    )
-    conn.execute(
-        stmt,
-        [
-            {
-                "movie_id": r.movie_id,
-                "title": r.title,
-                "genres": list(r.genres),
-                "cast": list(r.cast),
-                "franchise": r.franchise,
-                "year": r.year,
-                "rating_count": 0,
-                "rating_sum": 0.0,
-                "like_count": 0,
-                "created_at": now,
-            }
-            for r in sorted(records, key=lambda r: r.movie_id)
-        ],
-    )
+    by_fields: dict[frozenset[str], list[MovieIn]] = {}
+    for record in records:
+        by_fields.setdefault(record.given, []).append(record)
+    for given, group in sorted(by_fields.items(), key=lambda item: sorted(item[0])):
+        stmt = dialect.insert(movies)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["movie_id"],
+            set_={c: stmt.excluded[c] for c in ("title", *(f for f in OPTIONAL_MOVIE_FIELDS if f in given))},
+        )
+        conn.execute(
+            stmt,
+            [
+                {
+                    "movie_id": r.movie_id,
+                    "title": r.title,
+                    "genres": list(r.genres),
+                    "cast": list(r.cast),
+                    "franchise": r.franchise,
+                    "year": r.year,
+                    "rating_count": 0,
+                    "rating_sum": 0.0,
+                    "like_count": 0,
+                    "created_at": now,
+                }
+                for r in sorted(group, key=lambda r: r.movie_id)
+            ],
+        )
 
 
 @dataclass(frozen=True)
@@ -214,7 +235,8 @@ class CatalogOps:
     """Catalogue and rating operations of ``FeedbackSystem``."""
 
     def add_movies(self, records: Iterable[dict]) -> int:
-        """Add or update catalogue records; all or nothing. Return how many were stored."""
+        """Add or update catalogue records; all or nothing. Return how many were stored. A
+        catalogued film keeps the genres, cast, franchise or year its record leaves out."""
         clean = []
         for i, record in enumerate(records):
             try:

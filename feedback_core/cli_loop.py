@@ -377,17 +377,34 @@ def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int, 
         return 2
     system = build_system(args, create=True)
     system.init_feedback_tables()
+    latest: list = []  # the import's summary as it goes, for an interruption
     with tqdm(total=0, desc=f"importing {kind}", unit="B", unit_scale=True, file=sys.stderr) as bar:
 
         def progress(done: int, total: int, summary) -> None:
+            latest[:] = [summary]
             bar.total = total
             bar.update(done - bar.n)
-            bar.set_postfix_str(f"{summary.imported:,} imported, {summary.rejected:,} rejected")
+            present = f"{summary.already_present:,} already present, " if summary.already_present else ""
+            bar.set_postfix_str(f"{summary.imported:,} imported, {present}{summary.rejected:,} rejected")
 
         try:
             summary = system.import_file(
                 args.file, kind, on_error=on_error, batch_size=batch, progress=progress
             )
+        except KeyboardInterrupt:
+            bar.close()
+            done = latest[0] if latest else None
+            kept = (
+                f"{done.imported:,} row(s) of {count(done.batches, 'complete batch')} are kept"
+                if done is not None and done.batches
+                else "nothing was imported"
+            )
+            print(
+                f"interrupted: {kept}, nothing of the batch being written; run the same command again "
+                "to import the rest (rows already imported are recognised, not added twice)",
+                file=sys.stderr,
+            )
+            return 130
         except ValidationError as exc:
             bar.close()
             print(f"error: {exc.field}: {exc.message}", file=sys.stderr)
@@ -402,9 +419,12 @@ def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int, 
         print(f"{args.file}:{error.line}: {error.text}", file=sys.stderr)
     if summary.rejected > 20:
         print(f"... and {summary.rejected - 20:,} more bad row(s)", file=sys.stderr)
+    # Under abort, the good rows of the failing batch were read and checked, never written.
+    left_out = summary.rows_read - summary.imported - summary.already_present - summary.rejected
+    left_text = f", {left_out:,} good row(s) left out with the failing batch" if left_out > 0 else ""
     print(
         f"{kind}: {count(summary.rows_read, 'row')} read, {summary.imported:,} imported, "
-        f"{summary.already_present:,} already present, {summary.rejected:,} rejected, "
+        f"{summary.already_present:,} already present, {summary.rejected:,} rejected{left_text}, "
         f"{count(summary.batches, 'batch')} in {summary.seconds:.1f} s ({summary.rate:,.0f} rows/s) "
         f"into {mask_url(system.settings.database_url)}"
     )

@@ -168,12 +168,22 @@ class RecordReader:
         self.bytes_read = self.size
 
     def _json_lines(self, lines: Iterator[str]):
+        first = True
         for number, line in enumerate(lines, start=1):
             if number in self._bad_lines:
                 yield number, None, self._bad_lines.pop(number)
                 continue
             if not line.strip():
                 continue
+            if first and line.lstrip().startswith("["):
+                # One JSON array: some of its lines might parse alone and pass as rows.
+                yield self._give_up(
+                    number,
+                    "the file is a JSON array; import reads JSON lines, one object per line "
+                    "(convert it with: jq -c '.[]' FILE > FILE.jsonl)",
+                )
+                return
+            first = False
             try:
                 record = json.loads(line, object_pairs_hook=_object_once)
             except json.JSONDecodeError as exc:
@@ -192,7 +202,7 @@ class RecordReader:
                 continue
             unknown = sorted(set(record) - set(COLUMNS[self.kind][0] + COLUMNS[self.kind][1]))
             if unknown:
-                yield number, None, self._unknown_message(unknown)
+                yield number, None, self._unknown_message(unknown, "field")
                 continue
             yield number, record, None
 
@@ -245,6 +255,17 @@ class RecordReader:
                 return
             except csv.Error as exc:
                 end = reader.line_num
+                if end > start or "field limit" in str(exc):
+                    # A quote never closed: the reader took the lines after it as one field,
+                    # and none of them can be told apart as rows again (skipped, they were lost
+                    # without a word).
+                    yield self._give_up(
+                        start,
+                        f"not valid CSV: {_csv_problem(exc)}: a quote opened on line {start} seems never "
+                        f"to be closed, so lines {start} to {end} read as one field; close it (a quote "
+                        'inside a field is written twice: "")',
+                    )
+                    return
                 yield start, None, f"not valid CSV: {_csv_problem(exc)}"
                 continue
             end = reader.line_num
@@ -271,10 +292,10 @@ class RecordReader:
         bad = [(n, self._bad_lines.pop(n)) for n in range(first, last + 1) if n in self._bad_lines]
         return bad[0] if bad else None
 
-    def _unknown_message(self, unknown: list[str]) -> str:
+    def _unknown_message(self, unknown: list[str], what: str = "column") -> str:
         required, optional = COLUMNS[self.kind]
         return (
-            f"unknown column(s) {', '.join(unknown)}; a {self.kind} file has "
+            f"unknown {what}(s) {', '.join(unknown)}; a {self.kind} file has "
             f"{', '.join(required)} and optionally {', '.join(optional)}"
         )
 
@@ -377,7 +398,10 @@ def _moment(record: dict, name: str, default: datetime) -> tuple[datetime, str]:
     if _blank(value):
         return default, ""
     if not isinstance(value, str):
-        raise _Reject(f"{name} must be an ISO 8601 timestamp such as 2026-01-31T18:30:00Z", name)
+        raise _Reject(
+            f"{name} must be an ISO 8601 timestamp such as 2026-01-31T18:30:00Z (text), got {_shown(value)}",
+            name,
+        )
     try:
         moment = to_naive_utc(datetime.fromisoformat(value.strip()))
     except (ValueError, OverflowError):  # Overflow: an offset carrying it past year 1 or 9999

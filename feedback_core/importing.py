@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +213,27 @@ def _existing_pairs(
         )
         params = tuple(value for pair in chunk for value in pair)
         found.update(tuple(row) for row in conn.exec_driver_sql(sql, params))
+    return found
+
+
+def _listless_dislikes(
+    conn: Connection, pairs: list[tuple[int, int]]
+) -> dict[tuple[int, int], list[datetime]]:
+    """Map ``(user, movie)`` pairs to the times of their stored dislikes made without a list and
+    not retracted."""
+    stored = user_dislikes.c.created_at.type.dialect_impl(conn.dialect)
+    to_time = stored.result_processor(conn.dialect, None) or (lambda value: value)  # SQLite: from text
+    found: dict[tuple[int, int], list[datetime]] = {}
+    for user_id, movie_id, at, set_id, retracted_at in _existing_pairs(
+        conn,
+        "user_dislikes",
+        "user_id",
+        "movie_id",
+        pairs,
+        also=("created_at", "recommendation_set_id", "retracted_at"),
+    ):
+        if set_id is None and retracted_at is None:
+            found.setdefault((user_id, movie_id), []).append(to_time(at))
     return found
 
 
@@ -793,9 +814,20 @@ class Importer:
         # One shown item is disliked once, as record_dislike keeps it (its "repeat"): a row of a
         # list whose film its user disliked there, and has not retracted, is already present.
         disliked = self._disliked_items(conn, [head[0] for head in sets.values()])
+        # Without a list, one within the double-click window of another of the same film by the
+        # same person is that one again, as record_dislike finds its "repeat".
+        window = timedelta(seconds=self.settings.duplicate_window_seconds)
+        clicks = _listless_dislikes(
+            conn, sorted({(d.user_id, d.movie_id) for _, (d, s, _, _) in batch if s is None})
+        )
         fresh, seen = [], set()
         for line, (d, set_ext, created_at, key) in batch:
             if (d.user_id, key) in present or (d.user_id, key) in seen:
+                self.summary.already_present += 1
+                continue
+            if set_ext is None and any(
+                abs(created_at - other) <= window for other in clicks.get((d.user_id, d.movie_id), ())
+            ):
                 self.summary.already_present += 1
                 continue
             item = None
@@ -844,6 +876,8 @@ class Importer:
             seen.add((d.user_id, key))
             if item is not None:
                 disliked.add(item)
+            if set_ext is None:
+                clicks.setdefault((d.user_id, d.movie_id), []).append(created_at)
             fresh.append((d, set_ext, created_at, key))
         if (errors and self.on_error == "abort") or self._checking:
             return errors

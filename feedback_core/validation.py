@@ -53,7 +53,8 @@ def check_id(value: Any, field: str, optional: bool = False) -> int | None:
         else:
             raise ValidationError(f"{field} must be a positive integer, got {_show(value)}", field)
     if not 0 < value <= MAX_ID:
-        raise ValidationError(f"{field} must be a positive integer, got {value}", field)
+        limit = f" no larger than {MAX_ID}" if value > MAX_ID else ""
+        raise ValidationError(f"{field} must be a positive integer{limit}, got {value}", field)
     return value
 
 

@@ -567,7 +567,7 @@ def test_bad_encoding_and_broken_json_name_their_line(system, tmp_path):
     summary = system.import_file(path, "dislikes", on_error="skip")
     assert [e.line for e in summary.errors] == [2, 3, 4]
     assert (
-        "invalid JSON" in summary.errors[0].message and "unknown column(s) mood" in summary.errors[2].message
+        "invalid JSON" in summary.errors[0].message and "unknown field(s) mood" in summary.errors[2].message
     )
     assert summary.imported == 1
     assert recount_differences(system.engine) == []
@@ -594,7 +594,10 @@ def test_ids_beyond_the_largest_are_refused_by_name(system, tmp_path, kind, cont
     summary = system.import_file(write(tmp_path, "x.csv", content), kind, on_error="skip")
     assert (summary.imported, summary.rejected) == (0, 1)
     assert summary.errors[0].field == field
-    assert f"{field} must be a positive integer, got {BIG_ID}" in summary.errors[0].text
+    assert (
+        f"{field} must be a positive integer no larger than 9223372036854775807, got {BIG_ID}"
+        in summary.errors[0].text
+    )
     assert row_counts(system) == before
 
 
