@@ -121,6 +121,7 @@ def page_calls(system: FeedbackSystem) -> dict[str, list[tuple[str, Callable[[],
             call(
                 lookups.list_adjustment_inbox, status="proposed", limit=201
             ),  # as the page: one more than it shows
+            call(lookups.count_adjustment_inbox, status="proposed"),  # when more than it shows wait
             call(lookups.list_adjustment_inbox, status="applied", limit=200),
         ]
         + ([call(lookups.preview_adjustment, first_adjustment)] if first_adjustment else []),

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from feedback_core import policy
 from feedback_core.aggregates import Upsert
@@ -84,6 +84,33 @@ def _check_magnitude(value: Any) -> float:
     return float(value)
 
 
+COUNT_CAP = 100_000  # counting adjustments stops here: "100,000 or more" is answer enough
+
+
+def _adjustment_filters(
+    status: str | None, user_id: int | None, feature: str | None, reason: str | None
+) -> list:
+    """The conditions of ``list_adjustments``' filters, each checked."""
+    where = []
+    if status is not None:
+        if status not in STATUSES:
+            raise ValidationError(f"status must be one of {', '.join(STATUSES)}, got {status!r}", "status")
+        where.append(feature_adjustments.c.status == status)
+    if user_id is not None:
+        where.append(feature_adjustments.c.user_id == check_id(user_id, "user_id"))
+    if feature:
+        feature = check_text(feature, "feature", 200)
+        if feature in policy.FEATURE_TYPES:
+            where.append(feature_adjustments.c.feature_type == feature)
+        else:
+            where.append(feature_adjustments.c.feature_value == feature)
+    if reason is not None:
+        if reason not in REASONS:
+            raise ValidationError(f"reason must be one of {', '.join(REASONS)}, got {reason!r}", "reason")
+        where.append(feature_adjustments.c.reason == reason)
+    return where
+
+
 class Adjustments:
     """Adjustment operations of ``FeedbackSystem``."""
 
@@ -96,31 +123,31 @@ class Adjustments:
         limit: int = 200,
     ) -> list[dict]:
         """List adjustments, newest first, filtered by status, user, feature type/value and reason."""
-        query = select(feature_adjustments)
-        if status is not None:
-            if status not in STATUSES:
-                raise ValidationError(
-                    f"status must be one of {', '.join(STATUSES)}, got {status!r}", "status"
-                )
-            query = query.where(feature_adjustments.c.status == status)
-        if user_id is not None:
-            query = query.where(feature_adjustments.c.user_id == check_id(user_id, "user_id"))
-        if feature:
-            feature = check_text(feature, "feature", 200)
-            if feature in policy.FEATURE_TYPES:
-                query = query.where(feature_adjustments.c.feature_type == feature)
-            else:
-                query = query.where(feature_adjustments.c.feature_value == feature)
-        if reason is not None:
-            if reason not in REASONS:
-                raise ValidationError(f"reason must be one of {', '.join(REASONS)}, got {reason!r}", "reason")
-            query = query.where(feature_adjustments.c.reason == reason)
+        where = _adjustment_filters(status, user_id, feature, reason)
         limit = check_limit(limit, "limit", 1, 10_000)
-        query = query.order_by(
-            feature_adjustments.c.created_at.desc(), feature_adjustments.c.adjustment_id.desc()
-        ).limit(limit)
+        query = (
+            select(feature_adjustments)
+            .where(*where)
+            .order_by(feature_adjustments.c.created_at.desc(), feature_adjustments.c.adjustment_id.desc())
+            .limit(limit)
+        )
         with read_connection(self.engine) as conn:
             return [_adjustment_dict(r) for r in conn.execute(query)]
+
+    def count_adjustments(
+        self,
+        status: str | None = "proposed",
+        user_id: int | None = None,
+        feature: str | None = None,
+        reason: str | None = None,
+        cap: int = COUNT_CAP,
+    ) -> int:
+        """Count the adjustments ``list_adjustments`` would list without its limit, up to ``cap``
+        (a count of ``cap`` means at least that many)."""
+        where = _adjustment_filters(status, user_id, feature, reason)
+        capped = select(feature_adjustments.c.adjustment_id).where(*where).limit(cap).subquery()
+        with read_connection(self.engine) as conn:
+            return conn.execute(select(func.count()).select_from(capped)).scalar_one()
 
     def get_adjustment(self, adjustment_id: int) -> dict:
         """Return one adjustment."""

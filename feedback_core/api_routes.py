@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from flask import request
 
 from feedback_core import api_input as inp
+from feedback_core.adjustments import COUNT_CAP
 from feedback_core.api import (
     ADMIN,
     NO_SCHEMA_MESSAGE,
@@ -300,14 +301,25 @@ def list_adjustments():
     args = query_args("status", "user_id", "feature", "reason", "limit")
     status = args.get("status", "proposed")
     user_id = args.get("user_id")
-    adjustments = current_system().list_adjustments(
-        status=None if status == "all" else status,
-        user_id=None if user_id is None else inp.check_positive_int_text(user_id, "user_id"),
-        feature=args.get("feature") or None,
-        reason=args.get("reason"),
-        limit=inp.query_int(args, "limit", 200, 1, 10_000),
+    filters = {
+        "status": None if status == "all" else status,
+        "user_id": None if user_id is None else inp.check_positive_int_text(user_id, "user_id"),
+        "feature": args.get("feature") or None,
+        "reason": args.get("reason"),
+    }
+    limit = inp.query_int(args, "limit", 200, 1, 10_000)
+    system = current_system()
+    adjustments = system.list_adjustments(**filters, limit=limit)
+    # The page is "count"; how many match in all is "total" (counted only past a full page).
+    total = system.count_adjustments(**filters) if len(adjustments) >= limit else len(adjustments)
+    return ok(
+        {
+            "count": len(adjustments),
+            "total": total,
+            "total_capped": total >= COUNT_CAP,
+            "adjustments": adjustments,
+        }
     )
-    return ok({"count": len(adjustments), "adjustments": adjustments})
 
 
 @route("/api/adjustments/<adjustment_id>/approve", ["POST"], ADMIN, idempotent=True)

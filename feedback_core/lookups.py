@@ -114,15 +114,7 @@ def _inbox_statement(
     """Build the inbox's statement for one combination of filters, their values bound later
     (building it costs more than running it)."""
     fa, pat = feature_adjustments, dislike_patterns
-    where = []
-    if status:
-        where.append(fa.c.status == bindparam("status"))
-    if user:
-        where.append(fa.c.user_id == bindparam("user_id"))
-    if by_type is not None:
-        where.append((fa.c.feature_type if by_type else fa.c.feature_value) == bindparam("feature"))
-    if reason:
-        where.append(fa.c.reason == bindparam("reason"))
+    where = _inbox_filters(status, user, by_type, reason)
     if not (min_evidence or within):
         # Pick the newest rows first and join only those: one user's thousands of
         # adjustments are not each joined to their dislike and evidence before the limit.
@@ -167,6 +159,76 @@ def _inbox_statement(
     if within:
         query = query.where(pat.c.last_disliked_at >= bindparam("since"))
     return query
+
+
+def _inbox_filters(status: bool, user: bool, by_type: bool | None, reason: bool) -> list:
+    """The inbox's conditions on the adjustments themselves, their values bound later."""
+    fa = feature_adjustments
+    where = []
+    if status:
+        where.append(fa.c.status == bindparam("status"))
+    if user:
+        where.append(fa.c.user_id == bindparam("user_id"))
+    if by_type is not None:
+        where.append((fa.c.feature_type if by_type else fa.c.feature_value) == bindparam("feature"))
+    if reason:
+        where.append(fa.c.reason == bindparam("reason"))
+    return where
+
+
+def _evidence_join(query: Select) -> Select:
+    """``query`` over the adjustments joined to the evidence: the user's pattern of the feature."""
+    fa, pat = feature_adjustments, dislike_patterns
+    return query.outerjoin(
+        pat,
+        and_(
+            pat.c.user_id == fa.c.user_id,
+            pat.c.pattern_type == fa.c.feature_type,
+            pat.c.pattern_value == fa.c.feature_value,
+        ),
+    )
+
+
+INBOX_COUNT_CAP = 100_000  # counting the inbox stops here: "100,000 or more" is answer enough
+
+
+def count_adjustment_inbox(
+    system,
+    status: str | None = "proposed",
+    user_id: int | None = None,
+    feature: str | None = None,
+    reason: str | None = None,
+    min_evidence: int = 0,
+    within_days: int | None = None,
+    cap: int = INBOX_COUNT_CAP,
+) -> int:
+    """Count what ``list_adjustment_inbox`` would list without its limit, up to ``cap``."""
+    params = {"status": status, "user_id": int(user_id) if user_id else None, "feature": feature}
+    params |= {"reason": reason, "min_evidence": min_evidence, "cap": int(cap)}
+    if within_days:
+        params["since"] = system.now() - timedelta(days=within_days)
+    by_type = feature in ("genre", "cast", "franchise") if feature else None
+    query = _inbox_count_statement(
+        bool(status), bool(user_id), by_type, bool(reason), min_evidence > 0, bool(within_days)
+    )
+    with read_connection(system.engine) as conn:
+        return conn.execute(query, params).scalar_one()
+
+
+@functools.lru_cache(maxsize=64)
+def _inbox_count_statement(
+    status: bool, user: bool, by_type: bool | None, reason: bool, min_evidence: bool, within: bool
+) -> Select:
+    fa, pat = feature_adjustments, dislike_patterns
+    query = select(fa.c.adjustment_id).select_from(fa)
+    if min_evidence or within:
+        query = _evidence_join(query)
+    query = query.where(*_inbox_filters(status, user, by_type, reason))
+    if min_evidence:
+        query = query.where(func.coalesce(pat.c.dislike_count, 0) >= bindparam("min_evidence"))
+    if within:
+        query = query.where(pat.c.last_disliked_at >= bindparam("since"))
+    return select(func.count()).select_from(query.limit(bindparam("cap")).subquery())
 
 
 def has_feature(features, feature_type: str, feature_value: str) -> bool:

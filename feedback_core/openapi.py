@@ -620,7 +620,24 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> dict:
                 "List feature adjustments (proposed by default)",
                 admin,
                 "200",
-                _list_of("adjustments", "Adjustment"),
+                _ok(
+                    {
+                        "count": {
+                            "type": "integer",
+                            "description": "adjustments in this answer (at most limit)",
+                        },
+                        "total": {
+                            "type": "integer",
+                            "description": "adjustments matching the filters in all, counted up to 100,000",
+                        },
+                        "total_capped": {
+                            "type": "boolean",
+                            "description": "true when total stopped at 100,000: at least that many match",
+                        },
+                        "adjustments": {"type": "array", "items": _ref("Adjustment")},
+                    },
+                    ("count", "total", "total_capped", "adjustments"),
+                ),
                 params=(
                     {
                         "name": "status",

@@ -467,8 +467,13 @@ def test_adjustments_can_be_listed_approved_and_rejected_by_an_admin(api):
         {"movie_id": 1, "movie_title": "A", "reason": "wrong_genre", "genres": ["Horror", "Gore"]},
     )
     listed = api.get("/api/adjustments", key="admin", user=None).get_json()
-    assert listed["count"] == 2
+    assert (listed["count"], listed["total"], listed["total_capped"]) == (2, 2, False)
     first, second = sorted(a["adjustment_id"] for a in listed["adjustments"])
+    # A page smaller than what matches: "count" is the page, "total" all that match.
+    page = api.get("/api/adjustments?limit=1", key="admin", user=None).get_json()
+    assert (page["count"], page["total"], len(page["adjustments"])) == (1, 2, 1)
+    one_genre = api.get("/api/adjustments?limit=1&feature=Gore", key="admin", user=None).get_json()
+    assert (one_genre["count"], one_genre["total"]) == (1, 1)
 
     before = row_counts(api.system)
     denied = api.post(f"/api/adjustments/{first}/approve", key="service", user=None)

@@ -851,14 +851,27 @@ def test_the_inbox_says_when_more_proposals_wait_than_it_shows(own_db):
     waiting = lookups.list_adjustment_inbox(own_db, limit=100_000)
     assert len(waiting) > 200  # the sample's inbox is longer than the page shows
     at = open_page("adjustments")
-    assert any("(the 200 newest; more are waiting" in c.value for c in at.caption)
+    # How many wait in all (it said "200 proposals (the 200 newest; more are waiting...)").
+    assert any(
+        c.value.startswith(f"The 200 newest of {len(waiting):,} proposals (narrow") for c in at.caption
+    )
     assert len(table(at, "adjustment_id", "feature_value")) == 200
     # One user's proposals fit: no such words.
     user = int(waiting["user_id"].iloc[0])
     mine = int((waiting["user_id"] == user).sum())
     at.number_input(key="inbox_user").set_value(user).run()
     assert any(c.value.startswith(f"{mine:,} proposals. ") for c in at.caption)
-    assert not any("more are waiting" in c.value for c in at.caption)
+    assert not any("newest of" in c.value for c in at.caption)
+    # The count follows every filter of the list, those on the evidence too, and stops at its cap.
+    for filters in (
+        {},
+        {"min_evidence": 2},
+        {"within_days": 30, "feature": "genre"},
+        {"reason": "wrong_genre"},
+    ):
+        listed = lookups.list_adjustment_inbox(own_db, limit=100_000, **filters)
+        assert lookups.count_adjustment_inbox(own_db, **filters) == len(listed), filters
+    assert lookups.count_adjustment_inbox(own_db, cap=150) == 150
 
 
 def test_the_rejection_note_is_cleared_once_used(own_db):

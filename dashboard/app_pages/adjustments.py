@@ -178,10 +178,14 @@ with inbox_tab:
     inbox = data.query(lookups.list_adjustment_inbox, status="proposed", limit=INBOX_ROWS + 1, **filters)
     more = len(inbox) > INBOX_ROWS
     inbox = inbox.head(INBOX_ROWS)
+    if more:  # counted only then: the page shows the newest, the caption says how many wait
+        total = data.query(lookups.count_adjustment_inbox, status="proposed", **filters)
+        waiting = f"{total:,}" + (" or more" if total >= lookups.INBOX_COUNT_CAP else "")
+        shown = f"The {INBOX_ROWS} newest of {waiting} proposals (narrow the filters to reach the others)"
+    else:
+        shown = f"{len(inbox):,} proposals"
     st.caption(
-        f"{len(inbox):,} proposals"
-        + (f" (the {INBOX_ROWS} newest; more are waiting: narrow the filters to reach them)" if more else "")
-        + ". "
+        shown + ". "
         "Evidence: how often this user disliked films with this feature for a reason that blames "
         "it (wrong genre, not interested and irrelevant blame genres; poor quality the cast and "
         "franchise; not interested the franchise too), and when last."
