@@ -389,6 +389,7 @@ def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_da
         "baseline_end": base_end,
         "latest": latest_rate,
         "baseline": baseline_rate,
+        "baseline_days": base["days_with_impressions"],
         "difference": test.difference,
         "p_value": test.p_value,
         "test": test.method,

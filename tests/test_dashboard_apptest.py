@@ -212,6 +212,59 @@ def test_overview_compares_counts_only_with_a_window_the_data_covers_as_well(sha
     assert compared()
 
 
+def test_overview_colours_a_rate_change_only_when_it_is_significant(shared_db):
+    from feedback_core import stats
+
+    bounds = queries.get_data_bounds(shared_db)
+    first, last = bounds["first_day"], bounds["last_day"]
+    at = open_page("overview")
+    seen = set()
+    middle = first + (last - first) / 2
+    windows = [
+        (day, day + timedelta(days=span - 1))
+        for day in (first + timedelta(days=1), middle)
+        for span in (1, 3)
+    ]
+    for start, end in [*windows, (middle, last)]:
+        at.session_state["filter_dates"] = (start, end)
+        at.run()
+        overview = queries.get_overview(shared_db, start, end)
+        now, before = overview["current"], overview["previous"]
+        (rate,) = (m for m in at.metric if m.label == "Dislike rate")
+        if not (now["dislike_rate"]["enough"] and before["dislike_rate"]["enough"]):
+            assert not rate.delta, (start, end, now["dislike_rate"], before["dislike_rate"])
+            continue
+        outcome, test = stats.compare_rates(
+            before["attributed_dislikes"],
+            before["impressions"],
+            now["attributed_dislikes"],
+            now["impressions"],
+        )
+        significant = outcome in ("lower", "higher")
+        seen.add(significant)
+        # A change within the noise is grey and says so; a significant one is coloured, with its p.
+        assert rate.delta.endswith(", not significant") != significant, (start, end, rate.delta)
+        grey = type(rate.proto).MetricColor.Name(rate.proto.color) == "GRAY"
+        assert grey != significant, (start, end, rate.proto.color)
+        if significant:
+            assert rate.delta.endswith(f"({ui.fmt_p(test.p_value)})")
+    assert seen == {True, False}  # the windows give both kinds
+
+
+def test_the_latest_day_check_says_how_much_of_its_week_had_data(shared_db):
+    first = queries.get_data_bounds(shared_db)["first_day"]
+    end = first + timedelta(days=2)
+    check = queries.get_latest_day_check(shared_db, end)
+    assert check["latest_day"] == end and check["baseline_days"] == 2  # the sample's first two days
+    at = open_page("overview")
+    at.session_state["filter_dates"] = (first, end)
+    at.run()
+    boxes = [*at.success, *at.error, *at.info, *at.warning]
+    assert any("the 7 days before (2 of them with impressions)" in b.value for b in boxes), [
+        b.value for b in boxes
+    ]
+
+
 def test_overview_judges_the_latest_settled_day_and_shows_today_without_a_verdict(own_db):
     last = queries.get_data_bounds(own_db)["last_day"]
     assert last < own_db.now().date()  # the sample lies in the past

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data, ui
-from feedback_core import queries
+from feedback_core import queries, stats
 
 f = ui.current_filters()
 st.title("Overview")
@@ -42,16 +42,30 @@ cols[1].metric(
 )
 rate, previous_rate = now["dislike_rate"], before["dislike_rate"]
 comparable = rate["enough"] and previous_rate["enough"]
+change, significant = None, False
+if comparable:
+    # Coloured (better, worse) only when the two-proportion test and the interval of the
+    # difference agree: a green arrow over a baseline of two days' noise misled.
+    outcome, test = stats.compare_rates(
+        before["attributed_dislikes"], before["impressions"], now["attributed_dislikes"], now["impressions"]
+    )
+    significant = outcome in ("lower", "higher")
+    change = f"{(rate['rate'] - previous_rate['rate']) * 100:+.2f} points" + (
+        f" ({ui.fmt_p(test.p_value)})" if significant else ", not significant"
+    )
 cols[2].metric(
     "Dislike rate",
     # Without a rate to show, a dash; what stands in its way goes below (a long value is cut).
     ui.fmt_pct(rate["rate"], 2) if rate["enough"] else "—",
-    f"{(rate['rate'] - previous_rate['rate']) * 100:+.2f} points" if comparable else None,
-    delta_color="inverse",
-    help="Dislikes on shown lists / impressions",
+    change,
+    delta_color="inverse" if significant else "off",
+    help="Dislikes on shown lists / impressions; the change is coloured only when significant "
+    "(two-proportion test and the 95% interval of the difference)",
 )
+today = data.get_system().now().date()
+still_counting = " (today included, its lists still collecting dislikes)" if f.end >= today else ""
 if rate["enough"]:
-    cols[2].caption(f"95% interval {ui.fmt_interval(rate)}")
+    cols[2].caption(f"95% interval {ui.fmt_interval(rate)}{still_counting}")
 else:
     cols[2].caption(f"No rate: {ui.fmt_rate(rate)}")
 pending, threshold = overview["untrained_examples"], overview["retrain_threshold"]
@@ -82,27 +96,30 @@ day = (
     if check["latest_day"]
     else ""
 )
+# The baseline says how much of it the data covers (a week with two days of data is no week).
+covered_days = check.get("baseline_days", 7)
+baseline = "the 7 days before" + (f" ({covered_days} of them with impressions)" if covered_days < 7 else "")
 if check["status"] == "worse":
     st.error(
         f"{day}: the dislike rate, {ui.fmt_rate(check['latest'])}, is significantly "
-        f"higher than the 7 days before, {ui.fmt_rate(check['baseline'])} ({ui.fmt_p(check['p_value'])}).",
+        f"higher than {baseline}, {ui.fmt_rate(check['baseline'])} ({ui.fmt_p(check['p_value'])}).",
         icon=":material/warning:",
     )
 elif check["status"] == "better":
     st.success(
         f"{day}: the dislike rate, {ui.fmt_rate(check['latest'])}, is significantly "
-        f"lower than the 7 days before, {ui.fmt_rate(check['baseline'])} ({ui.fmt_p(check['p_value'])}).",
+        f"lower than {baseline}, {ui.fmt_rate(check['baseline'])} ({ui.fmt_p(check['p_value'])}).",
         icon=":material/trending_down:",
     )
 elif check["status"] == "steady":
     st.info(
-        f"{day}: no significant change against the 7 days before "
+        f"{day}: no significant change against {baseline} "
         f"({ui.fmt_rate(check['latest'])} vs {ui.fmt_rate(check['baseline'])}, {ui.fmt_p(check['p_value'])}).",
         icon=":material/trending_flat:",
     )
 elif check["status"] == "insufficient":
     st.info(
-        f"{day}: too few impressions to compare it with the 7 days before.",
+        f"{day}: too few impressions to compare it with {baseline}.",
         icon=":material/hourglass_empty:",
     )
 elif check["status"] == "inconsistent":
@@ -127,7 +144,6 @@ in_window = activations[
 if rates.empty:
     st.info("No impressions in this window: widen the dates or clear the version filter.")
 else:
-    today = data.get_system().now().date()
     st.altair_chart(charts.daily_rate_chart(rates, in_window, today), width="stretch")
     # Impressions but no rate: more dislikes than impressions, which cannot be a rate.
     impossible = int((rates["rate"].isna() & (rates["impressions"] > 0)).sum())
