@@ -345,6 +345,9 @@ def test_errors_page_means_equal_the_aggregates(shared_db):
         assert f"over {row.dislikes:,} dislikes" in captions  # what each version's shares are of
     mistakes = table(at, "high_score_dislikes", "title")
     assert list(mistakes["movie_id"]) == list(queries.list_confident_mistakes(shared_db)["movie_id"])
+    # "no version" holds two kinds of dislike: the page says which (the sample has it).
+    assert "no version" in set(errors["version"])
+    assert any(c.startswith("No version: dislikes of lists the prior model served") for c in captions)
 
 
 def test_versions_page_compares_like_the_system(shared_db):

@@ -5,6 +5,11 @@ import streamlit as st
 from dashboard import charts, data, ui
 from feedback_core import queries
 
+NO_VERSION_NOTE = (
+    "No version: dislikes of lists the prior model served (before a version was active), and "
+    "dislikes sent without a list, whose score is the one sent with them (0 when none was sent)."
+)
+
 f = ui.current_filters()
 st.title("Prediction errors")
 st.caption(
@@ -25,6 +30,9 @@ for col, row in zip(cols, by_version.itertuples(), strict=False):
     col.caption(f"over {row.dislikes:,} dislikes")
 
 st.caption(f"Here and in the histogram below, {ui.ON_LIST_DAY}.")
+if (by_version["version"] == queries.version_label(None)).any():
+    # Two kinds of dislike share the label: say so, and where their scores come from.
+    st.caption(NO_VERSION_NOTE)
 
 st.subheader("Predicted scores of disliked items")
 st.altair_chart(charts.score_histogram_chart(histogram), width="stretch")
