@@ -350,6 +350,16 @@ def test_errors_page_means_equal_the_aggregates(shared_db):
     assert any(c.startswith("No version: dislikes of lists the prior model served") for c in captions)
 
 
+def test_versions_page_tells_a_version_that_never_served_from_one_with_few_impressions(own_db):
+    own_db.retrain(actor="analyst@example.com")  # a new version, never active: no impressions
+    versions = queries.list_versions(own_db)
+    never = versions.loc[versions["impressions"] == 0, "version"].tolist()
+    assert never  # it was said to have "too few impressions"
+    at = open_page("versions")
+    (caption,) = (c.value for c in at.caption if c.value.startswith("Not drawn: "))
+    assert f"never served (no impressions): {', '.join(never)}" in caption
+
+
 def test_versions_page_compares_like_the_system(shared_db):
     at = open_page("versions")
     reference = shared_db.compare_model_versions(1, 2)

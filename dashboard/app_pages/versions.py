@@ -80,9 +80,16 @@ if chance:
         icon=":material/casino:",
     )
 st.altair_chart(charts.version_rates_chart(versions), width="stretch")
-unrated = versions.loc[~versions["enough"], "version"].tolist()
+# A version that never served has no impressions at all: not "too few".
+never = versions.loc[~versions["enough"] & (versions["impressions"] == 0), "version"].tolist()
+few = versions.loc[~versions["enough"] & (versions["impressions"] > 0), "version"].tolist()
+unrated = [
+    f"{what}: {', '.join(names)}"
+    for what, names in (("never served (no impressions)", never), ("too few impressions", few))
+    if names
+]
 if unrated:
-    st.caption(f"Not drawn, too few impressions: {', '.join(unrated)}.")
+    st.caption(f"Not drawn: {'; '.join(unrated)}.")
 
 st.subheader("Compare two versions")
 ids = [int(v) for v in versions["version_id"]]
