@@ -173,7 +173,6 @@ def daily_rate_chart(
         alt.Chart(laned[laned["side"] == side])
         .mark_text(align=side, dx=dx, dy=-4, color="#444", fontSize=11)
         .encode(x="activated_at:T", y=alt.Y("lane:Q", scale=None, axis=None), text=alt.Text("label:N"))
-        .transform_calculate(label="datum.version + ' activated'")
         for side, dx in (("left", 4), ("right", -4))
     ]
     return alt.layer(band, line, partial, sparse, rule, *labels).properties(height=320)

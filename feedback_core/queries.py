@@ -312,24 +312,40 @@ def list_daily_rates(system, start: date, end: date, versions=(), reasons=()) ->
 
 
 _ACTIVATIONS = union_all(  # one round trip; the registry's ids as text, like the audit log's
-    select(audit_log.c.entity_id, audit_log.c.at).where(
+    select(audit_log.c.entity_id, audit_log.c.at, audit_log.c.action).where(
         audit_log.c.entity_type == "model_version",
         audit_log.c.outcome == "ok",
         audit_log.c.action.in_(ACTIVATION_ACTIONS),
     ),
-    select(cast(model_versions.c.version_id, String), model_versions.c.activated_at).where(
+    select(cast(model_versions.c.version_id, String), model_versions.c.activated_at, null()).where(
         model_versions.c.activated_at.is_not(None)
     ),
 )
 
 
 def list_version_activations(system) -> pd.DataFrame:
-    """Return when each model version was activated (from the audit log and the registry)."""
+    """Return when each model version was activated (from the audit log and the registry), with
+    a ``label`` saying how: activated, activated again, or a rollback (to an older version)."""
     with read_connection(system.engine) as conn:
         found = conn.execute(_ACTIVATIONS).all()
-    rows = {(int(v), pd.Timestamp(at).floor("s")) for v, at in found if str(v).isdigit()}
-    rows = [(v, at, version_label(v)) for v, at in sorted(rows, key=lambda r: r[1])]
-    return to_frame(rows, ["model_version_id", "activated_at", "version"])
+    actions: dict[tuple[int, pd.Timestamp], str | None] = {}
+    for v, at, action in found:
+        if str(v).isdigit():
+            key = (int(v), pd.Timestamp(at).floor("s"))
+            actions[key] = actions.get(key) or action  # the audit's word over the registry's none
+    seen: set[int] = set()
+    listed = []
+    for (v, at), action in sorted(actions.items(), key=lambda item: item[0][1]):
+        label = version_label(v)
+        if action == "model.rollback":
+            label += " activated (rollback)"
+        elif v in seen:
+            label += " activated again"
+        else:
+            label += " activated"
+        listed.append((v, at, version_label(v), label))
+        seen.add(v)
+    return to_frame(listed, ["model_version_id", "activated_at", "version", "label"])
 
 
 # A day is judged this long after it ends (UTC): the lists shown late in it are still

@@ -708,6 +708,16 @@ def test_version_activations_come_from_the_registry_and_the_audit_log(sample):
     # only the latest: what is left is the audited rollback and re-activation.
     assert list(after["model_version_id"]) == [1, 2]
     assert list(after["activated_at"]) == [pd.Timestamp(SAMPLE_END + timedelta(hours=h)) for h in (1, 2)]
+    # Each says how it came: the chart drew a rollback as "v1 activated".
+    assert list(after["label"]) == ["v1 activated (rollback)", "v2 activated"]
+    clock.advance(hours=1)
+    system.activate_model_version(1, "admin@test")
+    clock.advance(hours=1)
+    system.activate_model_version(2, "admin@test")
+    assert list(queries.list_version_activations(system)["label"])[-2:] == [
+        "v1 activated (rollback)",
+        "v2 activated again",
+    ]
 
 
 # ---------------------------------------------------------------- merged reads agree with the system's
