@@ -211,7 +211,16 @@ class Analytics:
                 "max_error": max_error,
                 "min_error": min_error,
                 "total_impressions": int(impressions),
-                "dislike_rate": rate.as_dict() if rate else None,
+                # With whether it rests on enough impressions to be shown (the dashboard's rule).
+                "dislike_rate": (
+                    {
+                        **rate.as_dict(),
+                        "enough": rate.trials >= self.settings.min_impressions_for_rate,
+                        "min_impressions": self.settings.min_impressions_for_rate,
+                    }
+                    if rate
+                    else None
+                ),
             },
             "active_model_version": active,
         }

@@ -453,10 +453,37 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> dict:
                     {
                         "metrics": _obj(
                             {
-                                "total_negative_examples": {"type": "integer"},
+                                "total_negative_examples": {
+                                    "type": "integer",
+                                    "description": "every negative example made; a dislike undone after its "
+                                    "example trained a version keeps it, so this can exceed total_dislikes",
+                                },
                                 "avg_prediction_error": NULLABLE_NUMBER,
                                 "max_error": NULLABLE_NUMBER,
                                 "min_error": NULLABLE_NUMBER,
+                                "dislike_rate": {
+                                    "oneOf": [
+                                        {
+                                            "type": "object",
+                                            "properties": {
+                                                "events": {"type": "integer"},
+                                                "trials": {"type": "integer"},
+                                                "rate": {"type": "number"},
+                                                "ci_low": {"type": "number"},
+                                                "ci_high": {"type": "number"},
+                                                "enough": {
+                                                    "type": "boolean",
+                                                    "description": "at least min_impressions impressions: "
+                                                    "the rate may be shown (the dashboard greys out the others)",
+                                                },
+                                                "min_impressions": {"type": "integer"},
+                                            },
+                                            "required": ["events", "trials", "rate", "enough"],
+                                        },
+                                        {"type": "null"},
+                                    ],
+                                    "description": "dislikes on shown lists / impressions, with its 95% Wilson interval",
+                                },
                             },
                             ("total_negative_examples", "avg_prediction_error", "max_error", "min_error"),
                         ),

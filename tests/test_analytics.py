@@ -178,7 +178,18 @@ def test_model_feedback_metrics(system):
     assert (m["total_dislikes"], m["untrained_negative_examples"], m["retrain_threshold"]) == (3, 3, 20)
     assert m["total_impressions"] == 4
     low, high = wilson_interval(1, 4)
-    assert m["dislike_rate"] == {"events": 1, "trials": 4, "rate": 0.25, "ci_low": low, "ci_high": high}
+    # Four impressions are too few for a rate the dashboard would show: the answer says so.
+    minimum = system.settings.min_impressions_for_rate
+    assert minimum > 4
+    assert m["dislike_rate"] == {
+        "events": 1,
+        "trials": 4,
+        "rate": 0.25,
+        "ci_low": low,
+        "ci_high": high,
+        "enough": False,
+        "min_impressions": minimum,
+    }
     assert out["active_model_version"] == {
         "version_id": 3,
         "created_at": "2026-11-01 12:00:00",
