@@ -64,6 +64,8 @@ def validate_movie(record: Any) -> MovieIn:
         given = year
         if isinstance(year, str):
             year = year.strip()
+            if year.endswith(".0") and year[:-2].isdecimal():
+                year = year[:-2]  # 1999.0 from a spreadsheet's export, as JSON's 1999.0 is taken
             year = int(year) if year.isdecimal() and year.isascii() else None
         elif isinstance(year, float) and year.is_integer():
             year = int(year)  # 1999.0 from a JSON writer that knows only numbers

@@ -74,6 +74,13 @@ def test_a_file_without_some_columns_keeps_what_the_catalogue_has(system, tmp_pa
     assert films(system)[6] == ("Up!", *before[6][1:])
 
 
+def test_a_csv_year_written_as_a_float_is_taken_as_json_s_is(system, tmp_path):
+    content = "movie_id,title,year\n1,A,1999.0\n2,B,1999.5\n"
+    summary = system.import_file(write(tmp_path, "m.csv", content), "movies", on_error="skip")
+    assert films(system)[1][4] == 1999
+    assert [(e.line, e.field) for e in summary.errors] == [(3, "year")]
+
+
 def test_movielens_no_genres_listed_is_no_genre(system, tmp_path):
     content = "movie_id,title,genres\n1,Untitled,(no genres listed)\n2,Half known,Drama|(No Genres Listed)\n"
     system.import_file(write(tmp_path, "movies.csv", content), "movies")
