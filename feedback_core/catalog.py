@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ class MovieIn:
 
 
 OPTIONAL_MOVIE_FIELDS = ("genres", "cast", "franchise", "year")
+ALL_MOVIE_FIELDS = frozenset(OPTIONAL_MOVIE_FIELDS)
 # What exports write for a film without genres (MovieLens): no genre, not one of that name.
 NO_GENRES = frozenset({"(no genres listed)"})
 
@@ -100,37 +101,69 @@ def check_rating(value: Any) -> float:
 
 def upsert_movies(conn: Connection, records: list[MovieIn], now: datetime) -> None:
     """Insert movies or update their metadata (rating statistics are kept). A catalogued film
-    keeps the optional fields its record does not name (``MovieIn.given``)."""
+    keeps the optional fields its record does not name (``MovieIn.given``); records of one film
+    apply in their order, each over the fields it names."""
     if not records:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    by_fields: dict[frozenset[str], list[MovieIn]] = {}
+    merged: dict[int, MovieIn] = {}
     for record in records:
-        by_fields.setdefault(record.given, []).append(record)
-    for given, group in sorted(by_fields.items(), key=lambda item: sorted(item[0])):
-        stmt = dialect.insert(movies)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["movie_id"],
-            set_={c: stmt.excluded[c] for c in ("title", *(f for f in OPTIONAL_MOVIE_FIELDS if f in given))},
-        )
-        conn.execute(
-            stmt,
-            [
-                {
-                    "movie_id": r.movie_id,
-                    "title": r.title,
-                    "genres": list(r.genres),
-                    "cast": list(r.cast),
-                    "franchise": r.franchise,
-                    "year": r.year,
-                    "rating_count": 0,
-                    "rating_sum": 0.0,
-                    "like_count": 0,
-                    "created_at": now,
-                }
-                for r in sorted(group, key=lambda r: r.movie_id)
-            ],
-        )
+        earlier = merged.get(record.movie_id)
+        merged[record.movie_id] = record if earlier is None else _over(earlier, record)
+    films = sorted(merged.values(), key=lambda r: r.movie_id)  # one order for every writer
+    partial = [r.movie_id for r in films if r.given != ALL_MOVIE_FIELDS]
+    if partial:
+        # What those records leave out comes from the stored film, read under its row lock
+        # (on PostgreSQL; SQLite's write lock holds the whole file) so that nothing written
+        # between the read and the upsert is undone by it.
+        stored = {}
+        for start in range(0, len(partial), 500):
+            chunk = partial[start : start + 500]
+            fields = [movies.c[name] for name in OPTIONAL_MOVIE_FIELDS]
+            query = select(movies.c.movie_id, *fields).where(movies.c.movie_id.in_(chunk))
+            for row in conn.execute(query.order_by(movies.c.movie_id).with_for_update()):
+                stored[row.movie_id] = row
+        films = [_over(_stored_film(stored[r.movie_id]), r) if r.movie_id in stored else r for r in films]
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(movies)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["movie_id"],
+        set_={c: stmt.excluded[c] for c in ("title", *OPTIONAL_MOVIE_FIELDS)},
+    )
+    conn.execute(
+        stmt,
+        [
+            {
+                "movie_id": r.movie_id,
+                "title": r.title,
+                "genres": list(r.genres),
+                "cast": list(r.cast),
+                "franchise": r.franchise,
+                "year": r.year,
+                "rating_count": 0,
+                "rating_sum": 0.0,
+                "like_count": 0,
+                "created_at": now,
+            }
+            for r in films
+        ],
+    )
+
+
+def _over(base: MovieIn, record: MovieIn) -> MovieIn:
+    """``record`` over ``base``: its title and the fields it names, ``base``'s others."""
+    kept = {name: getattr(base, name) for name in OPTIONAL_MOVIE_FIELDS if name not in record.given}
+    return replace(record, given=base.given | record.given, **kept)
+
+
+def _stored_film(row) -> MovieIn:
+    return MovieIn(
+        movie_id=row.movie_id,
+        title="",
+        genres=tuple(row.genres or ()),
+        cast=tuple(row.cast or ()),
+        franchise=row.franchise,
+        year=row.year,
+    )
 
 
 @dataclass(frozen=True)

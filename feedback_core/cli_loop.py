@@ -381,7 +381,9 @@ def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int, 
     with tqdm(total=0, desc=f"importing {kind}", unit="B", unit_scale=True, file=sys.stderr) as bar:
 
         def progress(done: int, total: int, summary) -> None:
-            latest[:] = [summary]
+            if not latest or summary.batches > latest[0][1]:
+                # What the committed batches hold: the summary counts a batch before it commits.
+                latest[:] = [(summary.imported, summary.batches)]
             bar.total = total
             bar.update(done - bar.n)
             present = f"{summary.already_present:,} already present, " if summary.already_present else ""
@@ -393,15 +395,13 @@ def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int, 
             )
         except KeyboardInterrupt:
             bar.close()
-            done = latest[0] if latest else None
-            kept = (
-                f"{done.imported:,} row(s) of {count(done.batches, 'complete batch')} are kept"
-                if done is not None and done.batches
-                else "nothing was imported"
-            )
+            imported, batches = latest[0] if latest else (0, 0)
+            kept = f"{imported:,} row(s) in {count(batches, 'complete batch')}" if batches else "nothing"
+            # A Ctrl-C that lands while a batch commits may come just after its commit: said so.
             print(
-                f"interrupted: {kept}, nothing of the batch being written; run the same command again "
-                "to import the rest (rows already imported are recognised, not added twice)",
+                f"interrupted: {kept} imported before it (and the batch it stopped, if its commit had "
+                "already happened); run the same command again to import the rest (rows already "
+                "imported are recognised, not added twice)",
                 file=sys.stderr,
             )
             return 130

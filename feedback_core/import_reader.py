@@ -123,8 +123,8 @@ class RecordReader:
         suffix = suffixes[-1] if suffixes else ""
         if suffix in (".jsonl", ".ndjson", ".json"):
             return True
-        if suffix in (".csv", ".txt"):
-            return False
+        if suffix == ".csv":
+            return False  # (a .txt file, or one without a suffix, is known by its content)
         handle, _ = self._open()
         try:
             start = handle.read(4096)
@@ -132,7 +132,7 @@ class RecordReader:
             start = b""
         finally:
             handle.close()
-        return start.lstrip(codecs.BOM_UTF8 + b" \t\r\n").startswith(b"{")
+        return start.lstrip(codecs.BOM_UTF8 + b" \t\r\n").startswith((b"{", b"["))  # JSON: lines or an array
 
     def _damage(self) -> str | None:
         """Why the compressed file cannot be read to its end, or None.
@@ -255,15 +255,26 @@ class RecordReader:
                 return
             except csv.Error as exc:
                 end = reader.line_num
-                if end > start or "field limit" in str(exc):
+                if "field limit" in str(exc) and end == start:
+                    yield (
+                        start,
+                        None,
+                        f"a field is longer than the {csv.field_size_limit():,} characters a CSV field may have",
+                    )
+                    continue
+                if end > start or "field limit" in str(exc) or "unexpected end of data" in str(exc):
                     # A quote never closed: the reader took the lines after it as one field,
                     # and none of them can be told apart as rows again (skipped, they were lost
                     # without a word).
                     yield self._give_up(
                         start,
                         f"not valid CSV: {_csv_problem(exc)}: a quote opened on line {start} seems never "
-                        f"to be closed, so lines {start} to {end} read as one field; close it (a quote "
-                        'inside a field is written twice: "")',
+                        + (
+                            f"to be closed, so lines {start} to {end} read as one field"
+                            if end > start
+                            else "to be closed"
+                        )
+                        + '; close it (a quote inside a field is written twice: "")',
                     )
                     return
                 yield start, None, f"not valid CSV: {_csv_problem(exc)}"

@@ -15,6 +15,7 @@ checking its fields is ``import_reader``'s.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections import Counter
@@ -25,7 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, func, insert, select, text, tuple_
 from sqlalchemy.exc import DBAPIError
 
 from feedback_core import aggregates
@@ -216,24 +217,53 @@ def _existing_pairs(
     return found
 
 
-def _listless_dislikes(
-    conn: Connection, pairs: list[tuple[int, int]]
-) -> dict[tuple[int, int], list[datetime]]:
-    """Map ``(user, movie)`` pairs to the times of their stored dislikes made without a list and
-    not retracted."""
-    stored = user_dislikes.c.created_at.type.dialect_impl(conn.dialect)
-    to_time = stored.result_processor(conn.dialect, None) or (lambda value: value)  # SQLite: from text
+def _double_clicks(conn: Connection, batch: list, present: set, window: timedelta) -> set[int]:
+    """Return the positions in ``batch`` of its dislikes without a list that repeat another of
+    the same film by the same person within ``window`` (``record_dislike``'s "repeat"): a
+    stored one, retracted or not (a rerun does not bring back a click merged into one since
+    undone), or one of the batch, taken in time order as they were made."""
+    rows = [
+        (d.user_id, d.movie_id, at, i)
+        for i, (_, (d, set_ext, at, key)) in enumerate(batch)
+        if set_ext is None and (d.user_id, key) not in present
+    ]
+    if not rows:
+        return set()
+    times = _listless_times(conn, sorted({(u, m) for u, m, _, _ in rows}))
+    repeats = set()
+    for user_id, movie_id, at, i in sorted(rows):
+        made = times.setdefault((user_id, movie_id), [])
+        k = bisect.bisect_left(made, at - window)
+        if k < len(made) and made[k] <= at + window:
+            repeats.add(i)
+        else:
+            bisect.insort(made, at)
+    return repeats
+
+
+def _listless_times(conn: Connection, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], list[datetime]]:
+    """Map ``(user, movie)`` pairs to the sorted times of their stored dislikes without a list."""
     found: dict[tuple[int, int], list[datetime]] = {}
-    for user_id, movie_id, at, set_id, retracted_at in _existing_pairs(
-        conn,
-        "user_dislikes",
-        "user_id",
-        "movie_id",
-        pairs,
-        also=("created_at", "recommendation_set_id", "retracted_at"),
-    ):
-        if set_id is None and retracted_at is None:
-            found.setdefault((user_id, movie_id), []).append(to_time(at))
+    if conn.dialect.name == "postgresql":
+        # A row-value IN list goes through the (user_id, movie_id, ...) index; a join with
+        # VALUES made PostgreSQL scan the table for every chunk.
+        t = user_dislikes.c
+        for chunk in _chunks(pairs):
+            query = select(t.user_id, t.movie_id, t.created_at).where(
+                tuple_(t.user_id, t.movie_id).in_(chunk), t.recommendation_set_id.is_(None)
+            )
+            for user_id, movie_id, at in conn.execute(query):
+                found.setdefault((user_id, movie_id), []).append(at)
+    else:
+        stored = user_dislikes.c.created_at.type.dialect_impl(conn.dialect)
+        to_time = stored.result_processor(conn.dialect, None) or (lambda value: value)  # from text
+        for user_id, movie_id, at, set_id in _existing_pairs(
+            conn, "user_dislikes", "user_id", "movie_id", pairs, also=("created_at", "recommendation_set_id")
+        ):
+            if set_id is None:
+                found.setdefault((user_id, movie_id), []).append(to_time(at))
+    for made in found.values():
+        made.sort()
     return found
 
 
@@ -307,8 +337,10 @@ class Importer:
                 if len(batch) >= self.batch_size and self._ends_batch(item, record, last_set):
                     if failed:
                         self._check(batch)
+                        self.summary.rows_read -= 1  # read to see the batch end, never taken up
                         break
                     if not self._flush(batch):
+                        self.summary.rows_read -= 1
                         break
                     batch = []
                 if error is not None and self.reader.file_problem is not None:
@@ -471,10 +503,8 @@ class Importer:
             raise _Reject(exc.message, exc.field) from None
 
     def _write_movies(self, conn: Connection, batch: list) -> list[RowError]:
-        latest: dict[int, MovieIn] = {}
-        for _, movie in batch:
-            latest[movie.movie_id] = movie
-        upsert_movies(conn, list(latest.values()), self.now)
+        # Rows of one film apply in file order, each over the fields it names (upsert_movies).
+        upsert_movies(conn, [movie for _, movie in batch], self.now)
         self.summary.imported += len(batch)
         self._movies = None
         return []
@@ -817,17 +847,10 @@ class Importer:
         # Without a list, one within the double-click window of another of the same film by the
         # same person is that one again, as record_dislike finds its "repeat".
         window = timedelta(seconds=self.settings.duplicate_window_seconds)
-        clicks = _listless_dislikes(
-            conn, sorted({(d.user_id, d.movie_id) for _, (d, s, _, _) in batch if s is None})
-        )
+        repeats = _double_clicks(conn, batch, present, window)
         fresh, seen = [], set()
-        for line, (d, set_ext, created_at, key) in batch:
-            if (d.user_id, key) in present or (d.user_id, key) in seen:
-                self.summary.already_present += 1
-                continue
-            if set_ext is None and any(
-                abs(created_at - other) <= window for other in clicks.get((d.user_id, d.movie_id), ())
-            ):
+        for position, (line, (d, set_ext, created_at, key)) in enumerate(batch):
+            if (d.user_id, key) in present or (d.user_id, key) in seen or position in repeats:
                 self.summary.already_present += 1
                 continue
             item = None
@@ -876,8 +899,6 @@ class Importer:
             seen.add((d.user_id, key))
             if item is not None:
                 disliked.add(item)
-            if set_ext is None:
-                clicks.setdefault((d.user_id, d.movie_id), []).append(created_at)
             fresh.append((d, set_ext, created_at, key))
         if (errors and self.on_error == "abort") or self._checking:
             return errors

@@ -328,14 +328,21 @@ def list_version_activations(system) -> pd.DataFrame:
     a ``label`` saying how: activated, activated again, or a rollback (to an older version)."""
     with read_connection(system.engine) as conn:
         found = conn.execute(_ACTIVATIONS).all()
-    actions: dict[tuple[int, pd.Timestamp], str | None] = {}
-    for v, at, action in found:
-        if str(v).isdigit():
-            key = (int(v), pd.Timestamp(at).floor("s"))
-            actions[key] = actions.get(key) or action  # the audit's word over the registry's none
+    # Every audited activation; the registry's (its latest per version) only where no audit
+    # record of it is within a second (activations made before they were audited).
+    audited = [(int(v), pd.Timestamp(at), action) for v, at, action in found if action and str(v).isdigit()]
+    registry = [
+        (int(v), pd.Timestamp(at), None) for v, at, action in found if not action and str(v).isdigit()
+    ]
+    events = audited + [
+        (v, at, None)
+        for v, at, _ in registry
+        if not any(v == w and abs(at - when) < pd.Timedelta(seconds=1) for w, when, _ in audited)
+    ]
     seen: set[int] = set()
     listed = []
-    for (v, at), action in sorted(actions.items(), key=lambda item: item[0][1]):
+    for v, exact, action in sorted(events, key=lambda event: event[1]):
+        at = exact.floor("s")
         label = version_label(v)
         if action == "model.rollback":
             label += " activated (rollback)"

@@ -8,6 +8,7 @@ Every test runs on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -81,6 +82,22 @@ def test_a_csv_year_written_as_a_float_is_taken_as_json_s_is(system, tmp_path):
     assert [(e.line, e.field) for e in summary.errors] == [(3, "year")]
 
 
+def test_rows_of_one_film_apply_in_order_whatever_the_batches(system, tmp_path):
+    lines = (
+        '{"movie_id": 1, "title": "Old", "genres": ["Drama"], "year": 1990}\n'
+        '{"movie_id": 1, "title": "New title"}\n'
+        '{"movie_id": 1, "title": "Newer", "year": null}\n'
+    )
+    path = write(tmp_path, "m.jsonl", lines)
+    for batch_size in (1, 1000):  # one batch held the last row alone: the first row's fields were lost
+        system.add_movies([{"movie_id": 1, "title": "Before", "genres": [], "cast": ["X"], "year": 1980}])
+        system.import_file(path, "movies", batch_size=batch_size)
+        assert films(system)[1] == ("Newer", ["Drama"], ["X"], None, None), batch_size
+    # add_movies alike: the later record's title, the earlier one's genres.
+    system.add_movies([{"movie_id": 2, "title": "A", "genres": ["Comedy"]}, {"movie_id": 2, "title": "B"}])
+    assert films(system)[2][:2] == ("B", ["Comedy"])
+
+
 def test_movielens_no_genres_listed_is_no_genre(system, tmp_path):
     content = "movie_id,title,genres\n1,Untitled,(no genres listed)\n2,Half known,Drama|(No Genres Listed)\n"
     system.import_file(write(tmp_path, "movies.csv", content), "movies")
@@ -113,12 +130,34 @@ def test_a_quote_never_closed_stops_the_import_instead_of_swallowing_rows(system
     assert 8 not in films(system) and 7 not in films(system)
 
 
+def test_a_quote_left_open_on_the_last_line_also_stops_the_import(system, tmp_path):
+    content = MOVIES_CSV + '7,"Ran,Drama,,,1985\n'
+    summary = system.import_file(write(tmp_path, "m.csv", content), "movies", on_error="skip")
+    assert (
+        summary.file_error is not None
+        and "a quote opened on line 8 seems never to be closed;" in summary.file_error
+    )
+
+
+def test_a_field_past_the_csv_limit_is_a_bad_row_not_an_open_quote(system, tmp_path):
+    content = MOVIES_CSV + f"7,{'x' * 140_000},Drama,,,1985\n8,Ikiru,Drama,,,1952\n"
+    summary = system.import_file(write(tmp_path, "m.csv", content), "movies", on_error="skip")
+    assert summary.file_error is None
+    assert [(e.line, e.text) for e in summary.errors] == [
+        (8, "a field is longer than the 131,072 characters a CSV field may have")
+    ]
+    assert 8 in films(system) and 7 not in films(system)
+
+
 def test_a_json_array_is_named_as_such(system, tmp_path):
     content = '[\n{"movie_id": 1, "title": "A"},\n{"movie_id": 2, "title": "B"}\n]\n'
     summary = system.import_file(write(tmp_path, "movies.json", content), "movies", on_error="skip")
     assert summary.file_error is not None and summary.file_error.startswith("the file is a JSON array")
     assert "jq -c '.[]'" in summary.file_error
     assert count(system, movies) == 0  # before: the one line that parsed alone was imported
+    # Whatever its name says: its content starts a JSON array (it was read as CSV).
+    summary = system.import_file(write(tmp_path, "movies.txt", content), "movies")
+    assert summary.file_error is not None and summary.file_error.startswith("the file is a JSON array")
 
 
 def test_row_messages_say_what_was_wrong_and_what_is_allowed(system, tmp_path):
@@ -172,19 +211,41 @@ def test_a_double_click_without_a_list_is_one_dislike_as_live(system, tmp_path):
     assert recount_differences(system.engine) == []
 
 
+def test_double_clicks_are_taken_in_time_order_across_batches_and_undo(system, tmp_path):
+    load_world(system, tmp_path)
+    # 8 s first, then 0 and 16 (window 10 s): in time order 0 stays, 8 repeats it, 16 stays.
+    body = "".join(f"31,1,,0.5,other,,2026-10-05T10:00:{s:02d}Z\n" for s in (8, 0, 16))
+    for user, batch_size in ((31, 1000), (32, 1)):
+        path = write(tmp_path, f"d{user}.csv", DISLIKES_HEADER + body.replace("31,", f"{user},"))
+        summary = system.import_file(path, "dislikes", batch_size=batch_size)
+        stored = sorted(r.created_at.second for r in rows(system, user_dislikes) if r.user_id == user)
+        if batch_size == 1:  # batch by batch, in file order: 8 stays, 0 and 16 repeat it
+            assert stored == [8] and (summary.imported, summary.already_present) == (1, 2)
+        else:
+            assert stored == [0, 16] and (summary.imported, summary.already_present) == (2, 1)
+    # Undone since, the first click does not come back through its repeat on a rerun.
+    first = next(
+        r.dislike_id for r in rows(system, user_dislikes) if r.user_id == 31 and r.created_at.second == 0
+    )
+    system.retract_dislike(first, 31)
+    summary = system.import_file(write(tmp_path, "d31.csv", DISLIKES_HEADER + body), "dislikes")
+    assert (summary.imported, summary.already_present) == (0, 3)
+
+
 # ---------------------------------------------------------------- the command line
 
 
 def test_an_aborted_import_accounts_for_every_row_read(system, tmp_path, capsys):
     load_world(system, tmp_path)
-    good = [f"11,{m},,0.5,other,,2026-10-0{m}T10:00:00Z\n" for m in (1, 2, 3, 4)]
-    body = good[0] + good[1] + "11,2,,0.5,bored,,\n" + good[2] + good[3]
+    good = [f"11,{m},,0.5,other,,2026-10-0{m}T10:00:00Z\n" for m in (1, 2, 3, 4, 5, 6)]
+    body = good[0] + good[1] + "11,2,,0.5,bored,,\n" + "".join(good[2:])
     path = write(tmp_path, "d.csv", DISLIKES_HEADER + body)
     code, out, err = run(
         capsys, "--db", system.settings.database_url, "import", path, "--kind", "dislikes", "--batch", "2"
     )
     assert code == 2
-    # 5 read: 2 imported (the first batch), 1 rejected, and 2 more read with the failing batch.
+    # 5 read: 2 imported (the first batch), 1 rejected, and 2 more read with the failing batch;
+    # not the row read to see that batch end, nor those after it.
     assert (
         "5 rows read, 2 imported, 0 already present, 1 rejected, 2 good row(s) left out with the failing batch"
         in out
@@ -223,5 +284,9 @@ def test_ctrl_c_says_what_was_kept_and_that_a_rerun_finishes(system, tmp_path):
     assert child.returncode == 130, err
     kept = count(system, impressions) - base
     assert 0 < kept < 9000, "the import must be interrupted mid-file"
-    assert f"interrupted: {kept:,} row(s) of " in err
+    said = re.search(r"interrupted: ([\d,]+) row\(s\) in ([\d,]+) complete batch", err)
+    assert said is not None, err[-400:]
+    # What it says was kept is; the batch it stopped may have committed just before (30 rows).
+    reported = int(said.group(1).replace(",", ""))
+    assert reported % 30 == 0 and reported <= kept <= reported + 30
     assert "run the same command again to import the rest" in err

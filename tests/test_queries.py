@@ -718,6 +718,18 @@ def test_version_activations_come_from_the_registry_and_the_audit_log(sample):
         "v1 activated (rollback)",
         "v2 activated again",
     ]
+    # Two within one second keep their order (v1 is active at the end, and last on the chart).
+    clock.advance(hours=1)
+    system.activate_model_version(1, "admin@test")
+    clock.advance(seconds=0.4)
+    system.activate_model_version(2, "admin@test")
+    clock.advance(seconds=0.4)
+    system.activate_model_version(1, "admin@test")
+    assert list(queries.list_version_activations(system)["label"])[-3:] == [
+        "v1 activated (rollback)",
+        "v2 activated again",
+        "v1 activated (rollback)",
+    ]
 
 
 # ---------------------------------------------------------------- merged reads agree with the system's

@@ -179,7 +179,8 @@ with inbox_tab:
     more = len(inbox) > INBOX_ROWS
     inbox = inbox.head(INBOX_ROWS)
     if more:  # counted only then: the page shows the newest, the caption says how many wait
-        total = data.query(lookups.count_adjustment_inbox, status="proposed", **filters)
+        # (Read a moment after the list: never said to be fewer than the list found.)
+        total = max(data.query(lookups.count_adjustment_inbox, status="proposed", **filters), INBOX_ROWS + 1)
         waiting = f"{total:,}" + (" or more" if total >= lookups.INBOX_COUNT_CAP else "")
         shown = f"The {INBOX_ROWS} newest of {waiting} proposals (narrow the filters to reach the others)"
     else:
