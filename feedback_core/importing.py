@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text, tuple_
+from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from feedback_core import aggregates
@@ -243,25 +243,14 @@ def _double_clicks(conn: Connection, batch: list, present: set, window: timedelt
 
 def _listless_times(conn: Connection, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], list[datetime]]:
     """Map ``(user, movie)`` pairs to the sorted times of their stored dislikes without a list."""
+    stored = user_dislikes.c.created_at.type.dialect_impl(conn.dialect)
+    to_time = stored.result_processor(conn.dialect, None) or (lambda value: value)  # SQLite: from text
     found: dict[tuple[int, int], list[datetime]] = {}
-    if conn.dialect.name == "postgresql":
-        # A row-value IN list goes through the (user_id, movie_id, ...) index; a join with
-        # VALUES made PostgreSQL scan the table for every chunk.
-        t = user_dislikes.c
-        for chunk in _chunks(pairs):
-            query = select(t.user_id, t.movie_id, t.created_at).where(
-                tuple_(t.user_id, t.movie_id).in_(chunk), t.recommendation_set_id.is_(None)
-            )
-            for user_id, movie_id, at in conn.execute(query):
-                found.setdefault((user_id, movie_id), []).append(at)
-    else:
-        stored = user_dislikes.c.created_at.type.dialect_impl(conn.dialect)
-        to_time = stored.result_processor(conn.dialect, None) or (lambda value: value)  # from text
-        for user_id, movie_id, at, set_id in _existing_pairs(
-            conn, "user_dislikes", "user_id", "movie_id", pairs, also=("created_at", "recommendation_set_id")
-        ):
-            if set_id is None:
-                found.setdefault((user_id, movie_id), []).append(to_time(at))
+    for user_id, movie_id, at, set_id in _existing_pairs(
+        conn, "user_dislikes", "user_id", "movie_id", pairs, also=("created_at", "recommendation_set_id")
+    ):
+        if set_id is None:
+            found.setdefault((user_id, movie_id), []).append(to_time(at))
     for made in found.values():
         made.sort()
     return found
