@@ -358,14 +358,16 @@ def escape_markdown(text: str) -> str:
 Outcome = tuple[str, str]
 
 
-def _approve(op, ids: list[int], magnitude: float | None = None) -> Outcome:
+def _approve(op, ids: list[int], magnitude: float | None = None, magnitudes: dict | None = None) -> Outcome:
     if len(ids) == 1:
         result = op.approve_adjustment(ids[0], magnitude)
         return (
             "success",
             f"Adjustment {ids[0]} approved and applied: weight {result['weight_before']:.2f} → {result['weight_after']:.2f}",
         )
-    return _bulk_outcome("approved", op.approve_adjustments(ids))
+    # (Ids kept as text keys through the session's pending action: back to ints.)
+    edited = {int(i): float(m) for i, m in (magnitudes or {}).items()}
+    return _bulk_outcome("approved", op.approve_adjustments(ids, edited or None))
 
 
 def _reject(op, ids: list[int], note: str = "") -> Outcome:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -202,9 +202,21 @@ class Adjustments:
             )
             return _adjustment_dict(self._lock_adjustment(conn, adjustment_id))
 
-    def approve_adjustments(self, adjustment_ids: Sequence[int], actor: str) -> dict:
-        """Approve many proposals; report which were applied and which were already decided."""
-        return self._bulk(adjustment_ids, lambda i: self.approve_adjustment(i, actor))
+    def approve_adjustments(
+        self, adjustment_ids: Sequence[int], actor: str, magnitudes: Mapping[int, float] | None = None
+    ) -> dict:
+        """Approve many proposals (``magnitudes``: edited magnitudes of some of them, by id);
+        report which were applied and which were already decided."""
+        edited = dict(magnitudes or {})
+        for i, value in edited.items():  # checked before any is decided: a bad one changes nothing
+            _check_magnitude(value)
+            if i not in adjustment_ids:
+                raise ValidationError(
+                    f"magnitudes names adjustment {i}, which is not among those approved", "magnitudes"
+                )
+        return self._bulk(
+            adjustment_ids, lambda i: self.approve_adjustment(i, actor, magnitude=edited.get(i))
+        )
 
     def reject_adjustments(self, adjustment_ids: Sequence[int], actor: str, note: str = "") -> dict:
         """Reject many proposals; report which were rejected and which were already decided."""

@@ -85,10 +85,12 @@ class Operator:
         self._require("adjustment.reject", "adjustment", adjustment_id)
         return self.system.reject_adjustment(adjustment_id, self.principal.name, note)
 
-    def approve_adjustments(self, adjustment_ids: list[int]) -> dict:
-        """Approve many proposals as this principal."""
+    def approve_adjustments(
+        self, adjustment_ids: list[int], magnitudes: dict[int, float] | None = None
+    ) -> dict:
+        """Approve many proposals as this principal (``magnitudes``: edited ones, by id)."""
         self._require("adjustment.approve", "adjustment")
-        return self.system.approve_adjustments(adjustment_ids, self.principal.name)
+        return self.system.approve_adjustments(adjustment_ids, self.principal.name, magnitudes)
 
     def reject_adjustments(self, adjustment_ids: list[int], note: str = "") -> dict:
         """Reject many proposals as this principal."""

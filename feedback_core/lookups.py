@@ -92,15 +92,17 @@ def list_adjustment_inbox(
     min_evidence: int = 0,
     within_days: int | None = None,
     limit: int = 200,
+    by_decision: bool = False,
 ) -> pd.DataFrame:
-    """Return adjustments, newest first, with their evidence: the user's dislikes of that feature."""
+    """Return adjustments, newest first (``by_decision``: latest decided first), with their
+    evidence: the user's dislikes of that feature."""
     params = {"status": status, "user_id": int(user_id) if user_id else None, "feature": feature}
     params |= {"reason": reason, "min_evidence": min_evidence, "limit": int(limit)}
     if within_days:
         params["since"] = system.now() - timedelta(days=within_days)
     by_type = feature in ("genre", "cast", "franchise") if feature else None
     query = _inbox_statement(
-        bool(status), bool(user_id), by_type, bool(reason), min_evidence > 0, bool(within_days)
+        bool(status), bool(user_id), by_type, bool(reason), min_evidence > 0, bool(within_days), by_decision
     )
     with read_connection(system.engine) as conn:
         rows = conn.execute(query, params).all()
@@ -109,17 +111,27 @@ def list_adjustment_inbox(
 
 @functools.lru_cache(maxsize=64)
 def _inbox_statement(
-    status: bool, user: bool, by_type: bool | None, reason: bool, min_evidence: bool, within: bool
+    status: bool,
+    user: bool,
+    by_type: bool | None,
+    reason: bool,
+    min_evidence: bool,
+    within: bool,
+    by_decision: bool = False,
 ) -> Select:
     """Build the inbox's statement for one combination of filters, their values bound later
     (building it costs more than running it)."""
     fa, pat = feature_adjustments, dislike_patterns
     where = _inbox_filters(status, user, by_type, reason)
+
+    def newest(t):
+        first = t.c.decided_at if by_decision else t.c.created_at
+        return (first.desc(), t.c.adjustment_id.desc())
+
     if not (min_evidence or within):
         # Pick the newest rows first and join only those: one user's thousands of
         # adjustments are not each joined to their dislike and evidence before the limit.
-        order = (fa.c.created_at.desc(), fa.c.adjustment_id.desc())
-        fa = select(fa).where(*where).order_by(*order).limit(bindparam("limit")).subquery()
+        fa = select(fa).where(*where).order_by(*newest(fa)).limit(bindparam("limit")).subquery()
         where = []
     evidence = func.coalesce(pat.c.dislike_count, 0)
     query = (
@@ -151,7 +163,7 @@ def _inbox_statement(
             ),
         )
         .where(*where)
-        .order_by(fa.c.created_at.desc(), fa.c.adjustment_id.desc())
+        .order_by(*newest(fa))
         .limit(bindparam("limit"))
     )
     if min_evidence:

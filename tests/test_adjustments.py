@@ -266,6 +266,22 @@ def test_a_bad_id_in_a_bulk_decision_changes_nothing(system):
     assert {system.get_adjustment(a["adjustment_id"])["status"] for a in (first, second)} == {"proposed"}
 
 
+def test_a_bulk_approval_applies_the_edited_magnitudes_it_is_given(system):
+    first = horror_proposal(system, movie_id=10)
+    second = horror_proposal(system, user_id=2, movie_id=11)
+    ids = [first["adjustment_id"], second["adjustment_id"]]
+    before = row_counts(system)
+    for magnitudes, field in (({ids[0]: 0.4}, "magnitude"), ({9999: -0.2}, "magnitudes")):
+        with pytest.raises(ValidationError) as err:  # checked before any is decided
+            system.approve_adjustments(ids, actor="ana", magnitudes=magnitudes)
+        assert err.value.field == field
+        assert row_counts(system) == before
+    result = system.approve_adjustments(ids, actor="ana", magnitudes={ids[0]: -0.4})
+    assert result["decided"] == ids
+    assert system.get_adjustment(ids[0])["magnitude"] == -0.4
+    assert system.get_adjustment(ids[1])["magnitude"] == second["proposed_magnitude"]
+
+
 def test_concurrent_approvals_of_one_feature_record_the_weights_they_really_moved(system):
     import threading
 

@@ -646,6 +646,61 @@ def test_an_unsupported_database_url_is_explained(dashboard_env):
 # ---------------------------------------------------------------- actions
 
 
+def test_an_approval_names_the_magnitude_it_applies_and_keeps_edits_when_more_rows_are_picked(own_db):
+    at = open_page("adjustments")
+    first, second = (int(i) for i in lookups.list_adjustment_inbox(own_db, limit=2)["adjustment_id"])
+    proposed = {i: own_db.get_adjustment(i)["proposed_magnitude"] for i in (first, second)}
+    pick(at, [first])
+    at.button(key="approve_selected").click().run()
+    asked = " ".join(t.value for t in at.text)
+    assert f"#{first} at {proposed[first]:+.3f}, as proposed?" in asked  # what it applies, said
+    at.button(key="cancel_action").click().run()
+    at.number_input(key=f"magnitude_{first}").set_value(-0.3).run()
+    # A second row picked: the edit of the first was dropped without a word (and -0.075 applied).
+    pick(at, [first, second])
+    assert any(f"#{first} · " in t.value and "edited to -0.300" in t.value for t in at.text)
+    at.button(key="approve_selected").click().run()
+    asked = " ".join(t.value for t in at.text)
+    assert f"with the edited magnitudes #{first} -0.300?" in asked
+    confirm(at)
+    assert own_db.get_adjustment(first)["magnitude"] == -0.3
+    assert own_db.get_adjustment(second)["magnitude"] == proposed[second]
+
+
+def test_an_approval_that_changes_no_weight_says_so(own_db):
+    inbox = lookups.list_adjustment_inbox(own_db, limit=100_000)
+    same = inbox.groupby(["user_id", "feature_type", "feature_value"])["adjustment_id"].apply(list)
+    earlier, later = next(ids for ids in same if len(ids) >= 2)[:2]
+    own_db.approve_adjustment(earlier, "ops@example.com", magnitude=-1.0)  # the weight: down to 0.1
+    at = open_page("adjustments")
+    pick(at, [later])
+    assert any("is already held at 0.10" in w.value for w in at.warning)
+    at.button(key="approve_selected").click().run()
+    asked = " ".join(t.value for t in at.text)
+    assert "Its weight stays at 0.10, its limit: no score changes now." in asked
+    assert "scores change at once" not in asked
+
+
+def test_any_users_applied_adjustments_can_be_reached_to_revert(own_db):
+    inbox = lookups.list_adjustment_inbox(own_db, limit=100_000)
+    oldest = inbox.iloc[-1]  # proposed first: past the 200 newest of the applied by proposal time
+    for i in inbox["adjustment_id"].iloc[:250]:
+        own_db.approve_adjustment(int(i), "ops@example.com")
+    own_db.approve_adjustment(int(oldest.adjustment_id), "ops@example.com")
+    applied = lookups.list_adjustment_inbox(own_db, status="applied", limit=200, by_decision=True)
+    assert int(applied["adjustment_id"].iloc[0]) == int(oldest.adjustment_id)  # decided last: first
+    at = open_page("adjustments")
+    # Any user can be typed, not only those of the rows listed.
+    at.selectbox(key="effect_user").set_value(str(int(oldest.user_id))).run()
+    effects = table(at, "adjustment_id", "exposure_before")
+    assert int(oldest.adjustment_id) in set(effects["adjustment_id"])
+    # Typed, as the browser sends a new option: its text (AppTest sets only listed options).
+    typed = at.selectbox(key="effect_user")
+    typed.options.append("424242")
+    typed.set_value("424242").run()
+    assert any(i.value == "User 424242 has no applied adjustments." for i in at.info)
+
+
 def test_approve_one_with_an_edited_magnitude(own_db):
     at = open_page("adjustments")
     target = int(lookups.list_adjustment_inbox(own_db, limit=1)["adjustment_id"][0])
@@ -653,7 +708,7 @@ def test_approve_one_with_an_edited_magnitude(own_db):
     at.number_input(key=f"magnitude_{target}").set_value(-0.2).run()
     at.button(key="approve_selected").click().run()
     asked = " ".join(t.value for t in at.text)
-    assert "with magnitude -0.200" in asked and "The user's scores change at once." in asked
+    assert "at -0.200 instead of the proposed" in asked and "The user's scores change at once." in asked
     confirm(at)
     decided = own_db.get_adjustment(target)
     assert (decided["status"], decided["magnitude"], decided["decided_by"]) == (

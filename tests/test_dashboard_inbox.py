@@ -96,8 +96,9 @@ def test_decided_rows_leave_the_selection_and_no_other_row_takes_their_place(own
     assert at.button(key="approve_selected").label == "Approve 2 adjustments"
     at.button(key="approve_selected").click().run()
     assert any(
-        f"2 adjustments (#{shown[0]}, #{shown[1]})?" in t.value for t in at.text
-    )  # the dialog names them
+        f"2 adjustments (#{shown[0]}, #{shown[1]}), each at its proposed magnitude?" in t.value
+        for t in at.text
+    )  # the dialog names them, and what it applies
     confirm(at)
     assert changed(before, decisions(own_db)) == {
         shown[0]: ("applied", "ops@example.com"),
@@ -244,7 +245,9 @@ def test_ticking_rows_in_the_inbox_approves_exactly_those(server, browser):
     assert ticked_inbox_rows(page) == [first, second]
     page.get_by_role("button", name="Approve 2 adjustments").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text(f"Approve and apply 2 adjustments (#{first}, #{second})?").wait_for(timeout=30_000)
+    dialog.get_by_text(
+        f"Approve and apply 2 adjustments (#{first}, #{second}), each at its proposed magnitude?"
+    ).wait_for(timeout=30_000)
     dialog.get_by_role("button", name="Approve", exact=True).click()
     page.get_by_text("2 adjustments approved").wait_for(timeout=30_000)
     wait_until_idle(page, tables=1)

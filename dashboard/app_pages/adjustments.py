@@ -17,6 +17,9 @@ INBOX_SHOWN = "inbox_shown_ids"
 INBOX_DRAWN = "inbox_table_name"  # the name (and so the key) of the inbox table drawn last
 INBOX_FILTERED = "inbox_filters_drawn"  # the filters of the inbox table drawn last
 INBOX_ASKED = "inbox_asked_ids"  # the proposals this person last asked to decide on
+# Magnitudes edited for proposals, by id: kept while other rows are picked (a widget's value is
+# forgotten once it is not drawn), and approved with them in bulk.
+INBOX_EDITS = "inbox_edited_magnitudes"
 LISTED = 10  # picked proposals named one by one; beyond that, counted
 
 
@@ -127,17 +130,35 @@ def inbox_table(proposals: pd.DataFrame, name: str) -> None:
     st.session_state[INBOX_DRAWN] = name
 
 
-def describe(row) -> str:
-    """One proposal on a line: ``#12 · user 3 · genre: Drama -0.150``."""
-    return (
+def describe(row, edited: float | None = None) -> str:
+    """One proposal on a line: ``#12 · user 3 · genre: Drama -0.150`` (and its edited magnitude)."""
+    text = (
         f"#{row.adjustment_id} · user {row.user_id} · {row.feature_type}: {row.feature_value} "
         f"{row.proposed_magnitude:+.3f}"
     )
+    return text if edited is None else f"{text}, edited to {edited:+.3f}"
 
 
-def show_preview(adjustment_id: int, magnitude: float) -> None:
-    """Show what would leave and enter the user's top 10 if the adjustment were applied."""
+def at_limit(preview: dict | None, magnitude: float) -> bool:
+    """Whether applying changes nothing now: the weight is held at its limit (0.1 or 2.0)."""
+    return (
+        preview is not None
+        and magnitude != 0
+        and abs(preview["weight_after"] - preview["weight_before"]) < 1e-9
+    )
+
+
+def show_preview(adjustment_id: int, magnitude: float) -> dict:
+    """Show what would leave and enter the user's top 10 if the adjustment were applied; return
+    the preview."""
     preview = data.query(lookups.preview_adjustment, adjustment_id, magnitude=magnitude)
+    if at_limit(preview, magnitude):
+        st.warning(
+            f"This user's weight for {preview['feature']} is already held at {preview['weight_before']:.2f}, "
+            "the limit a weight stays within (0.1 to 2.0): approving records the decision but changes no "
+            "score now (it counts again if other adjustments of it are reverted).",
+            icon=":material/vertical_align_bottom:",
+        )
     st.markdown("**Preview:** the user's recent lists re-ranked as if this were applied")
     st.text(
         f"User {preview['user_id']}, {preview['feature']}: weight {preview['weight_before']:.2f} → "
@@ -147,7 +168,7 @@ def show_preview(adjustment_id: int, magnitude: float) -> None:
     )
     if preview["lists"] == 0:
         st.info("This user has no recorded lists to re-rank.")
-        return
+        return preview
     if preview["leaving"].empty and preview["entering"].empty:
         st.info(
             "No change to the top 10 of these lists: the films it would move stay in or out of it "
@@ -167,6 +188,7 @@ def show_preview(adjustment_id: int, magnitude: float) -> None:
             ui.show_table(preview["before"], f"preview_before_{adjustment_id}")
         with right:
             ui.show_table(preview["after"], f"preview_after_{adjustment_id}")
+    return preview
 
 
 st.title("Adjustments")
@@ -184,7 +206,7 @@ with inbox_tab:
         waiting = f"{total:,}" + (" or more" if total >= lookups.INBOX_COUNT_CAP else "")
         shown = f"The {INBOX_ROWS} newest of {waiting} proposals (narrow the filters to reach the others)"
     else:
-        shown = f"{len(inbox):,} proposals"
+        shown = f"{len(inbox):,} proposal{'' if len(inbox) == 1 else 's'}"
     st.caption(
         shown + ". "
         "Evidence: how often this user disliked films with this feature for a reason that blames "
@@ -198,11 +220,12 @@ with inbox_tab:
     inbox_table(inbox.drop(columns=["status", "decided_by", "decided_at", "note"]), name)
     count = len(picked)
     what = f"adjustment #{picked[0]}" if count == 1 else f"{count} adjustments"
+    edits: dict[int, float] = st.session_state.setdefault(INBOX_EDITS, {})
     if not count:
         st.caption("Select a proposal's row (its box at the left) to preview and edit it, or several rows.")
     else:
         # As text: feature values come from the catalogue.
-        listed = [describe(rows[i]) for i in picked[:LISTED]]
+        listed = [describe(rows[i], edits.get(i) if count > 1 else None) for i in picked[:LISTED]]
         if count > LISTED:
             listed.append(f"and {count - LISTED} more")
         st.text(f"Selected ({count}):\n" + "\n".join(listed))
@@ -212,20 +235,25 @@ with inbox_tab:
         if count > 1
         else ""
     )
-    edited = None
+    edited, preview = None, None
     if count == 1:
         proposed = float(rows[picked[0]].proposed_magnitude)
         magnitude = st.number_input(
             "Magnitude (edit before approving if you like)",
             min_value=-1.0,
             max_value=0.0,  # a dislike de-emphasises: no sign typo turns it into a boost
-            value=proposed,
+            value=edits.get(picked[0], proposed),
             step=0.01,
             format="%.3f",
             key=f"magnitude_{picked[0]}",
         )
         edited = magnitude if abs(magnitude - proposed) > 1e-9 else None
-        show_preview(picked[0], magnitude)
+        if edited is None:
+            edits.pop(picked[0], None)
+        else:
+            edits[picked[0]] = edited
+        preview = show_preview(picked[0], magnitude)
+    bulk_edits = {i: edits[i] for i in picked if i in edits} if count > 1 else {}
     note = st.text_input("Note (kept with a rejection)", key=ui.renewable_key("reject_note"), max_chars=500)
     buttons = st.container(horizontal=True)
     with buttons:
@@ -245,18 +273,33 @@ with inbox_tab:
     if approve or reject:
         st.session_state[INBOX_ASKED] = picked  # their leaving the table is no news
     if approve:
-        change = f" with magnitude {edited:+.3f} instead of {proposed:+.3f}" if edited is not None else ""
+        # The dialog names every magnitude it applies: an edit the field refused (out of range)
+        # or one made before other rows were picked is never applied unseen.
+        if count == 1:
+            change = (
+                f" at {edited:+.3f} instead of the proposed {proposed:+.3f}"
+                if edited is not None
+                else f" at {proposed:+.3f}, as proposed"
+            )
+        elif bulk_edits:
+            change = ", with the edited magnitudes " + ", ".join(
+                f"#{i} {m:+.3f}" for i, m in bulk_edits.items()
+            )
+        else:
+            change = ", each at its proposed magnitude"
+        if count == 1 and at_limit(preview, edited if edited is not None else proposed):
+            effect = f"Its weight stays at {preview['weight_before']:.2f}, its limit: no score changes now."
+        elif len({int(rows[i].user_id) for i in picked}) == 1:
+            effect = "The user's scores change at once."
+        else:
+            effect = "The users' scores change at once."
         ui.ask_to_confirm(
             "approve",
-            f"Approve and apply {what}{named}{change}? "
-            + (
-                "The user's scores change at once."
-                if len({int(rows[i].user_id) for i in picked}) == 1
-                else "The users' scores change at once."
-            ),
+            f"Approve and apply {what}{named}{change}? {effect}",
             "Approve",
             ids=picked,
             **({"magnitude": edited} if edited is not None else {}),
+            **({"magnitudes": bulk_edits} if bulk_edits else {}),
         )
     if reject:
         ui.ask_to_confirm(
@@ -269,8 +312,11 @@ with inbox_tab:
         )
 
 with applied_tab:
-    applied = data.query(lookups.list_adjustment_inbox, status="applied", limit=200)
-    st.caption("The latest applied adjustments. Pick a user to measure what changed afterwards.")
+    applied = data.query(lookups.list_adjustment_inbox, status="applied", limit=200, by_decision=True)
+    st.caption(
+        "The 200 applied last (newest decision first). Pick a user, or type any user's id, to "
+        "measure what changed afterwards and to revert one of theirs."
+    )
     ui.show_table(
         applied.drop(columns=["status", "note"]),
         "applied_adjustments",
@@ -281,11 +327,29 @@ with applied_tab:
         },
     )
     users = sorted({int(u) for u in applied["user_id"]})
-    # Measured for the user picked, not on every view: it reads that user's whole history.
-    effect_user = st.selectbox("User", users, index=None, placeholder="Pick a user", key="effect_user")
+    # Measured for the user picked, not on every view: it reads that user's whole history. Any
+    # user can be typed: one whose adjustments were applied before the 200 above too.
+    typed = st.selectbox(
+        "User",
+        users,
+        index=None,
+        placeholder="Pick or type a user id",
+        key="effect_user",
+        accept_new_options=True,
+    )
+    effect_user = None
+    if typed is not None:
+        if str(typed).strip().isdigit() and int(str(typed).strip()) > 0:
+            effect_user = int(str(typed).strip())
+        else:
+            st.error(
+                f"A user id is a positive whole number, got {str(typed)[:40]!r}.", icon=":material/error:"
+            )
     if effect_user is not None:
         effects = data.query(lookups.get_adjustment_effects, effect_user)
-        if not effects.empty:
+        if effects.empty:
+            st.info(f"User {effect_user} has no applied adjustments.", icon=":material/info:")
+        else:
             effects["before"] = ui.rate_column(effects, "impressions_before", "_before")
             effects["after"] = ui.rate_column(effects, "impressions_after", "_after")
             st.caption(
