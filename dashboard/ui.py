@@ -388,8 +388,12 @@ def _bulk_outcome(verb: str, result: dict) -> Outcome:
 
 
 def _revert(op, adjustment_id: int) -> Outcome:
-    op.revert_adjustment(adjustment_id)
-    return "success", f"Adjustment {adjustment_id} reverted"
+    result = op.revert_adjustment(adjustment_id)
+    return (
+        "success",
+        f"Adjustment {adjustment_id} reverted (user {result['user_id']}, {result['feature']}): "
+        f"weight {result['weight_before']:.2f} → {result['weight_after']:.2f}",
+    )
 
 
 def _retrain(op) -> Outcome:

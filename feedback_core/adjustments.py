@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
 from feedback_core import policy
 from feedback_core.aggregates import Upsert
@@ -99,11 +99,14 @@ def _adjustment_filters(
     if user_id is not None:
         where.append(feature_adjustments.c.user_id == check_id(user_id, "user_id"))
     if feature:
-        feature = check_text(feature, "feature", 200)
-        if feature in policy.FEATURE_TYPES:
-            where.append(feature_adjustments.c.feature_type == feature)
+        # A feature type or value, in any case ("horror" finds Horror).
+        exact = check_text(feature, "feature", 200).strip()
+        if exact.lower() in policy.FEATURE_TYPES:
+            where.append(feature_adjustments.c.feature_type == exact.lower())
         else:
-            where.append(feature_adjustments.c.feature_value == feature)
+            # (SQLite's lower() folds ASCII letters only: the value as typed matches too.)
+            value = feature_adjustments.c.feature_value
+            where.append(or_(value == exact, func.lower(value) == exact.lower()))
     if reason is not None:
         if reason not in REASONS:
             raise ValidationError(f"reason must be one of {', '.join(REASONS)}, got {reason!r}", "reason")
@@ -243,11 +246,13 @@ class Adjustments:
         with write_transaction(self.engine) as conn:
             row = self._lock_for_weights(conn, adjustment_id)
             self._require_status(row, "applied")
-            self._revert(conn, row, actor, now)
-            return _adjustment_dict(self._lock_adjustment(conn, adjustment_id))
+            details = self._revert(conn, row, actor, now)
+            # The adjustment, with what the revert changed (as an approval answers).
+            return {**_adjustment_dict(self._lock_adjustment(conn, adjustment_id)), **details}
 
-    def _revert(self, conn: Connection, row, actor: str, now: datetime, why: str | None = None) -> None:
-        """Take an applied adjustment out of its user's weight (under the user's lock)."""
+    def _revert(self, conn: Connection, row, actor: str, now: datetime, why: str | None = None) -> dict:
+        """Take an applied adjustment out of its user's weight (under the user's lock); return
+        what changed."""
         before, after = self._add_to_weight(
             conn, row.user_id, row.feature_type, row.feature_value, -row.magnitude, now
         )
@@ -276,6 +281,7 @@ class Adjustments:
             entity_id=row.adjustment_id,
             details=details,
         )
+        return details
 
     def get_feature_evidence(self, user_id: int) -> dict[tuple[str, str], dict]:
         """Return, per (feature type, value), the user's dislikes, latest dislike and liked films."""

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Select, Text, and_, bindparam, cast, func, literal, null, select, union_all
+from sqlalchemy import Select, Text, and_, bindparam, cast, func, literal, null, or_, select, union_all
 
 from feedback_core import policy
 from feedback_core.catalog import LIKED_RATING
@@ -96,11 +96,15 @@ def list_adjustment_inbox(
 ) -> pd.DataFrame:
     """Return adjustments, newest first (``by_decision``: latest decided first), with their
     evidence: the user's dislikes of that feature."""
+    # A feature type or value, in any case ("horror" finds Horror, "Genre" every genre).
+    exact = feature.strip() if feature else None
+    feature = exact.lower() if exact else None
     params = {"status": status, "user_id": int(user_id) if user_id else None, "feature": feature}
+    params["feature_exact"] = exact
     params |= {"reason": reason, "min_evidence": min_evidence, "limit": int(limit)}
     if within_days:
         params["since"] = system.now() - timedelta(days=within_days)
-    by_type = feature in ("genre", "cast", "franchise") if feature else None
+    by_type = feature in policy.FEATURE_TYPES if feature else None
     query = _inbox_statement(
         bool(status), bool(user_id), by_type, bool(reason), min_evidence > 0, bool(within_days), by_decision
     )
@@ -181,8 +185,16 @@ def _inbox_filters(status: bool, user: bool, by_type: bool | None, reason: bool)
         where.append(fa.c.status == bindparam("status"))
     if user:
         where.append(fa.c.user_id == bindparam("user_id"))
-    if by_type is not None:
-        where.append((fa.c.feature_type if by_type else fa.c.feature_value) == bindparam("feature"))
+    if by_type:
+        where.append(fa.c.feature_type == bindparam("feature"))
+    elif by_type is not None:
+        # (SQLite's lower() folds ASCII letters only: the value as typed matches too.)
+        where.append(
+            or_(
+                fa.c.feature_value == bindparam("feature_exact"),
+                func.lower(fa.c.feature_value) == bindparam("feature"),
+            )
+        )
     if reason:
         where.append(fa.c.reason == bindparam("reason"))
     return where
@@ -215,11 +227,15 @@ def count_adjustment_inbox(
     cap: int = INBOX_COUNT_CAP,
 ) -> int:
     """Count what ``list_adjustment_inbox`` would list without its limit, up to ``cap``."""
+    # A feature type or value, in any case ("horror" finds Horror, "Genre" every genre).
+    exact = feature.strip() if feature else None
+    feature = exact.lower() if exact else None
     params = {"status": status, "user_id": int(user_id) if user_id else None, "feature": feature}
+    params["feature_exact"] = exact
     params |= {"reason": reason, "min_evidence": min_evidence, "cap": int(cap)}
     if within_days:
         params["since"] = system.now() - timedelta(days=within_days)
-    by_type = feature in ("genre", "cast", "franchise") if feature else None
+    by_type = feature in policy.FEATURE_TYPES if feature else None
     query = _inbox_count_statement(
         bool(status), bool(user_id), by_type, bool(reason), min_evidence > 0, bool(within_days)
     )

@@ -474,6 +474,9 @@ def test_adjustments_can_be_listed_approved_and_rejected_by_an_admin(api):
     assert (page["count"], page["total"], len(page["adjustments"])) == (1, 2, 1)
     one_genre = api.get("/api/adjustments?limit=1&feature=Gore", key="admin", user=None).get_json()
     assert (one_genre["count"], one_genre["total"]) == (1, 1)
+    for typed in ("gore", "GORE"):  # in any case
+        assert api.get(f"/api/adjustments?feature={typed}", key="admin", user=None).get_json()["total"] == 1
+    assert api.get("/api/adjustments?feature=Genre", key="admin", user=None).get_json()["total"] == 2
 
     before = row_counts(api.system)
     denied = api.post(f"/api/adjustments/{first}/approve", key="service", user=None)
@@ -510,6 +513,9 @@ def test_adjustments_can_be_listed_approved_and_rejected_by_an_admin(api):
     assert bogus.status_code == 400 and "unknown field 'magnitude'" in error_of(bogus)["message"]
     reverted = api.post(f"/api/adjustments/{first}/revert", key="admin", user=None)
     assert reverted.status_code == 200 and reverted.get_json()["adjustment"]["status"] == "reverted"
+    # As an approval answers: what the revert did to the weight (1 - 0.3 back to 1).
+    answered = reverted.get_json()["adjustment"]
+    assert (answered["weight_before"], answered["weight_after"]) == (pytest.approx(0.7), pytest.approx(1.0))
     feature = rows(api.system, feature_adjustments, feature_adjustments.c.adjustment_id == first)[0]
     after = {w.feature_value: w.adjustment_sum for w in rows(api.system, user_feature_weights)}
     assert after[feature.feature_value] == pytest.approx(weights[feature.feature_value] + 0.3)

@@ -694,6 +694,18 @@ def test_any_users_applied_adjustments_can_be_reached_to_revert(own_db):
     at.selectbox(key="effect_user").set_value(str(int(oldest.user_id))).run()
     effects = table(at, "adjustment_id", "exposure_before")
     assert int(oldest.adjustment_id) in set(effects["adjustment_id"])
+    at.selectbox(key="revert_target").set_value(int(oldest.adjustment_id)).run()
+    at.button(key="revert_adjustment").click().run()
+    confirm(at)
+    assert own_db.get_adjustment(int(oldest.adjustment_id))["status"] == "reverted"
+    # The revert says what it changed, as an approval does.
+    assert any(
+        s.value.replace("\\", "").startswith(
+            f"Adjustment {int(oldest.adjustment_id)} reverted (user {int(oldest.user_id)}, "
+        )
+        and "weight" in s.value
+        for s in at.success
+    ), [s.value for s in at.success]
     # Typed, as the browser sends a new option: its text (AppTest sets only listed options).
     typed = at.selectbox(key="effect_user")
     typed.options.append("424242")
@@ -992,6 +1004,13 @@ def test_the_inbox_says_when_more_proposals_wait_than_it_shows(own_db):
     ):
         listed = lookups.list_adjustment_inbox(own_db, limit=100_000, **filters)
         assert lookups.count_adjustment_inbox(own_db, **filters) == len(listed), filters
+    # A feature in any case: "horror" and "Genre" found nothing.
+    value = str(waiting["feature_value"].iloc[0])
+    for typed, exact in ((value.lower(), value), ("GENRE", "genre")):
+        found = lookups.list_adjustment_inbox(own_db, limit=100_000, feature=typed)
+        expected = lookups.list_adjustment_inbox(own_db, limit=100_000, feature=exact)
+        assert len(found) == len(expected) > 0
+        assert lookups.count_adjustment_inbox(own_db, feature=typed) == len(found)
     assert lookups.count_adjustment_inbox(own_db, cap=150) == 150
 
 
