@@ -177,6 +177,7 @@ def _show_page(who: identity.Identity, navigation) -> bool:
     else:
         ui.keep_filters()
     ui.show_flashes()
+    st.session_state[ui.PAGE_SHOWN] = navigation.url_path  # where a decision asked here belongs
     navigation.run()
     return True
 

@@ -438,6 +438,7 @@ def ask_to_confirm(
         "origin": origin,
         "reset": reset,
         "args": args,
+        "page": st.session_state.get(PAGE_SHOWN),
     }
 
 
@@ -502,10 +503,23 @@ def run_action(kind: str, reset: tuple[str, ...] = (), **args: Any) -> None:
         data.refresh()
 
 
+PAGE_SHOWN = "page_shown"  # the url path of the page this run shows (set by the entry script)
+
+
 def confirm_pending() -> None:
-    """Open the confirmation dialog when an action waits for it (called by the entry script)."""
-    if "pending_action" in st.session_state:
-        _confirm_dialog()
+    """Open the confirmation dialog when an action waits for it (called by the entry script);
+    one asked on another page is dropped: it would ask about what this page does not show."""
+    pending = st.session_state.get("pending_action")
+    if pending is None:
+        return
+    if pending.get("page") != st.session_state.get(PAGE_SHOWN):
+        _forget_pending()
+        st.info(
+            "The decision waiting for confirmation on the page you left was not made.",
+            icon=":material/undo:",
+        )
+        return
+    _confirm_dialog()
 
 
 def action_button(label: str, action: str, key: str, disabled: bool = False, **kwargs: Any) -> bool:

@@ -713,6 +713,21 @@ def test_any_users_applied_adjustments_can_be_reached_to_revert(own_db):
     assert any(i.value == "User 424242 has no applied adjustments." for i in at.info)
 
 
+def test_a_decision_asked_on_a_page_left_is_not_asked_on_the_next(own_db):
+    at = open_page("adjustments")
+    target = int(lookups.list_adjustment_inbox(own_db, limit=1)["adjustment_id"][0])
+    pick(at, [target])
+    at.button(key="reject_selected").click().run()
+    assert any(t.value.startswith(f"Reject adjustment #{target}?") for t in at.text)
+    # Another page (the browser's Back button, a link): the dialog followed, naming #{target}.
+    open_page("users", at)
+    assert not any(t.value.startswith("Reject adjustment") for t in at.text)
+    assert any(i.value.startswith("The decision waiting for confirmation on the page") for i in at.info)
+    open_page("adjustments", at)
+    assert not any(t.value.startswith("Reject adjustment") for t in at.text)
+    assert own_db.get_adjustment(target)["status"] == "proposed"
+
+
 def test_approve_one_with_an_edited_magnitude(own_db):
     at = open_page("adjustments")
     target = int(lookups.list_adjustment_inbox(own_db, limit=1)["adjustment_id"][0])
