@@ -59,13 +59,24 @@ def keep_filters() -> None:
     before drawing it: a value set on a widget's key in an earlier run still applied, but the
     multiselects showed nothing ("All versions" over a page filtered to one).
     """
-    for key in FILTER_KEYS:
+    remember_widgets(FILTER_KEYS)
+
+
+def _restore_filters() -> None:
+    restore_widgets(FILTER_KEYS)
+
+
+def remember_widgets(keys) -> None:
+    """Keep these widgets' values under keys of their own (``kept_<key>``): Streamlit forgets a
+    widget's value in a run that does not draw it (another page's)."""
+    for key in keys:
         if key in st.session_state:
             st.session_state[f"kept_{key}"] = st.session_state[key]
 
 
-def _restore_filters() -> None:
-    for key in FILTER_KEYS:
+def restore_widgets(keys) -> None:
+    """Give these widgets back the values ``remember_widgets`` kept, before they are drawn."""
+    for key in keys:
         kept = st.session_state.get(f"kept_{key}")
         if kept is not None and key not in st.session_state:
             st.session_state[key] = kept

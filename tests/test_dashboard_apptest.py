@@ -728,6 +728,22 @@ def test_a_decision_asked_on_a_page_left_is_not_asked_on_the_next(own_db):
     assert own_db.get_adjustment(target)["status"] == "proposed"
 
 
+def test_the_inbox_is_as_it_was_left_after_a_look_at_another_page(own_db):
+    at = open_page("adjustments")
+    user = int(lookups.list_adjustment_inbox(own_db, limit=1)["user_id"][0])
+    at.number_input(key="inbox_user").set_value(user).run()
+    at.text_input(key="inbox_feature").set_value("genre").run()
+    at.number_input(key="inbox_evidence").set_value(1).run()
+    at.text_input(key=note_key(at)).set_value("half-typed note").run()
+    open_page("users", at)  # to look the person up: the filters and the note were lost
+    open_page("adjustments", at)
+    assert at.number_input(key="inbox_user").value == user
+    assert at.text_input(key="inbox_feature").value == "genre"
+    assert at.number_input(key="inbox_evidence").value == 1
+    assert at.text_input(key=note_key(at)).value == "half-typed note"
+    assert not any("Session State" in w.value for w in at.warning)  # given back before drawn, quietly
+
+
 def test_approve_one_with_an_edited_magnitude(own_db):
     at = open_page("adjustments")
     target = int(lookups.list_adjustment_inbox(own_db, limit=1)["adjustment_id"][0])

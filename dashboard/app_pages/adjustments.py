@@ -28,15 +28,18 @@ def moment(label: str):
     return st.column_config.DatetimeColumn(f"{label} (UTC)", format="YYYY-MM-DD HH:mm")
 
 
+# Kept while another page is shown (the filters, and the note being written), so that looking
+# a person up on the Users page and coming back finds the inbox as it was left.
+INBOX_WIDGETS = ("inbox_user", "inbox_feature", "inbox_reason", "inbox_evidence", "inbox_within")
+
+
 def inbox_filters() -> dict:
     """Return the inbox filters (user, feature, reason, evidence strength)."""
     c1, c2, c3, c4, c5 = st.columns(5)
-    user = c1.number_input("User", min_value=0, value=0, step=1, key="inbox_user", help="0: every user")
+    user = c1.number_input("User", min_value=0, step=1, key="inbox_user", help="0: every user")
     feature = c2.text_input("Feature", key="inbox_feature", placeholder="genre, cast, franchise or a value")
     reason = c3.selectbox("Reason", [None, *REASONS], key="inbox_reason", format_func=lambda r: r or "any")
-    evidence = c4.number_input(
-        "At least … dislikes of it", min_value=0, value=0, step=1, key="inbox_evidence"
-    )
+    evidence = c4.number_input("At least … dislikes of it", min_value=0, step=1, key="inbox_evidence")
     within = c5.selectbox(
         "Last disliked within",
         [None, 7, 30, 90],
@@ -195,6 +198,7 @@ st.title("Adjustments")
 inbox_tab, applied_tab = st.tabs(["Inbox", "Applied and their effect"])
 
 with inbox_tab:
+    ui.restore_widgets([*INBOX_WIDGETS, ui.renewable_key("reject_note")])
     # One more than shown: enough to tell "200" from "200 of more" without counting them all.
     filters = inbox_filters()
     inbox = data.query(lookups.list_adjustment_inbox, status="proposed", limit=INBOX_ROWS + 1, **filters)
@@ -255,6 +259,7 @@ with inbox_tab:
         preview = show_preview(picked[0], magnitude)
     bulk_edits = {i: edits[i] for i in picked if i in edits} if count > 1 else {}
     note = st.text_input("Note (kept with a rejection)", key=ui.renewable_key("reject_note"), max_chars=500)
+    ui.remember_widgets([*INBOX_WIDGETS, ui.renewable_key("reject_note")])
     buttons = st.container(horizontal=True)
     with buttons:
         approve = ui.action_button(
