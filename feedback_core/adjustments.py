@@ -85,6 +85,7 @@ def _check_magnitude(value: Any) -> float:
 
 
 COUNT_CAP = 100_000  # counting adjustments stops here: "100,000 or more" is answer enough
+MAX_NOTE = 2000  # characters of a rejection's note, wherever it is written
 
 
 def _adjustment_filters(
@@ -178,7 +179,7 @@ class Adjustments:
         """Reject a proposal with a note."""
         adjustment_id = check_id(adjustment_id, "adjustment_id")
         actor = check_text(actor, "actor", 120, allow_empty=False)
-        note = check_text(note, "note", 2000)
+        note = check_text(note, "note", MAX_NOTE)
         now = self.now()
         with write_transaction(self.engine) as conn:
             row = self._lock_adjustment(conn, adjustment_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from feedback_core.adjustments import MAX_NOTE
 from feedback_core.settings import BLAMES, REASONS, Settings
 from feedback_core.validation import MAX_ID
 
@@ -280,7 +281,7 @@ def _schemas(settings: Settings) -> dict:
         "ApproveIn": _obj(
             {"magnitude": {"type": ["number", "null"], "minimum": -1, "maximum": 0}}, closed=True
         ),
-        "RejectIn": _obj({"note": {"type": ["string", "null"], "maxLength": 2000}}, closed=True),
+        "RejectIn": _obj({"note": {"type": ["string", "null"], "maxLength": MAX_NOTE}}, closed=True),
         "Empty": _obj({}, closed=True),
         "ActivateIn": _obj({"expected_active": {"type": ["integer", "null"], "minimum": 1}}, closed=True),
         "ModelVersion": _obj({"version_id": ID}, ("version_id",)),

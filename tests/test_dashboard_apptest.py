@@ -1049,6 +1049,8 @@ def test_the_rejection_note_is_cleared_once_used(own_db):
     at = open_page("adjustments")
     first, second = (int(i) for i in lookups.list_adjustment_inbox(own_db, limit=2)["adjustment_id"])
     pick(at, [first])
+    # As long a note as the API and the library take (the page cut it at 500 characters).
+    assert at.text_input(key=note_key(at)).proto.max_chars == 2000
     at.text_input(key=note_key(at)).input("user 9 loves action after all").run()
     at.button(key="reject_selected").click().run()
     confirm(at)

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import data, ui
 from feedback_core import lookups
+from feedback_core.adjustments import MAX_NOTE
 from feedback_core.settings import REASONS
 
 INBOX_ROWS = 200
@@ -258,7 +259,9 @@ with inbox_tab:
             edits[picked[0]] = edited
         preview = show_preview(picked[0], magnitude)
     bulk_edits = {i: edits[i] for i in picked if i in edits} if count > 1 else {}
-    note = st.text_input("Note (kept with a rejection)", key=ui.renewable_key("reject_note"), max_chars=500)
+    note = st.text_input(
+        "Note (kept with a rejection)", key=ui.renewable_key("reject_note"), max_chars=MAX_NOTE
+    )
     ui.remember_widgets([*INBOX_WIDGETS, ui.renewable_key("reject_note")])
     buttons = st.container(horizontal=True)
     with buttons:
