@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Select, Text, and_, bindparam, cast, func, literal, null, or_, select, union_all
 
 from feedback_core import policy
+from feedback_core.adjustments import load_user_weights
 from feedback_core.catalog import LIKED_RATING
 from feedback_core.db import format_ts, read_connection
 from feedback_core.effects import get_adjustment_effects as get_adjustment_effects  # the page's name for it
@@ -506,8 +507,12 @@ def get_user_profile(system, user_id: int) -> dict:
         (*r[:-3], ", ".join(list(lists[2 * i] or [])), ", ".join(list(lists[2 * i + 1] or [])), r[-1])
         for i, r in enumerate(rows)
     ]
+    with read_connection(system.engine) as conn:
+        sums = load_user_weights(conn, checked)
+    # Beside each weight, the sum of its applied adjustments: a sum past the limits is held at
+    # them (0.1 and 2.0), and the weight alone hid how far past it went.
     weights = [
-        (kind, value, weight)
+        (kind, value, weight, round(sums.get((kind, value), 0.0), 6))
         for kind, values in system.get_effective_weights(checked).items()
         for value, weight in values.items()
     ]
@@ -518,7 +523,7 @@ def get_user_profile(system, user_id: int) -> dict:
         "user_id": user_id,
         "patterns": system.get_dislike_pattern_analysis(checked),
         "dislikes": to_frame(dislikes, _PROFILE_DISLIKES, dtypes),
-        "weights": to_frame(weights, ["feature_type", "feature_value", "weight"]),
+        "weights": to_frame(weights, ["feature_type", "feature_value", "weight", "applied_sum"]),
         "adjustments": list_adjustment_inbox(system, status=None, user_id=user_id, limit=500),
     }
 

@@ -737,6 +737,7 @@ def test_version_activations_come_from_the_registry_and_the_audit_log(sample):
 
 def test_user_profile_frames_are_the_systems_reads(sample):
     system, _ = sample
+    assert not lookups.get_user_profile(system, 1)["weights"].empty  # the sample applied some
     for user in (1, 2, 424242):  # the last one has nothing at all
         profile = lookups.get_user_profile(system, user)
         # What the page built from FeedbackSystem's own reads before they were merged.
@@ -757,7 +758,13 @@ def test_user_profile_frames_are_the_systems_reads(sample):
             ],
             columns=["feature_type", "feature_value", "weight"],
         )
-        pd.testing.assert_frame_equal(profile["weights"], weights, check_exact=True)
+        pd.testing.assert_frame_equal(
+            profile["weights"].drop(columns="applied_sum"), weights, check_exact=True
+        )
+        # Beside each weight, the sum it comes from (a sum past a limit is held there).
+        for row in profile["weights"].itertuples():
+            held = min(max(1.0 + row.applied_sum, 0.1), 2.0)
+            assert row.weight == pytest.approx(held), row
         assert profile["patterns"] == system.get_dislike_pattern_analysis(user)
         assert list(profile["adjustments"]["adjustment_id"]) == [
             a["adjustment_id"] for a in system.list_adjustments(status=None, user_id=user, limit=500)

@@ -64,6 +64,10 @@ if profile["weights"].empty:
 else:
     st.altair_chart(charts.weights_chart(profile["weights"]), width="stretch")
     ui.show_table(profile["weights"], f"user_{user_id}_weights")
+    st.caption(
+        "weight = 1 + applied_sum (the sum of the feature's applied adjustments), held between 0.1 "
+        "and 2.0: past a limit, a further adjustment changes nothing until others are reverted."
+    )
 
 st.subheader("Recent lists")
 if lists.empty:
