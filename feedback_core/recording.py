@@ -364,8 +364,20 @@ def _ignored_details(d: DislikeIn, title: str, genres: list, cast: list, franchi
     return ignored
 
 
-def check_set(d: DislikeIn, owner: int | None, shown: float | None) -> None:
-    """Refuse a dislike citing a list that does not exist, was someone else's, or lacked the movie."""
+# Clocks of the servers that record lists and dislikes may differ by this much: a dislike up to
+# this long before its list's time is taken (counted with the list, on its day).
+LIST_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def check_set(
+    d: DislikeIn,
+    owner: int | None,
+    shown: float | None,
+    shown_at: datetime | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Refuse a dislike citing a list that does not exist, was someone else's, lacked the movie,
+    or was shown after the dislike (``at``) was made."""
     if d.recommendation_set_id is None:
         return
     if owner != d.user_id:
@@ -380,6 +392,15 @@ def check_set(d: DislikeIn, owner: int | None, shown: float | None) -> None:
     if shown is None:
         raise ValidationError(
             f"movie_id {d.movie_id} was not in recommendation_set_id {d.recommendation_set_id}",
+            "recommendation_set_id",
+        )
+    if shown_at is not None and at is not None and at < shown_at - LIST_CLOCK_SKEW:
+        # A list recorded with a wrong time (local time sent as UTC, say): counted with it, the
+        # dislike would fall on a later day than it was made, tomorrow's, as imports refuse it.
+        raise ValidationError(
+            f"recommendation_set_id {d.recommendation_set_id} was shown at {shown_at.isoformat(sep=' ')} "
+            f"(UTC), after this dislike ({at.isoformat(sep=' ', timespec='seconds')}): a dislike of a list "
+            "comes after it; the list's time is likely wrong (send times in UTC)",
             "recommendation_set_id",
         )
 
@@ -470,7 +491,7 @@ class Recording:
             # not know would change nothing. What the dislike sent served a film new to it.
             genres, cast, franchise = list(movie_genres or []), list(movie_cast or []), movie_franchise
             ignored = _ignored_details(d, title, genres, cast, franchise) if movie[0] is not None else []
-            check_set(d, owner, shown)
+            check_set(d, owner, shown, shown_at, now)
             if d.predicted_score is None:
                 d = d._replace(predicted_score=0.0 if shown is None else float(shown))
             dislike_id = _INSERT_DISLIKE.first_row(

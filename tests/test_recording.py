@@ -664,3 +664,21 @@ def test_a_dislike_after_midnight_of_a_list_shown_before_counts_on_the_lists_day
     (histogram,) = rows(system, daily_score_histogram)
     assert (histogram.day.isoformat(), histogram.reason, histogram.bucket) == ("2026-11-01", "other", 6)
     assert {r.day.isoformat() for r in rows(system, daily_reason_genre)} == {"2026-11-01"}
+
+
+def test_a_dislike_made_before_its_list_was_shown_is_refused(system, clock):
+    from datetime import timedelta
+
+    add_movies(system, [1, 2])
+    # A list recorded 20 hours ahead (local time sent as UTC): its dislike made now fell on
+    # tomorrow, and the dashboard's dates ran into a day that had not begun.
+    ahead = system.record_recommendation_set(7, [1, 2], shown_at=clock.moment + timedelta(hours=20))
+    before = row_counts(system)
+    with pytest.raises(ValidationError) as refused:
+        system.save_dislike(7, 1, recommendation_set_id=ahead, predicted_score=0.5)
+    assert refused.value.field == "recommendation_set_id"
+    assert "after this dislike" in refused.value.message and "send times in UTC" in refused.value.message
+    assert row_counts(system) == before
+    # Clocks a few minutes apart are taken: the dislike counts with its list.
+    near = system.record_recommendation_set(7, [1, 2], shown_at=clock.moment + timedelta(minutes=3))
+    assert system.save_dislike(7, 2, recommendation_set_id=near, predicted_score=0.5) > 0
