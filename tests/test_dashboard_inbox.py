@@ -300,3 +300,29 @@ def test_a_ticked_row_stays_with_its_proposal_when_a_filter_changes(server, brow
         assert (rows_in_view(page).index(target) == 4) == (only is None), only  # filtered, on another row
         page.get_by_role("button", name=f"Approve adjustment #{target}").wait_for(timeout=30_000)
     page.close()
+
+
+@in_a_browser
+def test_a_revert_leaves_the_person_on_the_applied_tab(server, browser):
+    base, system = server
+    proposal = lookups.list_adjustment_inbox(system, limit=1).iloc[0]
+    target, user = int(proposal.adjustment_id), int(proposal.user_id)
+    system.approve_adjustment(target, "ops@example.com")
+    data.refresh()
+    page = open_inbox(base, browser)
+    page.get_by_role("tab", name="Applied and their effect").click()
+    chooser = page.get_by_role("combobox", name="User")
+    chooser.click()
+    chooser.fill(str(user))
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name=f"Revert #{target}").wait_for(timeout=30_000)
+    wait_until_idle(page, tables=2)
+    page.get_by_role("button", name=f"Revert #{target}").click()
+    page.get_by_role("dialog").get_by_role("button", name="Revert", exact=True).click()
+    page.get_by_text(f"Adjustment {target} reverted").wait_for(timeout=30_000)
+    wait_until_idle(page, tables=1)
+    assert system.get_adjustment(target)["status"] == "reverted"
+    # Still where the person was: the page went back to the Inbox tab after every revert.
+    selected = page.get_by_role("tab", selected=True)
+    assert selected.inner_text().strip() == "Applied and their effect"
+    page.close()

@@ -196,7 +196,11 @@ def show_preview(adjustment_id: int, magnitude: float) -> dict:
 
 
 st.title("Adjustments")
-inbox_tab, applied_tab = st.tabs(["Inbox", "Applied and their effect"])
+# Tracked (a widget of its own): the run after a decision opens the tab it was taken on, not
+# the first one (a revert sent the person back to the Inbox).
+inbox_tab, applied_tab = st.tabs(
+    ["Inbox", "Applied and their effect"], key="adjustments_tab", on_change="rerun"
+)
 
 with inbox_tab:
     ui.restore_widgets([*INBOX_WIDGETS, ui.renewable_key("reject_note")])
