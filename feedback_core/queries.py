@@ -746,18 +746,27 @@ def get_retrain_status(system) -> dict:
 
 
 def _retrain_state() -> Select:
-    """Select the job under way and the newest candidate's id, each row with the metrics of the
-    active version or of that candidate (one row without either): one statement."""
+    """Select the job under way and the candidate's id (the newest trained against the active
+    version, or against the prior model when none is active; else the newest, whose comparison
+    the page says is with the version active when it was trained), each row with the metrics of
+    the active version or of that candidate (one row without either): one statement.
+
+    The newest of all was offered even when an older candidate had been trained against the
+    version active now (after a rollback, say).
+    """
     mv = model_versions.c
+    served = model_versions.alias("served")  # its own FROM: never correlated with the candidates'
+    active = select(served.c.version_id).where(served.c.active_slot == 1).scalar_subquery()
+    against_active = select(func.max(mv.version_id)).where(
+        mv.status == "candidate", mv.parent_id.is_not_distinct_from(active)
+    )
+    newest = select(func.max(mv.version_id)).where(mv.status == "candidate")
     ids = select(
         select(retrain_jobs.c.job_id)
         .where(retrain_jobs.c.active_slot == 1)
         .scalar_subquery()
         .label("job_id"),
-        select(func.max(mv.version_id))
-        .where(mv.status == "candidate")
-        .scalar_subquery()
-        .label("candidate_id"),
+        func.coalesce(against_active.scalar_subquery(), newest.scalar_subquery()).label("candidate_id"),
     ).subquery()
     return select(
         ids.c.job_id, ids.c.candidate_id, mv.version_id, mv.active_slot, mv.parent_id, mv.metrics

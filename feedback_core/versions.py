@@ -147,7 +147,13 @@ def activate(
         .where(model_versions.c.version_id == version_id)
         .values(status="active", active_slot=1, activated_at=at)
     )
-    action = "model.rollback" if previous is not None and version_id < previous else "model.activated"
+    # A rollback returns to an older version that served before; a never-served one is activated.
+    returning = row.activated_at is not None
+    action = (
+        "model.rollback"
+        if previous is not None and version_id < previous and returning
+        else "model.activated"
+    )
     write_audit(
         conn,
         at=at,

@@ -817,6 +817,15 @@ def test_start_a_retrain_then_see_it_finish(own_db):
     assert history.iloc[0]["job_id"] == job.job_id and history.iloc[0]["status"] == "succeeded"
 
 
+def test_after_a_rollback_the_comparison_sets_the_active_against_what_it_replaced(own_db):
+    assert own_db.get_active_model_version()["version_id"] == 2
+    own_db.activate_model_version(3, "ops@example.com")
+    own_db.activate_model_version(2, "ops@example.com")  # rolled back from v3
+    at = open_page("versions")
+    # Its parent (v1) was offered as the baseline, and a green verdict over it read as news.
+    assert (at.selectbox(key="compare_a").value, at.selectbox(key="compare_b").value) == (3, 2)
+
+
 def test_activate_a_version_then_roll_back(own_db):
     at = open_page("versions")
     # Offered first: the version that served last before the active one (v1), not the newest.

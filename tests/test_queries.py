@@ -28,6 +28,7 @@ from feedback_core.schema import (
     daily_dislikes,
     daily_impressions,
     impressions,
+    model_versions,
     movies,
     recommendation_sets,
     retrain_jobs,
@@ -960,6 +961,14 @@ def test_a_candidate_is_compared_with_the_version_active_when_it_was_trained(mak
     newest = version(later, {"auc": 0.66})  # no comparison recorded
     status = queries.get_retrain_status(system)
     assert (status["candidate_version_id"], status["baseline_version_id"]) == (newest, later)
+    # A newer candidate trained against a version no longer active does not take its place
+    # (it was offered, the newest, beside the active version it was never compared with).
+    stale = version(first, {"auc": 0.99})
+    assert queries.get_retrain_status(system)["candidate_version_id"] == newest
+    with write_transaction(system.engine) as conn:  # out of the way of what follows
+        conn.execute(
+            model_versions.update().where(model_versions.c.version_id == stale).values(status="retired")
+        )
     assert status["baseline_on_same_examples"] is False
     assert status["comparison"].set_index("metric").loc["auc", "active"] == 0.70
 

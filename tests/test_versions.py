@@ -286,18 +286,23 @@ def test_activate_and_roll_back_are_audited_and_keep_exactly_one_active(make_sys
     assert (activated.actor, activated.entity_id, activated.at) == ("analyst@test", str(v3), clock())
     assert activated.details == {"previous_version_id": v1, "reason": "better dislike rate"}
 
+    # An older version that never served is activated, not rolled back to (it was "model.rollback").
     clock.advance(hours=1)
-    back = system.activate_model_version(v2, "oncall@test", reason="v3 misbehaves")
-    assert back["previous_version_id"] == v3
-    assert active_ids(system) == [v2]
-    (rollback,) = audits(system, "model.rollback")
-    assert (rollback.actor, rollback.entity_id) == ("oncall@test", str(v2))
-    assert rollback.details == {"previous_version_id": v3, "reason": "v3 misbehaves"}
+    system.activate_model_version(v2, "oncall@test")
+    assert audits(system, "model.activated")[-1].entity_id == str(v2)
+    assert audits(system, "model.rollback") == []
     assert system.get_model_version(v2)["activated_at"] is not None
+    clock.advance(hours=1)
+    back = system.activate_model_version(v1, "oncall@test", reason="v2 misbehaves")
+    assert back["previous_version_id"] == v2
+    assert active_ids(system) == [v1]
+    (rollback,) = audits(system, "model.rollback")
+    assert (rollback.actor, rollback.entity_id) == ("oncall@test", str(v1))
+    assert rollback.details == {"previous_version_id": v2, "reason": "v2 misbehaves"}
 
     # Activating the active version again changes and records nothing.
     before = row_counts(system)
-    again = system.activate_model_version(v2, "oncall@test")
+    again = system.activate_model_version(v1, "oncall@test")
     assert again["changed"] is False
     assert row_counts(system) == before
 

@@ -111,7 +111,16 @@ else:
     )
     others = [v for v in ids if v != b]
     parent = versions.loc[versions["version_id"] == b, "parent"].iloc[0]
-    default_a = next((i for i, v in enumerate(others) if label(v) == parent), 0)
+    # The baseline of the active version is the one it replaced when last activated (after a
+    # rollback, not its parent: v6 rolled back to stood against v3, not against v8 it replaced).
+    replaced = None
+    if b == active_id:
+        activations = data.query(queries.list_version_activations)
+        moments = list(activations["model_version_id"])
+        last = max((i for i, v in enumerate(moments) if v == b), default=None)
+        replaced = int(moments[last - 1]) if last else None
+    baseline = replaced if replaced in others else next((v for v in others if label(v) == parent), None)
+    default_a = others.index(baseline) if baseline in others else 0
     a = left.selectbox(
         "Version A (the baseline)", others, index=default_a, format_func=label, key="compare_a"
     )
@@ -212,7 +221,9 @@ else:
         key="activate_target",
     )
     row = versions.loc[versions["version_id"] == target].iloc[0]
-    older = active_id is not None and target < active_id  # as the audit log names it
+    # As the audit log names it: back to an older version that served before (a never-served
+    # candidate is activated, not rolled back to).
+    older = active_id is not None and target < active_id and pd.notna(row["activated_at"])
     st.caption(
         f"{label(target)} ({row['status']}, trigger {row['trigger']}) will serve every new list; "
         f"{label(active_id) if active_id else 'nothing'} stops serving."
