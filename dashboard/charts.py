@@ -111,13 +111,16 @@ def daily_rate_chart(
 
     ``today``'s rate, still rising while its lists collect dislikes, is a hollow point without a
     band, apart from the line of the days that are over."""
+    # A day's point at its noon: activations are drawn at their moment, and a version activated
+    # at 09:20 had its first day's point at midnight, before its own line, as if the change came first.
+    rates = rates.assign(noon=pd.to_datetime(rates["day"]) + pd.Timedelta(hours=12))
     current = (
         pd.to_datetime(rates["day"]) == pd.Timestamp(today) if today is not None else rates["day"].isna()
     )
     enough = rates[rates["enough"] & ~current]
     so_far = rates[rates["enough"] & current]
     few = rates[~rates["enough"]]
-    x = alt.X("day:T", title=None, axis=DAY_AXIS)
+    x = alt.X("noon:T", title=None, axis=DAY_AXIS)
     # Every value drawn 0 (no dislike on a list yet): an axis up to 1%, not one of "0.000000%".
     drawn = pd.concat([enough["rate"], enough["ci_high"], so_far["rate"]]).fillna(0)
     y_scale = alt.Scale(domain=[0, 0.01]) if len(drawn) and not (drawn > 0).any() else alt.Scale()

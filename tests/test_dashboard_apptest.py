@@ -265,15 +265,61 @@ def test_the_latest_day_check_says_how_much_of_its_week_had_data(shared_db):
     ]
 
 
+def test_overview_compares_no_counts_over_a_day_not_over_and_judges_only_its_own_days(own_db):
+    from feedback_core.db import write_transaction
+    from feedback_core.versions import activate
+
+    bounds = queries.get_data_bounds(own_db)
+    first, last = bounds["first_day"], bounds["last_day"]
+    items = [{"movie_id": m, "predicted_score": 0.9} for m in range(1, 41)]
+    own_db.record_recommendation_set(900, items, model_version_id=2)  # shown now, today
+    today = own_db.now().date()
+    at = open_page("overview")
+    # From the sample's last days to today: the window before it holds sample days too.
+    at.session_state["filter_dates"] = (last - timedelta(days=2), today)
+    at.run()
+    # Today's few minutes against a whole day: "-420 impressions" read as a drop.
+    assert not metric_delta(at, "Dislikes") and not metric_delta(at, "Impressions")
+    assert any(
+        c.value.startswith("Counts are not compared with the days before: today is not over.")
+        for c in at.caption
+    )
+    at.session_state["filter_dates"] = (today, today)
+    at.run()
+    (rate,) = (m for m in at.metric if m.label == "Dislike rate")
+    assert not rate.delta  # today's rate only rises: no green arrow for it
+    # No day of a window of today alone has settled: the day judged was outside it.
+    boxes = [*at.success, *at.error, *at.info, *at.warning]
+    assert any(b.value.startswith("No day of this window has settled yet") for b in boxes)
+    assert not any(
+        "the latest settled day (UTC) with impressions in this selection" in b.value for b in boxes
+    )
+    # A version activated in the week judged: said beside the verdict.
+    judged = queries.get_latest_day_check(own_db, last)["latest_day"]
+    with write_transaction(own_db.engine) as conn:
+        activate(conn, 3, "ops@example.com", datetime.combine(judged, time(9, 20)), "manual")
+    data.refresh()
+    at.session_state["filter_dates"] = (first, judged)
+    at.run()
+    assert any(
+        c.value.startswith("Activated on the day judged or the week before it: ")
+        and f"v3 activated {judged:%d %b} 09:20" in c.value
+        for c in at.caption
+    ), [c.value for c in at.caption]
+
+
 def test_overview_judges_the_latest_settled_day_and_shows_today_without_a_verdict(own_db):
     last = queries.get_data_bounds(own_db)["last_day"]
     assert last < own_db.now().date()  # the sample lies in the past
     items = [{"movie_id": m, "predicted_score": 0.9} for m in range(1, 41)]
     set_id = own_db.record_recommendation_set(900, items, model_version_id=2)  # shown now, today
     own_db.save_dislike(900, 1, recommendation_set_id=set_id, predicted_score=0.9, reason="other")
+    first = queries.get_data_bounds(own_db)["first_day"]
     for _ in range(2):  # the page reads the wall clock: once more if a day ended meanwhile
         today = own_db.now().date()
         at = open_page("overview")
+        at.session_state["filter_dates"] = (first, today)  # the days judged are in the window
+        at.run()
         if own_db.now().date() == today:
             break
     check = queries.get_latest_day_check(own_db, today)
@@ -1429,6 +1475,17 @@ def test_a_few_days_of_reasons_are_drawn_as_day_wide_bars_on_a_week(shared_db):
     assert x["axis"]["tickMinStep"] == 24 * 3600 * 1000
     every = charts.reason_trend_chart(queries.list_reason_trend(shared_db, bounds["first_day"], last))
     assert "domain" not in every.to_dict()["encoding"]["x"].get("scale", {})  # weeks of data: their own span
+
+
+def test_a_days_rate_is_drawn_at_its_noon_beside_activations_at_their_moment(shared_db):
+    bounds = queries.get_data_bounds(shared_db)
+    rates = queries.list_daily_rates(shared_db, bounds["first_day"], bounds["last_day"])
+    spec = charts.daily_rate_chart(rates, queries.list_version_activations(shared_db)).to_dict()
+    line = spec["layer"][1]
+    assert line["encoding"]["x"]["field"] == "noon"
+    drawn = spec["datasets"][line["data"]["name"]]
+    # At midnight, a day's point came before an activation at 09:20 that same day.
+    assert all(pd.Timestamp(r["noon"]) == pd.Timestamp(r["day"]) + pd.Timedelta(hours=12) for r in drawn)
 
 
 def test_a_rate_chart_of_only_zero_rates_has_a_readable_axis(shared_db):

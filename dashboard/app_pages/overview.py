@@ -21,7 +21,15 @@ now, before = overview["current"], overview["previous"]
 # window runs past the data). Rates compare either way, when both have enough impressions.
 had_before = before["impressions"] > 0 or before["dislikes"] > 0
 length = (f.end - f.start).days + 1
-covered = had_before and before["days_with_impressions"] == now["days_with_impressions"] == length
+today = data.get_system().now().date()
+# A window reaching today holds a day only minutes or hours old: "-420 impressions" was the part
+# of today still to come, not a drop.
+reaches_today = f.end >= today
+covered = (
+    had_before
+    and not reaches_today
+    and before["days_with_impressions"] == now["days_with_impressions"] == length
+)
 cols = st.columns([1, 1, 1.2, 1.1, 0.8])
 cols[0].metric(
     "Dislikes",
@@ -41,7 +49,9 @@ cols[1].metric(
     f"{now['impressions'] - before['impressions']:+,}" if covered else None,
 )
 rate, previous_rate = now["dislike_rate"], before["dislike_rate"]
-comparable = rate["enough"] and previous_rate["enough"]
+# Today alone is not compared: its lists are still collecting dislikes, so its rate only rises.
+today_only = f.start >= today
+comparable = rate["enough"] and previous_rate["enough"] and not today_only
 change, significant = None, False
 if comparable:
     # Coloured (better, worse) only when the two-proportion test and the interval of the
@@ -62,7 +72,6 @@ cols[2].metric(
     help="Dislikes on shown lists / impressions; the change is coloured only when significant "
     "(two-proportion test and the 95% interval of the difference)",
 )
-today = data.get_system().now().date()
 still_counting = " (today included, its lists still collecting dislikes)" if f.end >= today else ""
 if rate["enough"]:
     cols[2].caption(f"95% interval {ui.fmt_interval(rate)}{still_counting}")
@@ -77,7 +86,12 @@ cols[3].metric(
 active = overview["active_version"]
 cols[4].metric("Active version", queries.version_label(active["version_id"]) if active else "none")
 st.caption(f"Days: {ui.ON_LIST_DAY}.")
-if had_before and not covered:
+if had_before and reaches_today:
+    st.caption(
+        "Counts are not compared with the days before: today is not over."
+        + (" Nor is the rate: today's lists are still collecting dislikes." if today_only else "")
+    )
+elif had_before and not covered:
     st.caption(
         f"Of these {length} days, {now['days_with_impressions']} have impressions; of the {length} before, "
         f"{before['days_with_impressions']}: counts are not compared"
@@ -96,6 +110,31 @@ day = (
     if check["latest_day"]
     else ""
 )
+# A day judged must be one of the window's: with only today, or days not settled yet, in it,
+# the latest settled day before them was judged under "in this selection".
+outside = check["latest_day"] is not None and check["latest_day"] < f.start
+if outside:
+    check = {**check, "status": "unsettled"}
+    st.info(
+        f"No day of this window has settled yet: a day is judged {settles} hours after it ends (UTC), "
+        "when its lists have collected their dislikes.",
+        icon=":material/hourglass_empty:",
+    )
+# A version activated on the day judged or the week before it: the rates mix versions.
+activations_all = data.query(queries.list_version_activations)
+if check["latest_day"] is not None and not outside and len(activations_all):
+    since = pd.Timestamp(check["latest_day"]) - pd.Timedelta(days=7)
+    until = pd.Timestamp(check["latest_day"]) + pd.Timedelta(days=1)
+    moments = pd.to_datetime(activations_all["activated_at"])
+    released = activations_all[(moments >= since) & (moments < until)]
+    if len(released):
+        st.caption(
+            "Activated on the day judged or the week before it: "
+            + ", ".join(
+                f"{r.label} {pd.Timestamp(r.activated_at):%d %b %H:%M}" for r in released.itertuples()
+            )
+            + ". The rates mix the versions that served; the Model versions page compares them."
+        )
 # The baseline says how much of it the data covers (a week with two days of data is no week).
 covered_days = check.get("baseline_days", 7)
 baseline = "the 7 days before" + (f" ({covered_days} of them with impressions)" if covered_days < 7 else "")
