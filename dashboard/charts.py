@@ -128,7 +128,13 @@ def daily_rate_chart(
     band = (
         alt.Chart(enough)
         .mark_area(opacity=0.18)
-        .encode(x, alt.Y("ci_low:Q", axis=RATE_AXIS, scale=y_scale), y2="ci_high:Q", color=color)
+        .encode(
+            x,
+            alt.Y("ci_low:Q", axis=RATE_AXIS, scale=y_scale),
+            y2="ci_high:Q",
+            color=color,
+            tooltip=_rate_tooltip("day:T", "Day"),  # its own, formatted (raw 0.103018595735 before)
+        )
     )
     line = (
         alt.Chart(enough)
@@ -226,7 +232,8 @@ def reason_trend_chart(df: pd.DataFrame) -> alt.Chart:
 def reason_genre_heatmap(df: pd.DataFrame) -> alt.LayerChart:
     """Reason x genre heatmap of dislikes."""
     base = alt.Chart(df).encode(
-        x=alt.X("genre:N", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=140)),
+        # Every genre labelled (overlapping labels were dropped: 8 of 15 named).
+        x=alt.X("genre:N", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=140, labelOverlap=False)),
         y=alt.Y("reason:N", title=None),
     )
     cells = base.mark_rect().encode(

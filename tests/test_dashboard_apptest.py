@@ -1440,6 +1440,13 @@ def test_the_score_histogram_sets_versions_side_by_side_in_every_bucket(shared_d
     )
 
 
+def test_the_heatmap_labels_every_genre(shared_db):
+    bounds = queries.get_data_bounds(shared_db)
+    frame = queries.list_reason_genre(shared_db, bounds["first_day"], bounds["last_day"])
+    spec = charts.reason_genre_heatmap(frame).to_dict()
+    assert spec["layer"][0]["encoding"]["x"]["axis"]["labelOverlap"] is False
+
+
 def test_the_heatmap_says_it_shows_the_most_disliked_genres_only(shared_db):
     at = open_page("reasons")
     assert any(c.value.startswith("The 15 genres most disliked in this selection.") for c in at.caption)
@@ -1481,8 +1488,10 @@ def test_a_days_rate_is_drawn_at_its_noon_beside_activations_at_their_moment(sha
     bounds = queries.get_data_bounds(shared_db)
     rates = queries.list_daily_rates(shared_db, bounds["first_day"], bounds["last_day"])
     spec = charts.daily_rate_chart(rates, queries.list_version_activations(shared_db)).to_dict()
-    line = spec["layer"][1]
+    band, line = spec["layer"][0], spec["layer"][1]
     assert line["encoding"]["x"]["field"] == "noon"
+    # The band's tooltip is formatted as the line's (it showed raw fractions).
+    assert band["encoding"]["tooltip"] == line["encoding"]["tooltip"]
     drawn = spec["datasets"][line["data"]["name"]]
     # At midnight, a day's point came before an activation at 09:20 that same day.
     assert all(pd.Timestamp(r["noon"]) == pd.Timestamp(r["day"]) + pd.Timedelta(hours=12) for r in drawn)

@@ -43,10 +43,12 @@ cols[0].caption(
     f"{now['attributed_dislikes']:,} on shown lists (in the rate), "
     f"{now['dislikes'] - now['attributed_dislikes']:,} without a list"
 )
+shown_change = now["impressions"] - before["impressions"]
 cols[1].metric(
     "Impressions",
     f"{now['impressions']:,}",
-    f"{now['impressions'] - before['impressions']:+,}" if covered else None,
+    f"{shown_change:+,}" if covered else None,
+    delta_color="normal" if shown_change else "off",  # "+0" is no change: not green
 )
 rate, previous_rate = now["dislike_rate"], before["dislike_rate"]
 # Today alone is not compared: its lists are still collecting dislikes, so its rate only rises.
