@@ -284,7 +284,25 @@ def _schemas(settings: Settings) -> dict:
         "RejectIn": _obj({"note": {"type": ["string", "null"], "maxLength": MAX_NOTE}}, closed=True),
         "Empty": _obj({}, closed=True),
         "ActivateIn": _obj({"expected_active": {"type": ["integer", "null"], "minimum": 1}}, closed=True),
-        "ModelVersion": _obj({"version_id": ID}, ("version_id",)),
+        "ModelVersion": _obj(
+            {
+                "version_id": ID,
+                "online": {
+                    "type": "object",
+                    "description": "in the list: the version's all-time online dislike rate (dislikes of "
+                    "its lists / its impressions), its 95% interval and enough_data",
+                    "properties": {
+                        "events": {"type": "integer"},
+                        "trials": {"type": "integer"},
+                        "rate": {"type": ["number", "null"]},
+                        "ci_low": {"type": ["number", "null"]},
+                        "ci_high": {"type": ["number", "null"]},
+                        "enough_data": {"type": "boolean"},
+                    },
+                },
+            },
+            ("version_id",),
+        ),
         "RetrainJob": _obj(
             {
                 "job_id": ID,

@@ -215,10 +215,19 @@ class Versions:
     """Model-version operations of ``FeedbackSystem``."""
 
     def list_model_versions(self) -> list[dict]:
-        """Return every model version, newest first."""
+        """Return every model version, newest first, each with its all-time online dislike rate
+        (``online``: dislikes of its lists over its impressions, with the 95% interval and
+        ``enough_data``), as the dashboard's registry shows it."""
         with read_connection(self.engine) as conn:
-            rows = conn.execute(select(model_versions).order_by(model_versions.c.version_id.desc())).all()
-        return [version_dict(r) for r in rows]
+            rows = conn.execute(select_with_online_rates()).all()
+        min_n = self.settings.min_impressions_for_rate
+        return [
+            {
+                **version_dict(r),
+                "online": _online_rate(int(r.online_dislikes), int(r.online_impressions), min_n),
+            }
+            for r in rows
+        ]
 
     def get_model_version(self, version_id: int) -> dict:
         """Return one model version."""

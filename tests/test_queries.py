@@ -746,6 +746,19 @@ def test_a_users_weights_show_the_sum_a_limit_holds(system):
     assert (row.weight, row.applied_sum) == (pytest.approx(0.1), -1.0)  # the weight alone said 0.1
 
 
+def test_the_version_list_carries_each_versions_online_rate_as_the_comparison_does(sample):
+    system, _ = sample
+    listed = {v["version_id"]: v["online"] for v in system.list_model_versions()}
+    compared = system.compare_model_versions(1, 2)
+    for side in ("a", "b"):
+        version = compared[side]
+        online = version["online"]
+        assert listed[version["version_id"]] == {
+            k: online[k] for k in ("events", "trials", "rate", "ci_low", "ci_high", "enough_data")
+        }
+    assert any(o["trials"] > 0 for o in listed.values())  # the sample's versions served
+
+
 def test_user_profile_frames_are_the_systems_reads(sample):
     system, _ = sample
     for user in (1, 2, 424242):  # the last one has nothing at all
