@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    case,
     cast,
     func,
     inspect,
@@ -424,25 +425,56 @@ def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_da
 
 
 def list_reason_counts(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:
-    """Return dislikes per reason in the window, with their share and mean predicted score."""
+    """Return dislikes per reason in the window, with their share, mean predicted score and the
+    reason's own dislike rate: its dislikes on shown lists over the window's impressions (with
+    ``impressions``, ``rate``, ``ci_low``, ``ci_high``, ``enough``). A share moves when another
+    reason surges; a reason's rate moves only with its own dislikes."""
+    attributed = func.sum(case((daily_dislikes.c.attributed == 1, daily_dislikes.c.dislikes), else_=0))
     with read_connection(system.engine) as conn:
         rows = conn.execute(
             select(
                 daily_dislikes.c.reason,
                 func.sum(daily_dislikes.c.dislikes),
                 func.sum(daily_dislikes.c.score_sum),
+                attributed,
             )
             .where(*_dislike_where(start, end, versions, reasons))
             .group_by(daily_dislikes.c.reason)
         ).all()
-    counted = [(reason, int(n), float(score_sum or 0.0)) for reason, n, score_sum in rows if n and int(n) > 0]
+        shown = conn.execute(
+            select(func.coalesce(func.sum(daily_impressions.c.impressions), 0)).where(
+                *_impression_where(start, end, versions)
+            )
+        ).scalar_one()
+    min_trials = system.settings.min_impressions_for_rate
+    counted = [
+        (reason, int(n), float(score_sum or 0.0), int(on_lists or 0))
+        for reason, n, score_sum, on_lists in rows
+        if n and int(n) > 0
+    ]
     counted.sort(key=lambda r: (-r[1], r[0]))  # most dislikes first
-    total = sum(n for _, n, _ in counted)
-    records = [(reason, n, n / total, score_sum / n) for reason, n, score_sum in counted]
-    columns = ["reason", "dislikes", "share", "mean_predicted_score"]
-    return to_frame(
-        records, columns, {"dislikes": "int64", "share": "float64", "mean_predicted_score": "float64"}
-    )
+    total = sum(n for _, n, _, _ in counted)
+    records = []
+    for reason, n, score_sum, on_lists in counted:
+        rate = rate_fields(on_lists, int(shown), min_trials)
+        records.append(
+            (
+                reason,
+                n,
+                n / total,
+                score_sum / n,
+                on_lists,
+                int(shown),
+                rate["rate"],
+                rate["ci_low"],
+                rate["ci_high"],
+                rate["enough"],
+            )
+        )
+    columns = ["reason", "dislikes", "share", "mean_predicted_score", "on_lists", "impressions"]
+    columns += ["rate", "ci_low", "ci_high", "enough"]
+    dtypes = {"dislikes": "int64", "share": "float64", "mean_predicted_score": "float64", "on_lists": "int64"}
+    return to_frame(records, columns, dtypes | {"impressions": "int64", "enough": "bool"})
 
 
 def list_reason_trend(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:

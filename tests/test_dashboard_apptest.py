@@ -1440,6 +1440,14 @@ def test_the_score_histogram_sets_versions_side_by_side_in_every_bucket(shared_d
     )
 
 
+def test_the_reasons_table_gives_each_reason_its_rate_beside_its_share(shared_db):
+    at = open_page("reasons")
+    shown = table(at, "reason", "share", "dislike_rate")
+    bounds = queries.get_data_bounds(shared_db)
+    counts = queries.list_reason_counts(shared_db, bounds["first_day"], bounds["last_day"])
+    assert list(shown["dislike_rate"]) == [ui.fmt_rate(r, trials="impressions") for _, r in counts.iterrows()]
+
+
 def test_the_heatmap_labels_every_genre(shared_db):
     bounds = queries.get_data_bounds(shared_db)
     frame = queries.list_reason_genre(shared_db, bounds["first_day"], bounds["last_day"])

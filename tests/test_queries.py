@@ -759,6 +759,21 @@ def test_the_version_list_carries_each_versions_online_rate_as_the_comparison_do
     assert any(o["trials"] > 0 for o in listed.values())  # the sample's versions served
 
 
+def test_each_reason_has_its_own_dislike_rate_of_the_windows_impressions(sample):
+    system, _ = sample
+    bounds = queries.get_data_bounds(system)
+    window = (bounds["first_day"], bounds["last_day"])
+    counts = queries.list_reason_counts(system, *window)
+    overview = queries.get_overview(system, *window)["current"]
+    # Of the dislikes on shown lists, per impression of the same window (the share is of dislikes).
+    assert counts["on_lists"].sum() == overview["attributed_dislikes"]
+    assert set(counts["impressions"]) == {overview["impressions"]}
+    for row in counts.itertuples():
+        assert row.rate == pytest.approx(row.on_lists / row.impressions)
+        low, high = wilson_interval(row.on_lists, row.impressions)
+        assert (row.ci_low, row.ci_high) == (pytest.approx(low), pytest.approx(high))
+
+
 def test_user_profile_frames_are_the_systems_reads(sample):
     system, _ = sample
     for user in (1, 2, 424242):  # the last one has nothing at all

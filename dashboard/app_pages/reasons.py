@@ -19,13 +19,24 @@ left, right = st.columns([2, 3])
 with left:
     st.subheader("Distribution")
     st.altair_chart(charts.reason_bar_chart(counts), width="stretch")
+    # Each reason's own rate beside its share: one surging reason shrinks the others' shares
+    # while their rates stay as they were.
+    table = counts[["reason", "dislikes", "share", "mean_predicted_score"]].assign(
+        dislike_rate=ui.rate_column(counts, "impressions")
+    )
     ui.show_table(
-        counts,
+        table,
         "reason_counts",
         {
-            "share": st.column_config.NumberColumn(format="percent"),
+            "share": st.column_config.NumberColumn("share of dislikes", format="percent"),
             "mean_predicted_score": st.column_config.NumberColumn(format="%.3f"),
+            "dislike_rate": st.column_config.TextColumn("dislike rate (95% interval)"),
         },
+    )
+    st.caption(
+        "Share: of this window's dislikes. Dislike rate: the reason's dislikes on shown lists per "
+        f"impression ({int(counts['impressions'].iloc[0]):,} in this window), which another reason's surge "
+        "does not move."
     )
 with right:
     st.subheader("Over time")
