@@ -26,12 +26,13 @@ REASON_PALETTE = dict(
 )
 
 
-# Vega's "tableau20", its ten strong colours first and their light companions after: a
+# Vega's "tableau20", its ten strong colours first, then its light ones five hues on: a
 # version's colour follows from its number alone, the same on every chart whichever other
-# versions the chart shows, and v1 and v11 differ.
+# versions the chart shows; v1 and v11 differ in hue too (v8 and v18 were a pink and its pale
+# companion, hard to tell apart).
 VERSION_PALETTE = (
     "#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2", "#439894", "#b79a20", "#d67195", "#9e765f", "#79706e",
-    "#9ecae9", "#ffbf79", "#88d27a", "#ff9d98", "#d6a5c9", "#83bcb6", "#f2cf5b", "#fcbfd2", "#d8b5a5", "#bab0ac",
+    "#83bcb6", "#f2cf5b", "#fcbfd2", "#d8b5a5", "#bab0ac", "#9ecae9", "#ffbf79", "#88d27a", "#ff9d98", "#d6a5c9",
 )  # fmt: skip
 
 

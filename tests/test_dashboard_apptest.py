@@ -1448,6 +1448,27 @@ def test_the_reasons_table_gives_each_reason_its_rate_beside_its_share(shared_db
     assert list(shown["dislike_rate"]) == [ui.fmt_rate(r, trials="impressions") for _, r in counts.iterrows()]
 
 
+def test_versions_ten_apart_differ_in_hue_not_only_in_shade():
+    # tableau20's companions: each strong colour and its own pale shade.
+    strong = [
+        "#4c78a8",
+        "#f58518",
+        "#54a24b",
+        "#e45756",
+        "#b279a2",
+        "#439894",
+        "#b79a20",
+        "#d67195",
+        "#9e765f",
+    ]
+    pale = ["#9ecae9", "#ffbf79", "#88d27a", "#ff9d98", "#d6a5c9", "#83bcb6", "#f2cf5b", "#fcbfd2", "#d8b5a5"]
+    companions = set(zip(strong, pale, strict=True))
+    colours = [charts.version_colour(f"v{v}") for v in range(1, 21)]
+    assert len(set(colours)) == 20
+    # v8 and v18 were a pink and its pale companion.
+    assert all((colours[v], colours[v + 10]) not in companions for v in range(10))
+
+
 def test_the_heatmap_labels_every_genre(shared_db):
     bounds = queries.get_data_bounds(shared_db)
     frame = queries.list_reason_genre(shared_db, bounds["first_day"], bounds["last_day"])
