@@ -99,13 +99,13 @@ def _adjustment_filters(
         where.append(feature_adjustments.c.status == status)
     if user_id is not None:
         where.append(feature_adjustments.c.user_id == check_id(user_id, "user_id"))
-    if feature:
+    if feature and str(feature).strip():  # (blank: no filter, as on the dashboard)
         # A feature type or value, in any case ("horror" finds Horror).
         exact = check_text(feature, "feature", 200).strip()
         if exact.lower() in policy.FEATURE_TYPES:
             where.append(feature_adjustments.c.feature_type == exact.lower())
         else:
-            # (SQLite's lower() folds ASCII letters only: the value as typed matches too.)
+            # (lower() folds every letter on both backends: feedback_core.db gives SQLite one.)
             value = feature_adjustments.c.feature_value
             where.append(or_(value == exact, func.lower(value) == exact.lower()))
     if reason is not None:
@@ -113,6 +113,13 @@ def _adjustment_filters(
             raise ValidationError(f"reason must be one of {', '.join(REASONS)}, got {reason!r}", "reason")
         where.append(feature_adjustments.c.reason == reason)
     return where
+
+
+def _check_ids(ids: Any) -> list[int]:
+    """Return a bulk decision's ids, each checked, or raise naming the first bad one."""
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+        raise ValidationError("adjustment_ids must be a list of ids", "adjustment_ids")
+    return [check_id(i, f"adjustment_ids[{n}]") for n, i in enumerate(ids)]
 
 
 class Adjustments:
@@ -211,26 +218,28 @@ class Adjustments:
     ) -> dict:
         """Approve many proposals (``magnitudes``: edited magnitudes of some of them, by id);
         report which were applied and which were already decided."""
-        edited = dict(magnitudes or {})
-        for i, value in edited.items():  # checked before any is decided: a bad one changes nothing
-            _check_magnitude(value)
-            if i not in adjustment_ids:
+        ids = _check_ids(adjustment_ids)
+        if magnitudes is not None and not isinstance(magnitudes, Mapping):
+            raise ValidationError("magnitudes must map adjustment ids to magnitudes", "magnitudes")
+        edited: dict[int, float] = {}
+        for key, value in (magnitudes or {}).items():  # all checked before any is decided
+            i = check_id(key, "magnitudes")
+            if i not in ids:
                 raise ValidationError(
                     f"magnitudes names adjustment {i}, which is not among those approved", "magnitudes"
                 )
-        return self._bulk(
-            adjustment_ids, lambda i: self.approve_adjustment(i, actor, magnitude=edited.get(i))
-        )
+            try:
+                edited[i] = _check_magnitude(value)
+            except ValidationError as exc:
+                raise ValidationError(f"adjustment {i}'s {exc.message}", f"magnitudes[{i}]") from None
+        return self._bulk(ids, lambda i: self.approve_adjustment(i, actor, magnitude=edited.get(i)))
 
     def reject_adjustments(self, adjustment_ids: Sequence[int], actor: str, note: str = "") -> dict:
         """Reject many proposals; report which were rejected and which were already decided."""
         return self._bulk(adjustment_ids, lambda i: self.reject_adjustment(i, actor, note))
 
     def _bulk(self, ids: Sequence[int], decide) -> dict:
-        if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
-            raise ValidationError("adjustment_ids must be a list of ids", "adjustment_ids")
-        # Every id is checked before any is decided: a bad one changes nothing.
-        ids = [check_id(i, f"adjustment_ids[{n}]") for n, i in enumerate(ids)]
+        ids = _check_ids(ids)  # every id before any is decided: a bad one changes nothing
         done, skipped = [], []
         for i in ids:
             try:

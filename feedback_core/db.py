@@ -209,6 +209,9 @@ def _sqlite_engine(settings: Settings, url) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous.upper()}")
+        # lower() of every letter, as PostgreSQL's (SQLite's own folds A-Z only: "ÉMILE" did not
+        # find Émile on SQLite, where it did on PostgreSQL).
+        dbapi_conn.create_function("lower", 1, _unicode_lower, deterministic=True)
         if checkpointer is not None:
             # The background checkpointer below does this work, outside anyone's COMMIT.
             cursor.execute("PRAGMA wal_autocheckpoint=0")
@@ -402,6 +405,10 @@ class _Checkpointer:
         with self._lock:
             if not self._stopping:
                 self._writer_finishes = True
+
+
+def _unicode_lower(value):
+    return value.lower() if isinstance(value, str) else value
 
 
 class _Writers:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, insert, select
 from feedback_core import aggregates
 from feedback_core.db import format_ts, read_connection, write_transaction
 from feedback_core.errors import NotFoundError, ValidationError
+from feedback_core.recording import LIST_CLOCK_SKEW
 from feedback_core.schema import impressions, movies, recommendation_sets
 from feedback_core.validation import check_id, check_recent, validate_items
 from feedback_core.versions import require_version
@@ -33,6 +34,15 @@ class Impressions:
         model_version_id = check_id(model_version_id, "model_version_id", optional=True)
         clean = validate_items(items, self.settings)
         now = self.now() if shown_at is None else check_recent(shown_at, "shown_at", self.now())
+        if shown_at is not None and now > self.now() + LIST_CLOCK_SKEW:
+            # Shown in the future (local time sent as UTC, say): its day would not have begun, and
+            # the dashboard's dates would run into it. (An import allows a day ahead.)
+            ahead = now - self.now()
+            raise ValidationError(
+                f"shown_at is {ahead.total_seconds() / 3600:.1f} hours ahead of this server's clock "
+                f"({format_ts(self.now())} UTC): send the time the list was shown, in UTC",
+                "shown_at",
+            )
         with write_transaction(self.engine) as conn:
             set_id = self._insert_set(conn, user_id, clean, model_version_id, source, now)
         return set_id

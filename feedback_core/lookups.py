@@ -189,7 +189,7 @@ def _inbox_filters(status: bool, user: bool, by_type: bool | None, reason: bool)
     if by_type:
         where.append(fa.c.feature_type == bindparam("feature"))
     elif by_type is not None:
-        # (SQLite's lower() folds ASCII letters only: the value as typed matches too.)
+        # (lower() folds every letter on both backends: feedback_core.db gives SQLite one.)
         where.append(
             or_(
                 fa.c.feature_value == bindparam("feature_exact"),

@@ -375,9 +375,10 @@ def check_set(
     shown: float | None,
     shown_at: datetime | None = None,
     at: datetime | None = None,
+    at_given: bool = False,
 ) -> None:
     """Refuse a dislike citing a list that does not exist, was someone else's, lacked the movie,
-    or was shown after the dislike (``at``) was made."""
+    or was shown after the dislike (``at``, given with it when ``at_given``) was made."""
     if d.recommendation_set_id is None:
         return
     if owner != d.user_id:
@@ -395,13 +396,15 @@ def check_set(
             "recommendation_set_id",
         )
     if shown_at is not None and at is not None and at < shown_at - LIST_CLOCK_SKEW:
-        # A list recorded with a wrong time (local time sent as UTC, say): counted with it, the
-        # dislike would fall on a later day than it was made, tomorrow's, as imports refuse it.
+        # Counted with its list, the dislike would fall on a later day than it was made (as
+        # imports refuse it). The time given with the dislike, or else the list's, is wrong.
+        field = "created_at" if at_given else "recommendation_set_id"
+        wrong = "this created_at is likely wrong" if at_given else "the list's time is likely wrong"
         raise ValidationError(
             f"recommendation_set_id {d.recommendation_set_id} was shown at {shown_at.isoformat(sep=' ')} "
             f"(UTC), after this dislike ({at.isoformat(sep=' ', timespec='seconds')}): a dislike of a list "
-            "comes after it; the list's time is likely wrong (send times in UTC)",
-            "recommendation_set_id",
+            f"comes after it; {wrong} (send times in UTC)",
+            field,
         )
 
 
@@ -491,7 +494,7 @@ class Recording:
             # not know would change nothing. What the dislike sent served a film new to it.
             genres, cast, franchise = list(movie_genres or []), list(movie_cast or []), movie_franchise
             ignored = _ignored_details(d, title, genres, cast, franchise) if movie[0] is not None else []
-            check_set(d, owner, shown, shown_at, now)
+            check_set(d, owner, shown, shown_at, now, at_given=created_at is not None)
             if d.predicted_score is None:
                 d = d._replace(predicted_score=0.0 if shown is None else float(shown))
             dislike_id = _INSERT_DISLIKE.first_row(

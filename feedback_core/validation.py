@@ -46,8 +46,8 @@ def check_id(value: Any, field: str, optional: bool = False) -> int | None:
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+            value = int(value.strip())  # ("²" is a digit to isdigit, not to int)
         elif isinstance(value, float) and value.is_integer():
             value = int(value)
         else:

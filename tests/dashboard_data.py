@@ -109,7 +109,8 @@ def build_sample(
         # Version 2 is genuinely better: fewer dislikes per impression.
         p_dislike = 0.10 if version == 1 else 0.05
         for user_id in range(1, users + 1):
-            at = moment + timedelta(minutes=user_id)
+            # Shown before the sample's clock on its last day: a list is recorded when shown.
+            at = moment + timedelta(minutes=user_id - users - 1)
             items = [
                 {"movie_id": m, "predicted_score": round(rng.uniform(0.3, 0.99), 3)}
                 for m in rng.sample(range(1, 61), 10)

@@ -271,12 +271,24 @@ def test_a_bulk_approval_applies_the_edited_magnitudes_it_is_given(system):
     second = horror_proposal(system, user_id=2, movie_id=11)
     ids = [first["adjustment_id"], second["adjustment_id"]]
     before = row_counts(system)
-    for magnitudes, field in (({ids[0]: 0.4}, "magnitude"), ({9999: -0.2}, "magnitudes")):
+    for magnitudes, field in (({ids[0]: 0.4}, f"magnitudes[{ids[0]}]"), ({9999: -0.2}, "magnitudes")):
         with pytest.raises(ValidationError) as err:  # checked before any is decided
             system.approve_adjustments(ids, actor="ana", magnitudes=magnitudes)
         assert err.value.field == field
         assert row_counts(system) == before
-    result = system.approve_adjustments(ids, actor="ana", magnitudes={ids[0]: -0.4})
+    # Told plainly, naming what was wrong (a string of ids raised a TypeError).
+    for bad_ids, magnitudes, field in (
+        ("12", {ids[0]: -0.2}, "adjustment_ids"),
+        (ids, [(ids[0], -0.2)], "magnitudes"),
+        (ids, {"x": -0.2}, "magnitudes"),
+        (ids, {ids[0]: 0.5}, f"magnitudes[{ids[0]}]"),
+    ):
+        with pytest.raises(ValidationError) as err:
+            system.approve_adjustments(bad_ids, actor="ana", magnitudes=magnitudes)
+        assert err.value.field == field
+    assert row_counts(system) == before
+    # An id as text names the same adjustment, as the ids themselves may be given.
+    result = system.approve_adjustments(ids, actor="ana", magnitudes={str(ids[0]): -0.4})
     assert result["decided"] == ids
     assert system.get_adjustment(ids[0])["magnitude"] == -0.4
     assert system.get_adjustment(ids[1])["magnitude"] == second["proposed_magnitude"]
@@ -364,3 +376,16 @@ def test_auto_approve_applies_proposals_at_once(make_system):
         "genre": {"Horror": pytest.approx(0.925)},
     }
     assert count(system, audit_log, audit_log.c.action == "adjustment.approved") == 2
+
+
+def test_a_feature_is_found_in_any_case_of_any_letter_on_both_backends(system):
+    from feedback_core import lookups
+
+    system.save_dislike(1, 10, "M10", reason="wrong_genre", genres=["Émile"])
+    system.save_dislike(2, 11, "M11", reason="wrong_genre", genres=["Horror"])
+    # SQLite's own lower() folds A-Z only: "ÉMILE" found Émile on PostgreSQL, not on SQLite.
+    for typed in ("Émile", "émile", "ÉMILE", "  émile "):
+        assert [a["feature_value"] for a in system.list_adjustments(feature=typed)] == ["Émile"], typed
+        assert system.count_adjustments(feature=typed) == 1
+        assert list(lookups.list_adjustment_inbox(system, feature=typed)["feature_value"]) == ["Émile"]
+        assert lookups.count_adjustment_inbox(system, feature=typed) == 1

@@ -477,6 +477,8 @@ def test_adjustments_can_be_listed_approved_and_rejected_by_an_admin(api):
     for typed in ("gore", "GORE"):  # in any case
         assert api.get(f"/api/adjustments?feature={typed}", key="admin", user=None).get_json()["total"] == 1
     assert api.get("/api/adjustments?feature=Genre", key="admin", user=None).get_json()["total"] == 2
+    # A blank feature is no filter, as on the dashboard (it matched a feature named "").
+    assert api.get("/api/adjustments?feature=%20%20", key="admin", user=None).get_json()["total"] == 2
 
     before = row_counts(api.system)
     denied = api.post(f"/api/adjustments/{first}/approve", key="service", user=None)

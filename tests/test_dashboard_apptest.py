@@ -270,32 +270,40 @@ def test_overview_compares_no_counts_over_a_day_not_over_and_judges_only_its_own
     from feedback_core.versions import activate
 
     bounds = queries.get_data_bounds(own_db)
-    first, last = bounds["first_day"], bounds["last_day"]
+    first = bounds["first_day"]
     items = [{"movie_id": m, "predicted_score": 0.9} for m in range(1, 41)]
-    own_db.record_recommendation_set(900, items, model_version_id=2)  # shown now, today
     today = own_db.now().date()
+    # A list on each of the last four days (today's shown now): both windows below are covered.
+    for back in (3, 2, 1):
+        noon = datetime.combine(today - timedelta(days=back), time(12))
+        shown = own_db.record_recommendation_set(900 + back, items, model_version_id=2, shown_at=noon)
+        own_db.save_dislike(900 + back, 1, recommendation_set_id=shown, predicted_score=0.9, reason="other")
+    own_db.record_recommendation_set(900, items, model_version_id=2)
     at = open_page("overview")
-    # From the sample's last days to today: the window before it holds sample days too.
-    at.session_state["filter_dates"] = (last - timedelta(days=2), today)
+    at.session_state["filter_dates"] = (today - timedelta(days=1), today)
     at.run()
     # Today's few minutes against a whole day: "-420 impressions" read as a drop.
     assert not metric_delta(at, "Dislikes") and not metric_delta(at, "Impressions")
     assert any(
-        c.value.startswith("Counts are not compared with the days before: today is not over.")
+        c.value.startswith("Counts are not compared with the days before: the window's last day is not over")
         for c in at.caption
-    )
+    ), [c.value for c in at.caption]
     at.session_state["filter_dates"] = (today, today)
     at.run()
     (rate,) = (m for m in at.metric if m.label == "Dislike rate")
-    assert not rate.delta  # today's rate only rises: no green arrow for it
+    assert rate.value != "—" and not rate.delta  # today's rate only rises: no arrow for it
     # No day of a window of today alone has settled: the day judged was outside it.
     boxes = [*at.success, *at.error, *at.info, *at.warning]
     assert any(b.value.startswith("No day of this window has settled yet") for b in boxes)
     assert not any(
         "the latest settled day (UTC) with impressions in this selection" in b.value for b in boxes
     )
+    # A past window with no impressions is not said to be unsettled.
+    at.session_state["filter_dates"] = (first - timedelta(days=20), first - timedelta(days=10))
+    at.run()
+    assert not any(b.value.startswith("No day of this window has settled yet") for b in at.info)
     # A version activated in the week judged: said beside the verdict.
-    judged = queries.get_latest_day_check(own_db, last)["latest_day"]
+    judged = queries.get_latest_day_check(own_db, bounds["last_day"])["latest_day"]
     with write_transaction(own_db.engine) as conn:
         activate(conn, 3, "ops@example.com", datetime.combine(judged, time(9, 20)), "manual")
     data.refresh()
@@ -713,6 +721,16 @@ def test_an_approval_names_the_magnitude_it_applies_and_keeps_edits_when_more_ro
     assert own_db.get_adjustment(second)["magnitude"] == proposed[second]
 
 
+def test_an_approval_at_magnitude_0_says_it_changes_no_score(own_db):
+    at = open_page("adjustments")
+    target = int(lookups.list_adjustment_inbox(own_db, limit=1)["adjustment_id"][0])
+    pick(at, [target])
+    at.number_input(key=f"magnitude_{target}").set_value(0.0).run()
+    at.button(key="approve_selected").click().run()
+    asked = " ".join(t.value for t in at.text)
+    assert "A magnitude of 0 changes no weight" in asked and "scores change at once" not in asked
+
+
 def test_an_approval_that_changes_no_weight_says_so(own_db):
     inbox = lookups.list_adjustment_inbox(own_db, limit=100_000)
     same = inbox.groupby(["user_id", "feature_type", "feature_value"])["adjustment_id"].apply(list)
@@ -757,6 +775,12 @@ def test_any_users_applied_adjustments_can_be_reached_to_revert(own_db):
     typed.options.append("424242")
     typed.set_value("424242").run()
     assert any(i.value == "User 424242 has no applied adjustments." for i in at.info)
+    for text in ("²", "99999999999999999999"):  # a digit to isdigit, and past the largest id: crashes
+        typed = at.selectbox(key="effect_user")
+        typed.options.append(text)
+        typed.set_value(text).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(e.value.startswith("user id must be a positive integer") for e in at.error)
 
 
 def test_a_decision_asked_on_a_page_left_is_not_asked_on_the_next(own_db):

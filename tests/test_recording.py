@@ -656,6 +656,7 @@ def test_a_dislike_after_midnight_of_a_list_shown_before_counts_on_the_lists_day
 
     add_movie(system, 10, "A", genres=["Drama"])
     shown = datetime(2026, 11, 1, 23, 50)
+    clock.moment = shown  # (a list is recorded when shown, not hours ahead)
     set_id = system.record_recommendation_set(7, [{"movie_id": 10, "predicted_score": 0.6}], shown_at=shown)
     clock.moment = datetime(2026, 11, 2, 0, 10)
     system.record_dislike(user_id=7, movie_id=10, recommendation_set_id=set_id, reason="other")
@@ -666,19 +667,33 @@ def test_a_dislike_after_midnight_of_a_list_shown_before_counts_on_the_lists_day
     assert {r.day.isoformat() for r in rows(system, daily_reason_genre)} == {"2026-11-01"}
 
 
-def test_a_dislike_made_before_its_list_was_shown_is_refused(system, clock):
+def test_a_list_or_a_dislike_out_of_time_order_is_refused(system, clock):
     from datetime import timedelta
 
     add_movies(system, [1, 2])
-    # A list recorded 20 hours ahead (local time sent as UTC): its dislike made now fell on
-    # tomorrow, and the dashboard's dates ran into a day that had not begun.
-    ahead = system.record_recommendation_set(7, [1, 2], shown_at=clock.moment + timedelta(hours=20))
     before = row_counts(system)
-    with pytest.raises(ValidationError) as refused:
-        system.save_dislike(7, 1, recommendation_set_id=ahead, predicted_score=0.5)
-    assert refused.value.field == "recommendation_set_id"
-    assert "after this dislike" in refused.value.message and "send times in UTC" in refused.value.message
+    # A list recorded 20 hours ahead (local time sent as UTC): its day had not begun, its
+    # dislikes fell on tomorrow, and the dashboard's dates ran into a day not begun.
+    with pytest.raises(ValidationError) as ahead:
+        system.record_recommendation_set(7, [1, 2], shown_at=clock.moment + timedelta(hours=20))
+    assert (
+        ahead.value.field == "shown_at" and "20.0 hours ahead of this server's clock" in ahead.value.message
+    )
     assert row_counts(system) == before
-    # Clocks a few minutes apart are taken: the dislike counts with its list.
+    # A dislike dated before the list it cites: its own time is wrong, and it says so.
+    shown = system.record_recommendation_set(7, [1, 2])
+    before = row_counts(system)
+    with pytest.raises(ValidationError) as early:
+        system.record_dislike(
+            user_id=7,
+            movie_id=1,
+            movie_title="",
+            recommendation_set_id=shown,
+            predicted_score=0.5,
+            created_at=clock.moment - timedelta(hours=2),
+        )
+    assert early.value.field == "created_at" and "this created_at is likely wrong" in early.value.message
+    assert row_counts(system) == before
+    # Clocks a few minutes apart are taken: the list, and a dislike of it, count.
     near = system.record_recommendation_set(7, [1, 2], shown_at=clock.moment + timedelta(minutes=3))
     assert system.save_dislike(7, 2, recommendation_set_id=near, predicted_score=0.5) > 0

@@ -8,7 +8,9 @@ import streamlit as st
 from dashboard import data, ui
 from feedback_core import lookups
 from feedback_core.adjustments import MAX_NOTE
+from feedback_core.errors import ValidationError
 from feedback_core.settings import REASONS
+from feedback_core.validation import check_id
 
 INBOX_ROWS = 200
 # The inbox table's key (its rows are picked by selecting them) and where the proposal ids of
@@ -299,7 +301,10 @@ with inbox_tab:
             )
         else:
             change = ", each at its proposed magnitude"
-        if count == 1 and at_limit(preview, edited if edited is not None else proposed):
+        chosen = (edited if edited is not None else proposed) if count == 1 else None
+        if chosen == 0:
+            effect = "A magnitude of 0 changes no weight: the decision is recorded, no score changes."
+        elif chosen is not None and at_limit(preview, chosen):
             effect = f"Its weight stays at {preview['weight_before']:.2f}, its limit: no score changes now."
         elif len({int(rows[i].user_id) for i in picked}) == 1:
             effect = "The user's scores change at once."
@@ -351,12 +356,10 @@ with applied_tab:
     )
     effect_user = None
     if typed is not None:
-        if str(typed).strip().isdigit() and int(str(typed).strip()) > 0:
-            effect_user = int(str(typed).strip())
-        else:
-            st.error(
-                f"A user id is a positive whole number, got {str(typed)[:40]!r}.", icon=":material/error:"
-            )
+        try:
+            effect_user = check_id(str(typed).strip(), "user id")  # "²" and 10**20 were crashes
+        except ValidationError as exc:
+            st.error(exc.message, icon=":material/error:")
     if effect_user is not None:
         effects = data.query(lookups.get_adjustment_effects, effect_user)
         if effects.empty:

@@ -1,5 +1,7 @@
 """Overview: headline numbers against the previous window, the daily dislike rate, an alert."""
 
+from datetime import timedelta
+
 import pandas as pd
 import streamlit as st
 
@@ -21,14 +23,15 @@ now, before = overview["current"], overview["previous"]
 # window runs past the data). Rates compare either way, when both have enough impressions.
 had_before = before["impressions"] > 0 or before["dislikes"] > 0
 length = (f.end - f.start).days + 1
-today = data.get_system().now().date()
-# A window reaching today holds a day only minutes or hours old: "-420 impressions" was the part
-# of today still to come, not a drop.
-reaches_today = f.end >= today
+clock = data.get_system().now()
+today = clock.date()
+# A day is over for these counts once its lists have collected their dislikes (DAY_SETTLES after
+# it ends): a window reaching a later day holds one still filling, "-420 impressions" being the
+# part of today still to come, not a drop.
+last_settled = (clock - queries.DAY_SETTLES).date() - timedelta(days=1)
+unsettled = f.end > last_settled
 covered = (
-    had_before
-    and not reaches_today
-    and before["days_with_impressions"] == now["days_with_impressions"] == length
+    had_before and not unsettled and before["days_with_impressions"] == now["days_with_impressions"] == length
 )
 cols = st.columns([1, 1, 1.2, 1.1, 0.8])
 cols[0].metric(
@@ -51,9 +54,10 @@ cols[1].metric(
     delta_color="normal" if shown_change else "off",  # "+0" is no change: not green
 )
 rate, previous_rate = now["dislike_rate"], before["dislike_rate"]
-# Today alone is not compared: its lists are still collecting dislikes, so its rate only rises.
-today_only = f.start >= today
-comparable = rate["enough"] and previous_rate["enough"] and not today_only
+# Days not settled alone are not compared: their lists are still collecting dislikes, so their
+# rate only rises.
+only_unsettled = f.start > last_settled
+comparable = rate["enough"] and previous_rate["enough"] and not only_unsettled
 change, significant = None, False
 if comparable:
     # Coloured (better, worse) only when the two-proportion test and the interval of the
@@ -88,10 +92,12 @@ cols[3].metric(
 active = overview["active_version"]
 cols[4].metric("Active version", queries.version_label(active["version_id"]) if active else "none")
 st.caption(f"Days: {ui.ON_LIST_DAY}.")
-if had_before and reaches_today:
+if had_before and unsettled:
     st.caption(
-        "Counts are not compared with the days before: today is not over."
-        + (" Nor is the rate: today's lists are still collecting dislikes." if today_only else "")
+        "Counts are not compared with the days before: the window's last day is not over (its lists "
+        "collect dislikes until "
+        + f"{int(queries.DAY_SETTLES.total_seconds() // 3600)} hours after it ends)."
+        + (" Nor is the rate: no day of it is." if only_unsettled else "")
     )
 elif had_before and not covered:
     st.caption(
@@ -116,12 +122,13 @@ day = (
 # the latest settled day before them was judged under "in this selection".
 outside = check["latest_day"] is not None and check["latest_day"] < f.start
 if outside:
-    check = {**check, "status": "unsettled"}
-    st.info(
-        f"No day of this window has settled yet: a day is judged {settles} hours after it ends (UTC), "
-        "when its lists have collected their dislikes.",
-        icon=":material/hourglass_empty:",
-    )
+    check = {**check, "status": "outside"}
+    if only_unsettled:  # (a past window without impressions is said to be so by the chart)
+        st.info(
+            f"No day of this window has settled yet: a day is judged {settles} hours after it ends (UTC), "
+            "when its lists have collected their dislikes.",
+            icon=":material/hourglass_empty:",
+        )
 # A version activated on the day judged or the week before it: the rates mix versions.
 activations_all = data.query(queries.list_version_activations)
 if check["latest_day"] is not None and not outside and len(activations_all):
