@@ -223,7 +223,13 @@ class Adjustments:
             raise ValidationError("magnitudes must map adjustment ids to magnitudes", "magnitudes")
         edited: dict[int, float] = {}
         for key, value in (magnitudes or {}).items():  # all checked before any is decided
-            i = check_id(key, "magnitudes")
+            try:
+                i = check_id(key, "magnitudes")
+            except ValidationError:
+                raise ValidationError(
+                    f"magnitudes must map adjustment ids to magnitudes; {str(key)[:40]!r} is not an adjustment id",
+                    "magnitudes",
+                ) from None
             if i not in ids:
                 raise ValidationError(
                     f"magnitudes names adjustment {i}, which is not among those approved", "magnitudes"

@@ -209,8 +209,8 @@ def _sqlite_engine(settings: Settings, url) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous.upper()}")
-        # lower() of every letter, as PostgreSQL's (SQLite's own folds A-Z only: "ÉMILE" did not
-        # find Émile on SQLite, where it did on PostgreSQL).
+        # lower() of every letter (Python's str.lower), near PostgreSQL's: SQLite's own folds A-Z
+        # only, so "ÉMILE" did not find Émile on SQLite, where it did on PostgreSQL.
         dbapi_conn.create_function("lower", 1, _unicode_lower, deterministic=True)
         if checkpointer is not None:
             # The background checkpointer below does this work, outside anyone's COMMIT.
@@ -408,7 +408,9 @@ class _Checkpointer:
 
 
 def _unicode_lower(value):
-    return value.lower() if isinstance(value, str) else value
+    if value is None or isinstance(value, bytes):
+        return value
+    return str(value).lower()  # (a number as text, as SQLite's lower() gives it)
 
 
 class _Writers:

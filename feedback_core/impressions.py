@@ -37,9 +37,10 @@ class Impressions:
         if shown_at is not None and now > self.now() + LIST_CLOCK_SKEW:
             # Shown in the future (local time sent as UTC, say): its day would not have begun, and
             # the dashboard's dates would run into it. (An import allows a day ahead.)
-            ahead = now - self.now()
+            ahead = (now - self.now()).total_seconds()
+            by = f"{ahead / 60:.0f} minutes" if ahead < 3600 else f"{ahead / 3600:.1f} hours"
             raise ValidationError(
-                f"shown_at is {ahead.total_seconds() / 3600:.1f} hours ahead of this server's clock "
+                f"shown_at is {by} ahead of this server's clock "
                 f"({format_ts(self.now())} UTC): send the time the list was shown, in UTC",
                 "shown_at",
             )

@@ -46,8 +46,15 @@ def check_id(value: Any, field: str, optional: bool = False) -> int | None:
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-            value = int(value.strip())  # ("²" is a digit to isdigit, not to int)
+        digits = value.strip() if isinstance(value, str) else ""
+        if digits.isascii() and digits.isdigit() and len(digits) > len(str(MAX_ID)):
+            # (Before int(): Python refuses to read more than 4,300 digits, with a ValueError.)
+            shown = digits if len(digits) <= 40 else f"{digits[:20]}... ({len(digits):,} digits)"
+            raise ValidationError(
+                f"{field} must be a positive integer no larger than {MAX_ID}, got {shown}", field
+            )
+        if digits.isascii() and digits.isdigit():
+            value = int(digits)  # ("²" is a digit to isdigit, not to int)
         elif isinstance(value, float) and value.is_integer():
             value = int(value)
         else:

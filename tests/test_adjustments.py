@@ -389,3 +389,12 @@ def test_a_feature_is_found_in_any_case_of_any_letter_on_both_backends(system):
         assert system.count_adjustments(feature=typed) == 1
         assert list(lookups.list_adjustment_inbox(system, feature=typed)["feature_value"]) == ["Émile"]
         assert lookups.count_adjustment_inbox(system, feature=typed) == 1
+    if system.engine.dialect.name == "sqlite":  # the lower() SQLite is given keeps its other answers
+        from sqlalchemy import text
+
+        with system.engine.connect() as conn:
+            assert tuple(conn.execute(text("SELECT lower(5), lower(NULL), lower('ÉA')")).one()) == (
+                "5",
+                None,
+                "éa",
+            )

@@ -285,7 +285,9 @@ def test_overview_compares_no_counts_over_a_day_not_over_and_judges_only_its_own
     # Today's few minutes against a whole day: "-420 impressions" read as a drop.
     assert not metric_delta(at, "Dislikes") and not metric_delta(at, "Impressions")
     assert any(
-        c.value.startswith("Counts are not compared with the days before: the window's last day is not over")
+        c.value.startswith(
+            "Counts are not compared with the days before: the window's last day has not settled"
+        )
         for c in at.caption
     ), [c.value for c in at.caption]
     at.session_state["filter_dates"] = (today, today)

@@ -236,3 +236,16 @@ def test_validate_items_accepts_ids_and_dicts():
 )
 def test_validate_items_rejects(items, field):
     assert fails(validate_items, items, SETTINGS).field == field
+
+
+def test_an_id_of_thousands_of_digits_is_refused_plainly():
+    from feedback_core.validation import check_id
+
+    # int() refuses past 4,300 digits with a ValueError, which reached the dashboard as a crash.
+    with pytest.raises(ValidationError) as refused:
+        check_id("9" * 5000, "user id")
+    assert refused.value.message.startswith("user id must be a positive integer no larger than")
+    assert "(5,000 digits)" in refused.value.message
+    with pytest.raises(ValidationError):
+        check_id("²", "user id")  # a digit to str.isdigit, not to int()
+    assert check_id(" 12 ", "user id") == 12

@@ -78,7 +78,7 @@ cols[2].metric(
     help="Dislikes on shown lists / impressions; the change is coloured only when significant "
     "(two-proportion test and the 95% interval of the difference)",
 )
-still_counting = " (today included, its lists still collecting dislikes)" if f.end >= today else ""
+still_counting = " (with days not settled, their lists still collecting dislikes)" if unsettled else ""
 if rate["enough"]:
     cols[2].caption(f"95% interval {ui.fmt_interval(rate)}{still_counting}")
 else:
@@ -94,10 +94,10 @@ cols[4].metric("Active version", queries.version_label(active["version_id"]) if 
 st.caption(f"Days: {ui.ON_LIST_DAY}.")
 if had_before and unsettled:
     st.caption(
-        "Counts are not compared with the days before: the window's last day is not over (its lists "
-        "collect dislikes until "
-        + f"{int(queries.DAY_SETTLES.total_seconds() // 3600)} hours after it ends)."
-        + (" Nor is the rate: no day of it is." if only_unsettled else "")
+        "Counts are not compared with the days before: the window's last day has not settled (its "
+        "lists collect dislikes until "
+        + f"{int(queries.DAY_SETTLES.total_seconds() // 3600)} hours after it ends, UTC)."
+        + (" Nor is the rate: no day of it has settled." if only_unsettled else "")
     )
 elif had_before and not covered:
     st.caption(
