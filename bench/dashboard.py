@@ -80,6 +80,7 @@ def page_calls(system: FeedbackSystem) -> dict[str, list[tuple[str, Callable[[],
         raise SystemExit("the database has no impressions or dislikes: load the demo first")
     start = max(bounds["first_day"], end - timedelta(days=WINDOW_DAYS - 1))
     window = (start, end, (), ())
+    before = (start - (end - start) - timedelta(days=1), start - timedelta(days=1))
     versions = queries.list_versions(system)
     ids = list(versions["version_id"])
     active = int(versions.loc[versions["status"] == "active", "version_id"].iloc[0]) if len(ids) else None
@@ -106,6 +107,7 @@ def page_calls(system: FeedbackSystem) -> dict[str, list[tuple[str, Callable[[],
         ],
         "reasons": [
             call(queries.list_reason_counts, *window),
+            call(queries.list_reason_counts, *before, (), ()),  # the same days before, beside it
             call(queries.list_reason_trend, *window),
             call(queries.list_reason_genre, *window),
             call(lookups.list_latest_dislikes, *window, limit=100),

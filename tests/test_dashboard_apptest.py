@@ -1472,6 +1472,19 @@ def test_the_reasons_table_gives_each_reason_its_rate_beside_its_share(shared_db
     bounds = queries.get_data_bounds(shared_db)
     counts = queries.list_reason_counts(shared_db, bounds["first_day"], bounds["last_day"])
     assert list(shown["dislike_rate"]) == [ui.fmt_rate(r, trials="impressions") for _, r in counts.iterrows()]
+    # Beside it, the same rate over as many days before (a window in the sample's second half).
+    middle = bounds["first_day"] + (bounds["last_day"] - bounds["first_day"]) / 2
+    at.session_state["filter_dates"] = (middle + timedelta(days=1), bounds["last_day"])
+    at.run()
+    days = (bounds["last_day"] - middle).days
+    shown = table(at, "reason", "rate_before")
+    previous = queries.list_reason_counts(shared_db, middle + timedelta(days=1 - days), middle).set_index(
+        "reason"
+    )
+    for row in shown.itertuples():
+        if row.reason in previous.index:
+            assert row.rate_before == ui.fmt_rate(previous.loc[row.reason], trials="impressions")
+    assert any(r in previous.index for r in shown["reason"])
 
 
 def test_versions_ten_apart_differ_in_hue_not_only_in_shade():

@@ -1,5 +1,7 @@
 """Reasons: how dislikes split by reason, over time and by genre; the latest dislikes with their text."""
 
+from datetime import timedelta
+
 import streamlit as st
 
 from dashboard import charts, data, ui
@@ -20,9 +22,31 @@ with left:
     st.subheader("Distribution")
     st.altair_chart(charts.reason_bar_chart(counts), width="stretch")
     # Each reason's own rate beside its share: one surging reason shrinks the others' shares
-    # while their rates stay as they were.
+    # while their rates stay as they were. And the same rate over as many days before: "which
+    # reasons grew this week" without a second window picked by hand.
+    days = (f.end - f.start).days + 1
+    before = data.query(
+        queries.list_reason_counts,
+        f.start - timedelta(days=days),
+        f.start - timedelta(days=1),
+        f.versions,
+        f.reasons,
+    ).set_index("reason")
+    minimum = data.get_system().settings.min_impressions_for_rate
+
+    def rate_before(reason: str) -> str:
+        if reason in before.index:
+            return ui.fmt_rate(before.loc[reason], trials="impressions")
+        if before.empty:  # no dislike at all before: its impressions are not counted here
+            return "no dislikes"
+        shown = int(before["impressions"].iloc[0])  # every row holds the window's impressions
+        return ui.fmt_rate(
+            queries.rate_fields(0, shown, minimum) | {"impressions": shown}, trials="impressions"
+        )
+
+    earlier = [rate_before(r) for r in counts["reason"]]
     table = counts[["reason", "dislikes", "share", "mean_predicted_score"]].assign(
-        dislike_rate=ui.rate_column(counts, "impressions")
+        dislike_rate=ui.rate_column(counts, "impressions"), rate_before=earlier
     )
     ui.show_table(
         table,
@@ -31,6 +55,7 @@ with left:
             "share": st.column_config.NumberColumn("share of dislikes", format="percent"),
             "mean_predicted_score": st.column_config.NumberColumn(format="%.3f"),
             "dislike_rate": st.column_config.TextColumn("dislike rate (95% interval)"),
+            "rate_before": st.column_config.TextColumn(f"the {days} days before"),
         },
     )
     st.caption(
