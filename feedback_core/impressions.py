@@ -33,15 +33,16 @@ class Impressions:
         user_id = check_id(user_id, "user_id")
         model_version_id = check_id(model_version_id, "model_version_id", optional=True)
         clean = validate_items(items, self.settings)
-        now = self.now() if shown_at is None else check_recent(shown_at, "shown_at", self.now())
-        if shown_at is not None and now > self.now() + LIST_CLOCK_SKEW:
+        clock = self.now()
+        now = clock if shown_at is None else check_recent(shown_at, "shown_at", clock)
+        if now > clock + LIST_CLOCK_SKEW:
             # Shown in the future (local time sent as UTC, say): its day would not have begun, and
             # the dashboard's dates would run into it. (An import allows a day ahead.)
-            ahead = (now - self.now()).total_seconds()
+            ahead = (now - clock).total_seconds()
             by = f"{ahead / 60:.0f} minutes" if ahead < 3600 else f"{ahead / 3600:.1f} hours"
             raise ValidationError(
                 f"shown_at is {by} ahead of this server's clock "
-                f"({format_ts(self.now())} UTC): send the time the list was shown, in UTC",
+                f"({format_ts(clock)} UTC): send the time the list was shown, in UTC",
                 "shown_at",
             )
         with write_transaction(self.engine) as conn:

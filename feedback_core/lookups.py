@@ -97,21 +97,24 @@ def list_adjustment_inbox(
 ) -> pd.DataFrame:
     """Return adjustments, newest first (``by_decision``: latest decided first), with their
     evidence: the user's dislikes of that feature."""
+    params, shape = _inbox_params(system, status, user_id, feature, reason, min_evidence, within_days)
+    query = _inbox_statement(*shape, by_decision)
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(query, params | {"limit": int(limit)}).all()
+    return to_frame(rows, _INBOX_COLUMNS, _INBOX_DTYPES)
+
+
+def _inbox_params(system, status, user_id, feature, reason, min_evidence, within_days) -> tuple[dict, tuple]:
+    """Return the inbox's bound values and the shape of its statement (which filters it has)."""
     # A feature type or value, in any case ("horror" finds Horror, "Genre" every genre).
     exact = feature.strip() if feature else None
     feature = exact.lower() if exact else None
     params = {"status": status, "user_id": int(user_id) if user_id else None, "feature": feature}
-    params["feature_exact"] = exact
-    params |= {"reason": reason, "min_evidence": min_evidence, "limit": int(limit)}
+    params |= {"feature_exact": exact, "reason": reason, "min_evidence": min_evidence}
     if within_days:
         params["since"] = system.now() - timedelta(days=within_days)
     by_type = feature in policy.FEATURE_TYPES if feature else None
-    query = _inbox_statement(
-        bool(status), bool(user_id), by_type, bool(reason), min_evidence > 0, bool(within_days), by_decision
-    )
-    with read_connection(system.engine) as conn:
-        rows = conn.execute(query, params).all()
-    return to_frame(rows, _INBOX_COLUMNS, _INBOX_DTYPES)
+    return params, (bool(status), bool(user_id), by_type, bool(reason), min_evidence > 0, bool(within_days))
 
 
 @functools.lru_cache(maxsize=64)
@@ -159,18 +162,8 @@ def _inbox_statement(
         )
         .select_from(fa)
         .join(user_dislikes, user_dislikes.c.dislike_id == fa.c.dislike_id)
-        .outerjoin(
-            pat,
-            and_(
-                pat.c.user_id == fa.c.user_id,
-                pat.c.pattern_type == fa.c.feature_type,
-                pat.c.pattern_value == fa.c.feature_value,
-            ),
-        )
-        .where(*where)
-        .order_by(*newest(fa))
-        .limit(bindparam("limit"))
     )
+    query = _evidence_join(query, fa).where(*where).order_by(*newest(fa)).limit(bindparam("limit"))
     if min_evidence:
         query = query.where(evidence >= bindparam("min_evidence"))
     if within:
@@ -201,9 +194,10 @@ def _inbox_filters(status: bool, user: bool, by_type: bool | None, reason: bool)
     return where
 
 
-def _evidence_join(query: Select) -> Select:
-    """``query`` over the adjustments joined to the evidence: the user's pattern of the feature."""
-    fa, pat = feature_adjustments, dislike_patterns
+def _evidence_join(query: Select, fa=feature_adjustments) -> Select:
+    """``query`` over the adjustments (``fa``: the table or a subquery of it) joined to the
+    evidence: the user's pattern of the feature."""
+    pat = dislike_patterns
     return query.outerjoin(
         pat,
         and_(
@@ -228,20 +222,9 @@ def count_adjustment_inbox(
     cap: int = INBOX_COUNT_CAP,
 ) -> int:
     """Count what ``list_adjustment_inbox`` would list without its limit, up to ``cap``."""
-    # A feature type or value, in any case ("horror" finds Horror, "Genre" every genre).
-    exact = feature.strip() if feature else None
-    feature = exact.lower() if exact else None
-    params = {"status": status, "user_id": int(user_id) if user_id else None, "feature": feature}
-    params["feature_exact"] = exact
-    params |= {"reason": reason, "min_evidence": min_evidence, "cap": int(cap)}
-    if within_days:
-        params["since"] = system.now() - timedelta(days=within_days)
-    by_type = feature in policy.FEATURE_TYPES if feature else None
-    query = _inbox_count_statement(
-        bool(status), bool(user_id), by_type, bool(reason), min_evidence > 0, bool(within_days)
-    )
+    params, shape = _inbox_params(system, status, user_id, feature, reason, min_evidence, within_days)
     with read_connection(system.engine) as conn:
-        return conn.execute(query, params).scalar_one()
+        return conn.execute(_inbox_count_statement(*shape), params | {"cap": int(cap)}).scalar_one()
 
 
 @functools.lru_cache(maxsize=64)

@@ -943,9 +943,10 @@ def test_auto_approve_applies_only_the_imports_own_proposals(make_system, backen
 # ---------------------------------------------------------------- killed mid-file
 
 
-def test_an_import_killed_mid_file_finishes_on_rerun_without_duplicates(system, tmp_path):
+def import_in_a_child(system, tmp_path, sets: int, output=subprocess.DEVNULL) -> tuple:
+    """Start `feedback-core import` of ``sets`` shown lists of 3 films (batches of 30) in a child
+    process and return (the child, the file, the impressions before it) once 300 are stored."""
     load_world(system, tmp_path)
-    sets = 1500
     shown = IMPRESSIONS_HEADER + "".join(
         f"{10_000 + s},{100 + s % 50},{1 + r},{r + 1},{0.9 - 0.1 * r:.1f},,2026-10-{1 + s % 28:02d}T12:00:00Z\n"
         for s in range(sets)
@@ -953,22 +954,20 @@ def test_an_import_killed_mid_file_finishes_on_rerun_without_duplicates(system, 
     )
     path = write(tmp_path, "big.csv", shown)
     env = {**os.environ, "FEEDBACK_DB_URL": system.settings.database_url}
-    command = [
-        sys.executable,
-        "-m",
-        "feedback_core.cli",
-        "import",
-        str(path),
-        "--kind",
-        "impressions",
-        "--batch",
-        "30",
-    ]
-    child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "feedback_core.cli", "import", str(path), "--kind", "impressions"]
+    child = subprocess.Popen(
+        [*command, "--batch", "30"], cwd=ROOT, env=env, stdout=output, stderr=output, text=True
+    )
     deadline = time.monotonic() + 60
     base = count(system, impressions)
     while count(system, impressions) - base < 300 and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.02)
+    return child, path, base
+
+
+def test_an_import_killed_mid_file_finishes_on_rerun_without_duplicates(system, tmp_path):
+    sets = 1500
+    child, path, base = import_in_a_child(system, tmp_path, sets)
     child.send_signal(signal.SIGKILL)
     child.wait()
     partial = count(system, impressions) - base

@@ -7,12 +7,9 @@ Every test runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
-import time
 from datetime import datetime
 
 from helpers import count, rows
@@ -20,9 +17,8 @@ from reliability_support import recount_differences
 from sqlalchemy import select
 from test_import import (
     DISLIKES_HEADER,
-    IMPRESSIONS_HEADER,
     MOVIES_CSV,
-    ROOT,
+    import_in_a_child,
     load_world,
     run,
     write,
@@ -253,32 +249,7 @@ def test_an_aborted_import_accounts_for_every_row_read(system, tmp_path, capsys)
 
 
 def test_ctrl_c_says_what_was_kept_and_that_a_rerun_finishes(system, tmp_path):
-    load_world(system, tmp_path)
-    shown = IMPRESSIONS_HEADER + "".join(
-        f"{10_000 + s},{100 + s % 50},{1 + r},{r + 1},0.5,,2026-10-{1 + s % 28:02d}T12:00:00Z\n"
-        for s in range(3000)
-        for r in range(3)
-    )
-    path = write(tmp_path, "big.csv", shown)
-    env = {**os.environ, "FEEDBACK_DB_URL": system.settings.database_url}
-    command = [
-        sys.executable,
-        "-m",
-        "feedback_core.cli",
-        "import",
-        str(path),
-        "--kind",
-        "impressions",
-        "--batch",
-        "30",
-    ]
-    child = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 60
-    base = count(system, impressions)
-    while count(system, impressions) - base < 300 and time.monotonic() < deadline and child.poll() is None:
-        time.sleep(0.02)
+    child, _, base = import_in_a_child(system, tmp_path, 3000, subprocess.PIPE)
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=60)
     assert child.returncode == 130, err
