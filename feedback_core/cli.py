@@ -243,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return 1
     except DatabaseUnavailableError as exc:
+        if interrupted(exc):
+            print("interrupted", file=sys.stderr)
+            return 130
         problem = _database_failure(exc, args) or f"{exc.message} ({_database_name(args)})"
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -258,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {_os_problem(exc, args)}", file=sys.stderr)
         return 2
     except (DBAPIError, sqlite3.Error) as exc:
+        if interrupted(exc):
+            print("interrupted", file=sys.stderr)
+            return 130
         if _read_only(exc):
             print(f"error: {_database_name(args)} is read-only: nothing was written", file=sys.stderr)
             return 2
@@ -326,6 +332,19 @@ def _os_problem(exc: OSError, args: argparse.Namespace) -> str:
     if path is not None and Path(exc.filename) in path.parents:
         return f"cannot create the folder of the database {path}: {exc.filename}: {reason}"
     return f"{exc.filename}: {reason}"
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised while handling, a Ctrl-C: psycopg leaving its pipeline
+    mode (an executemany) mid-statement raises "cannot exit pipeline mode while busy", which
+    took the Ctrl-C's place as a database error."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _read_only(exc: Exception) -> bool:

@@ -12,7 +12,15 @@ import threading
 
 from tqdm import tqdm
 
-from feedback_core.cli import at_least, build_system, check_database, command, positive_int, schema_ready
+from feedback_core.cli import (
+    at_least,
+    build_system,
+    check_database,
+    command,
+    interrupted,
+    positive_int,
+    schema_ready,
+)
 from feedback_core.settings import Settings, mask_url
 
 
@@ -393,7 +401,17 @@ def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int, 
             summary = system.import_file(
                 args.file, kind, on_error=on_error, batch_size=batch, progress=progress
             )
-        except KeyboardInterrupt:
+        except ValidationError as exc:
+            bar.close()
+            print(f"error: {exc.field}: {exc.message}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            bar.close()
+            print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        except BaseException as exc:  # Ctrl-C, also in a database error raised while it unwound
+            if not interrupted(exc):
+                raise
             bar.close()
             imported, batches = latest[0] if latest else (0, 0)
             kept = f"{imported:,} row(s) in {count(batches, 'complete batch')}" if batches else "nothing"
@@ -405,14 +423,6 @@ def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int, 
                 file=sys.stderr,
             )
             return 130
-        except ValidationError as exc:
-            bar.close()
-            print(f"error: {exc.field}: {exc.message}", file=sys.stderr)
-            return 2
-        except OSError as exc:
-            bar.close()
-            print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
     # The file's own problem (its header row, a damaged compressed stretch) is told last, once.
     row_errors = [e for e in summary.errors if summary.file_error is None or e.message != summary.file_error]
     for error in row_errors[:20]:

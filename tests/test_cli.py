@@ -530,3 +530,26 @@ def test_a_service_command_run_in_process_gives_the_logger_its_level_back(tmp_pa
     code, out, _ = run(capsys, "--db", url, "worker", "--once")
     assert code == 0 and "ran 0 job(s)" in out
     assert system_log.level == before
+
+
+def test_a_database_error_raised_while_a_ctrl_c_unwound_counts_as_the_ctrl_c():
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from feedback_core.cli import interrupted
+
+    # psycopg leaving its pipeline mid-executemany raises "cannot exit pipeline mode while busy"
+    # while the Ctrl-C unwinds: the import said "error: database ..." and exited 2, not 130.
+    try:
+        try:
+            try:
+                raise KeyboardInterrupt
+            finally:
+                raise sqlite3.OperationalError("cannot exit pipeline mode while busy")
+        except sqlite3.OperationalError as driver_error:
+            raise OperationalError("INSERT", {}, driver_error) from driver_error
+    except OperationalError as exc:
+        assert interrupted(exc)
+    assert not interrupted(OperationalError("INSERT", {}, sqlite3.OperationalError("disk I/O error")))
+    assert interrupted(KeyboardInterrupt())
