@@ -207,7 +207,7 @@ def main() -> int:
             folder / "bare.db",
             "impressions",
             list(IMPRESSION_KEYS),
-            [(s, u, m, r, p, None, t) for s, u, m, r, p, _, t in impression_rows],
+            [(s, u, m, r, p, True, None, t) for s, u, m, r, p, _, t in impression_rows],
         )
         bare_dis = bare_rate(
             folder / "bare.db",

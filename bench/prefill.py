@@ -338,17 +338,18 @@ def aggregate_sql(pg: bool) -> list[str]:
             "d.franchise",
             where=f"WHERE d.franchise IS NOT NULL AND d.franchise <> '' AND {blaming('franchise')}",
         ),
-        "INSERT INTO daily_dislikes (day, model_version_id, reason, attributed, dislikes, score_sum) "
+        # (Every generated dislike's score is known: scored = dislikes.)
+        "INSERT INTO daily_dislikes (day, model_version_id, reason, attributed, dislikes, score_sum, scored) "
         f"SELECT {day}, coalesce(d.model_version_id, 0), d.reason, CASE WHEN d.recommendation_set_id IS NULL THEN 0 ELSE 1 END, "
-        f"count(*), sum(d.predicted_score) FROM {with_lists} GROUP BY 1, 2, 3, 4",
+        f"count(*), sum(d.predicted_score), count(*) FROM {with_lists} GROUP BY 1, 2, 3, 4",
         "INSERT INTO daily_reason_genre (day, model_version_id, reason, genre, dislikes) "
         f"SELECT {day}, coalesce(d.model_version_id, 0), d.reason, j.value, count(*) "
         f"FROM {with_lists} CROSS JOIN {each('genres')} GROUP BY 1, 2, 3, 4",
         f"INSERT INTO daily_score_histogram (day, model_version_id, reason, bucket, dislikes) SELECT {day}, "
         f"coalesce(d.model_version_id, 0), d.reason, {bucket}, count(*) FROM {with_lists} GROUP BY 1, 2, 3, 4",
-        "INSERT INTO movie_dislike_stats (movie_id, dislikes, high_score_dislikes, score_sum, last_disliked_at) "
-        f"SELECT d.movie_id, count(*), sum(CASE WHEN d.predicted_score >= {HIGH_SCORE} THEN 1 ELSE 0 END), "
-        "sum(d.predicted_score), max(d.created_at) FROM user_dislikes AS d GROUP BY d.movie_id",
+        "INSERT INTO movie_dislike_stats (movie_id, dislikes, high_score_dislikes, score_sum, last_disliked_at, "
+        f"scored) SELECT d.movie_id, count(*), sum(CASE WHEN d.predicted_score >= {HIGH_SCORE} THEN 1 ELSE 0 END), "
+        "sum(d.predicted_score), max(d.created_at), count(*) FROM user_dislikes AS d GROUP BY d.movie_id",
         "INSERT INTO movie_exclusions (user_id, movie_id, dislike_id, created_at) SELECT d.user_id, d.movie_id, "
         "min(d.dislike_id), min(d.created_at) FROM user_dislikes AS d WHERE d.reason = 'already_watched' "
         "GROUP BY d.user_id, d.movie_id",

@@ -89,9 +89,9 @@ _PATTERNS = Upsert(
 )
 _DAILY = Upsert(
     daily_dislikes,
-    ("day", "model_version_id", "reason", "attributed", "dislikes", "score_sum"),
+    ("day", "model_version_id", "reason", "attributed", "dislikes", "score_sum", "scored"),
     keys=4,
-    add=("dislikes", "score_sum"),
+    add=("dislikes", "score_sum", "scored"),
 )
 _REASON_GENRE = Upsert(
     daily_reason_genre, ("day", "model_version_id", "reason", "genre", "dislikes"), keys=4, add=("dislikes",)
@@ -104,9 +104,9 @@ _HISTOGRAM = Upsert(
 )
 _MOVIES = Upsert(
     movie_dislike_stats,
-    ("movie_id", "dislikes", "high_score_dislikes", "score_sum", "last_disliked_at"),
+    ("movie_id", "dislikes", "high_score_dislikes", "score_sum", "last_disliked_at", "scored"),
     keys=1,
-    add=("dislikes", "high_score_dislikes", "score_sum"),
+    add=("dislikes", "high_score_dislikes", "score_sum", "scored"),
     latest=("last_disliked_at",),
 )
 _IMPRESSIONS = Upsert(
@@ -125,7 +125,7 @@ def add_dislike(
     user_id: int,
     movie_id: int,
     reason: str,
-    score: float,
+    score: float | None,
     genres: Sequence[str],
     cast: Sequence[str],
     franchise: str | None,
@@ -136,6 +136,9 @@ def add_dislike(
     shown_on: date | None = None,
 ) -> None:
     """Count one dislike (``sign=-1`` uncounts a retracted one) in every aggregate.
+
+    ``score``: its predicted score, None when unknown: such a dislike is counted, but in no
+    score sum, ``scored`` count or histogram bucket (an unknown score is no perfect prediction).
 
     ``shown_on``: the day its list was shown, for a dislike that names one. The daily tables
     count it on that day, beside the impressions it is a share of, so that a day's (or a
@@ -148,22 +151,22 @@ def add_dislike(
     """
     rate_day = shown_on if shown_on is not None else at.date()
     last = at if sign > 0 else None
-    weighted = sign * score
+    scored = 0 if score is None else sign
+    weighted = 0.0 if score is None else sign * score
     kinds = pattern_keys(reason, genres, cast, franchise)
-    high = sign if score >= HIGH_SCORE else 0
+    high = sign if score is not None and score >= HIGH_SCORE else 0
     patterns = [(user_id, kind, value, sign, weighted, last) for kind, value in kinds]
-    Prepared.execute_all(
-        conn,
-        [
-            _PATTERNS.run(conn, patterns),
-            _DAILY.run(conn, [(rate_day, version_key, reason, int(attributed), sign, weighted)]),
-            _REASON_GENRE.run(
-                conn, [(rate_day, version_key, reason, genre, sign) for genre in dict.fromkeys(genres)]
-            ),
-            _HISTOGRAM.run(conn, [(rate_day, version_key, reason, bucket_of(score), sign)]),
-            _MOVIES.run(conn, [(movie_id, sign, high, weighted, last)]),
-        ],
-    )
+    steps = [
+        _PATTERNS.run(conn, patterns),
+        _DAILY.run(conn, [(rate_day, version_key, reason, int(attributed), sign, weighted, scored)]),
+        _REASON_GENRE.run(
+            conn, [(rate_day, version_key, reason, genre, sign) for genre in dict.fromkeys(genres)]
+        ),
+        _MOVIES.run(conn, [(movie_id, sign, high, weighted, last, scored)]),
+    ]
+    if score is not None:
+        steps.append(_HISTOGRAM.run(conn, [(rate_day, version_key, reason, bucket_of(score), sign)]))
+    Prepared.execute_all(conn, steps)
 
 
 def pattern_keys(reason: str, genres, cast, franchise: str | None) -> list[tuple[str, str]]:
@@ -264,17 +267,18 @@ class DislikeCounts:
 
     def __init__(self) -> None:
         self.patterns: dict[tuple, list] = {}  # (user, kind, value) -> [count, score_sum, last]
-        self.daily: dict[tuple, list] = {}  # (day, version, reason, attributed) -> [count, score_sum]
+        # (day, version, reason, attributed) -> [count, score_sum, scored]
+        self.daily: dict[tuple, list] = {}
         self.reason_genre: dict[tuple, int] = {}
         self.histogram: dict[tuple, int] = {}
-        self.movies: dict[int, list] = {}  # movie -> [count, high, score_sum, last]
+        self.movies: dict[int, list] = {}  # movie -> [count, high, score_sum, last, scored]
 
     def add(
         self,
         user_id: int,
         movie_id: int,
         reason: str,
-        score: float,
+        score: float | None,
         genres: Sequence[str],
         cast: Sequence[str],
         franchise: str | None,
@@ -284,12 +288,13 @@ class DislikeCounts:
         sign: int = 1,
         shown_on: date | None = None,
     ) -> None:
-        """Count one dislike; ``sign=-1`` uncounts a retracted one (``shown_on``: as for
-        ``add_dislike``)."""
+        """Count one dislike; ``sign=-1`` uncounts a retracted one (``score`` and ``shown_on``:
+        as for ``add_dislike``)."""
         rate_day = shown_on if shown_on is not None else at.date()
         last = at if sign > 0 else None
         patterns = self.patterns
-        weighted = sign * score
+        scored = 0 if score is None else sign
+        weighted = 0.0 if score is None else sign * score
         for kind, value in pattern_keys(reason, genres, cast, franchise):
             row = patterns.get((user_id, kind, value))
             if row is None:
@@ -301,23 +306,27 @@ class DislikeCounts:
                     row[2] = last
         row = self.daily.get((rate_day, version_key, reason, int(attributed)))
         if row is None:
-            self.daily[(rate_day, version_key, reason, int(attributed))] = [sign, weighted]
+            self.daily[(rate_day, version_key, reason, int(attributed))] = [sign, weighted, scored]
         else:
             row[0] += sign
             row[1] += weighted
+            row[2] += scored
         for genre in dict.fromkeys(genres):
             key = (rate_day, version_key, reason, genre)
             self.reason_genre[key] = self.reason_genre.get(key, 0) + sign
-        key = (rate_day, version_key, reason, bucket_of(score))
-        self.histogram[key] = self.histogram.get(key, 0) + sign
-        high = sign if score >= HIGH_SCORE else 0
+        high = 0
+        if score is not None:
+            key = (rate_day, version_key, reason, bucket_of(score))
+            self.histogram[key] = self.histogram.get(key, 0) + sign
+            high = sign if score >= HIGH_SCORE else 0
         row = self.movies.get(movie_id)
         if row is None:
-            self.movies[movie_id] = [sign, high, weighted, last]
+            self.movies[movie_id] = [sign, high, weighted, last, scored]
         else:
             row[0] += sign
             row[1] += high
             row[2] += weighted
+            row[4] += scored
             if last is not None and (row[3] is None or last > row[3]):
                 row[3] = last
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
-from sqlalchemy import Float, bindparam, cast, func, null, select, union_all
+from sqlalchemy import Float, bindparam, case, cast, func, null, select, union_all
 
 from feedback_core import policy
 from feedback_core.db import format_ts, read_connection
@@ -29,7 +29,7 @@ def _dislike_dict(row) -> dict:
         "movie_id": row.movie_id,
         "movie_title": row.movie_title,
         "recommendation_set_id": row.recommendation_set_id,
-        "predicted_score": row.predicted_score,
+        "predicted_score": row.predicted_score if row.score_known else None,  # None: unknown
         "reason": row.reason,
         "feedback_text": row.feedback_text,
         "genres": list(row.genres or []),
@@ -70,7 +70,13 @@ _PATTERNS_AND_RECENT = union_all(
         dislike_patterns.c.dislike_count,
         cast(null(), Float),
     ).where(dislike_patterns.c.user_id == bindparam("user_id"), dislike_patterns.c.dislike_count > 0),
-    select(null(), null(), func.count(), func.avg(user_dislikes.c.predicted_score)).where(
+    # (The mean of the known scores: AVG leaves out the NULLs of the unknown ones.)
+    select(
+        null(),
+        null(),
+        func.count(),
+        func.avg(case((user_dislikes.c.score_known, user_dislikes.c.predicted_score), else_=null())),
+    ).where(
         user_dislikes.c.user_id == bindparam("user_id"),
         user_dislikes.c.created_at >= bindparam("since"),
         user_dislikes.c.retracted_at.is_(None),
@@ -165,18 +171,20 @@ class Analytics:
     def get_model_feedback_metrics(self) -> dict:
         """Return system-wide negative-example metrics and the active model version."""
         with read_connection(self.engine) as conn:
-            count, total_error = conn.execute(
+            count, total_error, scored = conn.execute(
                 select(
                     func.coalesce(func.sum(daily_dislikes.c.dislikes), 0),
                     func.coalesce(func.sum(daily_dislikes.c.score_sum), 0.0),
+                    func.coalesce(func.sum(daily_dislikes.c.scored), 0),
                 )
             ).one()
             # Both extremes walk the index on error from its end to the first example of a live
-            # dislike (a retracted dislike's used example stays, as training data): no scan.
+            # dislike whose score is known (a retracted dislike's used example stays, as training
+            # data; an unknown score is stored as 0): no scan.
             extreme = (
                 select(negative_examples.c.error)
                 .join(user_dislikes, user_dislikes.c.dislike_id == negative_examples.c.dislike_id)
-                .where(user_dislikes.c.retracted_at.is_(None))
+                .where(user_dislikes.c.retracted_at.is_(None), user_dislikes.c.score_known)
                 .limit(1)
             )
             max_error = conn.execute(extreme.order_by(negative_examples.c.error.desc())).scalar()
@@ -207,7 +215,9 @@ class Analytics:
                 "total_dislikes": count,
                 "untrained_negative_examples": pending,
                 "retrain_threshold": self.settings.FEEDBACK_ACCUMULATION_THRESHOLD,
-                "avg_prediction_error": round(total_error / count, 4) if count else None,
+                # Of the dislikes whose predicted score is known.
+                "avg_prediction_error": round(total_error / int(scored), 4) if scored else None,
+                "scored_dislikes": int(scored),
                 "max_error": max_error,
                 "min_error": min_error,
                 "total_impressions": int(impressions),
@@ -234,6 +244,7 @@ class Analytics:
                     daily_dislikes.c.model_version_id,
                     func.sum(daily_dislikes.c.dislikes),
                     func.sum(daily_dislikes.c.score_sum),
+                    func.sum(daily_dislikes.c.scored),
                 )
                 .where(daily_dislikes.c.attributed == 1)
                 .group_by(daily_dislikes.c.day, daily_dislikes.c.model_version_id)
@@ -245,14 +256,14 @@ class Analytics:
                     daily_impressions.c.impressions,
                 )
             ).all()
-        by_version: dict[int, list[float]] = defaultdict(lambda: [0, 0, 0.0])
-        by_week: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])
-        for day, version, n, score_sum in dis:
-            week = _week_start(day)
-            by_version[version][0] += int(n)
-            by_version[version][2] += float(score_sum)
-            by_week[week][0] += int(n)
-            by_week[week][2] += float(score_sum)
+        # [dislikes, impressions, score sum, dislikes whose score is known]
+        by_version: dict[int, list[float]] = defaultdict(lambda: [0, 0, 0.0, 0])
+        by_week: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0, 0])
+        for day, version, n, score_sum, scored in dis:
+            for group in (by_version[version], by_week[_week_start(day)]):
+                group[0] += int(n)
+                group[2] += float(score_sum)
+                group[3] += int(scored)
         for day, version, n in imp:
             by_version[version][1] += int(n)
             by_week[_week_start(day)][1] += int(n)
@@ -262,7 +273,7 @@ class Analytics:
             for key in sorted(groups):
                 if skip_unversioned and key == 0:
                     continue
-                dislikes, shown, score_sum = groups[key]
+                dislikes, shown, score_sum, scored = groups[key]
                 rate = rate_with_interval(dislikes, shown) if dislikes <= shown else None
                 out.append(
                     {
@@ -272,7 +283,7 @@ class Analytics:
                         "dislike_rate": rate and rate.rate,
                         "ci_low": rate and rate.low,
                         "ci_high": rate and rate.high,
-                        "mean_prediction_error": round(score_sum / dislikes, 4) if dislikes else None,
+                        "mean_prediction_error": round(score_sum / scored, 4) if scored else None,
                     }
                 )
             _relative_changes(out)

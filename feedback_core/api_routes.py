@@ -42,7 +42,7 @@ DISLIKE_FIELDS = {
     "movie_id": ("integer",),
     "movie_title": ("string",),
     "recommendation_set_id": ("integer", "null"),
-    "predicted_score": ("number",),
+    "predicted_score": ("number", "null"),  # null: unknown
     "reason": ("string",),
     "feedback_text": ("string", "null"),
     "genres": ("array", "null"),
@@ -83,7 +83,7 @@ def post_dislike():
             "training_impact": outcome["training_impact"],
             "feature_adjustments": outcome["feature_adjustments"],
             "user_patterns": outcome["user_patterns"],
-            **({"catalogue_note": outcome["catalogue_note"]} if "catalogue_note" in outcome else {}),
+            **{note: outcome[note] for note in ("score_note", "catalogue_note") if note in outcome},
         },
         200 if outcome["duplicate"] else 201,
     )
@@ -131,7 +131,7 @@ def get_recommendations():
     return ok(current_system().recommend(caller().user_id, k=k))
 
 
-ITEM_FIELDS = {"movie_id": ("integer",), "rank": ("integer",), "predicted_score": ("number",)}
+ITEM_FIELDS = {"movie_id": ("integer",), "rank": ("integer",), "predicted_score": ("number", "null")}
 
 
 @route("/api/recommendation-sets", ["POST"], USER, idempotent=True)

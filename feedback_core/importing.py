@@ -49,10 +49,12 @@ from feedback_core.memory import collector_paused
 from feedback_core.policy import propose_adjustments
 from feedback_core.recording import (
     PROPOSAL_KEYS,
+    UNSCORED,
     exclusion_insert,
     lock_users,
     proposal_rows,
     queue_retrain_if_due,
+    recorded_score,
     write_audit,
 )
 from feedback_core.schema import (
@@ -166,6 +168,7 @@ IMPRESSION_KEYS = (
     "movie_id",
     "rank",
     "predicted_score",
+    "score_known",
     "model_version_id",
     "shown_at",
 )
@@ -215,6 +218,10 @@ def _existing_pairs(
         params = tuple(value for pair in chunk for value in pair)
         found.update(tuple(row) for row in conn.exec_driver_sql(sql, params))
     return found
+
+
+def _shown_score(score: float | None) -> str:
+    return "no predicted_score" if score is None else f"predicted_score {score}"
 
 
 def _double_clicks(conn: Connection, batch: list, present: set, window: timedelta) -> set[int]:
@@ -562,7 +569,7 @@ class Importer:
         user_id = _id(record, "user_id")
         movie_id = _id(record, "movie_id")
         rank = _int_in(record, "rank", 1, 100_000)
-        score = _score(record, "predicted_score")
+        score = _score(record, "predicted_score", optional=True)  # empty: shown without a score
         version = _id(record, "model_version", optional=True)
         shown_at, _ = _moment(record, "shown_at", self.now)
         return set_id, user_id, movie_id, rank, score, version, shown_at
@@ -581,14 +588,14 @@ class Importer:
         # items it lacks are added to it, as it was shown; those it has must be the same.
         wanted = [(stored[ext][0], item[1]) for ext in stored for item in sets[ext]["items"]]
         shown = {
-            (set_id, movie_id): (rank, score)
-            for set_id, movie_id, rank, score in _existing_pairs(
+            (set_id, movie_id): (rank, score if known else None)
+            for set_id, movie_id, rank, score, known in _existing_pairs(
                 conn,
                 "impressions",
                 "recommendation_set_id",
                 "movie_id",
                 wanted,
-                also=("rank", "predicted_score"),
+                also=("rank", "predicted_score", "score_known"),
             )
         }
         errors += self._check_stored_items(sets, stored, shown)
@@ -604,7 +611,7 @@ class Importer:
             user_id, version, shown_at = head["user_id"], head["version"], head["shown_at"]
             set_rows.append((set_id, user_id, version, "import", shown_at, ext))
             item_rows += [
-                (set_id, user_id, movie_id, rank, score, version, shown_at)
+                (set_id, user_id, movie_id, rank, score or 0.0, score is not None, version, shown_at)
                 for _, movie_id, rank, score in head["items"]
             ]
             counts[(shown_at.date(), version or 0)] += len(head["items"])
@@ -613,7 +620,8 @@ class Importer:
             self.summary.already_present += len(sets[ext]["items"]) - len(missing)
             if missing:
                 item_rows += [
-                    (set_id, user_id, m, rank, score, version, shown_at) for _, m, rank, score in missing
+                    (set_id, user_id, m, rank, score or 0.0, score is not None, version, shown_at)
+                    for _, m, rank, score in missing
                 ]
                 counts[(shown_at.date(), version or 0)] += len(missing)
         if set_rows:
@@ -746,8 +754,8 @@ class Importer:
                     RowError(
                         line,
                         f"movie_id {movie_id} of recommendation_set_id {ext} was imported at rank "
-                        f"{before[0]} with predicted_score {before[1]}; this row says rank {rank} with "
-                        f"predicted_score {score}",
+                        f"{before[0]} with {_shown_score(before[1])}; this row says rank {rank} with "
+                        f"{_shown_score(score)}",
                         "predicted_score" if before[0] == rank else "rank",
                     )
                 )
@@ -793,7 +801,7 @@ class Importer:
             user_id, movie_id = _whole(record["user_id"]), _whole(record["movie_id"])
             score = record.get("predicted_score")
             if score is None or score == "":
-                score = None  # the shown list's, else 0 (as a live dislike's)
+                score = None  # the shown list's, else unknown (as a live dislike's)
             elif score.__class__ is bool:
                 return None
             else:
@@ -916,7 +924,7 @@ class Importer:
 
     def _resolve_sets(self, conn: Connection, wanted: set[tuple[int, int]]) -> dict[int, tuple]:
         """Map imported set ids to (set id, user, version, the wanted movies it showed with the
-        score of each, shown at)."""
+        score of each (``UNSCORED`` when it showed one without a score), shown at)."""
         stored = self._stored_sets(conn, sorted({ext for ext, _ in wanted}))
         found = {
             ext: (set_id, user_id, version, {}, shown_at)
@@ -924,10 +932,15 @@ class Importer:
         }
         pairs = sorted((found[ext][0], movie_id) for ext, movie_id in wanted if ext in found)
         by_id = {head[0]: head for head in found.values()}
-        for set_id, movie_id, score in _existing_pairs(
-            conn, "impressions", "recommendation_set_id", "movie_id", pairs, also=("predicted_score",)
+        for set_id, movie_id, score, known in _existing_pairs(
+            conn,
+            "impressions",
+            "recommendation_set_id",
+            "movie_id",
+            pairs,
+            also=("predicted_score", "score_known"),
         ):
-            by_id[set_id][3][movie_id] = score
+            by_id[set_id][3][movie_id] = score if known else UNSCORED
         return found
 
     def _store_dislikes(self, conn: Connection, fresh: list, facts: dict, sets: dict) -> None:
@@ -941,8 +954,8 @@ class Importer:
         for dislike_id, (d, set_ext, at, key) in zip(ids, fresh, strict=True):
             title, genres, cast, franchise = facts[d.movie_id]
             set_id, version = (sets[set_ext][0], sets[set_ext][2]) if set_ext is not None else (None, None)
-            if d.predicted_score is None:  # not given: the score the list showed it with, else 0
-                d = d._replace(predicted_score=0.0 if set_id is None else float(sets[set_ext][3][d.movie_id]))
+            # The list's score for the film, else the one given, else unknown (as live).
+            score = recorded_score(d, None if set_id is None else sets[set_ext][3][d.movie_id])[0]
             dislikes.append(
                 {
                     "dislike_id": dislike_id,
@@ -951,7 +964,8 @@ class Importer:
                     "movie_title": title,
                     "recommendation_set_id": set_id,
                     "model_version_id": version,
-                    "predicted_score": d.predicted_score,
+                    "predicted_score": 0.0 if score is None else score,
+                    "score_known": score is not None,
                     "reason": d.reason,
                     "feedback_text": d.feedback_text,
                     "genres": list(genres),
@@ -967,7 +981,7 @@ class Importer:
                     "user_id": d.user_id,
                     "movie_id": d.movie_id,
                     "weight": weight,
-                    "error": d.predicted_score,
+                    "error": 0.0 if score is None else score,
                     "created_at": at,
                     "status": "pending",
                 }
@@ -984,7 +998,7 @@ class Importer:
                 d.user_id,
                 d.movie_id,
                 d.reason,
-                d.predicted_score,
+                score,
                 genres,
                 cast,
                 franchise,

@@ -79,7 +79,9 @@ class Impressions:
                 "user_id": user_id,
                 "movie_id": item.movie_id,
                 "rank": item.rank,
-                "predicted_score": item.predicted_score,
+                # An item shown without a score: stored as 0, marked unknown.
+                "predicted_score": 0.0 if item.predicted_score is None else item.predicted_score,
+                "score_known": item.predicted_score is not None,
                 "model_version_id": model_version_id,
                 "shown_at": now,
             }
@@ -100,7 +102,11 @@ class Impressions:
                 raise NotFoundError(f"recommendation set {set_id} not found", "recommendation_set_id")
             rows = conn.execute(
                 select(
-                    impressions.c.movie_id, impressions.c.rank, impressions.c.predicted_score, movies.c.title
+                    impressions.c.movie_id,
+                    impressions.c.rank,
+                    impressions.c.predicted_score,
+                    impressions.c.score_known,
+                    movies.c.title,
                 )
                 .join(movies, movies.c.movie_id == impressions.c.movie_id)
                 .where(impressions.c.recommendation_set_id == set_id)
@@ -115,7 +121,7 @@ class Impressions:
                 {
                     "movie_id": r.movie_id,
                     "rank": r.rank,
-                    "predicted_score": r.predicted_score,
+                    "predicted_score": r.predicted_score if r.score_known else None,
                     "title": r.title,
                 }
                 for r in rows

@@ -29,6 +29,7 @@ from feedback_core.schema import (
     dislike_patterns,
     feature_adjustments,
     impressions,
+    known_score,
     movies,
     ratings,
     recommendation_sets,
@@ -61,7 +62,12 @@ def list_latest_dislikes(system, start: date, end: date, versions=(), reasons=()
     ]
     with read_connection(system.engine) as conn:
         rows = conn.execute(
-            select(*(user_dislikes.c[c] for c in columns))
+            select(
+                *(
+                    known_score(user_dislikes) if c == "predicted_score" else user_dislikes.c[c]
+                    for c in columns
+                )
+            )
             .where(*where)
             .order_by(user_dislikes.c.created_at.desc(), user_dislikes.c.dislike_id.desc())
             .limit(limit)
@@ -434,7 +440,7 @@ def _user_lists() -> Select:
             impressions.c.rank,
             impressions.c.movie_id,
             movies.c.title,
-            impressions.c.predicted_score,
+            known_score(impressions),
             user_dislikes.c.reason,
             user_dislikes.c.feedback_text,
         )
@@ -479,7 +485,14 @@ def get_user_profile(system, user_id: int) -> dict:
         rows = conn.execute(
             # What FeedbackSystem.get_user_dislikes returns, the lists as their JSON text:
             # decoded below in one call rather than one per value.
-            select(*(ud[c] for c in _PROFILE_DISLIKES[:-3]), cast(ud.genres, Text), cast(ud.cast, Text))
+            select(
+                *(
+                    known_score(user_dislikes) if c == "predicted_score" else ud[c]
+                    for c in _PROFILE_DISLIKES[:-3]
+                ),
+                cast(ud.genres, Text),
+                cast(ud.cast, Text),
+            )
             .add_columns(ud.franchise)
             .where(ud.user_id == checked, ud.retracted_at.is_(None))
             .order_by(ud.created_at.desc(), ud.dislike_id.desc())

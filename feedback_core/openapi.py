@@ -82,11 +82,12 @@ def _schemas(settings: Settings) -> dict:
                     "description": "the shown list the movie came from; it must contain the movie",
                 },
                 "predicted_score": {
-                    "type": "number",
+                    "type": ["number", "null"],
                     "minimum": 0,
                     "maximum": 1,
-                    "description": "the score the model gave; when absent, the one the list showed the movie "
-                    "with (0 without a list)",
+                    "description": "the score the model gave; the one the list showed the movie with is recorded "
+                    "when it has one (score_note says so when they differ). Absent or null without a "
+                    "scored list: unknown, left out of every prediction error",
                 },
                 "reason": {"enum": list(REASONS), "default": "not_interested"},
                 "feedback_text": {"type": ["string", "null"], "maxLength": settings.max_feedback_text_length},
@@ -125,7 +126,13 @@ def _schemas(settings: Settings) -> dict:
                 "dislike_id": ID,
                 "duplicate": {"type": "boolean", "description": "true when this repeats an earlier dislike"},
                 "training_impact": _obj(
-                    {"error_recorded": {"type": "number"}, "weight": {"type": "number"}},
+                    {
+                        "error_recorded": {
+                            **NULLABLE_NUMBER,
+                            "description": "null: the predicted score is unknown",
+                        },
+                        "weight": {"type": "number"},
+                    },
                     ("error_recorded", "weight"),
                 ),
                 "feature_adjustments": _obj(
@@ -148,6 +155,11 @@ def _schemas(settings: Settings) -> dict:
                     },
                     ("reason_distribution", "total_dislikes"),
                 ),
+                "score_note": {
+                    "type": "string",
+                    "description": "present when the predicted_score sent differs from the one the list showed "
+                    "the movie with: the list's was recorded",
+                },
                 "catalogue_note": {
                     "type": "string",
                     "description": "present when the film is catalogued with another title, genres, cast or "
@@ -162,7 +174,7 @@ def _schemas(settings: Settings) -> dict:
                 "movie_id": ID,
                 "movie_title": {"type": "string"},
                 "recommendation_set_id": {"type": ["integer", "null"]},
-                "predicted_score": {"type": "number"},
+                "predicted_score": {**NULLABLE_NUMBER, "description": "null: unknown"},
                 "reason": {"enum": list(REASONS)},
                 "feedback_text": {"type": "string"},
                 "genres": {"type": "array", "items": {"type": "string"}},
@@ -185,7 +197,12 @@ def _schemas(settings: Settings) -> dict:
             {
                 "movie_id": ID,
                 "rank": {"type": "integer", "minimum": 1, "maximum": 100_000},
-                "predicted_score": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.0},
+                "predicted_score": {
+                    "type": ["number", "null"],
+                    "minimum": 0,
+                    "maximum": 1,
+                    "description": "absent or null: shown without a score (unknown)",
+                },
             },
             ("movie_id",),
             closed=True,
@@ -216,7 +233,7 @@ def _schemas(settings: Settings) -> dict:
                         {
                             "movie_id": ID,
                             "rank": {"type": "integer"},
-                            "predicted_score": {"type": "number"},
+                            "predicted_score": {**NULLABLE_NUMBER, "description": "null: shown without one"},
                             "title": {"type": "string"},
                         },
                         ("movie_id", "rank", "predicted_score"),
@@ -477,7 +494,12 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> dict:
                                     "description": "every negative example made; a dislike undone after its "
                                     "example trained a version keeps it, so this can exceed total_dislikes",
                                 },
-                                "avg_prediction_error": NULLABLE_NUMBER,
+                                "avg_prediction_error": {
+                                    **NULLABLE_NUMBER,
+                                    "description": "mean predicted score of the dislikes whose score is known "
+                                    "(scored_dislikes)",
+                                },
+                                "scored_dislikes": {"type": "integer"},
                                 "max_error": NULLABLE_NUMBER,
                                 "min_error": NULLABLE_NUMBER,
                                 "dislike_rate": {

@@ -208,16 +208,17 @@ def _window_totals(
             daily_dislikes.c.attributed,
             func.sum(daily_dislikes.c.dislikes),
             func.sum(daily_dislikes.c.score_sum),
+            func.sum(daily_dislikes.c.scored),
         )
         .where(*_dislike_where(low, high, versions, reasons))
         .group_by(daily_dislikes.c.day, daily_dislikes.c.attributed),
         # attributed NULL marks the impressions' rows
-        select(daily_impressions.c.day, null(), func.sum(daily_impressions.c.impressions), null())
+        select(daily_impressions.c.day, null(), func.sum(daily_impressions.c.impressions), null(), null())
         .where(*_impression_where(low, high, versions))
         .group_by(daily_impressions.c.day),
     )
-    sums = [{"shown": 0, "days": 0, 0: [0, 0.0], 1: [0, 0.0]} for _ in windows]
-    for day, attributed, n, score_sum in conn.execute(per_day).all():
+    sums = [{"shown": 0, "days": 0, 0: [0, 0.0], 1: [0, 0.0], "scored": 0} for _ in windows]
+    for day, attributed, n, score_sum, scored in conn.execute(per_day).all():
         day = as_date(day)
         window = next((i for i, (s, e) in enumerate(windows) if s <= day <= e), None)
         if window is None:
@@ -229,6 +230,7 @@ def _window_totals(
             kind = sums[window][1 if int(attributed) == 1 else 0]
             kind[0] += int(n or 0)
             kind[1] += float(score_sum or 0.0)
+            sums[window]["scored"] += int(scored or 0)
     totals = []
     for (start, end), counted in zip(windows, sums, strict=True):
         (attributed, attributed_sum), (unattributed, unattributed_sum) = counted[1], counted[0]
@@ -241,7 +243,11 @@ def _window_totals(
                 "attributed_dislikes": attributed,
                 "impressions": counted["shown"],
                 "days_with_impressions": counted["days"],
-                "mean_predicted_score": (attributed_sum + unattributed_sum) / total if total else None,
+                # Of the dislikes whose score is known (none: no mean).
+                "mean_predicted_score": (
+                    (attributed_sum + unattributed_sum) / counted["scored"] if counted["scored"] else None
+                ),
+                "scored_dislikes": counted["scored"],
                 "dislike_rate": rate_fields(attributed, counted["shown"], min_trials),
             }
         )
@@ -437,6 +443,7 @@ def list_reason_counts(system, start: date, end: date, versions=(), reasons=()) 
                 func.sum(daily_dislikes.c.dislikes),
                 func.sum(daily_dislikes.c.score_sum),
                 attributed,
+                func.sum(daily_dislikes.c.scored),
             )
             .where(*_dislike_where(start, end, versions, reasons))
             .group_by(daily_dislikes.c.reason)
@@ -448,21 +455,21 @@ def list_reason_counts(system, start: date, end: date, versions=(), reasons=()) 
         ).scalar_one()
     min_trials = system.settings.min_impressions_for_rate
     counted = [
-        (reason, int(n), float(score_sum or 0.0), int(on_lists or 0))
-        for reason, n, score_sum, on_lists in rows
+        (reason, int(n), float(score_sum or 0.0), int(on_lists or 0), int(scored or 0))
+        for reason, n, score_sum, on_lists, scored in rows
         if n and int(n) > 0
     ]
     counted.sort(key=lambda r: (-r[1], r[0]))  # most dislikes first
-    total = sum(n for _, n, _, _ in counted)
+    total = sum(r[1] for r in counted)
     records = []
-    for reason, n, score_sum, on_lists in counted:
+    for reason, n, score_sum, on_lists, scored in counted:
         rate = rate_fields(on_lists, int(shown), min_trials)
         records.append(
             (
                 reason,
                 n,
                 n / total,
-                score_sum / n,
+                score_sum / scored if scored else None,  # of the dislikes whose score is known
                 on_lists,
                 int(shown),
                 rate["rate"],
@@ -542,24 +549,37 @@ def list_score_histogram(system, start: date, end: date, versions=(), reasons=()
 
 
 def list_error_by_version(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:
-    """Return dislikes and their mean predicted score (the mean error) per version."""
+    """Return dislikes and their mean predicted score (the mean error) per version, with
+    ``scored``: the dislikes the mean is of (those whose score is known; none: no mean)."""
     with read_connection(system.engine) as conn:
         rows = conn.execute(
             select(
                 daily_dislikes.c.model_version_id,
                 func.sum(daily_dislikes.c.dislikes),
                 func.sum(daily_dislikes.c.score_sum),
+                func.sum(daily_dislikes.c.scored),
             )
             .where(*_dislike_where(start, end, versions, reasons))
             .group_by(daily_dislikes.c.model_version_id)
         ).all()
     records = sorted(
-        (int(v), int(n), float(score_sum or 0.0) / int(n), version_label(v))
-        for v, n, score_sum in rows
+        (
+            int(v),
+            int(n),
+            float(score_sum or 0.0) / int(scored) if scored else None,
+            version_label(v),
+            int(scored or 0),
+        )
+        for v, n, score_sum, scored in rows
         if n and int(n) > 0
     )
-    columns = ["model_version_id", "dislikes", "mean_prediction_error", "version"]
-    dtypes = {"model_version_id": "int64", "dislikes": "int64", "mean_prediction_error": "float64"}
+    columns = ["model_version_id", "dislikes", "mean_prediction_error", "version", "scored"]
+    dtypes = {
+        "model_version_id": "int64",
+        "dislikes": "int64",
+        "mean_prediction_error": "float64",
+        "scored": "int64",
+    }
     return to_frame(records, columns, dtypes)
 
 
@@ -583,6 +603,7 @@ def _confident_mistakes() -> Select:
             top.c.high_score_dislikes,
             top.c.score_sum,
             top.c.last_disliked_at,
+            top.c.scored,
         )
         .join(movies, movies.c.movie_id == top.c.movie_id)
         .order_by(top.c.high_score_dislikes.desc(), top.c.dislikes.desc(), top.c.movie_id)
@@ -596,7 +617,10 @@ def list_confident_mistakes(system, limit: int = 15) -> pd.DataFrame:
     """Return the films with the most high-score dislikes (all time)."""
     with read_connection(system.engine) as conn:
         rows = conn.execute(_CONFIDENT_MISTAKES, {"limit": int(limit)}).all()
-    records = [(m, title, n, high, last, score_sum / n) for m, title, n, high, score_sum, last in rows]
+    # (A film is here for its high-score dislikes: some of its scores are known.)
+    records = [
+        (m, title, n, high, last, score_sum / scored) for m, title, n, high, score_sum, last, scored in rows
+    ]
     columns = ["movie_id", "title", "dislikes", "high_score_dislikes", "last_disliked_at"]
     return to_frame(records, [*columns, "mean_predicted_score"], {"last_disliked_at": "time"})
 

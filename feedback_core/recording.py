@@ -55,6 +55,10 @@ _PENDING_UP_TO_CAP = (
 _ACTIVE_JOB = Prepared(select(retrain_jobs.c.job_id).where(retrain_jobs.c.active_slot == 1))
 
 
+# What the lookup before a dislike reads for a film its list showed without a score.
+UNSCORED = -1.0
+
+
 def _before_dislike_statement() -> Prepared:
     """Everything recording a dislike reads before it writes, in one statement (each statement
     costs tens of microseconds on this path, far more than these index lookups):
@@ -63,7 +67,8 @@ def _before_dislike_statement() -> Prepared:
     movie of the same list, or without a list the same movie from ``since`` to ``until``); the movie's
     ``title, genres, cast, franchise`` (NULLs when it is not in the catalogue); the list's
     ``owner, version_id, shown_at`` (NULLs without a list or when it does not exist), ``shown``:
-    the score the list showed the movie with (NULL when it did not show it); ``pending``
+    the score the list showed the movie with (NULL when it did not show it, ``UNSCORED`` when
+    it showed it without a score); ``pending``
     examples counted up to ``cap`` and the queued or running ``active_job``.
     """
     live = (user_dislikes.c.user_id == bindparam("user_id")) & (
@@ -85,7 +90,7 @@ def _before_dislike_statement() -> Prepared:
     )
     the_set = recommendation_sets.c.recommendation_set_id == set_id
     shown = (
-        select(impressions.c.predicted_score)
+        select(case((impressions.c.score_known, impressions.c.predicted_score), else_=literal(UNSCORED)))
         .where(impressions.c.recommendation_set_id == set_id, impressions.c.movie_id == bindparam("movie_id"))
         .limit(1)
         .scalar_subquery()
@@ -135,6 +140,7 @@ DISLIKE_KEYS = (
     "recommendation_set_id",
     "model_version_id",
     "predicted_score",
+    "score_known",
     "reason",
     "feedback_text",
     "genres",
@@ -408,6 +414,24 @@ def check_set(
         )
 
 
+def recorded_score(d: DislikeIn, shown: float | None) -> tuple[float | None, str | None]:
+    """The predicted score a dislike is recorded with (None: unknown), and a note when the score
+    sent with it was not used.
+
+    A list's own score for the film wins: it is what the model predicted when the film was
+    shown (a score sent again may be rounded or recomputed). Without one, the score sent;
+    without either, nothing says what the model predicted, and no guess is stored as one."""
+    if shown is None or shown == UNSCORED:
+        return d.predicted_score, None
+    note = None
+    if d.predicted_score is not None and abs(d.predicted_score - shown) > 1e-9:
+        note = (
+            f"recommendation_set_id {d.recommendation_set_id} showed movie {d.movie_id} with predicted_score "
+            f"{shown!r}: that score is recorded, not the {d.predicted_score!r} sent"
+        )
+    return float(shown), note
+
+
 # ---------------------------------------------------------------- the service
 
 
@@ -430,8 +454,9 @@ class Recording:
     ) -> int:
         """Record a dislike with its example, proposals and aggregates; return its id.
 
-        Without ``predicted_score`` the error recorded is the score the list showed the movie
-        with (``recommendation_set_id``), else 0. A catalogued film's own title, genres, cast
+        The error recorded is the score the list (``recommendation_set_id``) showed the movie
+        with, else ``predicted_score``; with neither it is unknown, and left out of every
+        prediction error (stored as 0). A catalogued film's own title, genres, cast
         and franchise count (what the model knows it by); those given add a film not yet in
         the catalogue."""
         return self._record_dislike(
@@ -495,8 +520,7 @@ class Recording:
             genres, cast, franchise = list(movie_genres or []), list(movie_cast or []), movie_franchise
             ignored = _ignored_details(d, title, genres, cast, franchise) if movie[0] is not None else []
             check_set(d, owner, shown, shown_at, now, at_given=created_at is not None)
-            if d.predicted_score is None:
-                d = d._replace(predicted_score=0.0 if shown is None else float(shown))
+            score, score_note = recorded_score(d, shown)
             dislike_id = _INSERT_DISLIKE.first_row(
                 conn,
                 DISLIKE_KEYS,
@@ -506,7 +530,8 @@ class Recording:
                     title,
                     d.recommendation_set_id,
                     version_id,
-                    d.predicted_score,
+                    0.0 if score is None else score,
+                    score is not None,
                     d.reason,
                     d.feedback_text,
                     genres,
@@ -524,7 +549,15 @@ class Recording:
                 _INSERT_EXAMPLE.execute_row(
                     conn,
                     EXAMPLE_KEYS,
-                    (dislike_id, d.user_id, d.movie_id, weight, d.predicted_score, now, "pending"),
+                    (
+                        dislike_id,
+                        d.user_id,
+                        d.movie_id,
+                        weight,
+                        0.0 if score is None else score,
+                        now,
+                        "pending",
+                    ),
                 ).close()
                 self._store_proposals(conn, dislike_id, d, proposals, now)
                 if rule.exclude_movie:
@@ -534,7 +567,7 @@ class Recording:
                     user_id=d.user_id,
                     movie_id=d.movie_id,
                     reason=d.reason,
-                    score=d.predicted_score,
+                    score=score,
                     genres=genres,
                     cast=cast,
                     franchise=franchise,
@@ -554,12 +587,14 @@ class Recording:
                     "dislike_id": dislike_id,
                     "movie_id": d.movie_id,
                     "duplicate": False,
-                    "training_impact": {"error_recorded": d.predicted_score, "weight": weight},
+                    "training_impact": {"error_recorded": score, "weight": weight},
                     "feature_adjustments": {
                         **adjustments_as_dict(d.reason, proposals),
                         "exclude_movie": rule.exclude_movie,
                     },
                 }
+                if score_note:
+                    outcome["score_note"] = score_note
                 if ignored:
                     outcome["catalogue_note"] = (
                         f"movie {d.movie_id} is in the catalogue as {title!r}: its catalogue entry was used, "
@@ -575,12 +610,12 @@ class Recording:
                 changes = {f"{p.feature_type}:{p.feature_value}": p.magnitude for p in proposals}
                 proposed = f"; Feature adjustments proposed: {changes}"
             log.info(
-                "[FEEDBACK] Dislike %s recorded: user %s movie %s reason %s score %.3f%s",
+                "[FEEDBACK] Dislike %s recorded: user %s movie %s reason %s score %s%s",
                 dislike_id,
                 d.user_id,
                 d.movie_id,
                 d.reason,
-                d.predicted_score,
+                "unknown" if score is None else f"{score:.3f}",
                 proposed,
             )
         return outcome
@@ -672,7 +707,7 @@ class Recording:
             "movie_id": row.movie_id,
             "duplicate": duplicate,
             "training_impact": {
-                "error_recorded": row.predicted_score,
+                "error_recorded": row.predicted_score if row.score_known else None,
                 "weight": example if example is not None else self.settings.DISLIKE_WEIGHT_MULTIPLIER,
             },
             "feature_adjustments": {
@@ -758,7 +793,7 @@ class Recording:
                 user_id=row.user_id,
                 movie_id=row.movie_id,
                 reason=row.reason,
-                score=row.predicted_score,
+                score=row.predicted_score if row.score_known else None,
                 genres=row.genres or [],
                 cast=row.cast or [],
                 franchise=row.franchise,

@@ -42,8 +42,8 @@ def _example_dict(row) -> dict:
         "movie_title": row.movie_title,
         "label": 0,
         "target": 0.0,
-        "predicted_score": row.error,
-        "error": row.error,
+        "predicted_score": row.error if row.score_known else None,  # None: unknown (stored as 0)
+        "error": row.error if row.score_known else None,
         "weight": row.weight,
         "reason": row.reason,
         "status": row.status,
@@ -56,6 +56,7 @@ def _example_query():
         negative_examples,
         user_dislikes.c.movie_title,
         user_dislikes.c.reason,
+        user_dislikes.c.score_known,
     ).join(user_dislikes, user_dislikes.c.dislike_id == negative_examples.c.dislike_id)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -21,7 +22,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    case,
+    null,
     text,
+    true,
 )
 
 metadata = MetaData(
@@ -103,6 +107,9 @@ impressions = Table(
     Column("predicted_score", Float, nullable=False),
     Column("model_version_id", Id, ForeignKey("model_versions.version_id")),
     Column("shown_at", DateTime, nullable=False),
+    # False for an item shown without a score (a list posted as bare ids): its predicted_score
+    # is a stored 0 that nothing may read as a prediction (migration 0011).
+    Column("score_known", Boolean, nullable=False, server_default=true()),
     UniqueConstraint("recommendation_set_id", "movie_id", name="uq_impressions_set_movie"),
     Index("ix_impressions_user_shown", "user_id", "shown_at"),
 )
@@ -117,6 +124,9 @@ user_dislikes = Table(
     Column("recommendation_set_id", Id, ForeignKey("recommendation_sets.recommendation_set_id")),
     Column("model_version_id", Id, ForeignKey("model_versions.version_id")),
     Column("predicted_score", Float, nullable=False),
+    # False when nothing said what the model predicted (no score sent, none on its list): its
+    # predicted_score is a stored 0, left out of every error (migration 0011).
+    Column("score_known", Boolean, nullable=False, server_default=true()),
     Column("reason", String(32), nullable=False),
     Column("feedback_text", Text, nullable=False, default=""),
     Column("genres", JSON, nullable=False, default=list),
@@ -279,7 +289,7 @@ dislike_patterns = Table(
     Column("pattern_type", String(16), primary_key=True),
     Column("pattern_value", String(200), primary_key=True),
     Column("dislike_count", Integer, nullable=False, default=0),
-    Column("score_sum", Float, nullable=False, default=0.0),
+    Column("score_sum", Float, nullable=False, default=0.0),  # of the known predicted scores
     Column("last_disliked_at", DateTime),
     # On SQLite a person's rows live together in the key's own tree (migration 0005).
     sqlite_with_rowid=False,
@@ -303,7 +313,10 @@ daily_dislikes = Table(
     # 1 for dislikes of a recorded impression (the numerator of a dislike rate), 0 otherwise.
     Column("attributed", Integer, primary_key=True, autoincrement=False),
     Column("dislikes", BigInteger, nullable=False, default=0),
+    # Of those, the dislikes whose predicted score is known, and the sum of their scores: a
+    # mean error is score_sum / scored (migration 0011).
     Column("score_sum", Float, nullable=False, default=0.0),
+    Column("scored", BigInteger, nullable=False, server_default=text("0")),
 )
 
 # The dislikes per reason and genre, and their predicted scores: counted on the same day as
@@ -338,6 +351,7 @@ movie_dislike_stats = Table(
     Column("high_score_dislikes", BigInteger, nullable=False, default=0),
     Column("score_sum", Float, nullable=False, default=0.0),
     Column("last_disliked_at", DateTime),
+    Column("scored", BigInteger, nullable=False, server_default=text("0")),  # as daily_dislikes'
 )
 
 audit_log = Table(
@@ -381,3 +395,9 @@ idempotent_requests = Table(
     Column("body", JSON, nullable=False),
     Column("created_at", DateTime, nullable=False),
 )
+
+
+def known_score(table: Table):
+    """``table``'s predicted_score where it is known, else NULL, labelled predicted_score (an
+    unknown score is stored as 0: it must never be read as one)."""
+    return case((table.c.score_known, table.c.predicted_score), else_=null()).label("predicted_score")

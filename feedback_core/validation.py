@@ -23,7 +23,7 @@ class DislikeIn(NamedTuple):
     movie_id: int
     movie_title: str
     recommendation_set_id: int | None
-    predicted_score: float | None  # None: not given (the shown list's, else 0)
+    predicted_score: float | None  # None: not given (the shown list's, else unknown)
     reason: str
     feedback_text: str
     genres: tuple[str, ...] | None
@@ -38,7 +38,7 @@ class ItemIn:
 
     movie_id: int
     rank: int
-    predicted_score: float
+    predicted_score: float | None  # None: shown without a score
 
 
 def check_id(value: Any, field: str, optional: bool = False) -> int | None:
@@ -237,10 +237,12 @@ def validate_items(items: Any, settings: Settings, max_items: int = 500) -> list
                     f"{where}.rank must be an integer between 1 and 100000, got {_show(rank)}",
                     f"{where}.rank",
                 )
-            score = check_score(item.get("predicted_score", 0.0), f"{where}.predicted_score")
+            score = item.get("predicted_score")
+            if score is not None:
+                score = check_score(score, f"{where}.predicted_score")
         else:
             movie_id = check_id(item, f"{where}.movie_id")
-            rank, score = i + 1, 0.0
+            rank, score = i + 1, None
         if movie_id in seen:
             raise ValidationError(
                 f"{where}.movie_id {movie_id} appears twice in one list", f"{where}.movie_id"

@@ -137,13 +137,14 @@ def build_sample(
                         feedback_text=HOSTILE_TEXT if hostile else rng.choice(["", "", "meh", "seen it"]),
                     )
                     dislikes += not outcome["duplicate"]
-        # A few dislikes from outside any shown list: counted, but not in any rate.
+        # A few dislikes from outside any shown list: counted, but not in any rate; every other
+        # one sent without a score, which nothing then knows (in no mean error, no histogram).
         system.record_dislike(
             created_at=moment + timedelta(hours=5),
             user_id=users + 1,
             movie_id=rng.randint(1, 60),
             movie_title="",
-            predicted_score=0.5,
+            predicted_score=0.5 if day % 2 else None,
             reason="other",
         )
         dislikes += 1

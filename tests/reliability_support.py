@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Date, select, text
+from sqlalchemy import Date, inspect, select, text
 
 from feedback_core.schema import (
     daily_dislikes,
@@ -311,7 +311,11 @@ def recount_differences(
     tables as they were before migration 0010, on the day a dislike was made and without its
     version or reason)."""
     with engine.connect() as conn:
-        live = conn.execute(select(user_dislikes).where(user_dislikes.c.retracted_at.is_(None))).all()
+        # Since migration 0011 a dislike may have no known score, and the daily and per-film
+        # rows count the scored ones.
+        scored = "scored" in {c["name"] for c in inspect(conn).get_columns("daily_dislikes")}
+        dislike_columns = [c for c in user_dislikes.c if scored or c.name != "score_known"]
+        live = conn.execute(select(*dislike_columns).where(user_dislikes.c.retracted_at.is_(None))).all()
         # A dislike that names a list counts in daily_dislikes on the day the list was shown.
         shown_on = {
             r.recommendation_set_id: r.created_at.date()
@@ -319,6 +323,14 @@ def recount_differences(
                 select(recommendation_sets.c.recommendation_set_id, recommendation_sets.c.created_at)
             )
         }
+
+        def counted(*columns: str) -> tuple:
+            return tuple(columns) + (("scored",) if scored else ())
+
+        daily_columns = counted("day", "model_version_id", "reason", "attributed", "dislikes", "score_sum")
+        movie_columns = counted(
+            "movie_id", "dislikes", "high_score_dislikes", "score_sum", "last_disliked_at"
+        )
         stored = {
             "dislike_patterns": {
                 (r.user_id, r.pattern_type, r.pattern_value): (
@@ -329,8 +341,8 @@ def recount_differences(
                 for r in conn.execute(select(dislike_patterns))
             },
             "daily_dislikes": {
-                (r.day, r.model_version_id, r.reason, r.attributed): (r.dislikes, r.score_sum)
-                for r in conn.execute(select(daily_dislikes))
+                tuple(r[:4]): tuple(r[4:])
+                for r in conn.execute(select(*(daily_dislikes.c[c] for c in daily_columns)))
             },
             "daily_reason_genre": {
                 tuple(key): (n,)
@@ -351,17 +363,19 @@ def recount_differences(
                 )
             },
             "movie_dislike_stats": {
-                r.movie_id: (r.dislikes, r.high_score_dislikes, r.score_sum, r.last_disliked_at)
-                for r in conn.execute(select(movie_dislike_stats))
+                r[0]: tuple(r[1:])
+                for r in conn.execute(select(*(movie_dislike_stats.c[c] for c in movie_columns)))
             },
         }
     patterns: dict = defaultdict(lambda: [0, 0.0, None])
-    daily: dict = defaultdict(lambda: [0, 0.0])
+    daily: dict = defaultdict(lambda: [0, 0.0, 0] if scored else [0, 0.0])
     by_genre: Counter = Counter()
     histogram: Counter = Counter()
-    per_movie: dict = defaultdict(lambda: [0, 0, 0.0, None])
+    per_movie: dict = defaultdict(lambda: [0, 0, 0.0, None, 0] if scored else [0, 0, 0.0, None])
     for d in live:
         day, version = d.created_at.date(), d.model_version_id or 0
+        known = d.score_known if scored else True
+        score = d.predicted_score if known else 0.0
         kinds = blamed[d.reason]
         keys = [("total", ""), ("reason", d.reason)]
         keys += [("genre", g) for g in d.genres if "genre" in kinds]
@@ -370,13 +384,13 @@ def recount_differences(
         for kind, value in set(keys):
             p = patterns[(d.user_id, kind, value)]
             p[0] += 1
-            p[1] += d.predicted_score
+            p[1] += score
             p[2] = d.created_at if p[2] is None else max(p[2], d.created_at)
         rate_day = day if d.recommendation_set_id is None else shown_on[d.recommendation_set_id]
         entry = daily[(rate_day, version, d.reason, int(d.recommendation_set_id is not None))]
         entry[0] += 1
-        entry[1] += d.predicted_score
-        bucket = min(int(d.predicted_score * 10), 9)
+        entry[1] += score
+        bucket = min(int(score * 10), 9)
         if before_0010:
             for g in set(d.genres):
                 by_genre[(day, d.reason, g)] += 1
@@ -384,12 +398,16 @@ def recount_differences(
         else:  # since 0010, on the same day as daily_dislikes, by version and reason
             for g in set(d.genres):
                 by_genre[(rate_day, version, d.reason, g)] += 1
-            histogram[(rate_day, version, d.reason, bucket)] += 1
+            if known:
+                histogram[(rate_day, version, d.reason, bucket)] += 1
         m = per_movie[d.movie_id]
         m[0] += 1
-        m[1] += d.predicted_score >= HIGH_SCORE
-        m[2] += d.predicted_score
+        m[1] += known and score >= HIGH_SCORE
+        m[2] += score
         m[3] = d.created_at if m[3] is None else max(m[3], d.created_at)
+        if scored:
+            entry[2] += known
+            m[4] += known
     expected = {
         "dislike_patterns": {k: tuple(v) for k, v in patterns.items()},
         "daily_dislikes": {k: tuple(v) for k, v in daily.items()},

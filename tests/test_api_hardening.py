@@ -225,11 +225,16 @@ def test_a_dislike_without_a_score_records_the_score_its_list_showed(api):
     (dislike,) = rows(api.system, user_dislikes)
     (example,) = rows(api.system, negative_examples)
     assert (dislike.predicted_score, example.error) == (0.92, 0.92)
-    # A score given is the caller's; without a list or a score it is 0.
+    # A score given is the caller's; without a list or a score it is unknown (null), not 0.
     given = api.post("/api/dislike", {"movie_id": 4, "predicted_score": 0.5}).get_json()
     assert given["training_impact"]["error_recorded"] == 0.5
     bare = api.post("/api/dislike", {"movie_id": 5}).get_json()
-    assert bare["training_impact"]["error_recorded"] == 0.0
+    assert bare["training_impact"]["error_recorded"] is None
+    assert api.post("/api/dislike", {"movie_id": 2, "predicted_score": None}).status_code == 201
+    stored = {r.movie_id: (r.predicted_score, r.score_known) for r in rows(api.system, user_dislikes)}
+    assert stored == {3: (0.92, True), 4: (0.5, True), 5: (0.0, False), 2: (0.0, False)}
+    history = api.get("/api/dislike-history").get_json()["dislikes"]
+    assert {d["movie_id"]: d["predicted_score"] for d in history} == {3: 0.92, 4: 0.5, 5: None, 2: None}
 
 
 def test_a_catalogued_films_own_features_are_what_a_dislike_counts_against(api):

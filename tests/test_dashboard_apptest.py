@@ -398,7 +398,16 @@ def test_errors_page_means_equal_the_aggregates(shared_db):
     captions = [c.value for c in at.caption]
     for row in errors.itertuples():
         assert metric(at, f"Mean error, {row.version}") == f"{row.mean_prediction_error:.3f}"
-        assert f"over {row.dislikes:,} dislikes" in captions  # what each version's shares are of
+        # What each version's mean and shares are of (the sample has unknown scores without a version).
+        if row.scored == row.dislikes:
+            assert f"over {row.dislikes:,} dislikes" in captions
+        else:
+            assert f"over the {row.scored:,} of {row.dislikes:,} dislikes whose score is known" in captions
+    unknown = int((errors["dislikes"] - errors["scored"]).sum())
+    assert unknown > 0
+    assert any(
+        c.startswith(f"{unknown:,} dislikes of this window have no known predicted score.") for c in captions
+    )
     mistakes = table(at, "high_score_dislikes", "title")
     assert list(mistakes["movie_id"]) == list(queries.list_confident_mistakes(shared_db)["movie_id"])
     # "no version" holds two kinds of dislike: the page says which (the sample has it).

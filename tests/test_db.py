@@ -241,7 +241,7 @@ def test_statements_run_in_turn_on_one_cursor_raise_as_sqlalchemy_does_and_roll_
             Prepared.execute_all(
                 conn,
                 [
-                    _DAILY.run(conn, [(day, 0, "wrong_genre", 0, 1, 0.5)]),
+                    _DAILY.run(conn, [(day, 0, "wrong_genre", 0, 1, 0.5, 1)]),
                     _HISTOGRAM.run(conn, []),  # nothing to write: skipped
                     _HISTOGRAM.run(conn, [(day, 987654, "other", 3, None)]),  # dislikes may not be NULL
                 ],

@@ -191,16 +191,20 @@ def test_a_dislike_without_a_score_takes_its_lists_and_none_comes_before_its_lis
         "11,3,900,,wrong_genre,,2026-10-01T10:05:00Z\n"  # 2: no score: list 900 showed it at 0.40
         "12,5,,,other,,2026-10-04T12:00:00Z\n"  # 3: no score, no list: 0
         "11,4,902,,other,,2026-10-03T19:59:00Z\n"  # 4: a minute before list 902 was shown
-        "11,6,902,0.3,other,,2026-10-03T20:00:00Z\n"  # 5: as it was shown, a score of its own
+        "11,6,902,0.3,other,,2026-10-03T20:00:00Z\n"  # 5: a score of its own: the list's 0.55 wins
     )
     summary = system.import_file(write(tmp_path, "d.csv", content), "dislikes", on_error="skip")
     assert (summary.imported, summary.rejected) == (3, 1)
     (error,) = summary.errors
     assert (error.line, error.field) == (4, "created_at")
     assert "before recommendation_set_id 902 was shown (2026-10-03 20:00:00)" in error.message
-    scores = {(d.user_id, d.movie_id): d.predicted_score for d in rows(system, user_dislikes)}
-    assert scores == {(11, 3): 0.40, (12, 5): 0.0, (11, 6): 0.3}
-    assert sorted(e.error for e in rows(system, negative_examples)) == [0.0, 0.3, 0.40]
+    scores = {
+        (d.user_id, d.movie_id): (d.predicted_score, d.score_known) for d in rows(system, user_dislikes)
+    }
+    # Without a list or a score of its own, the score is unknown: stored as 0, marked so.
+    assert scores == {(11, 3): (0.40, True), (12, 5): (0.0, False), (11, 6): (0.55, True)}
+    assert sorted(e.error for e in rows(system, negative_examples)) == [0.0, 0.40, 0.55]
+    assert recount_differences(system.engine) == []
 
 
 def test_impressions_form_sets_with_their_counts_and_times(system, tmp_path):
@@ -661,11 +665,7 @@ def test_values_the_checks_refuse_are_never_coerced(system, tmp_path, kind, reco
             {"user_id": 11, "movie_id": 1, "rank": 1, "predicted_score": 0.5},
             "recommendation_set_id",
         ),
-        (
-            "impressions",
-            {"recommendation_set_id": 950, "user_id": 11, "movie_id": 1, "rank": 1},
-            "predicted_score",
-        ),
+        ("impressions", {"recommendation_set_id": 950, "user_id": 11, "movie_id": 1}, "rank"),
     ],
 )
 def test_a_json_line_without_a_required_field_is_refused_by_name(system, tmp_path, kind, record, field):

@@ -584,3 +584,60 @@ def test_a_newer_release_of_this_schema_is_not_taken_for_another_applications(tm
     with pytest.raises(ConfigError, match="schema 0099 is unknown to this feedback-core .*a newer release"):
         upgrade_database(engine)
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=PG_SKIP))]
+)
+def test_unknown_scores_migrate_both_ways_and_every_aggregate_recounts(kind, tmp_path):
+    from reliability_support import recount_differences
+
+    with scratch_engine(kind, tmp_path / "scores.db", "migration_0011") as engine:
+
+        def flags() -> tuple[list, list, list]:
+            with engine.connect() as conn:
+                return tuple(
+                    [tuple(r) for r in conn.execute(text(sql))]
+                    for sql in (
+                        "SELECT movie_id, predicted_score, score_known FROM user_dislikes ORDER BY movie_id",
+                        "SELECT movie_id, score_known FROM impressions ORDER BY movie_id",
+                        "SELECT dislikes, scored FROM daily_dislikes ORDER BY day, reason",
+                    )
+                )
+
+        upgrade_database(engine)
+        now = [datetime(2026, 1, 10, 12, 0)]
+        system = FeedbackSystem(engine, Settings(database_url="sqlite://"), clock=lambda: now[0])
+        system.add_movies([{"movie_id": m, "title": f"Film {m}", "genres": ["Drama"]} for m in range(1, 5)])
+        shown = system.record_recommendation_set(3, [1, {"movie_id": 2, "predicted_score": 0.8}])
+        now[0] += timedelta(minutes=5)
+        system.save_dislike(3, 1, recommendation_set_id=shown, reason="wrong_genre")  # unknown
+        system.save_dislike(3, 2, recommendation_set_id=shown, reason="wrong_genre")  # the list's 0.8
+        system.save_dislike(4, 3, predicted_score=0.3)
+        system.save_dislike(4, 4)  # unknown
+        assert flags() == (
+            [(1, 0.0, False), (2, 0.8, True), (3, 0.3, True), (4, 0.0, False)],
+            [(1, False), (2, True)],
+            [(2, 1), (2, 1)],
+        )
+        assert recount_differences(engine) == []
+
+        # Down: the flags go, the unknown scores are the 0s they were stored as, in every count.
+        migrate(engine, "0010", downgrade=True)
+        columns = {
+            t: {c["name"] for c in inspect(engine).get_columns(t)}
+            for t in ("user_dislikes", "daily_dislikes")
+        }
+        assert "score_known" not in columns["user_dislikes"] and "scored" not in columns["daily_dislikes"]
+        assert recount_differences(engine) == []
+        # Up: every row stored before is taken as known (scored = dislikes), and recounts so.
+        migrate(engine, "0011")
+        assert flags() == (
+            [(1, 0.0, True), (2, 0.8, True), (3, 0.3, True), (4, 0.0, True)],
+            [(1, True), (2, True)],
+            [(2, 2), (2, 2)],
+        )
+        assert recount_differences(engine) == []
+        system.save_dislike(4, 1)  # and new ones are told apart again
+        assert sorted(flags()[0])[:2] == [(1, 0.0, False), (1, 0.0, True)]
+        assert recount_differences(engine) == []

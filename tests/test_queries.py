@@ -78,6 +78,8 @@ def raw_dislikes(system) -> pd.DataFrame:
     ]
     df["version"] = df["model_version_id"].fillna(0).astype(int)
     df["attributed"] = df["recommendation_set_id"].notna()
+    # The predicted score where it is known, else NaN (left out of every mean, as pandas does).
+    df["score"] = df["predicted_score"].where(df["score_known"].astype(bool))
     return df
 
 
@@ -124,6 +126,11 @@ def test_overview_equals_a_recount(sample, versions, reasons):
         assert got["dislikes"] == len(d)
         assert got["attributed_dislikes"] == x
         assert got["impressions"] == n
+        assert got["scored_dislikes"] == int(d["score"].notna().sum())
+        if got["scored_dislikes"]:
+            assert got["mean_predicted_score"] == pytest.approx(d["score"].mean())
+        else:
+            assert got["mean_predicted_score"] is None
         rate = got["dislike_rate"]
         if n:
             assert rate["rate"] == pytest.approx(x / n)
@@ -177,7 +184,8 @@ def test_reason_counts_trend_and_genres_equal_a_recount(sample):
     assert dict(zip(counts["reason"], counts["dislikes"])) == expected.to_dict()
     assert counts["share"].sum() == pytest.approx(1.0)
     assert list(counts["dislikes"]) == sorted(counts["dislikes"], reverse=True)
-    mean = dis.groupby("reason")["predicted_score"].mean()
+    mean = dis.groupby("reason")["score"].mean()  # of the known scores
+    assert dis.loc[dis["reason"] == "other", "score"].isna().any()  # the sample has unknown ones
     for row in counts.itertuples():
         assert row.mean_predicted_score == pytest.approx(mean[row.reason])
 
@@ -202,19 +210,24 @@ def test_score_histogram_errors_and_confident_mistakes_equal_a_recount(sample):
     start, end = built["start"], built["end"]
     dis = in_window(raw_dislikes(system), start, end)
     histogram = queries.list_score_histogram(system, start, end)
-    buckets = Counter(zip(dis["version"], dis["predicted_score"].map(lambda s: min(int(s * 10), 9))))
+    known = dis[dis["score"].notna()]
+    assert len(known) < len(dis)  # the sample has dislikes whose score nobody knows: in no bucket
+    buckets = Counter(zip(known["version"], known["score"].map(lambda s: min(int(s * 10), 9))))
     assert {(r.model_version_id, r.bucket): r.dislikes for r in histogram.itertuples()} == dict(buckets)
     for _, shares in histogram.groupby("model_version_id")["share"]:
         assert shares.sum() == pytest.approx(1.0)
 
     errors = queries.list_error_by_version(system, start, end)
-    mean = dis.groupby("version")["predicted_score"].mean()
+    mean = dis.groupby("version")["score"].mean()
     assert {r.model_version_id: r.mean_prediction_error for r in errors.itertuples()} == pytest.approx(
         mean.to_dict()
     )
+    assert {r.model_version_id: (r.dislikes, r.scored) for r in errors.itertuples()} == {
+        v: (len(group), int(group["score"].notna().sum())) for v, group in dis.groupby("version")
+    }
 
     everything = raw_dislikes(system)
-    high = everything[everything["predicted_score"] >= 0.7].groupby("movie_id").size()
+    high = everything[everything["score"] >= 0.7].groupby("movie_id").size()
     mistakes = queries.list_confident_mistakes(system, limit=5)
     assert list(mistakes["high_score_dislikes"]) == sorted(high, reverse=True)[:5]
     for row in mistakes.itertuples():
@@ -234,12 +247,13 @@ def test_genres_and_scores_answer_every_filter_on_the_lists_day(sample, versions
     assert {(r.reason, r.genre): r.dislikes for r in matrix.itertuples()} == dict(per_pair)
 
     histogram = queries.list_score_histogram(system, start, end, versions, reasons)
-    buckets = Counter(zip(dis["version"], dis["predicted_score"].map(lambda s: min(int(s * 10), 9))))
+    known = dis[dis["score"].notna()]
+    buckets = Counter(zip(known["version"], known["score"].map(lambda s: min(int(s * 10), 9))))
     assert {(r.model_version_id, r.bucket): r.dislikes for r in histogram.itertuples()} == dict(buckets)
     # The panels of a page agree: the histogram holds the dislikes the mean errors average.
     errors = queries.list_error_by_version(system, start, end, versions, reasons)
     assert histogram.groupby("model_version_id")["dislikes"].sum().to_dict() == {
-        r.model_version_id: r.dislikes for r in errors.itertuples()
+        r.model_version_id: r.scored for r in errors.itertuples() if r.scored
     }
 
 

@@ -428,11 +428,11 @@ def test_save_dislike_logs_with_the_feedback_prefix(system, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "feedback_core"]
     # One line per dislike, its proposals on it (the specification greps "Feature adjustments").
     assert lines == [
-        "[FEEDBACK] Dislike 1 recorded: user 1 movie 10 reason wrong_genre score 0.000; "
+        "[FEEDBACK] Dislike 1 recorded: user 1 movie 10 reason wrong_genre score unknown; "
         "Feature adjustments proposed: {'genre:Drama': -0.15}"
     ]
     with caplog.at_level(logging.INFO, logger="feedback_core"):
-        system.save_dislike(1, 11, "B", reason="other")  # proposes nothing
+        system.save_dislike(1, 11, "B", reason="other", predicted_score=0.0)  # proposes nothing
     assert caplog.records[-1].getMessage() == (
         "[FEEDBACK] Dislike 2 recorded: user 1 movie 11 reason other score 0.000"
     )

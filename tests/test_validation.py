@@ -216,8 +216,9 @@ def test_text_limits_come_from_settings():
 
 
 def test_validate_items_accepts_ids_and_dicts():
-    items = validate_items([7, {"movie_id": 8, "rank": 5, "predicted_score": 0.9}], SETTINGS)
-    assert items == [ItemIn(7, 1, 0.0), ItemIn(8, 5, 0.9)]
+    items = validate_items([7, {"movie_id": 8, "rank": 5, "predicted_score": 0.9}, {"movie_id": 9}], SETTINGS)
+    # An item without a score was shown without one: unknown, not 0.
+    assert items == [ItemIn(7, 1, None), ItemIn(8, 5, 0.9), ItemIn(9, 3, None)]
 
 
 @pytest.mark.parametrize(

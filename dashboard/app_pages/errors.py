@@ -7,7 +7,11 @@ from feedback_core import queries
 
 NO_VERSION_NOTE = (
     "No version: dislikes of lists the prior model served (before a version was active), and "
-    "dislikes sent without a list, whose score is the one sent with them (0 when none was sent)."
+    "dislikes sent without a list, whose score is the one sent with them."
+)
+UNKNOWN_NOTE = (
+    "A dislike whose predicted score nobody knows (sent without one, of a film its list showed "
+    "without one) counts in no mean and no bar: a missing score is not a perfect prediction."
 )
 
 f = ui.current_filters()
@@ -19,20 +23,33 @@ st.caption(
 
 histogram = data.query(queries.list_score_histogram, *f.args)
 by_version = data.query(queries.list_error_by_version, *f.args)
-if histogram.empty:
+if by_version.empty:
     st.info("No dislikes in this window: widen the dates or clear the filters.")
+    st.stop()
+unknown = int(by_version["dislikes"].sum() - by_version["scored"].sum())
+if histogram.empty:
+    st.info(
+        f"None of the {unknown:,} dislikes of this window has a known predicted score: they were sent "
+        "without one, of lists that showed none. " + UNKNOWN_NOTE
+    )
     st.stop()
 
 cols = st.columns(max(len(by_version), 1))
 for col, row in zip(cols, by_version.itertuples(), strict=False):
-    col.metric(f"Mean error, {row.version}", f"{row.mean_prediction_error:.3f}")
+    mean = row.mean_prediction_error
+    col.metric(f"Mean error, {row.version}", "—" if row.scored == 0 else f"{mean:.3f}")
     # Each version's share in the histogram is of this many dislikes: shown, not only hovered.
-    col.caption(f"over {row.dislikes:,} dislikes")
+    if row.scored == row.dislikes:
+        col.caption(f"over {row.dislikes:,} dislikes")
+    else:
+        col.caption(f"over the {row.scored:,} of {row.dislikes:,} dislikes whose score is known")
 
 st.caption(f"Here and in the histogram below, {ui.ON_LIST_DAY}.")
 if (by_version["version"] == queries.version_label(None)).any():
     # Two kinds of dislike share the label: say so, and where their scores come from.
     st.caption(NO_VERSION_NOTE)
+if unknown:
+    st.caption(f"{unknown:,} dislikes of this window have no known predicted score. {UNKNOWN_NOTE}")
 
 st.subheader("Predicted scores of disliked items")
 st.altair_chart(charts.score_histogram_chart(histogram), width="stretch")
