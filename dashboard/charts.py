@@ -215,8 +215,20 @@ def day_scale(days: pd.Series) -> alt.Scale:
     return alt.Scale(domain=[start.isoformat(), (last + timedelta(days=1)).isoformat()])
 
 
-def reason_trend_chart(df: pd.DataFrame) -> alt.Chart:
-    """Dislikes per day, stacked by reason."""
+# How far a day's count has got: its bar is lighter until the day has settled.
+SETTLED, SO_FAR = "settled", "so far (day not settled)"
+COUNT_OPACITY = alt.Scale(domain=[SETTLED, SO_FAR], range=[1.0, 0.4])
+
+
+def reason_trend_chart(df: pd.DataFrame, last_settled: date | None = None) -> alt.Chart:
+    """Dislikes per day, stacked by reason.
+
+    The days after ``last_settled`` (today, and yesterday in the first hours of today), whose
+    lists are still collecting dislikes, are lighter bars counted "so far": they only grow."""
+    later = pd.to_datetime(df["day"]) > pd.Timestamp(last_settled) if last_settled is not None else None
+    df = df.assign(counted=SETTLED if later is None else later.map({True: SO_FAR, False: SETTLED}))
+    # A legend for the lighter bars only where there are some.
+    shown = alt.Legend(title=None) if (df["counted"] == SO_FAR).any() else None
     return (
         alt.Chart(df)
         .mark_bar()
@@ -224,7 +236,13 @@ def reason_trend_chart(df: pd.DataFrame) -> alt.Chart:
             x=alt.X("yearmonthdate(day):T", title=None, axis=DAY_AXIS, scale=day_scale(df["day"])),
             y=alt.Y("sum(dislikes):Q", title="Dislikes", stack="zero"),
             color=reason_color(df),
-            tooltip=[alt.Tooltip("day:T"), "reason:N", alt.Tooltip("sum(dislikes):Q", title="dislikes")],
+            opacity=alt.Opacity("counted:O", scale=COUNT_OPACITY, legend=shown),
+            tooltip=[
+                alt.Tooltip("day:T"),
+                "reason:N",
+                alt.Tooltip("sum(dislikes):Q", title="dislikes"),
+                alt.Tooltip("counted:O", title="count"),
+            ],
         )
         .properties(height=280)
     )

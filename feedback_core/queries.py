@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -367,6 +367,11 @@ def list_version_activations(system) -> pd.DataFrame:
 DAY_SETTLES = timedelta(hours=6)
 
 
+def last_settled_day(now: datetime) -> date:
+    """Return the latest day settled at ``now`` (UTC): ended ``DAY_SETTLES`` ago or more."""
+    return (now - DAY_SETTLES).date() - timedelta(days=1)
+
+
 def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_days: int = 7) -> dict:
     """Test whether the latest settled day's dislike rate differs significantly from the days before it.
 
@@ -379,7 +384,7 @@ def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_da
     min_trials = system.settings.min_impressions_for_rate
     now = system.now()
     today = now.date()
-    last_complete = min(end, (now - DAY_SETTLES).date() - timedelta(days=1))
+    last_complete = min(end, last_settled_day(now))
     with read_connection(system.engine) as conn:
         where = [daily_impressions.c.day <= last_complete]
         if versions:

@@ -1561,6 +1561,46 @@ def test_a_few_days_of_reasons_are_drawn_as_day_wide_bars_on_a_week(shared_db):
     assert "domain" not in every.to_dict()["encoding"]["x"].get("scale", {})  # weeks of data: their own span
 
 
+def test_the_reasons_trend_draws_a_day_not_settled_lighter(shared_db):
+    bounds = queries.get_data_bounds(shared_db)
+    first, last = bounds["first_day"], bounds["last_day"]
+    trend = queries.list_reason_trend(shared_db, first, last)
+
+    def counted(spec: dict) -> dict:
+        rows = spec["datasets"][spec["data"]["name"]]
+        return {pd.Timestamp(r["day"]).date(): r["counted"] for r in rows}
+
+    # The last day still collecting dislikes: its bar was drawn as one complete, its count only rising.
+    spec = charts.reason_trend_chart(trend, last_settled=last - timedelta(days=1)).to_dict()
+    opacity = spec["encoding"]["opacity"]
+    assert opacity["field"] == "counted" and opacity["legend"] is not None
+    lightness = dict(zip(opacity["scale"]["domain"], opacity["scale"]["range"], strict=True))
+    assert lightness[charts.SO_FAR] < lightness[charts.SETTLED] == 1
+    by_day = counted(spec)
+    assert by_day.pop(last) == charts.SO_FAR and set(by_day.values()) == {charts.SETTLED}
+    assert {"field": "counted", "type": "ordinal", "title": "count"} in spec["encoding"]["tooltip"]
+    # Yesterday too in the first hours of today; every day settled: none lighter, no legend for it.
+    two = counted(charts.reason_trend_chart(trend, last_settled=last - timedelta(days=2)).to_dict())
+    assert [day for day, c in two.items() if c == charts.SO_FAR] == [last - timedelta(days=1), last]
+    for settled in (last, None):
+        spec = charts.reason_trend_chart(trend, last_settled=settled).to_dict()
+        assert set(counted(spec).values()) == {charts.SETTLED}
+        assert spec["encoding"]["opacity"]["legend"] is None
+
+
+def test_reasons_page_says_what_its_lighter_bars_are_when_a_day_has_not_settled(own_db):
+    at = open_page("reasons")
+    lighter = "Lighter bars: days not settled, their lists still collecting dislikes until 6 hours"
+    assert not any(c.value.startswith(lighter) for c in at.caption)  # the sample lies in the past
+    items = [{"movie_id": m, "predicted_score": 0.9} for m in range(1, 41)]
+    set_id = own_db.record_recommendation_set(900, items, model_version_id=2)  # shown now, today
+    own_db.save_dislike(900, 1, recommendation_set_id=set_id, predicted_score=0.9, reason="other")
+    data.refresh()
+    at.session_state["filter_dates"] = (queries.get_data_bounds(own_db)["first_day"], own_db.now().date())
+    at.run()
+    assert any(c.value.startswith(lighter) for c in at.caption), [c.value for c in at.caption]
+
+
 def test_a_days_rate_is_drawn_at_its_noon_beside_activations_at_their_moment(shared_db):
     bounds = queries.get_data_bounds(shared_db)
     rates = queries.list_daily_rates(shared_db, bounds["first_day"], bounds["last_day"])

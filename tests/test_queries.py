@@ -553,6 +553,20 @@ def test_latest_day_check_judges_the_latest_complete_day_not_today(sample):
     assert earlier["latest_day"] == today - timedelta(days=1) and earlier["today_so_far"] is None
 
 
+@pytest.mark.parametrize(
+    ("now", "settled"),
+    [
+        (datetime(2026, 11, 30, 0, 0), date(2026, 11, 28)),  # yesterday has only just ended
+        (datetime(2026, 11, 30, 5, 59, 59), date(2026, 11, 28)),
+        (datetime(2026, 11, 30, 6, 0), date(2026, 11, 29)),  # exactly DAY_SETTLES after it ended
+        (datetime(2026, 11, 30, 23, 59, 59), date(2026, 11, 29)),  # today never
+        (datetime(2027, 1, 1, 6, 0), date(2026, 12, 31)),
+    ],
+)
+def test_a_day_settles_six_hours_after_it_ends(now, settled):
+    assert queries.last_settled_day(now) == settled
+
+
 def test_no_rate_is_enough_without_impressions_even_with_no_minimum(sample):
     system, built = sample
     # FEEDBACK_MIN_IMPRESSIONS_FOR_RATE=0 is allowed: a rate still needs an impression.

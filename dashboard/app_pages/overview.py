@@ -1,7 +1,5 @@
 """Overview: headline numbers against the previous window, the daily dislike rate, an alert."""
 
-from datetime import timedelta
-
 import pandas as pd
 import streamlit as st
 
@@ -28,7 +26,7 @@ today = clock.date()
 # A day is over for these counts once its lists have collected their dislikes (DAY_SETTLES after
 # it ends): a window reaching a later day holds one still filling, "-420 impressions" being the
 # part of today still to come, not a drop.
-last_settled = (clock - queries.DAY_SETTLES).date() - timedelta(days=1)
+last_settled = queries.last_settled_day(clock)
 unsettled = f.end > last_settled
 covered = (
     had_before and not unsettled and before["days_with_impressions"] == now["days_with_impressions"] == length

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data, ui
@@ -65,9 +66,15 @@ with left:
     )
 with right:
     st.subheader("Over time")
-    st.altair_chart(
-        charts.reason_trend_chart(data.query(queries.list_reason_trend, *f.args)), width="stretch"
-    )
+    trend = data.query(queries.list_reason_trend, *f.args)
+    # A day's lists collect dislikes until it has settled: until then its bar is lighter, not a drop.
+    last_settled = queries.last_settled_day(data.get_system().now())
+    st.altair_chart(charts.reason_trend_chart(trend, last_settled), width="stretch")
+    if (trend["day"] > pd.Timestamp(last_settled)).any():
+        st.caption(
+            "Lighter bars: days not settled, their lists still collecting dislikes until "
+            f"{int(queries.DAY_SETTLES.total_seconds() // 3600)} hours after the day ends (UTC)."
+        )
 
 st.caption(f"Distribution, over time and reason × genre: {ui.ON_LIST_DAY}.")
 
