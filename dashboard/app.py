@@ -25,14 +25,21 @@ from feedback_core.settings import mask_url  # noqa: E402
 
 st.set_page_config(page_title="Dislike feedback", page_icon=":material/thumb_down:", layout="wide")
 
+# Streamlit serves the default page at "/" only, whatever its url_path, so /overview (the address
+# people bookmark) showed "Page not found". A hidden second entry serves the Overview there too;
+# the default's url_path is empty, leaving "overview" to it. (A redirect from one address to the
+# other would leave a history entry that the Back button returns to and bounces off.)
 PAGES = {
     "Monitor": [
+        st.Page(
+            "app_pages/overview.py", title="Overview", icon=":material/monitoring:", url_path="", default=True
+        ),
         st.Page(
             "app_pages/overview.py",
             title="Overview",
             icon=":material/monitoring:",
             url_path="overview",
-            default=True,
+            visibility="hidden",
         ),
         st.Page("app_pages/reasons.py", title="Reasons", icon=":material/category:", url_path="reasons"),
         st.Page(
@@ -59,8 +66,9 @@ PAGES = {
 }
 
 
-# The pages the sidebar's dates, versions and reasons filter; the others read what they show
-# whole (or have their own filters), so the sidebar does not offer a choice they would ignore.
+# The pages the sidebar's dates, versions and reasons filter (the Overview at both its addresses);
+# the others read what they show whole (or have their own filters), so the sidebar does not
+# offer a choice they would ignore.
 FILTERED_PAGES = PAGES["Monitor"]
 
 

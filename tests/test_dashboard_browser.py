@@ -311,6 +311,25 @@ def test_the_sidebar_shows_the_filters_that_apply_after_another_page(server, bro
     page.close()
 
 
+def test_the_overview_opens_at_its_bookmarked_address(server, browser):
+    base, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    alerts: list[str] = []
+    page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
+    page.goto(f"{base}/overview")
+    page.get_by_role("heading", name="Overview", level=1).wait_for(timeout=60_000)
+    wait_until_idle(page, charts=1)
+    # Streamlit serves its default page at "/" only: /overview ran it under a "Page not found" dialog.
+    assert page.get_by_text("Page not found").count() == 0
+    assert page.get_by_role("dialog").count() == 0
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.url == f"{base}/overview" and alerts == []
+    # The same page as at "/": its sidebar filters, its headline numbers.
+    assert page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]').count() >= 1
+    assert page.locator('[data-testid="stMetric"]').count() >= 4
+    page.close()
+
+
 def test_a_rejection_note_is_empty_in_the_browser_once_used(server, browser):
     base, system = server
     proposed = newest_proposal(system)
