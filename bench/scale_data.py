@@ -439,8 +439,9 @@ def daily_impressions_sql(pg: bool) -> str:
     """Return the statement that derives daily_impressions from the impressions."""
     day = "CAST(i.shown_at AS DATE)" if pg else "substr(i.shown_at, 1, 10)"
     return (
-        "INSERT INTO daily_impressions (day, model_version_id, impressions) "
-        f"SELECT {day}, coalesce(i.model_version_id, 0), count(*) FROM impressions AS i GROUP BY 1, 2"
+        "INSERT INTO daily_impressions (day, model_version_id, impressions, score_sum, scored) "
+        f"SELECT {day}, coalesce(i.model_version_id, 0), count(*), sum(i.predicted_score), count(*) "
+        "FROM impressions AS i GROUP BY 1, 2"
     )
 
 

@@ -7,7 +7,7 @@ are upserted in sorted key order so concurrent transactions lock them in the sam
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 
 from sqlalchemy import Connection, Table, case, select, update
@@ -110,7 +110,10 @@ _MOVIES = Upsert(
     latest=("last_disliked_at",),
 )
 _IMPRESSIONS = Upsert(
-    daily_impressions, ("day", "model_version_id", "impressions"), keys=2, add=("impressions",)
+    daily_impressions,
+    ("day", "model_version_id", "impressions", "score_sum", "scored"),
+    keys=2,
+    add=("impressions", "score_sum", "scored"),
 )
 
 
@@ -344,6 +347,21 @@ class DislikeCounts:
         )
 
 
-def add_impressions(conn: Connection, counts: Mapping[tuple, int]) -> None:
-    """Add impression counts keyed by ``(day, version_key)``."""
-    _IMPRESSIONS.write(conn, [(*key, n) for key, n in counts.items()])
+class ImpressionCounts(dict):
+    """Impressions counted per ``(day, version_key)``: ``[count, score sum, scored]``."""
+
+    def add(self, day: date, version_key: int, scores: Sequence[float | None]) -> None:
+        """Count the items of one list shown on ``day`` with these scores (None: without one)."""
+        known = [s for s in scores if s is not None]
+        row = self.get((day, version_key))
+        if row is None:
+            self[(day, version_key)] = [len(scores), float(sum(known)), len(known)]
+        else:
+            row[0] += len(scores)
+            row[1] += sum(known)
+            row[2] += len(known)
+
+
+def add_impressions(conn: Connection, counts: ImpressionCounts) -> None:
+    """Add the impressions counted in ``counts`` to the daily table."""
+    _IMPRESSIONS.write(conn, [(*key, *values) for key, values in counts.items()])

@@ -18,7 +18,6 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -605,7 +604,7 @@ class Importer:
         self._seen_sets.update(sets)
         new = [ext for ext in sets if ext not in stored and sets[ext]["items"]]
         ids = _new_ids(conn, "recommendation_sets", len(new))
-        set_rows, item_rows, counts = [], [], Counter()
+        set_rows, item_rows, counts = [], [], aggregates.ImpressionCounts()
         for set_id, ext in zip(ids, new, strict=True):
             head = sets[ext]
             user_id, version, shown_at = head["user_id"], head["version"], head["shown_at"]
@@ -614,7 +613,7 @@ class Importer:
                 (set_id, user_id, movie_id, rank, score or 0.0, score is not None, version, shown_at)
                 for _, movie_id, rank, score in head["items"]
             ]
-            counts[(shown_at.date(), version or 0)] += len(head["items"])
+            counts.add(shown_at.date(), version or 0, [item[3] for item in head["items"]])
         for ext, (set_id, user_id, version, shown_at) in stored.items():
             missing = [item for item in sets[ext]["items"] if (set_id, item[1]) not in shown]
             self.summary.already_present += len(sets[ext]["items"]) - len(missing)
@@ -623,7 +622,7 @@ class Importer:
                     (set_id, user_id, m, rank, score or 0.0, score is not None, version, shown_at)
                     for _, m, rank, score in missing
                 ]
-                counts[(shown_at.date(), version or 0)] += len(missing)
+                counts.add(shown_at.date(), version or 0, [item[3] for item in missing])
         if set_rows:
             _INSERT_SETS.execute_rows(conn, _SET_KEYS, set_rows).close()
         if item_rows:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -88,7 +87,9 @@ class Impressions:
             for item in clean
         ]
         conn.execute(insert(impressions).values(rows))
-        aggregates.add_impressions(conn, Counter({(now.date(), model_version_id or 0): len(clean)}))
+        counts = aggregates.ImpressionCounts()
+        counts.add(now.date(), model_version_id or 0, [item.predicted_score for item in clean])
+        aggregates.add_impressions(conn, counts)
         return set_id
 
     def get_recommendation_set(self, recommendation_set_id: int) -> dict:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     cast,
     func,
     inspect,
+    literal,
     null,
     or_,
     select,
@@ -555,35 +556,65 @@ def list_score_histogram(system, start: date, end: date, versions=(), reasons=()
 
 def list_error_by_version(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:
     """Return dislikes and their mean predicted score (the mean error) per version, with
-    ``scored``: the dislikes the mean is of (those whose score is known; none: no mean)."""
+    ``scored``: the dislikes the mean is of (those whose score is known; none: no mean), and
+    ``shown_mean_score``: the mean score the version gave every item it showed in the window
+    (of ``shown_scored`` items shown with one). A mean error says how confident the model was
+    about what was disliked only beside what it predicted for everything."""
+    dis, imp = daily_dislikes.c, daily_impressions.c
     with read_connection(system.engine) as conn:
         rows = conn.execute(
-            select(
-                daily_dislikes.c.model_version_id,
-                func.sum(daily_dislikes.c.dislikes),
-                func.sum(daily_dislikes.c.score_sum),
-                func.sum(daily_dislikes.c.scored),
+            union_all(
+                select(
+                    dis.model_version_id,
+                    literal(1),
+                    func.sum(dis.dislikes),
+                    func.sum(dis.score_sum),
+                    func.sum(dis.scored),
+                )
+                .where(*_dislike_where(start, end, versions, reasons))
+                .group_by(dis.model_version_id),
+                select(
+                    imp.model_version_id,
+                    literal(0),
+                    func.sum(imp.impressions),
+                    func.sum(imp.score_sum),
+                    func.sum(imp.scored),
+                )
+                .where(*_impression_where(start, end, versions))
+                .group_by(imp.model_version_id),
             )
-            .where(*_dislike_where(start, end, versions, reasons))
-            .group_by(daily_dislikes.c.model_version_id)
         ).all()
-    records = sorted(
-        (
-            int(v),
-            int(n),
-            float(score_sum or 0.0) / int(scored) if scored else None,
-            version_label(v),
-            int(scored or 0),
+    shown = {
+        int(v): (float(total or 0.0), int(scored or 0))
+        for v, disliked, _, total, scored in rows
+        if not disliked
+    }
+    records = []
+    for v, disliked, n, score_sum, scored in rows:
+        if not disliked or not n or int(n) <= 0:
+            continue
+        shown_sum, shown_scored = shown.get(int(v), (0.0, 0))
+        records.append(
+            (
+                int(v),
+                int(n),
+                float(score_sum or 0.0) / int(scored) if scored else None,
+                version_label(v),
+                int(scored or 0),
+                shown_sum / shown_scored if shown_scored else None,
+                shown_scored,
+            )
         )
-        for v, n, score_sum, scored in rows
-        if n and int(n) > 0
-    )
+    records.sort()
     columns = ["model_version_id", "dislikes", "mean_prediction_error", "version", "scored"]
+    columns += ["shown_mean_score", "shown_scored"]
     dtypes = {
         "model_version_id": "int64",
         "dislikes": "int64",
         "mean_prediction_error": "float64",
         "scored": "int64",
+        "shown_mean_score": "float64",
+        "shown_scored": "int64",
     }
     return to_frame(records, columns, dtypes)
 

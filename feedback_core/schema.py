@@ -302,6 +302,10 @@ daily_impressions = Table(
     Column("day", Date, primary_key=True),
     Column("model_version_id", Id, primary_key=True, autoincrement=False),
     Column("impressions", BigInteger, nullable=False, default=0),
+    # The predicted scores of those shown with one, and how many: the mean score a version gave
+    # what it showed, beside the mean it gave what was disliked (migration 0012).
+    Column("score_sum", Float, nullable=False, server_default=text("0")),
+    Column("scored", BigInteger, nullable=False, server_default=text("0")),
 )
 
 daily_dislikes = Table(

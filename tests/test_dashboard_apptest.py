@@ -398,11 +398,21 @@ def test_errors_page_means_equal_the_aggregates(shared_db):
     captions = [c.value for c in at.caption]
     for row in errors.itertuples():
         assert metric(at, f"Mean error, {row.version}") == f"{row.mean_prediction_error:.3f}"
+        # Beside what the version predicted for everything it showed (the sample's dislikes
+        # without a list have no version, and nothing was shown without one).
+        shown = row.shown_mean_score
+        expected = (
+            f"{row.mean_prediction_error - shown:+.3f} vs all it showed ({shown:.3f})"
+            if row.shown_scored
+            else ""
+        )
+        assert metric_delta(at, f"Mean error, {row.version}") == expected
         # What each version's mean and shares are of (the sample has unknown scores without a version).
         if row.scored == row.dislikes:
             assert f"over {row.dislikes:,} dislikes" in captions
         else:
             assert f"over the {row.scored:,} of {row.dislikes:,} dislikes whose score is known" in captions
+    assert errors["shown_scored"].gt(0).sum() >= 2
     unknown = int((errors["dislikes"] - errors["scored"]).sum())
     assert unknown > 0
     assert any(

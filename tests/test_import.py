@@ -221,6 +221,9 @@ def test_impressions_form_sets_with_their_counts_and_times(system, tmp_path):
         (3, 3, 0.40),
     ]
     daily = {(r.day.isoformat(), r.model_version_id): r.impressions for r in rows(system, daily_impressions)}
+    # With the scores of what was shown, for the mean a version gave everything it showed.
+    sums = {r.day.isoformat(): (round(r.score_sum, 6), r.scored) for r in rows(system, daily_impressions)}
+    assert sums == {"2026-10-01": (2.16, 3), "2026-10-02": (1.43, 2), "2026-10-03": (1.07, 2)}
     assert daily == {("2026-10-01", 0): 3, ("2026-10-02", 0): 2, ("2026-10-03", 0): 2}
 
 

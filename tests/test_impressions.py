@@ -33,6 +33,16 @@ def test_record_recommendation_set_stores_every_impression(system, clock):
     assert all(i.shown_at == clock() for i in shown)
     (day,) = rows(system, daily_impressions)
     assert (day.day, day.model_version_id, day.impressions) == (clock().date(), 2, 2)
+    assert (day.score_sum, day.scored) == (pytest.approx(1.3), 2)
+
+
+def test_the_daily_count_sums_the_scores_of_the_items_shown_with_one(system, clock):
+    add_movies(system, [10, 11, 12])
+    system.record_recommendation_set(1, [11, {"movie_id": 10, "predicted_score": 0.25}, 12])
+    system.record_recommendation_set(2, [{"movie_id": 10, "predicted_score": 0.5}])
+    (day,) = rows(system, daily_impressions)
+    # Three of four items with a score would average 0.1875 if the bare ids counted as 0.
+    assert (day.impressions, day.score_sum, day.scored) == (4, pytest.approx(0.75), 2)
 
 
 def test_plain_ids_are_ranked_in_order_and_impressions_add_up_per_day(system, clock):

@@ -641,3 +641,43 @@ def test_unknown_scores_migrate_both_ways_and_every_aggregate_recounts(kind, tmp
         system.save_dislike(4, 1)  # and new ones are told apart again
         assert sorted(flags()[0])[:2] == [(1, 0.0, False), (1, 0.0, True)]
         assert recount_differences(engine) == []
+
+
+@pytest.mark.parametrize(
+    "kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=PG_SKIP))]
+)
+def test_impression_scores_are_summed_from_the_stored_impressions(kind, tmp_path):
+    with scratch_engine(kind, tmp_path / "shown.db", "migration_0012") as engine:
+
+        def daily() -> dict:
+            with engine.connect() as conn:
+                found = conn.execute(
+                    text(
+                        "SELECT day, model_version_id, impressions, score_sum, scored FROM daily_impressions"
+                    )
+                ).all()
+            return {(str(day)[:10], v): (n, round(total, 6), scored) for day, v, n, total, scored in found}
+
+        upgrade_database(engine)
+        now = [datetime(2026, 1, 10, 23, 59)]
+        system = FeedbackSystem(engine, Settings(database_url="sqlite://"), clock=lambda: now[0])
+        system.add_movies([{"movie_id": m, "title": f"Film {m}", "genres": ["Drama"]} for m in range(1, 4)])
+        with engine.begin() as conn:
+            (version,) = add_bare_versions(conn, 1)
+        system.record_recommendation_set(3, [1, {"movie_id": 2, "predicted_score": 0.8}])
+        system.record_recommendation_set(
+            4, [{"movie_id": 3, "predicted_score": 0.5}], model_version_id=version
+        )
+        now[0] = datetime(2026, 1, 11, 0, 1)
+        system.record_recommendation_set(3, [{"movie_id": 3, "predicted_score": 0.25}, 2])
+        expected = {
+            ("2026-01-10", 0): (2, 0.8, 1),
+            ("2026-01-10", version): (1, 0.5, 1),
+            ("2026-01-11", 0): (2, 0.25, 1),
+        }
+        assert daily() == expected
+
+        migrate(engine, "0011", downgrade=True)
+        assert "score_sum" not in {c["name"] for c in inspect(engine).get_columns("daily_impressions")}
+        migrate(engine, "0012")  # counted again from the impressions, each on the day it was shown
+        assert daily() == expected

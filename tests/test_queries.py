@@ -85,8 +85,16 @@ def raw_dislikes(system) -> pd.DataFrame:
 
 def raw_impressions(system) -> pd.DataFrame:
     with system.engine.connect() as conn:
-        rows = conn.execute(select(impressions.c.shown_at, impressions.c.model_version_id)).all()
-    df = pd.DataFrame(rows, columns=["shown_at", "model_version_id"])
+        rows = conn.execute(
+            select(
+                impressions.c.shown_at,
+                impressions.c.model_version_id,
+                impressions.c.predicted_score,
+                impressions.c.score_known,
+            )
+        ).all()
+    df = pd.DataFrame(rows, columns=["shown_at", "model_version_id", "predicted_score", "score_known"])
+    df["score"] = df["predicted_score"].where(df["score_known"].astype(bool))
     df["day"] = pd.to_datetime(df["shown_at"]).dt.date
     df["version"] = df["model_version_id"].fillna(0).astype(int)
     return df
@@ -225,6 +233,14 @@ def test_score_histogram_errors_and_confident_mistakes_equal_a_recount(sample):
     assert {r.model_version_id: (r.dislikes, r.scored) for r in errors.itertuples()} == {
         v: (len(group), int(group["score"].notna().sum())) for v, group in dis.groupby("version")
     }
+    # Beside each, the mean score the version gave everything it showed in the window.
+    imp = in_window(raw_impressions(system), start, end)
+    for row in errors.itertuples():
+        shown = imp.loc[imp["version"] == row.model_version_id, "score"]
+        assert row.shown_scored == int(shown.notna().sum())
+        if row.shown_scored:
+            assert row.shown_mean_score == pytest.approx(shown.mean())
+    assert errors["shown_scored"].sum() > 0
 
     everything = raw_dislikes(system)
     high = everything[everything["score"] >= 0.7].groupby("movie_id").size()
@@ -255,6 +271,13 @@ def test_genres_and_scores_answer_every_filter_on_the_lists_day(sample, versions
     assert histogram.groupby("model_version_id")["dislikes"].sum().to_dict() == {
         r.model_version_id: r.scored for r in errors.itertuples() if r.scored
     }
+    imp = in_window(raw_impressions(system), start, end, versions)  # (no reason on an impression)
+    for row in errors.itertuples():
+        shown = imp.loc[imp["version"] == row.model_version_id, "score"]
+        assert (row.shown_scored, row.shown_mean_score) == (
+            int(shown.notna().sum()),
+            pytest.approx(shown.mean(), nan_ok=True),
+        )
 
 
 def test_a_dislike_after_midnight_counts_in_genres_and_scores_on_its_lists_day(make_system, clock):
