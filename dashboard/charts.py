@@ -121,10 +121,16 @@ def daily_rate_chart(
     enough = rates[rates["enough"] & ~current]
     so_far = rates[rates["enough"] & current]
     few = rates[~rates["enough"]]
-    x = alt.X("noon:T", title=None, axis=DAY_AXIS)
+    # Each day labelled under its point (at noon): labels at midnight fell between two points.
+    noons = sorted(set(rates["noon"]))
+    days = [alt.DateTime(year=t.year, month=t.month, date=t.day, hours=12) for t in noons]
+    x = alt.X("noon:T", title=None, axis=alt.Axis(format="%b %d", values=days) if days else DAY_AXIS)
     # Every value drawn 0 (no dislike on a list yet): an axis up to 1%, not one of "0.000000%".
+    # Else up to the highest band: the scale left the bands' upper edges out, cutting them flat.
     drawn = pd.concat([enough["rate"], enough["ci_high"], so_far["rate"]]).fillna(0)
-    y_scale = alt.Scale(domain=[0, 0.01]) if len(drawn) and not (drawn > 0).any() else alt.Scale()
+    y_scale = alt.Scale()
+    if len(drawn):
+        y_scale = alt.Scale(domain=[0, float(drawn.max())] if (drawn > 0).any() else [0, 0.01])
     color = version_color(rates, orient="bottom")  # below the chart: the activation labels are above
     band = (
         alt.Chart(enough)
@@ -194,7 +200,8 @@ def reason_bar_chart(df: pd.DataFrame) -> alt.Chart:
         alt.Chart(df)
         .mark_bar()
         .encode(
-            x=alt.X("dislikes:Q", title="Dislikes"),
+            # Whole dislikes: a person's one or two were drawn on ticks of 0.1.
+            x=alt.X("dislikes:Q", title="Dislikes", axis=alt.Axis(tickMinStep=1, format=",d")),
             y=alt.Y("reason:N", sort="-x", title=None),
             color=reason_color(df, legend=False),
             tooltip=["reason:N", alt.Tooltip("dislikes:Q", format=","), alt.Tooltip("share:Q", format=".1%")],

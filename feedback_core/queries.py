@@ -833,6 +833,8 @@ def get_retrain_status(system) -> dict:
         "compared_examples": (baseline or {}).get("held_out") if same_examples else None,
         "compared_since": (own or {}).get("since") if same_examples else None,
         "candidate_note": promotion.get("reason"),
+        # False when training judged it no better than the version it was set beside.
+        "candidate_passed": promotion.get("promoted"),
         "comparison": comparison,
     }
 

@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import charts, data, identity, ui
 from feedback_core import FeedbackSystem, Settings, lookups, queries
-from feedback_core.db import make_engine, upgrade_database
+from feedback_core.db import make_engine, upgrade_database, write_transaction
 from feedback_core.schema import audit_log, daily_dislikes, model_versions, retrain_jobs
 from feedback_core.settings import REASONS
 
@@ -1622,6 +1622,11 @@ def test_a_days_rate_is_drawn_at_its_noon_beside_activations_at_their_moment(sha
     drawn = spec["datasets"][line["data"]["name"]]
     # At midnight, a day's point came before an activation at 09:20 that same day.
     assert all(pd.Timestamp(r["noon"]) == pd.Timestamp(r["day"]) + pd.Timedelta(hours=12) for r in drawn)
+    # And each day's label sits under its point, at noon (at midnight it fell between two points).
+    ticks = band["encoding"]["x"]["axis"]["values"]
+    assert {(t["year"], t["month"], t["date"], t["hours"]) for t in ticks} == {
+        (d.year, d.month, d.day, 12) for d in pd.to_datetime(rates["day"])
+    }
 
 
 def test_a_rate_chart_of_only_zero_rates_has_a_readable_axis(shared_db):
@@ -1636,14 +1641,15 @@ def test_a_rate_chart_of_only_zero_rates_has_a_readable_axis(shared_db):
             .get("scale", {})
         )
 
-    assert "domain" not in rate_scale(rates)
+    # Up to the highest band (its upper edges were cut flat), labelled "nice" from there.
+    assert rate_scale(rates)["domain"] == [0, rates.loc[rates["enough"], "ci_high"].max()]
     # No dislike on a list yet: every rate 0, which Vega labelled "0.000000%" up the axis.
     zero = rates.assign(rate=0.0, ci_low=0.0, ci_high=0.0)
     assert rate_scale(zero)["domain"] == [0, 0.01]
     # Today's point alone (a first day): its interval is not drawn, so it does not count.
     today = rates[rates["day"] == rates["day"].max()].assign(rate=0.0, ci_low=0.0, ci_high=0.02)
     assert rate_scale(today, bounds["last_day"])["domain"] == [0, 0.01]
-    assert "domain" not in rate_scale(today.assign(rate=0.01), bounds["last_day"])
+    assert rate_scale(today.assign(rate=0.01), bounds["last_day"])["domain"] == [0, 0.01]
 
 
 @pytest.fixture
@@ -1790,3 +1796,86 @@ def test_the_registry_flags_versions_no_more_accurate_than_no_model(own_db):
     at = open_page("versions")
     (flag,) = [w.value for w in at.warning if w.value.startswith("No more accurate than")]
     assert f"v{row.version_id} (accuracy 0.8000 vs 0.8400)" in flag
+
+
+def test_overview_says_how_much_of_the_window_before_has_data(shared_db):
+    at = open_page("overview")
+    bounds = queries.get_data_bounds(shared_db)
+    first, last = bounds["first_day"], bounds["last_day"]
+    start = first + timedelta(days=2)
+    at.session_state["filter_dates"] = (start, last)
+    at.run()
+    overview = queries.get_overview(shared_db, start, last)
+    days = (last - start).days + 1
+    covered = overview["previous"]["days_with_impressions"]
+    assert 0 < covered < days
+    # "Compared with the 8 days before" read as eight days of data when two had any.
+    heading = at.caption[0].value
+    assert heading.endswith(f"compared with the {days} days before (impressions on {covered} of them)"), (
+        heading
+    )
+    at.session_state["filter_dates"] = (first + timedelta(days=1), first + timedelta(days=1))
+    at.run()
+    assert at.caption[0].value.endswith("compared with the day before")
+
+
+def test_overview_names_mixed_versions_only_when_more_than_one_is_shown(own_db):
+    own_db.activate_model_version(3, "ops@example.com")
+    data.refresh()
+    at = open_page("overview")
+    mixed = "The rates mix the versions that served"
+
+    def says_mixed() -> bool:
+        return any(mixed in c.value for c in at.caption)
+
+    assert says_mixed()
+    at.session_state["filter_versions"] = [2]  # one version's rates are its own
+    at.run()
+    assert not says_mixed()
+
+
+def test_rollback_and_a_candidate_judged_no_better_are_not_the_pages_main_action(own_db):
+    at = open_page("versions")
+    assert at.button(key="activate_version").proto.type == "secondary"
+    done = own_db.retrain("cli")
+    version = own_db.get_model_version(done["result_version_id"])
+    promoted = version["metrics"]["promotion"]["promoted"]
+    at = open_page("retrain")
+    button = at.button(key="promote_candidate")
+    assert button.proto.type == ("primary" if promoted else "secondary")
+    advice = f"Not recommended: training found v{version['version_id']} no better (see the note above)."
+    assert any(c.value == advice for c in at.caption) == (not promoted)
+    assert not promoted  # the sample's retrain finds no better version: the case this guards
+
+
+def test_the_audit_page_says_when_older_records_match_too(own_db):
+    from feedback_core.recording import write_audit
+
+    with write_transaction(own_db.engine) as conn:
+        for i in range(1001):
+            write_audit(
+                conn,
+                at=own_db.now() - timedelta(seconds=i),
+                actor="ops@example.com",
+                action="model.activated",
+                entity_type="model_version",
+                entity_id=1,
+                details={},
+            )
+    data.refresh()
+    at = open_page("audit")
+    assert len(table(at, "actor", "action", "outcome")) == 1000
+    assert any(c.value.startswith("The newest 1,000 of the records that match") for c in at.caption)
+
+
+def test_counts_of_dislikes_are_drawn_on_whole_ticks():
+    # A person's one or two dislikes per reason were drawn on ticks of 0.1.
+    few = pd.DataFrame({"reason": ["wrong_genre", "other"], "dislikes": [2, 1], "share": [2 / 3, 1 / 3]})
+    axis = charts.reason_bar_chart(few).to_dict()["encoding"]["x"]["axis"]
+    assert (axis["tickMinStep"], axis["format"]) == (1, ",d")
+
+
+def test_the_confident_mistakes_say_the_sidebar_does_not_apply_to_them(shared_db):
+    at = open_page("errors")
+    assert "Most confident mistakes, all time" in [h.value for h in at.subheader]
+    assert any("do not apply to this list" in c.value for c in at.caption)

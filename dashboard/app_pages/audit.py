@@ -22,14 +22,31 @@ outcome = c4.selectbox(
 )
 
 today = data.get_system().now().date()
+SHOWN = 1000
+# One more than shown: whether older records match too, without counting them all.
 log = data.query(
-    lookups.list_audit, today - timedelta(days=PERIODS[period] - 1), today, actor, action, outcome, limit=1000
+    lookups.list_audit,
+    today - timedelta(days=PERIODS[period] - 1),
+    today,
+    actor,
+    action,
+    outcome,
+    limit=SHOWN + 1,
 )
+more = len(log) > SHOWN
+log = log.iloc[:SHOWN]
 if log.empty:
     st.info("No audit records match: decisions, retrains and activations appear here as they happen.")
 else:
     denied = int((log["outcome"] == "denied").sum())
-    st.caption(f"{len(log):,} records, newest first (up to 1,000){f'; {denied} refused' if denied else ''}.")
+    refused = f"; {denied} refused" if denied else ""
+    if more:
+        st.caption(
+            f"The newest {SHOWN:,} of the records that match, newest first{refused}: older ones match too; "
+            "a shorter period, or a person or action picked, reaches them."
+        )
+    else:
+        st.caption(f"{len(log):,} records, newest first{refused}.")
     ui.show_table(
         log,
         "audit_log",

@@ -69,8 +69,11 @@ st.altair_chart(charts.score_histogram_chart(histogram), width="stretch")
 with st.expander("The numbers behind the chart"):
     ui.show_table(histogram, "score_histogram", {"share": st.column_config.NumberColumn(format="percent")})
 
-st.subheader("Most confident mistakes")
-st.caption("Films most often disliked after a predicted score of 0.7 or more (all time).")
+st.subheader("Most confident mistakes, all time")
+st.caption(
+    "Films most often disliked after a predicted score of 0.7 or more, over all the data: the dates, "
+    "versions and reasons picked in the sidebar do not apply to this list."
+)
 mistakes = data.query(queries.list_confident_mistakes, limit=15)
 if mistakes.empty:
     st.info("No film has been disliked after a high predicted score.")

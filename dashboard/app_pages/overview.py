@@ -9,13 +9,17 @@ from feedback_core import queries, stats
 f = ui.current_filters()
 st.title("Overview")
 days = (f.end - f.start).days + 1
+overview = data.query(queries.get_overview, *f.args)
+now, before = overview["current"], overview["previous"]
+# How much of the window before has data, said where the comparison is named: "the 28 days
+# before" with impressions on two of them compares with two days, not four weeks.
+shown_before = before["days_with_impressions"]
 st.caption(
     f"{f.start:%d %b %Y} – {f.end:%d %b %Y}, compared with "
     + ("the day before" if days == 1 else f"the {days} days before")
+    + (f" (impressions on {shown_before} of them)" if 0 < shown_before < days else "")
+    + (" (no impressions in them)" if shown_before == 0 and before["dislikes"] > 0 else "")
 )
-
-overview = data.query(queries.get_overview, *f.args)
-now, before = overview["current"], overview["previous"]
 # Counts are compared only when the data covers both windows, every day of each: against an
 # empty or partly covered one, "+1,603" would read as a surge (or "-76" as good news when this
 # window runs past the data). Rates compare either way, when both have enough impressions.
@@ -134,7 +138,8 @@ if check["latest_day"] is not None and not outside and len(activations_all):
     until = pd.Timestamp(check["latest_day"]) + pd.Timedelta(days=1)
     moments = pd.to_datetime(activations_all["activated_at"])
     released = activations_all[(moments >= since) & (moments < until)]
-    if len(released):
+    # (With one version picked, its rates are its own: nothing is mixed.)
+    if len(released) and len(f.versions) != 1:
         st.caption(
             "Activated on the day judged or the week before it: "
             + ", ".join(

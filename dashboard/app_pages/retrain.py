@@ -165,8 +165,16 @@ else:
             "better than it is."
         )
     ui.show_table(comparison, "candidate_vs_active")
+    # The page's main action only for a candidate training found better: one it judged no
+    # better can still be promoted, but is not offered as the obvious next step.
+    passed = status["candidate_passed"] is not False
+    if not passed:
+        st.caption(f"Not recommended: training found {label(candidate)} no better (see the note above).")
     if ui.action_button(
-        f"Promote {label(candidate)}", "model.activate", key="promote_candidate", type="primary"
+        f"Promote {label(candidate)}",
+        "model.activate",
+        key="promote_candidate",
+        type="primary" if passed else "secondary",
     ):
         ui.ask_to_confirm(
             "activate",

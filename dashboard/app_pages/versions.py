@@ -229,7 +229,9 @@ else:
         f"{label(active_id) if active_id else 'nothing'} stops serving."
     )
     verb = "Roll back to" if older else "Activate"
-    if ui.action_button(f"{verb} {label(target)}", "model.activate", key="activate_version", type="primary"):
+    # Not the page's primary action: most visits read the registry, and a coloured button below
+    # it invited a rollback nobody asked for.
+    if ui.action_button(f"{verb} {label(target)}", "model.activate", key="activate_version"):
         ui.ask_to_confirm(
             "activate",
             f"{verb} {label(target)}? It replaces {label(active_id) if active_id else 'no active version'} "
