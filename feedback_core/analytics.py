@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
-from sqlalchemy import Float, bindparam, case, cast, func, null, select, union_all
+from sqlalchemy import Float, Integer, bindparam, case, cast, func, null, select, union_all
 
 from feedback_core import policy
 from feedback_core.db import format_ts, read_connection
@@ -69,6 +69,7 @@ _PATTERNS_AND_RECENT = union_all(
         dislike_patterns.c.pattern_value,
         dislike_patterns.c.dislike_count,
         cast(null(), Float),
+        cast(null(), Integer),
     ).where(dislike_patterns.c.user_id == bindparam("user_id"), dislike_patterns.c.dislike_count > 0),
     # (The mean of the known scores: AVG leaves out the NULLs of the unknown ones.)
     select(
@@ -76,6 +77,7 @@ _PATTERNS_AND_RECENT = union_all(
         null(),
         func.count(),
         func.avg(case((user_dislikes.c.score_known, user_dislikes.c.predicted_score), else_=null())),
+        func.count(case((user_dislikes.c.score_known, 1), else_=null())),
     ).where(
         user_dislikes.c.user_id == bindparam("user_id"),
         user_dislikes.c.created_at >= bindparam("since"),
@@ -85,13 +87,14 @@ _PATTERNS_AND_RECENT = union_all(
 
 
 def pattern_analysis(rows) -> dict:
-    """Summarise a user's dislike patterns: rows of (pattern_type, pattern_value, dislike_count, _)
-    and one row (None, None, recent dislikes, their mean predicted score)."""
+    """Summarise a user's dislike patterns: rows of (pattern_type, pattern_value, dislike_count, _,
+    _) and one row (None, None, recent dislikes, their mean known predicted score, how many have
+    one)."""
     grouped: dict[str, list] = defaultdict(list)
-    total, recent_count, recent_avg = 0, 0, None
-    for kind, value, count, mean in rows:
+    total, recent_count, recent_avg, recent_scored = 0, 0, None, 0
+    for kind, value, count, mean, scored in rows:
         if kind is None:
-            recent_count, recent_avg = count, mean
+            recent_count, recent_avg, recent_scored = count, mean, int(scored or 0)
         elif kind == "total":
             total = count
         else:
@@ -106,6 +109,7 @@ def pattern_analysis(rows) -> dict:
             "days": 30,
             "total_dislikes": recent_count,
             "avg_predicted_score": None if recent_avg is None else round(float(recent_avg), 4),
+            "scored_dislikes": recent_scored,  # the dislikes the mean is of (their score known)
         },
         "total_dislikes": total,
         "top_genres": top("genre"),
@@ -180,7 +184,8 @@ class Analytics:
             ).one()
             # Both extremes walk the index on error from its end to the first example of a live
             # dislike whose score is known (a retracted dislike's used example stays, as training
-            # data; an unknown score is stored as 0): no scan.
+            # data). An unknown score is stored as 0, so the lowest walks past every example of
+            # one: 39 ms at 300,000 of them on SQLite, nothing when scores are sent.
             extreme = (
                 select(negative_examples.c.error)
                 .join(user_dislikes, user_dislikes.c.dislike_id == negative_examples.c.dislike_id)

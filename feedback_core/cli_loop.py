@@ -438,6 +438,12 @@ def _run_import(args: argparse.Namespace, kind: str, on_error: str, batch: int, 
         f"{count(summary.batches, 'batch')} in {summary.seconds:.1f} s ({summary.rate:,.0f} rows/s) "
         f"into {mask_url(system.settings.database_url)}"
     )
+    if summary.scores_from_lists:
+        print(
+            f"note: {summary.scores_from_lists:,} dislike(s) gave a predicted_score other than the one their "
+            "list showed the film with: the list's was recorded (it is what the model predicted when shown)",
+            file=sys.stderr,
+        )
     if summary.file_error is not None:
         # Skipping rows cannot help: nothing after this point of the file could be read.
         line = next((e.line for e in summary.errors if e.message == summary.file_error), None)

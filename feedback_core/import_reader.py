@@ -26,8 +26,8 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "movies": (("movie_id", "title"), ("genres", "cast", "franchise", "year")),
     "ratings": (("user_id", "movie_id", "rating"), ("rated_at",)),
     "impressions": (
-        ("recommendation_set_id", "user_id", "movie_id", "rank", "predicted_score"),
-        ("model_version", "shown_at"),
+        ("recommendation_set_id", "user_id", "movie_id", "rank"),
+        ("predicted_score", "model_version", "shown_at"),  # no score: shown without one
     ),
     "dislikes": (
         ("user_id", "movie_id"),

@@ -117,6 +117,9 @@ class ImportSummary:
     # The file itself cannot be imported (its header row names the wrong columns, say): nothing
     # was read past it, whatever ``on_error`` says.
     file_error: str | None = None
+    # Dislikes imported with a predicted_score other than the one their list showed the film
+    # with: the list's was recorded (as a live dislike's ``score_note`` says).
+    scores_from_lists: int = 0
 
     def reject(self, error: RowError) -> None:
         self.rejected += 1
@@ -140,6 +143,7 @@ class ImportSummary:
             "seconds": round(self.seconds, 3),
             "aborted": self.aborted,
             "file_error": self.file_error,
+            "scores_from_lists": self.scores_from_lists,
             "errors": [str(e) for e in self.errors],
         }
 
@@ -954,7 +958,8 @@ class Importer:
             title, genres, cast, franchise = facts[d.movie_id]
             set_id, version = (sets[set_ext][0], sets[set_ext][2]) if set_ext is not None else (None, None)
             # The list's score for the film, else the one given, else unknown (as live).
-            score = recorded_score(d, None if set_id is None else sets[set_ext][3][d.movie_id])[0]
+            score, replaced = recorded_score(d, None if set_id is None else sets[set_ext][3][d.movie_id])
+            self.summary.scores_from_lists += replaced is not None
             dislikes.append(
                 {
                     "dislike_id": dislike_id,

@@ -110,7 +110,11 @@ def _schemas(settings: Settings) -> dict:
                     {
                         "days": {"type": "integer"},
                         "total_dislikes": {"type": "integer"},
-                        "avg_predicted_score": NULLABLE_NUMBER,
+                        "avg_predicted_score": {
+                            **NULLABLE_NUMBER,
+                            "description": "mean of the known predicted scores (scored_dislikes of them)",
+                        },
+                        "scored_dislikes": {"type": "integer"},
                     },
                     ("total_dislikes", "avg_predicted_score"),
                 ),

@@ -653,9 +653,10 @@ def list_confident_mistakes(system, limit: int = 15) -> pd.DataFrame:
     """Return the films with the most high-score dislikes (all time)."""
     with read_connection(system.engine) as conn:
         rows = conn.execute(_CONFIDENT_MISTAKES, {"limit": int(limit)}).all()
-    # (A film is here for its high-score dislikes: some of its scores are known.)
+    # (A row counted by a release before 0011 beside this one can lack its scored count.)
     records = [
-        (m, title, n, high, last, score_sum / scored) for m, title, n, high, score_sum, last, scored in rows
+        (m, title, n, high, last, score_sum / scored if scored else None)
+        for m, title, n, high, score_sum, last, scored in rows
     ]
     columns = ["movie_id", "title", "dislikes", "high_score_dislikes", "last_disliked_at"]
     return to_frame(records, [*columns, "mean_predicted_score"], {"last_disliked_at": "time"})

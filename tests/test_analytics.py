@@ -124,7 +124,7 @@ def test_get_dislike_pattern_analysis(system, clock):
     analysis = system.get_dislike_pattern_analysis(1)
     assert analysis == {
         "reason_distribution": {"wrong_genre": 3, "poor_quality": 1},
-        "recent_trend": {"days": 30, "total_dislikes": 3, "avg_predicted_score": 0.5},
+        "recent_trend": {"days": 30, "total_dislikes": 3, "avg_predicted_score": 0.5, "scored_dislikes": 3},
         "total_dislikes": 4,
         # Each dislike counts against what its reason blames: wrong_genre the genres (not Ann),
         # poor_quality the cast and franchise (not Comedy).
@@ -151,7 +151,12 @@ def test_pattern_analysis_recent_trend_leaves_out_retracted_and_other_users_disl
     system.retract_dislike(gone, 1)
     clock.advance(days=29)  # both still inside the trend's 30 days
     analysis = system.get_dislike_pattern_analysis(1)
-    assert analysis["recent_trend"] == {"days": 30, "total_dislikes": 1, "avg_predicted_score": 0.8}
+    assert analysis["recent_trend"] == {
+        "days": 30,
+        "total_dislikes": 1,
+        "avg_predicted_score": 0.8,
+        "scored_dislikes": 1,
+    }
     assert analysis["total_dislikes"] == 1 and analysis["top_genres"] == [{"name": "Horror", "count": 1}]
     assert kept != gone
     clock.advance(days=2)
@@ -274,7 +279,7 @@ def test_reads_of_an_empty_system(system):
     assert system.calculate_dislike_weight(5, 6) == 0.0
     assert system.get_dislike_pattern_analysis(5) == {
         "reason_distribution": {},
-        "recent_trend": {"days": 30, "total_dislikes": 0, "avg_predicted_score": None},
+        "recent_trend": {"days": 30, "total_dislikes": 0, "avg_predicted_score": None, "scored_dislikes": 0},
         "total_dislikes": 0,
         "top_genres": [],
         "top_cast": [],

@@ -544,7 +544,7 @@ def test_a_failing_check_against_the_database_also_keeps_nothing_of_its_batch(sy
             3,
             "shown_at: rows of recommendation_set_id 1 name different times",
         ),
-        ("recommendation_set_id,user_id,movie_id\n1,2,3\n", 1, "missing column(s) rank, predicted_score"),
+        ("recommendation_set_id,user_id,movie_id\n1,2,3\n", 1, "missing column(s) rank"),
         (IMPRESSIONS_HEADER.strip() + ",colour\n", 1, "unknown column(s) colour"),
     ],
 )

@@ -608,21 +608,23 @@ def test_unknown_scores_migrate_both_ways_and_every_aggregate_recounts(kind, tmp
         upgrade_database(engine)
         now = [datetime(2026, 1, 10, 12, 0)]
         system = FeedbackSystem(engine, Settings(database_url="sqlite://"), clock=lambda: now[0])
-        system.add_movies([{"movie_id": m, "title": f"Film {m}", "genres": ["Drama"]} for m in range(1, 5)])
-        shown = system.record_recommendation_set(3, [1, {"movie_id": 2, "predicted_score": 0.8}])
+        system.add_movies([{"movie_id": m, "title": f"Film {m}", "genres": ["Drama"]} for m in range(1, 6)])
+        shown = system.record_recommendation_set(3, [1, {"movie_id": 2, "predicted_score": 0.8}, 5])
         now[0] += timedelta(minutes=5)
         system.save_dislike(3, 1, recommendation_set_id=shown, reason="wrong_genre")  # unknown
         system.save_dislike(3, 2, recommendation_set_id=shown, reason="wrong_genre")  # the list's 0.8
         system.save_dislike(4, 3, predicted_score=0.3)
         system.save_dislike(4, 4)  # unknown
-        assert flags() == (
+        flagged = (
             [(1, 0.0, False), (2, 0.8, True), (3, 0.3, True), (4, 0.0, False)],
-            [(1, False), (2, True)],
+            [(1, False), (2, True), (5, False)],
             [(2, 1), (2, 1)],
         )
+        assert flags() == flagged
         assert recount_differences(engine) == []
 
-        # Down: the flags go, the unknown scores are the 0s they were stored as, in every count.
+        # Down: the flags go, the unknown scores are the 0s they were stored as, in every count
+        # (as the code before stored and counted them).
         migrate(engine, "0010", downgrade=True)
         columns = {
             t: {c["name"] for c in inspect(engine).get_columns(t)}
@@ -630,16 +632,14 @@ def test_unknown_scores_migrate_both_ways_and_every_aggregate_recounts(kind, tmp
         }
         assert "score_known" not in columns["user_dislikes"] and "scored" not in columns["daily_dislikes"]
         assert recount_differences(engine) == []
-        # Up: every row stored before is taken as known (scored = dislikes), and recounts so.
+        # Up: a stored score of exactly 0 is one nobody gave (a bare list's items, a dislike sent
+        # without one), taken out of the scored counts and the histogram: as recorded since.
         migrate(engine, "0011")
-        assert flags() == (
-            [(1, 0.0, True), (2, 0.8, True), (3, 0.3, True), (4, 0.0, True)],
-            [(1, True), (2, True)],
-            [(2, 2), (2, 2)],
-        )
+        assert flags() == flagged
         assert recount_differences(engine) == []
-        system.save_dislike(4, 1)  # and new ones are told apart again
-        assert sorted(flags()[0])[:2] == [(1, 0.0, False), (1, 0.0, True)]
+        # Left known, the bare list's 0 overrode the score a later dislike of it sends.
+        late = system.record_dislike(user_id=3, movie_id=5, recommendation_set_id=shown, predicted_score=0.9)
+        assert late["training_impact"]["error_recorded"] == 0.9 and "score_note" not in late
         assert recount_differences(engine) == []
 
 

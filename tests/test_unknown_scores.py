@@ -83,8 +83,14 @@ def test_unknown_scores_count_in_no_mean_bucket_or_extreme(films, clock):
     (other,) = queries.list_reason_counts(films, day, day).itertuples()
     assert other.mean_predicted_score == pytest.approx(0.7)
     # A person whose only dislikes have no known score has no mean: not 0.
-    assert films.get_dislike_pattern_analysis(8)["recent_trend"]["avg_predicted_score"] is None
-    assert films.get_dislike_pattern_analysis(7)["recent_trend"]["avg_predicted_score"] == pytest.approx(0.7)
+    unknown = films.get_dislike_pattern_analysis(8)["recent_trend"]
+    assert (unknown["total_dislikes"], unknown["scored_dislikes"], unknown["avg_predicted_score"]) == (
+        2,
+        0,
+        None,
+    )
+    known = films.get_dislike_pattern_analysis(7)["recent_trend"]
+    assert (known["scored_dislikes"], known["avg_predicted_score"]) == (2, pytest.approx(0.7))
     assert recount_differences(films.engine) == []
 
 
@@ -166,3 +172,44 @@ def test_the_api_takes_and_answers_null_scores(films):
     assert r.get_json()["training_impact"]["error_recorded"] == 0.9 and "0.9" in r.get_json()["score_note"]
     metrics = api.get("/api/feedback-metrics").get_json()["metrics"]
     assert (metrics["scored_dislikes"], metrics["avg_prediction_error"]) == (1, 0.9)
+
+
+def test_an_import_counts_the_scores_its_lists_replaced_and_a_csv_may_leave_scores_out(
+    films, tmp_path, capsys
+):
+    from feedback_core.cli import main
+
+    at = ",2026-10-01T00:00:00Z\n"
+    shown = write(
+        tmp_path,
+        "shown.csv",
+        "recommendation_set_id,user_id,movie_id,rank,shown_at\n700,11,1,1" + at + "700,11,2,2" + at,
+    )
+    assert films.import_file(shown, "impressions").imported == 2  # no score column: shown without one
+    scored = write(
+        tmp_path,
+        "scored.csv",
+        "recommendation_set_id,user_id,movie_id,rank,predicted_score,shown_at\n701,11,3,1,0.7"
+        + at
+        + "701,11,4,2,0.6"
+        + at,
+    )
+    assert films.import_file(scored, "impressions").imported == 2
+    header = "user_id,movie_id,recommendation_set_id,predicted_score,created_at\n"
+    first = write(
+        tmp_path,
+        "first.csv",
+        header + "11,1,700,0.4,2026-10-01T00:05:00Z\n11,3,701,0.2,2026-10-01T00:05:00Z\n",
+    )
+    summary = films.import_file(first, "dislikes")
+    assert (summary.imported, summary.scores_from_lists) == (2, 1)  # 0.2 sent, 0.7 shown
+    assert summary.as_dict()["scores_from_lists"] == 1
+    # The command says so.
+    second = write(tmp_path, "second.csv", header + "11,4,701,0.1,2026-10-01T00:05:00Z\n")
+    url = films.engine.url.render_as_string(hide_password=False)
+    assert main(["import", str(second), "--kind", "dislikes", "--db", url]) == 0
+    assert (
+        "note: 1 dislike(s) gave a predicted_score other than the one their list showed"
+        in capsys.readouterr().err
+    )
+    assert known(films) == {1: (0.4, True), 3: (0.7, True), 4: (0.6, True)}

@@ -28,6 +28,9 @@ cols[0].metric("Dislikes", f"{patterns['total_dislikes']:,}")
 cols[1].metric("Last 30 days", f"{trend['total_dislikes']:,}")
 mean = trend["avg_predicted_score"]
 cols[2].metric("Mean predicted score (30 days)", "—" if mean is None else f"{mean:.3f}")
+if trend["scored_dislikes"] < trend["total_dislikes"]:
+    # A mean of some of the dislikes counted beside it: say of how many.
+    cols[2].caption(f"of the {trend['scored_dislikes']:,} whose score is known")
 cols[3].metric("Adjusted features", f"{len(profile['weights']):,}")
 
 st.caption("Last 30 days: dislikes made in the last 30 days, by the time each was made.")

@@ -18,12 +18,18 @@ _FLAGGED = ("impressions", "user_dislikes")
 _COUNTED = ("daily_dislikes", "movie_dislike_stats")
 
 
+def _day() -> str:
+    """The day a dislike counts on (its list's, else its own), as daily_dislikes stores it."""
+    moment = "COALESCE(s.created_at, d.created_at)"
+    return f"date({moment})" if op.get_bind().dialect.name == "sqlite" else f"CAST({moment} AS DATE)"
+
+
 def upgrade() -> None:
-    # A list posted as bare ids, and a dislike sent without a score of a film on no scored list,
-    # were stored with score 0 and counted as perfect predictions. The rows stored so far keep
-    # the score they were counted with (which were guesses cannot be told apart from a sent 0):
-    # every aggregate row's dislikes are scored ones. Adding a column with a constant default
-    # rewrites no row on either backend.
+    # A list posted as bare ids (or with items lacking a score), and a dislike sent without a
+    # score of a film on no scored list, were stored with score 0 and counted as perfect
+    # predictions. A score of exactly 0 stored so far is taken for one nobody gave (a model's
+    # score is never exactly 0; a sent 0 is lost to the means, a small price): left as known, a
+    # bare list's 0 would also override the real score a later dislike of it sends.
     for table in _FLAGGED:
         op.add_column(table, sa.Column("score_known", sa.Boolean(), nullable=False, server_default=sa.true()))
     for table in _COUNTED:
@@ -31,6 +37,44 @@ def upgrade() -> None:
             table, sa.Column("scored", sa.BigInteger(), nullable=False, server_default=sa.text("0"))
         )
         op.execute(sa.text(f"UPDATE {table} SET scored = dislikes"))
+    op.execute(sa.text("UPDATE impressions SET score_known = false WHERE predicted_score = 0"))
+    op.execute(
+        sa.text(
+            "UPDATE user_dislikes SET score_known = false WHERE predicted_score = 0 AND ("
+            "recommendation_set_id IS NULL OR EXISTS (SELECT 1 FROM impressions i "
+            "WHERE i.recommendation_set_id = user_dislikes.recommendation_set_id "
+            "AND i.movie_id = user_dislikes.movie_id AND NOT i.score_known))"
+        )
+    )
+    # Those dislikes leave the scored counts and the histogram's first bucket (their sums and
+    # high-score counts had them as 0: unchanged).
+    lists = "LEFT JOIN recommendation_sets s ON s.recommendation_set_id = d.recommendation_set_id"
+    unknown = f"FROM user_dislikes d {lists} WHERE d.retracted_at IS NULL AND NOT d.score_known"
+    day, version = _day(), "COALESCE(d.model_version_id, 0)"
+    attributed = "CASE WHEN d.recommendation_set_id IS NULL THEN 0 ELSE 1 END"
+    on_day = f"{day} AS k1, {version} AS k2, d.reason AS k3"
+    by_day = f"{day}, {version}, d.reason"
+    for table, grouped, match in (
+        (
+            "daily_dislikes",
+            f"SELECT {on_day}, {attributed} AS k4, COUNT(*) AS n {unknown} GROUP BY {by_day}, {attributed}",
+            "t.day = u.k1 AND t.model_version_id = u.k2 AND t.reason = u.k3 AND t.attributed = u.k4",
+        ),
+        (
+            "daily_score_histogram",
+            f"SELECT {on_day}, COUNT(*) AS n {unknown} GROUP BY {by_day}",
+            "t.day = u.k1 AND t.model_version_id = u.k2 AND t.reason = u.k3 AND t.bucket = 0",
+        ),
+        (
+            "movie_dislike_stats",
+            f"SELECT d.movie_id AS k1, COUNT(*) AS n {unknown} GROUP BY d.movie_id",
+            "t.movie_id = u.k1",
+        ),
+    ):
+        column = "dislikes" if table == "daily_score_histogram" else "scored"
+        op.execute(
+            sa.text(f"UPDATE {table} AS t SET {column} = t.{column} - u.n FROM ({grouped}) AS u WHERE {match}")
+        )
 
 
 def downgrade() -> None:
