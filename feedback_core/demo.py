@@ -47,7 +47,7 @@ TEXTS = {
     "already_watched": ("Seen it already", "Watched it last year", ""),
     "not_interested": ("Not interested", "Meh", ""),
     "irrelevant": ("Why was this recommended?", "No idea why I got this", ""),
-    "other": ("", "Just no", "<b>hate</b> this one", "<script>alert('x')</script>"),
+    "other": ("", "Just no", "Hated the ending", "Not for me tonight"),
 }
 PAST_RATINGS = 8  # films each person rated before the simulated days (at most: repeats are dropped)
 LIST_SIZE = 10  # films in each recommendation list

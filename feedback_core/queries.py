@@ -44,6 +44,7 @@ from feedback_core.schema import (
     daily_impressions,
     daily_reason_genre,
     daily_score_histogram,
+    feature_adjustments,
     model_versions,
     movie_dislike_stats,
     movies,
@@ -255,6 +256,15 @@ def _window_totals(
     return totals
 
 
+WAITING_CAP = 10_000
+_PROPOSALS_WAITING = select(func.count()).select_from(
+    select(feature_adjustments.c.adjustment_id)
+    .where(feature_adjustments.c.status == "proposed")
+    .limit(bindparam("cap"))
+    .subquery()
+)
+
+
 def get_overview(system, start: date, end: date, versions=(), reasons=()) -> dict:
     """Return the headline numbers of the window and of the window of equal length before it,
     each with ``days_with_impressions`` (a window the data covers only in part has counts that
@@ -268,12 +278,16 @@ def get_overview(system, start: date, end: date, versions=(), reasons=()) -> dic
             conn, [(start, end), (previous_start, previous_end)], versions, reasons, min_trials
         )
         pending = count_pending_examples(conn, cap=PENDING_CAP)
+        waiting = conn.execute(_PROPOSALS_WAITING, {"cap": WAITING_CAP}).scalar_one()
         active = active_version_summary(conn)
     return {
         "current": current,
         "previous": previous,
         "untrained_examples": pending,
         "untrained_capped": pending >= PENDING_CAP,
+        # The approval inbox's size (up to WAITING_CAP: "10,000+" is answer enough on a page).
+        "proposals_waiting": waiting,
+        "proposals_capped": waiting >= WAITING_CAP,
         "retrain_threshold": system.settings.FEEDBACK_ACCUMULATION_THRESHOLD,
         "active_version": active,
     }

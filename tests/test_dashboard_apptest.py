@@ -779,6 +779,12 @@ def test_any_users_applied_adjustments_can_be_reached_to_revert(own_db):
     at.selectbox(key="effect_user").set_value(str(int(oldest.user_id))).run()
     effects = table(at, "adjustment_id", "exposure_before")
     assert int(oldest.adjustment_id) in set(effects["adjustment_id"])
+    # The rates before and after come first (they were cut off at the right), and so do what
+    # a decision rests on in the inbox and the applied list.
+    assert list(effects.columns)[:5] == ["adjustment_id", "feature", "magnitude", "before", "after"]
+    deciding = ["adjustment_id", "user_id", "feature_type", "feature_value", "magnitude", "evidence_dislikes"]
+    assert list(table(at, "adjustment_id", "decided_at").columns)[:6] == deciding
+    assert list(table(at, "adjustment_id", "proposed_magnitude").columns)[:6] == deciding
     at.selectbox(key="revert_target").set_value(int(oldest.adjustment_id)).run()
     at.button(key="revert_adjustment").click().run()
     confirm(at)
@@ -1491,6 +1497,8 @@ def test_the_reasons_table_gives_each_reason_its_rate_beside_its_share(shared_db
     bounds = queries.get_data_bounds(shared_db)
     counts = queries.list_reason_counts(shared_db, bounds["first_day"], bounds["last_day"])
     assert list(shown["dislike_rate"]) == [ui.fmt_rate(r, trials="impressions") for _, r in counts.iterrows()]
+    # The rates first, where a narrow table does not cut them off.
+    assert list(shown.columns)[:4] == ["reason", "dislikes", "dislike_rate", "rate_before"]
     # Beside it, the same rate over as many days before (a window in the sample's second half).
     middle = bounds["first_day"] + (bounds["last_day"] - bounds["first_day"]) / 2
     at.session_state["filter_dates"] = (middle + timedelta(days=1), bounds["last_day"])
@@ -1879,3 +1887,9 @@ def test_the_confident_mistakes_say_the_sidebar_does_not_apply_to_them(shared_db
     at = open_page("errors")
     assert "Most confident mistakes, all time" in [h.value for h in at.subheader]
     assert any("do not apply to this list" in c.value for c in at.caption)
+
+
+def test_the_overview_shows_the_proposals_waiting(shared_db):
+    at = open_page("overview")
+    waiting = lookups.count_adjustment_inbox(shared_db)
+    assert waiting > 0 and metric(at, "Proposals waiting") == f"{waiting:,}"

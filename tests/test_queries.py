@@ -27,6 +27,7 @@ from feedback_core.schema import (
     audit_log,
     daily_dislikes,
     daily_impressions,
+    feature_adjustments,
     impressions,
     model_versions,
     movies,
@@ -1136,3 +1137,19 @@ def test_audit_details_show_figures_to_four_decimals(make_system):
     today = system.now().date()
     (details,) = lookups.list_audit(system, today, today)["details"]
     assert details == "auc=0.5476, version_id=3, promoted=False, tiny=2.0e-07, zero=0"
+
+
+def test_the_overview_counts_the_proposals_waiting_up_to_its_cap(sample, monkeypatch):
+    system, built = sample
+    with system.engine.connect() as conn:
+        proposed = conn.execute(
+            select(func.count())
+            .select_from(feature_adjustments)
+            .where(feature_adjustments.c.status == "proposed")
+        ).scalar_one()
+    assert proposed > 3
+    overview = queries.get_overview(system, built["start"], built["end"])
+    assert (overview["proposals_waiting"], overview["proposals_capped"]) == (proposed, False)
+    monkeypatch.setattr(queries, "WAITING_CAP", 3)
+    overview = queries.get_overview(system, built["start"], built["end"])
+    assert (overview["proposals_waiting"], overview["proposals_capped"]) == (3, True)

@@ -117,10 +117,21 @@ def say_unselected(unselected: list[int], filters: dict) -> None:
     st.info(f"Unselected {what}: {why}.", icon=":material/info:")
 
 
+# What a decision rests on first (the change, then its evidence): the table is narrower than its
+# columns at common widths, and the evidence was cut off at the right.
+DECIDING = ["adjustment_id", "user_id", "feature_type", "feature_value", "magnitude", "evidence_dislikes"]
+DECIDING += ["last_disliked_at", "reason", "movie_title"]
+
+
+def deciding_first(frame: pd.DataFrame) -> pd.DataFrame:
+    first = [c for c in DECIDING if c in frame.columns]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
 def inbox_table(proposals: pd.DataFrame, name: str) -> None:
     """Show the inbox with selectable rows and a CSV download of exactly its rows."""
     ui.show_table(
-        proposals,
+        deciding_first(proposals),
         name,
         {
             "created_at": moment("proposed"),
@@ -335,7 +346,7 @@ with applied_tab:
         "measure what changed afterwards and to revert one of theirs."
     )
     ui.show_table(
-        applied.drop(columns=["status", "note"]),
+        deciding_first(applied.drop(columns=["status", "note"])),
         "applied_adjustments",
         {
             "created_at": moment("proposed"),
@@ -372,22 +383,17 @@ with applied_tab:
                 "it was applied. Dislike rate: of those films, how many the user disliked; a dislike counts "
                 "at the time its list was shown."
             )
-            columns = ["adjustment_id", "feature", "magnitude", "applied_at", "decided_by"]
-            columns += [
-                "exposure_before",
-                "exposure_after",
-                "impressions_before",
-                "dislikes_before",
-                "before",
-                "impressions_after",
-                "dislikes_after",
-                "after",
-            ]
+            # The rates before and after first: they are what the table is for, and were cut off.
+            columns = ["adjustment_id", "feature", "magnitude", "before", "after", "exposure_before"]
+            columns += ["exposure_after", "impressions_before", "dislikes_before", "impressions_after"]
+            columns += ["dislikes_after", "applied_at", "decided_by"]
             ui.show_table(
                 effects[columns],
                 f"adjustment_effects_user_{effect_user}",
                 {
                     "applied_at": moment("applied"),
+                    "before": st.column_config.TextColumn("dislike rate before"),
+                    "after": st.column_config.TextColumn("dislike rate after"),
                     "exposure_before": st.column_config.NumberColumn("exposure before", format="percent"),
                     "exposure_after": st.column_config.NumberColumn("exposure after", format="percent"),
                 },

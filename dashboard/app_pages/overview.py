@@ -35,7 +35,7 @@ unsettled = f.end > last_settled
 covered = (
     had_before and not unsettled and before["days_with_impressions"] == now["days_with_impressions"] == length
 )
-cols = st.columns([1, 1, 1.2, 1.1, 0.8])
+cols = st.columns([1, 1, 1.2, 1.1, 1, 0.8])
 cols[0].metric(
     "Dislikes",
     f"{now['dislikes']:,}",
@@ -91,8 +91,14 @@ cols[3].metric(
     f"{pending:,}{'+' if overview['untrained_capped'] else ''} / {threshold:,}",
     help="Negative examples not yet used by a training run, against the retrain threshold",
 )
+waiting = overview["proposals_waiting"]
+cols[4].metric(
+    "Proposals waiting",
+    f"{waiting:,}{'+' if overview['proposals_capped'] else ''}",
+    help="Feature adjustments proposed from dislikes, waiting for a decision in the Adjustments page's inbox",
+)
 active = overview["active_version"]
-cols[4].metric("Active version", queries.version_label(active["version_id"]) if active else "none")
+cols[5].metric("Active version", queries.version_label(active["version_id"]) if active else "none")
 st.caption(f"Days: {ui.ON_LIST_DAY}.")
 if had_before and unsettled:
     st.caption(

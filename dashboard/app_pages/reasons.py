@@ -46,15 +46,19 @@ with left:
         )
 
     earlier = [rate_before(r) for r in counts["reason"]]
-    table = counts[["reason", "dislikes", "share", "mean_predicted_score"]].assign(
-        dislike_rate=ui.rate_column(counts, "impressions"), rate_before=earlier
+    # The rates first: the table is narrower than its columns, and they were cut off.
+    table = counts[["reason", "dislikes"]].assign(
+        dislike_rate=ui.rate_column(counts, "impressions"),
+        rate_before=earlier,
+        share=counts["share"],
+        mean_predicted_score=counts["mean_predicted_score"],
     )
     ui.show_table(
         table,
         "reason_counts",
         {
             "share": st.column_config.NumberColumn("share of dislikes", format="percent"),
-            "mean_predicted_score": st.column_config.NumberColumn(format="%.3f"),
+            "mean_predicted_score": st.column_config.NumberColumn("mean predicted score", format="%.3f"),
             "dislike_rate": st.column_config.TextColumn("dislike rate (95% interval)"),
             "rate_before": st.column_config.TextColumn(f"the {days} days before"),
         },
