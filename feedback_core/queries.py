@@ -679,17 +679,37 @@ def list_confident_mistakes(system, limit: int = 15) -> pd.DataFrame:
 # ---------------------------------------------------------------- model versions
 
 
+# The kinds of example a training run counts (training.py): their sum is what it trained on.
+TRAINING_KINDS = ("positives", "negatives_from_ratings", "shown_not_disliked", "negatives_from_dislikes")
+
+
 def list_versions(system) -> pd.DataFrame:
-    """Return the registry: each version's metadata, offline metrics and all-time online rate."""
+    """Return the registry: each version's metadata, what it was trained on (``trained_on``
+    examples, ``new_dislikes``: the negative examples from dislikes it was the first to use;
+    None for a version recorded without them), offline metrics and all-time online rate."""
     mv = model_versions.c
     columns = (mv.version_id, mv.status, mv.trigger, mv.parent_id, mv.created_at, mv.created_by)
-    columns += (mv.activated_at, mv.metrics)
+    columns += (mv.activated_at, mv.metrics, mv.examples)
     with read_connection(system.engine) as conn:  # the registry and its counts in one statement
         rows = conn.execute(select_with_online_rates(columns=columns)).all()
     min_trials = system.settings.min_impressions_for_rate
     records = []
-    for version_id, status, trigger, parent, created_at, created_by, activated_at, metrics, x, n in rows:
-        metrics = metrics or {}
+    for (
+        version_id,
+        status,
+        trigger,
+        parent,
+        created_at,
+        created_by,
+        activated_at,
+        metrics,
+        used,
+        x,
+        n,
+    ) in rows:
+        metrics, used = metrics or {}, used or {}
+        kinds = [used.get(k) for k in TRAINING_KINDS]
+        trained_on = sum(kinds) if all(isinstance(k, int) for k in kinds) else None
         x, n = int(x or 0), int(n or 0)
         records.append(
             (
@@ -701,6 +721,8 @@ def list_versions(system) -> pd.DataFrame:
                 created_at,
                 created_by,
                 activated_at,
+                trained_on,
+                used.get("new_negative_examples"),
                 *(metrics.get(m) for m in OFFLINE_METRICS),
                 x,
                 n,
@@ -708,7 +730,8 @@ def list_versions(system) -> pd.DataFrame:
             )
         )
     names = ["version_id", "version", "status", "trigger", "parent", "created_at", "created_by"]
-    names += ["activated_at", *OFFLINE_METRICS, "dislikes", "impressions", "rate", "ci_low", "ci_high"]
+    names += ["activated_at", "trained_on", "new_dislikes", *OFFLINE_METRICS]
+    names += ["dislikes", "impressions", "rate", "ci_low", "ci_high"]
     names += ["enough"]
     # Shown to the second, as the registry's own reads format them.
     return to_frame(records, names, {"created_at": "seconds", "activated_at": "seconds"})

@@ -1893,3 +1893,17 @@ def test_the_overview_shows_the_proposals_waiting(shared_db):
     at = open_page("overview")
     waiting = lookups.count_adjustment_inbox(shared_db)
     assert waiting > 0 and metric(at, "Proposals waiting") == f"{waiting:,}"
+
+
+def test_the_registry_shows_what_a_trained_version_learned_from(own_db):
+    done = own_db.retrain("cli")
+    version = own_db.get_model_version(done["result_version_id"])
+    used = version["examples"]
+    at = open_page("versions")
+    registry = table(at, "version", "trained_on", "new_dislikes").set_index("version")
+    row = registry.loc[f"v{version['version_id']}"]
+    expected = sum(used[k] for k in queries.TRAINING_KINDS)
+    assert expected > 0 and (row["trained_on"], row["new_dislikes"]) == (
+        expected,
+        used["new_negative_examples"],
+    )

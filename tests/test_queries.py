@@ -18,7 +18,7 @@ from conftest import BACKENDS, PG_URL, Clock, _fresh_pg
 from dashboard_data import build_sample
 from helpers import add_bare_versions
 from reliability_support import BLAMED
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 
 from feedback_core import FeedbackSystem, NotFoundError, Settings, frames, lookups, queries
 from feedback_core.db import format_ts, make_engine, upgrade_database, write_transaction
@@ -1153,3 +1153,25 @@ def test_the_overview_counts_the_proposals_waiting_up_to_its_cap(sample, monkeyp
     monkeypatch.setattr(queries, "WAITING_CAP", 3)
     overview = queries.get_overview(system, built["start"], built["end"])
     assert (overview["proposals_waiting"], overview["proposals_capped"]) == (3, True)
+
+
+def test_the_registry_says_what_each_version_was_trained_on(sample):
+    system, _ = sample
+    versions = queries.list_versions(system).set_index("version_id")
+    assert versions["trained_on"].isna().all()  # the sample's versions were recorded without counts
+    counts = {
+        "positives": 40,
+        "negatives_from_ratings": 7,
+        "shown_not_disliked": 120,
+        "negatives_from_dislikes": 9,
+    }
+    with write_transaction(system.engine) as conn:
+        conn.execute(
+            update(model_versions)
+            .where(model_versions.c.version_id == 2)
+            .values(examples={**counts, "negative_examples": 9, "new_negative_examples": 4, "job_id": 1})
+        )
+    versions = queries.list_versions(system).set_index("version_id")
+    assert (versions.loc[2, "trained_on"], versions.loc[2, "new_dislikes"]) == (176, 4)
+    with write_transaction(system.engine) as conn:  # as it was, for the module's other tests
+        conn.execute(update(model_versions).where(model_versions.c.version_id == 2).values(examples={}))

@@ -40,6 +40,12 @@ ui.show_table(
             format="YYYY-MM-DD HH:mm",
             help="The latest activation; every one (and every rollback) is on the Audit log page",
         ),
+        "trained_on": st.column_config.NumberColumn(
+            "trained on", help="Examples of its training run: ratings, shown films not disliked, dislikes"
+        ),
+        "new_dislikes": st.column_config.NumberColumn(
+            "new dislikes", help="Negative examples from dislikes that no version before it had trained on"
+        ),
         "rate": st.column_config.NumberColumn(format="percent"),
         "ci_low": st.column_config.NumberColumn(format="percent"),
         "ci_high": st.column_config.NumberColumn(format="percent"),
