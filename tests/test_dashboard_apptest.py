@@ -1907,3 +1907,25 @@ def test_the_registry_shows_what_a_trained_version_learned_from(own_db):
         expected,
         used["new_negative_examples"],
     )
+
+
+def test_the_rates_interval_mentions_days_still_counting_only_when_the_selection_has_some(own_db):
+    bounds = queries.get_data_bounds(own_db)
+    still = "(with days not settled, their lists still collecting dislikes)"
+
+    def says_still(at) -> bool:
+        return any(c.value.startswith("95% interval") and still in c.value for c in at.caption)
+
+    at = open_page("overview")
+    at.session_state["filter_dates"] = (bounds["first_day"], own_db.now().date())  # to today
+    at.run()
+    # The sample's last lists were shown yesterday, which has settled: nothing is still counting.
+    assert not says_still(at)
+    items = [{"movie_id": m, "predicted_score": 0.5} for m in range(1, 41)]
+    own_db.record_recommendation_set(900, items, model_version_id=2)  # shown now, today
+    data.refresh()
+    at.run()
+    assert says_still(at)
+    at.session_state["filter_versions"] = [1]  # v1 stopped serving at the switch, days ago
+    at.run()
+    assert any(c.value.startswith("95% interval") for c in at.caption) and not says_still(at)

@@ -80,7 +80,11 @@ cols[2].metric(
     help="Dislikes on shown lists / impressions; the change is coloured only when significant "
     "(two-proportion test and the 95% interval of the difference)",
 )
-still_counting = " (with days not settled, their lists still collecting dislikes)" if unsettled else ""
+# Said only when the selection showed something on such a day: a version that stopped serving
+# before them has nothing still counting.
+rates = data.query(queries.list_daily_rates, *f.args)
+filling = unsettled and bool((pd.to_datetime(rates["day"]) > pd.Timestamp(last_settled)).any())
+still_counting = " (with days not settled, their lists still collecting dislikes)" if filling else ""
 if rate["enough"]:
     cols[2].caption(f"95% interval {ui.fmt_interval(rate)}{still_counting}")
 else:
@@ -192,7 +196,6 @@ if check["today_so_far"] is not None:
     )
 
 st.subheader("Dislike rate per day")
-rates = data.query(queries.list_daily_rates, *f.args)
 activations = data.query(queries.list_version_activations)
 in_window = activations[
     (activations["activated_at"] >= pd.Timestamp(f.start))
