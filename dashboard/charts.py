@@ -18,6 +18,8 @@ RATE_AXIS = alt.Axis(format="%", title="Dislike rate")
 # midnight and at noon).
 DAY_AXIS = alt.Axis(format="%b %d", tickMinStep=24 * 3600 * 1000)
 FEWEST_DAYS_SHOWN = 7
+# A reason as the sidebar names it ("wrong genre"): the charts' axes and legends said "wrong_genre".
+REASON_LABEL = "replace(datum.label, regexp('_', 'g'), ' ')"
 GREY = "#9aa0a6"
 # Fixed colours so a reason or a version looks the same on every chart and page.
 # Vega's "tableau10", its first six: a reason keeps its colour whichever reasons a chart shows.
@@ -65,7 +67,8 @@ def reason_color(df: pd.DataFrame, legend: bool = True) -> alt.Color:
     present = set(df["reason"])
     shown = [r for r in REASONS if r in present]
     scale = alt.Scale(domain=shown, range=[REASON_PALETTE[r] for r in shown])
-    return alt.Color("reason:N", title="Reason", scale=scale, legend=alt.Legend() if legend else None)
+    legend_shown = alt.Legend(labelExpr=REASON_LABEL) if legend else None
+    return alt.Color("reason:N", title="Reason", scale=scale, legend=legend_shown)
 
 
 def _rate_tooltip(x: str, x_title: str) -> list:
@@ -202,7 +205,7 @@ def reason_bar_chart(df: pd.DataFrame) -> alt.Chart:
         .encode(
             # Whole dislikes: a person's one or two were drawn on ticks of 0.1.
             x=alt.X("dislikes:Q", title="Dislikes", axis=alt.Axis(tickMinStep=1, format=",d")),
-            y=alt.Y("reason:N", sort="-x", title=None),
+            y=alt.Y("reason:N", sort="-x", title=None, axis=alt.Axis(labelExpr=REASON_LABEL)),
             color=reason_color(df, legend=False),
             tooltip=["reason:N", alt.Tooltip("dislikes:Q", format=","), alt.Tooltip("share:Q", format=".1%")],
         )
@@ -260,7 +263,7 @@ def reason_genre_heatmap(df: pd.DataFrame) -> alt.LayerChart:
     base = alt.Chart(df).encode(
         # Every genre labelled (overlapping labels were dropped: 8 of 15 named).
         x=alt.X("genre:N", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=140, labelOverlap=False)),
-        y=alt.Y("reason:N", title=None),
+        y=alt.Y("reason:N", title=None, axis=alt.Axis(labelExpr=REASON_LABEL)),
     )
     cells = base.mark_rect().encode(
         color=alt.Color("dislikes:Q", scale=alt.Scale(scheme="reds"), title="Dislikes"),

@@ -1929,3 +1929,27 @@ def test_the_rates_interval_mentions_days_still_counting_only_when_the_selection
     at.session_state["filter_versions"] = [1]  # v1 stopped serving at the switch, days ago
     at.run()
     assert any(c.value.startswith("95% interval") for c in at.caption) and not says_still(at)
+
+
+def test_the_charts_name_reasons_as_the_sidebar_does(shared_db):
+    bounds = queries.get_data_bounds(shared_db)
+    window = (bounds["first_day"], bounds["last_day"])
+    bars = charts.reason_bar_chart(queries.list_reason_counts(shared_db, *window)).to_dict()
+    trend = charts.reason_trend_chart(queries.list_reason_trend(shared_db, *window)).to_dict()
+    heatmap = charts.reason_genre_heatmap(queries.list_reason_genre(shared_db, *window)).to_dict()
+    label = charts.REASON_LABEL
+    assert bars["encoding"]["y"]["axis"]["labelExpr"] == label
+    assert trend["encoding"]["color"]["legend"]["labelExpr"] == label
+    assert heatmap["layer"][0]["encoding"]["y"]["axis"]["labelExpr"] == label
+    assert label == "replace(datum.label, regexp('_', 'g'), ' ')"  # "wrong_genre" -> "wrong genre"
+
+
+def test_the_reasons_table_spans_the_page_below_its_two_charts(shared_db):
+    at = open_page("reasons")
+    # In the narrow left column, beside the chart, its rates were cut off.
+    left, right = at.columns[0], at.columns[1]
+    assert [h.value for h in left.subheader] == ["Distribution"] and [h.value for h in right.subheader] == [
+        "Over time"
+    ]
+    assert len(left.dataframe) == len(right.dataframe) == 0
+    assert "dislike_rate" in table(at, "reason", "dislike_rate").columns

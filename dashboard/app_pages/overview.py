@@ -35,7 +35,9 @@ unsettled = f.end > last_settled
 covered = (
     had_before and not unsettled and before["days_with_impressions"] == now["days_with_impressions"] == length
 )
-cols = st.columns([1, 1, 1.2, 1.1, 1, 0.8])
+# The window's numbers, the rate widest (its change was cut off); the loop's state on a row of
+# its own below.
+cols = st.columns([1, 1, 1.6])
 cols[0].metric(
     "Dislikes",
     f"{now['dislikes']:,}",
@@ -90,19 +92,20 @@ if rate["enough"]:
 else:
     cols[2].caption(f"No rate: {ui.fmt_rate(rate)}")
 pending, threshold = overview["untrained_examples"], overview["retrain_threshold"]
-cols[3].metric(
+loop = st.columns(3)
+loop[0].metric(
     "Untrained examples",
     f"{pending:,}{'+' if overview['untrained_capped'] else ''} / {threshold:,}",
     help="Negative examples not yet used by a training run, against the retrain threshold",
 )
 waiting = overview["proposals_waiting"]
-cols[4].metric(
+loop[1].metric(
     "Proposals waiting",
     f"{waiting:,}{'+' if overview['proposals_capped'] else ''}",
     help="Feature adjustments proposed from dislikes, waiting for a decision in the Adjustments page's inbox",
 )
 active = overview["active_version"]
-cols[5].metric("Active version", queries.version_label(active["version_id"]) if active else "none")
+loop[2].metric("Active version", queries.version_label(active["version_id"]) if active else "none")
 st.caption(f"Days: {ui.ON_LIST_DAY}.")
 if had_before and unsettled:
     st.caption(

@@ -22,52 +22,6 @@ left, right = st.columns([2, 3])
 with left:
     st.subheader("Distribution")
     st.altair_chart(charts.reason_bar_chart(counts), width="stretch")
-    # Each reason's own rate beside its share: one surging reason shrinks the others' shares
-    # while their rates stay as they were. And the same rate over as many days before: "which
-    # reasons grew this week" without a second window picked by hand.
-    days = (f.end - f.start).days + 1
-    before = data.query(
-        queries.list_reason_counts,
-        f.start - timedelta(days=days),
-        f.start - timedelta(days=1),
-        f.versions,
-        f.reasons,
-    ).set_index("reason")
-    minimum = data.get_system().settings.min_impressions_for_rate
-
-    def rate_before(reason: str) -> str:
-        if reason in before.index:
-            return ui.fmt_rate(before.loc[reason], trials="impressions")
-        if before.empty:  # no dislike at all before: its impressions are not counted here
-            return "no dislikes"
-        shown = int(before["impressions"].iloc[0])  # every row holds the window's impressions
-        return ui.fmt_rate(
-            queries.rate_fields(0, shown, minimum) | {"impressions": shown}, trials="impressions"
-        )
-
-    earlier = [rate_before(r) for r in counts["reason"]]
-    # The rates first: the table is narrower than its columns, and they were cut off.
-    table = counts[["reason", "dislikes"]].assign(
-        dislike_rate=ui.rate_column(counts, "impressions"),
-        rate_before=earlier,
-        share=counts["share"],
-        mean_predicted_score=counts["mean_predicted_score"],
-    )
-    ui.show_table(
-        table,
-        "reason_counts",
-        {
-            "share": st.column_config.NumberColumn("share of dislikes", format="percent"),
-            "mean_predicted_score": st.column_config.NumberColumn("mean predicted score", format="%.3f"),
-            "dislike_rate": st.column_config.TextColumn("dislike rate (95% interval)"),
-            "rate_before": st.column_config.TextColumn(f"the {days} days before"),
-        },
-    )
-    st.caption(
-        "Share: of this window's dislikes. Dislike rate: the reason's dislikes on shown lists per "
-        f"impression ({int(counts['impressions'].iloc[0]):,} in this window), which another reason's surge "
-        "does not move."
-    )
 with right:
     st.subheader("Over time")
     trend = data.query(queries.list_reason_trend, *f.args)
@@ -79,6 +33,54 @@ with right:
             "Lighter bars: days not settled, their lists still collecting dislikes until "
             f"{int(queries.DAY_SETTLES.total_seconds() // 3600)} hours after the day ends (UTC)."
         )
+
+# The table the width of the page: beside the chart, its rates were cut off.
+# Each reason's own rate beside its share: one surging reason shrinks the others' shares
+# while their rates stay as they were. And the same rate over as many days before: "which
+# reasons grew this week" without a second window picked by hand.
+days = (f.end - f.start).days + 1
+before = data.query(
+    queries.list_reason_counts,
+    f.start - timedelta(days=days),
+    f.start - timedelta(days=1),
+    f.versions,
+    f.reasons,
+).set_index("reason")
+minimum = data.get_system().settings.min_impressions_for_rate
+
+
+def rate_before(reason: str) -> str:
+    if reason in before.index:
+        return ui.fmt_rate(before.loc[reason], trials="impressions")
+    if before.empty:  # no dislike at all before: its impressions are not counted here
+        return "no dislikes"
+    shown = int(before["impressions"].iloc[0])  # every row holds the window's impressions
+    return ui.fmt_rate(queries.rate_fields(0, shown, minimum) | {"impressions": shown}, trials="impressions")
+
+
+earlier = [rate_before(r) for r in counts["reason"]]
+# The rates first: the table is narrower than its columns, and they were cut off.
+table = counts[["reason", "dislikes"]].assign(
+    dislike_rate=ui.rate_column(counts, "impressions"),
+    rate_before=earlier,
+    share=counts["share"],
+    mean_predicted_score=counts["mean_predicted_score"],
+)
+ui.show_table(
+    table,
+    "reason_counts",
+    {
+        "share": st.column_config.NumberColumn("share of dislikes", format="percent"),
+        "mean_predicted_score": st.column_config.NumberColumn("mean predicted score", format="%.3f"),
+        "dislike_rate": st.column_config.TextColumn("dislike rate (95% interval)"),
+        "rate_before": st.column_config.TextColumn(f"the {days} days before"),
+    },
+)
+st.caption(
+    "Share: of this window's dislikes. Dislike rate: the reason's dislikes on shown lists per "
+    f"impression ({int(counts['impressions'].iloc[0]):,} in this window), which another reason's surge "
+    "does not move."
+)
 
 st.caption(f"Distribution, over time and reason × genre: {ui.ON_LIST_DAY}.")
 
