@@ -39,23 +39,24 @@ for col, row in zip(cols, by_version.itertuples(), strict=False):
     mean, shown = row.mean_prediction_error, row.shown_mean_score
     # Beside what the version predicted for everything it showed: a disliked film scored like
     # the rest says the scores did not see the dislike coming; far above them, a confident miss.
+    compared = row.scored > 0 and row.shown_scored > 0
     col.metric(
         f"Mean error, {row.version}",
         "—" if row.scored == 0 else f"{mean:.3f}",
-        None
-        if row.scored == 0 or row.shown_scored == 0
-        else f"{mean - shown:+.3f} vs all it showed ({shown:.3f})",
+        f"{mean - shown:+.3f} vs all shown" if compared else None,  # (a longer one was cut off)
         delta_color="off",
     )
     # Each version's share in the histogram is of this many dislikes: shown, not only hovered.
     if row.scored == row.dislikes:
-        col.caption(f"over {row.dislikes:,} dislikes")
+        over = f"over {row.dislikes:,} dislikes"
     else:
-        col.caption(f"over the {row.scored:,} of {row.dislikes:,} dislikes whose score is known")
+        over = f"over the {row.scored:,} of {row.dislikes:,} dislikes whose score is known"
+    col.caption(over + (f"; all it showed: {shown:.3f}" if compared else ""))
 
 st.caption(
     "Under each mean error: how far it is from the mean score the version gave every item it showed in "
-    "this window (none when it showed nothing with a score in it)."
+    "this window (none when it showed nothing with a score in it). Near 0: the scores did not see the "
+    "dislikes coming; well above: confident mistakes."
 )
 st.caption(f"Here and in the histogram below, {ui.ON_LIST_DAY}.")
 if (by_version["version"] == queries.version_label(None)).any():
