@@ -55,8 +55,8 @@ for col, row in zip(cols, by_version.itertuples(), strict=False):
 
 st.caption(
     "Under each mean error: how far it is from the mean score the version gave every item it showed in "
-    "this window (none when it showed nothing with a score in it). Near 0: the scores did not see the "
-    "dislikes coming; well above: confident mistakes."
+    "this window (none when it showed nothing with a score in it). Below 0: it scored what was disliked "
+    "lower than the rest; near 0: its scores did not see the dislikes coming; above: confident mistakes."
 )
 st.caption(f"Here and in the histogram below, {ui.ON_LIST_DAY}.")
 if (by_version["version"] == queries.version_label(None)).any():
