@@ -572,9 +572,13 @@ def list_error_by_version(system, start: date, end: date, versions=(), reasons=(
     """Return dislikes and their mean predicted score (the mean error) per version, with
     ``scored``: the dislikes the mean is of (those whose score is known; none: no mean), and
     ``shown_mean_score``: the mean score the version gave every item it showed in the window
-    (of ``shown_scored`` items shown with one). A mean error says how confident the model was
-    about what was disliked only beside what it predicted for everything."""
+    (of ``shown_scored`` items shown with one), beside ``listed_mean_error``: the mean error of
+    its dislikes of those lists (of ``listed_scored``). A mean error says how confident the
+    model was about what was disliked only beside what it predicted for everything it showed;
+    dislikes sent without a list (no version) carry the caller's scores, not those of the
+    lists, and stay out of that comparison."""
     dis, imp = daily_dislikes.c, daily_impressions.c
+    listed = dis.attributed == 1
     with read_connection(system.engine) as conn:
         rows = conn.execute(
             union_all(
@@ -584,6 +588,8 @@ def list_error_by_version(system, start: date, end: date, versions=(), reasons=(
                     func.sum(dis.dislikes),
                     func.sum(dis.score_sum),
                     func.sum(dis.scored),
+                    func.sum(case((listed, dis.score_sum), else_=0.0)),
+                    func.sum(case((listed, dis.scored), else_=0)),
                 )
                 .where(*_dislike_where(start, end, versions, reasons))
                 .group_by(dis.model_version_id),
@@ -593,35 +599,36 @@ def list_error_by_version(system, start: date, end: date, versions=(), reasons=(
                     func.sum(imp.impressions),
                     func.sum(imp.score_sum),
                     func.sum(imp.scored),
+                    literal(0.0),
+                    literal(0),
                 )
                 .where(*_impression_where(start, end, versions))
                 .group_by(imp.model_version_id),
             )
         ).all()
-    shown = {
-        int(v): (float(total or 0.0), int(scored or 0))
-        for v, disliked, _, total, scored in rows
-        if not disliked
-    }
+    shown = {int(r[0]): (float(r[3] or 0.0), int(r[4] or 0)) for r in rows if not r[1]}
     records = []
-    for v, disliked, n, score_sum, scored in rows:
+    for v, disliked, n, score_sum, scored, listed_sum, listed_scored in rows:
         if not disliked or not n or int(n) <= 0:
             continue
         shown_sum, shown_scored = shown.get(int(v), (0.0, 0))
+        scored, listed_scored = int(scored or 0), int(listed_scored or 0)
         records.append(
             (
                 int(v),
                 int(n),
-                float(score_sum or 0.0) / int(scored) if scored else None,
+                float(score_sum or 0.0) / scored if scored else None,
                 version_label(v),
-                int(scored or 0),
+                scored,
                 shown_sum / shown_scored if shown_scored else None,
                 shown_scored,
+                float(listed_sum or 0.0) / listed_scored if listed_scored else None,
+                listed_scored,
             )
         )
     records.sort()
     columns = ["model_version_id", "dislikes", "mean_prediction_error", "version", "scored"]
-    columns += ["shown_mean_score", "shown_scored"]
+    columns += ["shown_mean_score", "shown_scored", "listed_mean_error", "listed_scored"]
     dtypes = {
         "model_version_id": "int64",
         "dislikes": "int64",
@@ -629,6 +636,8 @@ def list_error_by_version(system, start: date, end: date, versions=(), reasons=(
         "scored": "int64",
         "shown_mean_score": "float64",
         "shown_scored": "int64",
+        "listed_mean_error": "float64",
+        "listed_scored": "int64",
     }
     return to_frame(records, columns, dtypes)
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import PG_URL
 from dashboard_data import HOSTILE_TEXT, HOSTILE_TITLE, _version, build_sample
-from sqlalchemy import Engine, event, insert, select, update
+from sqlalchemy import Engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
@@ -401,9 +401,10 @@ def test_errors_page_means_equal_the_aggregates(shared_db):
         # Beside what the version predicted for everything it showed (the sample's dislikes
         # without a list have no version, and nothing was shown without one).
         shown = row.shown_mean_score
-        expected = f"{row.mean_prediction_error - shown:+.3f} vs all shown" if row.shown_scored else ""
+        compared = row.shown_scored and row.listed_scored
+        expected = f"{row.listed_mean_error - shown:+.3f} vs all shown" if compared else ""
         assert metric_delta(at, f"Mean error, {row.version}") == expected
-        if row.shown_scored:
+        if compared:
             assert any(c.endswith(f"; all it showed: {shown:.3f}") for c in captions)
         # What each version's mean and shares are of (the sample has unknown scores without a version).
         over = (
@@ -1189,9 +1190,8 @@ def test_a_reversed_date_range_is_read_forwards(shared_db):
     at.sidebar.date_input(key="filter_dates").set_value((last, first)).run()
     assert not at.exception
     days = (last - first).days + 1
-    assert f"{first:%d %b %Y} – {last:%d %b %Y}, compared with the {days} days before" in [
-        c.value for c in at.caption
-    ]
+    heading = f"{first:%d %b %Y} – {last:%d %b %Y}, compared with the {days} days before"
+    assert any(c.value.startswith(heading) for c in at.caption), [c.value for c in at.caption]
     assert (
         metric(at, "Dislikes") == f"{shared_db.get_model_feedback_metrics()['metrics']['total_dislikes']:,}"
     )
@@ -1825,11 +1825,14 @@ def test_overview_says_how_much_of_the_window_before_has_data(shared_db):
     at.session_state["filter_dates"] = (first + timedelta(days=1), first + timedelta(days=1))
     at.run()
     assert at.caption[0].value.endswith("compared with the day before")
+    # From the data's first day: the days before hold nothing, and the heading says so.
+    at.session_state["filter_dates"] = (first, last)
+    at.run()
+    assert at.caption[0].value.endswith("days before (no impressions in them)"), at.caption[0].value
 
 
-def test_overview_names_mixed_versions_only_when_more_than_one_is_shown(own_db):
-    own_db.activate_model_version(3, "ops@example.com")
-    data.refresh()
+def test_overview_names_mixed_versions_only_when_more_than_one_is_shown(shared_db):
+    # The sample activates v2 in the week before its latest settled day: both versions served.
     at = open_page("overview")
     mixed = "The rates mix the versions that served"
 
@@ -1851,7 +1854,7 @@ def test_rollback_and_a_candidate_judged_no_better_are_not_the_pages_main_action
     at = open_page("retrain")
     button = at.button(key="promote_candidate")
     assert button.proto.type == ("primary" if promoted else "secondary")
-    advice = f"Not recommended: training found v{version['version_id']} no better (see the note above)."
+    advice = f"Training did not promote v{version['version_id']}: the note above says why. Read it before promoting."
     assert any(c.value == advice for c in at.caption) == (not promoted)
     assert not promoted  # the sample's retrain finds no better version: the case this guards
 
@@ -1874,6 +1877,14 @@ def test_the_audit_page_says_when_older_records_match_too(own_db):
     at = open_page("audit")
     assert len(table(at, "actor", "action", "outcome")) == 1000
     assert any(c.value.startswith("The newest 1,000 of the records that match") for c in at.caption)
+    # Exactly 1,000 match: all are shown, and nothing is said to be left out.
+    with write_transaction(own_db.engine) as conn:
+        oldest = conn.execute(select(func.min(audit_log.c.audit_id))).scalar_one()
+        conn.execute(delete(audit_log).where(audit_log.c.audit_id == oldest))
+    data.refresh()
+    at = open_page("audit")
+    assert len(table(at, "actor", "action", "outcome")) == 1000
+    assert any(c.value == "1,000 records, newest first." for c in at.caption), [c.value for c in at.caption]
 
 
 def test_counts_of_dislikes_are_drawn_on_whole_ticks():

@@ -599,9 +599,9 @@ def test_unknown_scores_migrate_both_ways_and_every_aggregate_recounts(kind, tmp
                 return tuple(
                     [tuple(r) for r in conn.execute(text(sql))]
                     for sql in (
-                        "SELECT movie_id, predicted_score, score_known FROM user_dislikes ORDER BY movie_id",
-                        "SELECT movie_id, score_known FROM impressions ORDER BY movie_id",
-                        "SELECT dislikes, scored FROM daily_dislikes ORDER BY day, reason",
+                        "SELECT movie_id, predicted_score, score_known FROM user_dislikes ORDER BY dislike_id",
+                        "SELECT movie_id, score_known FROM impressions ORDER BY impression_id",
+                        "SELECT dislikes, scored FROM daily_dislikes ORDER BY day, reason, attributed",
                     )
                 )
 
@@ -621,6 +621,16 @@ def test_unknown_scores_migrate_both_ways_and_every_aggregate_recounts(kind, tmp
             [(2, 1), (2, 1)],
         )
         assert flags() == flagged
+        assert recount_differences(engine) == []
+        # A bare list shown at 23:50 and disliked at 00:10 (counted on the list's day), and
+        # retracted dislikes with and without a score: the migration's recount must keep all three.
+        now[0] = datetime(2026, 1, 10, 23, 50)
+        late_list = system.record_recommendation_set(6, [3, 4])
+        now[0] = datetime(2026, 1, 11, 0, 10)
+        system.save_dislike(6, 3, recommendation_set_id=late_list)
+        for movie, score in ((4, None), (2, 0.6)):
+            system.retract_dislike(system.save_dislike(9, movie, predicted_score=score), 9)
+        flagged = flags()
         assert recount_differences(engine) == []
 
         # Down: the flags go, the unknown scores are the 0s they were stored as, in every count

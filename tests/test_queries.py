@@ -234,13 +234,17 @@ def test_score_histogram_errors_and_confident_mistakes_equal_a_recount(sample):
     assert {r.model_version_id: (r.dislikes, r.scored) for r in errors.itertuples()} == {
         v: (len(group), int(group["score"].notna().sum())) for v, group in dis.groupby("version")
     }
-    # Beside each, the mean score the version gave everything it showed in the window.
+    # Beside each, the mean score the version gave everything it showed in the window, and the
+    # mean error of its dislikes of those lists.
     imp = in_window(raw_impressions(system), start, end)
     for row in errors.itertuples():
         shown = imp.loc[imp["version"] == row.model_version_id, "score"]
         assert row.shown_scored == int(shown.notna().sum())
         if row.shown_scored:
             assert row.shown_mean_score == pytest.approx(shown.mean())
+        listed = dis.loc[(dis["version"] == row.model_version_id) & dis["attributed"], "score"]
+        assert row.listed_scored == int(listed.notna().sum())
+        assert row.listed_mean_error == pytest.approx(listed.mean(), nan_ok=True)
     assert errors["shown_scored"].sum() > 0
 
     everything = raw_dislikes(system)

@@ -213,3 +213,23 @@ def test_an_import_counts_the_scores_its_lists_replaced_and_a_csv_may_leave_scor
         in capsys.readouterr().err
     )
     assert known(films) == {1: (0.4, True), 3: (0.7, True), 4: (0.6, True)}
+
+
+def test_the_gap_to_all_shown_leaves_out_dislikes_sent_without_a_list(films, clock):
+    # The prior model showed 20 items at 0.2, one was disliked; four came without a list at
+    # 0.95: their scores are the caller's, not the lists', and made a confident miss of nothing.
+    add_movies(films, range(9, 29), genres=["Drama"])
+    set_id = films.record_recommendation_set(
+        7, [{"movie_id": m, "predicted_score": 0.2} for m in range(9, 29)]
+    )
+    films.save_dislike(7, 9, recommendation_set_id=set_id)
+    for movie in range(1, 5):
+        films.save_dislike(8, movie, predicted_score=0.95)
+    day = clock().date()
+    (row,) = queries.list_error_by_version(films, day, day).itertuples()
+    assert (row.dislikes, row.mean_prediction_error) == (5, pytest.approx(0.8))
+    assert (row.listed_scored, row.listed_mean_error, row.shown_mean_score) == (
+        1,
+        pytest.approx(0.2),
+        pytest.approx(0.2),
+    )

@@ -39,11 +39,13 @@ for col, row in zip(cols, by_version.itertuples(), strict=False):
     mean, shown = row.mean_prediction_error, row.shown_mean_score
     # Beside what the version predicted for everything it showed: a disliked film scored like
     # the rest says the scores did not see the dislike coming; far above them, a confident miss.
-    compared = row.scored > 0 and row.shown_scored > 0
+    # Its dislikes of those lists only: one sent without a list carries the caller's score.
+    compared = row.listed_scored > 0 and row.shown_scored > 0
+    gap = f"{row.listed_mean_error - shown:+.3f} vs all shown" if compared else None
     col.metric(
         f"Mean error, {row.version}",
         "—" if row.scored == 0 else f"{mean:.3f}",
-        f"{mean - shown:+.3f} vs all shown" if compared else None,  # (a longer one was cut off)
+        gap,  # (short: a longer one was cut off)
         delta_color="off",
     )
     # Each version's share in the histogram is of this many dislikes: shown, not only hovered.
@@ -55,7 +57,7 @@ for col, row in zip(cols, by_version.itertuples(), strict=False):
 
 st.caption(
     "Under each mean error: how far it is from the mean score the version gave every item it showed in "
-    "this window (none when it showed nothing with a score in it). Below 0: it scored what was disliked "
+    "this window, for its dislikes of those lists (none when it showed nothing with a score in it). Below 0: it scored what was disliked "
     "lower than the rest; near 0: its scores did not see the dislikes coming; above: confident mistakes."
 )
 st.caption(f"Here and in the histogram below, {ui.ON_LIST_DAY}.")

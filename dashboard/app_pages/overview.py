@@ -18,7 +18,7 @@ st.caption(
     f"{f.start:%d %b %Y} – {f.end:%d %b %Y}, compared with "
     + ("the day before" if days == 1 else f"the {days} days before")
     + (f" (impressions on {shown_before} of them)" if 0 < shown_before < days else "")
-    + (" (no impressions in them)" if shown_before == 0 and before["dislikes"] > 0 else "")
+    + (" (no impressions in them)" if shown_before == 0 else "")
 )
 # Counts are compared only when the data covers both windows, every day of each: against an
 # empty or partly covered one, "+1,603" would read as a surge (or "-76" as good news when this

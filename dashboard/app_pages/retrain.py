@@ -169,7 +169,10 @@ else:
     # better can still be promoted, but is not offered as the obvious next step.
     passed = status["candidate_passed"] is not False
     if not passed:
-        st.caption(f"Not recommended: training found {label(candidate)} no better (see the note above).")
+        # (Refused for a comparison it lost, or for the active version changing while it trained.)
+        st.caption(
+            f"Training did not promote {label(candidate)}: the note above says why. Read it before promoting."
+        )
     if ui.action_button(
         f"Promote {label(candidate)}",
         "model.activate",
