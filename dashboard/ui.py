@@ -198,7 +198,7 @@ METRIC_NAMES = {
     "accuracy_baseline": "accuracy, no model (always the commoner label)",
     "precision_at_10": "precision@10",
     "precision_at_10_baseline": "precision@10, no model (random order)",
-    "dislike_top10_share": "held-out dislikes still in a top 10 (lower is better)",
+    "dislike_top10_share": "share of held-out dislikes still in a top 10 (lower is better)",
 }
 
 

@@ -1787,7 +1787,7 @@ def test_comparison_tables_name_their_metrics_and_leave_no_model_differences_out
         "log loss (lower is better)",
         "accuracy",
         "accuracy, no model (always the commoner label)",
-        "held-out dislikes still in a top 10 (lower is better)",
+        "share of held-out dislikes still in a top 10 (lower is better)",
     ]
     assert named["difference"].isna().tolist() == [False, False, False, True, False]
 
