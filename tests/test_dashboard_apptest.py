@@ -225,7 +225,8 @@ def test_overview_colours_a_rate_change_only_when_it_is_significant(shared_db):
         for day in (first + timedelta(days=1), middle)
         for span in (1, 3)
     ]
-    for start, end in [*windows, (middle, last)]:
+    thin_seen = set()
+    for start, end in [*windows, (middle, last), (first + timedelta(days=2), last)]:
         at.session_state["filter_dates"] = (start, end)
         at.run()
         overview = queries.get_overview(shared_db, start, end)
@@ -245,10 +246,19 @@ def test_overview_colours_a_rate_change_only_when_it_is_significant(shared_db):
         # A change within the noise is grey and says so; a significant one is coloured, with its p.
         assert rate.delta.endswith(", not significant") != significant, (start, end, rate.delta)
         grey = type(rate.proto).MetricColor.Name(rate.proto.color) == "GRAY"
-        assert grey != significant, (start, end, rate.proto.color)
+        # ... unless the days before mostly hold no data: then grey, and said so.
+        days = (end - start).days + 1
+        thin = 0 < before["days_with_impressions"] * 2 < days
+        thin_seen.add((thin, significant))
+        assert grey == (not significant or thin), (start, end, rate.proto.color)
+        said = any(
+            c.value.startswith("Not coloured: the days before have impressions on") for c in at.caption
+        )
+        assert said == thin
         if significant:
             assert rate.delta.endswith(f"({ui.fmt_p(test.p_value)})")
     assert seen == {True, False}  # the windows give both kinds
+    assert (True, True) in thin_seen  # and a significant change against thin days before
 
 
 def test_the_latest_day_check_says_how_much_of_its_week_had_data(shared_db):

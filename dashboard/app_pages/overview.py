@@ -73,12 +73,15 @@ if comparable:
     change = f"{(rate['rate'] - previous_rate['rate']) * 100:+.2f} points" + (
         f" ({ui.fmt_p(test.p_value)})" if significant else ", not significant"
     )
+# Against days before that mostly hold no data, a significant change is still said, uncoloured:
+# four weeks set against two days of them is no like-for-like comparison.
+thin = comparable and 0 < before["days_with_impressions"] * 2 < days
 cols[2].metric(
     "Dislike rate",
     # Without a rate to show, a dash; what stands in its way goes below (a long value is cut).
     ui.fmt_pct(rate["rate"], 2) if rate["enough"] else "—",
     change,
-    delta_color="inverse" if significant else "off",
+    delta_color="inverse" if significant and not thin else "off",
     help="Dislikes on shown lists / impressions; the change is coloured only when significant "
     "(two-proportion test and the 95% interval of the difference)",
 )
@@ -89,6 +92,10 @@ filling = unsettled and bool((pd.to_datetime(rates["day"]) > pd.Timestamp(last_s
 still_counting = " (with days not settled, their lists still collecting dislikes)" if filling else ""
 if rate["enough"]:
     cols[2].caption(f"95% interval {ui.fmt_interval(rate)}{still_counting}")
+    if thin:
+        cols[2].caption(
+            f"Not coloured: the days before have impressions on {before['days_with_impressions']} of {days}."
+        )
 else:
     cols[2].caption(f"No rate: {ui.fmt_rate(rate)}")
 pending, threshold = overview["untrained_examples"], overview["retrain_threshold"]
