@@ -378,10 +378,11 @@ def _judge(a: int, b: int, xa: int, na: int, xb: int, nb: int, min_n: int) -> di
         # from them would be fiction. Show the counts and say so.
         v, x, n = impossible[0]
         outcome, test = "inconsistent", stats.ProportionTest(None, None, None, None)
-        verdict = f"no verdict: version {v} counts more dislikes ({x:,}) than impressions ({n:,})"
+        verdict = f"no verdict: v{v} counts more dislikes ({x:,}) than impressions ({n:,})"
     else:
         outcome, test = stats.compare_rates(xa, na, xb, nb, min_trials=min_n)
-        verdict = stats.verdict(f"version {a}", f"version {b}", xa, na, xb, nb, min_trials=min_n)
+        # Named as the registry and the dashboard name versions ("v8").
+        verdict = stats.verdict(f"v{a}", f"v{b}", xa, na, xb, nb, min_trials=min_n)
     return {
         "difference": {"rate": test.difference, "ci_low": test.low, "ci_high": test.high},
         "p_value": test.p_value,

@@ -599,7 +599,7 @@ def test_more_dislikes_than_impressions_break_no_page(own_db):
             assert any("more dislikes than impressions were counted" in w.value for w in at.warning)
         if page == "versions":
             assert metric(at, "Dislike rate of v2") == "more dislikes than impressions"
-            assert any("no verdict: version 2 counts more dislikes" in b.value for b in at.info)
+            assert any("no verdict: v2 counts more dislikes" in b.value for b in at.info)
 
 
 def test_adjustments_page_lists_the_inbox_and_previews(shared_db):

@@ -681,7 +681,7 @@ def test_more_dislikes_than_impressions_give_no_rate_and_never_raise(make_system
     impossible = 8 * 1000 + 4 + 7 * 40
     assert (
         comparison["verdict"]
-        == f"no verdict: version 2 counts more dislikes ({impossible:,}) than impressions (2,840)"
+        == f"no verdict: v2 counts more dislikes ({impossible:,}) than impressions (2,840)"
     )
     online = comparison["online"].set_index("version_id")
     assert pd.isna(online.loc[2, "rate"]) and not online.loc[2, "enough"] and online.loc[1, "enough"]
@@ -707,7 +707,7 @@ def test_few_dislikes_are_tested_exactly_and_the_interval_agrees(make_system):
     assert comparison["test"] == "fisher_exact"
     assert comparison["p_value"] == pytest.approx(30 / 1030)
     assert 0 < comparison["difference_low"] < comparison["difference"] < comparison["difference_high"]
-    assert comparison["verdict"] == "version 2's dislike rate is 3.3 points higher, p = 0.029"
+    assert comparison["verdict"] == "v2's dislike rate is 3.3 points higher, p = 0.029"
     # With no minimum, a rate still needs impressions: v3 never served.
     versions = queries.list_versions(system).set_index("version_id")
     assert versions.loc[3, "impressions"] == 0 and not versions.loc[3, "enough"]

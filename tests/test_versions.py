@@ -478,7 +478,7 @@ def test_compare_versions_with_a_significant_difference(make_system):
     assert (diff["ci_low"], diff["ci_high"]) == pytest.approx(newcombe)
     assert report["p_value"] == pytest.approx(pooled_p_value(60, 200, 10, 200), rel=1e-6)
     assert report["p_value"] < 0.001
-    assert report["verdict"] == f"version {v2}'s dislike rate is 25.0 points lower, p < 0.001"
+    assert report["verdict"] == f"v{v2}'s dislike rate is 25.0 points lower, p < 0.001"
 
     va, vb = system.get_model_version(v1), system.get_model_version(v2)
     for metric in ("auc", "log_loss", "precision_at_10", "dislike_top10_share"):
@@ -492,7 +492,7 @@ def test_compare_versions_with_a_significant_difference(make_system):
 
     # The other way round, B is the worse one.
     reverse = system.compare_model_versions(v2, v1)
-    assert reverse["verdict"] == f"version {v1}'s dislike rate is 25.0 points higher, p < 0.001"
+    assert reverse["verdict"] == f"v{v1}'s dislike rate is 25.0 points higher, p < 0.001"
     assert reverse["p_value"] == pytest.approx(report["p_value"])
 
 
@@ -515,7 +515,7 @@ def test_compare_versions_without_enough_evidence(make_system):
     unseen = system.compare_model_versions(v1, v3)
     assert unseen["b"]["online"]["rate"] is None and unseen["b"]["online"]["enough_data"] is False
     assert unseen["p_value"] is None and unseen["difference"]["rate"] is None
-    assert unseen["verdict"] == f"no verdict yet: version {v3} has no impressions"
+    assert unseen["verdict"] == f"no verdict yet: v{v3} has no impressions"
     # A rate on fewer impressions than min_impressions_for_rate (30) is flagged.
     show_and_dislike(system, v3, lists=1, per_list=20, dislikes=1, first_user=3000)
     small = system.compare_model_versions(v1, v3)
@@ -547,7 +547,7 @@ def test_no_verdict_on_a_rate_with_too_few_impressions_to_show(make_system):
     assert small["outcome"] == "too_few"
     assert small["p_value"] is None and small["difference"]["rate"] is None and small["test"] is None
     assert small["verdict"] == (
-        f"no verdict: too few impressions to compare (version {v3} has 20; a rate needs 30)"
+        f"no verdict: too few impressions to compare (v{v3} has 20; a rate needs 30)"
     )
 
 
