@@ -140,7 +140,7 @@ else:
         columns={"active": against, "candidate": label(candidate)}
     )
     if status["candidate_note"]:
-        st.text(f"At training: {status['candidate_note']}")
+        st.text(f"Promotion check at training: {status['candidate_note']}")
     if baseline is not None and baseline != status["active_version_id"]:
         st.warning(
             f"These figures compare {label(candidate)} with {label(baseline)}, the version active when it "
