@@ -1779,7 +1779,9 @@ def test_a_first_version_kept_back_is_set_beside_the_prior_model_on_the_retrain_
         )
         for c in at.caption
     )
-    assert "Promotion check at training: first version, but worse than the prior model" in [t.value for t in at.text]
+    assert "Promotion check at training: first version, but worse than the prior model" in [
+        t.value for t in at.text
+    ]
 
 
 def test_comparison_tables_name_their_metrics_and_leave_no_model_differences_out():

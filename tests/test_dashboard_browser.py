@@ -374,3 +374,22 @@ def test_a_job_that_ends_while_the_retrain_page_watches_is_told_once(server, bro
     # Once, the poll that saw the end and the page it redrew both said so.
     assert told.count() == 1, told.all_inner_texts()
     page.close()
+
+
+def test_no_headline_figure_is_cut_off_on_a_1280_pixel_screen(server, browser):
+    base, _ = server
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    # An ellipsis is drawn by an element inside each figure: every one of them is looked at.
+    cut = """els => els.flatMap(e => [e, ...e.querySelectorAll('*')])
+        .filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)"""
+    for path, title, charts in (("", "Overview", 1), ("errors", "Prediction errors", 1)):
+        page.goto(f"{base}/{path}")
+        page.get_by_role("heading", name=title, level=1).wait_for(timeout=60_000)
+        wait_until_idle(page, charts=charts)
+        figures = page.locator(
+            '[data-testid="stMetricLabel"], [data-testid="stMetricValue"], [data-testid="stMetricDelta"]'
+        )
+        assert figures.count() >= 6, title
+        # A sixth tile cut "Untrained examples" and the rate change's p-value to "p = 0.…".
+        assert figures.evaluate_all(cut) == [], title
+    page.close()

@@ -546,9 +546,7 @@ def test_no_verdict_on_a_rate_with_too_few_impressions_to_show(make_system):
     assert small["b"]["online"]["enough_data"] is False
     assert small["outcome"] == "too_few"
     assert small["p_value"] is None and small["difference"]["rate"] is None and small["test"] is None
-    assert small["verdict"] == (
-        f"no verdict: too few impressions to compare (v{v3} has 20; a rate needs 30)"
-    )
+    assert small["verdict"] == (f"no verdict: too few impressions to compare (v{v3} has 20; a rate needs 30)")
 
 
 def test_a_comparison_names_the_days_each_version_served_and_compares_the_shared_ones(make_system, clock):
