@@ -1976,3 +1976,37 @@ def test_the_reasons_table_spans_the_page_below_its_two_charts(shared_db):
     ]
     assert len(left.dataframe) == len(right.dataframe) == 0
     assert "dislike_rate" in table(at, "reason", "dislike_rate").columns
+
+
+def test_overview_takes_the_rate_change_over_the_windows_settled_days(own_db):
+    from feedback_core import stats
+
+    bounds = queries.get_data_bounds(own_db)
+    first, today = bounds["first_day"], own_db.now().date()
+    # Shown today, nothing disliked yet: the window's rate falls while today's lists still count.
+    items = [{"movie_id": m, "predicted_score": 0.5} for m in range(1, 41)]
+    for user in range(900, 920):
+        own_db.record_recommendation_set(user, items, model_version_id=2)
+    data.refresh()
+    start = first + timedelta(days=4)
+    at = open_page("overview")
+    at.session_state["filter_dates"] = (start, today)
+    at.run()
+    last_settled = queries.last_settled_day(own_db.now())
+    whole = queries.get_overview(own_db, start, today)
+    settled = queries.get_overview(own_db, start, last_settled)["current"]
+    before = whole["previous"]
+    assert whole["current"]["dislike_rate"]["rate"] < settled["dislike_rate"]["rate"]  # today pulls it down
+    (rate,) = (m for m in at.metric if m.label == "Dislike rate")
+    outcome, test = stats.compare_rates(
+        before["attributed_dislikes"],
+        before["impressions"],
+        settled["attributed_dislikes"],
+        settled["impressions"],
+    )
+    points = (settled["dislike_rate"]["rate"] - before["dislike_rate"]["rate"]) * 100
+    assert rate.delta.startswith(f"{points:+.2f} points"), rate.delta
+    said = (
+        f"The change: this window to {last_settled:%d %b} ({ui.fmt_pct(settled['dislike_rate']['rate'], 2)})"
+    )
+    assert any(c.value.startswith(said) for c in at.caption), [c.value for c in at.caption]

@@ -61,16 +61,28 @@ rate, previous_rate = now["dislike_rate"], before["dislike_rate"]
 # Days not settled alone are not compared: their lists are still collecting dislikes, so their
 # rate only rises.
 only_unsettled = f.start > last_settled
-comparable = rate["enough"] and previous_rate["enough"] and not only_unsettled
+# Said only when the selection showed something on such a day: a version that stopped serving
+# before them has nothing still counting.
+rates = data.query(queries.list_daily_rates, *f.args)
+filling = unsettled and bool((pd.to_datetime(rates["day"]) > pd.Timestamp(last_settled)).any())
+# The change is taken over the window's settled days: today's rate, low while its lists still
+# collect dislikes, pulled the window's down and read as an improvement.
+compared = now
+if filling and not only_unsettled:
+    compared = data.query(queries.get_overview, f.start, last_settled, f.versions, f.reasons)["current"]
+comparable = compared["dislike_rate"]["enough"] and previous_rate["enough"] and not only_unsettled
 change, significant = None, False
 if comparable:
     # Coloured (better, worse) only when the two-proportion test and the interval of the
     # difference agree: a green arrow over a baseline of two days' noise misled.
     outcome, test = stats.compare_rates(
-        before["attributed_dislikes"], before["impressions"], now["attributed_dislikes"], now["impressions"]
+        before["attributed_dislikes"],
+        before["impressions"],
+        compared["attributed_dislikes"],
+        compared["impressions"],
     )
     significant = outcome in ("lower", "higher")
-    change = f"{(rate['rate'] - previous_rate['rate']) * 100:+.2f} points" + (
+    change = f"{(compared['dislike_rate']['rate'] - previous_rate['rate']) * 100:+.2f} points" + (
         f" ({ui.fmt_p(test.p_value)})" if significant else ", not significant"
     )
 # Against days before that mostly hold no data, a significant change is still said, uncoloured:
@@ -85,13 +97,14 @@ cols[2].metric(
     help="Dislikes on shown lists / impressions; the change is coloured only when significant "
     "(two-proportion test and the 95% interval of the difference)",
 )
-# Said only when the selection showed something on such a day: a version that stopped serving
-# before them has nothing still counting.
-rates = data.query(queries.list_daily_rates, *f.args)
-filling = unsettled and bool((pd.to_datetime(rates["day"]) > pd.Timestamp(last_settled)).any())
 still_counting = " (with days not settled, their lists still collecting dislikes)" if filling else ""
 if rate["enough"]:
     cols[2].caption(f"95% interval {ui.fmt_interval(rate)}{still_counting}")
+    if compared is not now and comparable:
+        cols[2].caption(
+            f"The change: this window to {last_settled:%d %b} ({ui.fmt_pct(compared['dislike_rate']['rate'], 2)}), "
+            "its days settled, against the days before."
+        )
     if thin:
         cols[2].caption(
             f"Not coloured: the days before have impressions on {before['days_with_impressions']} of {days}."

@@ -163,8 +163,9 @@ else:
             )
         else:
             st.warning(
-                "The two versions served on different days: a change between those days (users, "
-                "catalogue, season) shows up as a difference between the versions.",
+                "The two versions served on different days: a change between those days (adjustments "
+                "approved meanwhile, which change every later score of their users; users, catalogue, "
+                "season) shows up as a difference between the versions.",
                 icon=":material/event_busy:",
             )
     today = data.get_system().now().date()
