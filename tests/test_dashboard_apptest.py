@@ -2006,6 +2006,9 @@ def test_overview_takes_the_rate_change_over_the_windows_settled_days(own_db):
     )
     points = (settled["dislike_rate"]["rate"] - before["dislike_rate"]["rate"]) * 100
     assert rate.delta.startswith(f"{points:+.2f} points"), rate.delta
+    # And judged on those counts: the test's p, or "not significant".
+    significant = outcome in ("lower", "higher")
+    assert rate.delta.endswith(f"({ui.fmt_p(test.p_value)})" if significant else ", not significant")
     said = (
         f"The change: this window to {last_settled:%d %b} ({ui.fmt_pct(settled['dislike_rate']['rate'], 2)})"
     )
