@@ -882,6 +882,9 @@ def get_retrain_status(system) -> dict:
         "candidate_note": promotion.get("reason"),
         # False when training judged it no better than the version it was set beside.
         "candidate_passed": promotion.get("promoted"),
+        # The AUC gain the promotion check judged, with its interval and DeLong's p (None
+        # without one on the same examples).
+        "candidate_gain": gain if gain and "low" in gain else None,
         "comparison": comparison,
     }
 

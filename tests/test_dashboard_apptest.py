@@ -2013,3 +2013,16 @@ def test_overview_takes_the_rate_change_over_the_windows_settled_days(own_db):
         f"The change: this window to {last_settled:%d %b} ({ui.fmt_pct(settled['dislike_rate']['rate'], 2)})"
     )
     assert any(c.value.startswith(said) for c in at.caption), [c.value for c in at.caption]
+
+
+def test_the_retrain_page_shows_the_gain_its_promotion_check_judged(own_db):
+    done = own_db.retrain("cli")
+    version = own_db.get_model_version(done["result_version_id"])
+    gain = version["metrics"]["auc_gain"]
+    assert gain is not None and "low" in gain  # a candidate set beside v2 on the same examples
+    at = open_page("retrain")
+    shown = (
+        f"AUC gain per (user, film), candidate − v2: {gain['difference']:+.4f} (95% interval "
+        f"{gain['low']:+.4f} to {gain['high']:+.4f}, DeLong's test {ui.fmt_p(gain['p_value'])})."
+    )
+    assert shown in [c.value for c in at.caption], [c.value for c in at.caption]

@@ -165,6 +165,13 @@ else:
             "better than it is."
         )
     ui.show_table(comparison, "candidate_vs_active")
+    gain = status["candidate_gain"]
+    if gain is not None:
+        # The evidence the check decided on, not only its conclusion.
+        st.caption(
+            f"AUC gain per (user, film), candidate − {against}: {gain['difference']:+.4f} (95% interval "
+            f"{gain['low']:+.4f} to {gain['high']:+.4f}, DeLong's test {ui.fmt_p(gain['p_value'])})."
+        )
     # The page's main action only for a candidate training found better: one it judged no
     # better can still be promoted, but is not offered as the obvious next step.
     passed = status["candidate_passed"] is not False
