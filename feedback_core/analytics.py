@@ -40,9 +40,11 @@ def _dislike_dict(row) -> dict:
 
 
 def active_version_summary(conn) -> dict | None:
-    """Return ``{version_id, created_at, accuracy, accuracy_baseline}`` of the active model
+    """Return ``{version_id, created_at, accuracy, accuracy_baseline, auc}`` of the active model
     version (the baseline: what always answering the commoner label scores on the same rows;
-    None for versions recorded before it was measured), or None."""
+    None for versions recorded before it was measured; ``auc``: its held-out AUC, which says
+    whether it tells disliked films from liked ones where accuracy rises with the share of liked
+    ones whatever a model does), or None."""
     row = conn.execute(
         select(
             model_versions.c.version_id,
@@ -58,6 +60,7 @@ def active_version_summary(conn) -> dict | None:
         "created_at": format_ts(row.created_at),
         "accuracy": row.accuracy,
         "accuracy_baseline": (row.metrics or {}).get("accuracy_baseline"),
+        "auc": (row.metrics or {}).get("auc"),
     }
 
 

@@ -194,8 +194,13 @@ def _schemas(settings: Settings) -> dict:
                 "created_at": TIMESTAMP,
                 "accuracy": NULLABLE_NUMBER,
                 "accuracy_baseline": NULLABLE_NUMBER,
+                "auc": {
+                    **NULLABLE_NUMBER,
+                    "description": "held-out AUC: 0.5 is chance (accuracy rises with the share of liked films "
+                    "whatever a model does)",
+                },
             },
-            ("version_id", "created_at", "accuracy", "accuracy_baseline"),
+            ("version_id", "created_at", "accuracy", "accuracy_baseline", "auc"),
         ),
         "RecommendationItemIn": _obj(
             {

@@ -200,6 +200,7 @@ def test_model_feedback_metrics(system):
         "created_at": "2026-11-01 12:00:00",
         "accuracy": 0.82,
         "accuracy_baseline": None,  # recorded without one
+        "auc": None,
     }
 
 
@@ -210,6 +211,8 @@ def test_the_active_versions_accuracy_comes_with_what_no_model_would_score(syste
     assert active["accuracy"] == metrics["accuracy"]
     assert active["accuracy_baseline"] == metrics["accuracy_baseline"]
     assert 0.5 <= active["accuracy_baseline"] <= 1.0
+    # And its held-out AUC, which accuracy alone hid (0.5 is chance).
+    assert active["auc"] == metrics["auc"] and 0.0 <= active["auc"] <= 1.0
 
 
 def test_error_extremes_leave_out_retracted_dislikes_even_after_training(system):

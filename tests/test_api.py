@@ -326,6 +326,7 @@ def test_feedback_metrics_include_the_active_model_version(api):
         "created_at": "2026-11-01 12:00:00",
         "accuracy": 0.82,
         "accuracy_baseline": None,
+        "auc": None,
     }
 
 
