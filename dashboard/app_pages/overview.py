@@ -67,9 +67,17 @@ rates = data.query(queries.list_daily_rates, *f.args)
 filling = unsettled and bool((pd.to_datetime(rates["day"]) > pd.Timestamp(last_settled)).any())
 # The change is taken over the window's settled days: today's rate, low while its lists still
 # collect dislikes, pulled the window's down and read as an improvement.
+# Summed from the day rows the chart draws (same filters): no second read of the window.
 compared = now
 if filling and not only_unsettled:
-    compared = data.query(queries.get_overview, f.start, last_settled, f.versions, f.reasons)["current"]
+    settled = rates[pd.to_datetime(rates["day"]) <= pd.Timestamp(last_settled)]
+    x, n = int(settled["dislikes"].sum()), int(settled["impressions"].sum())
+    minimum = data.get_system().settings.min_impressions_for_rate
+    compared = {
+        "attributed_dislikes": x,
+        "impressions": n,
+        "dislike_rate": queries.rate_fields(x, n, minimum),
+    }
 comparable = compared["dislike_rate"]["enough"] and previous_rate["enough"] and not only_unsettled
 change, significant = None, False
 if comparable:
