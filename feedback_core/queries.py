@@ -834,7 +834,7 @@ def get_retrain_status(system) -> dict:
     with read_connection(system.engine) as conn:
         pending = count_pending_examples(conn, cap=PENDING_CAP)
         rows = conn.execute(_RETRAIN_STATE).all()
-    job, candidate_id = rows[0].job_id, rows[0].candidate_id
+    job, candidate_id, newest_id = rows[0].job_id, rows[0].candidate_id, rows[0].newest_candidate_id
     active = candidate = None  # their metrics
     active_id = parent_id = None
     for row in rows:
@@ -875,6 +875,9 @@ def get_retrain_status(system) -> dict:
         "job": system.get_retrain_job(job) if job else None,
         "active_version_id": active_id,
         "candidate_version_id": candidate_id,
+        # Without one to offer, the newest candidate trained before the active version (None
+        # when there is none): superseded by it, it can still be activated from the registry.
+        "superseded_candidate_id": newest_id if candidate_id is None else None,
         "baseline_version_id": baseline_id,
         "baseline_on_same_examples": same_examples,
         "compared_examples": (baseline or {}).get("held_out") if same_examples else None,
@@ -891,9 +894,10 @@ def get_retrain_status(system) -> dict:
 
 def _retrain_state() -> Select:
     """Select the job under way and the candidate's id (the newest trained against the active
-    version, or against the prior model when none is active; else the newest, whose comparison
-    the page says is with the version active when it was trained), each row with the metrics of
-    the active version or of that candidate (one row without either): one statement.
+    version, or against the prior model when none is active; else the newest trained after the
+    active version, whose comparison the page says is with the version active when it was
+    trained), the newest candidate of all, each row with the metrics of the active version or of
+    that candidate (one row without either): one statement.
 
     The newest of all was offered even when an older candidate had been trained against the
     version active now (after a rollback, say).
@@ -904,16 +908,28 @@ def _retrain_state() -> Select:
     against_active = select(func.max(mv.version_id)).where(
         mv.status == "candidate", mv.parent_id.is_not_distinct_from(active)
     )
-    newest = select(func.max(mv.version_id)).where(mv.status == "candidate")
+    # Else the newest trained after the active version was: one trained before it, against an
+    # older version, was superseded by it and is not offered (it stays in the registry).
+    newest = select(func.max(mv.version_id)).where(
+        mv.status == "candidate", mv.version_id > func.coalesce(active, 0)
+    )
+    superseded = select(func.max(mv.version_id)).where(mv.status == "candidate")
     ids = select(
         select(retrain_jobs.c.job_id)
         .where(retrain_jobs.c.active_slot == 1)
         .scalar_subquery()
         .label("job_id"),
         func.coalesce(against_active.scalar_subquery(), newest.scalar_subquery()).label("candidate_id"),
+        superseded.scalar_subquery().label("newest_candidate_id"),
     ).subquery()
     return select(
-        ids.c.job_id, ids.c.candidate_id, mv.version_id, mv.active_slot, mv.parent_id, mv.metrics
+        ids.c.job_id,
+        ids.c.candidate_id,
+        ids.c.newest_candidate_id,
+        mv.version_id,
+        mv.active_slot,
+        mv.parent_id,
+        mv.metrics,
     ).select_from(
         ids.outerjoin(model_versions, or_(mv.active_slot == 1, mv.version_id == ids.c.candidate_id))
     )

@@ -626,27 +626,40 @@ def test_retrain_page_shows_progress_inputs_and_history(shared_db):
 
 
 def test_retrain_page_names_the_version_a_candidate_was_compared_with(own_db):
-    """Once another version is active, the candidate's comparison keeps the name of the
-    version it was trained against, and the page says which is active now."""
+    """A candidate trained before the active version is not offered but named; one trained
+    after it against another version keeps, in its comparison, the name of the version it was
+    trained against, and the page says which is active now."""
     from feedback_core.db import write_transaction
     from feedback_core.versions import insert_version
 
-    candidate = queries.get_retrain_status(own_db)["candidate_version_id"]
-    parent = own_db.get_model_version(candidate)["parent_id"]
-    with write_transaction(own_db.engine) as conn:
-        other = insert_version(
-            conn,
-            at=own_db.now(),
-            actor="t",
-            trigger="manual",
-            parent_id=parent,
-            weights=own_db.get_active_model_version()["weights"],
-            metrics={"auc": 0.9},
-            examples={},
-            settings={},
-        )
+    older = queries.get_retrain_status(own_db)["candidate_version_id"]
+    parent = own_db.get_model_version(older)["parent_id"]
+
+    def version(metrics: dict) -> int:
+        with write_transaction(own_db.engine) as conn:
+            return insert_version(
+                conn,
+                at=own_db.now(),
+                actor="t",
+                trigger="manual",
+                parent_id=parent,
+                weights=own_db.get_active_model_version()["weights"],
+                metrics=metrics,
+                examples={},
+                settings={},
+            )
+
+    other = version({"auc": 0.9})
     own_db.activate_model_version(other, "ops@example.com")
     at = open_page("retrain")
+    assert "promote_candidate" not in {b.key for b in at.button}
+    assert any(
+        f"v{older}, the newest candidate, was trained before v{other}, the active version" in i.value
+        for i in at.info
+    )
+    candidate = version(own_db.get_model_version(older)["metrics"])
+    data.refresh()
+    at = open_page("retrain", AppTest.from_file(str(APP), default_timeout=TIMEOUT).run())
     comparison = table(at, "metric", f"v{parent}", f"v{candidate}")
     assert f"v{other}" not in comparison.columns
     assert any(

@@ -1034,13 +1034,36 @@ def test_a_candidate_is_compared_with_the_version_active_when_it_was_trained(mak
     auc = status["comparison"].set_index("metric").loc["auc"]
     assert (auc["active"], auc["candidate"]) == (0.61, 0.65)
 
+    assert status["superseded_candidate_id"] is None
+
+    # Promoted over it: the older candidate, trained against the version it replaced, is not
+    # offered beside the newer active version, but named as superseded.
     later = version(first, {"auc": 0.70})
     system.activate_model_version(later, "t")
     assert system.get_model_version(candidate)["status"] == "candidate"
     status = queries.get_retrain_status(system)
     assert status["active_version_id"] == later
+    assert (status["candidate_version_id"], status["superseded_candidate_id"]) == (None, candidate)
+    # Rolled back to the version it was trained against, it is offered again.
+    system.activate_model_version(first, "t")
+    status = queries.get_retrain_status(system)
+    assert (status["candidate_version_id"], status["superseded_candidate_id"]) == (candidate, None)
+    # Trained after the active version, against another, it is offered: beside the version it
+    # was compared with, not under the active version's name.
+    system.activate_model_version(later, "t")
+    with write_transaction(system.engine) as conn:
+        conn.execute(
+            model_versions.update().where(model_versions.c.version_id == candidate).values(status="retired")
+        )
+    after = version(first, {"auc": 0.65, "active_on_same_holdout": {"auc": 0.61}})
+    status = queries.get_retrain_status(system)
+    assert (status["candidate_version_id"], status["active_version_id"]) == (after, later)
     assert status["baseline_version_id"] == first  # not the active version's name on its figures
     assert status["comparison"].set_index("metric").loc["auc", "active"] == 0.61
+    with write_transaction(system.engine) as conn:  # out of the way of what follows
+        conn.execute(
+            model_versions.update().where(model_versions.c.version_id == after).values(status="retired")
+        )
 
     newest = version(later, {"auc": 0.66})  # no comparison recorded
     status = queries.get_retrain_status(system)

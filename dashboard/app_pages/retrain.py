@@ -130,7 +130,14 @@ if promoting is not None and (
         f"Nothing was promoted: the candidate or the active version changed while you were asked to "
         f"promote {label(promoting['version_id'])}. Look at the comparison below again."
     )
-if candidate is None:
+if candidate is None and status["superseded_candidate_id"] is not None:
+    older = label(status["superseded_candidate_id"])
+    st.info(
+        f"No candidate waiting: {older}, the newest candidate, was trained before "
+        f"{label(status['active_version_id'])}, the active version, and is not offered here. To serve "
+        f"it anyway, compare and activate it on Model versions."
+    )
+elif candidate is None:
     st.info("No candidate waiting: every trained version has been promoted or retired.")
 else:
     baseline = status["baseline_version_id"]
