@@ -7,15 +7,24 @@ Adjustments page shows it for one user at a time.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Text, bindparam, cast, literal_column, select
+from sqlalchemy import Text, bindparam, cast, func, literal_column, select, union
 
 from feedback_core.db import Prepared, read_connection
 from feedback_core.policy import feature_keys
 from feedback_core.queries import rate_fields
-from feedback_core.schema import feature_adjustments, impressions, movies, recommendation_sets, user_dislikes
+from feedback_core.schema import (
+    feature_adjustments,
+    impressions,
+    movies,
+    recommendation_sets,
+    user_dislikes,
+    user_feature_weights,
+)
+from feedback_core.validation import check_limit
 
 # A person's applied adjustments. The status is a literal: only then may the planner use the
 # partial index of applied adjustments (a bound value could be any status).
@@ -167,3 +176,292 @@ def get_adjustment_effects(system, user_id: int) -> pd.DataFrame:
             }
         records.append(row)
     return pd.DataFrame(records)
+
+
+# ---------------------------------------------------------------- do approvals work, pooled
+
+# How many of the newest decisions of each kind the pooled comparison reads.
+POOLED_DECISIONS = 2000
+# Resamples of the people for the intervals (seeded: the same data, the same intervals).
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 20261201
+# The counts kept per (person, feature): the feature's impressions, its dislikes, all the
+# person's impressions, all their dislikes, each before and after the decision.
+_COUNTS = [
+    f"{what}_{side}" for side in ("before", "after") for what in ("shown", "disliked", "all", "all_disliked")
+]
+_MEASURES = {
+    # measure: (events, trials) per side
+    "exposure": ("shown", "all"),
+    "feature_rate": ("disliked", "shown"),
+    "overall_rate": ("all_disliked", "all"),
+}
+
+
+def _newest_decisions(status: str, limit):
+    return (
+        select(
+            feature_adjustments.c.user_id,
+            feature_adjustments.c.feature_type,
+            feature_adjustments.c.feature_value,
+            func.coalesce(feature_adjustments.c.applied_at, feature_adjustments.c.decided_at).label("at"),
+        )
+        # The status a literal, so the (status, created_at) index serves the order.
+        .where(feature_adjustments.c.status == literal_column(f"'{status}'"))
+        .order_by(feature_adjustments.c.created_at.desc())
+        .limit(limit)
+    )
+
+
+def _decided_users():
+    """The people of the newest ``:decisions`` approvals and as many rejections (one statement)."""
+    newest = [
+        _newest_decisions(status, bindparam("decisions")).subquery() for status in ("applied", "rejected")
+    ]
+    return union(*(select(sub.c.user_id) for sub in newest)).subquery()
+
+
+_DECIDED = _decided_users()
+# Their lists shown between :lo and :hi, through the (user, time) index.
+_IN_WINDOW = (
+    recommendation_sets.c.user_id.in_(select(_DECIDED.c.user_id)),
+    recommendation_sets.c.created_at >= bindparam("lo"),
+    recommendation_sets.c.created_at < bindparam("hi"),
+)
+_SHOWN_IN_WINDOW = (
+    select(recommendation_sets.c.user_id, recommendation_sets.c.created_at, impressions.c.movie_id)
+    .join(impressions, impressions.c.recommendation_set_id == recommendation_sets.c.recommendation_set_id)
+    .where(*_IN_WINDOW)
+)
+_WINDOW_ITEMS = Prepared(_SHOWN_IN_WINDOW)
+_WINDOW_FILMS = Prepared(
+    select(
+        movies.c.movie_id, cast(movies.c.genres, Text), cast(movies.c["cast"], Text), movies.c.franchise
+    ).where(movies.c.movie_id.in_(_SHOWN_IN_WINDOW.with_only_columns(impressions.c.movie_id)))
+)
+# Their live dislikes of those lists, each at the time its list was shown.
+_WINDOW_DISLIKES = Prepared(
+    select(recommendation_sets.c.user_id, recommendation_sets.c.created_at, user_dislikes.c.movie_id)
+    .join(
+        recommendation_sets,
+        recommendation_sets.c.recommendation_set_id == user_dislikes.c.recommendation_set_id,
+    )
+    .where(*_IN_WINDOW, user_dislikes.c.retracted_at.is_(None))
+)
+
+
+def _pooled_pairs(conn, limit: int) -> dict[tuple[int, str, str], tuple[str, datetime]]:
+    """Return (user, type, value) -> (group, moment) for the newest decided proposals.
+
+    A feature whose weight was ever changed for the person (a weight row exists, also after a
+    revert) is in the approved group, from its first approval read; one only ever rejected is
+    in the rejected group, from its first rejection read.
+    """
+    pairs: dict[tuple[int, str, str], tuple[str, datetime]] = {}
+    for group, status in (("approved", "applied"), ("rejected", "rejected")):
+        for row in conn.execute(_newest_decisions(status, limit)):
+            key = (int(row.user_id), row.feature_type, row.feature_value)
+            at = _moment(row.at)
+            held = pairs.get(key)
+            # Approvals are read first: a feature both approved and rejected stays approved.
+            if held is None or (held[0] == group and at < held[1]):
+                pairs[key] = (group, at)
+    users = sorted({key[0] for key in pairs})
+    weighted = {
+        (int(r[0]), r[1], r[2])
+        for r in conn.execute(
+            select(
+                user_feature_weights.c.user_id,
+                user_feature_weights.c.feature_type,
+                user_feature_weights.c.feature_value,
+            ).where(user_feature_weights.c.user_id.in_(users))
+        )
+    }
+    # A rejected feature whose weight changed anyway (another of its proposals approved before
+    # the newest decisions read) compares nothing: left out.
+    return {k: v for k, v in pairs.items() if v[0] == "approved" or k not in weighted}
+
+
+def _moment(value) -> datetime:
+    return pd.Timestamp(value).to_pydatetime().replace(tzinfo=None)
+
+
+def get_pooled_adjustment_effects(system, window_days: int = 14, decisions: int = POOLED_DECISIONS) -> dict:
+    """Return, pooled over people, what approving a proposal changed against rejecting one.
+
+    For each (person, feature) of the newest ``decisions`` approvals and as many rejections,
+    counts the person's impressions and dislikes in the ``window_days`` before the decision and
+    after it (up to now): of films with the feature and of everything. Pooled per group: the
+    feature's share of what the person was shown (``exposure``), the dislike rate of films with
+    it (``feature_rate``) and the person's dislike rate of everything (``overall_rate``), each
+    before and after, and its relative ``change`` (after / before - 1). ``difference`` is, per
+    measure, how much more the approved group's measure changed, relatively, than the rejected
+    group's: (1 + approved change) / (1 + rejected change) - 1, so -0.5 means approving halved
+    it against what happened to rejected features anyway. Every interval is 95%, from resampling
+    people (a person's decisions together: they share the person's impressions). A dislike falls
+    on the side its list was shown on, as in ``get_adjustment_effects``. Impressions and
+    dislikes are counted once per decision: a person's impressions count for each feature
+    decided for them.
+
+    Approvers chose what to approve: the rejected group is a comparison, not a randomised control.
+    """
+    window_days = check_limit(window_days, "window_days", 1, 90)
+    decisions = check_limit(decisions, "decisions", 1, 100_000)
+    min_trials = system.settings.min_impressions_for_rate
+    now = _moment(system.now())
+    span = np.timedelta64(window_days * 86_400_000_000, "us")
+    with read_connection(system.engine) as conn:
+        pairs = _pooled_pairs(conn, decisions)
+        counts = np.zeros((len(pairs), len(_COUNTS)), dtype=np.int64)
+        if pairs:
+            moments = [m for _, m in pairs.values()]
+            params = {
+                "decisions": decisions,
+                "lo": min(moments) - timedelta(days=window_days),
+                "hi": max(moments) + timedelta(days=window_days),
+            }
+            items, films, disliked = (
+                _fetch_all(stmt, conn, params) for stmt in (_WINDOW_ITEMS, _WINDOW_FILMS, _WINDOW_DISLIKES)
+            )
+    if pairs:
+        carrying = _films_by_feature(films)
+        # Films by position: a feature's films are a mask, looked up without sorting.
+        ids = np.array(sorted({int(f[0]) for f in films}), dtype=np.int64)
+        shown = _by_user(items, ids)
+        # A dislike of a film its lists never showed is a share of no impression: left out.
+        known = set(ids.tolist())
+        disliked_by = _by_user([d for d in disliked if int(d[2]) in known], ids)
+        end = np.datetime64(now, "us") + np.timedelta64(1, "us")  # a list shown now is after
+        by_feature: dict[tuple[str, str], list[int]] = {}
+        for row, key in enumerate(pairs):
+            by_feature.setdefault(key[1:], []).append(row)
+        keys = list(pairs)
+        for feature, rows in by_feature.items():  # one mask at a time
+            mask = np.zeros(len(ids), dtype=bool)
+            mask[np.searchsorted(ids, carrying.get(feature, _NO_FILMS))] = True
+            for row in rows:
+                user, at = keys[row][0], np.datetime64(pairs[keys[row]][1], "us")
+                for offset, (times, films_at) in enumerate(
+                    (shown.get(user, _NONE), disliked_by.get(user, _NONE))
+                ):
+                    # Each person's rows are in time order: a window is a slice.
+                    start, middle, stop = np.searchsorted(times, [at - span, at, min(at + span, end)])
+                    # columns: shown, disliked, all, all_disliked (before, then after)
+                    for side, (a, b) in ((0, (start, middle)), (4, (middle, max(middle, stop)))):
+                        counts[row, side + offset] = int(mask[films_at[a:b]].sum())
+                        counts[row, side + 2 + offset] = b - a
+    groups = np.array([group for group, _ in pairs.values()], dtype=object)
+    people = np.array([key[0] for key in pairs], dtype=np.int64)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    summary, sampled_changes = [], {}
+    for group in ("approved", "rejected"):
+        mine, whose = counts[groups == group], people[groups == group]
+        total = dict(zip(_COUNTS, mine.sum(axis=0).tolist()))
+        sampled = _resample_people(mine, whose, rng)
+        for measure, (events, trials) in _MEASURES.items():
+            row = {
+                "measure": measure,
+                "group": group,
+                "decisions": len(mine),
+                "people": len(set(whose.tolist())),
+            }
+            for side in ("before", "after"):
+                k, n = total[f"{events}_{side}"], total[f"{trials}_{side}"]
+                low, high = _interval(_ratio(sampled, events, trials, side))
+                row |= {
+                    f"events_{side}": k,
+                    f"trials_{side}": n,
+                    f"rate_{side}": k / n if n else None,
+                    f"ci_low_{side}": low,
+                    f"ci_high_{side}": high,
+                    f"enough_{side}": n >= min_trials,
+                }
+            with np.errstate(divide="ignore", invalid="ignore"):
+                change = (
+                    _ratio(sampled, events, trials, "after") / _ratio(sampled, events, trials, "before") - 1
+                )
+            sampled_changes[(measure, group)] = change
+            both = row["rate_after"] is not None and row["rate_before"]
+            row["change"] = row["rate_after"] / row["rate_before"] - 1 if both else None
+            row["change_low"], row["change_high"] = _interval(change)
+            summary.append(row)
+    difference = []
+    changes = {(r["measure"], r["group"]): r["change"] for r in summary}
+    for measure in _MEASURES:
+        a, b = changes[(measure, "approved")], changes[(measure, "rejected")]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = (sampled_changes[(measure, "approved")] + 1) / (
+                sampled_changes[(measure, "rejected")] + 1
+            ) - 1
+        low, high = _interval(ratio)
+        both = a is not None and b is not None and b != -1
+        difference.append(
+            {
+                "measure": measure,
+                "difference": (a + 1) / (b + 1) - 1 if both else None,
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
+    return {
+        "window_days": window_days,
+        "decisions_read": decisions,
+        "summary": pd.DataFrame(summary),
+        "difference": pd.DataFrame(difference),
+    }
+
+
+_NONE = (np.array([], dtype="datetime64[us]"), np.array([], dtype=np.int64))
+_NO_FILMS = np.array([], dtype=np.int64)
+
+
+def _by_user(rows, ids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Return user -> (shown times in order, film positions in ``ids``) of (user, shown_at, film) driver rows."""
+    if not rows:
+        return {}
+    users = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    times = _times([r[1] for r in rows])
+    films = np.searchsorted(ids, np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows)))
+    order = np.lexsort((times, users))
+    users, times, films = users[order], times[order], films[order]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    stops = np.r_[starts[1:], len(users)]
+    return {int(users[a]): (times[a:b], films[a:b]) for a, b in zip(starts, stops)}
+
+
+def _films_by_feature(films) -> dict[tuple[str, str], np.ndarray]:
+    """Return (type, value) -> the ids of the films that carry it, of (film, genres, cast, franchise) rows."""
+    carrying: dict[tuple[str, str], list[int]] = {}
+    for film, features in zip(films, _decode_features(films)):
+        for key in feature_keys(*features):
+            carrying.setdefault(key, []).append(int(film[0]))
+    return {key: np.array(ids, dtype=np.int64) for key, ids in carrying.items()}
+
+
+def _resample_people(counts: np.ndarray, people: np.ndarray, rng) -> dict[str, np.ndarray]:
+    """Return, per count, its sum over each of ``BOOTSTRAP_RESAMPLES`` resamples of the people
+    (with replacement, each person with all their decisions: one person's decisions are not
+    independent). Without decisions, NaN sums (no interval)."""
+    if not len(counts):
+        return {name: np.full(BOOTSTRAP_RESAMPLES, np.nan) for name in _COUNTS}
+    _, person = np.unique(people, return_inverse=True)
+    per_person = np.zeros((person.max() + 1, counts.shape[1]), dtype=np.float64)
+    np.add.at(per_person, person, counts)
+    n = len(per_person)
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=BOOTSTRAP_RESAMPLES)
+    return dict(zip(_COUNTS, (weights @ per_person).T))
+
+
+def _ratio(sampled: dict[str, np.ndarray], events: str, trials: str, side: str) -> np.ndarray:
+    """Return each resample's events / trials on one side (NaN where it has no trials)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return sampled[f"{events}_{side}"] / sampled[f"{trials}_{side}"]
+
+
+def _interval(resampled: np.ndarray) -> tuple[float | None, float | None]:
+    """Return the 95% percentile interval of resampled values, or (None, None) unless nearly
+    every resample could measure it (a ratio with nothing to divide by cannot)."""
+    finite = resampled[np.isfinite(resampled)]
+    if len(finite) < 0.95 * BOOTSTRAP_RESAMPLES:
+        return None, None
+    return float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))

@@ -616,6 +616,68 @@ def test_adjustments_page_lists_the_inbox_and_previews(shared_db):
     )
 
 
+def test_adjustments_page_compares_approved_and_rejected_features_when_asked(own_db):
+    """The pooled comparison is read only when its tab is open, and shows the library's figures."""
+    from feedback_core import effects
+    from feedback_core.schema import feature_adjustments
+
+    # Half the sample's proposals decided each way halfway through its days (as if decided then).
+    fa = feature_adjustments.c
+    with write_transaction(own_db.engine) as conn:
+        ids = conn.execute(select(fa.adjustment_id).order_by(fa.adjustment_id)).scalars().all()
+    assert len(ids) > 20
+    halfway = datetime(2026, 10, 26, 12, 0, 0)
+    with write_transaction(own_db.engine) as conn:
+        for status, chosen in (("applied", ids[::2]), ("rejected", ids[1::2])):
+            conn.execute(
+                update(feature_adjustments)
+                .where(fa.adjustment_id.in_(chosen))
+                .values(
+                    status=status,
+                    decided_by="ops@example.com",
+                    decided_at=halfway,
+                    applied_at=halfway if status == "applied" else None,
+                )
+            )
+    data.refresh()
+    at = open_page("adjustments")
+    assert not any("exposure to the feature" in set(d.value.get("measure", [])) for d in at.dataframe)
+    assert not any(m.label == "Exposure to the feature" for m in at.metric)
+    at.session_state["adjustments_tab"] = "Do approvals work?"
+    at.run()
+    assert not at.exception
+    pooled = effects.get_pooled_adjustment_effects(own_db, window_days=14)
+    counts = pooled["summary"].drop_duplicates("group").set_index("group")
+    assert counts.loc["approved", "decisions"] and counts.loc["rejected", "decisions"]
+    shown = table(at, "measure", "group", "before", "after", "change")
+    assert list(shown["group"]) == ["approved", "rejected"] * 3
+    assert f"{int(counts.loc['approved', 'decisions']):,} features approved for" in at.caption[-1].value
+    tiles = {m.label: m.value for m in at.metric}
+    for measure, name in (
+        ("exposure", "Exposure to the feature"),
+        ("overall_rate", "Dislike rate of everything"),
+    ):
+        judged = pooled["difference"].set_index("measure").loc[measure, "difference"]
+        assert tiles[name] == f"{judged * 100:+.0f}%"
+    overall = pooled["summary"].set_index(["measure", "group"]).loc[("overall_rate", "approved")]
+    assert ui.fmt_pct(overall["rate_before"], 2) in set(shown["before"].str.split(" ").str[0])
+    verdicts = [m.value for m in (*at.success, *at.info, *at.warning) if "after a rejection" in m.value]
+    assert len(verdicts) == 1 and "In the 14 days after an approval" in verdicts[0]
+    # Another window is another reading.
+    at.segmented_control(key="pooled_window").set_value(7).run()
+    assert not at.exception
+    verdicts = [m.value for m in (*at.success, *at.info, *at.warning) if "after a rejection" in m.value]
+    assert len(verdicts) == 1 and "In the 7 days after an approval" in verdicts[0]
+
+
+def test_adjustments_page_says_when_nothing_was_decided(shared_db):
+    at = open_page("adjustments")
+    at.session_state["adjustments_tab"] = "Do approvals work?"
+    at.run()
+    assert not at.exception
+    assert any("Nothing to compare yet: no proposal has been approved" in i.value for i in at.info)
+
+
 def test_retrain_page_shows_progress_inputs_and_history(shared_db):
     at = open_page("retrain")
     assert metric(at, "Untrained examples") == f"{shared_db.get_untrained_negative_feedback_count():,}"

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
+from feedback_core import effects as effect_queries
 from feedback_core import lookups
 from feedback_core.adjustments import MAX_NOTE
 from feedback_core.errors import ValidationError
@@ -24,6 +25,124 @@ INBOX_ASKED = "inbox_asked_ids"  # the proposals this person last asked to decid
 # forgotten once it is not drawn), and approved with them in bulk.
 INBOX_EDITS = "inbox_edited_magnitudes"
 LISTED = 10  # picked proposals named one by one; beyond that, counted
+
+
+# What the pooled comparison measures, as its table names it.
+POOLED_MEASURES = {
+    "exposure": "exposure to the feature",
+    "feature_rate": "dislike rate of its films",
+    "overall_rate": "dislike rate of everything",
+}
+POOLED_WINDOWS = (7, 14, 28)
+
+
+def fmt_change(row, prefix: str = "change", low: str = "change_low", high: str = "change_high") -> str:
+    """Format a relative change with its interval: ``-37% (-43 to -30%)``."""
+    value = row[prefix]
+    if value is None or pd.isna(value):
+        return "—"
+    if row[low] is None or pd.isna(row[low]):
+        return f"{value * 100:+.0f}% (no interval: too little on one side)"
+    return f"{value * 100:+.0f}% ({row[low] * 100:+.0f} to {row[high] * 100:+.0f}%)"
+
+
+def pooled_side(row, side: str) -> str:
+    """Format one side of a pooled measure: its rate with its resampled interval, or too few."""
+    if row[f"enough_{side}"] and (row[f"ci_low_{side}"] is None or pd.isna(row[f"ci_low_{side}"])):
+        return f"{ui.fmt_pct(row[f'rate_{side}'], 2)} (no interval: too few people)"
+    return ui.fmt_rate(row, f"_{side}", f"trials_{side}")
+
+
+def show_pooled_effects() -> None:
+    """Approved against rejected features, pooled over people: what approving changed."""
+    window = st.segmented_control(
+        "Days before and after each decision",
+        POOLED_WINDOWS,
+        default=14,
+        key="pooled_window",
+        format_func=lambda d: f"{d} days",
+    )
+    window = window or 14  # a second click on the selected option unselects it
+    with st.spinner("Reading the lists shown around the newest decisions…"):
+        pooled = data.query(effect_queries.get_pooled_adjustment_effects, window_days=window)
+    summary, difference = pooled["summary"], pooled["difference"].set_index("measure")
+    counts = summary.drop_duplicates("group").set_index("group")
+    approved, rejected = counts.loc["approved"], counts.loc["rejected"]
+    if not approved["decisions"] or not rejected["decisions"]:
+        missing = "approved" if not approved["decisions"] else "rejected"
+        st.info(
+            f"Nothing to compare yet: no proposal has been {missing}. This compares features approved "
+            "for a person with features rejected for one, before and after the decision.",
+            icon=":material/info:",
+        )
+        return
+    # A change is said only when both sides rest on enough impressions; a comparison when both groups' are.
+    sure = summary.set_index(["measure", "group"])[["enough_before", "enough_after"]].all(axis=1)
+    changes = {
+        key: fmt_change(row) if sure[key] else "— (too few impressions)"
+        for key, row in summary.set_index(["measure", "group"]).iterrows()
+    }
+    against = {
+        m: fmt_change(difference.loc[m], "difference", "ci_low", "ci_high")
+        if sure[(m, "approved")] and sure[(m, "rejected")]
+        else "—"
+        for m in POOLED_MEASURES
+    }
+    overall = difference.loc["overall_rate"]
+    told = (
+        f"In the {window} days after an approval the person's dislike rate of everything changed "
+        f"{changes[('overall_rate', 'approved')]}; after a rejection, {changes[('overall_rate', 'rejected')]}. "
+        f"Approving against rejecting: {against['overall_rate']}."
+    )
+    if against["overall_rate"] == "—" or overall["ci_low"] is None or pd.isna(overall["ci_low"]):
+        st.info(f"Not enough yet to tell whether approving works. {told}", icon=":material/info:")
+    elif overall["ci_high"] < 0:
+        st.success(f"Approving works. {told}", icon=":material/check_circle:")
+    elif overall["ci_low"] > 0:
+        st.warning(
+            f"Approvals are followed by more dislikes than rejections. {told}", icon=":material/warning:"
+        )
+    else:
+        st.info(f"No clear difference yet between approving and rejecting. {told}", icon=":material/info:")
+    # The comparison first, one tile a measure: it is what the tab answers.
+    for column, (measure, name) in zip(st.columns(len(POOLED_MEASURES)), POOLED_MEASURES.items()):
+        judged = difference.loc[measure]
+        with column:
+            if against[measure] == "—" or judged["ci_low"] is None or pd.isna(judged["ci_low"]):
+                st.metric(name.capitalize(), "—")
+                st.caption("approved against rejected: too few impressions to say")
+            else:
+                st.metric(name.capitalize(), f"{judged['difference'] * 100:+.0f}%")
+                st.caption(
+                    f"approved against rejected (95% interval {judged['ci_low'] * 100:+.0f} to "
+                    f"{judged['ci_high'] * 100:+.0f}%)"
+                )
+    table = pd.DataFrame(
+        {
+            "measure": summary["measure"].map(POOLED_MEASURES),
+            "group": summary["group"],
+            "before": summary.apply(pooled_side, axis=1, side="before"),
+            "after": summary.apply(pooled_side, axis=1, side="after"),
+            "change": [changes[(m, g)] for m, g in zip(summary["measure"], summary["group"])],
+        }
+    )
+    order = {m: i for i, m in enumerate(POOLED_MEASURES.values())}
+    table = table.sort_values(["measure", "group"], key=lambda c: c.map(order) if c.name == "measure" else c)
+    ui.show_table(table.reset_index(drop=True), f"pooled_effects_{window}")
+    st.caption(
+        f"The newest {pooled['decisions_read']:,} approvals and as many rejections: "
+        f"{int(approved['decisions']):,} features approved for {int(approved['people']):,} people, "
+        f"{int(rejected['decisions']):,} only ever rejected for {int(rejected['people']):,}. Each is measured "
+        f"over the person's lists shown in the {window} days before its first decision and the {window} days "
+        "after (up to now); a dislike counts on the side its list was shown on. Exposure: the share of "
+        "the person's impressions that carried the feature; dislike rate of its films: of those, how many "
+        "the person disliked; dislike rate of everything: all their dislikes over all their impressions. "
+        'Changes are relative (after / before − 1); "approved against rejected" is how much more the '
+        "approved group's figure changed than the rejected group's, which also changes without any weight "
+        "change (retraining, "
+        "other approvals, regression to the mean). Intervals are 95%, from resampling people. Approvers "
+        "chose what to approve, so the rejected features are a comparison, not a randomised control."
+    )
 
 
 def moment(label: str):
@@ -211,8 +330,8 @@ def show_preview(adjustment_id: int, magnitude: float) -> dict:
 st.title("Adjustments")
 # Tracked (a widget of its own): the run after a decision opens the tab it was taken on, not
 # the first one (a revert sent the person back to the Inbox).
-inbox_tab, applied_tab = st.tabs(
-    ["Inbox", "Applied and their effect"], key="adjustments_tab", on_change="rerun"
+inbox_tab, applied_tab, pooled_tab = st.tabs(
+    ["Inbox", "Applied and their effect", "Do approvals work?"], key="adjustments_tab", on_change="rerun"
 )
 
 with inbox_tab:
@@ -411,3 +530,9 @@ with applied_tab:
                     "Revert",
                     adjustment_id=target,
                 )
+
+with pooled_tab:
+    # Only when open: it reads the lists shown around thousands of decisions (about 1.6 s at a
+    # million dislikes), which the inbox's visits should not wait for.
+    if pooled_tab.open:
+        show_pooled_effects()

@@ -1,0 +1,185 @@
+"""Do approvals work? Approved against rejected features, pooled over people, before and after."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from feedback_core import ValidationError
+from feedback_core.effects import get_pooled_adjustment_effects
+
+HORROR, COMEDY = range(1, 11), range(11, 21)
+
+
+def catalogue(system) -> None:
+    system.add_movies(
+        [
+            {"movie_id": m, "title": f"M{m}", "genres": ["Horror" if m in HORROR else "Comedy"]}
+            for m in range(1, 21)
+        ]
+    )
+
+
+def proposal(system, user_id: int, movie_id: int, set_id: int) -> int:
+    """Dislike a Horror film of a list for its genre; return the proposal it made."""
+    system.save_dislike(user_id, movie_id, recommendation_set_id=set_id, reason="wrong_genre")
+    return max(a["adjustment_id"] for a in system.list_adjustments(user_id=user_id, status="proposed"))
+
+
+def measured(result: dict) -> dict:
+    """(measure, group) -> the summary row."""
+    return {(r["measure"], r["group"]): r for r in result["summary"].to_dict("records")}
+
+
+def test_each_side_of_a_decision_counts_what_its_lists_showed(make_system, clock):
+    """Hand-counted: one person's Horror approved, another's rejected; their lists before and
+    after, a list older than the window, a dislike made after the decision of a list shown
+    before it, and a retracted dislike."""
+    system = make_system(min_impressions_for_rate=1)
+    catalogue(system)
+    system.record_recommendation_set(1, [9, 10, 17, 18])  # 20 days before: outside 14 days
+    clock.advance(days=20)
+    first = system.record_recommendation_set(1, [1, 2, 11, 12])  # half Horror
+    second = system.record_recommendation_set(2, [3, 4, 5, 13])  # three quarters Horror
+    approved = proposal(system, 1, 1, first)
+    rejected = proposal(system, 2, 3, second)
+    system.save_dislike(2, 4, recommendation_set_id=second, reason="other")
+    clock.advance(days=1)
+    system.approve_adjustment(approved, actor="ana")
+    system.reject_adjustment(rejected, actor="ana")
+    clock.advance(hours=1)
+    # Shown before the approval, disliked after it: counted before, with its list.
+    system.save_dislike(1, 2, recommendation_set_id=first, reason="other")
+    clock.advance(days=1)
+    third = system.record_recommendation_set(1, [11, 13, 14, 6])  # a quarter Horror
+    fourth = system.record_recommendation_set(2, [7, 8, 15, 16])  # half Horror
+    system.save_dislike(1, 13, recommendation_set_id=third, reason="other")
+    system.save_dislike(2, 7, recommendation_set_id=fourth, reason="other")
+    retracted = system.save_dislike(2, 8, recommendation_set_id=fourth, reason="other")
+    system.retract_dislike(retracted, 2)
+
+    result = get_pooled_adjustment_effects(system, window_days=14)
+    rows = measured(result)
+    expected = {
+        # (measure, group): (events before, trials before, events after, trials after)
+        ("exposure", "approved"): (2, 4, 1, 4),
+        ("feature_rate", "approved"): (2, 2, 0, 1),
+        ("overall_rate", "approved"): (2, 4, 1, 4),
+        ("exposure", "rejected"): (3, 4, 2, 4),
+        ("feature_rate", "rejected"): (2, 3, 1, 2),
+        ("overall_rate", "rejected"): (2, 4, 1, 4),
+    }
+    for key, (k0, n0, k1, n1) in expected.items():
+        row = rows[key]
+        assert (row["events_before"], row["trials_before"], row["events_after"], row["trials_after"]) == (
+            k0,
+            n0,
+            k1,
+            n1,
+        ), key
+        assert row["rate_before"] == pytest.approx(k0 / n0) and row["rate_after"] == pytest.approx(k1 / n1)
+        assert row["change"] == pytest.approx((k1 / n1) / (k0 / n0) - 1)
+        assert (row["decisions"], row["people"]) == (1, 1)
+    difference = result["difference"].set_index("measure")
+    assert difference.loc["exposure", "difference"] == pytest.approx(0.5 / (2 / 3) - 1)
+    assert difference.loc["feature_rate", "difference"] == pytest.approx(0 / 0.75 - 1)
+    assert difference.loc["overall_rate", "difference"] == pytest.approx(0)
+    # One person a group: every resample is that person, so the interval is the point.
+    assert difference.loc["exposure", "ci_low"] == pytest.approx(difference.loc["exposure", "difference"])
+    assert difference.loc["exposure", "ci_high"] == pytest.approx(difference.loc["exposure", "difference"])
+
+    # A shorter window leaves out what is further from the decision than it: with one day,
+    # the lists shown a day (and an hour) away.
+    short = measured(get_pooled_adjustment_effects(system, window_days=1))
+    assert short[("overall_rate", "approved")]["trials_before"] == 4  # shown 24 h before
+    assert short[("overall_rate", "approved")]["trials_after"] == 0  # shown 25 h after
+    assert pd.isna(short[("overall_rate", "approved")]["rate_after"])
+
+
+def test_a_list_shown_now_counts_after_and_an_empty_group_has_no_figures(make_system, clock):
+    system = make_system(min_impressions_for_rate=1)
+    catalogue(system)
+    shown = system.record_recommendation_set(1, [1, 11])
+    approved = proposal(system, 1, 1, shown)
+    clock.advance(hours=1)
+    system.approve_adjustment(approved, actor="ana")
+    clock.advance(days=2)
+    system.record_recommendation_set(1, [2, 12, 13, 14])  # at the moment measured
+    rows = measured(get_pooled_adjustment_effects(system, window_days=14))
+    assert rows[("exposure", "approved")]["trials_after"] == 4
+    assert rows[("exposure", "approved")]["rate_after"] == pytest.approx(0.25)
+    # Nothing rejected: that group is empty, its figures and the comparison none.
+    assert rows[("exposure", "rejected")]["decisions"] == 0
+    assert pd.isna(rows[("exposure", "rejected")]["rate_before"])
+    assert get_pooled_adjustment_effects(system)["difference"]["difference"].isna().all()
+
+
+def test_which_group_a_feature_falls_in(make_system, clock):
+    """A feature approved and rejected for one person is approved; one rejected whose weight
+    was changed by an earlier approval the newest decisions do not reach is left out."""
+    system = make_system()
+    catalogue(system)
+    lists = {user: system.record_recommendation_set(user, list(range(1, 11))) for user in (1, 2)}
+    early = proposal(system, 2, 1, lists[2])
+    system.approve_adjustment(early, actor="ana")
+    clock.advance(hours=1)
+    both = [proposal(system, 1, movie, lists[1]) for movie in (1, 2)]
+    system.approve_adjustment(both[0], actor="ana")
+    system.reject_adjustment(both[1], actor="ana")
+    clock.advance(hours=1)
+    late = proposal(system, 2, 2, lists[2])
+    system.reject_adjustment(late, actor="ana")
+
+    def groups(**kwargs) -> tuple[int, int]:
+        rows = measured(get_pooled_adjustment_effects(system, **kwargs))
+        return rows[("exposure", "approved")]["decisions"], rows[("exposure", "rejected")]["decisions"]
+
+    assert groups() == (2, 0)  # both people's Horror approved at some point
+    # The newest approval (person 1's) and the newest rejection (person 2's, whose Horror
+    # weight an older approval changed): that rejection compares nothing.
+    assert groups(decisions=1) == (1, 0)
+
+
+def test_the_figures_are_the_same_on_every_call(make_system, clock):
+    """The intervals come from a seeded resampling: the same data gives the same intervals."""
+    system = make_system(min_impressions_for_rate=1)
+    catalogue(system)
+    for user in range(1, 9):
+        shown = system.record_recommendation_set(user, [1, 2, 3, 11, 12, 13])
+        adjustment = proposal(system, user, 1 + user % 3, shown)
+        clock.advance(minutes=10)
+        if user % 2:
+            system.approve_adjustment(adjustment, actor="ana")
+        else:
+            system.reject_adjustment(adjustment, actor="ana")
+        clock.advance(hours=2)
+        horror = [4, 5, 6][: 1 + user % 3]  # people differ: 1-3 Horror films of 4
+        system.record_recommendation_set(user, horror + [14, 15, 16, 17][: 4 - len(horror)])
+    first, second = (get_pooled_adjustment_effects(system) for _ in range(2))
+    assert first["summary"].equals(second["summary"]) and first["difference"].equals(second["difference"])
+    difference = first["difference"].set_index("measure").loc["exposure"]
+    assert difference["ci_low"] <= difference["difference"] <= difference["ci_high"]
+    assert difference["ci_low"] < difference["ci_high"]  # four people a group: resamples differ
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"window_days": 0}, "window_days"),
+        ({"window_days": 91}, "window_days"),
+        ({"window_days": 1.5}, "window_days"),
+        ({"window_days": True}, "window_days"),
+        ({"decisions": 0}, "decisions"),
+    ],
+)
+def test_bad_arguments_name_the_field(system, kwargs, field):
+    with pytest.raises(ValidationError) as err:
+        get_pooled_adjustment_effects(system, **kwargs)
+    assert err.value.field == field
+
+
+def test_nothing_decided_measures_nothing(system):
+    result = get_pooled_adjustment_effects(system)
+    assert set(result["summary"]["decisions"]) == {0}
+    assert result["summary"]["rate_before"].isna().all()
+    assert result["difference"]["difference"].isna().all()
