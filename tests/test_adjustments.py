@@ -398,3 +398,32 @@ def test_a_feature_is_found_in_any_case_of_any_letter_on_both_backends(system):
                 None,
                 "éa",
             )
+
+
+def test_the_inbox_says_where_the_weight_stands_and_how_many_of_the_feature_wait(make_system):
+    """One proposal per dislike: three dislikes of Horror films wait as three proposals, each
+    applying its own step. Every row says the person's weight for it now and how many wait."""
+    from feedback_core import lookups
+
+    system = make_system(weight_min=0.5)
+    for movie in (10, 11, 12):
+        system.save_dislike(1, movie, f"M{movie}", reason="wrong_genre", genres=["Horror"])
+    system.save_dislike(2, 13, "M13", reason="wrong_genre", genres=["Horror"])
+
+    def inbox(status: str = "proposed") -> dict:
+        frame = lookups.list_adjustment_inbox(system, status=status)
+        return {
+            int(r.adjustment_id): (int(r.user_id), r.weight_now, r.waiting_for_feature)
+            for r in frame.itertuples()
+        }
+
+    waiting = inbox()
+    assert sorted(waiting.values()) == [(1, 1.0, 3)] * 3 + [(2, 1.0, 1)]
+    first = min(i for i, (user, _, _) in waiting.items() if user == 1)
+    system.approve_adjustment(first, actor="ana")
+    assert sorted(inbox().values()) == [(1, pytest.approx(0.85), 2)] * 2 + [(2, 1.0, 1)]
+    assert inbox("applied") == {first: (1, pytest.approx(0.85), None)}  # counted in the inbox only
+    # The weight as the model reads it: held at its lower limit however far the sum goes.
+    second = min(i for i in inbox() if inbox()[i][0] == 1)
+    system.approve_adjustment(second, actor="ana", magnitude=-0.9)
+    assert inbox("applied")[second] == (1, pytest.approx(0.5), None)

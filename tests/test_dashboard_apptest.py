@@ -838,6 +838,28 @@ def test_an_approval_at_magnitude_0_says_it_changes_no_score(own_db):
     assert "A magnitude of 0 changes no weight" in asked and "scores change at once" not in asked
 
 
+def test_an_approval_says_when_its_steps_add_up_on_one_feature(own_db):
+    """Three dislikes of Zombie films make three proposals for one person's Zombie: approving
+    two says their steps add up and that one more waits; the rows say how many wait."""
+    for movie in (901, 902, 903):
+        own_db.save_dislike(1, movie, f"Z{movie}", reason="wrong_genre", genres=["Zombie"])
+    data.refresh()
+    at = open_page("adjustments")
+    at.number_input(key="inbox_user").set_value(1).run()
+    at.text_input(key="inbox_feature").set_value("Zombie").run()
+    shown = table(at, "adjustment_id", "weight_now", "waiting_for_feature")
+    assert len(shown) == 3 and set(shown["waiting_for_feature"]) == {3} and set(shown["weight_now"]) == {1.0}
+    first, second = sorted(int(i) for i in shown["adjustment_id"])[:2]
+    pick(at, [first, second])
+    at.button(key="approve_selected").click().run()
+    asked = " ".join(t.value for t in at.text)
+    assert "2 of them are user 1's genre Zombie: their steps add up (-0.300 together)." in asked
+    assert "1 more proposal of the same person and feature waits: each applies its own step" in asked
+    confirm(at)
+    shown = table(at, "adjustment_id", "weight_now", "waiting_for_feature")
+    assert list(shown["waiting_for_feature"]) == [1] and list(shown["weight_now"]) == [pytest.approx(0.7)]
+
+
 def test_an_approval_that_changes_no_weight_says_so(own_db):
     inbox = lookups.list_adjustment_inbox(own_db, limit=100_000)
     same = inbox.groupby(["user_id", "feature_type", "feature_value"])["adjustment_id"].apply(list)
@@ -868,9 +890,10 @@ def test_any_users_applied_adjustments_can_be_reached_to_revert(own_db):
     # The rates before and after come first (they were cut off at the right), and so do what
     # a decision rests on in the inbox and the applied list.
     assert list(effects.columns)[:5] == ["adjustment_id", "feature", "magnitude", "before", "after"]
-    deciding = ["adjustment_id", "user_id", "feature_type", "feature_value", "magnitude", "evidence_dislikes"]
-    assert list(table(at, "adjustment_id", "decided_at").columns)[:6] == deciding
-    assert list(table(at, "adjustment_id", "proposed_magnitude").columns)[:6] == deciding
+    deciding = ["adjustment_id", "user_id", "feature_type", "feature_value", "magnitude", "weight_now"]
+    assert list(table(at, "adjustment_id", "decided_at").columns)[:7] == [*deciding, "evidence_dislikes"]
+    deciding += ["waiting_for_feature", "evidence_dislikes"]
+    assert list(table(at, "adjustment_id", "proposed_magnitude").columns)[:8] == deciding
     at.selectbox(key="revert_target").set_value(int(oldest.adjustment_id)).run()
     at.button(key="revert_adjustment").click().run()
     confirm(at)

@@ -238,8 +238,44 @@ def say_unselected(unselected: list[int], filters: dict) -> None:
 
 # What a decision rests on first (the change, then its evidence): the table is narrower than its
 # columns at common widths, and the evidence was cut off at the right.
-DECIDING = ["adjustment_id", "user_id", "feature_type", "feature_value", "magnitude", "evidence_dislikes"]
-DECIDING += ["last_disliked_at", "reason", "movie_title"]
+DECIDING = ["adjustment_id", "user_id", "feature_type", "feature_value", "magnitude", "weight_now"]
+DECIDING += ["waiting_for_feature", "evidence_dislikes", "last_disliked_at", "reason", "movie_title"]
+# How the columns saying where the person's weight stands read, in both tables.
+WEIGHT_COLUMNS = {
+    "weight_now": st.column_config.NumberColumn("weight now", format="%.3f"),
+    "waiting_for_feature": st.column_config.NumberColumn(
+        "proposals of it waiting",
+        help="Proposals of this feature for this person still waiting, this one included",
+    ),
+}
+
+
+def same_feature_note(rows: dict, picked: list[int]) -> str:
+    """Say when approving these adds steps to one person's feature: several of them are of the
+    same person and feature, or more of it wait (each approval applies its own step)."""
+    pairs: dict[tuple, list[int]] = {}
+    for i in picked:
+        pairs.setdefault((int(rows[i].user_id), rows[i].feature_type, rows[i].feature_value), []).append(i)
+    notes = []
+    together = [(key, ids) for key, ids in pairs.items() if len(ids) > 1]
+    if together:
+        (user, kind, value), ids = together[0]
+        step = sum(float(rows[i].magnitude) for i in ids)
+        more = (
+            f" (and {len(together) - 1} more such feature{'s' if len(together) > 2 else ''})"
+            if len(together) > 1
+            else ""
+        )
+        notes.append(
+            f"{len(ids)} of them are user {user}'s {kind} {value}{more}: their steps add up ({step:+.3f} together)."
+        )
+    left = sum(max(int(rows[ids[0]].waiting_for_feature) - len(ids), 0) for ids in pairs.values())
+    if left:
+        notes.append(
+            f"{left} more proposal{'s' if left > 1 else ''} of the same person and feature "
+            f"{'wait' if left > 1 else 'waits'}: each applies its own step when approved."
+        )
+    return (" " + " ".join(notes)) if notes else ""
 
 
 def deciding_first(frame: pd.DataFrame) -> pd.DataFrame:
@@ -256,6 +292,7 @@ def inbox_table(proposals: pd.DataFrame, name: str) -> None:
             "created_at": moment("proposed"),
             "last_disliked_at": moment("last disliked"),
             "movie_title": st.column_config.TextColumn("from the dislike of"),
+            **WEIGHT_COLUMNS,
         },
         csv_name=INBOX_TABLE,
         on_select="rerun",
@@ -442,7 +479,7 @@ with inbox_tab:
             effect = "The users' scores change at once."
         ui.ask_to_confirm(
             "approve",
-            f"Approve and apply {what}{named}{change}? {effect}",
+            f"Approve and apply {what}{named}{change}? {effect}{same_feature_note(rows, picked)}",
             "Approve",
             ids=picked,
             **({"magnitude": edited} if edited is not None else {}),
@@ -465,12 +502,13 @@ with applied_tab:
         "measure what changed afterwards and to revert one of theirs."
     )
     ui.show_table(
-        deciding_first(applied.drop(columns=["status", "note"])),
+        deciding_first(applied.drop(columns=["status", "note", "waiting_for_feature"])),
         "applied_adjustments",
         {
             "created_at": moment("proposed"),
             "decided_at": moment("decided"),
             "last_disliked_at": moment("last disliked"),
+            **WEIGHT_COLUMNS,
         },
     )
     users = sorted({int(u) for u in applied["user_id"]})
