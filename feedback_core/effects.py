@@ -266,7 +266,8 @@ def _pooled_pairs(conn, limit: int) -> dict[tuple[int, str, str], tuple[str, dat
             # Approvals are read first: a feature both approved and rejected stays approved.
             if held is None or (held[0] == group and at < held[1]):
                 pairs[key] = (group, at)
-    users = sorted({key[0] for key in pairs})
+    # The people by the same subquery the window reads use, not a list of ids: up to twice
+    # ``decisions`` people would be as many bound values (PostgreSQL takes at most 65,535).
     weighted = {
         (int(r[0]), r[1], r[2])
         for r in conn.execute(
@@ -274,7 +275,8 @@ def _pooled_pairs(conn, limit: int) -> dict[tuple[int, str, str], tuple[str, dat
                 user_feature_weights.c.user_id,
                 user_feature_weights.c.feature_type,
                 user_feature_weights.c.feature_value,
-            ).where(user_feature_weights.c.user_id.in_(users))
+            ).where(user_feature_weights.c.user_id.in_(select(_DECIDED.c.user_id))),
+            {"decisions": limit},
         )
     }
     # A rejected feature whose weight changed anyway (another of its proposals approved before

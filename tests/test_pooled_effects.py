@@ -183,3 +183,27 @@ def test_nothing_decided_measures_nothing(system):
     assert set(result["summary"]["decisions"]) == {0}
     assert result["summary"]["rate_before"].isna().all()
     assert result["difference"]["difference"].isna().all()
+
+
+def test_the_number_of_people_bounds_no_statement_s_parameters(make_system, clock):
+    """Up to 2 x 100,000 people decided for: PostgreSQL takes at most 65,535 bound values a
+    statement, so no statement may carry one per person."""
+    from sqlalchemy import event
+
+    system = make_system()
+    catalogue(system)
+    for user in range(1, 31):
+        shown = system.record_recommendation_set(user, [1, 11])
+        system.reject_adjustment(proposal(system, user, 1, shown), actor="ana")
+    most = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        most.append(len(parameters) if isinstance(parameters, (dict, list, tuple)) else 0)
+
+    event.listen(system.engine, "before_cursor_execute", count)
+    try:
+        rows = measured(get_pooled_adjustment_effects(system, decisions=100_000))
+    finally:
+        event.remove(system.engine, "before_cursor_execute", count)
+    assert rows[("exposure", "rejected")]["people"] == 30
+    assert max(most) < 30
