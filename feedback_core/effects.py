@@ -198,7 +198,13 @@ _MEASURES = {
 }
 
 
-def _newest_decisions(status: str, limit):
+# What was decided either way. An approval later reverted was still approved: leaving it out
+# would keep only the approvals nobody regretted (reverting is how a failed one is undone).
+APPROVED = ("applied", "reverted")
+REJECTED = ("rejected",)
+
+
+def _newest_decisions(statuses: tuple[str, ...], limit):
     return (
         select(
             feature_adjustments.c.user_id,
@@ -206,8 +212,8 @@ def _newest_decisions(status: str, limit):
             feature_adjustments.c.feature_value,
             func.coalesce(feature_adjustments.c.applied_at, feature_adjustments.c.decided_at).label("at"),
         )
-        # The status a literal, so the (status, created_at) index serves the order.
-        .where(feature_adjustments.c.status == literal_column(f"'{status}'"))
+        # Statuses as literals, so the (status, created_at) index serves the order.
+        .where(feature_adjustments.c.status.in_([literal_column(f"'{s}'") for s in statuses]))
         .order_by(feature_adjustments.c.created_at.desc())
         .limit(limit)
     )
@@ -216,7 +222,7 @@ def _newest_decisions(status: str, limit):
 def _decided_users():
     """The people of the newest ``:decisions`` approvals and as many rejections (one statement)."""
     newest = [
-        _newest_decisions(status, bindparam("decisions")).subquery() for status in ("applied", "rejected")
+        _newest_decisions(statuses, bindparam("decisions")).subquery() for statuses in (APPROVED, REJECTED)
     ]
     return union(*(select(sub.c.user_id) for sub in newest)).subquery()
 
@@ -254,12 +260,12 @@ def _pooled_pairs(conn, limit: int) -> dict[tuple[int, str, str], tuple[str, dat
     """Return (user, type, value) -> (group, moment) for the newest decided proposals.
 
     A feature whose weight was ever changed for the person (a weight row exists, also after a
-    revert) is in the approved group, from its first approval read; one only ever rejected is
+    revert) is in the approved group, from its first approval read (reverted since or not); one only ever rejected is
     in the rejected group, from its first rejection read.
     """
     pairs: dict[tuple[int, str, str], tuple[str, datetime]] = {}
-    for group, status in (("approved", "applied"), ("rejected", "rejected")):
-        for row in conn.execute(_newest_decisions(status, limit)):
+    for group, statuses in (("approved", APPROVED), ("rejected", REJECTED)):
+        for row in conn.execute(_newest_decisions(statuses, limit)):
             key = (int(row.user_id), row.feature_type, row.feature_value)
             at = _moment(row.at)
             held = pairs.get(key)
@@ -291,7 +297,8 @@ def _moment(value) -> datetime:
 def get_pooled_adjustment_effects(system, window_days: int = 14, decisions: int = POOLED_DECISIONS) -> dict:
     """Return, pooled over people, what approving a proposal changed against rejecting one.
 
-    For each (person, feature) of the newest ``decisions`` approvals and as many rejections,
+    For each (person, feature) of the newest ``decisions`` approvals (also those reverted since)
+    and as many rejections,
     counts the person's impressions and dislikes in the ``window_days`` before the decision and
     after it (up to now): of films with the feature and of everything. Pooled per group: the
     feature's share of what the person was shown (``exposure``), the dislike rate of films with

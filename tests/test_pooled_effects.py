@@ -207,3 +207,29 @@ def test_the_number_of_people_bounds_no_statement_s_parameters(make_system, cloc
         event.remove(system.engine, "before_cursor_execute", count)
     assert rows[("exposure", "rejected")]["people"] == 30
     assert max(most) < 30
+
+
+def test_an_approval_reverted_since_is_still_an_approval(make_system, clock):
+    """Reverting is how an approval that backfired is undone: leaving reverted ones out would
+    count only the approvals that worked."""
+    system = make_system(min_impressions_for_rate=1)
+    catalogue(system)
+    approvals = []
+    for user in (1, 2):
+        shown = system.record_recommendation_set(user, [1, 2, 11, 12])
+        approvals.append(proposal(system, user, 1, shown))
+    clock.advance(hours=1)
+    for adjustment in approvals:
+        system.approve_adjustment(adjustment, actor="ana")
+    clock.advance(days=1)
+    worse = system.record_recommendation_set(2, [11, 12, 13, 14])
+    for movie in (11, 12, 13):
+        system.save_dislike(2, movie, recommendation_set_id=worse, reason="other")
+    system.record_recommendation_set(1, [11, 12, 13, 14])
+    clock.advance(days=1)
+    system.revert_adjustment(approvals[1], actor="ana")
+
+    rows = measured(get_pooled_adjustment_effects(system, window_days=14))
+    overall = rows[("overall_rate", "approved")]
+    assert (overall["decisions"], overall["people"]) == (2, 2)
+    assert (overall["events_after"], overall["trials_after"]) == (3, 8)
