@@ -185,6 +185,9 @@ POOLED_DECISIONS = 2000
 # Resamples of the people for the intervals (seeded: the same data, the same intervals).
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 20261201
+# Fewer people than this in a group, no interval: resampling two or three people gives an
+# interval as narrow as their agreement (one person, the point itself), not the uncertainty.
+MIN_PEOPLE_FOR_INTERVAL = 10
 # The counts kept per (person, feature): the feature's impressions, its dislikes, all the
 # person's impressions, all their dislikes, each before and after the decision.
 _COUNTS = [
@@ -365,14 +368,25 @@ def get_pooled_adjustment_effects(system, window_days: int = 14, decisions: int 
     summary, sampled_changes = [], {}
     for group in ("approved", "rejected"):
         mine, whose = counts[groups == group], people[groups == group]
-        total = dict(zip(_COUNTS, mine.sum(axis=0).tolist()))
-        sampled = _resample_people(mine, whose, rng)
+        draws = _draw_people(whose, rng)
         for measure, (events, trials) in _MEASURES.items():
+            # Before and after pool the same decisions: one measured on one side only (decided
+            # too recently for a list after it, or its feature no longer shown) would weigh its
+            # person into one side and not the other, and the change would be who, not what.
+            seen = (mine[:, _COUNTS.index(f"{trials}_before")] > 0) & (
+                mine[:, _COUNTS.index(f"{trials}_after")] > 0
+            )
+            used = np.where(seen[:, None], mine, 0)
+            total = dict(zip(_COUNTS, used.sum(axis=0).tolist()))
+            measured_people = len(set(whose[seen].tolist()))
+            sampled = _resample_people(used, draws, measured_people)
             row = {
                 "measure": measure,
                 "group": group,
                 "decisions": len(mine),
                 "people": len(set(whose.tolist())),
+                "measured": int(seen.sum()),
+                "measured_people": measured_people,
             }
             for side in ("before", "after"):
                 k, n = total[f"{events}_{side}"], total[f"{trials}_{side}"]
@@ -447,17 +461,25 @@ def _films_by_feature(films) -> dict[tuple[str, str], np.ndarray]:
     return {key: np.array(ids, dtype=np.int64) for key, ids in carrying.items()}
 
 
-def _resample_people(counts: np.ndarray, people: np.ndarray, rng) -> dict[str, np.ndarray]:
-    """Return, per count, its sum over each of ``BOOTSTRAP_RESAMPLES`` resamples of the people
-    (with replacement, each person with all their decisions: one person's decisions are not
-    independent). Without decisions, NaN sums (no interval)."""
-    if not len(counts):
-        return {name: np.full(BOOTSTRAP_RESAMPLES, np.nan) for name in _COUNTS}
+def _draw_people(people: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return each decision's person (an index) and, per resample of ``BOOTSTRAP_RESAMPLES``,
+    how often each person was drawn (with replacement); None without decisions."""
+    if not len(people):
+        return None
     _, person = np.unique(people, return_inverse=True)
-    per_person = np.zeros((person.max() + 1, counts.shape[1]), dtype=np.float64)
+    n = int(person.max()) + 1
+    return person, rng.multinomial(n, np.full(n, 1.0 / n), size=BOOTSTRAP_RESAMPLES)
+
+
+def _resample_people(counts: np.ndarray, draws, measured_people: int) -> dict[str, np.ndarray]:
+    """Return, per count, its sum over each resample of the people of ``draws`` (each person
+    with all their decisions: one person's decisions are not independent). Without decisions,
+    or with fewer than ``MIN_PEOPLE_FOR_INTERVAL`` people measured, NaN sums (no interval)."""
+    if draws is None or measured_people < MIN_PEOPLE_FOR_INTERVAL:
+        return {name: np.full(BOOTSTRAP_RESAMPLES, np.nan) for name in _COUNTS}
+    person, weights = draws
+    per_person = np.zeros((weights.shape[1], counts.shape[1]), dtype=np.float64)
     np.add.at(per_person, person, counts)
-    n = len(per_person)
-    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=BOOTSTRAP_RESAMPLES)
     return dict(zip(_COUNTS, (weights @ per_person).T))
 
 

@@ -42,7 +42,7 @@ def fmt_change(row, prefix: str = "change", low: str = "change_low", high: str =
     if value is None or pd.isna(value):
         return "—"
     if row[low] is None or pd.isna(row[low]):
-        return f"{value * 100:+.0f}% (no interval: too little on one side)"
+        return f"{value * 100:+.0f}% (no interval: too few people, or too little on one side)"
     return f"{value * 100:+.0f}% ({row[low] * 100:+.0f} to {row[high] * 100:+.0f}%)"
 
 
@@ -132,15 +132,19 @@ def show_pooled_effects() -> None:
     st.caption(
         f"The newest {pooled['decisions_read']:,} approvals and as many rejections: "
         f"{int(approved['decisions']):,} features approved for {int(approved['people']):,} people, "
-        f"{int(rejected['decisions']):,} only ever rejected for {int(rejected['people']):,}. Each is measured "
+        f"{int(rejected['decisions']):,} only ever rejected for {int(rejected['people']):,} (an approval "
+        "reverted since is still an approval). Each is measured "
         f"over the person's lists shown in the {window} days before its first decision and the {window} days "
-        "after (up to now); a dislike counts on the side its list was shown on. Exposure: the share of "
+        "after (up to now); a dislike counts on the side its list was shown on. A decision counts for a figure "
+        "only when the person was shown what it measures on both sides (for the dislike rate of its films: "
+        "films with the feature), so that before and after pool the same decisions. Exposure: the share of "
         "the person's impressions that carried the feature; dislike rate of its films: of those, how many "
         "the person disliked; dislike rate of everything: all their dislikes over all their impressions. "
         'Changes are relative (after / before − 1); "approved against rejected" is how much more the '
         "approved group's figure changed than the rejected group's, which also changes without any weight "
         "change (retraining, "
-        "other approvals, regression to the mean). Intervals are 95%, from resampling people. Approvers "
+        "other approvals, regression to the mean). Intervals are 95%, from resampling people, given only "
+        f"with at least {effect_queries.MIN_PEOPLE_FOR_INTERVAL} people a group. Approvers "
         "chose what to approve, so the rejected features are a comparison, not a randomised control."
     )
 
