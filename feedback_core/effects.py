@@ -491,8 +491,19 @@ def _ratio(sampled: dict[str, np.ndarray], events: str, trials: str, side: str) 
 
 def _interval(resampled: np.ndarray) -> tuple[float | None, float | None]:
     """Return the 95% percentile interval of resampled values, or (None, None) unless nearly
-    every resample could measure it (a ratio with nothing to divide by cannot)."""
-    finite = resampled[np.isfinite(resampled)]
-    if len(finite) < 0.95 * BOOTSTRAP_RESAMPLES:
+    every resample could measure it (0 / 0 cannot), or when it has no end.
+
+    A resample whose ratio is infinite (something over nothing: a rate from none before, or
+    against a change of -100%) measured a value beyond every other, not nothing: it stays in.
+    Left out, the end it belongs to would come out finite, and too close to the others."""
+    measured = resampled[~np.isnan(resampled)]
+    if len(measured) < 0.95 * BOOTSTRAP_RESAMPLES:
         return None, None
-    return float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))
+    if np.isinf(measured).any():
+        # An order statistic, not an interpolation: between an infinite value and a finite one
+        # there is nothing to interpolate.
+        low, high = np.percentile(measured, [2.5, 97.5], method="inverted_cdf")
+        if not (np.isfinite(low) and np.isfinite(high)):
+            return None, None
+        return float(low), float(high)
+    return float(np.percentile(measured, 2.5)), float(np.percentile(measured, 97.5))

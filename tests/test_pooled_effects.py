@@ -280,3 +280,27 @@ def test_before_and_after_pool_the_same_decisions(make_system, clock):
     assert rows[("overall_rate", "rejected")]["change"] == pytest.approx(0)
     difference = get_pooled_adjustment_effects(system)["difference"].set_index("measure")
     assert difference.loc["overall_rate", "difference"] == pytest.approx(0)
+
+
+def test_an_infinite_resample_is_a_value_beyond_the_others_not_a_missing_one():
+    """Resamples whose ratio is infinite (something over nothing) are the far end of the
+    distribution: 3% of them put the upper end of a 95% interval at infinity, so there is no
+    interval; leaving them out gave a finite upper end, as if they had never been drawn."""
+    import numpy as np
+
+    from feedback_core.effects import BOOTSTRAP_RESAMPLES, _interval
+
+    values = np.linspace(-0.5, 0.5, BOOTSTRAP_RESAMPLES)
+    three_percent = values.copy()
+    three_percent[-30:] = np.inf
+    assert _interval(three_percent) == (None, None)
+    one_percent = values.copy()
+    one_percent[-10:] = np.inf
+    low, high = _interval(one_percent)
+    # The 97.5th of all 1,000, not of the 990 finite ones.
+    assert high == pytest.approx(values[974], abs=1e-9)
+    assert low == pytest.approx(values[24], abs=1e-9)
+    # Nothing to divide by (NaN) is still no measurement: up to 5% of them are left out.
+    some_nan = values.copy()
+    some_nan[::50] = np.nan
+    assert _interval(some_nan)[0] is not None
