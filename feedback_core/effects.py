@@ -208,16 +208,25 @@ REJECTED = ("rejected",)
 
 
 def _newest_decisions(statuses: tuple[str, ...], limit):
+    """The newest ``limit`` proposals (by when proposed: the index's order) decided with one of
+    ``statuses`` no later than ``:settled`` (a whole window after them has passed), with the list
+    of the dislike that made each (None for a dislike without one)."""
+    fa = feature_adjustments.c
+    decided_at = func.coalesce(fa.applied_at, fa.decided_at)
     return (
         select(
-            feature_adjustments.c.user_id,
-            feature_adjustments.c.feature_type,
-            feature_adjustments.c.feature_value,
-            func.coalesce(feature_adjustments.c.applied_at, feature_adjustments.c.decided_at).label("at"),
+            fa.user_id,
+            fa.feature_type,
+            fa.feature_value,
+            decided_at.label("at"),
+            user_dislikes.c.recommendation_set_id,
         )
+        .join(user_dislikes, user_dislikes.c.dislike_id == fa.dislike_id)
         # Statuses as literals, so the (status, created_at) index serves the order.
-        .where(feature_adjustments.c.status.in_([literal_column(f"'{s}'") for s in statuses]))
-        .order_by(feature_adjustments.c.created_at.desc())
+        .where(
+            fa.status.in_([literal_column(f"'{s}'") for s in statuses]), decided_at <= bindparam("settled")
+        )
+        .order_by(fa.created_at.desc())
         .limit(limit)
     )
 
@@ -238,7 +247,12 @@ _IN_WINDOW = (
     recommendation_sets.c.created_at < bindparam("hi"),
 )
 _SHOWN_IN_WINDOW = (
-    select(recommendation_sets.c.user_id, recommendation_sets.c.created_at, impressions.c.movie_id)
+    select(
+        recommendation_sets.c.user_id,
+        recommendation_sets.c.created_at,
+        impressions.c.movie_id,
+        recommendation_sets.c.recommendation_set_id,
+    )
     .join(impressions, impressions.c.recommendation_set_id == recommendation_sets.c.recommendation_set_id)
     .where(*_IN_WINDOW)
 )
@@ -250,7 +264,12 @@ _WINDOW_FILMS = Prepared(
 )
 # Their live dislikes of those lists, each at the time its list was shown.
 _WINDOW_DISLIKES = Prepared(
-    select(recommendation_sets.c.user_id, recommendation_sets.c.created_at, user_dislikes.c.movie_id)
+    select(
+        recommendation_sets.c.user_id,
+        recommendation_sets.c.created_at,
+        user_dislikes.c.movie_id,
+        recommendation_sets.c.recommendation_set_id,
+    )
     .join(
         recommendation_sets,
         recommendation_sets.c.recommendation_set_id == user_dislikes.c.recommendation_set_id,
@@ -259,22 +278,26 @@ _WINDOW_DISLIKES = Prepared(
 )
 
 
-def _pooled_pairs(conn, limit: int) -> dict[tuple[int, str, str], tuple[str, datetime]]:
-    """Return (user, type, value) -> (group, moment) for the newest decided proposals.
+def _pooled_pairs(conn, params: dict) -> tuple[dict[tuple[int, str, str], tuple[str, datetime]], dict]:
+    """Return (user, type, value) -> (group, moment) for the newest decided proposals, and per
+    (user, type, value) the lists of the dislikes that made the proposals read.
 
     A feature whose weight was ever changed for the person (a weight row exists, also after a
-    revert) is in the approved group, from its first approval read (reverted since or not); one only ever rejected is
-    in the rejected group, from its first rejection read.
+    revert) is in the approved group, from its first approval read (reverted since or not); one
+    only ever rejected is in the rejected group, from its first rejection read.
     """
     pairs: dict[tuple[int, str, str], tuple[str, datetime]] = {}
+    triggers: dict[tuple[int, str, str], set[int]] = {}
     for group, statuses in (("approved", APPROVED), ("rejected", REJECTED)):
-        for row in conn.execute(_newest_decisions(statuses, limit)):
+        for row in conn.execute(_newest_decisions(statuses, params["decisions"]), params):
             key = (int(row.user_id), row.feature_type, row.feature_value)
             at = _moment(row.at)
             held = pairs.get(key)
             # Approvals are read first: a feature both approved and rejected stays approved.
             if held is None or (held[0] == group and at < held[1]):
                 pairs[key] = (group, at)
+            if row.recommendation_set_id is not None:
+                triggers.setdefault(key, set()).add(int(row.recommendation_set_id))
     # The people by the same subquery the window reads use, not a list of ids: up to twice
     # ``decisions`` people would be as many bound values (PostgreSQL takes at most 65,535).
     weighted = {
@@ -285,12 +308,13 @@ def _pooled_pairs(conn, limit: int) -> dict[tuple[int, str, str], tuple[str, dat
                 user_feature_weights.c.feature_type,
                 user_feature_weights.c.feature_value,
             ).where(user_feature_weights.c.user_id.in_(select(_DECIDED.c.user_id))),
-            {"decisions": limit},
+            params,
         )
     }
     # A rejected feature whose weight changed anyway (another of its proposals approved before
     # the newest decisions read) compares nothing: left out.
-    return {k: v for k, v in pairs.items() if v[0] == "approved" or k not in weighted}
+    pairs = {k: v for k, v in pairs.items() if v[0] == "approved" or k not in weighted}
+    return pairs, triggers
 
 
 def _moment(value) -> datetime:
@@ -301,18 +325,23 @@ def get_pooled_adjustment_effects(system, window_days: int = 14, decisions: int 
     """Return, pooled over people, what approving a proposal changed against rejecting one.
 
     For each (person, feature) of the newest ``decisions`` approvals (also those reverted since)
-    and as many rejections,
-    counts the person's impressions and dislikes in the ``window_days`` before the decision and
-    after it (up to now): of films with the feature and of everything. Pooled per group: the
-    feature's share of what the person was shown (``exposure``), the dislike rate of films with
-    it (``feature_rate``) and the person's dislike rate of everything (``overall_rate``), each
-    before and after, and its relative ``change`` (after / before - 1). ``difference`` is, per
-    measure, how much more the approved group's measure changed, relatively, than the rejected
-    group's: (1 + approved change) / (1 + rejected change) - 1, so -0.5 means approving halved
-    it against what happened to rejected features anyway. Every interval is 95%, from resampling
-    people (a person's decisions together: they share the person's impressions). A dislike falls
-    on the side its list was shown on, as in ``get_adjustment_effects``. Impressions and
-    dislikes are counted once per decision: a person's impressions count for each feature
+    and as many rejections, among those decided at least ``window_days`` ago (so that a whole
+    window has passed after each), counts the person's impressions and dislikes in the
+    ``window_days`` before the decision and after it: of films with the feature and of
+    everything. The lists whose dislikes made the proposals read are left out (chosen for a
+    dislike of the feature, they would raise every "before"). A dislike falls on the side its
+    list was shown on, as in ``get_adjustment_effects``. A decision counts for a measure only
+    when it has impressions on both sides (``measured`` of ``decisions``).
+
+    Pooled per group: the feature's share of what the person was shown (``exposure``), the
+    dislike rate of films with it (``feature_rate``) and the person's dislike rate of everything
+    (``overall_rate``), each before and after, and its relative ``change`` (after / before - 1).
+    ``difference`` is, per measure, how much more the approved group's measure changed,
+    relatively, than the rejected group's: (1 + approved change) / (1 + rejected change) - 1, so
+    -0.5 means approving halved it against what happened to rejected features anyway. Every
+    interval is 95%, from resampling people (a person's decisions together, in both groups at
+    once), and none with fewer than ``MIN_PEOPLE_FOR_INTERVAL`` people measured. Impressions
+    and dislikes are counted once per decision: a person's impressions count for each feature
     decided for them.
 
     Approvers chose what to approve: the rejected group is a comparison, not a randomised control.
@@ -322,13 +351,15 @@ def get_pooled_adjustment_effects(system, window_days: int = 14, decisions: int 
     min_trials = system.settings.min_impressions_for_rate
     now = _moment(system.now())
     span = np.timedelta64(window_days * 86_400_000_000, "us")
+    # Only decisions a whole window old: one made yesterday has a day of lists after it and
+    # fourteen before, and pooled with the others it would weigh its person into one side more.
+    params = {"decisions": decisions, "settled": now - timedelta(days=window_days)}
     with read_connection(system.engine) as conn:
-        pairs = _pooled_pairs(conn, decisions)
+        pairs, triggers = _pooled_pairs(conn, params)
         counts = np.zeros((len(pairs), len(_COUNTS)), dtype=np.int64)
         if pairs:
             moments = [m for _, m in pairs.values()]
-            params = {
-                "decisions": decisions,
+            params |= {
                 "lo": min(moments) - timedelta(days=window_days),
                 "hi": max(moments) + timedelta(days=window_days),
             }
@@ -353,22 +384,31 @@ def get_pooled_adjustment_effects(system, window_days: int = 14, decisions: int 
             mask[np.searchsorted(ids, carrying.get(feature, _NO_FILMS))] = True
             for row in rows:
                 user, at = keys[row][0], np.datetime64(pairs[keys[row]][1], "us")
-                for offset, (times, films_at) in enumerate(
+                # The lists whose dislikes made the proposals are left out: chosen for holding
+                # a dislike of the feature, they would raise every "before" by construction.
+                chosen = np.array(sorted(triggers.get(keys[row], ())), dtype=np.int64)
+                for offset, (times, films_at, lists) in enumerate(
                     (shown.get(user, _NONE), disliked_by.get(user, _NONE))
                 ):
                     # Each person's rows are in time order: a window is a slice.
                     start, middle, stop = np.searchsorted(times, [at - span, at, min(at + span, end)])
                     # columns: shown, disliked, all, all_disliked (before, then after)
                     for side, (a, b) in ((0, (start, middle)), (4, (middle, max(middle, stop)))):
-                        counts[row, side + offset] = int(mask[films_at[a:b]].sum())
-                        counts[row, side + 2 + offset] = b - a
+                        seen = films_at[a:b]
+                        if len(chosen):
+                            seen = seen[~np.isin(lists[a:b], chosen)]
+                        counts[row, side + offset] = int(mask[seen].sum())
+                        counts[row, side + 2 + offset] = len(seen)
     groups = np.array([group for group, _ in pairs.values()], dtype=object)
     people = np.array([key[0] for key in pairs], dtype=np.int64)
     rng = np.random.default_rng(BOOTSTRAP_SEED)
+    # One draw of people for both groups: most people approved for one feature were rejected
+    # for another, and their two groups' figures move together in the difference.
+    draws = _draw_people(people, rng)
     summary, sampled_changes = [], {}
     for group in ("approved", "rejected"):
         mine, whose = counts[groups == group], people[groups == group]
-        draws = _draw_people(whose, rng)
+        mine_draws = None if draws is None or not len(mine) else (draws[0][groups == group], draws[1])
         for measure, (events, trials) in _MEASURES.items():
             # Before and after pool the same decisions: one measured on one side only (decided
             # too recently for a list after it, or its feature no longer shown) would weigh its
@@ -379,7 +419,7 @@ def get_pooled_adjustment_effects(system, window_days: int = 14, decisions: int 
             used = np.where(seen[:, None], mine, 0)
             total = dict(zip(_COUNTS, used.sum(axis=0).tolist()))
             measured_people = len(set(whose[seen].tolist()))
-            sampled = _resample_people(used, draws, measured_people)
+            sampled = _resample_people(used, mine_draws, measured_people)
             row = {
                 "measure": measure,
                 "group": group,
@@ -434,22 +474,24 @@ def get_pooled_adjustment_effects(system, window_days: int = 14, decisions: int 
     }
 
 
-_NONE = (np.array([], dtype="datetime64[us]"), np.array([], dtype=np.int64))
+_NONE = (np.array([], dtype="datetime64[us]"), np.array([], dtype=np.int64), np.array([], dtype=np.int64))
 _NO_FILMS = np.array([], dtype=np.int64)
 
 
-def _by_user(rows, ids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Return user -> (shown times in order, film positions in ``ids``) of (user, shown_at, film) driver rows."""
+def _by_user(rows, ids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Return user -> (shown times in order, film positions in ``ids``, list ids) of (user,
+    shown_at, film, list) driver rows."""
     if not rows:
         return {}
     users = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     times = _times([r[1] for r in rows])
     films = np.searchsorted(ids, np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows)))
+    lists = np.fromiter((r[3] for r in rows), dtype=np.int64, count=len(rows))
     order = np.lexsort((times, users))
-    users, times, films = users[order], times[order], films[order]
+    users, times, films, lists = users[order], times[order], films[order], lists[order]
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
     stops = np.r_[starts[1:], len(users)]
-    return {int(users[a]): (times[a:b], films[a:b]) for a, b in zip(starts, stops)}
+    return {int(users[a]): (times[a:b], films[a:b], lists[a:b]) for a, b in zip(starts, stops)}
 
 
 def _films_by_feature(films) -> dict[tuple[str, str], np.ndarray]:

@@ -649,18 +649,17 @@ def test_adjustments_page_compares_approved_and_rejected_features_when_asked(own
     pooled = effects.get_pooled_adjustment_effects(own_db, window_days=14)
     counts = pooled["summary"].drop_duplicates("group").set_index("group")
     assert counts.loc["approved", "decisions"] and counts.loc["rejected", "decisions"]
-    shown = table(at, "measure", "group", "before", "after", "change")
+    shown = table(at, "measure", "group", "measured", "before", "after", "change")
     assert list(shown["group"]) == ["approved", "rejected"] * 3
     assert f"{int(counts.loc['approved', 'decisions']):,} features approved for" in at.caption[-1].value
     tiles = {m.label: m.value for m in at.metric}
+    rows = pooled["summary"].set_index(["measure", "group"])
     for measure, name in (
         ("exposure", "Exposure to the feature"),
         ("overall_rate", "Dislike rate of everything"),
     ):
-        judged = pooled["difference"].set_index("measure").loc[measure, "difference"]
-        assert tiles[name] == f"{judged * 100:+.0f}%"
-    overall = pooled["summary"].set_index(["measure", "group"]).loc[("overall_rate", "approved")]
-    assert ui.fmt_pct(overall["rate_before"], 2) in set(shown["before"].str.split(" ").str[0])
+        a, b = rows.loc[(measure, "approved"), "change"], rows.loc[(measure, "rejected"), "change"]
+        assert tiles[name] == f"{a * 100:+.0f}% vs {b * 100:+.0f}%"
     verdicts = [m.value for m in (*at.success, *at.info, *at.warning) if "after a rejection" in m.value]
     assert len(verdicts) == 1 and "In the 14 days after an approval" in verdicts[0]
     # Another window is another reading.
@@ -675,7 +674,9 @@ def test_adjustments_page_says_when_nothing_was_decided(shared_db):
     at.session_state["adjustments_tab"] = "Do approvals work?"
     at.run()
     assert not at.exception
-    assert any("Nothing to compare yet: no proposal has been approved" in i.value for i in at.info)
+    assert any(
+        "Nothing to compare yet: no proposal was approved 14 days ago or earlier" in i.value for i in at.info
+    )
 
 
 def test_retrain_page_shows_progress_inputs_and_history(shared_db):

@@ -35,23 +35,25 @@ def measured(result: dict) -> dict:
 
 def test_each_side_of_a_decision_counts_what_its_lists_showed(make_system, clock):
     """Hand-counted: one person's Horror approved, another's rejected; their lists before and
-    after, a list older than the window, a dislike made after the decision of a list shown
-    before it, and a retracted dislike."""
+    after, a list older than the window, the lists whose dislikes made the proposals (left
+    out), a dislike made after the decision of a list shown before it, and a retracted dislike."""
     system = make_system(min_impressions_for_rate=1)
     catalogue(system)
     system.record_recommendation_set(1, [9, 10, 17, 18])  # 20 days before: outside 14 days
     clock.advance(days=20)
-    first = system.record_recommendation_set(1, [1, 2, 11, 12])  # half Horror
-    second = system.record_recommendation_set(2, [3, 4, 5, 13])  # three quarters Horror
+    first = system.record_recommendation_set(1, [1, 2, 11, 12])  # made the proposal: left out
+    earlier = system.record_recommendation_set(1, [3, 4, 13, 14])  # half Horror
+    second = system.record_recommendation_set(2, [3, 4, 5, 13])  # made the proposal: left out
+    other = system.record_recommendation_set(2, [5, 6, 7, 15])  # three quarters Horror
     approved = proposal(system, 1, 1, first)
     rejected = proposal(system, 2, 3, second)
-    system.save_dislike(2, 4, recommendation_set_id=second, reason="other")
+    system.save_dislike(2, 5, recommendation_set_id=other, reason="other")
     clock.advance(days=1)
     system.approve_adjustment(approved, actor="ana")
     system.reject_adjustment(rejected, actor="ana")
     clock.advance(hours=1)
     # Shown before the approval, disliked after it: counted before, with its list.
-    system.save_dislike(1, 2, recommendation_set_id=first, reason="other")
+    system.save_dislike(1, 4, recommendation_set_id=earlier, reason="other")
     clock.advance(days=1)
     third = system.record_recommendation_set(1, [11, 13, 14, 6])  # a quarter Horror
     fourth = system.record_recommendation_set(2, [7, 8, 15, 16])  # half Horror
@@ -59,17 +61,19 @@ def test_each_side_of_a_decision_counts_what_its_lists_showed(make_system, clock
     system.save_dislike(2, 7, recommendation_set_id=fourth, reason="other")
     retracted = system.save_dislike(2, 8, recommendation_set_id=fourth, reason="other")
     system.retract_dislike(retracted, 2)
+    assert measured(get_pooled_adjustment_effects(system))[("exposure", "approved")]["decisions"] == 0
+    clock.advance(days=13)  # the decisions are 14 days old: a whole window after them has passed
 
     result = get_pooled_adjustment_effects(system, window_days=14)
     rows = measured(result)
     expected = {
         # (measure, group): (events before, trials before, events after, trials after)
         ("exposure", "approved"): (2, 4, 1, 4),
-        ("feature_rate", "approved"): (2, 2, 0, 1),
-        ("overall_rate", "approved"): (2, 4, 1, 4),
+        ("feature_rate", "approved"): (1, 2, 0, 1),
+        ("overall_rate", "approved"): (1, 4, 1, 4),
         ("exposure", "rejected"): (3, 4, 2, 4),
-        ("feature_rate", "rejected"): (2, 3, 1, 2),
-        ("overall_rate", "rejected"): (2, 4, 1, 4),
+        ("feature_rate", "rejected"): (1, 3, 1, 2),
+        ("overall_rate", "rejected"): (1, 4, 1, 4),
     }
     for key, (k0, n0, k1, n1) in expected.items():
         row = rows[key]
@@ -84,7 +88,7 @@ def test_each_side_of_a_decision_counts_what_its_lists_showed(make_system, clock
         assert (row["decisions"], row["people"]) == (1, 1)
     difference = result["difference"].set_index("measure")
     assert difference.loc["exposure", "difference"] == pytest.approx(0.5 / (2 / 3) - 1)
-    assert difference.loc["feature_rate", "difference"] == pytest.approx(0 / 0.75 - 1)
+    assert difference.loc["feature_rate", "difference"] == pytest.approx(0 / 1.5 - 1)
     assert difference.loc["overall_rate", "difference"] == pytest.approx(0)
     # One person a group: every resample would be that person, an interval as narrow as the
     # point itself. Too few people to say how sure: no interval at all.
@@ -102,17 +106,30 @@ def test_each_side_of_a_decision_counts_what_its_lists_showed(make_system, clock
     assert pd.isna(short[("overall_rate", "approved")]["rate_after"])
 
 
-def test_a_list_shown_now_counts_after_and_an_empty_group_has_no_figures(make_system, clock):
+def test_the_after_side_is_a_whole_window_from_the_decision_on(make_system, clock):
+    """A list shown at the moment of the decision is after it, one shown a whole window later
+    is not; a decision is read only once that window has passed. An empty group has no figures."""
     system = make_system(min_impressions_for_rate=1)
     catalogue(system)
     shown = system.record_recommendation_set(1, [1, 11])
+    system.record_recommendation_set(1, [1, 2, 11, 12])
     approved = proposal(system, 1, 1, shown)
     clock.advance(hours=1)
     system.approve_adjustment(approved, actor="ana")
-    clock.advance(days=2)
-    system.record_recommendation_set(1, [2, 12, 13, 14])  # at the moment measured
+    system.record_recommendation_set(1, [2, 12, 13, 14])  # at the moment of the decision
+    clock.advance(days=13, hours=23)
+    assert (
+        measured(get_pooled_adjustment_effects(system, window_days=14))[("exposure", "approved")]["decisions"]
+        == 0
+    )  # not yet: 14 days after it have not all passed
+    clock.advance(hours=1)
+    system.record_recommendation_set(1, [3, 4, 5, 6])  # a whole window after: outside it
     rows = measured(get_pooled_adjustment_effects(system, window_days=14))
-    assert rows[("exposure", "approved")]["trials_after"] == 4
+    assert (
+        rows[("exposure", "approved")]["trials_before"],
+        rows[("exposure", "approved")]["trials_after"],
+    ) == (4, 4)
+    assert rows[("exposure", "approved")]["rate_before"] == pytest.approx(0.5)
     assert rows[("exposure", "approved")]["rate_after"] == pytest.approx(0.25)
     # Nothing rejected: that group is empty, its figures and the comparison none.
     assert rows[("exposure", "rejected")]["decisions"] == 0
@@ -135,6 +152,7 @@ def test_which_group_a_feature_falls_in(make_system, clock):
     clock.advance(hours=1)
     late = proposal(system, 2, 2, lists[2])
     system.reject_adjustment(late, actor="ana")
+    clock.advance(days=14)
 
     def groups(**kwargs) -> tuple[int, int]:
         rows = measured(get_pooled_adjustment_effects(system, **kwargs))
@@ -152,6 +170,7 @@ def test_the_figures_are_the_same_on_every_call(make_system, clock):
     catalogue(system)
     for user in range(1, 25):
         shown = system.record_recommendation_set(user, [1, 2, 3, 11, 12, 13])
+        system.record_recommendation_set(user, [1, 2, 3, 11, 12, 13][user % 3 :])
         adjustment = proposal(system, user, 1 + user % 3, shown)
         clock.advance(minutes=10)
         if user % 2:
@@ -161,6 +180,7 @@ def test_the_figures_are_the_same_on_every_call(make_system, clock):
         clock.advance(hours=2)
         horror = [4, 5, 6][: 1 + user % 3]  # people differ: 1-3 Horror films of 4
         system.record_recommendation_set(user, horror + [14, 15, 16, 17][: 4 - len(horror)])
+    clock.advance(days=14)
     first, second = (get_pooled_adjustment_effects(system) for _ in range(2))
     assert first["summary"].equals(second["summary"]) and first["difference"].equals(second["difference"])
     difference = first["difference"].set_index("measure").loc["exposure"]
@@ -201,6 +221,7 @@ def test_the_number_of_people_bounds_no_statement_s_parameters(make_system, cloc
     for user in range(1, 31):
         shown = system.record_recommendation_set(user, [1, 11])
         system.reject_adjustment(proposal(system, user, 1, shown), actor="ana")
+    clock.advance(days=14)
     most = []
 
     def count(conn, cursor, statement, parameters, context, executemany):
@@ -223,6 +244,7 @@ def test_an_approval_reverted_since_is_still_an_approval(make_system, clock):
     approvals = []
     for user in (1, 2):
         shown = system.record_recommendation_set(user, [1, 2, 11, 12])
+        system.record_recommendation_set(user, [2, 3, 11, 12])  # before, not the proposal's
         approvals.append(proposal(system, user, 1, shown))
     clock.advance(hours=1)
     for adjustment in approvals:
@@ -234,6 +256,7 @@ def test_an_approval_reverted_since_is_still_an_approval(make_system, clock):
     system.record_recommendation_set(1, [11, 12, 13, 14])
     clock.advance(days=1)
     system.revert_adjustment(approvals[1], actor="ana")
+    clock.advance(days=13)
 
     rows = measured(get_pooled_adjustment_effects(system, window_days=14))
     overall = rows[("overall_rate", "approved")]
@@ -244,7 +267,8 @@ def test_an_approval_reverted_since_is_still_an_approval(make_system, clock):
 def test_before_and_after_pool_the_same_decisions(make_system, clock):
     """Nobody's dislike rate changes. Half the approvals were decided an hour ago, for people
     who dislike more: they have lists before and none after yet. Pooled into the before side
-    only, they made the approved group's rate seem to fall by two thirds."""
+    only, they made the approved group's rate seem to fall by two thirds; they are not read
+    until a whole window has passed after them."""
     system = make_system(min_impressions_for_rate=1)
     catalogue(system)
     films = [1, 2, 11, 12, 13, 14, 15, 16, 17, 18]
@@ -270,13 +294,13 @@ def test_before_and_after_pool_the_same_decisions(make_system, clock):
 
     clock.advance(days=30)
     for user in range(1, 11):
-        person(user, timedelta(days=10), True, 1, after=True)
+        person(user, timedelta(days=20), True, 1, after=True)
         person(100 + user, timedelta(hours=1), True, 5, after=False)
-        person(200 + user, timedelta(days=10), False, 3, after=True)
+        person(200 + user, timedelta(days=20), False, 3, after=True)
     rows = measured(get_pooled_adjustment_effects(system, window_days=14))
     approved = rows[("overall_rate", "approved")]
     assert approved["change"] == pytest.approx(0)
-    assert (approved["decisions"], approved["measured"], approved["measured_people"]) == (20, 10, 10)
+    assert (approved["decisions"], approved["measured"], approved["measured_people"]) == (10, 10, 10)
     assert rows[("overall_rate", "rejected")]["change"] == pytest.approx(0)
     difference = get_pooled_adjustment_effects(system)["difference"].set_index("measure")
     assert difference.loc["overall_rate", "difference"] == pytest.approx(0)

@@ -53,8 +53,26 @@ def pooled_side(row, side: str) -> str:
     return ui.fmt_rate(row, f"_{side}", f"trials_{side}")
 
 
+def plural(n: int, word: str) -> str:
+    """``1 person``, ``2 people``, ``3 features``."""
+    many = {"person": "people"}.get(word, word + "s")
+    return f"{n:,} {word if n == 1 else many}"
+
+
+def before_after(row) -> str:
+    """``22.0% → 11.0% (−50%)``: both rates first, the relative change after them."""
+    if not (row["enough_before"] and row["enough_after"]):
+        return "too few impressions to say"
+    return f"{ui.fmt_pct(row['rate_before'])} → {ui.fmt_pct(row['rate_after'])} ({relative(row['change'])})"
+
+
+def relative(change: float | None) -> str:
+    """``-50%``; ``—`` when there is none (nothing before to change from)."""
+    return "—" if change is None or pd.isna(change) else f"{change * 100:+.0f}%"
+
+
 def show_pooled_effects() -> None:
-    """Approved against rejected features, pooled over people: what approving changed."""
+    """Approved against rejected features, pooled over people: what followed each decision."""
     window = st.segmented_control(
         "Days before and after each decision",
         POOLED_WINDOWS,
@@ -71,81 +89,103 @@ def show_pooled_effects() -> None:
     if not approved["decisions"] or not rejected["decisions"]:
         missing = "approved" if not approved["decisions"] else "rejected"
         st.info(
-            f"Nothing to compare yet: no proposal has been {missing}. This compares features approved "
-            "for a person with features rejected for one, before and after the decision.",
+            f"Nothing to compare yet: no proposal was {missing} {window} days ago or earlier (a decision "
+            f"is compared once the {window} days after it have passed; a shorter window reaches later "
+            "ones). This compares features approved for a person with features rejected for one, "
+            "before and after the decision.",
             icon=":material/info:",
         )
         return
+    rows = summary.set_index(["measure", "group"])
     # A change is said only when both sides rest on enough impressions; a comparison when both groups' are.
-    sure = summary.set_index(["measure", "group"])[["enough_before", "enough_after"]].all(axis=1)
-    changes = {
-        key: fmt_change(row) if sure[key] else "— (too few impressions)"
-        for key, row in summary.set_index(["measure", "group"]).iterrows()
-    }
-    against = {
-        m: fmt_change(difference.loc[m], "difference", "ci_low", "ci_high")
-        if sure[(m, "approved")] and sure[(m, "rejected")]
-        else "—"
-        for m in POOLED_MEASURES
-    }
-    overall = difference.loc["overall_rate"]
-    told = (
-        f"In the {window} days after an approval the person's dislike rate of everything changed "
-        f"{changes[('overall_rate', 'approved')]}; after a rejection, {changes[('overall_rate', 'rejected')]}. "
-        f"Approving against rejecting: {against['overall_rate']}."
+    sure = rows[["enough_before", "enough_after"]].all(axis=1)
+    told = {key: before_after(row) for key, row in rows.iterrows()}
+
+    def against(measure: str) -> tuple[str | None, str]:
+        """The comparison of one measure as text, or None and why there is none."""
+        judged = difference.loc[measure]
+        if not (sure[(measure, "approved")] and sure[(measure, "rejected")]):
+            return None, "too few impressions on one side"
+        if judged["ci_low"] is None or pd.isna(judged["ci_low"]):
+            fewest = int(rows.loc[measure, "measured_people"].min())
+            if fewest < effect_queries.MIN_PEOPLE_FOR_INTERVAL:
+                return None, f"{plural(fewest, 'person')} measured in a group: too few for an interval"
+            return None, "no interval: a change of −100% in the rejected group, or too uneven"
+        return fmt_change(judged, "difference", "ci_low", "ci_high"), ""
+
+    overall, why = against("overall_rate")
+    said = (
+        f"In the {window} days after an approval the person's dislike rate of everything went "
+        f"{told[('overall_rate', 'approved')]}; after a rejection, {told[('overall_rate', 'rejected')]}."
     )
-    if against["overall_rate"] == "—" or overall["ci_low"] is None or pd.isna(overall["ci_low"]):
-        st.info(f"Not enough yet to tell whether approving works. {told}", icon=":material/info:")
-    elif overall["ci_high"] < 0:
-        st.success(f"Approving works. {told}", icon=":material/check_circle:")
-    elif overall["ci_low"] > 0:
+    judged = difference.loc["overall_rate"]
+    if overall is None:
+        st.info(
+            f"Not enough yet to compare approvals with rejections ({why}). {said}", icon=":material/info:"
+        )
+    elif judged["ci_high"] < 0:
+        st.success(
+            f"Approved features were followed by a larger drop in dislikes than rejected ones: {overall} "
+            f"against them. {said} Not a randomised comparison: approvers chose what to approve.",
+            icon=":material/check_circle:",
+        )
+    elif judged["ci_low"] > 0:
         st.warning(
-            f"Approvals are followed by more dislikes than rejections. {told}", icon=":material/warning:"
+            f"Approved features were followed by more dislikes than rejected ones: {overall} against them. "
+            f"{said} Look at what was approved.",
+            icon=":material/warning:",
         )
     else:
-        st.info(f"No clear difference yet between approving and rejecting. {told}", icon=":material/info:")
-    # The comparison first, one tile a measure: it is what the tab answers.
+        st.info(
+            f"No clear difference between approved and rejected features: {overall} against them. {said}",
+            icon=":material/info:",
+        )
+    # One tile a measure: both groups' changes, then how they compare.
+    st.caption("Relative change after the decision, approved vs rejected features:")
     for column, (measure, name) in zip(st.columns(len(POOLED_MEASURES)), POOLED_MEASURES.items()):
-        judged = difference.loc[measure]
         with column:
-            if against[measure] == "—" or judged["ci_low"] is None or pd.isna(judged["ci_low"]):
-                st.metric(name.capitalize(), "—")
-                st.caption("approved against rejected: too few impressions to say")
-            else:
-                st.metric(name.capitalize(), f"{judged['difference'] * 100:+.0f}%")
-                st.caption(
-                    f"approved against rejected (95% interval {judged['ci_low'] * 100:+.0f} to "
-                    f"{judged['ci_high'] * 100:+.0f}%)"
-                )
+            a, b = rows.loc[(measure, "approved")], rows.loc[(measure, "rejected")]
+            compared, why = against(measure)
+            value = (
+                f"{relative(a['change'])} vs {relative(b['change'])}"
+                if sure[(measure, "approved")] and sure[(measure, "rejected")]
+                else "—"
+            )
+            st.metric(name.capitalize(), value)
+            st.caption(f"approved against rejected: {compared}" if compared else why)
     table = pd.DataFrame(
         {
             "measure": summary["measure"].map(POOLED_MEASURES),
             "group": summary["group"],
+            "measured": summary["measured"],  # the decisions with impressions on both sides
             "before": summary.apply(pooled_side, axis=1, side="before"),
             "after": summary.apply(pooled_side, axis=1, side="after"),
-            "change": [changes[(m, g)] for m, g in zip(summary["measure"], summary["group"])],
+            "change": [
+                fmt_change(r) if sure[(r["measure"], r["group"])] else "— (too few impressions)"
+                for r in summary.to_dict("records")
+            ],
         }
     )
     order = {m: i for i, m in enumerate(POOLED_MEASURES.values())}
     table = table.sort_values(["measure", "group"], key=lambda c: c.map(order) if c.name == "measure" else c)
     ui.show_table(table.reset_index(drop=True), f"pooled_effects_{window}")
     st.caption(
-        f"The newest {pooled['decisions_read']:,} approvals and as many rejections: "
-        f"{int(approved['decisions']):,} features approved for {int(approved['people']):,} people, "
-        f"{int(rejected['decisions']):,} only ever rejected for {int(rejected['people']):,} (an approval "
-        "reverted since is still an approval). Each is measured "
-        f"over the person's lists shown in the {window} days before its first decision and the {window} days "
-        "after (up to now); a dislike counts on the side its list was shown on. A decision counts for a figure "
-        "only when the person was shown what it measures on both sides (for the dislike rate of its films: "
-        "films with the feature), so that before and after pool the same decisions. Exposure: the share of "
-        "the person's impressions that carried the feature; dislike rate of its films: of those, how many "
-        "the person disliked; dislike rate of everything: all their dislikes over all their impressions. "
-        'Changes are relative (after / before − 1); "approved against rejected" is how much more the '
-        "approved group's figure changed than the rejected group's, which also changes without any weight "
-        "change (retraining, "
+        f"The newest {pooled['decisions_read']:,} proposals approved and as many rejected, {window} days ago "
+        f"or earlier: {plural(int(approved['decisions']), 'feature')} approved for "
+        f"{plural(int(approved['people']), 'person')} (an approval reverted since is still an approval), "
+        f"{plural(int(rejected['decisions']), 'feature')} only ever rejected for "
+        f"{plural(int(rejected['people']), 'person')}. Each is measured over the person's lists shown in the "
+        f"{window} days before its first decision and the {window} days after, leaving out the lists whose "
+        "dislikes made the proposals (chosen for a dislike of the feature, they would raise every "
+        '"before"); a dislike counts on the side its list was shown on. A decision counts for a figure only '
+        'when the person was shown what it measures on both sides ("measured": how many did). Exposure: the share of the person\'s '
+        "impressions that carried the feature; dislike rate of its films: of those, how many the person "
+        "disliked; dislike rate of everything: all their dislikes over all their impressions. Changes are "
+        'relative (after / before − 1); "approved against rejected" is how much more the approved group\'s '
+        "figure changed than the rejected group's, which also changes without any weight change (retraining, "
         "other approvals, regression to the mean). Intervals are 95%, from resampling people, given only "
-        f"with at least {effect_queries.MIN_PEOPLE_FOR_INTERVAL} people a group. Approvers "
-        "chose what to approve, so the rejected features are a comparison, not a randomised control."
+        f"with at least {effect_queries.MIN_PEOPLE_FOR_INTERVAL} people a group. Approvers chose what to "
+        "approve, so the rejected features are a comparison, not a randomised control."
     )
 
 
