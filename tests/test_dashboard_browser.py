@@ -393,3 +393,50 @@ def test_no_headline_figure_is_cut_off_on_a_1280_pixel_screen(server, browser):
         # A sixth tile cut "Untrained examples" and the rate change's p-value to "p = 0.…".
         assert figures.evaluate_all(cut) == [], title
     page.close()
+
+
+def picked(page, label: str) -> str:
+    """What a selectbox shows as picked."""
+    return page.get_by_role("combobox", name=label).input_value()
+
+
+def pick_option(page, label: str, option: str) -> None:
+    """Pick an option of a selectbox as a person does (type to narrow, click it), then wait for the run."""
+    box = page.get_by_role("combobox", name=label)
+    box.scroll_into_view_if_needed()
+    box.click()
+    box.fill(option)
+    options = page.get_by_role("option")
+    options.first.wait_for(timeout=10_000)
+    texts = [options.nth(i).inner_text() for i in range(options.count())]
+    options.nth(texts.index(option)).click()
+    page.wait_for_function(
+        '([label, option]) => document.querySelector(`input[aria-label="${label}"]`)?.value === option',
+        arg=[label, option],
+        timeout=30_000,
+    )
+    wait_until_idle(page)
+
+
+def test_version_a_follows_the_version_b_picked_in_the_browser(server, browser):
+    """The browser keeps a selectbox's value while it is still an option: Version A stayed the
+    old B's baseline when another B was picked (AppTest did not show it)."""
+    base, system = server
+    parents = {v["version_id"]: v["parent_id"] for v in system.list_model_versions()}
+    a_label, b_label = "Version A (the baseline)", "Version B (the one you judge)"
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{base}/versions")
+    page.get_by_role("heading", name="Model versions", level=1).wait_for(timeout=60_000)
+    wait_until_idle(page)
+    first_b = int(picked(page, b_label).removeprefix("v"))
+    assert picked(page, a_label) == f"v{parents[first_b]}"
+    child = next(v for v, p in parents.items() if p is not None and v != first_b and p != parents[first_b])
+    pick_option(page, b_label, f"v{child}")
+    assert picked(page, a_label) == f"v{parents[child]}"
+    # A baseline picked by hand stays while B does; another B brings its own baseline again.
+    other = next(v for v in parents if v not in (child, parents[child]))
+    pick_option(page, a_label, f"v{other}")
+    assert (picked(page, a_label), picked(page, b_label)) == (f"v{other}", f"v{child}")
+    pick_option(page, b_label, f"v{first_b}")
+    assert picked(page, a_label) == f"v{parents[first_b]}"
+    page.close()

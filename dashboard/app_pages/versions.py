@@ -127,9 +127,15 @@ else:
         replaced = int(moments[last - 1]) if last else None
     baseline = replaced if replaced in others else next((v for v in others if label(v) == parent), None)
     default_a = others.index(baseline) if baseline in others else 0
-    a = left.selectbox(
-        "Version A (the baseline)", others, index=default_a, format_func=label, key="compare_a"
-    )
+    # A follows B: another B is judged against its own baseline. The browser keeps a widget's
+    # value while it is still one of the options (A stayed v6 when B went from v8 to v5, whose
+    # parent is v3), so A is set here whenever B changed since A was last set for it; a
+    # baseline picked by hand for the same B stays.
+    chosen_for = st.session_state.get("compare_a_for")
+    if st.session_state.get("compare_a") not in others or chosen_for not in (None, b):
+        st.session_state["compare_a"] = others[default_a]
+    st.session_state["compare_a_for"] = b
+    a = left.selectbox("Version A (the baseline)", others, format_func=label, key="compare_a")
 
     comparison = data.query(queries.compare_versions, a, b)
     periods = comparison["online"].to_dict("records")
