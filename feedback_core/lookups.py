@@ -35,7 +35,7 @@ from feedback_core.catalog import LIKED_RATING
 from feedback_core.db import format_ts, read_connection
 from feedback_core.effects import get_adjustment_effects as get_adjustment_effects  # the page's name for it
 from feedback_core.frames import as_column, frame, to_frame
-from feedback_core.queries import version_condition, version_label
+from feedback_core.queries import rate_fields, version_condition, version_label
 from feedback_core.recommender import load_user_state
 from feedback_core.schema import (
     audit_log,
@@ -49,7 +49,7 @@ from feedback_core.schema import (
     user_dislikes,
     user_feature_weights,
 )
-from feedback_core.validation import check_id
+from feedback_core.validation import check_id, check_limit
 
 
 def list_latest_dislikes(system, start: date, end: date, versions=(), reasons=(), limit: int = 50):
@@ -660,3 +660,76 @@ def list_audit(
     # AUC of 0.5475944991646989 is read as 0.5476).
     values["details"] = [", ".join([f"{k}={_shown(v)}" for k, v in (d or {}).items()]) for d in details]
     return frame(values, {"at": "time"})
+
+
+# ---------------------------------------------------------------- how proposals are decided
+
+_DECIDED_KINDS = select(
+    feature_adjustments.c.reason,
+    feature_adjustments.c.feature_type,
+    feature_adjustments.c.status,
+    func.count().label("n"),
+    func.min(feature_adjustments.c.created_at).label("oldest"),
+).group_by(feature_adjustments.c.reason, feature_adjustments.c.feature_type, feature_adjustments.c.status)
+
+
+# Where each status counts (an approval not applied yet is an approval).
+_DECISION_OF = {"proposed": "waiting", "approved": "applied", "applied": "applied"}
+_DECISION_OF |= {"reverted": "reverted", "rejected": "rejected"}
+
+
+def get_decision_summary(system, stale_days: int = 7) -> dict:
+    """Return how the proposals of each reason and feature type were decided, and the inbox's age.
+
+    ``kinds``: per (reason, feature type), proposals waiting, approved (applied, or reverted
+    since: ``reverted`` of them), rejected, and the share of the decided ones approved with its
+    95% Wilson interval (``enough`` once ``min_impressions_for_rate`` were decided). A kind
+    approvers nearly always reject is one the policy could stop proposing. ``waiting``, the
+    proposals waiting, ``oldest_waiting`` when the oldest was proposed, and ``stale``, how many
+    wait longer than ``stale_days`` days. Reads every proposal once (grouped in the database).
+    """
+    stale_days = check_limit(stale_days, "stale_days", 1, 365)
+    since = system.now() - timedelta(days=stale_days)
+    fa = feature_adjustments.c
+    with read_connection(system.engine) as conn:
+        rows = conn.execute(_DECIDED_KINDS).all()
+        stale = conn.execute(
+            select(func.count()).where(fa.status == literal_column("'proposed'"), fa.created_at < since)
+        ).scalar_one()
+    kinds: dict[tuple[str, str], dict] = {}
+    oldest = None
+    for reason, kind, status, n, first in rows:
+        counts = kinds.setdefault((reason, kind), {"waiting": 0, "applied": 0, "reverted": 0, "rejected": 0})
+        counts[_DECISION_OF[status]] += int(n)
+        if status == "proposed":
+            first = pd.Timestamp(first)
+            oldest = first if oldest is None or first < oldest else oldest
+    min_decided = system.settings.min_impressions_for_rate
+    records = []
+    for (reason, kind), c in sorted(kinds.items()):
+        approved = c["applied"] + c["reverted"]
+        decided = approved + c["rejected"]
+        share = rate_fields(approved, decided, min_decided) if decided else None
+        records.append(
+            {
+                "reason": reason,
+                "feature_type": kind,
+                "waiting": c["waiting"],
+                "approved": approved,
+                "reverted": c["reverted"],
+                "rejected": c["rejected"],
+                "approved_share": share["rate"] if share else None,
+                "ci_low": share["ci_low"] if share else None,
+                "ci_high": share["ci_high"] if share else None,
+                "enough": bool(share and share["enough"]),
+            }
+        )
+    columns = ["reason", "feature_type", "waiting", "approved", "reverted", "rejected", "approved_share"]
+    columns += ["ci_low", "ci_high", "enough"]
+    return {
+        "kinds": pd.DataFrame(records, columns=columns),
+        "waiting": sum(c["waiting"] for c in kinds.values()),
+        "oldest_waiting": oldest,
+        "stale": int(stale),
+        "stale_days": stale_days,
+    }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pandas as pd
 import pytest
 from conftest import row_counts
 from helpers import add_model_version, count, rows
@@ -427,3 +430,35 @@ def test_the_inbox_says_where_the_weight_stands_and_how_many_of_the_feature_wait
     second = min(i for i in inbox() if inbox()[i][0] == 1)
     system.approve_adjustment(second, actor="ana", magnitude=-0.9)
     assert inbox("applied")[second] == (1, pytest.approx(0.5), None)
+
+
+def test_the_decision_summary_counts_each_kind_of_proposal_and_the_inbox_age(make_system, clock):
+    from feedback_core import lookups
+
+    system = make_system()
+    for movie in (10, 11, 12, 13):  # four wrong_genre -> genre proposals
+        system.save_dislike(1, movie, f"M{movie}", reason="wrong_genre", genres=[f"G{movie}"])
+    clock.advance(days=8)
+    system.save_dislike(2, 20, "M20", reason="poor_quality", cast=["Ann", "Bob"])  # two cast proposals
+    genre = [a["adjustment_id"] for a in system.list_adjustments(user_id=1)]
+    system.approve_adjustment(genre[0], actor="ana")
+    system.approve_adjustment(genre[1], actor="ana")
+    system.revert_adjustment(genre[1], actor="ana")
+    system.reject_adjustment(genre[2], actor="ana")
+    summary = lookups.get_decision_summary(system, stale_days=7)
+    kinds = summary["kinds"].set_index(["reason", "feature_type"])
+    wrong = kinds.loc[("wrong_genre", "genre")]
+    assert (wrong["waiting"], wrong["approved"], wrong["reverted"], wrong["rejected"]) == (1, 2, 1, 1)
+    assert wrong["approved_share"] == pytest.approx(2 / 3)
+    assert wrong["ci_low"] < 2 / 3 < wrong["ci_high"] and not wrong["enough"]  # 3 decided: too few
+    cast = kinds.loc[("poor_quality", "cast")]
+    assert (cast["waiting"], cast["approved"], cast["rejected"]) == (2, 0, 0) and pd.isna(
+        cast["approved_share"]
+    )
+    # Waiting: the genre one proposed 8 days ago (stale), the two cast ones today.
+    assert (summary["waiting"], summary["stale"]) == (3, 1)
+    assert summary["oldest_waiting"] == pd.Timestamp(clock.moment - timedelta(days=8))
+    assert lookups.get_decision_summary(system, stale_days=9)["stale"] == 0
+    with pytest.raises(ValidationError) as err:
+        lookups.get_decision_summary(system, stale_days=0)
+    assert err.value.field == "stale_days"

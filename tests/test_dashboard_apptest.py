@@ -669,6 +669,34 @@ def test_adjustments_page_compares_approved_and_rejected_features_when_asked(own
     assert len(verdicts) == 1 and "In the 7 days after an approval" in verdicts[0]
 
 
+def test_adjustments_page_says_how_each_kind_of_proposal_is_decided(own_db):
+    """Read only when its tab is open; a kind approvers nearly always reject is named with the
+    setting that stops it."""
+    inbox = lookups.list_adjustment_inbox(own_db, limit=100_000)
+    cast = [int(i) for i in inbox.loc[inbox["feature_type"] == "cast", "adjustment_id"]]
+    assert len(cast) >= 80  # enough for a 95% interval below 5% with none approved
+    own_db.reject_adjustments(cast, "ops@example.com")
+    data.refresh()
+    at = open_page("adjustments")
+    assert "Proposals waiting" not in {m.label for m in at.metric}
+    at.session_state["adjustments_tab"] = "How proposals are decided"
+    at.run()
+    assert not at.exception
+    summary = lookups.get_decision_summary(own_db)
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["Proposals waiting"] == f"{summary['waiting']:,}"
+    assert tiles["Waiting over 7 days"] == f"{summary['stale']:,}"
+    shown = table(at, "reason", "feature", "approved of those decided", "rejected", "waiting")
+    assert len(shown) == len(summary["kinds"])
+    row = shown[(shown["reason"] == "poor quality") & (shown["feature"] == "cast")].iloc[0]
+    assert row["rejected"] == len(cast) and row["approved of those decided"].startswith("0.00% (")
+    assert any(
+        "Approvers reject nearly every poor quality → cast proposal" in i.value
+        and "FEEDBACK_CAST_DEEMPHASIS_FACTOR set to 0" in i.value
+        for i in at.info
+    )
+
+
 def test_adjustments_page_says_when_nothing_was_decided(shared_db):
     at = open_page("adjustments")
     at.session_state["adjustments_tab"] = "Do approvals work?"

@@ -189,6 +189,71 @@ def show_pooled_effects() -> None:
     )
 
 
+# The setting that sizes each kind of proposal (0 proposes none of them).
+FACTOR_SETTING = {
+    "genre": "FEEDBACK_GENRE_DEEMPHASIS_FACTOR (it sizes the genre proposals of every reason)",
+    "cast": "FEEDBACK_CAST_DEEMPHASIS_FACTOR",
+    "franchise": "FEEDBACK_FRANCHISE_DEEMPHASIS_FACTOR",
+}
+SELDOM_APPROVED = 0.05  # a kind whose approved share is surely below this is worth a word
+
+
+def show_decisions() -> None:
+    """How each kind of proposal (reason and feature type) was decided, and how old the inbox is."""
+    with st.spinner("Counting every proposal by reason, feature type and decision…"):
+        decided = data.query(lookups.get_decision_summary)
+    now = pd.Timestamp(data.get_system().now())
+    left, middle, right = st.columns(3)
+    left.metric("Proposals waiting", f"{decided['waiting']:,}")
+    oldest = decided["oldest_waiting"]
+    if oldest is None:
+        middle.metric("Oldest waiting", "—")
+    else:
+        middle.metric("Oldest waiting", plural(max((now - oldest).days, 0), "day"))
+        middle.caption(f"proposed {oldest:%d %b %Y %H:%M} UTC")
+    right.metric(f"Waiting over {decided['stale_days']} days", f"{decided['stale']:,}")
+    kinds = decided["kinds"]
+    if kinds.empty:
+        st.info(
+            "No proposal yet: dislikes with a reason that blames a feature make them.", icon=":material/info:"
+        )
+        return
+    decided_counts = kinds["approved"] + kinds["rejected"]
+    shares = kinds.rename(columns={"approved_share": "rate"}).assign(trials=decided_counts)
+    table = pd.DataFrame(
+        {
+            "reason": kinds["reason"].str.replace("_", " "),
+            "feature": kinds["feature_type"],
+            "approved of those decided": [
+                ui.fmt_rate(r, trials="trials").replace("too few impressions", "too few decided")
+                if r["trials"]
+                else "none decided"
+                for r in shares.to_dict("records")
+            ],
+            "approved": kinds["approved"],
+            "rejected": kinds["rejected"],
+            "reverted since": kinds["reverted"],
+            "waiting": kinds["waiting"],
+        }
+    )
+    ui.show_table(table, "decisions_by_kind")
+    seldom = kinds[kinds["enough"] & (kinds["ci_high"] < SELDOM_APPROVED)]
+    for row in seldom.to_dict("records"):
+        st.info(
+            f"Approvers reject nearly every {row['reason'].replace('_', ' ')} → {row['feature_type']} proposal "
+            f"({ui.fmt_pct(row['approved_share'])} approved, 95% interval {ui.fmt_pct(row['ci_low'])}–"
+            f"{ui.fmt_pct(row['ci_high'])}): the policy could stop proposing them "
+            f"({FACTOR_SETTING[row['feature_type']]} set to 0 proposes none; see the README).",
+            icon=":material/lightbulb:",
+        )
+    st.caption(
+        "Every proposal ever made, by the reason of the dislike that made it and the kind of feature it "
+        "changes. Approved counts those reverted since; the share approved is of those decided, with its "
+        "95% interval. A kind approvers nearly always reject costs their time and is one the policy could "
+        'stop proposing; whether approvals lower dislikes is on "Do approvals work?".'
+    )
+
+
 def moment(label: str):
     """A table column of times, labelled with their zone."""
     return st.column_config.DatetimeColumn(f"{label} (UTC)", format="YYYY-MM-DD HH:mm")
@@ -411,8 +476,10 @@ def show_preview(adjustment_id: int, magnitude: float) -> dict:
 st.title("Adjustments")
 # Tracked (a widget of its own): the run after a decision opens the tab it was taken on, not
 # the first one (a revert sent the person back to the Inbox).
-inbox_tab, applied_tab, pooled_tab = st.tabs(
-    ["Inbox", "Applied and their effect", "Do approvals work?"], key="adjustments_tab", on_change="rerun"
+inbox_tab, applied_tab, pooled_tab, decided_tab = st.tabs(
+    ["Inbox", "Applied and their effect", "Do approvals work?", "How proposals are decided"],
+    key="adjustments_tab",
+    on_change="rerun",
 )
 
 with inbox_tab:
@@ -618,3 +685,8 @@ with pooled_tab:
     # million dislikes), which the inbox's visits should not wait for.
     if pooled_tab.open:
         show_pooled_effects()
+
+with decided_tab:
+    # Only when open: it groups every proposal ever made (1.3 s at 2 million on SQLite).
+    if decided_tab.open:
+        show_decisions()
