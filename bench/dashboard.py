@@ -124,7 +124,8 @@ def page_calls(system: FeedbackSystem) -> dict[str, list[tuple[str, Callable[[],
                 lookups.list_adjustment_inbox, status="proposed", limit=201
             ),  # as the page: one more than it shows
             call(lookups.count_adjustment_inbox, status="proposed"),  # when more than it shows wait
-            call(lookups.list_adjustment_inbox, status="applied", limit=200),
+            # As the page asks for it: the applied last first (0013's index serves that order).
+            call(lookups.list_adjustment_inbox, status="applied", limit=200, by_decision=True),
         ]
         + ([call(lookups.preview_adjustment, first_adjustment)] if first_adjustment else []),
         "retrain": [call(queries.get_retrain_status), call(queries.list_job_history, limit=50)],

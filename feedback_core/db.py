@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from sqlalchemy import (
+    Boolean,
     Connection,
     Date,
     DateTime,
@@ -39,7 +40,10 @@ from sqlalchemy.exc import (
     InvalidRequestError,
     OperationalError,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from feedback_core.errors import (
     ConfigError,
@@ -1630,3 +1634,34 @@ def head_revision() -> str:
     config = Config()
     config.set_main_option("script_location", str(location))
     return ScriptDirectory.from_config(config).get_current_head() or ""
+
+
+class likely(ColumnElement):  # noqa: N801 - named as the SQL function it stands for
+    """A condition, which SQLite's planner is told most rows meet (``likely(...)``); the condition
+    itself on other databases.
+
+    Without statistics (``ANALYZE`` is never run) SQLite takes an equality on an index's first
+    column for a handful of rows. For ``status = 'applied' ORDER BY decided_at DESC LIMIT 200``
+    it read every applied adjustment through the (status, created_at) index and sorted them
+    (92 ms at 42,000), instead of reading the first 200 of the partial index kept in that order.
+    Said to match most rows, the condition no longer makes that index look cheap; a partial
+    index whose condition it is still serves it.
+    """
+
+    type = Boolean()
+    _is_implicitly_boolean = True  # a condition as it stands: never compared with 1
+    inherit_cache = True
+    _traverse_internals = [("condition", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, condition: ColumnElement) -> None:
+        self.condition = condition
+
+
+@compiles(likely)
+def _likely(element: likely, compiler, **kw) -> str:
+    return compiler.process(element.condition, **kw)
+
+
+@compiles(likely, "sqlite")
+def _likely_on_sqlite(element: likely, compiler, **kw) -> str:
+    return f"likely({compiler.process(element.condition, **kw)})"

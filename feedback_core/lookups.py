@@ -32,7 +32,7 @@ from sqlalchemy import (
 from feedback_core import policy
 from feedback_core.adjustments import load_user_weights
 from feedback_core.catalog import LIKED_RATING
-from feedback_core.db import format_ts, read_connection
+from feedback_core.db import format_ts, likely, read_connection
 from feedback_core.effects import get_adjustment_effects as get_adjustment_effects  # the page's name for it
 from feedback_core.frames import as_column, frame, to_frame
 from feedback_core.queries import rate_fields, version_condition, version_label
@@ -122,7 +122,8 @@ def list_adjustment_inbox(
     """Return adjustments, newest first (``by_decision``: latest decided first), with their
     evidence: the user's dislikes of that feature."""
     params, shape = _inbox_params(system, status, user_id, feature, reason, min_evidence, within_days)
-    query = _inbox_statement(*shape, by_decision)
+    # Decided last first: the applied ones have an index in that order.
+    query = _inbox_statement(*shape, "applied" if by_decision and status == "applied" else bool(by_decision))
     with read_connection(system.engine) as conn:
         rows = conn.execute(query, params | {"limit": int(limit)}).all()
         # How many of a feature wait is counted for the proposals only (the inbox): it reads
@@ -192,12 +193,20 @@ def _inbox_statement(
     reason: bool,
     min_evidence: bool,
     within: bool,
-    by_decision: bool = False,
+    by_decision: bool | str = False,
 ) -> Select:
     """Build the inbox's statement for one combination of filters, their values bound later
     (building it costs more than running it)."""
     fa, pat = feature_adjustments, dislike_patterns
-    where = _inbox_filters(status, user, by_type, reason)
+    if by_decision == "applied":
+        # The status as a literal, not a bound value: only then may the planner read the
+        # applied ones in the order they were decided, from their partial index (a bound value
+        # could be any status); and said to match most rows, or SQLite reads them all by
+        # status and sorts them.
+        where = _inbox_filters(False, user, by_type, reason)
+        where.append(likely(fa.c.status == literal_column("'applied'")))
+    else:
+        where = _inbox_filters(status, user, by_type, reason)
 
     def newest(t):
         first = t.c.decided_at if by_decision else t.c.created_at

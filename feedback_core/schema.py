@@ -229,6 +229,14 @@ feature_adjustments = Table(
     ),
     Index("ix_feature_adjustments_user_created", "user_id", "created_at"),
     Index("ix_feature_adjustments_dislike", "dislike_id"),
+    # The applied ones in the order they were decided (the Adjustments page's list; 0013).
+    Index(
+        "ix_feature_adjustments_applied_decided",
+        "decided_at",
+        "adjustment_id",
+        sqlite_where=text("status = 'applied'"),
+        postgresql_where=text("status = 'applied'"),
+    ),
 )
 
 user_feature_weights = Table(

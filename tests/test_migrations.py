@@ -202,6 +202,47 @@ def _plan(conn, statement, params: dict) -> str:
     return " ".join(str(row[0]) for row in rows)
 
 
+def test_the_applied_adjustments_are_read_in_the_order_they_were_decided_from_their_index(migrated):
+    """The Adjustments page's list of the applied last (0013): the first 200 of a partial index
+    in that order, not every applied adjustment read by status and sorted (SQLite, without
+    statistics, chose the status index while the status was bound or not said to be common)."""
+    from feedback_core.lookups import _inbox_statement
+
+    engine = migrated[0]
+    statement = _inbox_statement(True, False, None, False, False, False, "applied")
+    with engine.begin() as conn:
+        plan = _plan(conn, statement, {"limit": 200})
+    assert "ix_feature_adjustments_applied_decided" in plan, plan
+    assert "ix_feature_adjustments_status" not in plan, plan
+
+
+def test_the_index_of_applied_adjustments_by_decision_migrates_both_ways_with_statistics(tmp_path):
+    """A database someone ran ANALYZE on gets statistics for the new index too: without them
+    SQLite kept choosing the indexes it had statistics for."""
+    url = f"sqlite:///{tmp_path / 'decided.db'}"
+    engine = make_engine(Settings(database_url=url))
+    name = "ix_feature_adjustments_applied_decided"
+    try:
+        upgrade_database(engine)
+        system = FeedbackSystem.from_url(url)
+        system.save_dislike(1, 10, "M10", reason="wrong_genre", genres=["Horror"])
+        system.approve_adjustment(system.list_adjustments()[0]["adjustment_id"], actor="ana")
+        system.close()
+        migrate(engine, "0012", downgrade=True)
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+        migrate(engine, "0013")
+        assert name in {ix["name"] for ix in inspect(engine).get_indexes("feature_adjustments")}
+        with engine.connect() as conn:
+            assert conn.execute(
+                text("SELECT count(*) FROM sqlite_stat1 WHERE idx = :n"), {"n": name}
+            ).scalar()
+        migrate(engine, "0012", downgrade=True)
+        assert name not in {ix["name"] for ix in inspect(engine).get_indexes("feature_adjustments")}
+    finally:
+        engine.dispose()
+
+
 def test_only_set_keys_and_lists_enter_the_dislikes_key_and_list_indexes(migrated):
     from sqlalchemy.exc import IntegrityError
 
