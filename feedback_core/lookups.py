@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     cast,
     func,
     literal,
@@ -35,6 +36,7 @@ from feedback_core.catalog import LIKED_RATING
 from feedback_core.db import format_ts, likely, read_connection
 from feedback_core.effects import get_adjustment_effects as get_adjustment_effects  # the page's name for it
 from feedback_core.frames import as_column, frame, to_frame
+from feedback_core.policy import RETRACTED_NOTE
 from feedback_core.queries import rate_fields, version_condition, version_label
 from feedback_core.recommender import load_user_state
 from feedback_core.schema import (
@@ -673,25 +675,39 @@ def list_audit(
 
 # ---------------------------------------------------------------- how proposals are decided
 
+# A proposal withdrawn because its dislike was retracted is stored as rejected (with the note
+# RETRACTED_NOTE): nobody decided it, so it counts apart from the approvers' rejections.
+_DECIDED_STATUS = case(
+    (
+        and_(
+            feature_adjustments.c.status == literal_column("'rejected'"),
+            # A constant, not a bound value: PostgreSQL takes the GROUP BY's CASE for the select's.
+            feature_adjustments.c.note == literal_column(f"'{RETRACTED_NOTE}'"),
+        ),
+        literal_column("'withdrawn'"),
+    ),
+    else_=feature_adjustments.c.status,
+)
 _DECIDED_KINDS = select(
     feature_adjustments.c.reason,
     feature_adjustments.c.feature_type,
-    feature_adjustments.c.status,
+    _DECIDED_STATUS.label("status"),
     func.count().label("n"),
     func.min(feature_adjustments.c.created_at).label("oldest"),
-).group_by(feature_adjustments.c.reason, feature_adjustments.c.feature_type, feature_adjustments.c.status)
+).group_by(feature_adjustments.c.reason, feature_adjustments.c.feature_type, _DECIDED_STATUS)
 
 
 # Where each status counts (an approval not applied yet is an approval).
 _DECISION_OF = {"proposed": "waiting", "approved": "applied", "applied": "applied"}
-_DECISION_OF |= {"reverted": "reverted", "rejected": "rejected"}
+_DECISION_OF |= {"reverted": "reverted", "rejected": "rejected", "withdrawn": "withdrawn"}
 
 
 def get_decision_summary(system, stale_days: int = 7) -> dict:
     """Return how the proposals of each reason and feature type were decided, and the inbox's age.
 
     ``kinds``: per (reason, feature type), proposals waiting, approved (applied, or reverted
-    since: ``reverted`` of them), rejected, and the share of the decided ones approved with its
+    since: ``reverted`` of them), rejected, ``withdrawn`` (their dislike retracted before anyone
+    decided: not decided, not rejected), and the share of the decided ones approved with its
     95% Wilson interval (``enough`` once ``min_impressions_for_rate`` were decided). A kind
     approvers nearly always reject is one the policy could stop proposing. ``waiting``, the
     proposals waiting, ``oldest_waiting`` when the oldest was proposed, and ``stale``, how many
@@ -708,7 +724,9 @@ def get_decision_summary(system, stale_days: int = 7) -> dict:
     kinds: dict[tuple[str, str], dict] = {}
     oldest = None
     for reason, kind, status, n, first in rows:
-        counts = kinds.setdefault((reason, kind), {"waiting": 0, "applied": 0, "reverted": 0, "rejected": 0})
+        counts = kinds.setdefault(
+            (reason, kind), {"waiting": 0, "applied": 0, "reverted": 0, "rejected": 0, "withdrawn": 0}
+        )
         counts[_DECISION_OF[status]] += int(n)
         if status == "proposed":
             first = pd.Timestamp(first)
@@ -727,13 +745,15 @@ def get_decision_summary(system, stale_days: int = 7) -> dict:
                 "approved": approved,
                 "reverted": c["reverted"],
                 "rejected": c["rejected"],
+                "withdrawn": c["withdrawn"],
                 "approved_share": share["rate"] if share else None,
                 "ci_low": share["ci_low"] if share else None,
                 "ci_high": share["ci_high"] if share else None,
                 "enough": bool(share and share["enough"]),
             }
         )
-    columns = ["reason", "feature_type", "waiting", "approved", "reverted", "rejected", "approved_share"]
+    columns = ["reason", "feature_type", "waiting", "approved", "reverted", "rejected", "withdrawn"]
+    columns += ["approved_share"]
     columns += ["ci_low", "ci_high", "enough"]
     return {
         "kinds": pd.DataFrame(records, columns=columns),

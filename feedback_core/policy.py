@@ -91,6 +91,11 @@ def adjustments_as_dict(reason: str, proposals: Iterable[ProposedAdjustment]) ->
     return shaped
 
 
+# The note of a proposal withdrawn (stored as rejected) because its dislike was retracted: no
+# approver decided it.
+RETRACTED_NOTE = "dislike retracted"
+
+
 def clamp_weight(value: float, low: float = 0.1, high: float = 2.0) -> float:
     """Clamp an effective weight into ``[low, high]``."""
     return min(max(value, low), high)

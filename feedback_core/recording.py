@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from feedback_core import aggregates
 from feedback_core.db import Prepared, pipelined, write_transaction
 from feedback_core.errors import ConflictError, NotFoundError, ValidationError
-from feedback_core.policy import ProposedAdjustment, adjustments_as_dict, propose_adjustments
+from feedback_core.policy import RETRACTED_NOTE, ProposedAdjustment, adjustments_as_dict, propose_adjustments
 from feedback_core.schema import (
     audit_log,
     dislike_patterns,
@@ -756,7 +756,7 @@ class Recording:
                     status="rejected",
                     decided_by=actor or f"user:{user_id}",
                     decided_at=now,
-                    note="dislike retracted",
+                    note=RETRACTED_NOTE,
                 )
             ).rowcount
             # What was applied on its evidence leaves the user's weights with it (recorded as a
@@ -771,7 +771,7 @@ class Recording:
                 .with_for_update()
             ).all()
             for adjustment in applied:
-                self._revert(conn, adjustment, actor or f"user:{user_id}", now, why="dislike retracted")
+                self._revert(conn, adjustment, actor or f"user:{user_id}", now, why=RETRACTED_NOTE)
             conn.execute(movie_exclusions.delete().where(movie_exclusions.c.dislike_id == dislike_id))
             # Another live dislike that excludes the film keeps it excluded.
             excluding = [r for r, rule in self.settings.reason_policy.items() if rule.exclude_movie]

@@ -462,3 +462,22 @@ def test_the_decision_summary_counts_each_kind_of_proposal_and_the_inbox_age(mak
     with pytest.raises(ValidationError) as err:
         lookups.get_decision_summary(system, stale_days=0)
     assert err.value.field == "stale_days"
+
+
+def test_the_decision_summary_does_not_count_a_retracted_dislikes_proposals_as_rejected(make_system):
+    """Retracting a dislike withdraws its waiting proposals (status rejected, note "dislike
+    retracted"): no approver rejected them, so they are neither decided nor rejected."""
+    from feedback_core import lookups
+
+    system = make_system()
+    kept = system.save_dislike(1, 10, "M10", reason="wrong_genre", genres=["Horror"])
+    withdrawn = system.save_dislike(1, 11, "M11", reason="wrong_genre", genres=["Comedy", "Drama"])
+    horror = next(a for a in system.list_adjustments(user_id=1) if a["feature_value"] == "Horror")
+    system.approve_adjustment(horror["adjustment_id"], actor="ana")
+    system.retract_dislike(withdrawn, 1)
+    assert kept != withdrawn
+    wrong = lookups.get_decision_summary(system)["kinds"].set_index(["reason", "feature_type"])
+    row = wrong.loc[("wrong_genre", "genre")]
+    assert (row["approved"], row["rejected"], row["waiting"]) == (1, 0, 0)  # was rejected 2
+    assert row["withdrawn"] == 2
+    assert row["approved_share"] == pytest.approx(1.0)

@@ -234,6 +234,7 @@ def show_decisions() -> None:
             "rejected": kinds["rejected"],
             "reverted since": kinds["reverted"],
             "waiting": kinds["waiting"],
+            "withdrawn": kinds["withdrawn"],
         }
     )
     ui.show_table(table, "decisions_by_kind")
@@ -248,7 +249,8 @@ def show_decisions() -> None:
         )
     st.caption(
         "Every proposal ever made, by the reason of the dislike that made it and the kind of feature it "
-        "changes. Approved counts those reverted since; the share approved is of those decided, with its "
+        "changes. Approved counts those reverted since; withdrawn, those whose dislike was retracted before "
+        "anyone decided (neither decided nor rejected); the share approved is of those decided, with its "
         "95% interval. A kind approvers nearly always reject costs their time and is one the policy could "
         'stop proposing; whether approvals lower dislikes is on "Do approvals work?".'
     )
