@@ -889,6 +889,36 @@ def test_an_approval_says_when_its_steps_add_up_on_one_feature(own_db):
     assert list(shown["waiting_for_feature"]) == [1] and list(shown["weight_now"]) == [pytest.approx(0.7)]
 
 
+def test_the_steps_that_add_up_are_the_ones_applied_and_stop_at_the_weights_limit(own_db):
+    """The note sums the magnitudes the approval applies (an edit made on one row before more
+    were picked, not the proposed ones) and says where the weight ends: held at its limit, the
+    steps "adding up" change nothing."""
+    for movie in (901, 902, 903):
+        own_db.save_dislike(1, movie, f"Z{movie}", reason="wrong_genre", genres=["Zombie"])
+    data.refresh()
+    at = open_page("adjustments")
+    at.number_input(key="inbox_user").set_value(1).run()
+    at.text_input(key="inbox_feature").set_value("Zombie").run()
+    first, second, third = sorted(int(i) for i in table(at, "adjustment_id", "weight_now")["adjustment_id"])
+    pick(at, [first])
+    at.number_input(key=f"magnitude_{first}").set_value(-0.05).run()
+    pick(at, [first, second])
+    at.button(key="approve_selected").click().run()
+    asked = " ".join(t.value for t in at.text)
+    assert f"with the edited magnitudes #{first} -0.050" in asked
+    assert "their steps add up (-0.200 together)" in asked and "-0.300" not in asked
+    assert "Its weight goes from 1.000 to 0.800." in asked
+    at.button(key="cancel_action").click().run()
+    own_db.approve_adjustment(third, "ops@example.com", magnitude=-1.0)  # the weight: down to 0.1
+    data.refresh()
+    at.run()
+    pick(at, [first, second])
+    at.button(key="approve_selected").click().run()
+    asked = " ".join(t.value for t in at.text)
+    assert "Its weight stays at 0.100, its limit: these steps change no score now." in asked
+    assert "held at its lower limit: no score changes now" in asked and "change at once" not in asked
+
+
 def test_an_approval_that_changes_no_weight_says_so(own_db):
     inbox = lookups.list_adjustment_inbox(own_db, limit=100_000)
     same = inbox.groupby(["user_id", "feature_type", "feature_value"])["adjustment_id"].apply(list)

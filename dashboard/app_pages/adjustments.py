@@ -361,9 +361,14 @@ WEIGHT_COLUMNS = {
 }
 
 
-def same_feature_note(rows: dict, picked: list[int]) -> str:
+def same_feature_note(
+    rows: dict, picked: list[int], edits: dict[int, float] | None = None, low: float = 0.1, high: float = 2.0
+) -> str:
     """Say when approving these adds steps to one person's feature: several of them are of the
-    same person and feature, or more of it wait (each approval applies its own step)."""
+    same person and feature, or more of it wait (each approval applies its own step). The steps
+    are the magnitudes applied (``edits`` where edited), and the weight stays within
+    ``low``..``high`` (a weight held at its limit does not move however many steps)."""
+    edits = edits or {}
     pairs: dict[tuple, list[int]] = {}
     for i in picked:
         pairs.setdefault((int(rows[i].user_id), rows[i].feature_type, rows[i].feature_value), []).append(i)
@@ -371,7 +376,7 @@ def same_feature_note(rows: dict, picked: list[int]) -> str:
     together = [(key, ids) for key, ids in pairs.items() if len(ids) > 1]
     if together:
         (user, kind, value), ids = together[0]
-        step = sum(float(rows[i].magnitude) for i in ids)
+        step = sum(float(edits.get(i, rows[i].magnitude)) for i in ids)
         more = (
             f" (and {len(together) - 1} more such feature{'s' if len(together) > 2 else ''})"
             if len(together) > 1
@@ -380,6 +385,15 @@ def same_feature_note(rows: dict, picked: list[int]) -> str:
         notes.append(
             f"{len(ids)} of them are user {user}'s {kind} {value}{more}: their steps add up ({step:+.3f} together)."
         )
+        # The weight shown is already clamped: a step (never positive) from it ends where the
+        # whole sum would, held at the limit when it goes past it.
+        now = float(rows[ids[0]].weight_now)
+        after = min(max(now + step, low), high)
+        if step and abs(after - now) < 1e-9:
+            notes.append(f"Its weight stays at {now:.3f}, its limit: these steps change no score now.")
+        elif step:
+            held = ", its limit" if abs(after - (now + step)) > 1e-9 else ""
+            notes.append(f"Its weight goes from {now:.3f} to {after:.3f}{held}.")
     left = sum(max(int(rows[ids[0]].waiting_for_feature) - len(ids), 0) for ids in pairs.values())
     if left:
         notes.append(
@@ -582,17 +596,21 @@ with inbox_tab:
         else:
             change = ", each at its proposed magnitude"
         chosen = (edited if edited is not None else proposed) if count == 1 else None
+        limits = (data.get_system().settings.weight_min, data.get_system().settings.weight_max)
         if chosen == 0:
             effect = "A magnitude of 0 changes no weight: the decision is recorded, no score changes."
         elif chosen is not None and at_limit(preview, chosen):
             effect = f"Its weight stays at {preview['weight_before']:.2f}, its limit: no score changes now."
+        elif count > 1 and all(float(rows[i].weight_now) <= limits[0] + 1e-9 for i in picked):
+            # (A step is never positive: from the lower limit none of them moves a weight.)
+            effect = "Every weight they change is held at its lower limit: no score changes now."
         elif len({int(rows[i].user_id) for i in picked}) == 1:
             effect = "The user's scores change at once."
         else:
             effect = "The users' scores change at once."
         ui.ask_to_confirm(
             "approve",
-            f"Approve and apply {what}{named}{change}? {effect}{same_feature_note(rows, picked)}",
+            f"Approve and apply {what}{named}{change}? {effect}{same_feature_note(rows, picked, bulk_edits, *limits)}",
             "Approve",
             ids=picked,
             **({"magnitude": edited} if edited is not None else {}),
