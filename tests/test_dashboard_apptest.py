@@ -1091,6 +1091,24 @@ def test_after_a_rollback_the_comparison_sets_the_active_against_what_it_replace
     assert (at.selectbox(key="compare_a").value, at.selectbox(key="compare_b").value) == (3, 2)
 
 
+def test_version_a_follows_its_default_when_an_activation_changes_it_for_the_same_b(own_db):
+    """A baseline nobody picked follows B's default: after a rollback to the B shown, A is what
+    B replaced (as a reload shows), not the parent it was before; one picked by hand stays."""
+    at = open_page("versions")
+    assert (at.selectbox(key="compare_a").value, at.selectbox(key="compare_b").value) == (1, 2)
+    own_db.activate_model_version(3, "ops@example.com")
+    own_db.activate_model_version(2, "ops@example.com")  # rolled back from v3
+    data.refresh()
+    at.run()
+    assert (at.selectbox(key="compare_a").value, at.selectbox(key="compare_b").value) == (3, 2)
+    at.selectbox(key="compare_a").set_value(1).run()  # by hand
+    own_db.activate_model_version(3, "ops@example.com")
+    own_db.activate_model_version(2, "ops@example.com")
+    data.refresh()
+    at.run()
+    assert (at.selectbox(key="compare_a").value, at.selectbox(key="compare_b").value) == (1, 2)
+
+
 def test_activate_a_version_then_roll_back(own_db):
     at = open_page("versions")
     # Offered first: the version that served last before the active one (v1), not the newest.

@@ -129,12 +129,15 @@ else:
     default_a = others.index(baseline) if baseline in others else 0
     # A follows B: another B is judged against its own baseline. The browser keeps a widget's
     # value while it is still one of the options (A stayed v6 when B went from v8 to v5, whose
-    # parent is v3), so A is set here whenever B changed since A was last set for it; a
-    # baseline picked by hand for the same B stays.
-    chosen_for = st.session_state.get("compare_a_for")
-    if st.session_state.get("compare_a") not in others or chosen_for not in (None, b):
+    # parent is v3), so A is set here whenever B changed since the last run, or A is still the
+    # default B had then and that default changed (an activation: the active B's baseline is
+    # the version it replaced; A kept the parent until a reload); a baseline picked by hand for
+    # the same B stays.
+    last_b, last_default = st.session_state.get("compare_a_follows") or (None, None)
+    current_a = st.session_state.get("compare_a")
+    if current_a not in others or (last_b is not None and (last_b != b or current_a == last_default)):
         st.session_state["compare_a"] = others[default_a]
-    st.session_state["compare_a_for"] = b
+    st.session_state["compare_a_follows"] = (b, others[default_a])
     a = left.selectbox("Version A (the baseline)", others, format_func=label, key="compare_a")
 
     comparison = data.query(queries.compare_versions, a, b)
