@@ -51,6 +51,7 @@ from feedback_core.schema import (
     user_dislikes,
     user_feature_weights,
 )
+from feedback_core.settings import default_reason_policy
 from feedback_core.validation import check_id, check_limit
 
 
@@ -702,6 +703,45 @@ _DECISION_OF = {"proposed": "waiting", "approved": "applied", "applied": "applie
 _DECISION_OF |= {"reverted": "reverted", "rejected": "rejected", "withdrawn": "withdrawn"}
 
 
+_FACTORS = {"genre": "GENRE_DEEMPHASIS_FACTOR", "cast": "CAST_DEEMPHASIS_FACTOR"}
+_FACTORS |= {"franchise": "FRANCHISE_DEEMPHASIS_FACTOR"}
+
+
+def stopping_setting(settings, reason: str, kind: str) -> str:
+    """Say which setting stops ``reason``'s proposals of ``kind`` and nothing else.
+
+    A de-emphasis factor sizes the proposals of its kind for every reason whose rule derives
+    from it (the genre factor: three reasons), and none of a reason ``FEEDBACK_REASON_POLICY``
+    overrides: it is named only when it stops exactly this kind. Otherwise the reason's rule,
+    which ``FEEDBACK_REASON_POLICY`` replaces whole, with this kind at 0 and the rest as now.
+    """
+    rules = settings.reason_policy
+    if reason not in rules or not getattr(rules[reason], kind):
+        return "no setting (the policy no longer proposes them)"
+    derived = policy_rules_from_factors(settings)
+    others = [r for r, rule in rules.items() if r != reason and getattr(rule, kind)]
+    if rules.get(reason) == derived.get(reason) and not others:
+        return f"FEEDBACK_{_FACTORS[kind]} set to 0"
+    rule = rules[reason]
+    kept = {k: round(getattr(rule, k), 6) for k in ("genre", "cast", "franchise") if getattr(rule, k)}
+    kept[kind] = 0
+    if rule.exclude_movie:
+        kept["exclude_movie"] = True
+    if rule.cast_limit != policy.TOP_CAST:
+        kept["cast_limit"] = rule.cast_limit
+    rules_json = json.dumps({reason: kept})
+    return f"FEEDBACK_REASON_POLICY set to {rules_json} (beside the reasons it already sets)"
+
+
+def policy_rules_from_factors(settings):
+    """The rules the three de-emphasis factors alone would make (no reason overridden)."""
+    return default_reason_policy(
+        settings.GENRE_DEEMPHASIS_FACTOR,
+        settings.CAST_DEEMPHASIS_FACTOR,
+        settings.FRANCHISE_DEEMPHASIS_FACTOR,
+    )
+
+
 def get_decision_summary(system, stale_days: int = 7) -> dict:
     """Return how the proposals of each reason and feature type were decided, and the inbox's age.
 
@@ -709,8 +749,8 @@ def get_decision_summary(system, stale_days: int = 7) -> dict:
     since: ``reverted`` of them), rejected, ``withdrawn`` (their dislike retracted before anyone
     decided: not decided, not rejected), and the share of the decided ones approved with its
     95% Wilson interval (``enough`` once ``min_impressions_for_rate`` were decided). A kind
-    approvers nearly always reject is one the policy could stop proposing. ``waiting``, the
-    proposals waiting, ``oldest_waiting`` when the oldest was proposed, and ``stale``, how many
+    approvers nearly always reject is one the policy could stop proposing: ``stop_with`` names the
+    setting that stops that kind alone. ``waiting``, the proposals waiting, ``oldest_waiting`` when the oldest was proposed, and ``stale``, how many
     wait longer than ``stale_days`` days. Reads every proposal once (grouped in the database).
     """
     stale_days = check_limit(stale_days, "stale_days", 1, 365)
@@ -750,11 +790,12 @@ def get_decision_summary(system, stale_days: int = 7) -> dict:
                 "ci_low": share["ci_low"] if share else None,
                 "ci_high": share["ci_high"] if share else None,
                 "enough": bool(share and share["enough"]),
+                "stop_with": stopping_setting(system.settings, reason, kind),
             }
         )
     columns = ["reason", "feature_type", "waiting", "approved", "reverted", "rejected", "withdrawn"]
     columns += ["approved_share"]
-    columns += ["ci_low", "ci_high", "enough"]
+    columns += ["ci_low", "ci_high", "enough", "stop_with"]
     return {
         "kinds": pd.DataFrame(records, columns=columns),
         "waiting": sum(c["waiting"] for c in kinds.values()),

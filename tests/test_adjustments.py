@@ -481,3 +481,37 @@ def test_the_decision_summary_does_not_count_a_retracted_dislikes_proposals_as_r
     assert (row["approved"], row["rejected"], row["waiting"]) == (1, 0, 0)  # was rejected 2
     assert row["withdrawn"] == 2
     assert row["approved_share"] == pytest.approx(1.0)
+
+
+def test_the_setting_that_stops_a_kind_of_proposal_stops_that_kind_only(make_system):
+    """The genre factor sizes the genre proposals of three reasons (the franchise factor, of
+    two): setting it to 0 to stop 'irrelevant → genre' stopped 'wrong_genre → genre' too. The
+    setting named stops the one kind, and stops it (an overridden reason ignores the factors)."""
+    import json
+
+    from feedback_core import Settings, lookups
+
+    system = make_system()
+    system.save_dislike(1, 10, "M10", reason="irrelevant", genres=["Horror"])
+    system.save_dislike(1, 11, "M11", reason="not_interested", genres=["Drama"], franchise="Saga")
+    system.save_dislike(1, 12, "M12", reason="poor_quality", cast=["Ann"], franchise="Saga")
+    kinds = lookups.get_decision_summary(system)["kinds"].set_index(["reason", "feature_type"])["stop_with"]
+    assert kinds[("poor_quality", "cast")] == "FEEDBACK_CAST_DEEMPHASIS_FACTOR set to 0"  # cast: one reason
+    for (reason, kind), said in kinds.items():
+        if "REASON_POLICY" not in said:
+            continue
+        rules = json.loads(said.split(" set to ", 1)[1].split(" (", 1)[0])
+        after = Settings(database_url="sqlite://", reason_policy=rules).reason_policy
+        before = system.settings.reason_policy
+        for other_reason, other_kind in [(r, k) for r in before for k in ("genre", "cast", "franchise")]:
+            stopped = (other_reason, other_kind) == (reason, kind)
+            expected = 0 if stopped else getattr(before[other_reason], other_kind)
+            assert getattr(after[other_reason], other_kind) == pytest.approx(expected), (reason, kind)
+    assert set(kinds.index) == {
+        ("irrelevant", "genre"),
+        ("not_interested", "genre"),
+        ("not_interested", "franchise"),
+        ("poor_quality", "cast"),
+        ("poor_quality", "franchise"),
+    }
+    assert all("FACTOR" not in kinds[k] for k in kinds.index if k != ("poor_quality", "cast"))

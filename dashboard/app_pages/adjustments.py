@@ -189,12 +189,6 @@ def show_pooled_effects() -> None:
     )
 
 
-# The setting that sizes each kind of proposal (0 proposes none of them).
-FACTOR_SETTING = {
-    "genre": "FEEDBACK_GENRE_DEEMPHASIS_FACTOR (it sizes the genre proposals of every reason)",
-    "cast": "FEEDBACK_CAST_DEEMPHASIS_FACTOR",
-    "franchise": "FEEDBACK_FRANCHISE_DEEMPHASIS_FACTOR",
-}
 SELDOM_APPROVED = 0.05  # a kind whose approved share is surely below this is worth a word
 
 
@@ -244,7 +238,7 @@ def show_decisions() -> None:
             f"Approvers reject nearly every {row['reason'].replace('_', ' ')} → {row['feature_type']} proposal "
             f"({ui.fmt_pct(row['approved_share'])} approved, 95% interval {ui.fmt_pct(row['ci_low'])}–"
             f"{ui.fmt_pct(row['ci_high'])}): the policy could stop proposing them "
-            f"({FACTOR_SETTING[row['feature_type']]} set to 0 proposes none; see the README).",
+            f"({row['stop_with']} proposes none of them, and changes no other kind; see the README).",
             icon=":material/lightbulb:",
         )
     st.caption(
