@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy import Text, bindparam, cast, func, literal_column, select, union
 
 from feedback_core.db import Prepared, read_connection
-from feedback_core.policy import feature_keys
+from feedback_core.policy import RETRACTED_NOTE, feature_keys
 from feedback_core.queries import rate_fields
 from feedback_core.schema import (
     feature_adjustments,
@@ -222,9 +222,12 @@ def _newest_decisions(statuses: tuple[str, ...], limit):
             user_dislikes.c.recommendation_set_id,
         )
         .join(user_dislikes, user_dislikes.c.dislike_id == fa.dislike_id)
-        # Statuses as literals, so the (status, created_at) index serves the order.
+        # Statuses as literals, so the (status, created_at) index serves the order. A proposal
+        # withdrawn because its dislike was retracted is stored as rejected: nobody decided it.
         .where(
-            fa.status.in_([literal_column(f"'{s}'") for s in statuses]), decided_at <= bindparam("settled")
+            fa.status.in_([literal_column(f"'{s}'") for s in statuses]),
+            decided_at <= bindparam("settled"),
+            fa.note.is_distinct_from(literal_column(f"'{RETRACTED_NOTE}'")),
         )
         .order_by(fa.created_at.desc())
         .limit(limit)

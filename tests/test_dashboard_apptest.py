@@ -949,9 +949,9 @@ def test_any_users_applied_adjustments_can_be_reached_to_revert(own_db):
     # The rates before and after come first (they were cut off at the right), and so do what
     # a decision rests on in the inbox and the applied list.
     assert list(effects.columns)[:5] == ["adjustment_id", "feature", "magnitude", "before", "after"]
-    deciding = ["adjustment_id", "user_id", "feature_type", "feature_value", "magnitude", "weight_now"]
-    assert list(table(at, "adjustment_id", "decided_at").columns)[:7] == [*deciding, "evidence_dislikes"]
-    deciding += ["waiting_for_feature", "evidence_dislikes"]
+    deciding = ["adjustment_id", "user_id", "feature_type", "feature_value", "magnitude", "evidence_dislikes"]
+    assert list(table(at, "adjustment_id", "decided_at").columns)[:7] == [*deciding, "weight_now"]
+    deciding += ["weight_now", "waiting_for_feature"]
     assert list(table(at, "adjustment_id", "proposed_magnitude").columns)[:8] == deciding
     at.selectbox(key="revert_target").set_value(int(oldest.adjustment_id)).run()
     at.button(key="revert_adjustment").click().run()

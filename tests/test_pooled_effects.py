@@ -328,3 +328,26 @@ def test_an_infinite_resample_is_a_value_beyond_the_others_not_a_missing_one():
     some_nan = values.copy()
     some_nan[::50] = np.nan
     assert _interval(some_nan)[0] is not None
+
+
+def test_a_proposal_withdrawn_with_its_dislike_is_no_rejection(make_system, clock):
+    """Retracting a dislike withdraws its waiting proposals, stored as rejected: nobody decided
+    them, so they are not in the rejected group."""
+    system = make_system(min_impressions_for_rate=1)
+    catalogue(system)
+    for user in (1, 2):
+        shown = system.record_recommendation_set(user, [1, 2, 11, 12])
+        system.record_recommendation_set(user, [2, 3, 11, 12])
+        system.save_dislike(user, 1, recommendation_set_id=shown, reason="wrong_genre")
+    (withdrawn,) = system.list_adjustments(user_id=1, status="proposed")
+    (rejected,) = system.list_adjustments(user_id=2, status="proposed")
+    clock.advance(hours=1)
+    system.retract_dislike(withdrawn["dislike_id"], 1)
+    system.reject_adjustment(rejected["adjustment_id"], actor="ana")
+    assert system.get_adjustment(withdrawn["adjustment_id"])["status"] == "rejected"
+    clock.advance(days=1)
+    for user in (1, 2):
+        system.record_recommendation_set(user, [3, 13, 14, 15])
+    clock.advance(days=14)
+    rows = measured(get_pooled_adjustment_effects(system))
+    assert (rows[("exposure", "rejected")]["decisions"], rows[("exposure", "rejected")]["people"]) == (1, 1)

@@ -343,14 +343,15 @@ def say_unselected(unselected: list[int], filters: dict) -> None:
 
 # What a decision rests on first (the change, then its evidence): the table is narrower than its
 # columns at common widths, and the evidence was cut off at the right.
-DECIDING = ["adjustment_id", "user_id", "feature_type", "feature_value", "magnitude", "weight_now"]
-DECIDING += ["waiting_for_feature", "evidence_dislikes", "last_disliked_at", "reason", "movie_title"]
+DECIDING = ["adjustment_id", "user_id", "feature_type", "feature_value", "magnitude", "evidence_dislikes"]
+DECIDING += ["weight_now", "waiting_for_feature", "last_disliked_at", "reason", "movie_title"]
 # How the columns saying where the person's weight stands read, in both tables.
 WEIGHT_COLUMNS = {
     "weight_now": st.column_config.NumberColumn("weight now", format="%.3f"),
     "waiting_for_feature": st.column_config.NumberColumn(
-        "proposals of it waiting",
-        help="Proposals of this feature for this person still waiting, this one included",
+        "waiting",
+        help="How many proposals of this feature wait for this person, this one included: each "
+        "applies its own step when approved",
     ),
 }
 
