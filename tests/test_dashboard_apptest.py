@@ -504,6 +504,22 @@ def test_picking_another_version_b_compares_it_with_its_parent(shared_db):
     assert any(reference["verdict"] in box.value for box in [*at.success, *at.info, *at.error])
 
 
+def test_a_first_version_is_compared_with_the_version_that_replaced_it(shared_db):
+    """A version without a parent stood against the newest version of all (a candidate that
+    never served: "no verdict yet"); it stands against the one activated after it."""
+    versions = shared_db.list_model_versions()
+    first = next(v["version_id"] for v in versions if v["parent_id"] is None)
+    moments = [int(v) for v in queries.list_version_activations(shared_db)["model_version_id"]]
+    replaced_by = [
+        moments[i + 1] for i, v in enumerate(moments[:-1]) if v == first and moments[i + 1] != first
+    ]
+    assert replaced_by and replaced_by[-1] != max(v["version_id"] for v in versions)
+    page = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    page.session_state["compare_b"] = first
+    at = open_page("versions", page.run())
+    assert at.selectbox(key="compare_a").value == replaced_by[-1]
+
+
 def test_versions_page_colours_the_verdict_by_its_direction_and_names_the_days(shared_db):
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.session_state["compare_b"] = 1  # the worse version, judged against the better one
@@ -511,8 +527,6 @@ def test_versions_page_colours_the_verdict_by_its_direction_and_names_the_days(s
     at = open_page("versions", at.run())
     worse = shared_db.compare_model_versions(2, 1)
     assert worse["outcome"] == "higher" and worse["p_value"] < 0.05
-    assert any(worse["verdict"] in box.value for box in at.error)
-    assert not any(worse["verdict"] in box.value for box in [*at.success, *at.info])
     # Each side's figures come from the days it served; the sample's versions never shared one.
     periods = {side: worse[side]["online"] for side in ("a", "b")}
     caption = next(c.value for c in at.caption if c.value.startswith("All-time figures"))
@@ -520,8 +534,10 @@ def test_versions_page_colours_the_verdict_by_its_direction_and_names_the_days(s
         assert f"v{worse[side]['version_id']} served {ui.fmt_days(period)}" in caption
     assert worse["shared_days"] is None
     assert any("served on different days" in w.value for w in at.warning)
-    # The verdict box, read alone, carries the caveat too.
-    assert any(box.value == f"{worse['verdict']} (over different days)" for box in at.error)
+    # The verdict box, read alone, carries the caveat too; over different days it is not
+    # coloured as bad news (the days may be the difference).
+    assert any(box.value == f"{worse['verdict']} (over different days)" for box in at.info)
+    assert not any(worse["verdict"] in box.value for box in [*at.success, *at.error])
 
 
 def test_a_comparison_over_the_days_both_versions_served_says_so(own_db):
@@ -543,8 +559,10 @@ def test_a_comparison_over_the_days_both_versions_served_says_so(own_db):
     labels = [m.label for m in at.metric if m.label.startswith("Dislike rate of")]
     assert labels == [f"Dislike rate of v{v}, {ui.fmt_days(shared)}" for v in (1, 2)]
     assert any("include today" in c.value for c in at.caption)
-    verdict = own_db.compare_model_versions(1, 2)["shared_days"]["verdict"]
-    assert any(b.value == f"{verdict} (today still counting)" for b in [*at.success, *at.error, *at.info])
+    judged = own_db.compare_model_versions(1, 2)["shared_days"]
+    # Over the same days the colour follows the direction again.
+    boxes = {"lower": at.success, "higher": at.error}.get(judged["outcome"], at.info)
+    assert any(b.value == f"{judged['verdict']} (today still counting)" for b in boxes)
 
 
 def test_rates_on_too_few_impressions_are_left_blank(own_db):
@@ -662,6 +680,11 @@ def test_adjustments_page_compares_approved_and_rejected_features_when_asked(own
         assert tiles[name] == f"{a * 100:+.0f}% vs {b * 100:+.0f}%"
     verdicts = [m.value for m in (*at.success, *at.info, *at.warning) if "after a rejection" in m.value]
     assert len(verdicts) == 1 and "In the 14 days after an approval" in verdicts[0]
+    # In points first, from the library's rates; never green (approvers chose what to approve).
+    overall = pooled["summary"].set_index(["measure", "group"]).loc[("overall_rate", "approved")]
+    moved = (overall["rate_after"] - overall["rate_before"]) * 100
+    assert f"{'fell' if moved < 0 else 'rose'} {abs(moved):.1f} points" in verdicts[0]
+    assert not at.success
     # Another window is another reading.
     at.segmented_control(key="pooled_window").set_value(7).run()
     assert not at.exception

@@ -59,13 +59,6 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {word if n == 1 else many}"
 
 
-def before_after(row) -> str:
-    """``22.0% → 11.0% (−50%)``: both rates first, the relative change after them."""
-    if not (row["enough_before"] and row["enough_after"]):
-        return "too few impressions to say"
-    return f"{ui.fmt_pct(row['rate_before'])} → {ui.fmt_pct(row['rate_after'])} ({relative(row['change'])})"
-
-
 def relative(change: float | None) -> str:
     """``-50%``; ``—`` when there is none (nothing before to change from)."""
     return "—" if change is None or pd.isna(change) else f"{change * 100:+.0f}%"
@@ -99,12 +92,21 @@ def show_pooled_effects() -> None:
     rows = summary.set_index(["measure", "group"])
     # A change is said only when both sides rest on enough impressions; a comparison when both groups' are.
     sure = rows[["enough_before", "enough_after"]].all(axis=1)
-    told = {key: before_after(row) for key, row in rows.iterrows()}
 
     def against(measure: str) -> tuple[str | None, str]:
         """The comparison of one measure as text, or None and why there is none."""
         judged = difference.loc[measure]
         if not (sure[(measure, "approved")] and sure[(measure, "rejected")]):
+            shown = rows.loc[("exposure", "approved")]
+            if (
+                measure == "feature_rate"
+                and shown["enough_after"] is not False
+                and (shown["change"] or 0) < -0.5
+            ):
+                return None, (
+                    f"approved features were hardly shown again (exposure {relative(shown['change'])}): "
+                    "too few of their films after to measure how they were disliked"
+                )
             return None, "too few impressions on one side"
         if judged["ci_low"] is None or pd.isna(judged["ci_low"]):
             fewest = int(rows.loc[measure, "measured_people"].min())
@@ -114,30 +116,52 @@ def show_pooled_effects() -> None:
         return fmt_change(judged, "difference", "ci_low", "ci_high"), ""
 
     overall, why = against("overall_rate")
-    said = (
-        f"In the {window} days after an approval the person's dislike rate of everything went "
-        f"{told[('overall_rate', 'approved')]}; after a rejection, {told[('overall_rate', 'rejected')]}."
+    approved_rate, rejected_rate = (
+        rows.loc[("overall_rate", "approved")],
+        rows.loc[("overall_rate", "rejected")],
     )
+
+    def points(row) -> str:
+        """The change in percentage points: ``fell 7.4 points (17.3% → 9.9%)``."""
+        if not (row["enough_before"] and row["enough_after"]):
+            return "could not be measured (too few impressions)"
+        moved = (row["rate_after"] - row["rate_before"]) * 100
+        way = "fell" if moved < 0 else "rose"
+        return f"{way} {abs(moved):.1f} points ({ui.fmt_pct(row['rate_before'])} → {ui.fmt_pct(row['rate_after'])})"
+
+    said = (
+        f"In the {window} days after an approval the person's dislike rate of everything "
+        f"{points(approved_rate)}; after a rejection it {points(rejected_rate)}."
+    )
+    if sure[("overall_rate", "approved")] and sure[("overall_rate", "rejected")]:
+        if approved_rate["rate_before"] > rejected_rate["rate_before"]:
+            # Approvers approve where the person dislikes more: a high rate partly settles back
+            # by itself, and that part is no effect of the approval.
+            said += (
+                " Approved people started higher, and a high rate partly falls back by itself: "
+                "part of their larger fall is that."
+            )
     judged = difference.loc["overall_rate"]
+    # Never green: approvers chose what to approve, so this is an observation, not a proof.
     if overall is None:
         st.info(
             f"Not enough yet to compare approvals with rejections ({why}). {said}", icon=":material/info:"
         )
     elif judged["ci_high"] < 0:
-        st.success(
-            f"Approved features were followed by a larger drop in dislikes than rejected ones: {overall} "
-            f"against them. {said} Not a randomised comparison: approvers chose what to approve.",
-            icon=":material/check_circle:",
+        st.info(
+            f"{said} Relative to rejections, approvals were followed by a larger fall: {overall}. "
+            "Not a randomised comparison: approvers chose what to approve.",
+            icon=":material/trending_down:",
         )
     elif judged["ci_low"] > 0:
         st.warning(
-            f"Approved features were followed by more dislikes than rejected ones: {overall} against them. "
-            f"{said} Look at what was approved.",
+            f"{said} Relative to rejections, approvals were followed by a rise: {overall}. Look at what "
+            "was approved.",
             icon=":material/warning:",
         )
     else:
         st.info(
-            f"No clear difference between approved and rejected features: {overall} against them. {said}",
+            f"{said} No clear difference between approvals and rejections: {overall}.",
             icon=":material/info:",
         )
     # One tile a measure: both groups' changes, then how they compare.

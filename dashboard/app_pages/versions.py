@@ -126,6 +126,15 @@ else:
         last = max((i for i, v in enumerate(moments) if v == b), default=None)
         replaced = int(moments[last - 1]) if last else None
     baseline = replaced if replaced in others else next((v for v in others if label(v) == parent), None)
+    if baseline is None and not parent:
+        # A first version has no parent: it stands against the version that replaced it when
+        # it last served, else the oldest trained against it (the newest of all, a candidate
+        # that never served, gave "no verdict yet").
+        activations = data.query(queries.list_version_activations)
+        moments = [int(v) for v in activations["model_version_id"]]
+        after = [moments[i + 1] for i, v in enumerate(moments[:-1]) if v == b and moments[i + 1] != b]
+        children = sorted(v for v in others if parents[v] == label(b))
+        baseline = after[-1] if after else (children[0] if children else None)
     default_a = others.index(baseline) if baseline in others else 0
     # A follows B: another B is judged against its own baseline. The browser keeps a widget's
     # value while it is still one of the options (A stayed v6 when B went from v8 to v5, whose
@@ -190,7 +199,10 @@ else:
         caveats.append("over different days")
     if includes_today:
         caveats.append("today still counting")
-    box = {"lower": st.success, "higher": st.error}.get(judged["outcome"], st.info)
+    # Over different days the difference may be the days' (the warning above): never coloured
+    # as good or bad news then, as the Overview leaves a change against thin days uncoloured.
+    coloured = "over different days" not in caveats
+    box = {"lower": st.success, "higher": st.error}.get(judged["outcome"], st.info) if coloured else st.info
     box(judged["verdict"] + (f" ({'; '.join(caveats)})" if caveats else ""), icon=":material/balance:")
     if judged["difference"] is not None:
         st.caption(
