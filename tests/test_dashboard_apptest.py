@@ -713,6 +713,11 @@ def test_adjustments_page_says_how_each_kind_of_proposal_is_decided(own_db):
     assert len(shown) == len(summary["kinds"])
     row = shown[(shown["reason"] == "poor quality") & (shown["feature"] == "cast")].iloc[0]
     assert row["rejected"] == len(cast) and row["approved of those decided"].startswith("0.00% (")
+    # The kind approved least first, and what share of the approvers' work each kind is.
+    assert (shown.iloc[0]["reason"], shown.iloc[0]["feature"]) == ("poor quality", "cast")
+    work = table(at, "of all decisions", "of the waiting")
+    assert work["of all decisions"].sum() == pytest.approx(100.0)
+    assert work["of the waiting"].sum() == pytest.approx(100.0)
     assert any(
         "Approvers reject nearly every poor quality → cast proposal" in i.value
         and "FEEDBACK_CAST_DEEMPHASIS_FACTOR set to 0" in i.value
@@ -972,10 +977,13 @@ def test_any_users_applied_adjustments_can_be_reached_to_revert(own_db):
     # The rates before and after come first (they were cut off at the right), and so do what
     # a decision rests on in the inbox and the applied list.
     assert list(effects.columns)[:5] == ["adjustment_id", "feature", "magnitude", "before", "after"]
-    deciding = ["adjustment_id", "user_id", "feature_type", "feature_value", "magnitude", "evidence_dislikes"]
-    assert list(table(at, "adjustment_id", "decided_at").columns)[:7] == [*deciding, "weight_now"]
-    deciding += ["weight_now", "waiting_for_feature"]
-    assert list(table(at, "adjustment_id", "proposed_magnitude").columns)[:8] == deciding
+    deciding = ["adjustment_id", "user_id", "feature_type", "feature_value", "reason", "magnitude"]
+    deciding += ["evidence_dislikes", "weight_now"]
+    assert list(table(at, "adjustment_id", "decided_at").columns)[:8] == deciding
+    assert list(table(at, "adjustment_id", "proposed_magnitude").columns)[:9] == [
+        *deciding,
+        "waiting_for_feature",
+    ]
     at.selectbox(key="revert_target").set_value(int(oldest.adjustment_id)).run()
     at.button(key="revert_adjustment").click().run()
     confirm(at)

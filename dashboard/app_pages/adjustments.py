@@ -213,7 +213,7 @@ def show_pooled_effects() -> None:
     )
 
 
-SELDOM_APPROVED = 0.05  # a kind whose approved share is surely below this is worth a word
+SELDOM_APPROVED = 0.10  # a kind approved less often than this is worth a word (under half: "nearly every")
 
 
 def show_decisions() -> None:
@@ -237,6 +237,11 @@ def show_decisions() -> None:
         )
         return
     decided_counts = kinds["approved"] + kinds["rejected"]
+    # The kinds approvers approve least first: where their time goes for the least.
+    order = kinds["approved_share"].fillna(2.0).sort_values(kind="stable").index
+    kinds, decided_counts = kinds.loc[order], decided_counts.loc[order]
+    waiting_share = kinds["waiting"] / max(int(kinds["waiting"].sum()), 1)
+    decided_share = decided_counts / max(int(decided_counts.sum()), 1)
     shares = kinds.rename(columns={"approved_share": "rate"}).assign(trials=decided_counts)
     table = pd.DataFrame(
         {
@@ -248,21 +253,28 @@ def show_decisions() -> None:
                 else "none decided"
                 for r in shares.to_dict("records")
             ],
+            "of all decisions": decided_share * 100,  # percent, one decimal as the shares
+            "of the waiting": waiting_share * 100,
             "approved": kinds["approved"],
             "rejected": kinds["rejected"],
-            "reverted since": kinds["reverted"],
             "waiting": kinds["waiting"],
+            "reverted since": kinds["reverted"],
             "withdrawn": kinds["withdrawn"],
         }
     )
-    ui.show_table(table, "decisions_by_kind")
-    seldom = kinds[kinds["enough"] & (kinds["ci_high"] < SELDOM_APPROVED)]
-    for row in seldom.to_dict("records"):
+    percent = {
+        c: st.column_config.NumberColumn(c, format="%.1f%%") for c in ("of all decisions", "of the waiting")
+    }
+    ui.show_table(table.reset_index(drop=True), "decisions_by_kind", percent)
+    seldom = kinds[kinds["enough"] & (kinds["approved_share"] < SELDOM_APPROVED)]
+    for key, row in seldom.iterrows():
+        how = "nearly every" if row["ci_high"] < SELDOM_APPROVED / 2 else "most"
         st.info(
-            f"Approvers reject nearly every {row['reason'].replace('_', ' ')} → {row['feature_type']} proposal "
+            f"Approvers reject {how} {row['reason'].replace('_', ' ')} → {row['feature_type']} proposal "
             f"({ui.fmt_pct(row['approved_share'])} approved, 95% interval {ui.fmt_pct(row['ci_low'])}–"
-            f"{ui.fmt_pct(row['ci_high'])}): the policy could stop proposing them "
-            f"({row['stop_with']} proposes none of them, and changes no other kind; see the README).",
+            f"{ui.fmt_pct(row['ci_high'])}); they are {ui.fmt_pct(decided_share[key], 0)} of all decisions and "
+            f"{ui.fmt_pct(waiting_share[key], 0)} of the proposals waiting. The policy could stop proposing "
+            f"them ({row['stop_with']} proposes none of them, and changes no other kind; see the README).",
             icon=":material/lightbulb:",
         )
     st.caption(
@@ -367,10 +379,21 @@ def say_unselected(unselected: list[int], filters: dict) -> None:
 
 # What a decision rests on first (the change, then its evidence): the table is narrower than its
 # columns at common widths, and the evidence was cut off at the right.
-DECIDING = ["adjustment_id", "user_id", "feature_type", "feature_value", "magnitude", "evidence_dislikes"]
-DECIDING += ["weight_now", "waiting_for_feature", "last_disliked_at", "reason", "movie_title"]
-# How the columns saying where the person's weight stands read, in both tables.
-WEIGHT_COLUMNS = {
+DECIDING = ["adjustment_id", "user_id", "feature_type", "feature_value", "reason", "magnitude"]
+DECIDING += ["evidence_dislikes", "weight_now", "waiting_for_feature", "last_disliked_at", "movie_title"]
+# How the columns saying where the person's weight stands read, in both tables; and the plain
+# names of the others (the CSV keeps the data's names).
+PROPOSAL_COLUMNS = {
+    "adjustment_id": st.column_config.NumberColumn("id", format="%d"),
+    "user_id": st.column_config.NumberColumn("user", format="%d"),
+    "feature_type": st.column_config.TextColumn("type"),
+    "feature_value": st.column_config.TextColumn("feature"),
+    "magnitude": st.column_config.NumberColumn("magnitude", format="%+.3f"),
+    "proposed_magnitude": st.column_config.NumberColumn("proposed", format="%+.3f"),
+    "evidence_dislikes": st.column_config.NumberColumn(
+        "evidence", help="How often this user disliked films with this feature for a reason that blames it"
+    ),
+    "decided_by": st.column_config.TextColumn("decided by"),
     "weight_now": st.column_config.NumberColumn("weight now", format="%.3f"),
     "waiting_for_feature": st.column_config.NumberColumn(
         "waiting",
@@ -436,7 +459,7 @@ def inbox_table(proposals: pd.DataFrame, name: str) -> None:
             "created_at": moment("proposed"),
             "last_disliked_at": moment("last disliked"),
             "movie_title": st.column_config.TextColumn("from the dislike of"),
-            **WEIGHT_COLUMNS,
+            **PROPOSAL_COLUMNS,
         },
         csv_name=INBOX_TABLE,
         on_select="rerun",
@@ -658,7 +681,7 @@ with applied_tab:
             "created_at": moment("proposed"),
             "decided_at": moment("decided"),
             "last_disliked_at": moment("last disliked"),
-            **WEIGHT_COLUMNS,
+            **PROPOSAL_COLUMNS,
         },
     )
     users = sorted({int(u) for u in applied["user_id"]})
