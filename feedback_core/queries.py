@@ -855,18 +855,8 @@ def get_retrain_status(system) -> dict:
             own = candidate.get("candidate_on_same_holdout") or candidate
         else:
             baseline, baseline_id = active, active_id
-    figures = [(m, (baseline or {}).get(m), own.get(m) if own is not None else None) for m in OFFLINE_METRICS]
-    # Versions recorded before the baselines were measured have none to show.
-    figures = [f for f in figures if not (f[0].endswith("_baseline") and f[1] is None and f[2] is None)]
     gain = (candidate or {}).get("auc_gain") if same_examples else None
-    if gain and "auc_a" in gain:
-        # What the promotion rule judged: one row per (user, film) (the note quotes these).
-        figures.insert(1, ("auc_per_user_film", gain["auc_b"], gain["auc_a"]))
-    comparison = to_frame(
-        figures,
-        ["metric", "active", "candidate"],
-    )
-    comparison["difference"] = pd.to_numeric(comparison["candidate"]) - pd.to_numeric(comparison["active"])
+    comparison = _side_by_side(baseline, own, gain, ["metric", "active", "candidate"])
     promotion = (candidate or {}).get("promotion") or {}
     return {
         "untrained_examples": pending,
@@ -890,6 +880,58 @@ def get_retrain_status(system) -> dict:
         "candidate_gain": gain if gain and "low" in gain else None,
         "comparison": comparison,
     }
+
+
+def _side_by_side(
+    baseline: dict | None, own: dict | None, gain: dict | None, columns: list[str]
+) -> pd.DataFrame:
+    """Return the offline metrics of a baseline and a candidate as rows (``columns``: metric,
+    baseline, candidate) with their difference; with the AUC gain the promotion check judged,
+    its AUCs per (user, film) second."""
+    figures = [(m, (baseline or {}).get(m), own.get(m) if own is not None else None) for m in OFFLINE_METRICS]
+    # Versions recorded before the baselines were measured have none to show.
+    figures = [f for f in figures if not (f[0].endswith("_baseline") and f[1] is None and f[2] is None)]
+    if gain and "auc_a" in gain:
+        # What the promotion rule judged: one row per (user, film) (the note quotes these).
+        figures.insert(1, ("auc_per_user_film", gain["auc_b"], gain["auc_a"]))
+    frame = to_frame(figures, columns)
+    frame["difference"] = pd.to_numeric(frame[columns[2]]) - pd.to_numeric(frame[columns[1]])
+    return frame
+
+
+def same_examples_comparison(system, a: int, b: int) -> dict | None:
+    """Return A and B on the same held-out examples when one was trained against the other
+    and its training measured both on the examples the other never saw (the fair offline
+    comparison, as the Retrain page shows it): ``offline`` (metric, A, B, difference),
+    ``examples`` (how many), ``gain`` (B's AUC gain per (user, film) over A with its interval
+    and DeLong's p, when recorded), ``trained`` (which of them was trained against the other).
+    None when neither was."""
+    versions = {v: system.get_model_version(v) for v in (a, b)}
+    for trained, against in ((b, a), (a, b)):
+        metrics = versions[trained].get("metrics") or {}
+        if versions[trained].get("parent_id") != against or not metrics.get("active_on_same_holdout"):
+            continue
+        baseline = metrics["active_on_same_holdout"]
+        own = metrics.get("candidate_on_same_holdout") or metrics
+        gain = metrics.get("auc_gain")
+        name_a, name_b = version_label(a), version_label(b)
+        if trained == b:
+            frame = _side_by_side(baseline, own, gain, ["metric", name_a, name_b])
+        else:  # A was trained against B: the same figures, B's side first
+            swapped = (
+                {**gain, "auc_a": gain["auc_b"], "auc_b": gain["auc_a"]} if gain and "auc_a" in gain else None
+            )
+            frame = _side_by_side(own, baseline, swapped, ["metric", name_a, name_b])
+        if gain and "low" in gain and trained == a:
+            # Gains are the trained one's over the other: B over A is its opposite.
+            gain = {**gain, "difference": -gain["difference"], "low": -gain["high"], "high": -gain["low"]}
+        return {
+            "offline": frame,
+            "examples": baseline.get("held_out"),
+            "gain": gain if gain and "low" in gain else None,
+            "trained": trained,
+        }
+    return None
 
 
 def _retrain_state() -> Select:

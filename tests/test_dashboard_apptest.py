@@ -504,6 +504,52 @@ def test_picking_another_version_b_compares_it_with_its_parent(shared_db):
     assert any(reference["verdict"] in box.value for box in [*at.success, *at.info, *at.error])
 
 
+def test_a_version_that_never_served_is_compared_on_the_same_examples(own_db):
+    """No online verdict for a candidate that never served: the page shows what training
+    measured for both on the same examples, as the Retrain page does, and says the AUC gain."""
+    from feedback_core.versions import insert_version
+
+    active = own_db.get_active_model_version()
+    with write_transaction(own_db.engine) as conn:
+        candidate = insert_version(
+            conn,
+            at=own_db.now(),
+            actor="t",
+            trigger="manual",
+            parent_id=active["version_id"],
+            weights=active["weights"],
+            metrics={
+                "auc": 0.9,
+                "active_on_same_holdout": {"auc": 0.61, "held_out": 240},
+                "candidate_on_same_holdout": {"auc": 0.64, "held_out": 240},
+                "auc_gain": {
+                    "auc_a": 0.65,
+                    "auc_b": 0.62,
+                    "difference": 0.03,
+                    "low": 0.01,
+                    "high": 0.05,
+                    "p_value": 0.002,
+                },
+            },
+            examples={},
+            settings={},
+        )
+    data.refresh()
+    page = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    page.session_state["compare_b"] = candidate
+    at = open_page("versions", page.run())
+    assert at.selectbox(key="compare_a").value == active["version_id"]
+    a, b = f"v{active['version_id']}", f"v{candidate}"
+    assert any(
+        c.value.startswith("Offline, on the same 240 held-out examples")
+        and f"{b} − {a} +0.0300 (95% interval +0.0100 to +0.0500), DeLong p = 0.002" in c.value
+        for c in at.caption
+    )
+    same = table(at, "metric", a, b)
+    first = same.set_index("metric").iloc[0]
+    assert (first[a], first[b]) == (pytest.approx(0.61), pytest.approx(0.64))  # not its own run's 0.9
+
+
 def test_a_first_version_is_compared_with_the_version_that_replaced_it(shared_db):
     """A version without a parent stood against the newest version of all (a candidate that
     never served: "no verdict yet"); it stands against the one activated after it."""

@@ -1202,3 +1202,60 @@ def test_the_registry_says_what_each_version_was_trained_on(sample):
     assert (versions.loc[2, "trained_on"], versions.loc[2, "new_dislikes"]) == (176, 4)
     with write_transaction(system.engine) as conn:  # as it was, for the module's other tests
         conn.execute(update(model_versions).where(model_versions.c.version_id == 2).values(examples={}))
+
+
+def test_two_versions_are_compared_on_the_same_examples_when_one_was_trained_against_the_other(make_system):
+    """The Model versions page shows, beside each version's own run, the figures training
+    recorded for both on the examples the older one never saw, whichever side each is on."""
+    system = make_system()
+    prior = prior_model().as_dict()
+
+    def version(parent, metrics) -> int:
+        with write_transaction(system.engine) as conn:
+            return insert_version(
+                conn,
+                at=system.now(),
+                actor="t",
+                trigger="manual",
+                parent_id=parent,
+                weights=prior,
+                metrics=metrics,
+                examples={},
+                settings={},
+            )
+
+    first = version(None, {"auc": 0.60})
+    second = version(
+        first,
+        {
+            "auc": 0.70,  # its own run: not what the comparison shows
+            "active_on_same_holdout": {"auc": 0.55, "log_loss": 0.50, "held_out": 300},
+            "candidate_on_same_holdout": {"auc": 0.58, "log_loss": 0.47, "held_out": 300},
+            "auc_gain": {
+                "auc_a": 0.59,
+                "auc_b": 0.56,
+                "difference": 0.03,
+                "low": 0.01,
+                "high": 0.05,
+                "p_value": 0.004,
+            },
+        },
+    )
+    unrelated = version(None, {"auc": 0.65})
+    same = queries.same_examples_comparison(system, first, second)
+    assert (same["trained"], same["examples"]) == (second, 300)
+    table = same["offline"].set_index("metric")
+    assert list(table.columns) == [f"v{first}", f"v{second}", "difference"]
+    assert tuple(table.loc["auc"]) == pytest.approx((0.55, 0.58, 0.03))
+    assert tuple(table.loc["auc_per_user_film"]) == pytest.approx((0.56, 0.59, 0.03))
+    assert same["gain"]["difference"] == pytest.approx(0.03)
+    # The other way round: A is the one trained, B's figures and gain are the older one's.
+    back = queries.same_examples_comparison(system, second, first)
+    table = back["offline"].set_index("metric")
+    assert tuple(table.loc["auc"]) == pytest.approx((0.58, 0.55, -0.03))
+    assert tuple(table.loc["auc_per_user_film"]) == pytest.approx((0.59, 0.56, -0.03))
+    assert (back["gain"]["difference"], back["gain"]["low"], back["gain"]["high"]) == pytest.approx(
+        (-0.03, -0.05, -0.01)
+    )
+    assert queries.same_examples_comparison(system, first, unrelated) is None
+    assert queries.same_examples_comparison(system, second, unrelated) is None

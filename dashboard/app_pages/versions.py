@@ -218,8 +218,28 @@ else:
             ui.fmt_rate(row, trials="impressions"),
             help=f"{row['dislikes']:,} dislikes / {row['impressions']:,} impressions, {ui.fmt_days(row)}",
         )
+    same = data.query(queries.same_examples_comparison, a, b)
+    gain = same["gain"] if same else None
+    held_out = f"{same['examples']:,}" if same and same["examples"] else ""
+    if gain is not None and not all(row["days"] for row in periods):
+        # One of them never served: no online verdict, but training measured both on the same
+        # examples. Said here, beside the verdict it stands in for.
+        st.caption(
+            f"Offline, on the same {held_out} held-out examples (below): AUC per (user, film) "
+            f"{label(b)} − {label(a)} {gain['difference']:+.4f} (95% interval {gain['low']:+.4f} to "
+            f"{gain['high']:+.4f}), DeLong {ui.fmt_p(gain.get('p_value'))}."
+        )
     tab_offline, tab_weights = st.tabs(["Offline metrics", "Weights side by side"])
     with tab_offline:
+        if same is not None:
+            trained, other = same["trained"], b if same["trained"] == a else a
+            st.markdown(
+                f"**On the same examples**: {label(trained)} was trained against {label(other)} and "
+                f"both were measured on the {held_out} examples {label(other)} never saw "
+                "(as the Retrain page compares them)."
+            )
+            ui.show_table(ui.named_metrics(same["offline"]), f"same_examples_{label(a)}_{label(b)}")
+            st.markdown("**Each on its own training run** (other examples: indicative only)")
         st.caption(
             "Each version's offline figures come from its own training run, on the examples of that "
             "moment: their difference is indicative only. The Retrain page compares a candidate with "
