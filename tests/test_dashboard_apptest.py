@@ -957,10 +957,32 @@ def test_an_approval_says_when_its_steps_add_up_on_one_feature(own_db):
     at.button(key="approve_selected").click().run()
     asked = " ".join(t.value for t in at.text)
     assert "2 of them are user 1's genre Zombie: their steps add up (-0.300 together)." in asked
-    assert "1 more proposal of the same person and feature waits: each applies its own step" in asked
+    assert (
+        "1 more proposal of the same person and feature waits (user 1's genre Zombie): each applies its own step"
+        in asked
+    )
     confirm(at)
     shown = table(at, "adjustment_id", "weight_now", "waiting_for_feature")
     assert list(shown["waiting_for_feature"]) == [1] and list(shown["weight_now"]) == [pytest.approx(0.7)]
+
+
+def test_an_approval_of_several_features_says_where_each_weight_goes(own_db):
+    for movie in (901, 902):
+        own_db.save_dislike(1, movie, f"Z{movie}", reason="wrong_genre", genres=["Zombie"])
+    own_db.save_dislike(1, 903, "V903", reason="wrong_genre", genres=["Vampire"])
+    data.refresh()
+    at = open_page("adjustments")
+    at.number_input(key="inbox_user").set_value(1).run()
+    shown = table(at, "adjustment_id", "feature_value")
+    ids = {
+        v: sorted(int(i) for i in shown.loc[shown["feature_value"] == v, "adjustment_id"])
+        for v in ("Zombie", "Vampire")
+    }
+    pick(at, [*ids["Zombie"], *ids["Vampire"]])
+    at.button(key="approve_selected").click().run()
+    asked = " ".join(t.value for t in at.text)
+    # In the order of the rows (newest first).
+    assert "Weights: user 1 genre Vampire 1.000 → 0.850; user 1 genre Zombie 1.000 → 0.700, 2 steps." in asked
 
 
 def test_the_steps_that_add_up_are_the_ones_applied_and_stop_at_the_weights_limit(own_db):

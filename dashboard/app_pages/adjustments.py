@@ -436,11 +436,28 @@ def same_feature_note(
         elif step:
             held = ", its limit" if abs(after - (now + step)) > 1e-9 else ""
             notes.append(f"Its weight goes from {now:.3f} to {after:.3f}{held}.")
-    left = sum(max(int(rows[ids[0]].waiting_for_feature) - len(ids), 0) for ids in pairs.values())
+    if len(pairs) > 1:
+        # Several people or features: where each weight goes, not only the first one's.
+        moves = []
+        for (user, kind, value), ids in list(pairs.items())[:LISTED]:
+            step = sum(float(edits.get(i, rows[i].magnitude)) for i in ids)
+            now = float(rows[ids[0]].weight_now)
+            after = min(max(now + step, low), high)
+            held = " (held at its limit)" if step and abs(after - (now + step)) > 1e-9 else ""
+            steps = f", {len(ids)} steps" if len(ids) > 1 else ""
+            moves.append(f"user {user} {kind} {value} {now:.3f} → {after:.3f}{held}{steps}")
+        rest = f"; and {len(pairs) - LISTED} more" if len(pairs) > LISTED else ""
+        notes.append("Weights: " + "; ".join(moves) + rest + ".")
+    waiting = {key: int(rows[ids[0]].waiting_for_feature) - len(ids) for key, ids in pairs.items()}
+    waiting = {key: n for key, n in waiting.items() if n > 0}
+    left = sum(waiting.values())
     if left:
+        named = ", ".join(f"user {u}'s {k} {v}" for u, k, v in list(waiting)[:3]) + (
+            ", …" if len(waiting) > 3 else ""
+        )
         notes.append(
             f"{left} more proposal{'s' if left > 1 else ''} of the same person and feature "
-            f"{'wait' if left > 1 else 'waits'}: each applies its own step when approved."
+            f"{'wait' if left > 1 else 'waits'} ({named}): each applies its own step when approved."
         )
     return (" " + " ".join(notes)) if notes else ""
 
