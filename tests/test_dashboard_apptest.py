@@ -2090,6 +2090,25 @@ def test_the_registry_flags_versions_no_more_accurate_than_no_model(own_db):
     at = open_page("versions")
     (flag,) = [w.value for w in at.warning if w.value.startswith("No more accurate than")]
     assert f"v{row.version_id} (accuracy 0.8000 vs 0.8400)" in flag
+    # Every version: said in a word, not named one by one.
+    with own_db.engine.begin() as conn:
+        for version_id, metrics in conn.execute(
+            select(model_versions.c.version_id, model_versions.c.metrics)
+        ).all():
+            conn.execute(
+                update(model_versions)
+                .where(model_versions.c.version_id == version_id)
+                .values(metrics={**(metrics or {}), "accuracy": 0.80, "accuracy_baseline": 0.84, "auc": 0.52})
+            )
+    count = len(own_db.list_model_versions())
+    data.refresh()
+    at = open_page("versions")
+    (flag,) = [w.value for w in at.warning if w.value.startswith("No more accurate than")]
+    assert f"rows: all {count} versions." in flag and "(accuracy" not in flag
+    assert any(
+        i.value.startswith(f"Barely better than chance (AUC under 0.55): all {count} versions.")
+        for i in at.info
+    )
 
 
 def test_overview_says_how_much_of_the_window_before_has_data(shared_db):

@@ -8,6 +8,8 @@ from feedback_core import queries
 
 # Which test gave the p-value: Fisher's exact test when a count is small, else the z-test.
 TESTS = {"fisher_exact": "Fisher's exact test", "z_test": "two-proportion z-test"}
+LISTED = 5  # versions named in a warning; beyond that, counted
+BARELY_BETTER_AUC = 0.55  # an AUC above chance but under this tells little apart
 
 st.title("Model versions")
 versions = data.query(queries.list_versions)
@@ -66,10 +68,18 @@ no_better = [
     for row in versions.itertuples()
     if pd.notna(row.accuracy) and pd.notna(row.accuracy_baseline) and row.accuracy <= row.accuracy_baseline
 ]
+measured = int((versions["accuracy"].notna() & versions["accuracy_baseline"].notna()).sum())
 if no_better:
+    # Every version, or a few named: eleven named at length were a wall nobody read.
+    if len(no_better) == measured >= 3:
+        which = f"all {measured} versions"
+    else:
+        which = ", ".join(no_better[:LISTED]) + (
+            f" and {len(no_better) - LISTED} more" if len(no_better) > LISTED else ""
+        )
     st.warning(
         "No more accurate than always answering the commoner label, on their own held-out rows: "
-        + ", ".join(no_better)
+        + which
         + ". Judge them by AUC and by their online dislike rate.",
         icon=":material/info:",
     )
@@ -83,6 +93,23 @@ if chance:
         "No better than chance at telling disliked films from liked ones (AUC at most 0.5 on their "
         "own held-out rows): " + ", ".join(chance) + ". None is activated by itself; activate one only "
         "for a reason its online dislike rate gives.",
+        icon=":material/casino:",
+    )
+barely = [
+    f"{row.version} ({row.auc:.3f})"
+    for row in versions.itertuples()
+    if pd.notna(row.auc) and 0.5 < row.auc < BARELY_BETTER_AUC
+]
+if barely:
+    which = (
+        f"all {len(barely)} versions"
+        if len(barely) == int(versions["auc"].notna().sum()) >= 3
+        else ", ".join(barely)
+    )
+    st.info(
+        f"Barely better than chance (AUC under {BARELY_BETTER_AUC}): {which}. Their scores hardly tell a "
+        "film the person will dislike from one they will like; differences between them in the tables "
+        "below are small beside that.",
         icon=":material/casino:",
     )
 st.altair_chart(charts.version_rates_chart(versions), width="stretch")
