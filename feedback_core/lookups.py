@@ -153,7 +153,9 @@ def _same_feature(
     fa, w = feature_adjustments.c, user_feature_weights.c
     # Every row of these people, each person's read once through an index on user_id (per
     # pair, or as row values, read a person's rows once a feature: 50-180 ms for 200 rows at
-    # 2 million adjustments); the pairs not shown are dropped here.
+    # 2 million adjustments); the pairs not shown are dropped here. Only the proposals are
+    # counted: counting the rejected ones too read four times as many rows (90 ms on
+    # PostgreSQL); those are counted for the proposals picked (``count_rejected``).
     users = sorted({user for user, _, _ in pairs})
     applied = conn.execute(
         select(w.user_id, w.feature_type, w.feature_value, w.adjustment_sum).where(w.user_id.in_(users))
@@ -167,12 +169,41 @@ def _same_feature(
         if count_waiting
         else []
     )
-    applied = [r for r in applied if (r[0], r[1], r[2]) in pairs]
-    waiting = [r for r in waiting if (r[0], r[1], r[2]) in pairs]
-    found = {(r[0], r[1], r[2]): (float(r[3]), 0) for r in applied}
+    found = {(r[0], r[1], r[2]): [float(r[3]), 0] for r in applied if (r[0], r[1], r[2]) in pairs}
     for user, kind, value, n in waiting:
-        found[(user, kind, value)] = (found.get((user, kind, value), (0.0, 0))[0], int(n))
-    return found
+        if (user, kind, value) in pairs:
+            found.setdefault((user, kind, value), [0.0, 0])[1] = int(n)
+    return {key: tuple(v) for key, v in found.items()}
+
+
+def count_rejected(system, adjustment_ids) -> dict[int, int]:
+    """Return, per proposal, how many proposals of the same person and feature an approver
+    rejected (a proposal withdrawn with its retracted dislike is no rejection): a feature judged
+    once before for the person is worth a look before approving it now. One statement."""
+    ids = sorted({check_id(i, "adjustment id") for i in adjustment_ids})
+    if not ids:
+        return {}
+    fa = feature_adjustments
+    picked = fa.alias("picked")
+    statement = (
+        select(picked.c.adjustment_id, func.count(fa.c.adjustment_id))
+        .select_from(
+            picked.outerjoin(
+                fa,
+                and_(
+                    fa.c.user_id == picked.c.user_id,
+                    fa.c.feature_type == picked.c.feature_type,
+                    fa.c.feature_value == picked.c.feature_value,
+                    fa.c.status == literal_column("'rejected'"),
+                    fa.c.note.is_distinct_from(literal_column(f"'{RETRACTED_NOTE}'")),
+                ),
+            )
+        )
+        .where(picked.c.adjustment_id.in_(ids))
+        .group_by(picked.c.adjustment_id)
+    )
+    with read_connection(system.engine) as conn:
+        return {int(i): int(n) for i, n in conn.execute(statement).all()}
 
 
 def _inbox_params(system, status, user_id, feature, reason, min_evidence, within_days) -> tuple[dict, tuple]:

@@ -430,6 +430,17 @@ def test_the_inbox_says_where_the_weight_stands_and_how_many_of_the_feature_wait
     second = min(i for i in inbox() if inbox()[i][0] == 1)
     system.approve_adjustment(second, actor="ana", magnitude=-0.9)
     assert inbox("applied")[second] == (1, pytest.approx(0.5), None)
+    # How many an approver rejected for the same person and feature; a proposal withdrawn
+    # with its retracted dislike is no rejection.
+    system.reject_adjustment(min(i for i in inbox() if inbox()[i][0] == 2), actor="ana")
+    system.save_dislike(2, 14, "M14", reason="wrong_genre", genres=["Horror"])
+    retracted = system.save_dislike(2, 15, "M15", reason="wrong_genre", genres=["Horror"])
+    system.retract_dislike(retracted, 2)
+    frame = lookups.list_adjustment_inbox(system, status="proposed", user_id=2)
+    assert list(frame["waiting_for_feature"]) == [1]
+    (waiting,) = [int(i) for i in frame["adjustment_id"]]
+    assert lookups.count_rejected(system, [waiting, first]) == {waiting: 1, first: 0}
+    assert lookups.count_rejected(system, []) == {}
 
 
 def test_the_decision_summary_counts_each_kind_of_proposal_and_the_inbox_age(make_system, clock):

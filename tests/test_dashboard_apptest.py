@@ -966,6 +966,24 @@ def test_an_approval_says_when_its_steps_add_up_on_one_feature(own_db):
     assert list(shown["waiting_for_feature"]) == [1] and list(shown["weight_now"]) == [pytest.approx(0.7)]
 
 
+def test_an_approval_of_a_feature_rejected_before_says_so(own_db):
+    for movie in (901, 902):
+        own_db.save_dislike(1, movie, f"Z{movie}", reason="wrong_genre", genres=["Zombie"])
+    first, second = sorted(
+        a["adjustment_id"] for a in own_db.list_adjustments(user_id=1, feature="Zombie", status="proposed")
+    )
+    own_db.reject_adjustment(first, "ops@example.com", note="the user watches zombie films")
+    data.refresh()
+    at = open_page("adjustments")
+    at.number_input(key="inbox_user").set_value(1).run()
+    at.text_input(key="inbox_feature").set_value("Zombie").run()
+    assert list(table(at, "adjustment_id", "weight_now")["adjustment_id"]) == [second]
+    pick(at, [second])
+    at.button(key="approve_selected").click().run()
+    asked = " ".join(t.value for t in at.text)
+    assert "Rejected before for the same person: user 1's genre Zombie (1 time)." in asked
+
+
 def test_an_approval_of_several_features_says_where_each_weight_goes(own_db):
     for movie in (901, 902):
         own_db.save_dislike(1, movie, f"Z{movie}", reason="wrong_genre", genres=["Zombie"])

@@ -380,7 +380,8 @@ def say_unselected(unselected: list[int], filters: dict) -> None:
 # What a decision rests on first (the change, then its evidence): the table is narrower than its
 # columns at common widths, and the evidence was cut off at the right.
 DECIDING = ["adjustment_id", "user_id", "feature_type", "feature_value", "reason", "magnitude"]
-DECIDING += ["evidence_dislikes", "weight_now", "waiting_for_feature", "last_disliked_at", "movie_title"]
+DECIDING += ["evidence_dislikes", "weight_now", "waiting_for_feature", "last_disliked_at"]
+DECIDING += ["movie_title"]
 # How the columns saying where the person's weight stands read, in both tables; and the plain
 # names of the others (the CSV keeps the data's names).
 PROPOSAL_COLUMNS = {
@@ -448,6 +449,18 @@ def same_feature_note(
             moves.append(f"user {user} {kind} {value} {now:.3f} → {after:.3f}{held}{steps}")
         rest = f"; and {len(pairs) - LISTED} more" if len(pairs) > LISTED else ""
         notes.append("Weights: " + "; ".join(moves) + rest + ".")
+    # Counted for the proposals picked only (for every row of the inbox it read four times as
+    # many rows): a feature an approver rejected before for the person.
+    rejected = data.query(lookups.count_rejected, tuple(sorted(picked))) if picked else {}
+    judged = [(key, rejected.get(ids[0], 0)) for key, ids in pairs.items() if rejected.get(ids[0], 0)]
+    if judged:
+        named = ", ".join(
+            f"user {u}'s {k} {v} ({n} time{'s' if n > 1 else ''})" for (u, k, v), n in judged[:3]
+        ) + (", …" if len(judged) > 3 else "")
+        notes.append(
+            f"Rejected before for the same person: {named}. Look at why on the Audit log before "
+            "approving it now."
+        )
     waiting = {key: int(rows[ids[0]].waiting_for_feature) - len(ids) for key, ids in pairs.items()}
     waiting = {key: n for key, n in waiting.items() if n > 0}
     left = sum(waiting.values())
