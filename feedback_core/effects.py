@@ -469,9 +469,13 @@ def get_pooled_adjustment_effects(system, window_days: int = 14, decisions: int 
                 "ci_high": high,
             }
         )
+    moments = [m for _, m in pairs.values()]
     return {
         "window_days": window_days,
         "decisions_read": decisions,
+        # When the decisions compared were made (None without any).
+        "decided_from": min(moments) if moments else None,
+        "decided_to": max(moments) if moments else None,
         "summary": pd.DataFrame(summary),
         "difference": pd.DataFrame(difference),
     }

@@ -726,6 +726,12 @@ def test_adjustments_page_compares_approved_and_rejected_features_when_asked(own
         assert tiles[name] == f"{a * 100:+.0f}% vs {b * 100:+.0f}%"
     verdicts = [m.value for m in (*at.success, *at.info, *at.warning) if "after a rejection" in m.value]
     assert len(verdicts) == 1 and "In the 14 days after an approval" in verdicts[0]
+    first_day = queries.get_data_bounds(own_db)["first_day"]
+    assert any(
+        c.value.startswith("Decided 26 Oct – 26 Oct 2026. ")
+        and f"The data start on {first_day:%d %b %Y}: decisions made in the 14 days after it" in c.value
+        for c in at.caption
+    )
     # In points first, from the library's rates; never green (approvers chose what to approve).
     overall = pooled["summary"].set_index(["measure", "group"]).loc[("overall_rate", "approved")]
     moved = (overall["rate_after"] - overall["rate_before"]) * 100

@@ -65,6 +65,8 @@ def test_each_side_of_a_decision_counts_what_its_lists_showed(make_system, clock
     clock.advance(days=13)  # the decisions are 14 days old: a whole window after them has passed
 
     result = get_pooled_adjustment_effects(system, window_days=14)
+    decided = clock.moment - timedelta(days=14, hours=1)  # both decided then
+    assert (result["decided_from"], result["decided_to"]) == (decided, decided)
     rows = measured(result)
     expected = {
         # (measure, group): (events before, trials before, events after, trials after)

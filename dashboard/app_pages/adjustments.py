@@ -1,13 +1,14 @@
 """Adjustments: the approval inbox with evidence and a re-ranking preview; applied ones and their effect."""
 
 import hashlib
+from datetime import timedelta
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
 from feedback_core import effects as effect_queries
-from feedback_core import lookups
+from feedback_core import lookups, queries
 from feedback_core.adjustments import MAX_NOTE
 from feedback_core.errors import ValidationError
 from feedback_core.settings import REASONS
@@ -193,6 +194,19 @@ def show_pooled_effects() -> None:
     order = {m: i for i, m in enumerate(POOLED_MEASURES.values())}
     table = table.sort_values(["measure", "group"], key=lambda c: c.map(order) if c.name == "measure" else c)
     ui.show_table(table.reset_index(drop=True), f"pooled_effects_{window}")
+    first_day = data.query(queries.get_data_bounds)["first_day"]
+    decided_from, decided_to = pooled["decided_from"], pooled["decided_to"]
+    span = f"Decided {decided_from:%d %b} – {decided_to:%d %b %Y}. " if decided_from is not None else ""
+    if decided_from is not None and first_day is not None:
+        if (decided_from - timedelta(days=window)).date() < first_day:
+            span += (
+                f"The data start on {first_day:%d %b %Y}: decisions made in the {window} days after it have "
+                'a shorter "before" than the others. '
+            )
+    st.caption(
+        span + 'What approving costs (the proposals waiting, and how each kind is decided) is on "How '
+        'proposals are decided".'
+    )
     st.caption(
         f"The newest {pooled['decisions_read']:,} proposals approved and as many rejected, {window} days ago "
         f"or earlier: {plural(int(approved['decisions']), 'feature')} approved for "
