@@ -10,6 +10,7 @@ import sqlite3
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import PG_URL
@@ -742,6 +743,149 @@ def test_adjustments_page_compares_approved_and_rejected_features_when_asked(own
     assert not at.exception
     verdicts = [m.value for m in (*at.success, *at.info, *at.warning) if "after a rejection" in m.value]
     assert len(verdicts) == 1 and "In the 7 days after an approval" in verdicts[0]
+
+
+def pooled_reading(approved, rejected, difference, feature=None, exposure=None) -> dict:
+    """A ``get_pooled_adjustment_effects`` answer: each group's (rate before, rate after) of
+    everything, the approved-against-rejected ``difference`` (value, low, high), and per group
+    (before, after, enough before, enough after) of the films' rate and of exposure."""
+    rows = []
+    for group, overall in (("approved", approved), ("rejected", rejected)):
+        for measure, given in (("exposure", exposure), ("feature_rate", feature), ("overall_rate", None)):
+            before, after, *enough = (given or {}).get(group) or (*overall, True, True)
+            rows.append(
+                {
+                    "measure": measure,
+                    "group": group,
+                    "decisions": 50,
+                    "people": 30,
+                    "measured": 40,
+                    "measured_people": 30,
+                    **{
+                        f"{k}_{side}": v
+                        for side in ("before", "after")
+                        for k, v in (("events", 50), ("trials", 500))
+                    },
+                    "rate_before": before,
+                    "rate_after": after,
+                    "ci_low_before": None,
+                    "ci_high_before": None,
+                    "ci_low_after": None,
+                    "ci_high_after": None,
+                    "enough_before": np.bool_(enough[0]),  # as the library's frame holds them
+                    "enough_after": np.bool_(enough[1]),
+                    "change": after / before - 1,
+                    "change_low": None,
+                    "change_high": None,
+                }
+            )
+    value, low, high = difference
+    return {
+        "window_days": 14,
+        "decisions_read": 2000,
+        "decided_from": datetime(2026, 10, 20),
+        "decided_to": datetime(2026, 10, 25),
+        "summary": pd.DataFrame(rows),
+        "difference": pd.DataFrame(
+            [
+                {"measure": m, "difference": value, "ci_low": low, "ci_high": high}
+                for m in ("exposure", "feature_rate", "overall_rate")
+            ]
+        ),
+    }
+
+
+def read_pooled(monkeypatch, reading: dict) -> AppTest:
+    """The "Do approvals work?" tab over this reading of the library."""
+    from feedback_core import effects
+
+    def get_pooled_adjustment_effects(system, window_days=14, decisions=2000):
+        return reading
+
+    get_pooled_adjustment_effects.__module__ = effects.__name__  # the cache finds it by name
+    monkeypatch.setattr(effects, "get_pooled_adjustment_effects", get_pooled_adjustment_effects)
+    data.refresh()
+    at = open_page("adjustments")
+    at.session_state["adjustments_tab"] = "Do approvals work?"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize(
+    "approved, rejected, difference, box, said, never",
+    [
+        # Approved people started higher but fell less: no "their larger fall".
+        (
+            (0.20, 0.19),
+            (0.15, 0.10),
+            (0.43, 0.10, 0.80),
+            "warning",
+            "followed by a smaller fall",
+            "larger fall",
+        ),
+        # Both rose, the approved less: a smaller rise, not "a larger fall".
+        (
+            (0.10, 0.105),
+            (0.10, 0.13),
+            (-0.19, -0.30, -0.05),
+            "info",
+            "followed by a smaller rise",
+            "larger fall",
+        ),
+        # Both fell, the approved more, from higher: the regression to the mean is said.
+        (
+            (0.20, 0.10),
+            (0.15, 0.12),
+            (-0.38, -0.5, -0.2),
+            "info",
+            "part of their larger fall is that",
+            "smaller",
+        ),
+        # A rate that did not move is not said to have risen 0.0 points.
+        (
+            (0.10, 0.1001),
+            (0.10, 0.12),
+            (-0.17, -0.3, -0.05),
+            "info",
+            "stayed level (10.0% → 10.0%)",
+            "0.0 points",
+        ),
+    ],
+)
+def test_the_approvals_headline_says_what_the_rates_did(
+    shared_db, monkeypatch, approved, rejected, difference, box, said, never
+):
+    at = read_pooled(monkeypatch, pooled_reading(approved, rejected, difference))
+    (headline,) = [b.value for b in getattr(at, box) if "after a rejection" in b.value]
+    assert said in headline and never not in headline, headline
+
+
+def test_a_thin_rejected_side_is_not_blamed_on_approved_features_hardly_shown(shared_db, monkeypatch):
+    """The approved features' films were measured (their exposure fell, but enough remained):
+    the films' rate is missing because the rejected side had too few, and says so."""
+    reading = pooled_reading(
+        (0.20, 0.10),
+        (0.15, 0.10),
+        (-0.25, -0.4, -0.05),
+        feature={"approved": (0.10, 0.05, True, True), "rejected": (0.10, 0.10, True, False)},
+        exposure={"approved": (0.10, 0.03, True, True), "rejected": (0.10, 0.09, True, True)},
+    )
+    at = read_pooled(monkeypatch, reading)
+    assert not any("hardly shown again" in c.value for c in at.caption)
+    assert "too few impressions on one side" in [c.value for c in at.caption]
+    # The approved side short of films, with its exposure measured: said.
+    reading = pooled_reading(
+        (0.20, 0.10),
+        (0.15, 0.10),
+        (-0.25, -0.4, -0.05),
+        feature={"approved": (0.10, 0.05, True, False), "rejected": (0.10, 0.10, True, True)},
+        exposure={"approved": (0.10, 0.03, True, True), "rejected": (0.10, 0.09, True, True)},
+    )
+    at = read_pooled(monkeypatch, reading)
+    assert any(
+        c.value.startswith("approved features were hardly shown again (exposure -70%)") for c in at.caption
+    )
 
 
 def test_adjustments_page_says_how_each_kind_of_proposal_is_decided(own_db):

@@ -99,9 +99,13 @@ def show_pooled_effects() -> None:
         judged = difference.loc[measure]
         if not (sure[(measure, "approved")] and sure[(measure, "rejected")]):
             shown = rows.loc[("exposure", "approved")]
+            # Only when the approved side is the one short of films (the rejected side may be
+            # the thin one) and their exposure itself rests on enough impressions (numpy's
+            # booleans are never ``False`` by identity: ``is not False`` held for every one).
             if (
                 measure == "feature_rate"
-                and shown["enough_after"] is not False
+                and not sure[(measure, "approved")]
+                and sure[("exposure", "approved")]
                 and (shown["change"] or 0) < -0.5
             ):
                 return None, (
@@ -127,15 +131,28 @@ def show_pooled_effects() -> None:
         if not (row["enough_before"] and row["enough_after"]):
             return "could not be measured (too few impressions)"
         moved = (row["rate_after"] - row["rate_before"]) * 100
-        way = "fell" if moved < 0 else "rose"
-        return f"{way} {abs(moved):.1f} points ({ui.fmt_pct(row['rate_before'])} → {ui.fmt_pct(row['rate_after'])})"
+        rates = f"({ui.fmt_pct(row['rate_before'])} → {ui.fmt_pct(row['rate_after'])})"
+        if round(abs(moved), 1) == 0:
+            return f"stayed level {rates}"
+        return f"{'fell' if moved < 0 else 'rose'} {abs(moved):.1f} points {rates}"
+
+    def followed(lower: bool) -> str:
+        """How the approved people's rate moved against the rejected ones' (their difference
+        is below 0 when ``lower``), in words true of both directions: "a larger fall" when
+        both fell, "a smaller rise" when both rose."""
+        mine, theirs = (rows.loc[("overall_rate", group), "change"] for group in ("approved", "rejected"))
+        if lower:
+            return "a larger fall" if theirs <= 0 else ("a fall" if mine < 0 else "a smaller rise")
+        return "a larger rise" if theirs >= 0 else ("a rise" if mine > 0 else "a smaller fall")
 
     said = (
         f"In the {window} days after an approval the person's dislike rate of everything "
         f"{points(approved_rate)}; after a rejection it {points(rejected_rate)}."
     )
     if sure[("overall_rate", "approved")] and sure[("overall_rate", "rejected")]:
-        if approved_rate["rate_before"] > rejected_rate["rate_before"]:
+        moved = [row["rate_after"] - row["rate_before"] for row in (approved_rate, rejected_rate)]
+        # Only where the approved people did fall more: "their larger fall" says so.
+        if approved_rate["rate_before"] > rejected_rate["rate_before"] and moved[0] < min(moved[1], 0):
             # Approvers approve where the person dislikes more: a high rate partly settles back
             # by itself, and that part is no effect of the approval.
             said += (
@@ -150,13 +167,13 @@ def show_pooled_effects() -> None:
         )
     elif judged["ci_high"] < 0:
         st.info(
-            f"{said} Relative to rejections, approvals were followed by a larger fall: {overall}. "
+            f"{said} Relative to rejections, approvals were followed by {followed(True)}: {overall}. "
             "Not a randomised comparison: approvers chose what to approve.",
             icon=":material/trending_down:",
         )
     elif judged["ci_low"] > 0:
         st.warning(
-            f"{said} Relative to rejections, approvals were followed by a rise: {overall}. Look at what "
+            f"{said} Relative to rejections, approvals were followed by {followed(False)}: {overall}. Look at what "
             "was approved.",
             icon=":material/warning:",
         )
@@ -284,7 +301,8 @@ def show_decisions() -> None:
     for key, row in seldom.iterrows():
         how = "nearly every" if row["ci_high"] < SELDOM_APPROVED / 2 else "most"
         st.info(
-            f"Approvers reject {how} {row['reason'].replace('_', ' ')} → {row['feature_type']} proposal "
+            f"Approvers reject {how} {row['reason'].replace('_', ' ')} → {row['feature_type']} "
+            f"proposal{'s' if how == 'most' else ''} "
             f"({ui.fmt_pct(row['approved_share'])} approved, 95% interval {ui.fmt_pct(row['ci_low'])}–"
             f"{ui.fmt_pct(row['ci_high'])}); they are {ui.fmt_pct(decided_share[key], 0)} of all decisions and "
             f"{ui.fmt_pct(waiting_share[key], 0)} of the proposals waiting. The policy could stop proposing "
