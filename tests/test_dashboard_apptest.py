@@ -2279,6 +2279,67 @@ def test_the_registry_flags_versions_no_more_accurate_than_no_model(own_db):
     )
 
 
+def test_all_versions_in_a_warning_are_those_measured_when_some_record_no_figures(own_db):
+    """ "all 3 versions" with four in the registry would say the fourth is one of them."""
+    from feedback_core.versions import insert_version
+
+    active = own_db.get_active_model_version()
+    with write_transaction(own_db.engine) as conn:
+        for version_id, metrics in conn.execute(
+            select(model_versions.c.version_id, model_versions.c.metrics)
+        ).all():
+            conn.execute(
+                update(model_versions)
+                .where(model_versions.c.version_id == version_id)
+                .values(metrics={**(metrics or {}), "accuracy": 0.80, "accuracy_baseline": 0.84, "auc": 0.52})
+            )
+        insert_version(
+            conn,
+            at=own_db.now(),
+            actor="t",
+            trigger="manual",
+            parent_id=active["version_id"],
+            weights=active["weights"],
+            metrics={},  # recorded without offline figures
+            examples={},
+            settings={},
+        )
+    count = len(own_db.list_model_versions())
+    data.refresh()
+    at = open_page("versions")
+    (flag,) = [w.value for w in at.warning if w.value.startswith("No more accurate than")]
+    assert f"rows: all {count - 1} versions measured (of {count})." in flag
+    assert any(f"all {count - 1} versions measured (of {count})." in i.value for i in at.info)
+
+
+def test_same_examples_without_a_count_read_without_a_gap(own_db):
+    from feedback_core.versions import insert_version
+
+    active = own_db.get_active_model_version()
+    with write_transaction(own_db.engine) as conn:
+        candidate = insert_version(
+            conn,
+            at=own_db.now(),
+            actor="t",
+            trigger="manual",
+            parent_id=active["version_id"],
+            weights=active["weights"],
+            metrics={
+                "active_on_same_holdout": {"auc": 0.61},  # no held_out recorded
+                "candidate_on_same_holdout": {"auc": 0.64},
+                "auc_gain": {"difference": 0.03, "low": 0.01, "high": 0.05, "p_value": 0.002},
+            },
+            examples={},
+            settings={},
+        )
+    data.refresh()
+    page = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    page.session_state["compare_b"] = candidate
+    at = open_page("versions", page.run())
+    assert any(c.value.startswith("Offline, on the same held-out examples (below)") for c in at.caption)
+    assert any("measured on the examples" in m.value for m in at.markdown)
+
+
 def test_overview_says_how_much_of_the_window_before_has_data(shared_db):
     at = open_page("overview")
     bounds = queries.get_data_bounds(shared_db)

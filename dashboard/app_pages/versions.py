@@ -69,10 +69,17 @@ no_better = [
     if pd.notna(row.accuracy) and pd.notna(row.accuracy_baseline) and row.accuracy <= row.accuracy_baseline
 ]
 measured = int((versions["accuracy"].notna() & versions["accuracy_baseline"].notna()).sum())
+
+
+def every(n: int) -> str:
+    """``all 11 versions``; ``all 9 versions measured (of 11)`` when some record no such figure."""
+    return f"all {n} versions" + (f" measured (of {len(versions)})" if n < len(versions) else "")
+
+
 if no_better:
     # Every version, or a few named: eleven named at length were a wall nobody read.
     if len(no_better) == measured >= 3:
-        which = f"all {measured} versions"
+        which = every(measured)
     else:
         which = ", ".join(no_better[:LISTED]) + (
             f" and {len(no_better) - LISTED} more" if len(no_better) > LISTED else ""
@@ -102,9 +109,10 @@ barely = [
 ]
 if barely:
     which = (
-        f"all {len(barely)} versions"
+        every(len(barely))
         if len(barely) == int(versions["auc"].notna().sum()) >= 3
-        else ", ".join(barely)
+        else ", ".join(barely[:LISTED])
+        + (f" and {len(barely) - LISTED} more" if len(barely) > LISTED else "")
     )
     st.info(
         f"Barely better than chance (AUC under {BARELY_BETTER_AUC}): {which}. Their scores hardly tell a "
@@ -247,12 +255,13 @@ else:
         )
     same = data.query(queries.same_examples_comparison, a, b)
     gain = same["gain"] if same else None
-    held_out = f"{same['examples']:,}" if same and same["examples"] else ""
+    # "the 2,223 examples"; "the examples" when training recorded no count.
+    held_out = f"{same['examples']:,} " if same and same["examples"] else ""
     if gain is not None and not all(row["days"] for row in periods):
         # One of them never served: no online verdict, but training measured both on the same
         # examples. Said here, beside the verdict it stands in for.
         st.caption(
-            f"Offline, on the same {held_out} held-out examples (below): AUC per (user, film) "
+            f"Offline, on the same {held_out}held-out examples (below): AUC per (user, film) "
             f"{label(b)} − {label(a)} {gain['difference']:+.4f} (95% interval {gain['low']:+.4f} to "
             f"{gain['high']:+.4f}), DeLong {ui.fmt_p(gain.get('p_value'))}."
         )
@@ -262,7 +271,7 @@ else:
             trained, other = same["trained"], b if same["trained"] == a else a
             st.markdown(
                 f"**On the same examples**: {label(trained)} was trained against {label(other)} and "
-                f"both were measured on the {held_out} examples {label(other)} never saw "
+                f"both were measured on the {held_out}examples {label(other)} never saw "
                 "(as the Retrain page compares them)."
             )
             ui.show_table(ui.named_metrics(same["offline"]), f"same_examples_{label(a)}_{label(b)}")
