@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Text, bindparam, cast, func, literal_column, select, union
+from sqlalchemy import Select, Text, bindparam, cast, func, literal_column, select, union
 
 from feedback_core.db import Prepared, read_connection
 from feedback_core.policy import RETRACTED_NOTE, feature_keys
@@ -53,11 +53,17 @@ _SHOWN_TO_USER = (
 _USER_ITEMS = Prepared(_SHOWN_TO_USER)
 
 
-_USER_FILMS = Prepared(
-    select(
-        movies.c.movie_id, cast(movies.c.genres, Text), cast(movies.c["cast"], Text), movies.c.franchise
-    ).where(movies.c.movie_id.in_(_SHOWN_TO_USER.with_only_columns(impressions.c.movie_id)))
-)
+def _films_shown(shown: Select) -> Prepared:
+    """The features of the films ``shown`` (a select of impressions) holds, each film once:
+    (film, genres JSON text, cast JSON text, franchise)."""
+    return Prepared(
+        select(
+            movies.c.movie_id, cast(movies.c.genres, Text), cast(movies.c["cast"], Text), movies.c.franchise
+        ).where(movies.c.movie_id.in_(shown.with_only_columns(impressions.c.movie_id)))
+    )
+
+
+_USER_FILMS = _films_shown(_SHOWN_TO_USER)
 # The user's live dislikes of shown films, each at the time its list was shown: a dislike falls
 # on the same side of an adjustment as the impression it is a share of (a list shown before an
 # approval and disliked after it counts before, with its impressions). Its film's features come
@@ -260,11 +266,7 @@ _SHOWN_IN_WINDOW = (
     .where(*_IN_WINDOW)
 )
 _WINDOW_ITEMS = Prepared(_SHOWN_IN_WINDOW)
-_WINDOW_FILMS = Prepared(
-    select(
-        movies.c.movie_id, cast(movies.c.genres, Text), cast(movies.c["cast"], Text), movies.c.franchise
-    ).where(movies.c.movie_id.in_(_SHOWN_IN_WINDOW.with_only_columns(impressions.c.movie_id)))
-)
+_WINDOW_FILMS = _films_shown(_SHOWN_IN_WINDOW)
 # Their live dislikes of those lists, each at the time its list was shown.
 _WINDOW_DISLIKES = Prepared(
     select(

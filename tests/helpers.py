@@ -115,3 +115,24 @@ def add_bare_versions(conn, n: int) -> list[int]:
         )
         for _ in range(n)
     ]
+
+
+def add_version(system, parent_id: int | None, metrics: dict, weights: dict | None = None) -> int:
+    """Record a model version now, with these offline figures (and the prior model's weights
+    unless given); return its number."""
+    from feedback_core.db import write_transaction
+    from feedback_core.model import prior_model
+    from feedback_core.versions import insert_version
+
+    with write_transaction(system.engine) as conn:
+        return insert_version(
+            conn,
+            at=system.now(),
+            actor="t",
+            trigger="manual",
+            parent_id=parent_id,
+            weights=prior_model().as_dict() if weights is None else weights,
+            metrics=metrics,
+            examples={},
+            settings={},
+        )

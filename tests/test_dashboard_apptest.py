@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from conftest import PG_URL
 from dashboard_data import HOSTILE_TEXT, HOSTILE_TITLE, _version, build_sample
+from helpers import add_version
 from sqlalchemy import Engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
@@ -508,33 +509,26 @@ def test_picking_another_version_b_compares_it_with_its_parent(shared_db):
 def test_a_version_that_never_served_is_compared_on_the_same_examples(own_db):
     """No online verdict for a candidate that never served: the page shows what training
     measured for both on the same examples, as the Retrain page does, and says the AUC gain."""
-    from feedback_core.versions import insert_version
 
     active = own_db.get_active_model_version()
-    with write_transaction(own_db.engine) as conn:
-        candidate = insert_version(
-            conn,
-            at=own_db.now(),
-            actor="t",
-            trigger="manual",
-            parent_id=active["version_id"],
-            weights=active["weights"],
-            metrics={
-                "auc": 0.9,
-                "active_on_same_holdout": {"auc": 0.61, "held_out": 240},
-                "candidate_on_same_holdout": {"auc": 0.64, "held_out": 240},
-                "auc_gain": {
-                    "auc_a": 0.65,
-                    "auc_b": 0.62,
-                    "difference": 0.03,
-                    "low": 0.01,
-                    "high": 0.05,
-                    "p_value": 0.002,
-                },
+    candidate = add_version(
+        own_db,
+        active["version_id"],
+        {
+            "auc": 0.9,
+            "active_on_same_holdout": {"auc": 0.61, "held_out": 240},
+            "candidate_on_same_holdout": {"auc": 0.64, "held_out": 240},
+            "auc_gain": {
+                "auc_a": 0.65,
+                "auc_b": 0.62,
+                "difference": 0.03,
+                "low": 0.01,
+                "high": 0.05,
+                "p_value": 0.002,
             },
-            examples={},
-            settings={},
-        )
+        },
+        weights=active["weights"],
+    )
     data.refresh()
     page = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     page.session_state["compare_b"] = candidate
@@ -565,6 +559,32 @@ def test_a_first_version_is_compared_with_the_version_that_replaced_it(shared_db
     page.session_state["compare_b"] = first
     at = open_page("versions", page.run())
     assert at.selectbox(key="compare_a").value == replaced_by[-1]
+
+
+def test_a_version_whose_parent_is_gone_is_compared_as_a_first_version_is(own_db):
+    """A parent no longer in the registry (removed by hand) counts as none: the version stands
+    against the one that replaced it, else the oldest trained against it; not the newest of all
+    (a candidate that never served)."""
+
+    versions = own_db.list_model_versions()
+    first = next(v["version_id"] for v in versions if v["parent_id"] is None)
+    active = own_db.get_active_model_version()
+    child = active["version_id"]  # the sample's: trained against the first, never replaced
+    assert active["parent_id"] == first
+    trained_on_it = min(v["version_id"] for v in versions if v["parent_id"] == child)
+    newest = add_version(own_db, active["version_id"], {"auc": 0.6}, weights=active["weights"])
+    assert newest != trained_on_it
+    path = own_db.engine.url.database
+    own_db.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute("DELETE FROM model_versions WHERE version_id = ?", (first,))
+    data.refresh()
+    page = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    page.session_state["compare_b"] = child
+    at = open_page("versions", page.run())
+    # Never replaced: the oldest version trained against it, not the newest of all.
+    assert at.selectbox(key="compare_a").value == trained_on_it
 
 
 def test_versions_page_colours_the_verdict_by_its_direction_and_names_the_days(shared_db):
@@ -795,32 +815,20 @@ def pooled_reading(approved, rejected, difference, feature=None, exposure=None) 
     }
 
 
-def read_pooled(monkeypatch, reading: dict) -> AppTest:
-    """The "Do approvals work?" tab over this reading of the library."""
-    from feedback_core import effects
-
-    def get_pooled_adjustment_effects(system, window_days=14, decisions=2000):
-        return reading
-
-    get_pooled_adjustment_effects.__module__ = effects.__name__  # the cache finds it by name
-    monkeypatch.setattr(effects, "get_pooled_adjustment_effects", get_pooled_adjustment_effects)
-    data.refresh()
-    at = open_page("adjustments")
-    at.session_state["adjustments_tab"] = "Do approvals work?"
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+def read_pooled(reading: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A reading as the tab reads it: its summary by (measure, group), its differences by measure."""
+    return reading["summary"].set_index(["measure", "group"]), reading["difference"].set_index("measure")
 
 
 @pytest.mark.parametrize(
-    "approved, rejected, difference, box, said, never",
+    "approved, rejected, difference, kind, said, never",
     [
         # Approved people started higher but fell less: no "their larger fall".
         (
             (0.20, 0.19),
             (0.15, 0.10),
             (0.43, 0.10, 0.80),
-            "warning",
+            "higher",
             "followed by a smaller fall",
             "larger fall",
         ),
@@ -829,7 +837,7 @@ def read_pooled(monkeypatch, reading: dict) -> AppTest:
             (0.10, 0.105),
             (0.10, 0.13),
             (-0.19, -0.30, -0.05),
-            "info",
+            "lower",
             "followed by a smaller rise",
             "larger fall",
         ),
@@ -838,7 +846,7 @@ def read_pooled(monkeypatch, reading: dict) -> AppTest:
             (0.20, 0.10),
             (0.15, 0.12),
             (-0.38, -0.5, -0.2),
-            "info",
+            "lower",
             "part of their larger fall is that",
             "smaller",
         ),
@@ -847,23 +855,26 @@ def read_pooled(monkeypatch, reading: dict) -> AppTest:
             (0.10, 0.1001),
             (0.10, 0.12),
             (-0.17, -0.3, -0.05),
-            "info",
+            "lower",
             "stayed level (10.0% → 10.0%)",
             "0.0 points",
         ),
     ],
 )
-def test_the_approvals_headline_says_what_the_rates_did(
-    shared_db, monkeypatch, approved, rejected, difference, box, said, never
-):
-    at = read_pooled(monkeypatch, pooled_reading(approved, rejected, difference))
-    (headline,) = [b.value for b in getattr(at, box) if "after a rejection" in b.value]
+def test_the_approvals_headline_says_what_the_rates_did(approved, rejected, difference, kind, said, never):
+    from dashboard import wording
+
+    rows, differences = read_pooled(pooled_reading(approved, rejected, difference))
+    got, headline = wording.headline(rows, differences, 14)
+    assert got == kind and "after a rejection" in headline
     assert said in headline and never not in headline, headline
 
 
-def test_a_thin_rejected_side_is_not_blamed_on_approved_features_hardly_shown(shared_db, monkeypatch):
+def test_a_thin_rejected_side_is_not_blamed_on_approved_features_hardly_shown():
     """The approved features' films were measured (their exposure fell, but enough remained):
     the films' rate is missing because the rejected side had too few, and says so."""
+    from dashboard import wording
+
     reading = pooled_reading(
         (0.20, 0.10),
         (0.15, 0.10),
@@ -871,9 +882,10 @@ def test_a_thin_rejected_side_is_not_blamed_on_approved_features_hardly_shown(sh
         feature={"approved": (0.10, 0.05, True, True), "rejected": (0.10, 0.10, True, False)},
         exposure={"approved": (0.10, 0.03, True, True), "rejected": (0.10, 0.09, True, True)},
     )
-    at = read_pooled(monkeypatch, reading)
-    assert not any("hardly shown again" in c.value for c in at.caption)
-    assert "too few impressions on one side" in [c.value for c in at.caption]
+    assert wording.compared(*read_pooled(reading), "feature_rate") == (
+        None,
+        "too few impressions on one side",
+    )
     # The approved side short of films, with its exposure measured: said.
     reading = pooled_reading(
         (0.20, 0.10),
@@ -882,10 +894,8 @@ def test_a_thin_rejected_side_is_not_blamed_on_approved_features_hardly_shown(sh
         feature={"approved": (0.10, 0.05, True, False), "rejected": (0.10, 0.10, True, True)},
         exposure={"approved": (0.10, 0.03, True, True), "rejected": (0.10, 0.09, True, True)},
     )
-    at = read_pooled(monkeypatch, reading)
-    assert any(
-        c.value.startswith("approved features were hardly shown again (exposure -70%)") for c in at.caption
-    )
+    none, why = wording.compared(*read_pooled(reading), "feature_rate")
+    assert none is None and why.startswith("approved features were hardly shown again (exposure -70%)")
 
 
 def test_adjustments_page_says_how_each_kind_of_proposal_is_decided(own_db):
@@ -905,15 +915,14 @@ def test_adjustments_page_says_how_each_kind_of_proposal_is_decided(own_db):
     tiles = {m.label: m.value for m in at.metric}
     assert tiles["Proposals waiting"] == f"{summary['waiting']:,}"
     assert tiles["Waiting over 7 days"] == f"{summary['stale']:,}"
-    shown = table(at, "reason", "feature", "approved of those decided", "rejected", "waiting")
+    shown = table(at, "reason", "feature", "approved (of decided)", "rejected", "waiting")
     assert len(shown) == len(summary["kinds"])
     row = shown[(shown["reason"] == "poor quality") & (shown["feature"] == "cast")].iloc[0]
-    assert row["rejected"] == len(cast) and row["approved of those decided"].startswith("0.00% (")
+    assert row["rejected"] == len(cast) and row["approved (of decided)"].startswith("0.00% (")
     # The kind approved least first, and what share of the approvers' work each kind is.
     assert (shown.iloc[0]["reason"], shown.iloc[0]["feature"]) == ("poor quality", "cast")
-    work = table(at, "of all decisions", "of the waiting")
+    work = table(at, "of all decisions", "waiting")
     assert work["of all decisions"].sum() == pytest.approx(100.0)
-    assert work["of the waiting"].sum() == pytest.approx(100.0)
     assert any(
         "Approvers reject nearly every poor quality → cast proposal" in i.value
         and "FEEDBACK_CAST_DEEMPHASIS_FACTOR set to 0" in i.value
@@ -2313,25 +2322,18 @@ def test_all_versions_in_a_warning_are_those_measured_when_some_record_no_figure
 
 
 def test_same_examples_without_a_count_read_without_a_gap(own_db):
-    from feedback_core.versions import insert_version
 
     active = own_db.get_active_model_version()
-    with write_transaction(own_db.engine) as conn:
-        candidate = insert_version(
-            conn,
-            at=own_db.now(),
-            actor="t",
-            trigger="manual",
-            parent_id=active["version_id"],
-            weights=active["weights"],
-            metrics={
-                "active_on_same_holdout": {"auc": 0.61},  # no held_out recorded
-                "candidate_on_same_holdout": {"auc": 0.64},
-                "auc_gain": {"difference": 0.03, "low": 0.01, "high": 0.05, "p_value": 0.002},
-            },
-            examples={},
-            settings={},
-        )
+    candidate = add_version(
+        own_db,
+        active["version_id"],
+        {
+            "active_on_same_holdout": {"auc": 0.61},  # no held_out recorded
+            "candidate_on_same_holdout": {"auc": 0.64},
+            "auc_gain": {"difference": 0.03, "low": 0.01, "high": 0.05, "p_value": 0.002},
+        },
+        weights=active["weights"],
+    )
     data.refresh()
     page = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     page.session_state["compare_b"] = candidate

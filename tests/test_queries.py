@@ -16,13 +16,12 @@ import pandas as pd
 import pytest
 from conftest import BACKENDS, PG_URL, Clock, _fresh_pg
 from dashboard_data import build_sample
-from helpers import add_bare_versions
+from helpers import add_bare_versions, add_version
 from reliability_support import BLAMED
 from sqlalchemy import delete, func, insert, select, update
 
 from feedback_core import FeedbackSystem, NotFoundError, Settings, frames, lookups, queries
 from feedback_core.db import format_ts, make_engine, upgrade_database, write_transaction
-from feedback_core.model import prior_model
 from feedback_core.schema import (
     audit_log,
     daily_dislikes,
@@ -36,7 +35,6 @@ from feedback_core.schema import (
     user_dislikes,
 )
 from feedback_core.stats import wilson_interval
-from feedback_core.versions import insert_version
 
 SAMPLE_END = datetime(2026, 11, 1, 12, 0, 0)
 FAR = date(2031, 3, 1)  # crafted scenarios live here, far from the sample's days
@@ -1009,21 +1007,9 @@ def test_a_candidate_is_compared_with_the_version_active_when_it_was_trained(mak
     the version it was trained against, and says so; without a recorded one, the active
     version's own figures are given, marked as from other examples."""
     system = make_system()
-    prior = prior_model().as_dict()
 
     def version(parent, metrics) -> int:
-        with write_transaction(system.engine) as conn:
-            return insert_version(
-                conn,
-                at=system.now(),
-                actor="t",
-                trigger="manual",
-                parent_id=parent,
-                weights=prior,
-                metrics=metrics,
-                examples={},
-                settings={},
-            )
+        return add_version(system, parent, metrics)
 
     first = version(None, {"auc": 0.60})
     system.activate_model_version(first, "t")
@@ -1208,21 +1194,9 @@ def test_two_versions_are_compared_on_the_same_examples_when_one_was_trained_aga
     """The Model versions page shows, beside each version's own run, the figures training
     recorded for both on the examples the older one never saw, whichever side each is on."""
     system = make_system()
-    prior = prior_model().as_dict()
 
     def version(parent, metrics) -> int:
-        with write_transaction(system.engine) as conn:
-            return insert_version(
-                conn,
-                at=system.now(),
-                actor="t",
-                trigger="manual",
-                parent_id=parent,
-                weights=prior,
-                metrics=metrics,
-                examples={},
-                settings={},
-            )
+        return add_version(system, parent, metrics)
 
     first = version(None, {"auc": 0.60})
     second = version(

@@ -6,7 +6,8 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import data, ui, wording
+from dashboard.wording import fmt_change, plural, relative
 from feedback_core import effects as effect_queries
 from feedback_core import lookups, queries
 from feedback_core.adjustments import MAX_NOTE
@@ -37,32 +38,11 @@ POOLED_MEASURES = {
 POOLED_WINDOWS = (7, 14, 28)
 
 
-def fmt_change(row, prefix: str = "change", low: str = "change_low", high: str = "change_high") -> str:
-    """Format a relative change with its interval: ``-37% (-43 to -30%)``."""
-    value = row[prefix]
-    if value is None or pd.isna(value):
-        return "—"
-    if row[low] is None or pd.isna(row[low]):
-        return f"{value * 100:+.0f}% (no interval: too few people, or too little on one side)"
-    return f"{value * 100:+.0f}% ({row[low] * 100:+.0f} to {row[high] * 100:+.0f}%)"
-
-
 def pooled_side(row, side: str) -> str:
     """Format one side of a pooled measure: its rate with its resampled interval, or too few."""
     if row[f"enough_{side}"] and (row[f"ci_low_{side}"] is None or pd.isna(row[f"ci_low_{side}"])):
         return f"{ui.fmt_pct(row[f'rate_{side}'], 2)} (no interval: too few people)"
     return ui.fmt_rate(row, f"_{side}", f"trials_{side}")
-
-
-def plural(n: int, word: str) -> str:
-    """``1 person``, ``2 people``, ``3 features``."""
-    many = {"person": "people"}.get(word, word + "s")
-    return f"{n:,} {word if n == 1 else many}"
-
-
-def relative(change: float | None) -> str:
-    """``-50%``; ``—`` when there is none (nothing before to change from)."""
-    return "—" if change is None or pd.isna(change) else f"{change * 100:+.0f}%"
 
 
 def show_pooled_effects() -> None:
@@ -91,103 +71,19 @@ def show_pooled_effects() -> None:
         )
         return
     rows = summary.set_index(["measure", "group"])
-    # A change is said only when both sides rest on enough impressions; a comparison when both groups' are.
-    sure = rows[["enough_before", "enough_after"]].all(axis=1)
-
-    def against(measure: str) -> tuple[str | None, str]:
-        """The comparison of one measure as text, or None and why there is none."""
-        judged = difference.loc[measure]
-        if not (sure[(measure, "approved")] and sure[(measure, "rejected")]):
-            shown = rows.loc[("exposure", "approved")]
-            # Only when the approved side is the one short of films (the rejected side may be
-            # the thin one) and their exposure itself rests on enough impressions (numpy's
-            # booleans are never ``False`` by identity: ``is not False`` held for every one).
-            if (
-                measure == "feature_rate"
-                and not sure[(measure, "approved")]
-                and sure[("exposure", "approved")]
-                and (shown["change"] or 0) < -0.5
-            ):
-                return None, (
-                    f"approved features were hardly shown again (exposure {relative(shown['change'])}): "
-                    "too few of their films after to measure how they were disliked"
-                )
-            return None, "too few impressions on one side"
-        if judged["ci_low"] is None or pd.isna(judged["ci_low"]):
-            fewest = int(rows.loc[measure, "measured_people"].min())
-            if fewest < effect_queries.MIN_PEOPLE_FOR_INTERVAL:
-                return None, f"{plural(fewest, 'person')} measured in a group: too few for an interval"
-            return None, "no interval: a change of −100% in the rejected group, or too uneven"
-        return fmt_change(judged, "difference", "ci_low", "ci_high"), ""
-
-    overall, why = against("overall_rate")
-    approved_rate, rejected_rate = (
-        rows.loc[("overall_rate", "approved")],
-        rows.loc[("overall_rate", "rejected")],
-    )
-
-    def points(row) -> str:
-        """The change in percentage points: ``fell 7.4 points (17.3% → 9.9%)``."""
-        if not (row["enough_before"] and row["enough_after"]):
-            return "could not be measured (too few impressions)"
-        moved = (row["rate_after"] - row["rate_before"]) * 100
-        rates = f"({ui.fmt_pct(row['rate_before'])} → {ui.fmt_pct(row['rate_after'])})"
-        if round(abs(moved), 1) == 0:
-            return f"stayed level {rates}"
-        return f"{'fell' if moved < 0 else 'rose'} {abs(moved):.1f} points {rates}"
-
-    def followed(lower: bool) -> str:
-        """How the approved people's rate moved against the rejected ones' (their difference
-        is below 0 when ``lower``), in words true of both directions: "a larger fall" when
-        both fell, "a smaller rise" when both rose."""
-        mine, theirs = (rows.loc[("overall_rate", group), "change"] for group in ("approved", "rejected"))
-        if lower:
-            return "a larger fall" if theirs <= 0 else ("a fall" if mine < 0 else "a smaller rise")
-        return "a larger rise" if theirs >= 0 else ("a rise" if mine > 0 else "a smaller fall")
-
-    said = (
-        f"In the {window} days after an approval the person's dislike rate of everything "
-        f"{points(approved_rate)}; after a rejection it {points(rejected_rate)}."
-    )
-    if sure[("overall_rate", "approved")] and sure[("overall_rate", "rejected")]:
-        moved = [row["rate_after"] - row["rate_before"] for row in (approved_rate, rejected_rate)]
-        # Only where the approved people did fall more: "their larger fall" says so.
-        if approved_rate["rate_before"] > rejected_rate["rate_before"] and moved[0] < min(moved[1], 0):
-            # Approvers approve where the person dislikes more: a high rate partly settles back
-            # by itself, and that part is no effect of the approval.
-            said += (
-                " Approved people started higher, and a high rate partly falls back by itself: "
-                "part of their larger fall is that."
-            )
-    judged = difference.loc["overall_rate"]
-    # Never green: approvers chose what to approve, so this is an observation, not a proof.
-    if overall is None:
-        st.info(
-            f"Not enough yet to compare approvals with rejections ({why}). {said}", icon=":material/info:"
-        )
-    elif judged["ci_high"] < 0:
-        st.info(
-            f"{said} Relative to rejections, approvals were followed by {followed(True)}: {overall}. "
-            "Not a randomised comparison: approvers chose what to approve.",
-            icon=":material/trending_down:",
-        )
-    elif judged["ci_low"] > 0:
-        st.warning(
-            f"{said} Relative to rejections, approvals were followed by {followed(False)}: {overall}. Look at what "
-            "was approved.",
-            icon=":material/warning:",
-        )
+    sure = wording.measured(rows)
+    kind, text = wording.headline(rows, difference, window)
+    if kind == "higher":
+        st.warning(text, icon=":material/warning:")
     else:
-        st.info(
-            f"{said} No clear difference between approvals and rejections: {overall}.",
-            icon=":material/info:",
-        )
+        st.info(text, icon=":material/trending_down:" if kind == "lower" else ":material/info:")
+
     # One tile a measure: both groups' changes, then how they compare.
     st.caption("Relative change after the decision, approved vs rejected features:")
     for column, (measure, name) in zip(st.columns(len(POOLED_MEASURES)), POOLED_MEASURES.items()):
         with column:
             a, b = rows.loc[(measure, "approved")], rows.loc[(measure, "rejected")]
-            compared, why = against(measure)
+            compared, why = wording.compared(rows, difference, measure)
             value = (
                 f"{relative(a['change'])} vs {relative(b['change'])}"
                 if sure[(measure, "approved")] and sure[(measure, "rejected")]
@@ -278,14 +174,13 @@ def show_decisions() -> None:
         {
             "reason": kinds["reason"].str.replace("_", " "),
             "feature": kinds["feature_type"],
-            "approved of those decided": [
+            "approved (of decided)": [
                 ui.fmt_rate(r, trials="trials").replace("too few impressions", "too few decided")
                 if r["trials"]
                 else "none decided"
                 for r in shares.to_dict("records")
             ],
             "of all decisions": decided_share * 100,  # percent, one decimal as the shares
-            "of the waiting": waiting_share * 100,
             "approved": kinds["approved"],
             "rejected": kinds["rejected"],
             "waiting": kinds["waiting"],
@@ -293,9 +188,7 @@ def show_decisions() -> None:
             "withdrawn": kinds["withdrawn"],
         }
     )
-    percent = {
-        c: st.column_config.NumberColumn(c, format="%.1f%%") for c in ("of all decisions", "of the waiting")
-    }
+    percent = {"of all decisions": st.column_config.NumberColumn("of all decisions", format="%.1f%%")}
     ui.show_table(table.reset_index(drop=True), "decisions_by_kind", percent)
     seldom = kinds[kinds["enough"] & (kinds["approved_share"] < SELDOM_APPROVED)]
     for key, row in seldom.iterrows():

@@ -161,8 +161,9 @@ else:
         last = max((i for i, v in enumerate(moments) if v == b), default=None)
         replaced = int(moments[last - 1]) if last else None
     baseline = replaced if replaced in others else next((v for v in others if label(v) == parent), None)
-    if baseline is None and not parent:
-        # A first version has no parent: it stands against the version that replaced it when
+    if baseline is None and (not parent or parent not in {label(v) for v in ids}):
+        # A first version has no parent (or one no longer in the registry): it stands against
+        # the version that replaced it when
         # it last served, else the oldest trained against it (the newest of all, a candidate
         # that never served, gave "no verdict yet").
         activations = data.query(queries.list_version_activations)
