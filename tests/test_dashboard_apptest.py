@@ -953,25 +953,11 @@ def test_retrain_page_names_the_version_a_candidate_was_compared_with(own_db):
     """A candidate trained before the active version is not offered but named; one trained
     after it against another version keeps, in its comparison, the name of the version it was
     trained against, and the page says which is active now."""
-    from feedback_core.db import write_transaction
-    from feedback_core.versions import insert_version
-
     older = queries.get_retrain_status(own_db)["candidate_version_id"]
     parent = own_db.get_model_version(older)["parent_id"]
 
     def version(metrics: dict) -> int:
-        with write_transaction(own_db.engine) as conn:
-            return insert_version(
-                conn,
-                at=own_db.now(),
-                actor="t",
-                trigger="manual",
-                parent_id=parent,
-                weights=own_db.get_active_model_version()["weights"],
-                metrics=metrics,
-                examples={},
-                settings={},
-            )
+        return add_version(own_db, parent, metrics, weights=own_db.get_active_model_version()["weights"])
 
     other = version({"auc": 0.9})
     own_db.activate_model_version(other, "ops@example.com")
