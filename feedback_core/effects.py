@@ -14,7 +14,8 @@ import pandas as pd
 from sqlalchemy import Select, Text, bindparam, cast, func, literal_column, select, union
 
 from feedback_core.db import Prepared, read_connection
-from feedback_core.policy import RETRACTED_NOTE, feature_keys
+from feedback_core.errors import ValidationError
+from feedback_core.policy import FEATURE_TYPES, RETRACTED_NOTE, feature_keys
 from feedback_core.queries import rate_fields
 from feedback_core.schema import (
     feature_adjustments,
@@ -326,7 +327,9 @@ def _moment(value) -> datetime:
     return pd.Timestamp(value).to_pydatetime().replace(tzinfo=None)
 
 
-def get_pooled_adjustment_effects(system, window_days: int = 14, decisions: int = POOLED_DECISIONS) -> dict:
+def get_pooled_adjustment_effects(
+    system, window_days: int = 14, decisions: int = POOLED_DECISIONS, feature_type: str | None = None
+) -> dict:
     """Return, pooled over people, what approving a proposal changed against rejecting one.
 
     For each (person, feature) of the newest ``decisions`` approvals (also those reverted since)
@@ -349,8 +352,16 @@ def get_pooled_adjustment_effects(system, window_days: int = 14, decisions: int 
     and dislikes are counted once per decision: a person's impressions count for each feature
     decided for them.
 
+    With ``feature_type`` (genre, cast or franchise), only the features of that kind among the
+    decisions read.
+
     Approvers chose what to approve: the rejected group is a comparison, not a randomised control.
     """
+    if feature_type is not None and feature_type not in FEATURE_TYPES:
+        raise ValidationError(
+            f"feature_type must be one of {', '.join(FEATURE_TYPES)} (or none for every kind), got {feature_type!r}",
+            "feature_type",
+        )
     window_days = check_limit(window_days, "window_days", 1, 90)
     decisions = check_limit(decisions, "decisions", 1, 100_000)
     min_trials = system.settings.min_impressions_for_rate
@@ -361,6 +372,8 @@ def get_pooled_adjustment_effects(system, window_days: int = 14, decisions: int 
     params = {"decisions": decisions, "settled": now - timedelta(days=window_days)}
     with read_connection(system.engine) as conn:
         pairs, triggers = _pooled_pairs(conn, params)
+        if feature_type is not None:
+            pairs = {key: v for key, v in pairs.items() if key[1] == feature_type}
         counts = np.zeros((len(pairs), len(_COUNTS)), dtype=np.int64)
         if pairs:
             moments = [m for _, m in pairs.values()]

@@ -758,6 +758,15 @@ def test_adjustments_page_compares_approved_and_rejected_features_when_asked(own
     moved = (overall["rate_after"] - overall["rate_before"]) * 100
     assert f"{'fell' if moved < 0 else 'rose'} {abs(moved):.1f} points" in verdicts[0]
     assert not at.success
+    # One kind of feature alone is another reading.
+    at.segmented_control(key="pooled_kind").set_value("genre").run()
+    assert not at.exception
+    genre = effects.get_pooled_adjustment_effects(own_db, window_days=14, feature_type="genre")
+    decisions = int(genre["summary"].drop_duplicates("group").set_index("group").loc["approved", "decisions"])
+    assert 0 < decisions < int(counts.loc["approved", "decisions"])
+    assert any(c.value.startswith("Only the genre features among the decisions read. ") for c in at.caption)
+    assert any(f"{decisions:,} feature" in c.value for c in at.caption)
+    at.segmented_control(key="pooled_kind").set_value("every kind").run()
     # Another window is another reading.
     at.segmented_control(key="pooled_window").set_value(7).run()
     assert not at.exception

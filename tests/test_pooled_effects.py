@@ -353,3 +353,39 @@ def test_a_proposal_withdrawn_with_its_dislike_is_no_rejection(make_system, cloc
     clock.advance(days=14)
     rows = measured(get_pooled_adjustment_effects(system))
     assert (rows[("exposure", "rejected")]["decisions"], rows[("exposure", "rejected")]["people"]) == (1, 1)
+
+
+def test_one_kind_of_feature_is_compared_alone(make_system, clock):
+    """With a kind, only those features among the decisions read: a genre approved and a
+    franchise rejected for one person each fall in their own kind's comparison."""
+    system = make_system(min_impressions_for_rate=1)
+    system.add_movies(
+        [{"movie_id": m, "title": f"M{m}", "genres": ["Horror"], "franchise": "Saga"} for m in range(1, 11)]
+        + [{"movie_id": m, "title": f"M{m}", "genres": ["Comedy"]} for m in range(11, 21)]
+    )
+    for user, reason in ((1, "wrong_genre"), (2, "not_interested")):
+        shown = system.record_recommendation_set(user, [1, 2, 11, 12])
+        system.record_recommendation_set(user, [2, 3, 11, 13])
+        system.save_dislike(user, 1, recommendation_set_id=shown, reason=reason)
+    clock.advance(hours=1)
+    for a in system.list_adjustments(user_id=1, status="proposed"):
+        system.approve_adjustment(a["adjustment_id"], actor="ana")
+    for a in system.list_adjustments(user_id=2, status="proposed"):
+        if a["feature_type"] == "franchise":
+            system.reject_adjustment(a["adjustment_id"], actor="ana")
+    clock.advance(days=1)
+    for user in (1, 2):
+        system.record_recommendation_set(user, [4, 14, 15, 16])
+    clock.advance(days=14)
+
+    def groups(kind):
+        rows = measured(get_pooled_adjustment_effects(system, feature_type=kind))
+        return rows[("exposure", "approved")]["decisions"], rows[("exposure", "rejected")]["decisions"]
+
+    assert groups(None) == (1, 1)
+    assert groups("genre") == (1, 0)
+    assert groups("franchise") == (0, 1)
+    assert groups("cast") == (0, 0)
+    with pytest.raises(ValidationError) as err:
+        get_pooled_adjustment_effects(system, feature_type="Genre")
+    assert err.value.field == "feature_type"

@@ -12,6 +12,7 @@ from feedback_core import effects as effect_queries
 from feedback_core import lookups, queries
 from feedback_core.adjustments import MAX_NOTE
 from feedback_core.errors import ValidationError
+from feedback_core.policy import FEATURE_TYPES
 from feedback_core.settings import REASONS
 from feedback_core.validation import check_id
 
@@ -47,23 +48,37 @@ def pooled_side(row, side: str) -> str:
 
 def show_pooled_effects() -> None:
     """Approved against rejected features, pooled over people: what followed each decision."""
-    window = st.segmented_control(
-        "Days before and after each decision",
-        POOLED_WINDOWS,
-        default=14,
-        key="pooled_window",
-        format_func=lambda d: f"{d} days",
-    )
+    left, right = st.columns(2)
+    with left:
+        window = st.segmented_control(
+            "Days before and after each decision",
+            POOLED_WINDOWS,
+            default=14,
+            key="pooled_window",
+            format_func=lambda d: f"{d} days",
+        )
+    with right:
+        kind = st.segmented_control(
+            "Features",
+            ["every kind", *FEATURE_TYPES],
+            default="every kind",
+            key="pooled_kind",
+            help="Only the genres, cast members or franchises among the decisions read",
+        )
     window = window or 14  # a second click on the selected option unselects it
+    only = None if kind in (None, "every kind") else kind
     with st.spinner("Reading the lists shown around the newest decisions…"):
-        pooled = data.query(effect_queries.get_pooled_adjustment_effects, window_days=window)
+        pooled = data.query(
+            effect_queries.get_pooled_adjustment_effects, window_days=window, feature_type=only
+        )
     summary, difference = pooled["summary"], pooled["difference"].set_index("measure")
     counts = summary.drop_duplicates("group").set_index("group")
     approved, rejected = counts.loc["approved"], counts.loc["rejected"]
     if not approved["decisions"] or not rejected["decisions"]:
         missing = "approved" if not approved["decisions"] else "rejected"
+        of_kind = f" for a {only}" if only else ""
         st.info(
-            f"Nothing to compare yet: no proposal was {missing} {window} days ago or earlier (a decision "
+            f"Nothing to compare yet: no proposal{of_kind} was {missing} {window} days ago or earlier (a decision "
             f"is compared once the {window} days after it have passed; a shorter window reaches later "
             "ones). This compares features approved for a person with features rejected for one, "
             "before and after the decision.",
@@ -121,7 +136,8 @@ def show_pooled_effects() -> None:
         'proposals are decided".'
     )
     st.caption(
-        f"The newest {pooled['decisions_read']:,} proposals approved and as many rejected, {window} days ago "
+        (f"Only the {only} features among the decisions read. " if only else "")
+        + f"The newest {pooled['decisions_read']:,} proposals approved and as many rejected, {window} days ago "
         f"or earlier: {plural(int(approved['decisions']), 'feature')} approved for "
         f"{plural(int(approved['people']), 'person')} (an approval reverted since is still an approval), "
         f"{plural(int(rejected['decisions']), 'feature')} only ever rejected for "
