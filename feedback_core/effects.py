@@ -15,7 +15,7 @@ from sqlalchemy import Select, Text, bindparam, cast, func, literal_column, sele
 
 from feedback_core.db import Prepared, read_connection
 from feedback_core.errors import ValidationError
-from feedback_core.policy import FEATURE_TYPES, RETRACTED_NOTE, feature_keys
+from feedback_core.policy import FEATURE_TYPES, feature_keys
 from feedback_core.queries import rate_fields
 from feedback_core.schema import (
     feature_adjustments,
@@ -24,6 +24,7 @@ from feedback_core.schema import (
     recommendation_sets,
     user_dislikes,
     user_feature_weights,
+    withdrawn,
 )
 from feedback_core.validation import check_limit
 
@@ -234,7 +235,7 @@ def _newest_decisions(statuses: tuple[str, ...], limit):
         .where(
             fa.status.in_([literal_column(f"'{s}'") for s in statuses]),
             decided_at <= bindparam("settled"),
-            fa.note.is_distinct_from(literal_column(f"'{RETRACTED_NOTE}'")),
+            ~withdrawn(feature_adjustments),
         )
         .order_by(fa.created_at.desc())
         .limit(limit)
@@ -375,8 +376,8 @@ def get_pooled_adjustment_effects(
         if feature_type is not None:
             pairs = {key: v for key, v in pairs.items() if key[1] == feature_type}
         counts = np.zeros((len(pairs), len(_COUNTS)), dtype=np.int64)
+        moments = [m for _, m in pairs.values()]
         if pairs:
-            moments = [m for _, m in pairs.values()]
             params |= {
                 "lo": min(moments) - timedelta(days=window_days),
                 "hi": max(moments) + timedelta(days=window_days),
@@ -484,7 +485,6 @@ def get_pooled_adjustment_effects(
                 "ci_high": high,
             }
         )
-    moments = [m for _, m in pairs.values()]
     return {
         "window_days": window_days,
         "decisions_read": decisions,

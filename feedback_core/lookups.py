@@ -36,7 +36,6 @@ from feedback_core.catalog import LIKED_RATING
 from feedback_core.db import format_ts, likely, read_connection
 from feedback_core.effects import get_adjustment_effects as get_adjustment_effects  # the page's name for it
 from feedback_core.frames import as_column, frame, to_frame
-from feedback_core.policy import RETRACTED_NOTE
 from feedback_core.queries import rate_fields, version_condition, version_label
 from feedback_core.recommender import load_user_state
 from feedback_core.schema import (
@@ -50,6 +49,7 @@ from feedback_core.schema import (
     recommendation_sets,
     user_dislikes,
     user_feature_weights,
+    withdrawn,
 )
 from feedback_core.settings import default_reason_policy
 from feedback_core.validation import check_id, check_limit
@@ -195,7 +195,7 @@ def count_rejected(system, adjustment_ids) -> dict[int, int]:
                     fa.c.feature_type == picked.c.feature_type,
                     fa.c.feature_value == picked.c.feature_value,
                     fa.c.status == literal_column("'rejected'"),
-                    fa.c.note.is_distinct_from(literal_column(f"'{RETRACTED_NOTE}'")),
+                    ~withdrawn(fa),
                 ),
             )
         )
@@ -707,17 +707,10 @@ def list_audit(
 
 # ---------------------------------------------------------------- how proposals are decided
 
-# A proposal withdrawn because its dislike was retracted is stored as rejected (with the note
-# RETRACTED_NOTE): nobody decided it, so it counts apart from the approvers' rejections.
+# A proposal withdrawn with its retracted dislike (stored as rejected) counts apart from the
+# approvers' rejections: nobody decided it.
 _DECIDED_STATUS = case(
-    (
-        and_(
-            feature_adjustments.c.status == literal_column("'rejected'"),
-            # A constant, not a bound value: PostgreSQL takes the GROUP BY's CASE for the select's.
-            feature_adjustments.c.note == literal_column(f"'{RETRACTED_NOTE}'"),
-        ),
-        literal_column("'withdrawn'"),
-    ),
+    (withdrawn(feature_adjustments), literal_column("'withdrawn'")),
     else_=feature_adjustments.c.status,
 )
 _DECIDED_KINDS = select(

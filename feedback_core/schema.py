@@ -22,11 +22,15 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     case,
+    literal_column,
     null,
     text,
     true,
 )
+
+from feedback_core.policy import RETRACTED_NOTE
 
 metadata = MetaData(
     naming_convention={
@@ -413,3 +417,13 @@ def known_score(table: Table):
     """``table``'s predicted_score where it is known, else NULL, labelled predicted_score (an
     unknown score is stored as 0: it must never be read as one)."""
     return case((table.c.score_known, table.c.predicted_score), else_=null()).label("predicted_score")
+
+
+def withdrawn(table: Table):
+    """Whether a proposal of ``table`` (feature_adjustments or an alias) was withdrawn with its
+    retracted dislike: stored as rejected with ``RETRACTED_NOTE``, it was decided by nobody.
+    Constants, not bound values: PostgreSQL matches a GROUP BY's expression to the select's."""
+    return and_(
+        table.c.status == literal_column("'rejected'"),
+        table.c.note.is_not_distinct_from(literal_column(f"'{RETRACTED_NOTE}'")),
+    )

@@ -87,11 +87,11 @@ def show_pooled_effects() -> None:
         return
     rows = summary.set_index(["measure", "group"])
     sure = wording.measured(rows)
-    kind, text = wording.headline(rows, difference, window)
-    if kind == "higher":
+    tone, text = wording.headline(rows, difference, window)
+    if tone == "higher":
         st.warning(text, icon=":material/warning:")
     else:
-        st.info(text, icon=":material/trending_down:" if kind == "lower" else ":material/info:")
+        st.info(text, icon=":material/trending_down:" if tone == "lower" else ":material/info:")
 
     # One tile a measure: both groups' changes, then how they compare.
     st.caption("Relative change after the decision, approved vs rejected features:")
@@ -357,10 +357,22 @@ def same_feature_note(
     for i in picked:
         pairs.setdefault((int(rows[i].user_id), rows[i].feature_type, rows[i].feature_value), []).append(i)
     notes = []
+
+    def move(ids: list[int]) -> tuple[float, float, float]:
+        """The steps these apply together, the weight now and where it ends. The weight shown is
+        already clamped: a step (never positive) from it ends where the whole sum would, held
+        at the limit when it goes past it."""
+        step = sum(float(edits.get(i, rows[i].magnitude)) for i in ids)
+        now = float(rows[ids[0]].weight_now)
+        return step, now, min(max(now + step, low), high)
+
+    def first_three(names: list[str]) -> str:
+        return ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+
     together = [(key, ids) for key, ids in pairs.items() if len(ids) > 1]
     if together:
         (user, kind, value), ids = together[0]
-        step = sum(float(edits.get(i, rows[i].magnitude)) for i in ids)
+        step, now, after = move(ids)
         more = (
             f" (and {len(together) - 1} more such feature{'s' if len(together) > 2 else ''})"
             if len(together) > 1
@@ -369,10 +381,6 @@ def same_feature_note(
         notes.append(
             f"{len(ids)} of them are user {user}'s {kind} {value}{more}: their steps add up ({step:+.3f} together)."
         )
-        # The weight shown is already clamped: a step (never positive) from it ends where the
-        # whole sum would, held at the limit when it goes past it.
-        now = float(rows[ids[0]].weight_now)
-        after = min(max(now + step, low), high)
         if step and abs(after - now) < 1e-9:
             notes.append(f"Its weight stays at {now:.3f}, its limit: these steps change no score now.")
         elif step:
@@ -382,9 +390,7 @@ def same_feature_note(
         # Several people or features: where each weight goes, not only the first one's.
         moves = []
         for (user, kind, value), ids in list(pairs.items())[:LISTED]:
-            step = sum(float(edits.get(i, rows[i].magnitude)) for i in ids)
-            now = float(rows[ids[0]].weight_now)
-            after = min(max(now + step, low), high)
+            step, now, after = move(ids)
             held = " (held at its limit)" if step and abs(after - (now + step)) > 1e-9 else ""
             steps = f", {len(ids)} steps" if len(ids) > 1 else ""
             moves.append(f"user {user} {kind} {value} {now:.3f} → {after:.3f}{held}{steps}")
@@ -395,9 +401,9 @@ def same_feature_note(
     rejected = data.query(lookups.count_rejected, tuple(sorted(picked))) if picked else {}
     judged = [(key, rejected.get(ids[0], 0)) for key, ids in pairs.items() if rejected.get(ids[0], 0)]
     if judged:
-        named = ", ".join(
-            f"user {u}'s {k} {v} ({n} time{'s' if n > 1 else ''})" for (u, k, v), n in judged[:3]
-        ) + (", …" if len(judged) > 3 else "")
+        named = first_three(
+            [f"user {u}'s {k} {v} ({n} time{'s' if n > 1 else ''})" for (u, k, v), n in judged]
+        )
         notes.append(
             f"Rejected before for the same person: {named}. Look at why on the Audit log before "
             "approving it now."
@@ -406,9 +412,7 @@ def same_feature_note(
     waiting = {key: n for key, n in waiting.items() if n > 0}
     left = sum(waiting.values())
     if left:
-        named = ", ".join(f"user {u}'s {k} {v}" for u, k, v in list(waiting)[:3]) + (
-            ", …" if len(waiting) > 3 else ""
-        )
+        named = first_three([f"user {u}'s {k} {v}" for u, k, v in waiting])
         notes.append(
             f"{left} more proposal{'s' if left > 1 else ''} of the same person and feature "
             f"{'wait' if left > 1 else 'waits'} ({named}): each applies its own step when approved."

@@ -71,22 +71,21 @@ no_better = [
 measured = int((versions["accuracy"].notna() & versions["accuracy_baseline"].notna()).sum())
 
 
-def every(n: int) -> str:
-    """``all 11 versions``; ``all 9 versions measured (of 11)`` when some record no such figure."""
-    return f"all {n} versions" + (f" measured (of {len(versions)})" if n < len(versions) else "")
+def which(named: list[str], measured: int) -> str:
+    """The versions a warning holds: ``all 11 versions`` (``all 9 versions measured (of 11)``
+    when some record no such figure) when it holds every one measured, at least three; else the
+    first ``LISTED`` named and the rest counted (eleven named at length were a wall nobody read)."""
+    if len(named) == measured >= 3:
+        return f"all {measured} versions" + (
+            f" measured (of {len(versions)})" if measured < len(versions) else ""
+        )
+    return ", ".join(named[:LISTED]) + (f" and {len(named) - LISTED} more" if len(named) > LISTED else "")
 
 
 if no_better:
-    # Every version, or a few named: eleven named at length were a wall nobody read.
-    if len(no_better) == measured >= 3:
-        which = every(measured)
-    else:
-        which = ", ".join(no_better[:LISTED]) + (
-            f" and {len(no_better) - LISTED} more" if len(no_better) > LISTED else ""
-        )
     st.warning(
         "No more accurate than always answering the commoner label, on their own held-out rows: "
-        + which
+        + which(no_better, measured)
         + ". Judge them by AUC and by their online dislike rate.",
         icon=":material/info:",
     )
@@ -108,14 +107,9 @@ barely = [
     if pd.notna(row.auc) and 0.5 < row.auc < BARELY_BETTER_AUC
 ]
 if barely:
-    which = (
-        every(len(barely))
-        if len(barely) == int(versions["auc"].notna().sum()) >= 3
-        else ", ".join(barely[:LISTED])
-        + (f" and {len(barely) - LISTED} more" if len(barely) > LISTED else "")
-    )
     st.info(
-        f"Barely better than chance (AUC under {BARELY_BETTER_AUC}): {which}. Their scores hardly tell a "
+        f"Barely better than chance (AUC under {BARELY_BETTER_AUC}): "
+        f"{which(barely, int(versions['auc'].notna().sum()))}. Their scores hardly tell a "
         "film the person will dislike from one they will like; differences between them in the tables "
         "below are small beside that.",
         icon=":material/casino:",
@@ -155,19 +149,15 @@ else:
     # The baseline of the active version is the one it replaced when last activated (after a
     # rollback, not its parent: v6 rolled back to stood against v3, not against v8 it replaced).
     replaced = None
+    moments = [int(v) for v in data.query(queries.list_version_activations)["model_version_id"]]
     if b == active_id:
-        activations = data.query(queries.list_version_activations)
-        moments = list(activations["model_version_id"])
         last = max((i for i, v in enumerate(moments) if v == b), default=None)
         replaced = int(moments[last - 1]) if last else None
     baseline = replaced if replaced in others else next((v for v in others if label(v) == parent), None)
     if baseline is None and (not parent or parent not in {label(v) for v in ids}):
         # A first version has no parent (or one no longer in the registry): it stands against
-        # the version that replaced it when
-        # it last served, else the oldest trained against it (the newest of all, a candidate
-        # that never served, gave "no verdict yet").
-        activations = data.query(queries.list_version_activations)
-        moments = [int(v) for v in activations["model_version_id"]]
+        # the version that replaced it when it last served, else the oldest trained against it
+        # (the newest of all, a candidate that never served, gave "no verdict yet").
         after = [moments[i + 1] for i, v in enumerate(moments[:-1]) if v == b and moments[i + 1] != b]
         children = sorted(v for v in others if parents[v] == label(b))
         baseline = after[-1] if after else (children[0] if children else None)
