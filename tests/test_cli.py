@@ -498,12 +498,14 @@ def test_a_closed_output_pipe_is_quiet(tmp_path):
 
 
 def test_the_worker_logs_the_feedback_lines_without_being_asked_and_a_one_off_command_does_not(tmp_path):
-    from loop_support import trained_world
+    from loop_support import HORROR, dislike, trained_world
 
     url = f"sqlite:///{tmp_path / 'loop.db'}"
     system = FeedbackSystem.from_url(url)
     system.init_feedback_tables()
     trained_world(system)
+    # Something new since the first version: a retrain on the very same data adds no version.
+    dislike(system, 100, HORROR[0])
     job = system.request_retrain("ops@example.com")["job_id"]
     system.close()
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
