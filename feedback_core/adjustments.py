@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -100,8 +101,13 @@ def _adjustment_filters(
     if user_id is not None:
         where.append(feature_adjustments.c.user_id == check_id(user_id, "user_id"))
     if feature and str(feature).strip():  # (blank: no filter, as on the dashboard)
-        # A feature type or value, in any case ("horror" finds Horror).
-        exact = check_text(feature, "feature", 200).strip()
+        # A feature type, a value in any case ("horror" finds Horror) or both as decisions
+        # name them ("genre:Horror"); in the composed form names are stored in (NFC).
+        exact = unicodedata.normalize("NFC", check_text(feature, "feature", 200).strip())
+        kind, _, named = exact.partition(":")
+        if named.strip() and kind.strip().lower() in policy.FEATURE_TYPES:
+            where.append(feature_adjustments.c.feature_type == kind.strip().lower())
+            exact = named.strip()
         if exact.lower() in policy.FEATURE_TYPES:
             where.append(feature_adjustments.c.feature_type == exact.lower())
         else:

@@ -371,9 +371,12 @@ def body_cap() -> int:
 
 
 def _api_http_error(exc: HTTPException):
-    # Installed app-wide by the blueprint: only the API's own paths get JSON errors, a host
-    # app keeps its own pages for everything else.
-    if request.path.startswith("/api/") or request.path == "/healthz":
+    # Installed app-wide by the blueprint: only the API's own routes, and API paths no route
+    # matched, get JSON errors; a host app keeps its own answers for everything else, its own
+    # routes under /api/ included.
+    if request.blueprint == bp.name:
+        return _error_response(exc)
+    if request.url_rule is None and (request.path.startswith("/api/") or request.path == "/healthz"):
         return _error_response(exc)
     return exc
 
@@ -496,6 +499,19 @@ def _raw_body() -> bytes:
                     raise too_large
         except RequestEntityTooLarge:
             raise too_large from None
+        except inp.PayloadTooLargeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the server's reader raises for it
+            # A chunk that is malformed or cut off (the client's fault, not the server's): the
+            # reader of Werkzeug's server raises ValueError or OSError, gunicorn's its own.
+            log.info(
+                "[FEEDBACK] %s %s: unreadable body (%s)", request.method, request.path, type(exc).__name__
+            )
+            raise ValidationError(
+                "the request body could not be read: a chunk of it is malformed or the body was cut "
+                "off before its end; send it again whole",
+                None,
+            ) from None
         g.raw_body = b"".join(parts)
     return g.raw_body
 
@@ -509,7 +525,9 @@ def json_body(optional: bool = False) -> dict:
     ):
         return {}
     charset = request.mimetype_params.get("charset", "utf-8").lower()
-    if not request.is_json or charset not in ("utf-8", "utf8"):
+    # application/json only: a body sent as another JSON type (merge-patch+json, ...) means
+    # something else to its sender than what this endpoint would do with it.
+    if request.mimetype != "application/json" or charset not in ("utf-8", "utf8"):
         raise inp.UnsupportedMediaTypeError(
             "send the body as JSON with Content-Type: application/json (UTF-8), "
             f"got {request.headers.get('Content-Type', 'no Content-Type')[:80]!r}",
@@ -555,8 +573,9 @@ def _idempotent(view: Callable) -> Callable:
             # Stored as text: long or odd paths (a NUL, which PostgreSQL refuses) by their digest.
             path = hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()
         scope = f"{who.scope}|user:{who.user_id or '-'}|{request.method} {path}"
-        # The same key with another body is a different request, not a retry.
-        parts = [request.query_string, request.headers.get("Content-Type", "").encode(), _raw_body()]
+        # The same key with another body is a different request, not a retry; the same JSON
+        # spaced or ordered otherwise is the same body.
+        parts = [request.query_string, request.mimetype.encode(), _canonical_body()]
         fingerprint = hashlib.sha256(b"\0".join(parts)).hexdigest()
         engine = current_system().engine
         stored = claim_key(engine, scope, key, fingerprint, current_system().now())
@@ -580,6 +599,19 @@ def _idempotent(view: Callable) -> Callable:
         return response
 
     return wrapper
+
+
+def _canonical_body() -> bytes:
+    """The body as its JSON value, keys sorted and without spaces (the raw bytes when the body
+    is not JSON the API reads: the view refuses it)."""
+    raw = _raw_body()
+    try:
+        value = inp.parse_json_body(raw)
+    except FeedbackError:
+        return raw
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "surrogatepass"
+    )
 
 
 def _complete_quietly(engine, scope: str, key: str, fingerprint: str, response) -> None:

@@ -236,11 +236,15 @@ def query_int(args: Mapping[str, str], name: str, default: int | None, low: int,
     raw = args.get(name)
     if raw is None:
         return default
-    text = raw.strip()
-    if not re.fullmatch(r"-?[0-9]{1,19}", text) or not low <= int(text) <= high:
+    # Plain digits, as ids are: ``05`` or `` 5`` would be a second spelling of one request.
+    if not re.fullmatch(r"-?(0|[1-9][0-9]{0,18})", raw) or not low <= int(raw) <= high:
         shown = raw if len(raw) <= 40 else raw[:37] + "..."
-        raise ValidationError(f"{name} must be an integer between {low} and {high}, got {shown!r}", name)
-    return int(text)
+        raise ValidationError(
+            f"{name} must be an integer between {low} and {high} in plain digits (no spaces or leading "
+            f"zeros), got {shown!r}",
+            name,
+        )
+    return int(raw)
 
 
 def check_idempotency_key(raw: str) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from flask import request
 
 from feedback_core import api_input as inp
-from feedback_core.adjustments import COUNT_CAP
+from feedback_core.adjustments import COUNT_CAP, STATUSES
 from feedback_core.api import (
     ADMIN,
     NO_SCHEMA_MESSAGE,
@@ -300,6 +300,8 @@ def list_adjustments():
     """List feature adjustments (proposed ones by default), newest first."""
     args = query_args("status", "user_id", "feature", "reason", "limit")
     status = args.get("status", "proposed")
+    if status not in (*STATUSES, "all"):
+        raise ValidationError(f"status must be one of {', '.join(STATUSES)} or all, got {status!r}", "status")
     user_id = args.get("user_id")
     filters = {
         "status": None if status == "all" else status,

@@ -15,7 +15,7 @@ from feedback_core.db import format_ts, write_transaction
 from feedback_core.errors import ConflictError, ValidationError
 from feedback_core.recording import lock_users
 from feedback_core.schema import movies, ratings
-from feedback_core.validation import check_id, check_name, check_names, check_recent, check_text
+from feedback_core.validation import check_id, check_name, check_names, check_recent, check_title
 
 LIKED_RATING = 4.0
 
@@ -76,7 +76,7 @@ def validate_movie(record: Any) -> MovieIn:
             raise ValidationError(f"year must be between 1870 and 2100, got {year}", "year")
     return MovieIn(
         movie_id=check_id(record.get("movie_id"), "movie_id"),
-        title=check_text(record.get("title"), "title", 300, allow_empty=False),
+        title=check_title(record.get("title"), "title", 300, allow_empty=False),
         genres=check_names(_genres(record.get("genres")), "genres", 50) or (),
         cast=check_names(_split(record.get("cast")), "cast", 50) or (),
         franchise=check_name(record.get("franchise"), "franchise", 200, allow_empty=True) or None,

@@ -547,7 +547,7 @@ class Importer:
             score = record["predicted_score"]
             if score.__class__ is bool:
                 raise TypeError(score)
-            score = float(score)
+            score = float(score) + 0.0  # -0.0 is 0.0
             version = record.get("model_version")
             if (
                 0 < set_id <= MAX_ID
@@ -808,7 +808,7 @@ class Importer:
             elif score.__class__ is bool:
                 return None
             else:
-                score = float(score)
+                score = float(score) + 0.0  # -0.0 is 0.0
         except (KeyError, TypeError, ValueError):
             return None
         reason = record.get("reason")

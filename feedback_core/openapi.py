@@ -594,7 +594,7 @@ def build_openapi(settings: Settings, max_body_bytes: int) -> dict:
                     ("user_id", "movie_id", "rating"),
                 ),
                 body="RatingIn",
-                errors=("404", "409"),
+                errors=("409",),
                 tag=loop,
             )
         },

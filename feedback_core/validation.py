@@ -72,7 +72,7 @@ def check_score(value: Any, field: str = "predicted_score") -> float:
     value = float(value)
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise ValidationError(f"{field} must be a number between 0 and 1, got {value!r}", field)
-    return value
+    return value + 0.0  # -0.0 is 0.0 (it would be stored and answered as -0.0)
 
 
 def check_moment(value: Any, field: str) -> datetime:
@@ -154,6 +154,20 @@ def check_name(value: Any, field: str, max_length: int = 200, allow_empty: bool 
     return name
 
 
+def check_title(value: Any, field: str, max_length: int, allow_empty: bool = True) -> str:
+    """Return a film's title as given (``check_text``), refusing control characters (a bell, an
+    escape, a line break: never part of a title, and they garble every page that shows it).
+    Format characters stay: the direction marks and zero widths of real titles in other scripts."""
+    title = check_text(value, field, max_length, allow_empty)
+    if not (title.isascii() and title.isprintable()):
+        for char in title:
+            if unicodedata.category(char) == "Cc":
+                raise ValidationError(
+                    f"{field} must not contain control characters, got U+{ord(char):04X}", field
+                )
+    return title
+
+
 def check_names(value: Any, field: str, max_items: int, max_length: int = 200) -> tuple[str, ...] | None:
     """Return a list of names (``check_name``); a single string is one name, not a sequence of
     characters."""
@@ -207,7 +221,7 @@ def validate_dislike(
     return DislikeIn(
         user_id=check_id(user_id, "user_id"),
         movie_id=check_id(movie_id, "movie_id"),
-        movie_title=check_text(movie_title, "movie_title", settings.max_title_length),
+        movie_title=check_title(movie_title, "movie_title", settings.max_title_length),
         recommendation_set_id=check_id(recommendation_set_id, "recommendation_set_id", optional=True),
         predicted_score=None if predicted_score is None else check_score(predicted_score),
         reason=check_reason(reason),

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import socket
+import threading
 
 import pytest
 from api_support import error_of, make_api, row_counts
 from helpers import rows
+from werkzeug.serving import make_server
 
+from feedback_core.api import ApiConfig, register_feedback_routes
 from feedback_core.apikeys import revoke_api_key
+from feedback_core.errors import ValidationError
 from feedback_core.schema import feature_adjustments, movies, negative_examples, ratings, user_dislikes
 from feedback_core.validation import MAX_ID
 
@@ -380,3 +386,157 @@ def test_listed_origins_may_call_from_a_browser_and_others_may_not(system):
         "https://a.example",
         "http://b.example:8080",
     )
+
+
+def _send_raw(port: int, request: bytes) -> tuple[int, dict]:
+    """Send ``request`` as bytes over a socket; return the status and the JSON body answered."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request)
+        conn.shutdown(socket.SHUT_WR)  # the body ends here, whatever its chunks promised
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b'5\r\n{"mov\r\nZZ\r\n',  # a chunk size that is not hexadecimal
+        b'40\r\n{"movie_id": 1',  # cut off inside a chunk
+    ],
+)
+def test_a_malformed_or_cut_off_chunked_body_is_a_400_through_a_real_server(api, chunks):
+    server = make_server("127.0.0.1", 0, api.app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        before = row_counts(api.system)
+        head = (
+            "POST /api/dislike HTTP/1.1\r\nHost: localhost\r\n"
+            f"Authorization: Bearer {api.service_key}\r\nX-User-ID: 7\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        status, body = _send_raw(server.port, head.encode() + chunks)
+        assert status == 400, body
+        assert body["success"] is False and "could not be read" in body["error"]["message"]
+        assert row_counts(api.system) == before
+        whole = json.dumps({"movie_id": 1, "reason": "other"}).encode()
+        good = head.encode() + b"%x\r\n%s\r\n0\r\n\r\n" % (len(whole), whole)
+        assert _send_raw(server.port, good)[0] == 201
+    finally:
+        server.shutdown()
+
+
+def test_another_json_content_type_is_a_415_and_writes_nothing(api):
+    before = row_counts(api.system)
+    for content_type in ("application/merge-patch+json", "application/vnd.api+json", "text/json"):
+        r = api.call("POST", "/api/dislike", data='{"movie_id": 1}', content_type=content_type)
+        assert r.status_code == 415, content_type
+        assert "application/json" in error_of(r)["message"]
+    assert row_counts(api.system) == before
+    ok = api.call(
+        "POST", "/api/dislike", data='{"movie_id": 1}', content_type="application/json; charset=utf-8"
+    )
+    assert ok.status_code == 201
+
+
+@pytest.mark.parametrize("limit", ["05", "%205", "5%20", "+5", "00"])
+def test_a_limit_in_other_than_plain_digits_is_refused(api, limit):
+    r = api.get(f"/api/dislike-history?limit={limit}")
+    assert r.status_code == 400 and error_of(r)["field"] == "limit"
+    assert "plain digits" in error_of(r)["message"]
+    assert api.get("/api/dislike-history?limit=5").status_code == 200
+
+
+def test_a_retry_whose_json_is_spaced_or_ordered_otherwise_is_the_same_request(api):
+    headers = {"Idempotency-Key": "spacing-1"}
+    first = api.call(
+        "POST",
+        "/api/dislike",
+        data='{"movie_id": 3, "reason": "other"}',
+        headers=headers,
+        content_type="application/json",
+    )
+    assert first.status_code == 201
+    before = row_counts(api.system)
+    again = api.call(
+        "POST",
+        "/api/dislike",
+        data='{ "reason":"other",\n "movie_id":3 }',
+        headers=headers,
+        content_type="application/json; charset=utf-8",
+    )
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json()
+    assert row_counts(api.system) == before
+    other = api.call(
+        "POST",
+        "/api/dislike",
+        data='{"movie_id": 4, "reason": "other"}',
+        headers=headers,
+        content_type="application/json",
+    )
+    assert other.status_code == 409 and error_of(other)["code"] == "idempotency_key_reused"
+    assert row_counts(api.system) == before
+
+
+def test_a_score_of_minus_zero_is_zero(api):
+    r = api.post("/api/dislike", {"movie_id": 2, "predicted_score": -0.0})
+    assert r.status_code == 201
+    recorded = r.get_json()["training_impact"]["error_recorded"]
+    assert recorded == 0.0 and math.copysign(1.0, recorded) == 1.0
+    assert '"error_recorded":-0.0' not in r.get_data(as_text=True).replace(" ", "")
+
+
+@pytest.mark.parametrize("title", ["Bell\u0007", "Esc\x1b[31mred", "Two\nlines", "C1\u009b"])
+def test_a_film_title_with_a_control_character_is_refused_and_writes_nothing(api, title):
+    before = row_counts(api.system)
+    r = api.post("/api/dislike", {"movie_id": 900, "movie_title": title})
+    assert r.status_code == 400 and error_of(r)["field"] == "movie_title"
+    assert "control characters" in error_of(r)["message"]
+    assert row_counts(api.system) == before
+    with pytest.raises(ValidationError, match="title must not contain control characters"):
+        api.system.add_movies([{"movie_id": 901, "title": title}])
+    assert row_counts(api.system) == before
+
+
+def test_the_adjustments_filter_takes_all_any_spelling_of_a_name_and_type_colon_value(api):
+    api.system.add_movies([{"movie_id": 20, "title": "Cafe film", "genres": ["Café"]}])
+    api.post("/api/dislike", {"movie_id": 20, "reason": "wrong_genre"})
+    api.post("/api/dislike", {"movie_id": 1, "reason": "wrong_genre"})
+
+    def found(query: str) -> list[str]:
+        r = api.get(f"/api/adjustments?{query}", key="admin", user=None)
+        assert r.status_code == 200, r.get_json()
+        return sorted(a["feature_value"] for a in r.get_json()["adjustments"])
+
+    assert found("status=all") == ["Café", "Drama"]
+    assert found("feature=Caf%C3%A9") == ["Café"]  # composed
+    assert found("feature=Cafe%CC%81") == ["Café"]  # decomposed: the same name
+    assert found("feature=genre:Drama") == ["Drama"]  # as decisions name a feature
+    assert found("feature=genre%3A%20drama") == ["Drama"]
+    assert found("feature=cast:Drama") == []
+    assert found("feature=genre") == ["Café", "Drama"]
+    r = api.get("/api/adjustments?status=bogus", key="admin", user=None)
+    assert r.status_code == 400 and error_of(r)["field"] == "status"
+    assert "or all" in error_of(r)["message"]
+
+
+def test_a_host_apps_own_api_routes_keep_their_own_errors(system):
+    from flask import Flask, abort
+
+    host = Flask("host")
+
+    @host.get("/api/own")
+    def own():
+        abort(418)
+
+    register_feedback_routes(host, system=system, config=ApiConfig(key_cache_seconds=0))
+    client = host.test_client()
+    answer = client.get("/api/own")
+    assert answer.status_code == 418 and answer.mimetype == "text/html"  # the host's, untouched
+    missing = client.get("/api/missing")  # no route at all under /api/: the API's JSON 404
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
+    unauthorised = client.get("/api/dislike-history")  # the API's own route
+    assert unauthorised.status_code == 401 and unauthorised.get_json()["success"] is False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import signal
 import subprocess
@@ -205,6 +206,22 @@ def test_a_dislike_without_a_score_takes_its_lists_and_none_comes_before_its_lis
     assert scores == {(11, 3): (0.40, True), (12, 5): (0.0, False), (11, 6): (0.55, True)}
     assert sorted(e.error for e in rows(system, negative_examples)) == [0.0, 0.40, 0.55]
     assert recount_differences(system.engine) == []
+
+
+def test_a_score_of_minus_zero_is_imported_as_zero(system, tmp_path):
+    load_world(system, tmp_path)
+    shown = "recommendation_set_id,user_id,movie_id,rank,predicted_score,model_version,shown_at\n"
+    shown += "950,13,1,1,-0.0,,2026-10-05T10:00:00Z\n"
+    assert system.import_file(write(tmp_path, "i.csv", shown), "impressions").imported == 1
+    content = DISLIKES_HEADER + "13,5,,-0.0,other,,2026-10-05T12:00:00Z\n"
+    assert system.import_file(write(tmp_path, "d.csv", content), "dislikes").imported == 1
+    # PostgreSQL keeps a negative zero as given: it would be answered as -0.0.
+    signs = [math.copysign(1.0, r.predicted_score) for r in rows(system, user_dislikes)]
+    signs += [math.copysign(1.0, r.error) for r in rows(system, negative_examples)]
+    signs += [
+        math.copysign(1.0, r.predicted_score) for r in rows(system, impressions, impressions.c.movie_id == 1)
+    ]
+    assert signs == [1.0] * len(signs)
 
 
 def test_impressions_form_sets_with_their_counts_and_times(system, tmp_path):
