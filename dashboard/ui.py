@@ -50,6 +50,23 @@ class Filters:
         """Return ``(start, end, versions, reasons)`` for the queries that take all four."""
         return (self.start, self.end, self.versions, self.reasons)
 
+    def describe(self) -> str:
+        """Say what the pages show: ``03 Nov 2026 – 30 Nov 2026 (28 days) · all versions · all reasons``.
+
+        Written where the page starts, so a date typed outside the picker's range (which the
+        picker refuses, in red, keeping the window before) is not taken for the one shown.
+        """
+        versions = ", ".join(version_label(v) for v in self.versions) if self.versions else "all versions"
+        reasons = ", ".join(r.replace("_", " ") for r in self.reasons) if self.reasons else "all reasons"
+        return f"{self.window()} · {versions} · {reasons}"
+
+    def window(self) -> str:
+        """The dates: ``03 Nov 2026 – 30 Nov 2026 (28 days)``, or one day."""
+        days = (self.end - self.start).days + 1
+        if days == 1:
+            return f"{self.start:%d %b %Y}"
+        return f"{self.start:%d %b %Y} – {self.end:%d %b %Y} ({days} days)"
+
 
 def keep_filters() -> None:
     """Keep the filters' values while a page that does not draw them is shown.
@@ -84,7 +101,7 @@ def restore_widgets(keys) -> None:
 
 def _in_order(picked: Any) -> tuple:
     """Return the picked dates earliest first (a range picked backwards is read forwards)."""
-    if not isinstance(picked, (tuple, list)):
+    if isinstance(picked, date):
         picked = (picked,)
     return tuple(sorted(picked))
 
@@ -93,15 +110,26 @@ def sidebar_filters(bounds: dict, versions: pd.DataFrame) -> None:
     """Create the shared filters in the sidebar (once, in the entry script, with keys)."""
     last = bounds.get("last_day") or date.today()
     first = bounds.get("first_day") or last
+    # Days with data and up to today: the picker refuses others (a date ten years back showed
+    # the window before under the date typed).
+    lowest, highest = min(first, last), max(last, date.today())
     _restore_filters()
     if "filter_dates" not in st.session_state:
         st.session_state["filter_dates"] = (max(first, last - timedelta(days=DEFAULT_WINDOW_DAYS - 1)), last)
     elif st.session_state["filter_dates"]:
-        # Before the widget is drawn, so that it shows the range the pages use.
-        st.session_state["filter_dates"] = _in_order(st.session_state["filter_dates"])
+        # Before the widget is drawn, so that it shows the range the pages use, inside the
+        # picker's bounds (a window kept from before the data changed may lie outside them).
+        st.session_state["filter_dates"] = _in_order(
+            min(max(d, lowest), highest) for d in _in_order(st.session_state["filter_dates"])
+        )
     st.sidebar.date_input(
-        "Dates (UTC)", key="filter_dates", help="Inclusive; compared with the window before it"
+        "Dates (UTC)",
+        key="filter_dates",
+        min_value=lowest,
+        max_value=highest,
+        help=f"Inclusive, {lowest:%d %b %Y} to {highest:%d %b %Y}; compared with the window before it",
     )
+    st.sidebar.caption(f"Showing {current_filters().window()}")
     options = [int(v) for v in versions["version_id"]] + [0]
     st.sidebar.multiselect(
         "Model versions",

@@ -1,6 +1,6 @@
-"""What the "Do approvals work?" tab says about a pooled reading: plain functions of the
-library's answer (``effects.get_pooled_adjustment_effects``), so that every sentence can be
-checked against the figures it was made from."""
+"""What pages say about their readings, as plain functions of the library's answers (most of
+them the "Do approvals work?" tab's, of ``effects.get_pooled_adjustment_effects``), so that
+every sentence can be checked against the figures it was made from."""
 
 from __future__ import annotations
 
@@ -18,6 +18,17 @@ def fmt_change(row, prefix: str = "change", low: str = "change_low", high: str =
     if row[low] is None or pd.isna(row[low]):
         return f"{value * 100:+.0f}% (no interval: too few people, or too little on one side)"
     return f"{value * 100:+.0f}% ({row[low] * 100:+.0f} to {row[high] * 100:+.0f}%)"
+
+
+def days_before(days: int, shown: int) -> str:
+    """Name the window a window of ``days`` is compared with, and how much of it has data
+    (``shown``: its days with impressions): "the 28 days before (impressions on 2 of them)"."""
+    name = "the day before" if days == 1 else f"the {days} days before"
+    if shown == 0:
+        return f"{name} (no impressions in them)" if days > 1 else f"{name} (no impressions)"
+    if shown < days:
+        return f"{name} (impressions on {shown} of them)"
+    return name
 
 
 def plural(n: int, word: str) -> str:
@@ -121,3 +132,44 @@ def headline(rows: pd.DataFrame, difference: pd.DataFrame, window: int) -> tuple
             f"{overall}. Look at what was approved."
         )
     return "unclear", f"{said} No clear difference between approvals and rejections: {overall}."
+
+
+def fmt_gain(gain: dict, against: str) -> str:
+    """The AUC gain a promotion check decided on: ``AUC gain per (user, film), candidate − v8:
+    -0.0018 (95% interval -0.0070 to +0.0034, DeLong's test p = 0.494)``."""
+    return (
+        f"AUC gain per (user, film), candidate − {against}: {gain['difference']:+.4f} (95% interval "
+        f"{gain['low']:+.4f} to {gain['high']:+.4f}, DeLong's test {ui.fmt_p(gain['p_value'])})"
+    )
+
+
+def promotion_question(candidate: str, active: str, passed: bool, note: str | None, gain: str | None) -> str:
+    """What the promotion dialog asks: for a candidate training did not promote, why not and
+    the gain it measured come first, so that "Confirm" is not pressed on the question alone."""
+    question = (
+        f"Promote {candidate} to active? It serves every recommendation from now on; {active} can be "
+        "restored from the Model versions page."
+    )
+    if passed:
+        return question
+    doubts = f"Training did not promote {candidate}" + (f": {note}" if note else ".")
+    if gain:
+        doubts = doubts.rstrip(".") + f". {gain}."
+    return f"{doubts} It has served nothing yet, so its effect on the dislike rate is unknown. {question}"
+
+
+def inbox_filters_in_use(filters: dict) -> str | None:
+    """Say which inbox filters the list answers (None: none): a number typed out of range is
+    refused by its field, in red, which keeps the value before; this says which one holds."""
+    said = []
+    if filters.get("user_id"):
+        said.append(f"user {filters['user_id']}")
+    if filters.get("feature"):
+        said.append(f"feature {filters['feature']!r}")
+    if filters.get("reason"):
+        said.append(f"reason {filters['reason'].replace('_', ' ')}")
+    if filters.get("min_evidence"):
+        said.append(f"at least {plural(int(filters['min_evidence']), 'dislike')} of it")
+    if filters.get("within_days"):
+        said.append(f"last disliked within {filters['within_days']} days")
+    return f"Filters in use: {' · '.join(said)}." if said else None

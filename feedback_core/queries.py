@@ -450,6 +450,19 @@ def get_latest_day_check(system, end: date, versions=(), reasons=(), baseline_da
 # ---------------------------------------------------------------- reasons
 
 
+def count_days_with_impressions(system, start: date, end: date, versions=()) -> int:
+    """Return on how many days of the window the selection showed anything: a window "before"
+    that the data covers on two of its 28 days compares with two days, not four weeks."""
+    with read_connection(system.engine) as conn:
+        return int(
+            conn.execute(
+                select(func.count(func.distinct(daily_impressions.c.day))).where(
+                    *_impression_where(start, end, versions), daily_impressions.c.impressions > 0
+                )
+            ).scalar_one()
+        )
+
+
 def list_reason_counts(system, start: date, end: date, versions=(), reasons=()) -> pd.DataFrame:
     """Return dislikes per reason in the window, with their share, mean predicted score and the
     reason's own dislike rate: its dislikes on shown lists over the window's impressions (with

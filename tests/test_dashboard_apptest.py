@@ -104,6 +104,20 @@ def table(at: AppTest, *columns: str):
     raise AssertionError(f"no table with columns {columns}")
 
 
+def column_labels(at: AppTest, column: str) -> list[str]:
+    """The labels of the first table showing ``column``, as the page names its columns."""
+    import json
+
+    for frame in at.dataframe:
+        if column in frame.value.columns:
+            config = json.loads(frame.proto.columns or "{}")
+            return [
+                (config.get(f"col:{name}") or config.get(name) or {}).get("label") or name
+                for name in frame.value.columns
+            ]
+    raise AssertionError(f"no table with column {column}")
+
+
 def select_rows(at: AppTest, *rows: int) -> AppTest:
     """Select these rows of the inbox table (0 is the first shown), as ticking their boxes does.
 
@@ -312,10 +326,18 @@ def test_overview_compares_no_counts_over_a_day_not_over_and_judges_only_its_own
     assert not any(
         "the latest settled day (UTC) with impressions in this selection" in b.value for b in boxes
     )
-    # A past window with no impressions is not said to be unsettled.
-    at.session_state["filter_dates"] = (first - timedelta(days=20), first - timedelta(days=10))
+    # A past window is not said to be unsettled.
+    at.session_state["filter_dates"] = (first, first + timedelta(days=9))
     at.run()
     assert not any(b.value.startswith("No day of this window has settled yet") for b in at.info)
+    # One before the data is refused (the picker offers no earlier day), as a date typed there
+    # is: the window before stays, and the sidebar says which window the page shows.
+    at.session_state["filter_dates"] = (first - timedelta(days=20), first - timedelta(days=10))
+    at.run()
+    assert at.session_state["filter_dates"] == (first, first + timedelta(days=9))
+    assert f"Showing {first:%d %b %Y} – {first + timedelta(days=9):%d %b %Y} (10 days)" in [
+        c.value for c in at.sidebar.caption
+    ]
     # A version activated in the week judged: said beside the verdict.
     judged = queries.get_latest_day_check(own_db, bounds["last_day"])["latest_day"]
     with write_transaction(own_db.engine) as conn:
@@ -2388,6 +2410,16 @@ def test_rollback_and_a_candidate_judged_no_better_are_not_the_pages_main_action
     advice = f"Training did not promote v{version['version_id']}: the note above says why. Read it before promoting."
     assert any(c.value == advice for c in at.caption) == (not promoted)
     assert not promoted  # the sample's retrain finds no better version: the case this guards
+    # The dialog repeats why training did not promote it and the gain it measured: the question
+    # alone read as routine.
+    button.click().run()
+    note = version["metrics"]["promotion"]["reason"]
+    (question,) = [
+        t.value for t in at.text if t.value.startswith(f"Training did not promote v{version['version_id']}")
+    ]
+    assert note in question and "AUC gain per (user, film)" in question
+    assert "its effect on the dislike rate is unknown" in question
+    assert question.endswith("can be restored from the Model versions page.")
 
 
 def test_the_audit_page_says_when_older_records_match_too(own_db):
@@ -2545,3 +2577,86 @@ def test_the_retrain_page_shows_the_gain_its_promotion_check_judged(own_db):
         f"{gain['low']:+.4f} to {gain['high']:+.4f}, DeLong's test {ui.fmt_p(gain['p_value'])})."
     )
     assert shown in [c.value for c in at.caption], [c.value for c in at.caption]
+
+
+def test_what_the_pages_say_of_the_window_before_a_promotion_and_the_inbox_filters():
+    from dashboard import wording
+
+    assert wording.days_before(28, 28) == "the 28 days before"
+    assert wording.days_before(28, 2) == "the 28 days before (impressions on 2 of them)"
+    assert wording.days_before(28, 0) == "the 28 days before (no impressions in them)"
+    assert wording.days_before(1, 0) == "the day before (no impressions)"
+    assert wording.days_before(1, 1) == "the day before"
+    gain = {"difference": -0.0018, "low": -0.007, "high": 0.0034, "p_value": 0.494}
+    said = wording.fmt_gain(gain, "v8")
+    assert said == (
+        "AUC gain per (user, film), candidate − v8: -0.0018 (95% interval -0.0070 to +0.0034, "
+        "DeLong's test p = 0.494)"
+    )
+    passed = wording.promotion_question("v11", "v8", True, "better", said)
+    assert passed.startswith("Promote v11 to active?") and "AUC" not in passed
+    doubted = wording.promotion_question("v11", "v8", False, "not better than v8 by the margin", said)
+    assert doubted.startswith("Training did not promote v11: not better than v8 by the margin. AUC gain")
+    assert doubted.endswith(passed)
+    assert wording.promotion_question("v11", None, False, None, None).startswith(
+        "Training did not promote v11. It"
+    )
+    assert (
+        wording.inbox_filters_in_use(
+            {"user_id": None, "feature": None, "reason": None, "min_evidence": 0, "within_days": None}
+        )
+        is None
+    )
+    assert wording.inbox_filters_in_use(
+        {"user_id": 5, "feature": "horror", "reason": "wrong_genre", "min_evidence": 1000, "within_days": 7}
+    ) == (
+        "Filters in use: user 5 · feature 'horror' · reason wrong genre · at least 1,000 dislikes of it · "
+        "last disliked within 7 days."
+    )
+    window = ui.Filters(datetime(2026, 11, 3).date(), datetime(2026, 11, 30).date(), (2, 0), ("wrong_genre",))
+    assert window.describe() == "03 Nov 2026 – 30 Nov 2026 (28 days) · v2, no version · wrong genre"
+    one = ui.Filters(datetime(2026, 11, 3).date(), datetime(2026, 11, 3).date(), (), ())
+    assert one.describe() == "03 Nov 2026 · all versions · all reasons"
+
+
+def test_the_reasons_page_says_its_window_and_how_much_of_the_window_before_has_data(shared_db):
+    at = open_page("reasons")
+    f = ui.Filters(*at.session_state["filter_dates"], (), ())
+    assert at.caption[0].value == f.describe()
+    bounds = queries.get_data_bounds(shared_db)
+    first = bounds["first_day"]
+    # A window starting two days after the data: the 8 days before have data on two of them.
+    at.session_state["filter_dates"] = (first + timedelta(days=2), first + timedelta(days=9))
+    at.run()
+    assert not at.exception
+    shown = queries.count_days_with_impressions(
+        shared_db, first - timedelta(days=6), first + timedelta(days=1)
+    )
+    assert shown == 2
+    names = column_labels(at, "rate_before")
+    assert "the 8 days before (impressions on 2 of them)" in names, names
+    at.session_state["filter_dates"] = (first + timedelta(days=9), first + timedelta(days=16))
+    at.run()
+    assert "the 8 days before" in column_labels(at, "rate_before")
+
+
+def test_overview_counts_are_never_coloured_and_no_change_has_no_arrow(own_db):
+    at = open_page("overview")
+    first = queries.get_data_bounds(own_db)["first_day"]
+    # Two covered, settled windows of a week each.
+    at.session_state["filter_dates"] = (first + timedelta(days=7), first + timedelta(days=13))
+    at.run()
+    (dislikes,) = (m for m in at.metric if m.label == "Dislikes")
+    assert dislikes.delta and type(dislikes.proto).MetricColor.Name(dislikes.proto.color) == "GRAY"
+    (shown,) = (m for m in at.metric if m.label == "Impressions")
+    # The sample shows as many lists every day: no change, and no arrow for it.
+    assert shown.delta == "+0"
+    assert type(shown.proto).MetricDirection.Name(shown.proto.direction) == "NONE"
+
+
+def test_the_inbox_says_which_filters_its_list_answers(shared_db):
+    at = open_page("adjustments")
+    assert not any(c.value.startswith("Filters in use") for c in at.caption)
+    at.number_input(key="inbox_evidence").set_value(1000).run()
+    at.number_input(key="inbox_user").set_value(5).run()
+    assert "Filters in use: user 5 · at least 1,000 dislikes of it." in [c.value for c in at.caption]

@@ -529,6 +529,9 @@ with inbox_tab:
         shown = f"The {INBOX_ROWS} newest of {waiting} proposals (narrow the filters to reach the others)"
     else:
         shown = f"{len(inbox):,} proposal{'' if len(inbox) == 1 else 's'}"
+    in_use = wording.inbox_filters_in_use(filters)
+    if in_use:
+        st.caption(in_use)
     st.caption(
         shown + ". "
         "Evidence: how often this user disliked films with this feature for a reason that blames "

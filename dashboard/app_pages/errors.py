@@ -16,6 +16,7 @@ UNKNOWN_NOTE = (
 
 f = ui.current_filters()
 st.title("Prediction errors")
+st.caption(f.describe())
 st.caption(
     "A dislike's error is the score the model predicted for it (the person's real preference was 0): "
     "a disliked film shown with 0.9 is a confident mistake."

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data, ui
+from dashboard import charts, data, ui, wording
 from feedback_core import queries, stats
 
 f = ui.current_filters()
@@ -14,12 +14,7 @@ now, before = overview["current"], overview["previous"]
 # How much of the window before has data, said where the comparison is named: "the 28 days
 # before" with impressions on two of them compares with two days, not four weeks.
 shown_before = before["days_with_impressions"]
-st.caption(
-    f"{f.start:%d %b %Y} – {f.end:%d %b %Y}, compared with "
-    + ("the day before" if days == 1 else f"the {days} days before")
-    + (f" (impressions on {shown_before} of them)" if 0 < shown_before < days else "")
-    + (" (no impressions in them)" if shown_before == 0 else "")
-)
+st.caption(f"{f.start:%d %b %Y} – {f.end:%d %b %Y}, compared with {wording.days_before(days, shown_before)}")
 # Counts are compared only when the data covers both windows, every day of each: against an
 # empty or partly covered one, "+1,603" would read as a surge (or "-76" as good news when this
 # window runs past the data). Rates compare either way, when both have enough impressions.
@@ -42,7 +37,10 @@ cols[0].metric(
     "Dislikes",
     f"{now['dislikes']:,}",
     f"{now['dislikes'] - before['dislikes']:+,}" if covered else None,
-    delta_color="inverse",
+    # Never coloured: a count moves with what was shown (fewer lists, fewer dislikes); whether
+    # it is good news is the rate's to say, tested beside it.
+    delta_color="off",
+    delta_arrow="auto" if now["dislikes"] != before["dislikes"] else "off",
     help="Every live dislike; only those of shown lists are in the rate",
 )
 # Dislikes without a list are a share of no impression: say how many the rate leaves out.
@@ -56,6 +54,7 @@ cols[1].metric(
     f"{now['impressions']:,}",
     f"{shown_change:+,}" if covered else None,
     delta_color="normal" if shown_change else "off",  # "+0" is no change: not green
+    delta_arrow="auto" if shown_change else "off",  # nor an arrow up
 )
 rate, previous_rate = now["dislike_rate"], before["dislike_rate"]
 # Days not settled alone are not compared: their lists are still collecting dislikes, so their

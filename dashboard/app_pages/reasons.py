@@ -5,13 +5,14 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, data, ui
+from dashboard import charts, data, ui, wording
 from feedback_core import lookups, queries
 
 TOP_GENRES = 15  # the heatmap's columns: more would not fit a screen's width
 
 f = ui.current_filters()
 st.title("Reasons")
+st.caption(f.describe())
 
 counts = data.query(queries.list_reason_counts, *f.args)
 if counts.empty:
@@ -47,6 +48,15 @@ before = data.query(
     f.reasons,
 ).set_index("reason")
 minimum = data.get_system().settings.min_impressions_for_rate
+# How much of the window before has data, said in its column's name: "the 28 days before" with
+# impressions on two of them compares with two days, and a rate "before" from them is no trend.
+shown_before = data.query(
+    queries.count_days_with_impressions,
+    f.start - timedelta(days=days),
+    f.start - timedelta(days=1),
+    f.versions,
+)
+before_name = wording.days_before(days, shown_before)
 
 
 def rate_before(reason: str) -> str:
@@ -73,7 +83,7 @@ ui.show_table(
         "share": st.column_config.NumberColumn("share of dislikes", format="percent"),
         "mean_predicted_score": st.column_config.NumberColumn("mean predicted score", format="%.3f"),
         "dislike_rate": st.column_config.TextColumn("dislike rate (95% interval)"),
-        "rate_before": st.column_config.TextColumn(f"the {days} days before"),
+        "rate_before": st.column_config.TextColumn(before_name),
     },
 )
 st.caption(

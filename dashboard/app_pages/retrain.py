@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import data, ui, wording
 from feedback_core import queries
 from feedback_core.errors import DatabaseUnavailableError
 
@@ -175,10 +175,7 @@ else:
     gain = status["candidate_gain"]
     if gain is not None:
         # The evidence the check decided on, not only its conclusion.
-        st.caption(
-            f"AUC gain per (user, film), candidate − {against}: {gain['difference']:+.4f} (95% interval "
-            f"{gain['low']:+.4f} to {gain['high']:+.4f}, DeLong's test {ui.fmt_p(gain['p_value'])})."
-        )
+        st.caption(f"{wording.fmt_gain(gain, against)}.")
     # The page's main action only for a candidate training found better: one it judged no
     # better can still be promoted, but is not offered as the obvious next step.
     passed = status["candidate_passed"] is not False
@@ -195,8 +192,13 @@ else:
     ):
         ui.ask_to_confirm(
             "activate",
-            f"Promote {label(candidate)} to active? It serves every recommendation from now on; "
-            f"{label(status['active_version_id'])} can be restored from the Model versions page.",
+            wording.promotion_question(
+                label(candidate),
+                label(status["active_version_id"]),
+                passed,
+                status["candidate_note"],
+                None if gain is None else wording.fmt_gain(gain, against),
+            ),
             f"Promote {label(candidate)}",
             origin="promote_candidate",
             version_id=int(candidate),
