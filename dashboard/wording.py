@@ -173,3 +173,20 @@ def inbox_filters_in_use(filters: dict) -> str | None:
     if filters.get("within_days"):
         said.append(f"last disliked within {filters['within_days']} days")
     return f"Filters in use: {' · '.join(said)}." if said else None
+
+
+def decided_recently(recent: dict) -> str:
+    """``312 approved · 1,204 rejected · 9 withdrawn`` (withdrawn: their dislike retracted)."""
+    said = f"{recent['approved']:,} approved · {recent['rejected']:,} rejected"
+    return said + (f" · {recent['withdrawn']:,} withdrawn with their dislike" if recent["withdrawn"] else "")
+
+
+def inbox_trend(recent: dict, days: int) -> str:
+    """Whether approvers keep up with what comes in, in proposals a day."""
+    per_day = abs(recent["change"]) / days
+    pace = f"{per_day:,.0f}" if per_day >= 10 else f"{per_day:.1f}"
+    if recent["change"] > 0:
+        return f"Growing by about {pace} a day: more come in than are decided."
+    if recent["change"] < 0:
+        return f"Shrinking by about {pace} a day: approvers are catching up."
+    return "Steady: as many left as came in."

@@ -719,6 +719,9 @@ _DECIDED_KINDS = select(
     _DECIDED_STATUS.label("status"),
     func.count().label("n"),
     func.min(feature_adjustments.c.created_at).label("oldest"),
+    # What came into the inbox and what left it since a moment (every way out sets decided_at).
+    func.sum(case((feature_adjustments.c.created_at >= bindparam("since"), 1), else_=0)).label("came"),
+    func.sum(case((feature_adjustments.c.decided_at >= bindparam("since"), 1), else_=0)).label("left"),
 ).group_by(feature_adjustments.c.reason, feature_adjustments.c.feature_type, _DECIDED_STATUS)
 
 
@@ -769,6 +772,10 @@ def policy_rules_from_factors(settings):
 def get_decision_summary(system, stale_days: int = 7) -> dict:
     """Return how the proposals of each reason and feature type were decided, and the inbox's age.
 
+    ``recent``: over the last ``stale_days`` days, how many were ``proposed``, ``approved``,
+    ``rejected`` (by people) and ``withdrawn``, and ``change``, how much the inbox grew (negative:
+    shrank): whether approvers keep up, which the waiting count alone does not say.
+
     ``kinds``: per (reason, feature type), proposals waiting, approved (applied, or reverted
     since: ``reverted`` of them), rejected, ``withdrawn`` (their dislike retracted before anyone
     decided: not decided, not rejected), and the share of the decided ones approved with its
@@ -781,17 +788,22 @@ def get_decision_summary(system, stale_days: int = 7) -> dict:
     since = system.now() - timedelta(days=stale_days)
     fa = feature_adjustments.c
     with read_connection(system.engine) as conn:
-        rows = conn.execute(_DECIDED_KINDS).all()
+        rows = conn.execute(_DECIDED_KINDS, {"since": since}).all()
         stale = conn.execute(
             select(func.count()).where(fa.status == literal_column("'proposed'"), fa.created_at < since)
         ).scalar_one()
     kinds: dict[tuple[str, str], dict] = {}
     oldest = None
-    for reason, kind, status, n, first in rows:
+    recent = {"proposed": 0, "approved": 0, "rejected": 0, "withdrawn": 0}
+    for reason, kind, status, n, first, came, left in rows:
         counts = kinds.setdefault(
             (reason, kind), {"waiting": 0, "applied": 0, "reverted": 0, "rejected": 0, "withdrawn": 0}
         )
-        counts[_DECISION_OF[status]] += int(n)
+        decision = _DECISION_OF[status]
+        counts[decision] += int(n)
+        recent["proposed"] += int(came or 0)
+        if decision != "waiting":  # an approval reverted since was an approval when made
+            recent[{"applied": "approved", "reverted": "approved"}.get(decision, decision)] += int(left or 0)
         if status == "proposed":
             first = pd.Timestamp(first)
             oldest = first if oldest is None or first < oldest else oldest
@@ -826,4 +838,8 @@ def get_decision_summary(system, stale_days: int = 7) -> dict:
         "oldest_waiting": oldest,
         "stale": int(stale),
         "stale_days": stale_days,
+        "recent": {
+            **recent,
+            "change": recent["proposed"] - recent["approved"] - recent["rejected"] - recent["withdrawn"],
+        },
     }

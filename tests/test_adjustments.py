@@ -469,7 +469,12 @@ def test_the_decision_summary_counts_each_kind_of_proposal_and_the_inbox_age(mak
     # Waiting: the genre one proposed 8 days ago (stale), the two cast ones today.
     assert (summary["waiting"], summary["stale"]) == (3, 1)
     assert summary["oldest_waiting"] == pd.Timestamp(clock.moment - timedelta(days=8))
-    assert lookups.get_decision_summary(system, stale_days=9)["stale"] == 0
+    # The last 7 days: the two cast proposals came in; two approvals (one reverted since) and a
+    # rejection went out. The inbox held 4 a week ago and 3 now: it shrank by one.
+    assert summary["recent"] == {"proposed": 2, "approved": 2, "rejected": 1, "withdrawn": 0, "change": -1}
+    longer = lookups.get_decision_summary(system, stale_days=9)  # every proposal came within 9 days
+    assert longer["stale"] == 0
+    assert longer["recent"] == {"proposed": 6, "approved": 2, "rejected": 1, "withdrawn": 0, "change": 3}
     with pytest.raises(ValidationError) as err:
         lookups.get_decision_summary(system, stale_days=0)
     assert err.value.field == "stale_days"
@@ -492,6 +497,9 @@ def test_the_decision_summary_does_not_count_a_retracted_dislikes_proposals_as_r
     assert (row["approved"], row["rejected"], row["waiting"]) == (1, 0, 0)  # was rejected 2
     assert row["withdrawn"] == 2
     assert row["approved_share"] == pytest.approx(1.0)
+    # Withdrawn ones left the inbox without a decision: they are not counted as decided.
+    recent = lookups.get_decision_summary(system)["recent"]
+    assert recent == {"proposed": 3, "approved": 1, "rejected": 0, "withdrawn": 2, "change": 0}
 
 
 def test_the_setting_that_stops_a_kind_of_proposal_stops_that_kind_only(make_system):

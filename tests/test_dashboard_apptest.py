@@ -20,7 +20,7 @@ from sqlalchemy import Engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 from streamlit.testing.v1 import AppTest
 
-from dashboard import charts, data, identity, ui
+from dashboard import charts, data, identity, ui, wording
 from feedback_core import FeedbackSystem, Settings, lookups, queries
 from feedback_core.db import make_engine, upgrade_database, write_transaction
 from feedback_core.schema import audit_log, daily_dislikes, model_versions, retrain_jobs
@@ -946,6 +946,14 @@ def test_adjustments_page_says_how_each_kind_of_proposal_is_decided(own_db):
     tiles = {m.label: m.value for m in at.metric}
     assert tiles["Proposals waiting"] == f"{summary['waiting']:,}"
     assert tiles["Waiting over 7 days"] == f"{summary['stale']:,}"
+    # Whether approvers keep up: the rejections just made are decisions of the last 7 days.
+    recent = summary["recent"]
+    assert recent["rejected"] >= len(cast)
+    assert tiles["Proposed, last 7 days"] == f"{recent['proposed']:,}"
+    assert tiles["Decided, last 7 days"] == f"{recent['approved'] + recent['rejected']:,}"
+    assert tiles["Inbox change, last 7 days"] == f"{recent['change']:+,}"
+    captions = [c.value for c in at.caption]
+    assert wording.decided_recently(recent) in captions and wording.inbox_trend(recent, 7) in captions
     shown = table(at, "reason", "feature", "approved (of decided)", "rejected", "waiting")
     assert len(shown) == len(summary["kinds"])
     row = shown[(shown["reason"] == "poor quality") & (shown["feature"] == "cast")].iloc[0]
@@ -2581,6 +2589,16 @@ def test_the_retrain_page_shows_the_gain_its_promotion_check_judged(own_db):
 
 def test_what_the_pages_say_of_the_window_before_a_promotion_and_the_inbox_filters():
     from dashboard import wording
+
+    steady = {"proposed": 3, "approved": 1, "rejected": 0, "withdrawn": 2, "change": 0}
+    assert wording.decided_recently(steady) == "1 approved · 0 rejected · 2 withdrawn with their dislike"
+    assert wording.inbox_trend(steady, 7) == "Steady: as many left as came in."
+    growing = {"proposed": 1000, "approved": 100, "rejected": 340, "withdrawn": 0, "change": 560}
+    assert wording.decided_recently(growing) == "100 approved · 340 rejected"
+    assert wording.inbox_trend(growing, 7) == "Growing by about 80 a day: more come in than are decided."
+    assert wording.inbox_trend({**growing, "change": -3}, 7) == (
+        "Shrinking by about 0.4 a day: approvers are catching up."
+    )
 
     assert wording.days_before(28, 28) == "the 28 days before"
     assert wording.days_before(28, 2) == "the 28 days before (impressions on 2 of them)"

@@ -173,6 +173,18 @@ def show_decisions() -> None:
         middle.metric("Oldest waiting", plural(max((now - oldest).days, 0), "day"))
         middle.caption(f"proposed {oldest:%d %b %Y %H:%M} UTC")
     right.metric(f"Waiting over {decided['stale_days']} days", f"{decided['stale']:,}")
+    # Whether approvers keep up: the waiting count alone does not say if it grows.
+    recent, days = decided["recent"], decided["stale_days"]
+    came, left, change = st.columns(3)
+    came.metric(f"Proposed, last {days} days", f"{recent['proposed']:,}")
+    left.metric(f"Decided, last {days} days", f"{recent['approved'] + recent['rejected']:,}")
+    left.caption(wording.decided_recently(recent))
+    change.metric(
+        f"Inbox change, last {days} days",
+        f"{recent['change']:+,}",
+        help="Proposed, less decided and withdrawn (their dislike retracted), over these days",
+    )
+    change.caption(wording.inbox_trend(recent, days))
     kinds = decided["kinds"]
     if kinds.empty:
         st.info(
