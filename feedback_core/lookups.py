@@ -121,12 +121,18 @@ def list_adjustment_inbox(
     within_days: int | None = None,
     limit: int = 200,
     by_decision: bool = False,
+    oldest_first: bool = False,
 ) -> pd.DataFrame:
-    """Return adjustments, newest first (``by_decision``: latest decided first), with their
-    evidence: the user's dislikes of that feature."""
+    """Return adjustments, newest first (``by_decision``: latest decided first; ``oldest_first``:
+    the proposals waiting longest first, as a backlog is worked through), with their evidence:
+    the user's dislikes of that feature."""
     params, shape = _inbox_params(system, status, user_id, feature, reason, min_evidence, within_days)
     # Decided last first: the applied ones have an index in that order.
-    query = _inbox_statement(*shape, "applied" if by_decision and status == "applied" else bool(by_decision))
+    query = _inbox_statement(
+        *shape,
+        "applied" if by_decision and status == "applied" else bool(by_decision),
+        bool(oldest_first) and not by_decision,
+    )
     with read_connection(system.engine) as conn:
         rows = conn.execute(query, params | {"limit": int(limit)}).all()
         # How many of a feature wait is counted for the proposals only (the inbox): it reads
@@ -228,6 +234,7 @@ def _inbox_statement(
     min_evidence: bool,
     within: bool,
     by_decision: bool | str = False,
+    oldest_first: bool = False,
 ) -> Select:
     """Build the inbox's statement for one combination of filters, their values bound later
     (building it costs more than running it)."""
@@ -244,6 +251,8 @@ def _inbox_statement(
 
     def newest(t):
         first = t.c.decided_at if by_decision else t.c.created_at
+        if oldest_first:
+            return (first.asc(), t.c.adjustment_id.asc())
         return (first.desc(), t.c.adjustment_id.desc())
 
     if not (min_evidence or within):

@@ -48,6 +48,24 @@ def test_proposals_wait_in_the_inbox_newest_first(system, clock):
         assert err.value.field == next(iter(bad))
 
 
+def test_the_inbox_lists_the_proposals_waiting_longest_first_when_asked(system, clock):
+    from feedback_core import lookups
+
+    for user in (1, 2, 3):
+        system.save_dislike(user, 10 + user, f"M{user}", reason="wrong_genre", genres=[f"G{user}"])
+        clock.advance(minutes=1)
+    system.save_dislike(4, 20, "M20", reason="wrong_genre", genres=["G4"], feedback_text="strong")
+    system.save_dislike(4, 21, "M21", reason="wrong_genre", genres=["G4"])  # G4 twice: evidence 2
+    for filters in ({}, {"min_evidence": 1}, {"user_id": 4}):
+        newest = lookups.list_adjustment_inbox(system, **filters)
+        oldest = lookups.list_adjustment_inbox(system, oldest_first=True, **filters)
+        assert list(oldest["adjustment_id"]) == sorted(newest["adjustment_id"]), filters
+        assert list(newest["adjustment_id"]) == sorted(newest["adjustment_id"], reverse=True)
+    # The limit keeps the oldest, not the newest.
+    assert list(lookups.list_adjustment_inbox(system, oldest_first=True, limit=2)["user_id"]) == [1, 2]
+    assert list(lookups.list_adjustment_inbox(system, limit=2)["user_id"]) == [4, 4]
+
+
 def test_approve_applies_the_adjustment_now(system, clock):
     proposal = horror_proposal(system)
     assert system.get_effective_weights(1) == {}  # nothing changes before approval

@@ -1613,6 +1613,14 @@ def test_the_inbox_says_when_more_proposals_wait_than_it_shows(own_db):
         c.value.startswith(f"The 200 newest of {len(waiting):,} proposals (narrow") for c in at.caption
     )
     assert len(table(at, "adjustment_id", "feature_value")) == 200
+    # Oldest first, as a backlog is worked through: the 200 waiting longest.
+    at.radio(key="inbox_order").set_value("oldest first").run()
+    assert any(
+        c.value.startswith(f"The 200 oldest of {len(waiting):,} proposals (narrow") for c in at.caption
+    )
+    listed = table(at, "adjustment_id", "feature_value")["adjustment_id"]
+    assert list(listed) == list(waiting["adjustment_id"].iloc[::-1].head(200))
+    at.radio(key="inbox_order").set_value("newest first").run()
     # One user's proposals fit: no such words.
     user = int(waiting["user_id"].iloc[0])
     mine = int((waiting["user_id"] == user).sum())

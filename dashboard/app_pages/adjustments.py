@@ -246,7 +246,15 @@ def moment(label: str):
 
 # Kept while another page is shown (the filters, and the note being written), so that looking
 # a person up on the Users page and coming back finds the inbox as it was left.
-INBOX_WIDGETS = ("inbox_user", "inbox_feature", "inbox_reason", "inbox_evidence", "inbox_within")
+INBOX_WIDGETS = (
+    "inbox_user",
+    "inbox_feature",
+    "inbox_reason",
+    "inbox_evidence",
+    "inbox_within",
+    "inbox_order",
+)
+ORDERS = {"newest first": False, "oldest first": True}  # oldest: a backlog worked through
 
 
 def inbox_filters() -> dict:
@@ -531,14 +539,22 @@ with inbox_tab:
     ui.restore_widgets([*INBOX_WIDGETS, ui.renewable_key("reject_note")])
     # One more than shown: enough to tell "200" from "200 of more" without counting them all.
     filters = inbox_filters()
-    inbox = data.query(lookups.list_adjustment_inbox, status="proposed", limit=INBOX_ROWS + 1, **filters)
+    order = st.radio("Order", list(ORDERS), key="inbox_order", horizontal=True, label_visibility="collapsed")
+    inbox = data.query(
+        lookups.list_adjustment_inbox,
+        status="proposed",
+        limit=INBOX_ROWS + 1,
+        oldest_first=ORDERS[order],
+        **filters,
+    )
     more = len(inbox) > INBOX_ROWS
     inbox = inbox.head(INBOX_ROWS)
     if more:  # counted only then: the page shows the newest, the caption says how many wait
         # (Read a moment after the list: never said to be fewer than the list found.)
         total = max(data.query(lookups.count_adjustment_inbox, status="proposed", **filters), INBOX_ROWS + 1)
         waiting = f"{total:,}" + (" or more" if total >= lookups.INBOX_COUNT_CAP else "")
-        shown = f"The {INBOX_ROWS} newest of {waiting} proposals (narrow the filters to reach the others)"
+        which = "oldest" if ORDERS[order] else "newest"
+        shown = f"The {INBOX_ROWS} {which} of {waiting} proposals (narrow the filters to reach the others)"
     else:
         shown = f"{len(inbox):,} proposal{'' if len(inbox) == 1 else 's'}"
     in_use = wording.inbox_filters_in_use(filters)
