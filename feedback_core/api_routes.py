@@ -94,7 +94,10 @@ def delete_dislike(dislike_id: str):
     """Undo one of the caller's own dislikes."""
     dislike_id_int = inp.check_positive_int_text(dislike_id, "dislike_id")
     inp.check_shape(json_body(optional=True), {})  # no body, or an empty object: as with a key
-    return ok(current_system().retract_dislike(dislike_id_int, caller().user_id))
+    who = caller()
+    # The person undid it; through a key, the audit also says which service passed it on.
+    actor = f"user:{who.user_id}" if who.kind == "user" else f"user:{who.user_id} via {who.name}"[:120]
+    return ok(current_system().retract_dislike(dislike_id_int, who.user_id, actor=actor))
 
 
 @route("/api/dislike-history", ["GET"], USER)

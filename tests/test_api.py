@@ -348,6 +348,10 @@ def test_delete_dislike_retracts_only_the_callers_own(api):
     assert count(api.system, negative_examples) == 0
     assert api.get("/api/dislike-history").get_json()["count"] == 0
 
+    # The person undid it, through the recommender's key: the audit says both.
+    (audit,) = rows(api.system, audit_log, audit_log.c.action == "dislike.retracted")
+    assert audit.actor == "user:7 via api:recommender"
+
     again = api.delete(f"/api/dislike/{dislike_id}")
     assert again.status_code == 409
     for bad in ("abc", "0", "-1", "99999999999999999999"):

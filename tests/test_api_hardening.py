@@ -18,7 +18,14 @@ from werkzeug.serving import make_server
 from feedback_core.api import ApiConfig, register_feedback_routes
 from feedback_core.apikeys import revoke_api_key
 from feedback_core.errors import ValidationError
-from feedback_core.schema import feature_adjustments, movies, negative_examples, ratings, user_dislikes
+from feedback_core.schema import (
+    audit_log,
+    feature_adjustments,
+    movies,
+    negative_examples,
+    ratings,
+    user_dislikes,
+)
 from feedback_core.validation import MAX_ID
 
 
@@ -540,3 +547,14 @@ def test_a_host_apps_own_api_routes_keep_their_own_errors(system):
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
     unauthorised = client.get("/api/dislike-history")  # the API's own route
     assert unauthorised.status_code == 401 and unauthorised.get_json()["success"] is False
+
+
+def test_an_undo_through_a_user_token_is_the_users_own_in_the_audit(api):
+    token = api.post("/api/user-tokens", {"user_id": 5}, user=None).get_json()["token"]
+    made = api.post("/api/dislike", {"movie_id": 2, "reason": "wrong_genre"}, key=token, user=None)
+    undone = api.delete(f"/api/dislike/{made.get_json()['dislike_id']}", key=token, user=None)
+    assert undone.status_code == 200
+    (audit,) = rows(api.system, audit_log, audit_log.c.action == "dislike.retracted")
+    assert audit.actor == "user:5"
+    (withdrawn,) = rows(api.system, feature_adjustments)
+    assert (withdrawn.status, withdrawn.decided_by) == ("rejected", "user:5")
