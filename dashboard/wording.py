@@ -190,3 +190,16 @@ def inbox_trend(recent: dict, days: int) -> str:
     if recent["change"] < 0:
         return f"Shrinking by about {pace} a day: approvers are catching up."
     return "Steady: as many left as came in."
+
+
+def films_ranked(counted: int, capped: bool, listed: int) -> str:
+    """What the film ranking read: "The 20 films with most of this window's 388 dislikes"."""
+    which = (
+        f"the newest {counted:,} of this window's dislikes (it holds more)"
+        if capped
+        else (f"this window's {plural(counted, 'dislike')}")
+    )
+    return (
+        f"The {plural(listed, 'film')} with most of {which}. Counts, not rates: a film shown more often "
+        "collects more dislikes"
+    )

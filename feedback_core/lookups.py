@@ -57,15 +57,7 @@ from feedback_core.validation import check_id, check_limit
 
 def list_latest_dislikes(system, start: date, end: date, versions=(), reasons=(), limit: int = 50):
     """Return the newest dislikes of the window with their text (walks the created_at index)."""
-    where = [
-        user_dislikes.c.created_at >= datetime.combine(start, time.min),
-        user_dislikes.c.created_at < datetime.combine(end + timedelta(days=1), time.min),
-        user_dislikes.c.retracted_at.is_(None),
-    ]
-    if versions:
-        where.append(version_condition(user_dislikes.c.model_version_id, versions))
-    if reasons:
-        where.append(user_dislikes.c.reason.in_(reasons))
+    where = _latest_dislikes_where(start, end, versions, reasons)
     columns = [
         "created_at",
         "dislike_id",
@@ -91,6 +83,94 @@ def list_latest_dislikes(system, start: date, end: date, versions=(), reasons=()
         ).all()
     shown = [c for c in columns if c != "model_version_id"] + ["model_version"]
     return to_frame([(*r[:-2], r[-1], version_label(r[-2])) for r in rows], shown, {"created_at": "time"})
+
+
+DISLIKED_FILMS_READ = 50_000  # the newest dislikes a window's film ranking reads, at most
+
+
+def _latest_dislikes_where(start: date, end: date, versions, reasons) -> list:
+    """The conditions of the window's standing dislikes (by the day each was made)."""
+    where = [
+        user_dislikes.c.created_at >= datetime.combine(start, time.min),
+        user_dislikes.c.created_at < datetime.combine(end + timedelta(days=1), time.min),
+        user_dislikes.c.retracted_at.is_(None),
+    ]
+    if versions:
+        where.append(version_condition(user_dislikes.c.model_version_id, versions))
+    if reasons:
+        where.append(user_dislikes.c.reason.in_(reasons))
+    return where
+
+
+def list_disliked_films(
+    system, start: date, end: date, versions=(), reasons=(), limit: int = 20, read: int = DISLIKED_FILMS_READ
+) -> dict:
+    """Return the films disliked most in the window: which films cause the dislikes this week.
+
+    ``films``: per film (``limit`` of them, most dislikes first), its dislikes, their share of
+    the window's, the reason given most with how many gave it, the mean predicted score of those
+    whose score is known, its title and genres. Counts, not rates: no per-film count of
+    impressions is kept, so a film shown more often collects more dislikes. ``counted``: the
+    dislikes ranked; ``capped``: True when the window held more than ``read``, and only its
+    newest ``read`` were ranked (the page says so: a window's ranking reads its dislikes,
+    newest first through the created_at index, and stops there).
+    """
+    limit = check_limit(limit)
+    where = _latest_dislikes_where(start, end, versions, reasons)
+    d = user_dislikes.c
+    newest = (
+        select(d.movie_id, d.reason, known_score(user_dislikes))
+        .where(*where)
+        .order_by(d.created_at.desc(), d.dislike_id.desc())
+        .limit(int(read))
+        .subquery()
+    )
+    with read_connection(system.engine) as conn:
+        groups = conn.execute(
+            select(
+                newest.c.movie_id,
+                newest.c.reason,
+                func.count(),
+                func.sum(newest.c.predicted_score),
+                func.count(newest.c.predicted_score),
+            ).group_by(newest.c.movie_id, newest.c.reason)
+        ).all()
+        per_film: dict[int, list] = {}
+        for movie_id, reason, n, score_sum, scored in groups:
+            film = per_film.setdefault(int(movie_id), [0, {}, 0.0, 0])
+            film[0] += int(n)
+            film[1][reason] = int(n)
+            film[2] += float(score_sum or 0.0)
+            film[3] += int(scored)
+        counted = sum(f[0] for f in per_film.values())
+        top = sorted(per_film.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
+        facts = {
+            int(m): (title, genres)
+            for m, title, genres in conn.execute(
+                select(movies.c.movie_id, movies.c.title, movies.c.genres).where(
+                    movies.c.movie_id.in_([m for m, _ in top])
+                )
+            )
+        }
+    rows = []
+    for movie_id, (n, by_reason, score_sum, scored) in top:
+        reason, given = min(by_reason.items(), key=lambda item: (-item[1], item[0]))
+        title, genres = facts.get(movie_id, ("", []))
+        rows.append(
+            (
+                movie_id,
+                title,
+                n,
+                n / counted,
+                reason,
+                given,
+                score_sum / scored if scored else None,
+                ", ".join(genres or []),
+            )
+        )
+    columns = ["movie_id", "title", "dislikes", "share", "top_reason", "top_reason_dislikes"]
+    columns += ["mean_predicted_score", "genres"]
+    return {"films": to_frame(rows, columns), "counted": counted, "capped": counted >= read}
 
 
 # ---------------------------------------------------------------- adjustments

@@ -2664,6 +2664,14 @@ def test_the_reasons_page_says_its_window_and_how_much_of_the_window_before_has_
     at.session_state["filter_dates"] = (first + timedelta(days=9), first + timedelta(days=16))
     at.run()
     assert "the 8 days before" in column_labels(at, "rate_before")
+    # Which films the window's dislikes were of, as the library counts them, said to be counts.
+    ranked = lookups.list_disliked_films(shared_db, first + timedelta(days=9), first + timedelta(days=16))
+    shown = table(at, "movie_id", "top_reason", "share")
+    assert list(shown["movie_id"]) == list(ranked["films"]["movie_id"])
+    assert list(shown["dislikes"]) == list(ranked["films"]["dislikes"])
+    assert wording.films_ranked(ranked["counted"], False, len(shown)) in " ".join(c.value for c in at.caption)
+    assert "Counts, not rates" in wording.films_ranked(10, True, 3)
+    assert wording.films_ranked(10, True, 3).startswith("The 3 films with most of the newest 10 of")
 
 
 def test_overview_counts_are_never_coloured_and_no_change_has_no_arrow(own_db):

@@ -346,6 +346,49 @@ def test_latest_dislikes_are_the_newest_rows(sample):
     assert list(latest["feedback_text"]) == list(expected["feedback_text"])
 
 
+def test_the_most_disliked_films_are_the_windows_dislikes_counted_by_film(sample):
+    system, built = sample
+    dis = raw_dislikes(system)
+    start, end = built["start"] + timedelta(days=3), built["end"] - timedelta(days=2)
+    made = dis["created_at"].dt.date
+    for versions, reasons in (
+        ((), ()),
+        ((2,), ()),
+        ((), ("wrong_genre", "poor_quality")),
+        ((0, 1), ("other",)),
+    ):
+        ranked = lookups.list_disliked_films(system, start, end, versions, reasons, limit=8)
+        # By the day each was made (as the latest dislikes), the filters of the sidebar.
+        mine = dis[(made >= start) & (made <= end)]
+        if versions:
+            mine = mine[mine["version"].isin(versions)]
+        if reasons:
+            mine = mine[mine["reason"].isin(reasons)]
+        assert ranked["counted"] == len(mine) and not ranked["capped"]
+        counts = mine.groupby("movie_id").size()
+        expected = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:8]
+        films = ranked["films"]
+        assert list(zip(films["movie_id"], films["dislikes"], strict=True)) == expected, (versions, reasons)
+        for row in films.itertuples():
+            of_film = mine[mine["movie_id"] == row.movie_id]
+            given = of_film["reason"].value_counts()
+            assert row.top_reason_dislikes == given.max()
+            assert row.top_reason == min(r for r, n in given.items() if n == given.max())
+            assert row.share == pytest.approx(len(of_film) / len(mine))
+            known = of_film["score"].dropna()
+            if len(known):
+                assert row.mean_predicted_score == pytest.approx(known.mean())
+            else:
+                assert pd.isna(row.mean_predicted_score)
+    # Only the newest ``read`` are ranked when the window holds more, and it says so.
+    few = lookups.list_disliked_films(system, start, end, read=50)
+    newest = dis[(made >= start) & (made <= end)].sort_values(["created_at", "dislike_id"]).tail(50)
+    assert few["capped"] and few["counted"] == 50
+    assert int(few["films"]["dislikes"].iloc[0]) == int(newest.groupby("movie_id").size().max())
+    empty = lookups.list_disliked_films(system, date(2001, 1, 1), date(2001, 1, 7))
+    assert empty["films"].empty and empty["counted"] == 0 and not empty["capped"]
+
+
 def test_inbox_evidence_equals_the_users_dislikes_of_the_feature(sample):
     system, _ = sample
     inbox = lookups.list_adjustment_inbox(system, feature="genre", limit=50)

@@ -9,6 +9,7 @@ from dashboard import charts, data, ui, wording
 from feedback_core import lookups, queries
 
 TOP_GENRES = 15  # the heatmap's columns: more would not fit a screen's width
+FILMS_LISTED = 20
 
 f = ui.current_filters()
 st.title("Reasons")
@@ -104,6 +105,26 @@ if matrix.empty:
     st.info("None of these dislikes had genres.")
 else:
     st.altair_chart(charts.reason_genre_heatmap(matrix), width="stretch")
+
+st.subheader("Most disliked films")
+ranked = data.query(lookups.list_disliked_films, *f.args, limit=FILMS_LISTED)
+films = ranked["films"]
+if films.empty:
+    st.info("No standing dislike was made in this window.")
+else:
+    st.caption(wording.films_ranked(ranked["counted"], ranked["capped"], len(films)) + f"; {ui.ON_DAY_MADE}.")
+    ui.show_table(
+        films.assign(top_reason=films["top_reason"].str.replace("_", " ")),
+        "disliked_films",
+        {
+            "movie_id": st.column_config.NumberColumn("film", format="%d", width="small"),
+            "title": st.column_config.TextColumn("title", width="medium"),
+            "share": st.column_config.NumberColumn("share of dislikes", format="percent"),
+            "top_reason": st.column_config.TextColumn("reason given most"),
+            "top_reason_dislikes": st.column_config.NumberColumn("of them"),
+            "mean_predicted_score": st.column_config.NumberColumn("mean predicted score", format="%.3f"),
+        },
+    )
 
 st.subheader("Latest dislikes")
 st.caption(f"The newest 100 of the window; {ui.ON_DAY_MADE}.")
