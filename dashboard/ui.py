@@ -269,6 +269,17 @@ def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns=_as_text)
 
 
+def moment_column(label: str, seconds: bool = False, help: str | None = None):
+    """A table column of times in UTC, labelled so (``created (UTC)``), wide enough for its
+    label: sized to its values alone, "last disliked (UTC)" read "last disliked (UT"."""
+    return st.column_config.DatetimeColumn(
+        f"{label} (UTC)",
+        format="YYYY-MM-DD HH:mm:ss" if seconds else "YYYY-MM-DD HH:mm",
+        width="medium",
+        help=help,
+    )
+
+
 def show_table(
     df: pd.DataFrame,
     name: str,

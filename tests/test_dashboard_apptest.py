@@ -406,8 +406,8 @@ def test_each_page_says_which_day_a_dislike_counts_on(shared_db, page, needles):
     captions = [c.value for c in at.caption]
     for needle in needles:
         assert any(needle in c for c in captions), (needle, captions)
-    if page == "reasons":  # the charts count on the list's day, the table of latest dislikes on the day made
-        assert sum(ui.ON_DAY_MADE in c for c in captions) == 1
+    if page == "reasons":  # the charts count on the list's day; the films and latest dislikes on the day made
+        assert sum(ui.ON_DAY_MADE in c for c in captions) == 2
     if page == "errors":  # every figure of the page on one basis
         assert not any(ui.ON_DAY_MADE in c for c in captions)
 

@@ -239,11 +239,6 @@ def show_decisions() -> None:
     )
 
 
-def moment(label: str):
-    """A table column of times, labelled with their zone."""
-    return st.column_config.DatetimeColumn(f"{label} (UTC)", format="YYYY-MM-DD HH:mm")
-
-
 # Kept while another page is shown (the filters, and the note being written), so that looking
 # a person up on the Users page and coming back finds the inbox as it was left.
 INBOX_WIDGETS = (
@@ -261,7 +256,12 @@ def inbox_filters() -> dict:
     """Return the inbox filters (user, feature, reason, evidence strength)."""
     c1, c2, c3, c4, c5 = st.columns(5)
     user = c1.number_input("User", min_value=0, step=1, key="inbox_user", help="0: every user")
-    feature = c2.text_input("Feature", key="inbox_feature", placeholder="genre, cast, franchise or a value")
+    feature = c2.text_input(
+        "Feature",
+        key="inbox_feature",
+        placeholder="e.g. Horror or cast",
+        help="A feature type (genre, cast, franchise) or a name such as Horror, in any case",
+    )
     reason = c3.selectbox("Reason", [None, *REASONS], key="inbox_reason", format_func=lambda r: r or "any")
     evidence = c4.number_input("At least … dislikes of it", min_value=0, step=1, key="inbox_evidence")
     within = c5.selectbox(
@@ -356,6 +356,8 @@ PROPOSAL_COLUMNS = {
         "evidence", help="How often this user disliked films with this feature for a reason that blames it"
     ),
     "decided_by": st.column_config.TextColumn("decided by"),
+    # A title is the widest cell: sized by its header, the Applied tab cut every one short.
+    "movie_title": st.column_config.TextColumn("from the dislike of", width="medium"),
     "weight_now": st.column_config.NumberColumn("weight now", format="%.3f"),
     "waiting_for_feature": st.column_config.NumberColumn(
         "waiting",
@@ -451,9 +453,8 @@ def inbox_table(proposals: pd.DataFrame, name: str) -> None:
         deciding_first(proposals),
         name,
         {
-            "created_at": moment("proposed"),
-            "last_disliked_at": moment("last disliked"),
-            "movie_title": st.column_config.TextColumn("from the dislike of"),
+            "created_at": ui.moment_column("proposed"),
+            "last_disliked_at": ui.moment_column("last disliked"),
             **PROPOSAL_COLUMNS,
         },
         csv_name=INBOX_TABLE,
@@ -684,9 +685,9 @@ with applied_tab:
         deciding_first(applied.drop(columns=["status", "note", "waiting_for_feature"])),
         "applied_adjustments",
         {
-            "created_at": moment("proposed"),
-            "decided_at": moment("decided"),
-            "last_disliked_at": moment("last disliked"),
+            "created_at": ui.moment_column("proposed"),
+            "decided_at": ui.moment_column("decided"),
+            "last_disliked_at": ui.moment_column("last disliked"),
             **PROPOSAL_COLUMNS,
         },
     )
@@ -727,7 +728,7 @@ with applied_tab:
                 effects[columns],
                 f"adjustment_effects_user_{effect_user}",
                 {
-                    "applied_at": moment("applied"),
+                    "applied_at": ui.moment_column("applied"),
                     "before": st.column_config.TextColumn("dislike rate before"),
                     "after": st.column_config.TextColumn("dislike rate after"),
                     "exposure_before": st.column_config.NumberColumn("exposure before", format="percent"),

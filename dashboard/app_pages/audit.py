@@ -51,7 +51,7 @@ else:
         log,
         "audit_log",
         {
-            "at": st.column_config.DatetimeColumn("when (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+            "at": ui.moment_column("when", seconds=True),
             "details": st.column_config.TextColumn(width="large"),
         },
     )

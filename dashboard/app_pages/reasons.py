@@ -129,11 +129,13 @@ else:
 st.subheader("Latest dislikes")
 st.caption(f"The newest 100 of the window; {ui.ON_DAY_MADE}.")
 latest = data.query(lookups.list_latest_dislikes, *f.args, limit=100)
+# What was said first, the ids last: at the right of nine columns the feedback was cut off.
+said_first = ["created_at", "movie_title", "reason", "feedback_text", "predicted_score"]
 ui.show_table(
-    latest,
+    latest[said_first + [c for c in latest.columns if c not in said_first]],
     "latest_dislikes",
     {
-        "created_at": st.column_config.DatetimeColumn("when (UTC)", format="YYYY-MM-DD HH:mm"),
+        "created_at": ui.moment_column("when"),
         "predicted_score": st.column_config.NumberColumn(format="%.3f"),
         "feedback_text": st.column_config.TextColumn("feedback", width="large"),
     },

@@ -210,17 +210,13 @@ history = data.fresh(queries.list_job_history, limit=50)
 if history.empty:
     st.info("No retrain has run yet.")
 else:
-
-    def moment(label: str):
-        return st.column_config.DatetimeColumn(f"{label} (UTC)", format="YYYY-MM-DD HH:mm:ss")
-
     ui.show_table(
         history,
         "retrain_jobs",
         {
-            "created_at": moment("queued"),
-            "started_at": moment("started"),
-            "finished_at": moment("finished"),
+            "created_at": ui.moment_column("queued", seconds=True),
+            "started_at": ui.moment_column("started", seconds=True),
+            "finished_at": ui.moment_column("finished", seconds=True),
             "progress": st.column_config.ProgressColumn(min_value=0, max_value=100, format="%d%%"),
             "stage": st.column_config.TextColumn(width="large"),  # "unchanged: nothing new since ..."
         },

@@ -80,7 +80,7 @@ else:
         lists,
         f"user_{user_id}_lists",
         {
-            "shown_at": st.column_config.DatetimeColumn("shown (UTC)", format="YYYY-MM-DD HH:mm"),
+            "shown_at": ui.moment_column("shown"),
             "disliked": st.column_config.CheckboxColumn("disliked"),
             "predicted_score": st.column_config.NumberColumn(format="%.3f"),
         },
@@ -90,7 +90,7 @@ st.subheader("Dislikes")
 ui.show_table(
     profile["dislikes"],
     f"user_{user_id}_dislikes",
-    {"created_at": st.column_config.DatetimeColumn("when (UTC)", format="YYYY-MM-DD HH:mm")},
+    {"created_at": ui.moment_column("when")},
 )
 
 st.subheader("Adjustments")
@@ -98,8 +98,8 @@ ui.show_table(
     profile["adjustments"],
     f"user_{user_id}_adjustments",
     {
-        "created_at": st.column_config.DatetimeColumn("proposed (UTC)", format="YYYY-MM-DD HH:mm"),
-        "decided_at": st.column_config.DatetimeColumn("decided (UTC)", format="YYYY-MM-DD HH:mm"),
-        "last_disliked_at": st.column_config.DatetimeColumn("last disliked (UTC)", format="YYYY-MM-DD HH:mm"),
+        "created_at": ui.moment_column("proposed"),
+        "decided_at": ui.moment_column("decided"),
+        "last_disliked_at": ui.moment_column("last disliked"),
     },
 )

@@ -36,10 +36,9 @@ ui.show_table(
     registry,
     "model_versions",
     {
-        "created_at": st.column_config.DatetimeColumn("created (UTC)", format="YYYY-MM-DD HH:mm"),
-        "activated_at": st.column_config.DatetimeColumn(
-            "last activated (UTC)",
-            format="YYYY-MM-DD HH:mm",
+        "created_at": ui.moment_column("created"),
+        "activated_at": ui.moment_column(
+            "last activated",
             help="The latest activation; every one (and every rollback) is on the Audit log page",
         ),
         "trained_on": st.column_config.NumberColumn(
