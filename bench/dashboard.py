@@ -111,7 +111,6 @@ def page_calls(system: FeedbackSystem) -> dict[str, list[tuple[str, Callable[[],
             call(queries.list_reason_trend, *window),
             call(queries.list_reason_genre, *window),
             call(queries.count_days_with_impressions, *before, ()),  # how much of them has data
-            call(lookups.list_disliked_films, *window, limit=20),
             call(lookups.list_latest_dislikes, *window, limit=100),
         ],
         "errors": [

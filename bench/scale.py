@@ -107,7 +107,8 @@ def measure(system: FeedbackSystem, rounds: int, repeat: int, naive: bool, sessi
             per_user[(who, user_id, name)] = statistics.median(times)
     # On demand too: the Adjustments page's "Do approvals work?" and "How proposals are
     # decided" tabs, read only when opened.
-    pooled, decided = [], []
+    # And the Reasons page's film ranking, read when its expander is opened.
+    pooled, decided, films = [], [], []
     for _ in range(max(3, rounds)):
         began = time.perf_counter()
         effects.get_pooled_adjustment_effects(system, window_days=14)
@@ -115,6 +116,9 @@ def measure(system: FeedbackSystem, rounds: int, repeat: int, naive: bool, sessi
         began = time.perf_counter()
         lookups.get_decision_summary(system)
         decided.append((time.perf_counter() - began) * 1000)
+        began = time.perf_counter()
+        lookups.list_disliked_films(system, start, end, limit=20)
+        films.append((time.perf_counter() - began) * 1000)
     per_call = {
         page: [
             (name, cold[page][1][i], statistics.median(call_samples[(page, i)]))
@@ -137,6 +141,7 @@ def measure(system: FeedbackSystem, rounds: int, repeat: int, naive: bool, sessi
         "per_user": per_user,
         "pooled_ms": statistics.median(pooled),
         "decided_ms": statistics.median(decided),
+        "films_ms": statistics.median(films),
     }
 
 
@@ -184,6 +189,7 @@ def report(backend: str, url: str, result: dict, counts: dict) -> list[str]:
         print(f"    {who:<13} {user_id:>6} {name:<24} {ms:>8.1f}")
     print(f"  approvals pooled on demand (Do approvals work?, 14 days): {result['pooled_ms']:,.0f} ms")
     print(f"  proposals by kind on demand (How proposals are decided): {result['decided_ms']:,.0f} ms")
+    print(f"  films ranked on demand (Reasons, Most disliked films): {result['films_ms']:,.0f} ms")
     missed = []
     if total > TARGET_TOTAL_MS:
         missed.append(f"{backend}: all pages {total:.0f} ms > {TARGET_TOTAL_MS:.0f} ms")

@@ -106,25 +106,35 @@ if matrix.empty:
 else:
     st.altair_chart(charts.reason_genre_heatmap(matrix), width="stretch")
 
-st.subheader("Most disliked films")
-ranked = data.query(lookups.list_disliked_films, *f.args, limit=FILMS_LISTED)
-films = ranked["films"]
-if films.empty:
-    st.info("No standing dislike was made in this window.")
-else:
-    st.caption(wording.films_ranked(ranked["counted"], ranked["capped"], len(films)) + f"; {ui.ON_DAY_MADE}.")
-    ui.show_table(
-        films.assign(top_reason=films["top_reason"].str.replace("_", " ")),
-        "disliked_films",
-        {
-            "movie_id": st.column_config.NumberColumn("film", format="%d", width="small"),
-            "title": st.column_config.TextColumn("title", width="medium"),
-            "share": st.column_config.NumberColumn("share of dislikes", format="percent"),
-            "top_reason": st.column_config.TextColumn("reason given most"),
-            "top_reason_dislikes": st.column_config.NumberColumn("of them"),
-            "mean_predicted_score": st.column_config.NumberColumn("mean predicted score", format="%.3f"),
-        },
-    )
+# On request: ranking a window's films reads its dislikes one by one (no per-film daily counts
+# are kept), up to a quarter of a second at a million dislikes; the page itself reads aggregates.
+films_box = st.expander(
+    "Most disliked films", key="reasons_films", on_change="rerun", icon=":material/movie:"
+)
+if films_box.open:
+    with films_box:
+        ranked = data.query(lookups.list_disliked_films, *f.args, limit=FILMS_LISTED)
+        films = ranked["films"]
+        if films.empty:
+            st.info("No standing dislike was made in this window.")
+        else:
+            st.caption(
+                wording.films_ranked(ranked["counted"], ranked["capped"], len(films)) + f"; {ui.ON_DAY_MADE}."
+            )
+            ui.show_table(
+                films.assign(top_reason=films["top_reason"].str.replace("_", " ")),
+                "disliked_films",
+                {
+                    "movie_id": st.column_config.NumberColumn("film", format="%d", width="small"),
+                    "title": st.column_config.TextColumn("title", width="medium"),
+                    "share": st.column_config.NumberColumn("share of dislikes", format="percent"),
+                    "top_reason": st.column_config.TextColumn("reason given most"),
+                    "top_reason_dislikes": st.column_config.NumberColumn("of them"),
+                    "mean_predicted_score": st.column_config.NumberColumn(
+                        "mean predicted score", format="%.3f"
+                    ),
+                },
+            )
 
 st.subheader("Latest dislikes")
 st.caption(f"The newest 100 of the window; {ui.ON_DAY_MADE}.")
