@@ -577,8 +577,12 @@ def _idempotent(view: Callable) -> Callable:
         # spaced or ordered otherwise is the same body.
         parts = [request.query_string, request.mimetype.encode(), _canonical_body()]
         fingerprint = hashlib.sha256(b"\0".join(parts)).hexdigest()
+        # The fingerprint of the body's bytes, as earlier versions stored it: a retry of a
+        # request they answered (another worker, during an upgrade) is still that request.
+        raw = [request.query_string, request.headers.get("Content-Type", "").encode(), _raw_body()]
+        legacy = hashlib.sha256(b"\0".join(raw)).hexdigest()
         engine = current_system().engine
-        stored = claim_key(engine, scope, key, fingerprint, current_system().now())
+        stored = claim_key(engine, scope, key, fingerprint, current_system().now(), also=(legacy,))
         if stored is not None:
             response = json_response(stored.body)  # written as the first answer was
             response.status_code = stored.status_code

@@ -64,9 +64,14 @@ def claim_key(
     fingerprint: str,
     now: datetime,
     stale_after: timedelta = STALE_AFTER,
+    also: tuple[str, ...] = (),
 ) -> StoredResponse | None:
-    """Claim ``key`` for a new request (return None) or return the stored first response."""
+    """Claim ``key`` for a new request (return None) or return the stored first response.
+
+    ``also``: other fingerprints of the same request, as earlier versions computed them (a key
+    stored by one of them is still this request's)."""
     table = idempotent_requests
+    same = {fingerprint, *also}
     where = (table.c.scope == scope, table.c.idempotency_key == key)
     try:
         with write_transaction(engine) as conn:
@@ -85,7 +90,7 @@ def claim_key(
                 )
                 return None
             if row.status_code == DONE and now - row.created_at >= stale_after:
-                if (row.body or {}).get("fingerprint") != fingerprint:
+                if (row.body or {}).get("fingerprint") not in same:
                     raise IdempotencyKeyReusedError(
                         "this Idempotency-Key was already used for a different request; use a new key "
                         "for every distinct request",
@@ -108,7 +113,7 @@ def claim_key(
                 ).rowcount
                 if taken == 1:
                     return None
-            if (row.body or {}).get("fingerprint") != fingerprint:
+            if (row.body or {}).get("fingerprint") not in same:
                 raise IdempotencyKeyReusedError(
                     "this Idempotency-Key was already used for a different request; use a new key "
                     "for every distinct request",

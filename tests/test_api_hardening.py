@@ -558,3 +558,38 @@ def test_an_undo_through_a_user_token_is_the_users_own_in_the_audit(api):
     assert audit.actor == "user:5"
     (withdrawn,) = rows(api.system, feature_adjustments)
     assert (withdrawn.status, withdrawn.decided_by) == ("rejected", "user:5")
+
+
+def test_a_retry_of_a_request_first_answered_before_bodies_were_compared_as_json_still_replays(api):
+    """A key stored with the fingerprint of the body's bytes (as servers before the JSON
+    comparison stored them, e.g. by another worker during a rolling upgrade) still replays the
+    retry of that very request instead of calling it another request (409)."""
+    import hashlib
+
+    from sqlalchemy import select, update
+
+    from feedback_core.schema import idempotent_requests
+
+    body = '{"movie_id": 3, "reason": "other"}'
+    headers = {"Idempotency-Key": "before-upgrade-1"}
+    first = api.call("POST", "/api/dislike", data=body, headers=headers, content_type="application/json")
+    assert first.status_code == 201
+    raw = hashlib.sha256(b"\0".join([b"", b"application/json", body.encode()])).hexdigest()
+    table = idempotent_requests
+    with api.system.engine.begin() as conn:
+        stored = conn.execute(select(table.c.body)).scalar_one()
+        assert stored["fingerprint"] != raw  # the bytes are not the canonical JSON
+        conn.execute(update(table).values(body={**stored, "fingerprint": raw}))
+    before = row_counts(api.system)
+    again = api.call("POST", "/api/dislike", data=body, headers=headers, content_type="application/json")
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json()
+    assert row_counts(api.system) == before
+    other = api.call(
+        "POST",
+        "/api/dislike",
+        data='{"movie_id": 4, "reason": "other"}',
+        headers=headers,
+        content_type="application/json",
+    )
+    assert other.status_code == 409 and error_of(other)["code"] == "idempotency_key_reused"
