@@ -114,14 +114,18 @@ def sidebar_filters(bounds: dict, versions: pd.DataFrame) -> None:
     # the window before under the date typed).
     lowest, highest = min(first, last), max(last, date.today())
     _restore_filters()
+    default = (max(first, last - timedelta(days=DEFAULT_WINDOW_DAYS - 1)), last)
+    kept = _in_order(st.session_state.get("filter_dates") or ())
     if "filter_dates" not in st.session_state:
-        st.session_state["filter_dates"] = (max(first, last - timedelta(days=DEFAULT_WINDOW_DAYS - 1)), last)
-    elif st.session_state["filter_dates"]:
+        st.session_state["filter_dates"] = default
+    elif kept and (kept[-1] < lowest or kept[0] > highest):
+        # A window kept from before the data changed that shares no day with the days offered:
+        # squeezed into them it became one edge day (today, with no data), not a window.
+        st.session_state["filter_dates"] = default
+    elif kept:
         # Before the widget is drawn, so that it shows the range the pages use, inside the
         # picker's bounds (a window kept from before the data changed may lie outside them).
-        st.session_state["filter_dates"] = _in_order(
-            min(max(d, lowest), highest) for d in _in_order(st.session_state["filter_dates"])
-        )
+        st.session_state["filter_dates"] = _in_order(min(max(d, lowest), highest) for d in kept)
     st.sidebar.date_input(
         "Dates (UTC)",
         key="filter_dates",

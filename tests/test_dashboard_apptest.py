@@ -1692,6 +1692,32 @@ def test_a_reversed_date_range_is_read_forwards(shared_db):
     )
 
 
+def test_a_kept_window_outside_the_data_gives_way_to_the_default_one(shared_db):
+    """A window kept from before the data changed (another database, a reload) that shares no
+    day with the days offered is not squeezed onto one edge day (a day of no data, today): the
+    pages show the default window of the data's last days."""
+    bounds = queries.get_data_bounds(shared_db)
+    first, last = bounds["first_day"], bounds["last_day"]
+    default = (max(first, last - timedelta(days=ui.DEFAULT_WINDOW_DAYS - 1)), last)
+    at = open_page("overview")
+    assert at.session_state["filter_dates"] == default
+    far = datetime.now().date() + timedelta(days=400)
+    for kept in (
+        (first - timedelta(days=400), first - timedelta(days=380)),
+        (far, far + timedelta(days=9)),
+    ):
+        open_page("versions", at)  # a page without the filters: only the kept value stays
+        at.session_state["kept_filter_dates"] = kept
+        at.switch_page("app_pages/overview.py").run()
+        assert not at.exception
+        assert at.session_state["filter_dates"] == default, kept
+    # One that overlaps the data keeps the days it shares.
+    open_page("versions", at)
+    at.session_state["kept_filter_dates"] = (first - timedelta(days=5), first + timedelta(days=3))
+    at.switch_page("app_pages/overview.py").run()
+    assert at.session_state["filter_dates"] == (first, first + timedelta(days=3))
+
+
 # ---------------------------------------------------------------- identity and database states
 
 
