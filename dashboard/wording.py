@@ -178,6 +178,8 @@ def inbox_filters_in_use(filters: dict) -> str | None:
 def decided_recently(recent: dict) -> str:
     """``312 approved · 1,204 rejected · 9 withdrawn`` (withdrawn: their dislike retracted)."""
     said = f"{recent['approved']:,} approved · {recent['rejected']:,} rejected"
+    if recent.get("auto_approved"):  # applied by FEEDBACK_AUTO_APPROVE: no approver's decision
+        said += f" · {recent['auto_approved']:,} auto-approved"
     return said + (f" · {recent['withdrawn']:,} withdrawn with their dislike" if recent["withdrawn"] else "")
 
 
@@ -188,7 +190,10 @@ def inbox_trend(recent: dict, days: int) -> str:
     if recent["change"] > 0:
         return f"Growing by about {pace} a day: more come in than are decided."
     if recent["change"] < 0:
-        return f"Shrinking by about {pace} a day: approvers are catching up."
+        if recent["approved"] + recent["rejected"] > recent["proposed"]:
+            return f"Shrinking by about {pace} a day: approvers are catching up."
+        # Approvers decided no more than came in: withdrawals or auto-approvals emptied it.
+        return f"Shrinking by about {pace} a day, by proposals withdrawn or auto-approved, not by approvers."
     return "Steady: as many left as came in."
 
 

@@ -45,7 +45,7 @@ from feedback_core.import_reader import (
     check_import_path,
 )
 from feedback_core.memory import collector_paused
-from feedback_core.policy import propose_adjustments
+from feedback_core.policy import AUTO_APPROVER, propose_adjustments
 from feedback_core.recording import (
     PROPOSAL_KEYS,
     UNSCORED,
@@ -1030,7 +1030,7 @@ class Importer:
                 ).scalars()
             for adjustment_id in sorted(adjustment_ids):
                 self.system._apply_adjustment(
-                    conn, adjustment_id, actor="auto-approve", magnitude=None, now=self.now
+                    conn, adjustment_id, actor=AUTO_APPROVER, magnitude=None, now=self.now
                 )
         write_audit(
             conn,

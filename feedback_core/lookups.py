@@ -811,6 +811,19 @@ _DECIDED_KINDS = select(
     # What came into the inbox and what left it since a moment (every way out sets decided_at).
     func.sum(case((feature_adjustments.c.created_at >= bindparam("since"), 1), else_=0)).label("came"),
     func.sum(case((feature_adjustments.c.decided_at >= bindparam("since"), 1), else_=0)).label("left"),
+    # Of those, the ones FEEDBACK_AUTO_APPROVE applied: they left the inbox, no approver decided them.
+    func.sum(
+        case(
+            (
+                and_(
+                    feature_adjustments.c.decided_at >= bindparam("since"),
+                    feature_adjustments.c.decided_by == literal_column(f"'{policy.AUTO_APPROVER}'"),
+                ),
+                1,
+            ),
+            else_=0,
+        )
+    ).label("auto"),
 ).group_by(feature_adjustments.c.reason, feature_adjustments.c.feature_type, _DECIDED_STATUS)
 
 
@@ -861,9 +874,10 @@ def policy_rules_from_factors(settings):
 def get_decision_summary(system, stale_days: int = 7) -> dict:
     """Return how the proposals of each reason and feature type were decided, and the inbox's age.
 
-    ``recent``: over the last ``stale_days`` days, how many were ``proposed``, ``approved``,
-    ``rejected`` (by people) and ``withdrawn``, and ``change``, how much the inbox grew (negative:
-    shrank): whether approvers keep up, which the waiting count alone does not say.
+    ``recent``: over the last ``stale_days`` days, how many were ``proposed``, ``approved`` and
+    ``rejected`` (by people), ``auto_approved`` (``FEEDBACK_AUTO_APPROVE``: no approver decided
+    them) and ``withdrawn``, and ``change``, how much the inbox grew (negative: shrank): whether
+    approvers keep up, which the waiting count alone does not say.
 
     ``kinds``: per (reason, feature type), proposals waiting, approved (applied, or reverted
     since: ``reverted`` of them), rejected, ``withdrawn`` (their dislike retracted before anyone
@@ -883,8 +897,8 @@ def get_decision_summary(system, stale_days: int = 7) -> dict:
         ).scalar_one()
     kinds: dict[tuple[str, str], dict] = {}
     oldest = None
-    recent = {"proposed": 0, "approved": 0, "rejected": 0, "withdrawn": 0}
-    for reason, kind, status, n, first, came, left in rows:
+    recent = {"proposed": 0, "approved": 0, "auto_approved": 0, "rejected": 0, "withdrawn": 0}
+    for reason, kind, status, n, first, came, left, auto in rows:
         counts = kinds.setdefault(
             (reason, kind), {"waiting": 0, "applied": 0, "reverted": 0, "rejected": 0, "withdrawn": 0}
         )
@@ -892,7 +906,11 @@ def get_decision_summary(system, stale_days: int = 7) -> dict:
         counts[decision] += int(n)
         recent["proposed"] += int(came or 0)
         if decision != "waiting":  # an approval reverted since was an approval when made
-            recent[{"applied": "approved", "reverted": "approved"}.get(decision, decision)] += int(left or 0)
+            auto = int(auto or 0)
+            recent["auto_approved"] += auto
+            recent[{"applied": "approved", "reverted": "approved"}.get(decision, decision)] += (
+                int(left or 0) - auto
+            )
         if status == "proposed":
             first = pd.Timestamp(first)
             oldest = first if oldest is None or first < oldest else oldest
@@ -929,6 +947,10 @@ def get_decision_summary(system, stale_days: int = 7) -> dict:
         "stale_days": stale_days,
         "recent": {
             **recent,
-            "change": recent["proposed"] - recent["approved"] - recent["rejected"] - recent["withdrawn"],
+            "change": recent["proposed"]
+            - recent["approved"]
+            - recent["auto_approved"]
+            - recent["rejected"]
+            - recent["withdrawn"],
         },
     }

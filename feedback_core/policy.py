@@ -95,6 +95,9 @@ def adjustments_as_dict(reason: str, proposals: Iterable[ProposedAdjustment]) ->
 # approver decided it.
 RETRACTED_NOTE = "dislike retracted"
 
+# Who decided a proposal FEEDBACK_AUTO_APPROVE applied at once: no approver.
+AUTO_APPROVER = "auto-approve"
+
 
 def clamp_weight(value: float, low: float = 0.1, high: float = 2.0) -> float:
     """Clamp an effective weight into ``[low, high]``."""

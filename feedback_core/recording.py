@@ -18,7 +18,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from feedback_core import aggregates
 from feedback_core.db import Prepared, pipelined, write_transaction
 from feedback_core.errors import ConflictError, NotFoundError, ValidationError
-from feedback_core.policy import RETRACTED_NOTE, ProposedAdjustment, adjustments_as_dict, propose_adjustments
+from feedback_core.policy import (
+    AUTO_APPROVER,
+    RETRACTED_NOTE,
+    ProposedAdjustment,
+    adjustments_as_dict,
+    propose_adjustments,
+)
 from feedback_core.schema import (
     audit_log,
     dislike_patterns,
@@ -678,7 +684,7 @@ class Recording:
                 .all()
             )
             for adjustment_id in ids:
-                self._apply_adjustment(conn, adjustment_id, actor="auto-approve", magnitude=None, now=now)
+                self._apply_adjustment(conn, adjustment_id, actor=AUTO_APPROVER, magnitude=None, now=now)
 
     def _exclude_movie(self, conn: Connection, user_id: int, movie_id: int, dislike_id: int, now) -> None:
         # An earlier exclusion of the same movie stands (and keeps its dislike).

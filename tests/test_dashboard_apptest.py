@@ -2631,8 +2631,11 @@ def test_what_the_pages_say_of_the_window_before_a_promotion_and_the_inbox_filte
     growing = {"proposed": 1000, "approved": 100, "rejected": 340, "withdrawn": 0, "change": 560}
     assert wording.decided_recently(growing) == "100 approved · 340 rejected"
     assert wording.inbox_trend(growing, 7) == "Growing by about 80 a day: more come in than are decided."
-    assert wording.inbox_trend({**growing, "change": -3}, 7) == (
-        "Shrinking by about 0.4 a day: approvers are catching up."
+    catching_up = {**growing, "approved": 700, "rejected": 303, "change": -3}
+    assert wording.inbox_trend(catching_up, 7) == "Shrinking by about 0.4 a day: approvers are catching up."
+    # 1,000 came in and approvers decided 440: what shrank the inbox was not them.
+    assert wording.inbox_trend({**growing, "withdrawn": 563, "change": -3}, 7) == (
+        "Shrinking by about 0.4 a day, by proposals withdrawn or auto-approved, not by approvers."
     )
 
     assert wording.days_before(28, 28) == "the 28 days before"

@@ -182,7 +182,7 @@ def show_decisions() -> None:
     change.metric(
         f"Inbox change, last {days} days",
         f"{recent['change']:+,}",
-        help="Proposed, less decided and withdrawn (their dislike retracted), over these days",
+        help="Proposed, less decided, auto-approved and withdrawn (their dislike retracted), over these days",
     )
     change.caption(wording.inbox_trend(recent, days))
     kinds = decided["kinds"]
