@@ -2721,6 +2721,16 @@ def test_overview_counts_are_never_coloured_and_no_change_has_no_arrow(own_db):
     # The sample shows as many lists every day: no change, and no arrow for it.
     assert shown.delta == "+0"
     assert type(shown.proto).MetricDirection.Name(shown.proto.direction) == "NONE"
+    # A list more in the window: its arrow, and still no colour (a count, as the dislikes').
+    items = [{"movie_id": m, "predicted_score": 0.5} for m in range(1, 11)]
+    noon = datetime.combine(first + timedelta(days=10), time(12))
+    own_db.record_recommendation_set(77, items, model_version_id=2, shown_at=noon)
+    data.refresh()
+    at.run()
+    (shown,) = (m for m in at.metric if m.label == "Impressions")
+    assert shown.delta == "+10"
+    assert type(shown.proto).MetricDirection.Name(shown.proto.direction) == "UP"
+    assert type(shown.proto).MetricColor.Name(shown.proto.color) == "GRAY"
 
 
 def test_the_inbox_says_which_filters_its_list_answers(shared_db):

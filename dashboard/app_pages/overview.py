@@ -53,8 +53,8 @@ cols[1].metric(
     "Impressions",
     f"{now['impressions']:,}",
     f"{shown_change:+,}" if covered else None,
-    delta_color="normal" if shown_change else "off",  # "+0" is no change: not green
-    delta_arrow="auto" if shown_change else "off",  # nor an arrow up
+    delta_color="off",  # a count, as the dislikes': more lists shown is neither good nor bad news
+    delta_arrow="auto" if shown_change else "off",  # and "+0" is no change: no arrow up
 )
 rate, previous_rate = now["dislike_rate"], before["dislike_rate"]
 # Days not settled alone are not compared: their lists are still collecting dislikes, so their
