@@ -99,6 +99,11 @@ def restore_widgets(keys) -> None:
             st.session_state[key] = kept
 
 
+def utc_today() -> date:
+    """Today in UTC, the days every page counts in (the server's own zone may be another)."""
+    return data.get_system().now().date()
+
+
 def _in_order(picked: Any) -> tuple:
     """Return the picked dates earliest first (a range picked backwards is read forwards)."""
     if isinstance(picked, date):
@@ -108,11 +113,12 @@ def _in_order(picked: Any) -> tuple:
 
 def sidebar_filters(bounds: dict, versions: pd.DataFrame) -> None:
     """Create the shared filters in the sidebar (once, in the entry script, with keys)."""
-    last = bounds.get("last_day") or date.today()
+    today = utc_today()
+    last = bounds.get("last_day") or today
     first = bounds.get("first_day") or last
     # Days with data and up to today: the picker refuses others (a date ten years back showed
     # the window before under the date typed).
-    lowest, highest = min(first, last), max(last, date.today())
+    lowest, highest = min(first, last), max(last, today)
     _restore_filters()
     default = (max(first, last - timedelta(days=DEFAULT_WINDOW_DAYS - 1)), last)
     kept = _in_order(st.session_state.get("filter_dates") or ())
@@ -154,7 +160,7 @@ def sidebar_filters(bounds: dict, versions: pd.DataFrame) -> None:
 
 def current_filters() -> Filters:
     """Return the sidebar's current selection."""
-    picked = _in_order(st.session_state.get("filter_dates") or (date.today(),))
+    picked = _in_order(st.session_state.get("filter_dates") or (utc_today(),))
     start = picked[0]
     end = picked[1] if len(picked) > 1 else start  # while a range is half picked
     return Filters(
