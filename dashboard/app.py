@@ -184,6 +184,7 @@ def _show_page(who: identity.Identity, navigation) -> bool:
         ui.sidebar_filters(data.query(queries.get_data_bounds), data.query(queries.list_filter_versions))
     else:
         ui.keep_filters()
+        ui.clear_filters_from_url()
     ui.show_flashes()
     st.session_state[ui.PAGE_SHOWN] = navigation.url_path  # where a decision asked here belongs
     navigation.run()

@@ -120,6 +120,10 @@ def sidebar_filters(bounds: dict, versions: pd.DataFrame) -> None:
     # the window before under the date typed).
     lowest, highest = min(first, last), max(last, today)
     _restore_filters()
+    options = [int(v) for v in versions["version_id"]] + [0]
+    if "filter_dates" not in st.session_state:
+        # A new session: a shared link's filters (what another person was looking at) come first.
+        st.session_state.update(_filters_from_url(lowest, highest, options))
     default = (max(first, last - timedelta(days=DEFAULT_WINDOW_DAYS - 1)), last)
     kept = _in_order(st.session_state.get("filter_dates") or ())
     if "filter_dates" not in st.session_state:
@@ -140,7 +144,6 @@ def sidebar_filters(bounds: dict, versions: pd.DataFrame) -> None:
         help=f"Inclusive, {lowest:%d %b %Y} to {highest:%d %b %Y}; compared with the window before it",
     )
     st.sidebar.caption(f"Showing {current_filters().window()}")
-    options = [int(v) for v in versions["version_id"]] + [0]
     st.sidebar.multiselect(
         "Model versions",
         options,
@@ -156,6 +159,48 @@ def sidebar_filters(bounds: dict, versions: pd.DataFrame) -> None:
         placeholder="All reasons",
     )
     keep_filters()
+    _filters_to_url(current_filters())
+
+
+# The filters in the page's address, so that a link shows what its sender saw:
+# ?dates=2026-11-03&dates=2026-11-30&version=2&reason=wrong_genre.
+URL_PARAMS = ("dates", "version", "reason")
+
+
+def _filters_from_url(lowest: date, highest: date, versions: list[int]) -> dict:
+    """The filters a link carries, each checked against what the sidebar offers; one that is not
+    valid (a day outside the data's, a version that does not exist) is left at its default."""
+    found: dict[str, Any] = {}
+    try:
+        days = [date.fromisoformat(d) for d in st.query_params.get_all("dates")]
+    except ValueError:
+        days = []
+    if len(days) in (1, 2) and all(lowest <= d <= highest for d in days):
+        found["filter_dates"] = _in_order(days) if len(days) == 2 else (days[0], days[0])
+    picked = {int(v) for v in st.query_params.get_all("version") if v.isdigit() and int(v) in versions}
+    if picked:
+        found["filter_versions"] = sorted(picked)
+    reasons = {r for r in st.query_params.get_all("reason") if r in REASONS}
+    if reasons:
+        found["filter_reasons"] = sorted(reasons)
+    return found
+
+
+def _filters_to_url(f: Filters) -> None:
+    """Write the filters into the page's address (replacing what was there)."""
+    st.query_params["dates"] = [f.start.isoformat(), f.end.isoformat()]
+    for name, values in (("version", f.versions), ("reason", f.reasons)):
+        if values:
+            st.query_params[name] = [str(v) for v in values]
+        elif name in st.query_params:
+            del st.query_params[name]
+
+
+def clear_filters_from_url() -> None:
+    """Take the filters out of the address of a page they do not apply to."""
+    for name in URL_PARAMS:
+        if name in st.query_params:
+            del st.query_params[name]
 
 
 def current_filters() -> Filters:

@@ -2739,3 +2739,39 @@ def test_the_inbox_says_which_filters_its_list_answers(shared_db):
     at.number_input(key="inbox_evidence").set_value(1000).run()
     at.number_input(key="inbox_user").set_value(5).run()
     assert "Filters in use: user 5 · at least 1,000 dislikes of it." in [c.value for c in at.caption]
+
+
+def test_a_link_carries_the_filters_and_the_address_follows_them(shared_db):
+    first = queries.get_data_bounds(shared_db)["first_day"]
+    start, end = first + timedelta(days=3), first + timedelta(days=12)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["dates"] = [end.isoformat(), start.isoformat()]  # backwards: read forwards
+    at.query_params["version"] = ["2", "999"]  # no version 999: left out
+    at.query_params["reason"] = ["wrong_genre", "bogus"]
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["filter_dates"] == (start, end)
+    assert at.session_state["filter_versions"] == [2]
+    assert at.session_state["filter_reasons"] == ["wrong_genre"]
+    assert f"Showing {ui.Filters(start, end, (), ()).window()}" in [c.value for c in at.sidebar.caption]
+    # The address says what the page shows, and follows a change of the filters.
+    assert at.query_params["dates"] == [start.isoformat(), end.isoformat()]
+    assert at.query_params["version"] == "2" and at.query_params["reason"] == "wrong_genre"
+    at.session_state["filter_reasons"] = []
+    at.run()
+    assert "reason" not in at.query_params
+    # A page the filters do not apply to carries none.
+    at.switch_page("app_pages/users.py").run()
+    assert not {"dates", "version", "reason"} & set(at.query_params)
+    # Days outside the data's, or not days at all, leave the default window.
+    for dates in (["1999-01-01", "1999-01-09"], ["not-a-day"], ["2026-11-01"] * 3):
+        fresh = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+        fresh.query_params["dates"] = dates
+        fresh.run()
+        assert not fresh.exception
+        bounds = queries.get_data_bounds(shared_db)
+        last = bounds["last_day"]
+        assert fresh.session_state["filter_dates"] == (
+            max(bounds["first_day"], last - timedelta(days=27)),
+            last,
+        )

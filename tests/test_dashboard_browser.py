@@ -323,7 +323,9 @@ def test_the_overview_opens_at_its_bookmarked_address(server, browser):
     assert page.get_by_text("Page not found").count() == 0
     assert page.get_by_role("dialog").count() == 0
     assert page.locator('[data-testid="stException"]').count() == 0
-    assert page.url == f"{base}/overview" and alerts == []
+    # At its address, which also carries the filters shown (a link shows what its sender saw).
+    address, _, filters = page.url.partition("?")
+    assert address == f"{base}/overview" and filters.startswith("dates=") and alerts == []
     # The same page as at "/": its sidebar filters, its headline numbers.
     assert page.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]').count() >= 1
     assert page.locator('[data-testid="stMetric"]').count() >= 4
