@@ -461,6 +461,14 @@ def test_the_inbox_says_where_the_weight_stands_and_how_many_of_the_feature_wait
     assert lookups.count_rejected(system, []) == {}
 
 
+def recent_counts(**counts: int) -> dict:
+    """A decision summary's ``recent`` figures: those not named are 0."""
+    return (
+        dict.fromkeys(("proposed", "approved", "auto_approved", "rejected", "withdrawn", "change"), 0)
+        | counts
+    )
+
+
 def test_the_decision_summary_counts_each_kind_of_proposal_and_the_inbox_age(make_system, clock):
     from feedback_core import lookups
 
@@ -489,24 +497,10 @@ def test_the_decision_summary_counts_each_kind_of_proposal_and_the_inbox_age(mak
     assert summary["oldest_waiting"] == pd.Timestamp(clock.moment - timedelta(days=8))
     # The last 7 days: the two cast proposals came in; two approvals (one reverted since) and a
     # rejection went out. The inbox held 4 a week ago and 3 now: it shrank by one.
-    assert summary["recent"] == {
-        "proposed": 2,
-        "approved": 2,
-        "auto_approved": 0,
-        "rejected": 1,
-        "withdrawn": 0,
-        "change": -1,
-    }
+    assert summary["recent"] == recent_counts(proposed=2, approved=2, rejected=1, change=-1)
     longer = lookups.get_decision_summary(system, stale_days=9)  # every proposal came within 9 days
     assert longer["stale"] == 0
-    assert longer["recent"] == {
-        "proposed": 6,
-        "approved": 2,
-        "auto_approved": 0,
-        "rejected": 1,
-        "withdrawn": 0,
-        "change": 3,
-    }
+    assert longer["recent"] == recent_counts(proposed=6, approved=2, rejected=1, change=3)
     with pytest.raises(ValidationError) as err:
         lookups.get_decision_summary(system, stale_days=0)
     assert err.value.field == "stale_days"
@@ -531,14 +525,7 @@ def test_the_decision_summary_does_not_count_a_retracted_dislikes_proposals_as_r
     assert row["approved_share"] == pytest.approx(1.0)
     # Withdrawn ones left the inbox without a decision: they are not counted as decided.
     recent = lookups.get_decision_summary(system)["recent"]
-    assert recent == {
-        "proposed": 3,
-        "approved": 1,
-        "auto_approved": 0,
-        "rejected": 0,
-        "withdrawn": 2,
-        "change": 0,
-    }
+    assert recent == recent_counts(proposed=3, approved=1, withdrawn=2)
 
 
 def test_the_decision_summary_does_not_count_auto_approvals_as_approvers_decisions(make_system):
@@ -551,43 +538,15 @@ def test_the_decision_summary_does_not_count_auto_approvals_as_approvers_decisio
     system = make_system(auto_approve=True)
     system.save_dislike(1, 10, "M10", reason="wrong_genre", genres=["Horror", "Drama"])
     recent = lookups.get_decision_summary(system)["recent"]
-    assert recent == {
-        "proposed": 2,
-        "approved": 0,
-        "auto_approved": 2,
-        "rejected": 0,
-        "withdrawn": 0,
-        "change": 0,
-    }
+    assert recent == recent_counts(proposed=2, auto_approved=2)
     assert wording.decided_recently(recent) == "0 approved · 0 rejected · 2 auto-approved"
     # Shrinking with no approver's decision at all (imported proposals from before the week,
     # auto-approved now; or withdrawals): not the approvers' doing.
-    shrinking = {
-        "proposed": 1,
-        "approved": 0,
-        "auto_approved": 11,
-        "rejected": 0,
-        "withdrawn": 0,
-        "change": -10,
-    }
+    shrinking = recent_counts(proposed=1, auto_approved=11, change=-10)
     assert "approvers are catching up" not in wording.inbox_trend(shrinking, 7)
-    withdrawn = {
-        "proposed": 0,
-        "approved": 0,
-        "auto_approved": 0,
-        "rejected": 0,
-        "withdrawn": 7,
-        "change": -7,
-    }
+    withdrawn = recent_counts(withdrawn=7, change=-7)
     assert "approvers are catching up" not in wording.inbox_trend(withdrawn, 7)
-    caught_up = {
-        "proposed": 3,
-        "approved": 5,
-        "auto_approved": 0,
-        "rejected": 5,
-        "withdrawn": 0,
-        "change": -7,
-    }
+    caught_up = recent_counts(proposed=3, approved=5, rejected=5, change=-7)
     assert wording.inbox_trend(caught_up, 7) == "Shrinking by about 1.0 a day: approvers are catching up."
 
 

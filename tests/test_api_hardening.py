@@ -456,34 +456,23 @@ def test_a_limit_in_other_than_plain_digits_is_refused(api, limit):
     assert api.get("/api/dislike-history?limit=5").status_code == 200
 
 
+def post_dislike(api, body: str, headers: dict, content_type: str = "application/json"):
+    """POST ``body`` as given (its spacing, its order) to /api/dislike."""
+    return api.call("POST", "/api/dislike", data=body, headers=headers, content_type=content_type)
+
+
 def test_a_retry_whose_json_is_spaced_or_ordered_otherwise_is_the_same_request(api):
     headers = {"Idempotency-Key": "spacing-1"}
-    first = api.call(
-        "POST",
-        "/api/dislike",
-        data='{"movie_id": 3, "reason": "other"}',
-        headers=headers,
-        content_type="application/json",
-    )
+    first = post_dislike(api, '{"movie_id": 3, "reason": "other"}', headers)
     assert first.status_code == 201
     before = row_counts(api.system)
-    again = api.call(
-        "POST",
-        "/api/dislike",
-        data='{ "reason":"other",\n "movie_id":3 }',
-        headers=headers,
-        content_type="application/json; charset=utf-8",
+    again = post_dislike(
+        api, '{ "reason":"other",\n "movie_id":3 }', headers, "application/json; charset=utf-8"
     )
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     assert again.get_json() == first.get_json()
     assert row_counts(api.system) == before
-    other = api.call(
-        "POST",
-        "/api/dislike",
-        data='{"movie_id": 4, "reason": "other"}',
-        headers=headers,
-        content_type="application/json",
-    )
+    other = post_dislike(api, '{"movie_id": 4, "reason": "other"}', headers)
     assert other.status_code == 409 and error_of(other)["code"] == "idempotency_key_reused"
     assert row_counts(api.system) == before
 
@@ -572,7 +561,7 @@ def test_a_retry_of_a_request_first_answered_before_bodies_were_compared_as_json
 
     body = '{"movie_id": 3, "reason": "other"}'
     headers = {"Idempotency-Key": "before-upgrade-1"}
-    first = api.call("POST", "/api/dislike", data=body, headers=headers, content_type="application/json")
+    first = post_dislike(api, body, headers)
     assert first.status_code == 201
     raw = hashlib.sha256(b"\0".join([b"", b"application/json", body.encode()])).hexdigest()
     table = idempotent_requests
@@ -581,15 +570,9 @@ def test_a_retry_of_a_request_first_answered_before_bodies_were_compared_as_json
         assert stored["fingerprint"] != raw  # the bytes are not the canonical JSON
         conn.execute(update(table).values(body={**stored, "fingerprint": raw}))
     before = row_counts(api.system)
-    again = api.call("POST", "/api/dislike", data=body, headers=headers, content_type="application/json")
+    again = post_dislike(api, body, headers)
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     assert again.get_json() == first.get_json()
     assert row_counts(api.system) == before
-    other = api.call(
-        "POST",
-        "/api/dislike",
-        data='{"movie_id": 4, "reason": "other"}',
-        headers=headers,
-        content_type="application/json",
-    )
+    other = post_dislike(api, '{"movie_id": 4, "reason": "other"}', headers)
     assert other.status_code == 409 and error_of(other)["code"] == "idempotency_key_reused"
