@@ -187,20 +187,28 @@ def _filters_from_url(lowest: date, highest: date, versions: list[int]) -> dict:
 
 
 def _filters_to_url(f: Filters) -> None:
-    """Write the filters into the page's address (replacing what was there)."""
-    st.query_params["dates"] = [f.start.isoformat(), f.end.isoformat()]
-    for name, values in (("version", f.versions), ("reason", f.reasons)):
-        if values:
-            st.query_params[name] = [str(v) for v in values]
-        elif name in st.query_params:
-            del st.query_params[name]
+    """Write the filters into the page's address (replacing what was there), in one change and
+    only when they differ: each change of st.query_params is a new entry in the browser's
+    history, so writing them one by one on every run filled it with copies of the page and the
+    Back button stayed on it."""
+    wanted = {"dates": [f.start.isoformat(), f.end.isoformat()]}
+    if f.versions:
+        wanted["version"] = [str(v) for v in f.versions]
+    if f.reasons:
+        wanted["reason"] = list(f.reasons)
+    _set_url_filters(wanted)
 
 
 def clear_filters_from_url() -> None:
     """Take the filters out of the address of a page they do not apply to."""
-    for name in URL_PARAMS:
-        if name in st.query_params:
-            del st.query_params[name]
+    _set_url_filters({})
+
+
+def _set_url_filters(wanted: dict[str, list[str]]) -> None:
+    others = {k: st.query_params.get_all(k) for k in st.query_params if k not in URL_PARAMS}
+    current = {k: st.query_params.get_all(k) for k in URL_PARAMS if k in st.query_params}
+    if current != wanted:
+        st.query_params.from_dict({**others, **wanted})
 
 
 def current_filters() -> Filters:

@@ -2775,3 +2775,28 @@ def test_a_link_carries_the_filters_and_the_address_follows_them(shared_db):
             max(bounds["first_day"], last - timedelta(days=27)),
             last,
         )
+
+
+def test_the_address_is_written_once_per_change_of_the_filters(shared_db, monkeypatch):
+    # Each message that changes the address is an entry in the browser's history: a run whose
+    # filters did not change sends none, and a change sends one (not one per parameter).
+    from streamlit.runtime.state.query_params import QueryParams
+
+    sent = []
+    real = QueryParams._send_query_param_msg
+    monkeypatch.setattr(QueryParams, "_send_query_param_msg", lambda self: (sent.append(1), real(self)))
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["version"] = "2"
+    at.query_params["reason"] = "wrong_genre"
+    at.run()
+    assert not at.exception
+    sent.clear()
+    at.run()
+    assert sent == []
+    at.session_state["filter_versions"] = []
+    at.session_state["filter_reasons"] = []
+    at.run()
+    assert len(sent) == 1 and not {"version", "reason"} & set(at.query_params)
+    sent.clear()
+    at.switch_page("app_pages/users.py").run()
+    assert len(sent) == 1 and "dates" not in at.query_params
