@@ -143,6 +143,17 @@ def list_disliked_films(
             film[2] += float(score_sum or 0.0)
             film[3] += int(scored)
         counted = sum(f[0] for f in per_film.values())
+        # Capped only when the window holds more than were read (exactly ``read``: all of them).
+        more = counted >= read and (
+            conn.execute(
+                select(d.dislike_id)
+                .where(*where)
+                .order_by(d.created_at.desc(), d.dislike_id.desc())
+                .offset(int(read))
+                .limit(1)
+            ).first()
+            is not None
+        )
         top = sorted(per_film.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
         facts = {
             int(m): (title, genres)
@@ -170,7 +181,7 @@ def list_disliked_films(
         )
     columns = ["movie_id", "title", "dislikes", "share", "top_reason", "top_reason_dislikes"]
     columns += ["mean_predicted_score", "genres"]
-    return {"films": to_frame(rows, columns), "counted": counted, "capped": counted >= read}
+    return {"films": to_frame(rows, columns), "counted": counted, "capped": bool(more)}
 
 
 # ---------------------------------------------------------------- adjustments

@@ -385,6 +385,11 @@ def test_the_most_disliked_films_are_the_windows_dislikes_counted_by_film(sample
     newest = dis[(made >= start) & (made <= end)].sort_values(["created_at", "dislike_id"]).tail(50)
     assert few["capped"] and few["counted"] == 50
     assert int(few["films"]["dislikes"].iloc[0]) == int(newest.groupby("movie_id").size().max())
+    # Exactly as many as are read: all of them, not capped.
+    window = int(((made >= start) & (made <= end)).sum())
+    whole = lookups.list_disliked_films(system, start, end, read=window)
+    assert whole["counted"] == window and not whole["capped"]
+    assert lookups.list_disliked_films(system, start, end, read=window - 1)["capped"]
     empty = lookups.list_disliked_films(system, date(2001, 1, 1), date(2001, 1, 7))
     assert empty["films"].empty and empty["counted"] == 0 and not empty["capped"]
 
