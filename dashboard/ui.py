@@ -123,7 +123,15 @@ def sidebar_filters(bounds: dict, versions: pd.DataFrame) -> None:
     options = [int(v) for v in versions["version_id"]] + [0]
     if "filter_dates" not in st.session_state:
         # A new session: a shared link's filters (what another person was looking at) come first.
-        st.session_state.update(_filters_from_url(lowest, highest, options))
+        linked = _filters_from_url(lowest, highest, options)
+        ignored = _ignored_in_url(linked)
+        st.session_state.update(linked)
+        if ignored:
+            # Said, or the person given the link would take the default window for the sender's.
+            st.sidebar.warning(
+                f"The link's {ignored} could not be used (not in this data): left at the default.",
+                icon=":material/link_off:",
+            )
     default = (max(first, last - timedelta(days=DEFAULT_WINDOW_DAYS - 1)), last)
     kept = _in_order(st.session_state.get("filter_dates") or ())
     if "filter_dates" not in st.session_state:
@@ -165,6 +173,16 @@ def sidebar_filters(bounds: dict, versions: pd.DataFrame) -> None:
 # The filters in the page's address, so that a link shows what its sender saw:
 # ?dates=2026-11-03&dates=2026-11-30&version=2&reason=wrong_genre.
 URL_PARAMS = ("dates", "version", "reason")
+
+
+def _ignored_in_url(found: dict) -> str | None:
+    """Name the filters a link gave that ``_filters_from_url`` could not use (None: none)."""
+    named = {"dates": "filter_dates", "version": "filter_versions", "reason": "filter_reasons"}
+    given = {"dates": "dates", "version": "versions", "reason": "reasons"}
+    missed = [given[p] for p, key in named.items() if st.query_params.get_all(p) and key not in found]
+    if not missed:
+        return None
+    return " and ".join(missed)
 
 
 def _filters_from_url(lowest: date, highest: date, versions: list[int]) -> dict:

@@ -2763,6 +2763,17 @@ def test_a_link_carries_the_filters_and_the_address_follows_them(shared_db):
     # A page the filters do not apply to carries none.
     at.switch_page("app_pages/users.py").run()
     assert not {"dates", "version", "reason"} & set(at.query_params)
+    # What a link names that is not in the data is left at its default, and said so.
+    odd = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    odd.query_params["dates"] = ["1999-01-01", "1999-01-09"]
+    odd.query_params["version"] = ["999"]
+    odd.query_params["reason"] = ["wrong_genre"]
+    odd.run()
+    assert [w.value for w in odd.sidebar.warning] == [
+        "The link's dates and versions could not be used (not in this data): left at the default."
+    ]
+    assert odd.session_state["filter_reasons"] == ["wrong_genre"]
+    assert not at.sidebar.warning  # a link whose filters all apply: nothing said
     # Days outside the data's, or not days at all, leave the default window.
     for dates in (["1999-01-01", "1999-01-09"], ["not-a-day"], ["2026-11-01"] * 3):
         fresh = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
