@@ -177,12 +177,10 @@ URL_PARAMS = ("dates", "version", "reason")
 
 def _ignored_in_url(found: dict) -> str | None:
     """Name the filters a link gave that ``_filters_from_url`` could not use (None: none)."""
-    named = {"dates": "filter_dates", "version": "filter_versions", "reason": "filter_reasons"}
-    given = {"dates": "dates", "version": "versions", "reason": "reasons"}
-    missed = [given[p] for p, key in named.items() if st.query_params.get_all(p) and key not in found]
-    if not missed:
-        return None
-    return " and ".join(missed)
+    named = {"dates": ("filter_dates", "dates"), "version": ("filter_versions", "versions")}
+    named["reason"] = ("filter_reasons", "reasons")
+    missed = [said for p, (key, said) in named.items() if st.query_params.get_all(p) and key not in found]
+    return " and ".join(missed) or None
 
 
 def _filters_from_url(lowest: date, highest: date, versions: list[int]) -> dict:

@@ -533,7 +533,20 @@ def json_body(optional: bool = False) -> dict:
             f"got {request.headers.get('Content-Type', 'no Content-Type')[:80]!r}",
             None,
         )
-    return inp.parse_json_body(_raw_body())
+    return _parsed_body()
+
+
+def _parsed_body() -> dict:
+    """The body's JSON object, parsed once a request (an Idempotency-Key's fingerprint reads it
+    before the view does); a body that is not one raises its error each time it is asked for."""
+    if "parsed_body" not in g:
+        try:
+            g.parsed_body = inp.parse_json_body(_raw_body())
+        except FeedbackError as exc:
+            g.parsed_body = exc
+    if isinstance(g.parsed_body, FeedbackError):
+        raise g.parsed_body
+    return g.parsed_body
 
 
 def query_args(*allowed: str) -> Mapping[str, str]:
@@ -608,11 +621,10 @@ def _idempotent(view: Callable) -> Callable:
 def _canonical_body() -> bytes:
     """The body as its JSON value, keys sorted and without spaces (the raw bytes when the body
     is not JSON the API reads: the view refuses it)."""
-    raw = _raw_body()
     try:
-        value = inp.parse_json_body(raw)
+        value = _parsed_body()
     except FeedbackError:
-        return raw
+        return _raw_body()
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
         "utf-8", "surrogatepass"
     )

@@ -118,10 +118,11 @@ def list_disliked_films(
     limit = check_limit(limit)
     where = _latest_dislikes_where(start, end, versions, reasons)
     d = user_dislikes.c
+    newest_first = (d.created_at.desc(), d.dislike_id.desc())
     newest = (
         select(d.movie_id, d.reason, known_score(user_dislikes))
         .where(*where)
-        .order_by(d.created_at.desc(), d.dislike_id.desc())
+        .order_by(*newest_first)
         .limit(int(read))
         .subquery()
     )
@@ -146,11 +147,7 @@ def list_disliked_films(
         # Capped only when the window holds more than were read (exactly ``read``: all of them).
         more = counted >= read and (
             conn.execute(
-                select(d.dislike_id)
-                .where(*where)
-                .order_by(d.created_at.desc(), d.dislike_id.desc())
-                .offset(int(read))
-                .limit(1)
+                select(d.dislike_id).where(*where).order_by(*newest_first).offset(int(read)).limit(1)
             ).first()
             is not None
         )

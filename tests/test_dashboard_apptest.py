@@ -2329,14 +2329,7 @@ def test_the_registry_flags_versions_no_more_accurate_than_no_model(own_db):
     assert f"v{row.version_id} (accuracy 0.8000 vs 0.8400)" in flag
     # Every version: said in a word, not named one by one.
     with own_db.engine.begin() as conn:
-        for version_id, metrics in conn.execute(
-            select(model_versions.c.version_id, model_versions.c.metrics)
-        ).all():
-            conn.execute(
-                update(model_versions)
-                .where(model_versions.c.version_id == version_id)
-                .values(metrics={**(metrics or {}), "accuracy": 0.80, "accuracy_baseline": 0.84, "auc": 0.52})
-            )
+        worse_than_no_model_everywhere(conn)
     count = len(own_db.list_model_versions())
     data.refresh()
     at = open_page("versions")
@@ -2348,20 +2341,25 @@ def test_the_registry_flags_versions_no_more_accurate_than_no_model(own_db):
     )
 
 
+def worse_than_no_model_everywhere(conn) -> None:
+    """Give every recorded version figures no better than the no-model baseline, near chance."""
+    for version_id, metrics in conn.execute(
+        select(model_versions.c.version_id, model_versions.c.metrics)
+    ).all():
+        conn.execute(
+            update(model_versions)
+            .where(model_versions.c.version_id == version_id)
+            .values(metrics={**(metrics or {}), "accuracy": 0.80, "accuracy_baseline": 0.84, "auc": 0.52})
+        )
+
+
 def test_all_versions_in_a_warning_are_those_measured_when_some_record_no_figures(own_db):
     """ "all 3 versions" with four in the registry would say the fourth is one of them."""
     from feedback_core.versions import insert_version
 
     active = own_db.get_active_model_version()
     with write_transaction(own_db.engine) as conn:
-        for version_id, metrics in conn.execute(
-            select(model_versions.c.version_id, model_versions.c.metrics)
-        ).all():
-            conn.execute(
-                update(model_versions)
-                .where(model_versions.c.version_id == version_id)
-                .values(metrics={**(metrics or {}), "accuracy": 0.80, "accuracy_baseline": 0.84, "auc": 0.52})
-            )
+        worse_than_no_model_everywhere(conn)
         insert_version(
             conn,
             at=own_db.now(),
